@@ -1,0 +1,64 @@
+#pragma once
+// CPU compute kernels. Each has a plain scalar reference in reference.h and a test against
+// it. The fast versions use Highway with runtime dispatch (AVX-512 / AVX2 / SSE4 chosen at
+// run time) and are single-threaded unless they take a ThreadPool.
+#include <cstdint>
+
+#include "cpu/thread_pool.h"
+#include "model/config.h"
+#include "model/tensor.h"
+
+namespace troupe::cpu {
+
+// y[t, o] = sum_i x[t, i] * W[o, i]  for t < T, with W [out, in] of dtype F32 or F16.
+// T == 1 is a multithreaded SIMD GEMV (memory bound: W is streamed once); T > 1 a GEMM
+// (OpenBLAS sgemm for F32; F16 rows converted tile by tile, never a full float copy).
+// y may not alias x. `bias` (length out, F32) is added if non-null.
+void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
+            const float* bias = nullptr);
+
+// out[i] = x[i] / rms(x) * w[i];  w is F32. out may alias x.
+void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps);
+
+// Rotates `n_heads` heads of `head_dim` in place for position `pos`.
+void rope(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta, RopeStyle style);
+
+// x[i] = silu(gate[i]) * up[i]   (gate overwritten)
+void silu_mul(float* gate, const float* up, int64_t n);
+
+// y[i] += x[i]
+void add_inplace(float* y, const float* x, int64_t n);
+
+// Numerically stable in-place softmax.
+void softmax(float* x, int64_t n);
+
+// out = row `row` of an embedding table (F32, F16, BF16, Q8_0 or Q4_0) as float.
+void embedding_row(const TensorView& table, int64_t row, float* out);
+
+// Converts a whole tensor to F32 (used at load for dtypes the backend has no kernel for).
+void to_f32(const TensorView& t, float* out);
+
+// Paged attention for one query token of one sequence over its first n_ctx cached
+// positions. The cache of one layer is [num_blocks][block_size][n_kv_heads][head_dim]
+// floats for K and for V; position p lives in block block_table[p / block_size], slot
+// p % block_size. Head h reads KV head h / (n_heads / n_kv_heads) (GQA).
+// q: [n_heads * head_dim]; out: [n_heads * head_dim]; scratch: >= n_ctx floats.
+struct PagedKv {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const int32_t* block_table = nullptr;
+  int64_t block_size = 16;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+};
+void attention_one(const float* q, int64_t n_heads, const PagedKv& kv, int64_t n_ctx,
+                   float scale, float* out, float* scratch);
+// Same for one head only (the backend parallelises over tokens x heads).
+void attention_head(const float* q_head, int64_t head, int64_t n_heads, const PagedKv& kv,
+                    int64_t n_ctx, float scale, float* out_head, float* scratch);
+
+// Streams a large buffer with all pool threads and returns the measured read bandwidth
+// in bytes/s (best of a few passes) - the denominator of the decode roofline.
+double measure_read_bandwidth(ThreadPool& pool, int64_t bytes = int64_t(1) << 30);
+
+}  // namespace troupe::cpu

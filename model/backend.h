@@ -1,0 +1,35 @@
+#pragma once
+// The backend interface (ggml-backend / CTranslate2 style): cpu/ and gpu/ implement it.
+// A backend owns the weights in its preferred layout and the physical KV block pool; it
+// knows nothing of scheduling policy - the caller (scheduler) decides which blocks a
+// sequence uses and passes them in each StepSeq's block table.
+#include <cstdint>
+#include <string>
+
+#include "model/config.h"
+#include "model/step.h"
+
+namespace troupe {
+
+struct KvCacheShape {
+  int64_t num_blocks = 0;
+  int64_t block_size = 16;       // tokens per block
+  int64_t bytes_per_block = 0;   // all layers, K and V
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual std::string name() const = 0;
+  virtual KvCacheShape kv_shape() const = 0;
+  // Runs the model over `batch`; writes K/V of every computed token into its block and
+  // fills out.logits for the requested rows. Blocking; call from a compute thread.
+  virtual void run_step(const StepBatch& batch, StepOutput& out) = 0;
+  // Copies one physical KV block to another (copy-on-write of a shared prefix block).
+  virtual void copy_block(int32_t src, int32_t dst) = 0;
+  // Bytes of weights streamed per decoded token (for the roofline).
+  virtual int64_t weight_bytes_per_token() const = 0;
+};
+
+}  // namespace troupe

@@ -1,0 +1,93 @@
+#pragma once
+// Turning logits into the next token: penalties, temperature, top-k, top-p, min-p, seeded
+// randomness, top-n logprobs, and stop conditions. Everything is per request.
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace troupe {
+
+struct SamplingParams {
+  float temperature = 1.0f;        // 0 = greedy
+  int32_t top_k = 0;               // 0 or <0: disabled
+  float top_p = 1.0f;              // 1: disabled
+  float min_p = 0.0f;              // 0: disabled
+  float repetition_penalty = 1.0f; // HF/vLLM semantics: logits of seen tokens /= p (or *= p if < 0)
+  float presence_penalty = 0.0f;   // OpenAI semantics, over generated tokens
+  float frequency_penalty = 0.0f;
+  std::optional<uint64_t> seed;    // same seed -> same output
+  int32_t max_tokens = 16;
+  std::vector<int32_t> stop_token_ids;
+  std::vector<std::string> stop;   // stop strings (not included in the output)
+  bool ignore_eos = false;
+  int32_t logprobs = 0;            // top-n logprobs per generated token (0 = none)
+
+  bool greedy() const { return temperature <= 0.0f; }
+  // Throws troupe::Error with a message naming the field if a value is out of range.
+  void validate() const;
+};
+
+struct TokenLogprob {
+  int32_t id;
+  float logprob;
+};
+
+struct SampleResult {
+  int32_t token = -1;
+  float logprob = 0.0f;                 // of the chosen token under the processed distribution
+  std::vector<TokenLogprob> top;        // top-n (if params.logprobs > 0), from raw log-softmax
+};
+
+// Per-request sampling state. Randomness is counter-based: the uniform draw for generated
+// token number `step` is a pure function of (seed, step), so a request reproduces exactly
+// whatever batch it runs in (and speculative decoding can re-derive draws).
+class Sampler {
+ public:
+  Sampler(SamplingParams params, std::span<const int32_t> prompt_ids);
+  const SamplingParams& params() const { return params_; }
+
+  // Applies penalties and the sampling transforms to a copy of `logits` and picks a token.
+  SampleResult sample(std::span<const float> logits);
+  // Records an accepted token (updates penalty counts, advances the step counter).
+  void accept(int32_t token);
+  int32_t num_generated() const { return step_; }
+
+  // Building blocks (public for speculative decoding and tests):
+  // penalties in place (uses prompt+generated for repetition, generated for presence/frequency)
+  void apply_penalties(std::span<float> logits) const;
+  // probs over the vocabulary after temperature/top-k/top-p/min-p (zeros outside the kept set)
+  void probabilities(std::span<const float> logits, std::vector<float>& probs) const;
+  double uniform(int64_t step, uint64_t stream = 0) const;  // in [0, 1)
+
+ private:
+  SamplingParams params_;
+  uint64_t seed_;
+  int32_t step_ = 0;
+  std::unordered_map<int32_t, int32_t> generated_counts_;
+  std::vector<uint8_t> seen_;           // prompt or generated (repetition penalty)
+};
+
+// Finds stop strings in streamed text. Text that might be the start of a stop string is
+// held back until it is known not to be one.
+class StopMatcher {
+ public:
+  explicit StopMatcher(std::vector<std::string> stops);
+  // Feed new text; returns the part safe to emit. Sets stopped() when a stop string
+  // appears (the emitted text ends right before it).
+  std::string push(std::string_view text);
+  std::string flush();  // the held-back tail at the end of generation
+  bool stopped() const { return stopped_; }
+  const std::string& matched() const { return matched_; }
+
+ private:
+  std::vector<std::string> stops_;
+  std::string held_;
+  bool stopped_ = false;
+  std::string matched_;
+};
+
+}  // namespace troupe

@@ -1,0 +1,21 @@
+#pragma once
+// Paths to the shared real models and fixtures. A missing file fails the test loudly
+// (never a silent skip).
+#include <string>
+
+namespace troupe::test {
+
+// $TROUPE_MODELS/<rel>; fails the current test if it does not exist.
+std::string model_path(const std::string& rel);
+// $TROUPE_MODELS/../fixtures/<name>; fails the current test if it does not exist.
+std::string fixture_path(const std::string& name);
+// $TROUPE_MODELS/../tokenizers/<rel>.
+std::string tokenizer_path(const std::string& rel);
+// A fresh empty temporary directory for this test.
+std::string temp_dir(const std::string& tag);
+// Reads a whole file.
+std::string read_file(const std::string& path);
+// Path of the built `troupe` binary ($TROUPE_BIN).
+std::string troupe_bin();
+
+}  // namespace troupe::test
