@@ -26,6 +26,17 @@ struct SpmVocab {
   bool add_space_prefix = true;     // prepend "▁" to the input (sentencepiece default)
 };
 
+// A byte-level BPE vocabulary as GGUF ("gpt2" tokenizer model) stores it.
+struct ByteBpeVocab {
+  std::vector<std::string> tokens;  // in GPT-2's byte-to-unicode alphabet ("Ġ" = space)
+  std::vector<std::string> merges;  // "left right", highest priority first
+  std::vector<int32_t> types;       // as SpmVocab::types (3 control / 4 user-defined = special)
+  std::string pre = "llama-bpe";    // pre-tokenizer regex family: "llama-bpe", "qwen2", "gpt2"
+  int32_t bos_id = -1;
+  std::vector<int32_t> eos_ids;
+  bool add_bos = false;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
@@ -56,6 +67,7 @@ class Tokenizer {
 
 // Factories. All throw troupe::Error naming the file and reason on bad input.
 std::unique_ptr<Tokenizer> make_spm_tokenizer(SpmVocab vocab);
+std::unique_ptr<Tokenizer> make_byte_bpe_tokenizer(ByteBpeVocab vocab);
 // tokenizer.json (+ tokenizer_config.json beside it for bos/eos/add_bos_token, if present).
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& tokenizer_json_path);
 // sentencepiece .model protobuf.
