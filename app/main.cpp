@@ -1,1 +1,30 @@
-int main() { return 0; }
+// `troupe`: the command-line entry point. Every failure the user can cause (bad flag, bad
+// model file, bad prompt) is a troupe::Error printed as one line, exit code 1.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "app/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"troupe - an actor-based LLM inference runtime"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "troupe 0.1.0");
+  troupe::app::register_generate(app);
+  troupe::app::register_tokenize(app);
+  troupe::app::register_synth(app);
+  troupe::app::register_bench(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const troupe::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

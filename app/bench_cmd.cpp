@@ -1,0 +1,90 @@
+// `troupe bench ...`: performance measurements reported as numbers and ratios.
+//   decode: batch-1 prefill and decode tokens/s next to the memory-bandwidth roofline
+//           (weight bytes streamed per token / measured read bandwidth).
+#include <boost/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "app/commands.h"
+#include "app/loaded_model.h"
+#include "app/sequence_loop.h"
+#include "cpu/kernels.h"
+
+namespace troupe::app {
+
+namespace {
+
+struct DecodeBenchOpts {
+  std::string model, json_path;
+  int threads = 0;
+  int prompt_len = 128;
+  int gen_tokens = 64;
+  int repeats = 3;
+};
+
+void run_decode_bench(const DecodeBenchOpts& o) {
+  cpu::CpuBackendOptions bo;
+  bo.num_threads = o.threads;
+  LoadedModel m = load_cpu_model(o.model, bo);
+  auto& be = *m.backend;
+
+  // A deterministic prompt of exactly prompt_len real tokens.
+  auto text_ids = m.tokenizer->encode("Once upon a time, there was a little girl who loved to read books.");
+  std::vector<int32_t> prompt;
+  if (m.tokenizer->bos_id() >= 0) prompt.push_back(m.tokenizer->bos_id());
+  while (int(prompt.size()) < o.prompt_len) prompt.push_back(text_ids[prompt.size() % text_ids.size()]);
+
+  SamplingParams p;
+  p.temperature = 0;
+  p.ignore_eos = true;
+  p.max_tokens = o.gen_tokens;
+  run_sequence(be, *m.tokenizer, prompt, p);  // warm-up: page in weights, size scratch
+  double best_prefill = 0, best_decode = 0;
+  for (int i = 0; i < o.repeats; ++i) {
+    SequenceResult r = run_sequence(be, *m.tokenizer, prompt, p);
+    best_prefill = std::max(best_prefill, double(prompt.size()) / r.prefill_s);
+    best_decode = std::max(best_decode, double(r.decode_steps) / r.decode_s);
+  }
+  const double bw = cpu::measure_read_bandwidth(be.pool());
+  const double bytes = double(be.weight_bytes_per_token());
+  const double roofline = bw / bytes;
+  std::printf("model            %s\n", o.model.c_str());
+  std::printf("backend          %s\n", be.name().c_str());
+  std::printf("weights/token    %.1f MB\n", bytes / 1e6);
+  std::printf("read bandwidth   %.2f GB/s (measured, %d threads)\n", bw / 1e9, be.pool().size());
+  std::printf("prefill          %.1f tokens/s (%d-token prompt)\n", best_prefill, o.prompt_len);
+  std::printf("decode           %.2f tokens/s (batch 1, best of %d x %d tokens)\n", best_decode, o.repeats, o.gen_tokens);
+  std::printf("roofline         %.2f tokens/s\n", roofline);
+  std::printf("decode/roofline  %.3f\n", best_decode / roofline);
+  if (!o.json_path.empty()) {
+    boost::json::object obj{{"model", o.model},
+                            {"threads", be.pool().size()},
+                            {"weight_bytes_per_token", bytes},
+                            {"read_bandwidth_bytes_per_s", bw},
+                            {"prefill_tokens_per_s", best_prefill},
+                            {"decode_tokens_per_s", best_decode},
+                            {"roofline_tokens_per_s", roofline},
+                            {"fraction_of_roofline", best_decode / roofline}};
+    std::ofstream(o.json_path) << boost::json::serialize(obj) << "\n";
+  }
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "Benchmarks");
+  bench->require_subcommand(1);
+  auto o = std::make_shared<DecodeBenchOpts>();
+  auto* dec = bench->add_subcommand("decode", "Batch-1 prefill/decode tokens/s vs the bandwidth roofline");
+  dec->add_option("--model", o->model, "Model path")->required();
+  dec->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->capture_default_str();
+  dec->add_option("--prompt-len", o->prompt_len, "Prompt tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  dec->add_option("--tokens", o->gen_tokens, "Generated tokens per run")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  dec->add_option("--repeats", o->repeats, "Timed runs (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
+  dec->add_option("--json", o->json_path, "Also write the results to this JSON file");
+  dec->callback([o] { run_decode_bench(*o); });
+}
+
+}  // namespace troupe::app

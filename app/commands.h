@@ -1,0 +1,12 @@
+#pragma once
+// Each `troupe <command>` registers its CLI11 subcommand here; main.cpp just dispatches.
+#include <CLI/CLI.hpp>
+
+namespace troupe::app {
+
+void register_generate(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_synth(CLI::App& app);
+void register_bench(CLI::App& app);
+
+}  // namespace troupe::app
