@@ -3,6 +3,7 @@
 // test tolerances measure only the fast kernel's rounding.
 #include "cpu/reference.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>

@@ -29,19 +29,25 @@ namespace {
 // parallel regions of one decode step (a few elementwise ops on the caller), short enough
 // that a pool left idle yields the CPU almost at once.
 constexpr auto kSpinFor = std::chrono::microseconds(100);
+// After this long, each spin round also yields: when threads outnumber free cores (other
+// processes, or a pool larger than the machine) the thread we wait for may be queued
+// behind us, and pure spinning would hold it off for a whole scheduler tick (~ms).
+constexpr auto kPureSpinFor = std::chrono::microseconds(5);
 
 // Spins until pred() holds or the spin budget is used up; returns pred().
 template <typename Pred>
 bool spin_until(Pred pred) {
   if (pred()) return true;
-  const auto deadline = std::chrono::steady_clock::now() + kSpinFor;
+  const auto start = std::chrono::steady_clock::now();
   for (;;) {
     // Check the clock only every 64 iterations: now() costs ~20 ns, pause ~10-40 ns.
     for (int i = 0; i < 64; ++i) {
       TROUPE_CPU_RELAX();
       if (pred()) return true;
     }
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    const auto spun = std::chrono::steady_clock::now() - start;
+    if (spun >= kSpinFor) return pred();
+    if (spun >= kPureSpinFor) std::this_thread::yield();
   }
 }
 

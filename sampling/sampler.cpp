@@ -1,0 +1,155 @@
+// Sampler: per-request penalties, counter-based randomness, and the sample/accept cycle.
+// The numeric work lives in distribution.cpp; this file decides what runs when.
+#include "sampling/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <utility>
+
+#include "core/error.h"
+#include "sampling/distribution.h"
+
+namespace troupe {
+
+namespace sd = sampling_detail;
+
+namespace {
+
+// Token ids beyond this are a caller bug (the largest real vocabularies are ~256k); refusing
+// them keeps a stray id from growing the seen-token bitmap to gigabytes.
+constexpr int32_t kMaxTokenId = (1 << 24) - 1;
+
+// Per-thread buffers reused across calls: a 152k vocabulary means ~600 KB per buffer, which
+// should neither be allocated per token nor kept per request (hundreds may be in flight).
+struct Scratch {
+  std::vector<float> logits;  // penalised copy
+  sd::Distribution dist;
+  std::vector<int32_t> top;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// splitmix64's finaliser: a bijection on 64 bits with full avalanche, so chaining it over
+// (seed, step, stream) gives independent-looking streams for every combination.
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+void check_token_id(int32_t id, const char* what) {
+  if (id < 0 || id > kMaxTokenId) fail("sampler: {} token id {} is out of range", what, id);
+}
+
+void mark_seen(std::vector<uint8_t>& seen, int32_t id) {
+  // Grown lazily to the largest id seen: the vocabulary size is only known from the logits.
+  if (static_cast<size_t>(id) >= seen.size()) seen.resize(static_cast<size_t>(id) + 1, 0);
+  seen[static_cast<size_t>(id)] = 1;
+}
+
+}  // namespace
+
+Sampler::Sampler(SamplingParams params, std::span<const int32_t> prompt_ids)
+    : params_(std::move(params)) {
+  params_.validate();
+  if (params_.seed) {
+    seed_ = *params_.seed;
+  } else {
+    std::random_device rd;
+    seed_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }
+  if (params_.repetition_penalty != 1.0f) {
+    // Only the repetition penalty looks at the prompt; skip the bitmap otherwise.
+    for (int32_t id : prompt_ids) {
+      check_token_id(id, "prompt");
+      mark_seen(seen_, id);
+    }
+  }
+}
+
+double Sampler::uniform(int64_t step, uint64_t stream) const {
+  uint64_t h = mix64(seed_ + 0x9e3779b97f4a7c15ull);
+  h = mix64(h ^ (static_cast<uint64_t>(step) * 0xd1b54a32d192ed03ull + 0x8bb84b93962eacc9ull));
+  h = mix64(h ^ (stream * 0xaef17502108ef2d9ull + 0x4b5d5e5a2c1f3a77ull));
+  return static_cast<double>(h >> 11) * 0x1.0p-53;  // 53 bits: every double in [0, 1) grid
+}
+
+void Sampler::apply_penalties(std::span<float> logits) const {
+  const size_t vocab = logits.size();
+  const float rep = params_.repetition_penalty;
+  if (rep != 1.0f) {
+    // HF/vLLM: shrink the logit toward "less likely" whatever its sign.
+    const size_t n = std::min(seen_.size(), vocab);
+    for (size_t i = 0; i < n; ++i) {
+      if (seen_[i]) logits[i] = logits[i] > 0.0f ? logits[i] / rep : logits[i] * rep;
+    }
+  }
+  const float presence = params_.presence_penalty;
+  const float frequency = params_.frequency_penalty;
+  if (presence != 0.0f || frequency != 0.0f) {
+    // OpenAI: generated tokens only; counts are > 0 for every entry.
+    for (const auto& [id, count] : generated_counts_) {
+      if (static_cast<size_t>(id) < vocab)
+        logits[static_cast<size_t>(id)] -= presence + frequency * static_cast<float>(count);
+    }
+  }
+}
+
+void Sampler::probabilities(std::span<const float> logits, std::vector<float>& probs) const {
+  if (sd::effectively_greedy(params_)) {
+    const sd::PeakLse peak = sd::find_peak_lse(logits);
+    probs.assign(logits.size(), 0.0f);
+    probs[static_cast<size_t>(peak.id)] = 1.0f;
+    return;
+  }
+  Scratch& s = scratch();
+  sd::build_distribution(logits, params_, sd::checked_max(logits), s.dist, false);
+  sd::to_probs(s.dist, logits.size(), probs);
+}
+
+SampleResult Sampler::sample(std::span<const float> logits) {
+  Scratch& s = scratch();
+  std::span<const float> x = logits;
+  const bool repetition = params_.repetition_penalty != 1.0f && !seen_.empty();
+  const bool additive = (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) &&
+                        !generated_counts_.empty();
+  if (repetition || additive) {
+    s.logits.assign(logits.begin(), logits.end());
+    apply_penalties(s.logits);
+    x = s.logits;
+  }
+
+  SampleResult r;
+  double lse;
+  if (sd::effectively_greedy(params_)) {
+    const sd::PeakLse peak = sd::find_peak_lse(x);  // one pass, no probabilities materialised
+    r.token = peak.id;
+    lse = peak.lse;
+  } else {
+    const float max = sd::checked_max(x);
+    const double raw = sd::build_distribution(x, params_, max, s.dist, true);
+    lse = max + std::log(raw);
+    r.token = sd::draw(s.dist, uniform(step_, 0));
+  }
+  // Reported logprobs are the raw (penalised, temperature-1) log-softmax, as OpenAI reports.
+  r.logprob = static_cast<float>(x[static_cast<size_t>(r.token)] - lse);
+  if (params_.logprobs > 0) {
+    sd::top_ids(x, static_cast<size_t>(params_.logprobs), s.top);
+    r.top.reserve(s.top.size());
+    for (int32_t id : s.top)
+      r.top.push_back({id, static_cast<float>(x[static_cast<size_t>(id)] - lse)});
+  }
+  return r;
+}
+
+void Sampler::accept(int32_t token) {
+  check_token_id(token, "accepted");
+  ++generated_counts_[token];
+  if (params_.repetition_penalty != 1.0f) mark_seen(seen_, token);
+  ++step_;
+}
+
+}  // namespace troupe

@@ -38,7 +38,8 @@ struct TokenLogprob {
 
 struct SampleResult {
   int32_t token = -1;
-  float logprob = 0.0f;                 // of the chosen token under the processed distribution
+  float logprob = 0.0f;                 // of the chosen token under the raw (penalised,
+                                        // temperature-1) log-softmax, as OpenAI reports it
   std::vector<TokenLogprob> top;        // top-n (if params.logprobs > 0), from raw log-softmax
 };
 

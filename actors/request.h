@@ -1,0 +1,56 @@
+#pragma once
+// What a client submits and what it gets back, independent of transport (the Engine API,
+// the WebSocket/HTTP daemon and the benchmarks all speak this).
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sampling/sampler.h"
+
+namespace troupe {
+
+using Clock = std::chrono::steady_clock;
+
+struct GenerateRequest {
+  std::string prompt;                // tokenized by admission (BOS added if the model asks)...
+  std::vector<int32_t> prompt_ids;   // ...unless ids are given directly
+  SamplingParams params;
+  int32_t priority = 0;              // lower value runs first (vLLM); FCFS among equals
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // served by the prefix cache
+  int64_t computed_prompt_tokens = 0;  // prompt tokens run through the model (incl. recompute)
+  int64_t preemptions = 0;
+};
+
+struct Timings {
+  double queue_ms = 0;   // arrival -> first scheduled
+  double ttft_ms = 0;    // arrival -> first token
+  double e2e_ms = 0;     // arrival -> finish
+  double tpot_ms = 0;    // mean time per output token after the first
+};
+
+// One streamed event. Token events carry new ids/text; the last event has finished = true
+// with finish_reason "stop" | "length" | "cancelled" | "error" (then error holds why).
+struct TokenEvent {
+  int64_t request_id = 0;
+  std::vector<int32_t> token_ids;
+  std::string text;
+  bool finished = false;
+  std::string finish_reason;
+  std::string error;
+  std::string error_type;  // "invalid_request" | "overloaded" | "internal"
+  Usage usage;        // filled on the final event
+  Timings timings;    // filled on the final event
+};
+
+// Called from a pipeline actor's thread: must not block (post to your own thread/queue).
+using TokenSink = std::function<void(const TokenEvent&)>;
+
+}  // namespace troupe

@@ -1,0 +1,89 @@
+#include "actors/scheduler.h"
+
+#include "actors/scheduler_core.h"
+
+namespace troupe {
+
+namespace {
+
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+
+struct SchedulerState {
+  std::unique_ptr<SchedulerCore> core;
+  caf::actor executor;
+  std::shared_ptr<std::atomic<int64_t>> waiting_gauge;
+  bool in_flight = false;     // one step at a time: the next is planned when it returns
+  bool timer_pending = false; // static batching waits for its batch to fill
+  static inline const char* name = "scheduler";
+};
+
+using SchedulerActor = caf::stateful_actor<SchedulerState>;
+
+// Plans and sends the next step if none is in flight. Continuous batching is this loop:
+// the step result comes back, finished sequences leave, waiting ones join, and the next
+// step goes out at once.
+void kick(SchedulerActor* self) {
+  auto& st = self->state;
+  if (st.in_flight) return;
+  std::optional<Clock::duration> wait_hint;
+  auto plan = st.core->plan(Clock::now(), &wait_hint);
+  st.waiting_gauge->store(st.core->num_waiting());
+  if (!plan) {
+    if (wait_hint && !st.timer_pending) {
+      st.timer_pending = true;
+      self->delayed_send(self, std::chrono::duration_cast<std::chrono::microseconds>(*wait_hint) +
+                                   std::chrono::microseconds(100), tick_atom::value);
+    }
+    return;
+  }
+  st.in_flight = true;
+  auto shared = std::make_shared<const StepPlan>(std::move(*plan));
+  const auto t0 = Clock::now();
+  auto done = [self, shared, t0](const StepResult& r) {
+    auto& st = self->state;
+    st.in_flight = false;
+    const auto now = Clock::now();
+    st.core->record_step_time(std::chrono::duration<double, std::milli>(now - t0).count(), r);
+    st.core->complete(*shared, r, now);
+    kick(self);
+  };
+  self->request(st.executor, caf::infinite, StepPlanPtr(shared))
+      .then([done](StepResult& r) { done(r); },
+            [done](caf::error& e) {
+              StepResult r;
+              r.error = "executor failed: " + caf::to_string(e);
+              done(r);
+            });
+}
+
+caf::behavior scheduler_actor(SchedulerActor* self, caf::actor executor, SchedulerConfig cfg,
+                              KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> gauge) {
+  self->state.core = std::make_unique<SchedulerCore>(cfg, kv);
+  self->state.executor = std::move(executor);
+  self->state.waiting_gauge = std::move(gauge);
+  return {
+      [self](EnqueueSeq& e) {
+        self->state.core->add(std::move(e.seq));
+        self->state.waiting_gauge->store(self->state.core->num_waiting());
+        kick(self);
+      },
+      [self](CancelRequest c) {
+        self->state.core->cancel(c.request_id);
+        kick(self);
+      },
+      [self](StatsQuery) -> SchedulerStats { return self->state.core->stats(); },
+      [self](tick_atom) {
+        self->state.timer_pending = false;
+        kick(self);
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_scheduler(caf::actor_system& sys, caf::actor executor, SchedulerConfig cfg,
+                           KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> waiting_gauge) {
+  return sys.spawn(scheduler_actor, std::move(executor), cfg, kv, std::move(waiting_gauge));
+}
+
+}  // namespace troupe

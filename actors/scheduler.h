@@ -1,0 +1,62 @@
+#pragma once
+// Scheduler stage (vLLM-v1 style token-step scheduling). Each iteration it builds one step
+// from a token budget: running sequences first (decodes, then unfinished prefill chunks),
+// then waiting ones by priority (FCFS among equals) with what budget remains. When KV
+// blocks run out it preempts the lowest-priority running sequence (recompute: free its
+// blocks, requeue it at the front). It streams every new token to the request's sink and
+// retires finished sequences at once, so a new request joins the very next step.
+#include <caf/all.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "actors/sequence.h"
+#include "kv/block_manager.h"
+#include "model/backend.h"
+
+namespace troupe {
+
+enum class Scheduling { Continuous, Static };
+
+struct SchedulerConfig {
+  Scheduling scheduling = Scheduling::Continuous;
+  int64_t max_num_seqs = 64;
+  int64_t max_num_batched_tokens = 1024;  // token budget per step (continuous)
+  int64_t max_model_len = 0;              // prompt + generated
+  bool enable_prefix_caching = true;
+  int64_t batch_wait_ms = 50;             // static: wait this long to fill a batch
+};
+
+struct SchedulerStats {
+  int64_t running = 0, waiting = 0;
+  int64_t steps = 0;
+  int64_t prompt_tokens_computed = 0, generated_tokens = 0;
+  int64_t preemptions = 0;
+  int64_t finished = 0, cancelled = 0, failed = 0;
+  BlockManagerStats kv;
+  // Per-step time split: wall (plan sent -> result back) vs the backend's forward pass and
+  // the executor's sampling; the rest is the actors' own overhead.
+  double step_wall_ms_total = 0, forward_ms_total = 0, sample_ms_total = 0;
+};
+
+// Messages understood by the scheduler actor.
+struct EnqueueSeq {
+  SequencePtr seq;
+};
+struct CancelRequest {
+  int64_t request_id = 0;
+};
+struct StatsQuery {};
+
+// `waiting_gauge` is kept equal to the waiting-queue length (admission reads it to enforce
+// --max-waiting without a round trip).
+caf::actor spawn_scheduler(caf::actor_system& sys, caf::actor executor, SchedulerConfig cfg,
+                           KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> waiting_gauge);
+
+}  // namespace troupe
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::EnqueueSeq)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::CancelRequest)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::StatsQuery)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::SchedulerStats)

@@ -1,0 +1,283 @@
+#include "actors/scheduler_core.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace troupe {
+
+namespace {
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Priority order: lower `priority` first, then earlier arrival (a preempted sequence keeps
+// its old arrival, so it goes back ahead of newer requests of the same priority).
+bool runs_before(const SequencePtr& a, const SequencePtr& b) {
+  if (a->req.priority != b->req.priority) return a->req.priority < b->req.priority;
+  return a->arrival_order < b->arrival_order;
+}
+
+}  // namespace
+
+SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv)
+    : cfg_(cfg), blocks_(kv.num_blocks, kv.block_size, cfg.enable_prefix_caching) {
+  if (cfg_.max_num_seqs < 1) fail("max-num-seqs must be at least 1");
+  if (cfg_.max_num_batched_tokens < 1) fail("max-num-batched-tokens must be at least 1");
+}
+
+void SchedulerCore::add(SequencePtr seq) {
+  seq->arrival_order = arrivals_++;
+  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, runs_before), std::move(seq));
+}
+
+void SchedulerCore::cancel(int64_t request_id) {
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if ((*it)->id == request_id) {
+      auto s = *it;
+      waiting_.erase(it);
+      s->cancelled = true;
+      finish(s, "cancelled", Clock::now());
+      return;
+    }
+  }
+  for (auto& s : running_)
+    if (s->id == request_id) s->cancelled = true;  // retired at the next step boundary
+}
+
+std::optional<StepPlan> SchedulerCore::plan(Clock::time_point now,
+                                            std::optional<Clock::duration>* wait_hint) {
+  // Step boundary: retire cancelled sequences and (continuous) finished ones first, so
+  // their blocks are free for this very step.
+  for (auto& s : running_)
+    if (s->cancelled && !s->finished) finish(s, "cancelled", now);
+  const bool static_mode = cfg_.scheduling == Scheduling::Static;
+  if (!static_mode || static_batch_done()) {
+    std::erase_if(running_, [&](const SequencePtr& s) {
+      if (!s->finished && !s->cancelled) return false;
+      if (blocks_.has_sequence(s->id)) blocks_.free(s->id);
+      return true;
+    });
+  }
+  return static_mode ? plan_static(now, wait_hint) : plan_continuous(now);
+}
+
+void SchedulerCore::add_step(StepPlan& plan, const SequencePtr& s, int64_t n) {
+  PlannedSeq p;
+  p.seq = s;
+  p.step.seq_id = s->id;
+  p.step.start_pos = int32_t(s->num_computed);
+  p.step.tokens.assign(s->tokens.begin() + s->num_computed, s->tokens.begin() + s->num_computed + n);
+  p.step.block_table = blocks_.block_table(s->id);
+  if (s->num_computed + n == int64_t(s->tokens.size())) {
+    p.step.logit_rows = {int32_t(n) - 1};
+    p.sample = !s->finished;  // a finished static-batch member only pads
+  }
+  plan.seqs.push_back(std::move(p));
+}
+
+void SchedulerCore::preempt(const SequencePtr& victim) {
+  blocks_.free(victim->id);
+  victim->num_computed = 0;  // recompute: prompt + generated so far become its new prompt
+  victim->usage.preemptions++;
+  stats_.preemptions++;
+  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), victim, runs_before), victim);
+}
+
+// Grows `s` by n tokens, preempting from the back of running_ (lowest priority) until the
+// blocks fit. Returns false if `s` itself had to be preempted.
+bool SchedulerCore::grow_or_preempt(const SequencePtr& s, int64_t n) {
+  while (!blocks_.append_slots(s->id, n)) {
+    SequencePtr victim = running_.back();
+    running_.pop_back();
+    preempt(victim);
+    if (victim == s) return false;
+  }
+  return true;
+}
+
+std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
+  StepPlan plan;
+  int64_t budget = cfg_.max_num_batched_tokens;
+  bool preempted = false;
+  std::stable_sort(running_.begin(), running_.end(), runs_before);
+  for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+    SequencePtr s = running_[i];
+    const int64_t n = std::min<int64_t>(int64_t(s->tokens.size()) - s->num_computed, budget);
+    if (n <= 0) continue;
+    const size_t before = running_.size();
+    const bool ok = grow_or_preempt(s, n);
+    preempted = preempted || running_.size() != before;
+    if (!ok) break;  // s was the lowest-priority sequence left: nothing after it runs
+    add_step(plan, s, n);
+    budget -= n;
+  }
+  // New sequences join only when no one was preempted this step (vLLM's rule: memory is
+  // tight, admitting more would just thrash).
+  while (!preempted && budget > 0 && !waiting_.empty() &&
+         int64_t(running_.size()) < cfg_.max_num_seqs) {
+    SequencePtr s = waiting_.front();
+    auto cached = blocks_.allocate_prompt(s->id, s->tokens, budget);
+    if (!cached) break;
+    waiting_.pop_front();
+    s->num_computed = *cached;
+    s->usage.cached_prompt_tokens += std::min<int64_t>(*cached, s->prompt_len);
+    if (s->first_scheduled == Clock::time_point{}) s->first_scheduled = now;
+    const int64_t n = std::min<int64_t>(int64_t(s->tokens.size()) - s->num_computed, budget);
+    running_.push_back(s);
+    add_step(plan, s, n);
+    budget -= n;
+  }
+  if (plan.seqs.empty()) return std::nullopt;
+  plan.step_id = next_step_id_++;
+  plan.copies = blocks_.take_pending_copies();
+  return plan;
+}
+
+bool SchedulerCore::static_batch_done() const {
+  return std::all_of(running_.begin(), running_.end(),
+                     [](const SequencePtr& s) { return s->finished || s->cancelled; });
+}
+
+// The naive batcher, faithfully: wait up to batch_wait_ms for up to max_num_seqs requests,
+// prefill them together, decode in lockstep until every member is done (finished members
+// keep their slot and keep computing padding, as HF generate does), then form the next.
+std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
+                                                   std::optional<Clock::duration>* wait_hint) {
+  StepPlan plan;
+  if (running_.empty()) {
+    if (waiting_.empty()) return std::nullopt;
+    Clock::time_point oldest = waiting_.front()->arrival;
+    for (auto& s : waiting_) oldest = std::min(oldest, s->arrival);
+    const auto wait = std::chrono::milliseconds(cfg_.batch_wait_ms);
+    if (int64_t(waiting_.size()) < cfg_.max_num_seqs && now - oldest < wait) {
+      if (wait_hint) *wait_hint = wait - (now - oldest);
+      return std::nullopt;
+    }
+    while (!waiting_.empty() && int64_t(running_.size()) < cfg_.max_num_seqs) {
+      SequencePtr s = waiting_.front();
+      auto cached = blocks_.allocate_prompt(s->id, s->tokens);  // the whole prompt at once
+      if (!cached) break;
+      waiting_.pop_front();
+      s->num_computed = *cached;
+      s->usage.cached_prompt_tokens += std::min<int64_t>(*cached, s->prompt_len);
+      if (s->first_scheduled == Clock::time_point{}) s->first_scheduled = now;
+      running_.push_back(s);
+      add_step(plan, s, int64_t(s->tokens.size()) - s->num_computed);
+    }
+  } else {
+    for (size_t i = 0; i < running_.size(); ++i) {
+      SequencePtr s = running_[i];
+      if (s->finished) s->tokens.push_back(s->tokens.back());  // padding keeps its slot busy
+      const int64_t n = int64_t(s->tokens.size()) - s->num_computed;
+      if (!grow_or_preempt(s, n)) break;
+      add_step(plan, s, n);
+    }
+  }
+  if (plan.seqs.empty()) return std::nullopt;
+  plan.step_id = next_step_id_++;
+  plan.copies = blocks_.take_pending_copies();
+  return plan;
+}
+
+void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clock::time_point now) {
+  stats_.steps++;
+  if (!result.error.empty()) {
+    // The backend rejected the step (it validates everything it is given): fail exactly the
+    // sequences in it, keep serving the rest.
+    for (const auto& p : plan.seqs)
+      if (!p.seq->finished) finish(p.seq, "error", now, result.error);
+    return;
+  }
+  size_t next_outcome = 0;
+  for (const auto& p : plan.seqs) {
+    Sequence& s = *p.seq;
+    if (!blocks_.has_sequence(s.id)) continue;  // preempted after planning (cannot happen today)
+    const int64_t n = int64_t(p.step.tokens.size());
+    const int64_t before = s.num_computed;
+    s.num_computed += n;
+    blocks_.commit_tokens(s.id, std::span<const int32_t>(s.tokens.data(), size_t(s.num_computed)));
+    const int64_t prompt_part = std::min(s.num_computed, s.prompt_len) - std::min(before, s.prompt_len);
+    s.usage.computed_prompt_tokens += prompt_part;
+    stats_.prompt_tokens_computed += prompt_part;
+    if (!p.sample) continue;
+    const SeqOutcome& o = result.outcomes.at(next_outcome++);
+    if (s.cancelled || s.finished) continue;
+    for (int32_t t : o.tokens) {
+      emit_token(p.seq, t, now);
+      if (s.finished) break;
+    }
+  }
+}
+
+void SchedulerCore::emit_token(const SequencePtr& self, int32_t token, Clock::time_point now) {
+  Sequence& s = *self;
+  if (s.first_token == Clock::time_point{}) s.first_token = now;
+  s.last_token = now;
+  const auto& P = s.req.params;
+  const bool eos = !P.ignore_eos && std::find(s.eos_ids.begin(), s.eos_ids.end(), token) != s.eos_ids.end();
+  const bool stop_id = std::find(P.stop_token_ids.begin(), P.stop_token_ids.end(), token) != P.stop_token_ids.end();
+  if (eos || stop_id) {
+    finish(self, "stop", now);
+    return;
+  }
+  s.tokens.push_back(token);
+  s.usage.completion_tokens++;
+  stats_.generated_tokens++;
+  TokenEvent ev;
+  ev.request_id = s.id;
+  ev.token_ids = {token};
+  ev.text = s.stops.push(s.detok.push(token));
+  if (s.sink) s.sink(ev);
+  if (s.stops.stopped()) {
+    finish(self, "stop", now);
+  } else if (s.num_generated() >= P.max_tokens || int64_t(s.tokens.size()) >= s.max_model_len) {
+    finish(self, "length", now);
+  }
+}
+
+void SchedulerCore::finish(const SequencePtr& s, const std::string& reason, Clock::time_point now,
+                           const std::string& error) {
+  if (!s || s->finished) return;
+  s->finished = true;
+  TokenEvent ev;
+  ev.request_id = s->id;
+  ev.finished = true;
+  ev.finish_reason = reason;
+  ev.error = error;
+  if (reason == "stop" || reason == "length") {
+    if (!s->stops.stopped()) {
+      ev.text = s->stops.push(s->detok.flush());
+      if (!s->stops.stopped()) ev.text += s->stops.flush();
+    }
+  }
+  s->usage.prompt_tokens = s->prompt_len;
+  ev.usage = s->usage;
+  auto& T = ev.timings;
+  if (s->first_scheduled != Clock::time_point{}) T.queue_ms = ms_between(s->arrival, s->first_scheduled);
+  if (s->first_token != Clock::time_point{}) T.ttft_ms = ms_between(s->arrival, s->first_token);
+  T.e2e_ms = ms_between(s->arrival, now);
+  if (s->usage.completion_tokens > 1)
+    T.tpot_ms = ms_between(s->first_token, s->last_token) / double(s->usage.completion_tokens - 1);
+  if (reason == "cancelled") stats_.cancelled++;
+  else if (reason == "error") stats_.failed++;
+  else stats_.finished++;
+  if (s->sink) s->sink(ev);
+}
+
+SchedulerStats SchedulerCore::stats() const {
+  SchedulerStats st = stats_;
+  st.running = int64_t(running_.size());
+  st.waiting = int64_t(waiting_.size());
+  st.kv = blocks_.stats();
+  return st;
+}
+
+void SchedulerCore::record_step_time(double wall_ms, const StepResult& r) {
+  stats_.step_wall_ms_total += wall_ms;
+  stats_.forward_ms_total += r.forward_ms;
+  stats_.sample_ms_total += r.sample_ms;
+}
+
+}  // namespace troupe

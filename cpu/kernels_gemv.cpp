@@ -1,0 +1,228 @@
+// GEMV and small-T "multi-row GEMV" kernels (Highway, runtime dispatch), plus the read
+// loop of the bandwidth probe.
+//
+// Decode is memory bound: every weight is read once per token, so the kernel's job is to
+// keep the load ports fed from DRAM. Each inner step loads one vector from kR weight rows
+// and one vector from each of kT token rows and does kT*kR FMAs into independent
+// accumulators; the weight vector is converted (F16 -> F32 via F16C/AVX-512 vcvtph2ps)
+// in registers, never written back. With kT > 1 the weights are streamed once for all
+// tokens (speculative verification, small batches), which is why this beats sgemm at
+// small T: sgemm packs W for every call, and at T <= ~16 that packing is the whole cost.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/kernels_gemv.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "cpu/kernels.h"
+
+#include "cpu/kernels_internal.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace troupe::cpu::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+HWY_INLINE VF LoadW(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
+HWY_INLINE VF LoadW(DF d, const hwy::float16_t* HWY_RESTRICT p) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(d, hn::LoadU(dh, p));
+}
+HWY_INLINE float ToFloat(float v) { return v; }
+HWY_INLINE float ToFloat(hwy::float16_t v) {
+  uint16_t bits;
+  std::memcpy(&bits, &v, 2);
+  return f16_to_f32(bits);
+}
+
+// Weight rows per block for kT tokens: as many as fit the register file next to the kT*kR
+// accumulators and kT x vectors (32 vector registers with AVX-512, 16 otherwise). kR is a
+// power of two so it divides the panel height.
+template <int kT>
+constexpr int RowsPerBlock() {
+#if HWY_TARGET <= HWY_AVX3
+  constexpr int kRegs = 32;
+#else
+  constexpr int kRegs = 16;
+#endif
+  constexpr int fit = (kRegs - 2) / (kT + 1);
+  return fit >= 8 ? 8 : fit >= 4 ? 4 : fit >= 2 ? 2 : 1;
+}
+
+// y[t * ldy + r] = dot(x[t], w[r]) for t < kT, r < kR. w rows are `in` elements apart.
+// Arrays of vectors are fine on the x86 targets compiled here (fixed-size vectors); the
+// fully unrolled loops keep them in registers.
+template <int kT, int kR, typename WT>
+HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int64_t in,
+                         float* HWY_RESTRICT y, int64_t ldy) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  VF acc[kT][kR];
+#pragma GCC unroll 8
+  for (int t = 0; t < kT; ++t)
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) acc[t][r] = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= in; i += N) {
+    VF wv[kR];
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) wv[r] = LoadW(d, w + r * in + i);
+#pragma GCC unroll 8
+    for (int t = 0; t < kT; ++t) {
+      const VF xv = hn::LoadU(d, x + t * in + i);
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) acc[t][r] = hn::MulAdd(xv, wv[r], acc[t][r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < kT; ++t) {
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) {
+      float s = hn::GetLane(hn::SumOfLanes(d, acc[t][r]));
+      for (int64_t j = i; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
+      y[t * ldy + r] = s;
+    }
+  }
+}
+
+// kT tokens over rows [r0, r1).
+template <int kT, typename WT>
+HWY_INLINE void DotRows(const float* x, const WT* W, int64_t in, int64_t r0, int64_t r1,
+                        float* y, int64_t ldy) {
+  constexpr int kR = RowsPerBlock<kT>();
+  int64_t r = r0;
+  for (; r + kR <= r1; r += kR) DotBlock<kT, kR>(x, W + r * in, in, y + r, ldy);
+  for (; r < r1; ++r) DotBlock<kT, 1>(x, W + r * in, in, y + r, ldy);
+}
+
+// Rows are walked in panels small enough to stay in L2 while every 8-token chunk of x
+// passes over them, so W comes from DRAM once whatever T is.
+template <typename WT>
+void GemvRows(const float* HWY_RESTRICT x, int64_t T, const WT* HWY_RESTRICT W, int64_t in,
+              int64_t r0, int64_t r1, float* HWY_RESTRICT y, int64_t ldy) {
+  constexpr int64_t kMaxT = 8;
+  // ~256 KiB of weights per panel, at least 8 rows (multiple of every kR).
+  const int64_t row_bytes = in * static_cast<int64_t>(sizeof(WT));
+  const int64_t panel = T <= kMaxT ? r1 - r0 : std::max<int64_t>(8, (int64_t(256) << 10) / row_bytes / 8 * 8);
+  for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+    const int64_t p1 = std::min(r1, p0 + panel);
+    for (int64_t t0 = 0; t0 < T; t0 += kMaxT) {
+      const float* xt = x + t0 * in;
+      float* yt = y + t0 * ldy;
+      switch (std::min(kMaxT, T - t0)) {
+        case 1: DotRows<1>(xt, W, in, p0, p1, yt, ldy); break;
+        case 2: DotRows<2>(xt, W, in, p0, p1, yt, ldy); break;
+        case 3: DotRows<3>(xt, W, in, p0, p1, yt, ldy); break;
+        case 4: DotRows<4>(xt, W, in, p0, p1, yt, ldy); break;
+        case 5: DotRows<5>(xt, W, in, p0, p1, yt, ldy); break;
+        case 6: DotRows<6>(xt, W, in, p0, p1, yt, ldy); break;
+        case 7: DotRows<7>(xt, W, in, p0, p1, yt, ldy); break;
+        default: DotRows<8>(xt, W, in, p0, p1, yt, ldy); break;
+      }
+    }
+  }
+}
+
+void GemvRowsF32(const float* x, int64_t T, const float* W, int64_t in, int64_t r0,
+                 int64_t r1, float* y, int64_t ldy) {
+  GemvRows(x, T, W, in, r0, r1, y, ldy);
+}
+void GemvRowsF16(const float* x, int64_t T, const uint16_t* W, int64_t in, int64_t r0,
+                 int64_t r1, float* y, int64_t ldy) {
+  GemvRows(x, T, reinterpret_cast<const hwy::float16_t*>(W), in, r0, r1, y, ldy);
+}
+
+// Eight independent accumulators so the loop is limited by loads, not FMA latency.
+float ReadSum(const float* HWY_RESTRICT p, int64_t n) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  int64_t i = 0;
+  for (; i + 8 * N <= n; i += 8 * N) {
+    a0 = hn::Add(a0, hn::LoadU(d, p + i));
+    a1 = hn::Add(a1, hn::LoadU(d, p + i + N));
+    a2 = hn::Add(a2, hn::LoadU(d, p + i + 2 * N));
+    a3 = hn::Add(a3, hn::LoadU(d, p + i + 3 * N));
+    a4 = hn::Add(a4, hn::LoadU(d, p + i + 4 * N));
+    a5 = hn::Add(a5, hn::LoadU(d, p + i + 5 * N));
+    a6 = hn::Add(a6, hn::LoadU(d, p + i + 6 * N));
+    a7 = hn::Add(a7, hn::LoadU(d, p + i + 7 * N));
+  }
+  const VF sum = hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)),
+                         hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
+  float s = hn::GetLane(hn::SumOfLanes(d, sum));
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace troupe::cpu::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace troupe::cpu::detail {
+
+HWY_EXPORT(GemvRowsF32);
+HWY_EXPORT(GemvRowsF16);
+HWY_EXPORT(ReadSum);
+
+void gemv_rows_f32(const float* x, int64_t T, const float* W, int64_t in, int64_t r0,
+                   int64_t r1, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(GemvRowsF32)(x, T, W, in, r0, r1, y, ldy);
+}
+void gemv_rows_f16(const float* x, int64_t T, const uint16_t* W, int64_t in, int64_t r0,
+                   int64_t r1, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(GemvRowsF16)(x, T, W, in, r0, r1, y, ldy);
+}
+float read_sum(const float* p, int64_t n) { return HWY_DYNAMIC_DISPATCH(ReadSum)(p, n); }
+
+}  // namespace troupe::cpu::detail
+#endif  // HWY_ONCE
+
+#if HWY_ONCE
+namespace troupe::cpu {
+
+// Touches the buffer from the thread that will read it (first touch places the pages),
+// then times whole passes with every pool thread reading its own slice.
+double measure_read_bandwidth(ThreadPool& pool, int64_t bytes) {
+  const int nt = pool.size();
+  const int64_t grain = 4096;  // floats: 16 KiB, whole pages per thread
+  const int64_t n = std::max<int64_t>(grain, bytes / 4 / grain * grain);
+  constexpr size_t kAlign = size_t(2) << 20;  // huge-page aligned for THP
+  const size_t size = (static_cast<size_t>(n) * 4 + kAlign - 1) / kAlign * kAlign;
+  float* buf = static_cast<float*>(std::aligned_alloc(kAlign, size));
+  if (!buf) fail("measure_read_bandwidth: cannot allocate {} bytes", size);
+  madvise(buf, size, MADV_HUGEPAGE);  // fewer TLB misses; best effort
+  pool.parallel_for(n, grain, [&](int, int64_t b, int64_t e) { std::fill(buf + b, buf + e, 1.0f); });
+
+  std::vector<float> sums(static_cast<size_t>(nt));
+  double best = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.parallel_for(n, grain, [&](int th, int64_t b, int64_t e) {
+      sums[th] += detail::read_sum(buf + b, e - b);
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, double(n) * 4 / s);
+  }
+  std::free(buf);
+  volatile float sink = 0;
+  for (float v : sums) sink = sink + v;
+  (void)sink;
+  return best;
+}
+
+}  // namespace troupe::cpu
+#endif  // HWY_ONCE

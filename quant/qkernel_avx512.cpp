@@ -1,0 +1,175 @@
+// AVX-512 VNNI kernels (compiled with -mavx512{f,bw,vl,dq,vnni}; called only after the
+// cpuid check in qmatmul.cpp).
+//
+// One tile = 16 output rows = the 16 int32 lanes of a zmm. For each block of 32 inputs a
+// token needs 8 vpdpbusd: each multiplies 64 packed weight bytes (4 inputs x 16 rows, see
+// qtensor.h) by the same 4 activation bytes broadcast to every lane (an embedded-broadcast
+// memory operand), so the 16 row sums come out in lanes with no horizontal reduction.
+// Float work is one convert + FMA per block per token (plus a scale FMA per Int4 group).
+//
+// GEMV (T = 1) reads each weight byte once, ~1/8 (4-bit) or ~1/4 (8-bit) of F32's bytes;
+// the two interleaved accumulator chains per block keep vpdpbusd latency off the critical
+// path. GEMM (T > 1) loads and unpacks a tile-block once into registers and applies it to
+// kTB tokens; the tile's weights stay in L1/L2 across token chunks.
+//
+// Offsets: vpdpbusd multiplies unsigned by signed bytes. Weights are the unsigned side
+// (4-bit q, or 8-bit q + 128); the constant offset (128, or Q4_0's 8) is removed exactly by
+// starting the block accumulator at -offset * sum(xq). Int4's per-row zero point is
+// removed per group in float: z * s * sum_b(d_b * sum_b).
+// GCC 12 warns about the deliberately undefined pass-through operand
+// (_mm512_undefined_*) inside its own intrinsics (cvtepi32_ps, cvtph_ps, ...).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "quant/qkernel.h"
+
+namespace troupe::quant::detail {
+namespace {
+
+constexpr int kTB = 4;  // tokens per GEMM pass over a tile (registers: 8 weights + 3 * kTB)
+
+inline __m512i bcast4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// Rows of one tile for tokens [t0, t0 + TB).
+template <QFormat F, int TB>
+inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t tile,
+                        __mmask16 mask, float* y, const float* bias) {
+  constexpr bool k4 = is_4bit(F);
+  constexpr int64_t BB = tile_block_bytes(F);
+  constexpr int32_t kOffset = F == QFormat::Q4_0 ? 8 : k4 ? 0 : 128;
+  const uint8_t* wp = W.w + tile * W.nb * BB;
+  const int8_t* xq[TB];
+  const float* xd[TB];
+  const int32_t* xs[TB];
+  __m512 yacc[TB], gacc[TB];
+  for (int t = 0; t < TB; ++t) {
+    xq[t] = A.q + (t0 + t) * A.stride;
+    xd[t] = A.d + (t0 + t) * A.nb;
+    xs[t] = A.sum + (t0 + t) * A.nb;
+    yacc[t] = _mm512_setzero_ps();
+  }
+  const __m512i lo_mask = _mm512_set1_epi8(0x0f), hi_mask = _mm512_set1_epi8(static_cast<char>(0xf0));
+
+  int64_t b = 0;
+  for (int64_t g = 0; g < W.ng; ++g) {
+    for (int t = 0; t < TB; ++t) gacc[t] = _mm512_setzero_ps();
+    for (const int64_t bend = b + W.group_blocks; b < bend; ++b, wp += BB) {
+#ifdef QPF
+      if constexpr (TB == 1)
+        for (int j = 0; j < BB / 64; ++j) _mm_prefetch(reinterpret_cast<const char*>(wp + QPF + 64 * j), _MM_HINT_T0);
+#endif
+      __m512i w[8];
+      if constexpr (k4) {
+        // Low nibbles pair with inputs 8j..8j+3; high nibbles stay in place (x16) and pair
+        // with 8j+4..8j+7 in a second accumulator that is shifted back once per block.
+        for (int j = 0; j < 4; ++j) {
+          const __m512i v = _mm512_load_si512(wp + 64 * j);
+          w[2 * j] = _mm512_and_si512(v, lo_mask);
+          w[2 * j + 1] = _mm512_and_si512(v, hi_mask);
+        }
+      } else {
+        for (int k = 0; k < 8; ++k) w[k] = _mm512_load_si512(wp + 64 * k);
+      }
+      __m512 ds;
+      if constexpr (F == QFormat::Q8_0 || F == QFormat::Q4_0)
+        ds = _mm512_cvtph_ps(_mm256_load_si256(
+            reinterpret_cast<const __m256i*>(W.d16 + (tile * W.ng + b) * kTileRows)));
+      for (int t = 0; t < TB; ++t) {
+        const int8_t* xp = xq[t] + b * kBlock;
+        __m512i a0 = kOffset ? _mm512_set1_epi32(-kOffset * xs[t][b]) : _mm512_setzero_si512();
+        __m512i a1 = _mm512_setzero_si512();
+        for (int k = 0; k < 8; k += 2) {
+          // 4-bit: w[k] = inputs 4k..4k+3 (k = 2j), w[k+1] = 16 * inputs 4k+4..4k+7.
+          a0 = _mm512_dpbusd_epi32(a0, w[k], bcast4(xp + 4 * k));
+          a1 = _mm512_dpbusd_epi32(a1, w[k + 1], bcast4(xp + 4 * k + 4));
+        }
+        const __m512i a = _mm512_add_epi32(a0, k4 ? _mm512_srai_epi32(a1, 4) : a1);
+        const __m512 af = _mm512_cvtepi32_ps(a), dx = _mm512_set1_ps(xd[t][b]);
+        if constexpr (F == QFormat::Int8)
+          yacc[t] = _mm512_fmadd_ps(af, dx, yacc[t]);
+        else if constexpr (F == QFormat::Int4)
+          gacc[t] = _mm512_fmadd_ps(af, dx, gacc[t]);
+        else
+          yacc[t] = _mm512_fmadd_ps(af, _mm512_mul_ps(ds, dx), yacc[t]);
+      }
+    }
+    if constexpr (F == QFormat::Int4) {
+      const int64_t k = (tile * W.ng + g) * kTileRows;
+      const __m512 s = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(W.d16 + k)));
+      const __m512 z = _mm512_cvtepi32_ps(
+          _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(W.z + k))));
+      const __m512 sz = _mm512_mul_ps(s, z);
+      for (int t = 0; t < TB; ++t) {
+        yacc[t] = _mm512_fmadd_ps(s, gacc[t], yacc[t]);
+        yacc[t] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(A.gsum[(t0 + t) * A.ng + g]), yacc[t]);
+      }
+    }
+  }
+
+  const int64_t r0 = tile * kTileRows;
+  __m512 post = _mm512_set1_ps(1.0f);
+  if constexpr (F == QFormat::Int8) post = _mm512_load_ps(W.s32 + r0);
+  const __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + r0) : _mm512_setzero_ps();
+  for (int t = 0; t < TB; ++t) {
+    const __m512 v = F == QFormat::Int8 ? _mm512_fmadd_ps(yacc[t], post, bv)
+                                        : _mm512_add_ps(yacc[t], bv);
+    _mm512_mask_storeu_ps(y + (t0 + t) * W.rows + r0, mask, v);
+  }
+}
+
+template <QFormat F>
+void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1, float* y,
+         const float* bias) {
+  for (int64_t tile = tile0; tile < tile1; ++tile) {
+    const int64_t left = W.rows - tile * kTileRows;
+    const auto mask = static_cast<__mmask16>(left >= kTileRows ? 0xffff : (1u << left) - 1);
+    int64_t t = 0;
+    for (; t + kTB <= T; t += kTB) tile_tokens<F, kTB>(W, A, t, tile, mask, y, bias);
+    switch (T - t) {
+      case 1: tile_tokens<F, 1>(W, A, t, tile, mask, y, bias); break;
+      case 2: tile_tokens<F, 2>(W, A, t, tile, mask, y, bias); break;
+      case 3: tile_tokens<F, 3>(W, A, t, tile, mask, y, bias); break;
+      default: break;
+    }
+  }
+}
+
+inline __mmask16 first_n(int64_t n) {
+  return static_cast<__mmask16>(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1);
+}
+
+}  // namespace
+
+void quantize_act_avx512(const float* x, int64_t n, int64_t nb, int8_t* q, float* d,
+                         int32_t* sum) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t i0 = b * kBlock;
+    const __m512 v0 = _mm512_maskz_loadu_ps(first_n(n - i0), x + i0);
+    const __m512 v1 = _mm512_maskz_loadu_ps(first_n(n - i0 - 16), x + i0 + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    d[b] = amax / 127.0f;
+    const __m512 id = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    // cvtps rounds to nearest even (MXCSR default), like nearbyint in the reference.
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i0), _mm512_cvtsepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i0 + 16), _mm512_cvtsepi32_epi8(q1));
+    sum[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+  }
+}
+
+void tiles_avx512(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1,
+                  float* y, const float* bias) {
+  switch (W.fmt) {
+    case QFormat::Int8: run<QFormat::Int8>(W, A, T, tile0, tile1, y, bias); break;
+    case QFormat::Int4: run<QFormat::Int4>(W, A, T, tile0, tile1, y, bias); break;
+    case QFormat::Q8_0: run<QFormat::Q8_0>(W, A, T, tile0, tile1, y, bias); break;
+    case QFormat::Q4_0: run<QFormat::Q4_0>(W, A, T, tile0, tile1, y, bias); break;
+  }
+}
+
+}  // namespace troupe::quant::detail

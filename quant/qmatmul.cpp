@@ -1,0 +1,128 @@
+// qmatmul(): quantizes the activations once per call into a thread-local scratch (shared
+// read-only by the pool), then splits the 16-row tiles of W over the pool.
+#include "quant/qmatmul.h"
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "core/error.h"
+
+namespace troupe::quant {
+namespace {
+
+struct Kernels {
+  detail::QuantizeActFn quantize;
+  detail::TilesFn tiles;
+};
+
+Kernels kernels_for(QIsa isa) {
+  switch (isa) {
+    case QIsa::Avx512Vnni: return {detail::quantize_act_avx512, detail::tiles_avx512};
+    case QIsa::Avx2: return {detail::quantize_act_avx2, detail::tiles_avx2};
+    case QIsa::Scalar: break;
+  }
+  return {detail::quantize_act_scalar, detail::tiles_scalar};
+}
+
+QIsa detect() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  // libgcc's checks include the OS (XCR0) enabling the ymm/zmm state.
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    return QIsa::Avx512Vnni;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    return QIsa::Avx2;
+#endif
+  return QIsa::Scalar;
+}
+
+std::atomic<QIsa>& isa_slot() {
+  static std::atomic<QIsa> isa{best_qisa()};
+  return isa;
+}
+
+// Activation scratch of the calling thread; grows, never shrinks.
+struct Scratch {
+  std::vector<int8_t> q;
+  std::vector<float> d, gsum;
+  std::vector<int32_t> sum;
+};
+
+// Below this many weights a single thread is done before the others wake up.
+constexpr int64_t kMinParallelWeights = int64_t(1) << 15;
+// Quantize activations on the pool only when there are many rows of them.
+constexpr int64_t kMinParallelActs = int64_t(1) << 16;
+
+}  // namespace
+
+std::string_view qisa_name(QIsa isa) {
+  switch (isa) {
+    case QIsa::Scalar: return "scalar";
+    case QIsa::Avx2: return "avx2";
+    case QIsa::Avx512Vnni: return "avx512-vnni";
+  }
+  return "?";
+}
+
+QIsa best_qisa() {
+  static const QIsa best = detect();
+  return best;
+}
+
+QIsa current_qisa() { return isa_slot().load(std::memory_order_relaxed); }
+
+void set_qisa(QIsa isa) {
+  if (static_cast<int>(isa) > static_cast<int>(best_qisa()))
+    fail("qmatmul: this CPU cannot run the {} kernels (best: {})", qisa_name(isa),
+         qisa_name(best_qisa()));
+  isa_slot().store(isa, std::memory_order_relaxed);
+}
+
+void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& W,
+             float* y, const float* bias) {
+  const int64_t out = W.rows(), in = W.cols();
+  if (T <= 0 || out <= 0) return;
+  const detail::PackedW P = W.packed();
+  const Kernels k = kernels_for(current_qisa());
+
+  // A reference, not the thread_local itself: the pool's workers must see the caller's.
+  thread_local Scratch tls;
+  Scratch& s = tls;
+  // Row stride rounded to 64 bytes so every token's blocks start on a cache line.
+  const int64_t stride = (P.nb * kBlock + 63) / 64 * 64;
+  s.q.resize(static_cast<size_t>(T * stride));
+  s.d.resize(static_cast<size_t>(T * P.nb));
+  s.sum.resize(static_cast<size_t>(T * P.nb));
+  s.gsum.resize(static_cast<size_t>(T * P.ng));
+  auto quantize = [&](int, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* d = s.d.data() + t * P.nb;
+      int32_t* sum = s.sum.data() + t * P.nb;
+      k.quantize(x + t * in, in, P.nb, s.q.data() + t * stride, d, sum);
+      if (P.fmt != QFormat::Int4) continue;
+      for (int64_t g = 0; g < P.ng; ++g) {  // z * s * this is Int4's zero-point term
+        float gs = 0.0f;
+        for (int64_t b = g * P.group_blocks; b < (g + 1) * P.group_blocks; ++b)
+          gs += d[b] * static_cast<float>(sum[b]);
+        s.gsum[t * P.ng + g] = gs;
+      }
+    }
+  };
+  if (T * in >= kMinParallelActs)
+    pool.parallel_for(T, 1, quantize);
+  else
+    quantize(0, 0, T);
+
+  const detail::QAct A{s.q.data(), stride, s.d.data(), s.sum.data(), s.gsum.data(), P.nb, P.ng};
+  const int64_t grain = out * in * T < kMinParallelWeights ? P.tiles : 1;
+  pool.parallel_for(P.tiles, grain, [&](int, int64_t t0, int64_t t1) {
+    k.tiles(P, A, T, t0, t1, y, bias);
+  });
+}
+
+}  // namespace troupe::quant

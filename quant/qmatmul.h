@@ -1,0 +1,31 @@
+#pragma once
+// Quantized matrix multiply on the CPU: weights stay packed (qtensor.h) and are decoded
+// in registers, never into a float copy. Activations are quantized to int8 per block of 32
+// (scale = amax / 127) so the block dots run on integer dot-product instructions
+// (AVX-512 VNNI vpdpbusd; AVX2 vpmaddubsw; scalar fallback). The added error is bounded by
+// half an activation step per input (see ref::act_error_bound) and measured in the tests
+// at ~1% of the weight quantization error itself.
+#include <cstdint>
+#include <string_view>
+
+#include "cpu/thread_pool.h"
+#include "quant/qtensor.h"
+
+namespace troupe::quant {
+
+// y[t, o] = sum_i x[t, i] * W[o, i] (+ bias[o]) for t < T: x is [T, in], y [T, out] (may
+// not alias x), bias F32 [out] or null. Same contract as cpu::matmul. T == 1 is a
+// bandwidth-bound GEMV split over the pool by 16-row tiles; T > 1 reuses each unpacked
+// tile-block for 4 tokens at a time while the tile stays in cache.
+void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& W,
+             float* y, const float* bias = nullptr);
+
+// Kernel family in use. Chosen once from cpuid (the best this CPU runs); tests and
+// benchmarks may switch to a lower one. Not thread-safe against concurrent qmatmul calls.
+enum class QIsa { Scalar, Avx2, Avx512Vnni };
+std::string_view qisa_name(QIsa isa);
+QIsa best_qisa();     // the best the CPU supports
+QIsa current_qisa();
+void set_qisa(QIsa isa);  // fails if the CPU lacks it
+
+}  // namespace troupe::quant

@@ -1,0 +1,110 @@
+// matmul (both strategies) against the scalar reference.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "core/error.h"
+#include "cpu/kernels.h"
+#include "cpu/kernels_internal.h"
+#include "cpu/reference.h"
+#include "test_data.h"
+
+using namespace troupe;
+using namespace troupe::cpu;
+using troupe::test::random_floats;
+using troupe::test::random_matrix;
+
+namespace {
+
+using MatmulFn = void (*)(ThreadPool&, const float*, int64_t, const TensorView&, float*,
+                          const float*);
+
+void plain_matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
+                  const float* bias) {
+  matmul(pool, x, T, W, y, bias);
+}
+
+// Checks y against the reference with an error bound relative to sum_i |x_i w_i| (the
+// scale of the rounding error of any summation order; the result itself may cancel).
+void check_matmul(MatmulFn fn, ThreadPool& pool, DType dt, int64_t out, int64_t in, int64_t T,
+                  bool with_bias, uint32_t seed) {
+  INFO(dtype_name(dt) << " out " << out << " in " << in << " T " << T << " bias " << with_bias
+                      << " threads " << pool.size());
+  const auto W = random_matrix(dt, out, in, seed);
+  const auto x = random_floats(T * in, seed + 1);
+  const auto bias = random_floats(out, seed + 2);
+  std::vector<float> y(T * out, NAN), want(T * out);
+  fn(pool, x.data(), T, W.view, y.data(), with_bias ? bias.data() : nullptr);
+  ref::matmul(x.data(), T, W.view, want.data(), with_bias ? bias.data() : nullptr);
+
+  // |x| . |w| via the reference on absolute values.
+  std::vector<float> ax(x.size());
+  for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
+  auto Wabs = W;
+  Wabs.view.data = Wabs.bytes.data();
+  for (int64_t i = 0; i < out * in; ++i) {
+    if (dt == DType::F32) {
+      float v;
+      std::memcpy(&v, Wabs.bytes.data() + 4 * i, 4);
+      v = std::fabs(v);
+      std::memcpy(Wabs.bytes.data() + 4 * i, &v, 4);
+    } else {
+      Wabs.bytes[2 * i + 1] &= 0x7f;  // clear the sign bit of the half
+    }
+  }
+  std::vector<float> scale(T * out);
+  ref::matmul(ax.data(), T, Wabs.view, scale.data());
+  const double rel = 1e-5;
+  for (int64_t i = 0; i < T * out; ++i) {
+    const double tol = rel * (scale[i] + (with_bias ? std::fabs(bias[i % out]) : 0.0)) + 1e-30;
+    if (!(std::fabs(double(y[i]) - double(want[i])) <= tol)) {
+      FAIL("y[" << i / out << "," << i % out << "] = " << y[i] << ", want " << want[i]
+                << " (tol " << tol << ")");
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("matmul: GEMV and small-T multi-row GEMV", "[cpu][matmul]") {
+  test::for_each_target([&] {
+    ThreadPool pool(3);
+    uint32_t seed = 1;
+    for (DType dt : {DType::F32, DType::F16})
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {33, 100}, {64, 768},
+                             {130, 257}, {300, 512}})
+        for (int64_t T : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 20})
+          check_matmul(detail::matmul_multirow, pool, dt, out, in, T, T % 2 == 1, seed++);
+  });
+}
+
+TEST_CASE("matmul: sgemm path", "[cpu][matmul]") {
+  ThreadPool pool(2);
+  uint32_t seed = 100;
+  for (DType dt : {DType::F32, DType::F16})
+    for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {33, 100}, {130, 257},
+                           {600, 384}})
+      for (int64_t T : {2, 17, 33, 64})
+        check_matmul(detail::matmul_sgemm, pool, dt, out, in, T, T % 2 == 1, seed++);
+}
+
+TEST_CASE("matmul: public entry point across the crossover and pool sizes", "[cpu][matmul]") {
+  test::for_each_target([&] {
+    uint32_t seed = 200;
+    for (int threads : {1, 2, 4}) {
+      ThreadPool pool(threads);
+      for (DType dt : {DType::F32, DType::F16})
+        for (int64_t T : {1, 2, 8, 15, 16, 17, 40})
+          check_matmul(plain_matmul, pool, dt, 97, 131, T, true, seed++);
+      // Large enough to split over threads.
+      check_matmul(plain_matmul, pool, DType::F16, 1000, 96, 1, false, seed++);
+      check_matmul(plain_matmul, pool, DType::F32, 1000, 96, 3, false, seed++);
+    }
+  });
+}
+
+TEST_CASE("matmul: rejects unsupported weight dtypes", "[cpu][matmul]") {
+  ThreadPool pool(1);
+  const auto W = random_matrix(DType::BF16, 4, 8, 7);
+  std::vector<float> x(8, 1.0f), y(4);
+  CHECK_THROWS_AS(matmul(pool, x.data(), 1, W.view, y.data()), troupe::Error);
+}

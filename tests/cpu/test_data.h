@@ -1,0 +1,68 @@
+#pragma once
+// Random inputs and tensor builders for the CPU kernel tests.
+#include <cstdint>
+#include <hwy/targets.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/half.h"
+#include "model/tensor.h"
+
+namespace troupe::test {
+
+inline std::vector<float> random_floats(int64_t n, uint32_t seed, float lo = -1.0f,
+                                        float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A matrix [rows, cols] of dtype F32 or F16 with random values, owning its bytes.
+struct OwnedMatrix {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+};
+
+inline OwnedMatrix random_matrix(DType dt, int64_t rows, int64_t cols, uint32_t seed) {
+  OwnedMatrix m;
+  const auto vals = random_floats(rows * cols, seed);
+  m.bytes.resize(static_cast<size_t>(dtype_row_bytes(dt, cols) * rows));
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    if (dt == DType::F32) {
+      std::memcpy(m.bytes.data() + 4 * i, &vals[i], 4);
+    } else {
+      const uint16_t h = dt == DType::F16 ? f32_to_f16(vals[i]) : f32_to_bf16(vals[i]);
+      std::memcpy(m.bytes.data() + 2 * i, &h, 2);
+    }
+  }
+  m.view.name = "test";
+  m.view.dtype = dt;
+  m.view.shape = {rows, cols};
+  m.view.data = m.bytes.data();
+  m.view.nbytes = static_cast<int64_t>(m.bytes.size());
+  return m;
+}
+
+// Runs fn once per SIMD target the kernels are compiled for and this CPU supports
+// (AVX-512, AVX2, scalar fallback), forcing Highway's dispatch to it, so every code path
+// is tested on one machine.
+template <typename Fn>
+void for_each_target(Fn fn) {
+  struct Reset {
+    ~Reset() { hwy::SetSupportedTargetsForTest(0); }
+  } reset;
+  const int64_t supported = hwy::SupportedTargets();
+  for (int64_t t : {int64_t(HWY_AVX3), int64_t(HWY_AVX2), int64_t(HWY_SCALAR)}) {
+    if (!(supported & t)) continue;
+    hwy::SetSupportedTargetsForTest(t);
+    INFO("target " << hwy::TargetName(t));
+    fn();
+  }
+}
+
+}  // namespace troupe::test

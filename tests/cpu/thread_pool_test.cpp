@@ -1,0 +1,99 @@
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <vector>
+
+#include "cpu/thread_pool.h"
+
+using troupe::cpu::ThreadPool;
+
+namespace {
+
+// Runs parallel_for(n, grain) and checks every index is visited exactly once, chunks are
+// grain-aligned, and thread indices are in range and used at most once.
+void check_cover(ThreadPool& pool, int64_t n, int64_t grain) {
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+  std::vector<std::atomic<int>> calls(static_cast<size_t>(pool.size()));
+  std::atomic<bool> ok{true};
+  pool.parallel_for(n, grain, [&](int th, int64_t b, int64_t e) {
+    if (th < 0 || th >= pool.size() || b >= e || b < 0 || e > n || b % grain != 0) ok = false;
+    if (th >= 0 && th < pool.size()) calls[th]++;
+    for (int64_t i = b; i < e; ++i) hits[i]++;
+  });
+  REQUIRE(ok);
+  for (int64_t i = 0; i < n; ++i) REQUIRE(hits[i] == 1);
+  for (auto& c : calls) REQUIRE(c <= 1);
+}
+
+}  // namespace
+
+TEST_CASE("ThreadPool: size", "[cpu][pool]") {
+  ThreadPool one(1), three(3), hw(0);
+  CHECK(one.size() == 1);
+  CHECK(three.size() == 3);
+  CHECK(hw.size() >= 1);
+}
+
+TEST_CASE("ThreadPool: parallel_for covers every index once", "[cpu][pool]") {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 3, 4, 7, 64, 1000, 100003})
+      for (int64_t grain : {1, 3, 16, 4096}) {
+        INFO("threads " << threads << " n " << n << " grain " << grain);
+        check_cover(pool, n, grain);
+      }
+  }
+}
+
+TEST_CASE("ThreadPool: size 0 calls nothing, small sizes run inline", "[cpu][pool]") {
+  ThreadPool pool(4);
+  int calls = 0;
+  pool.parallel_for(0, 1, [&](int, int64_t, int64_t) { ++calls; });
+  CHECK(calls == 0);
+  pool.parallel_for(5, 16, [&](int th, int64_t b, int64_t e) {
+    ++calls;
+    CHECK(th == 0);
+    CHECK(b == 0);
+    CHECK(e == 5);
+  });
+  CHECK(calls == 1);
+}
+
+TEST_CASE("ThreadPool: run_on_all runs once per thread", "[cpu][pool]") {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    for (int rep = 0; rep < 100; ++rep) {
+      std::vector<std::atomic<int>> seen(threads);
+      pool.run_on_all([&](int i) { seen[i]++; });
+      for (auto& s : seen) REQUIRE(s == 1);
+    }
+  }
+}
+
+TEST_CASE("ThreadPool: many back-to-back calls", "[cpu][pool]") {
+  ThreadPool pool(3);
+  std::atomic<int64_t> total{0};
+  int64_t expect = 0;
+  for (int rep = 0; rep < 20000; ++rep) {
+    const int64_t n = rep % 37;
+    expect += n * (n - 1) / 2;
+    pool.parallel_for(n, 1, [&](int, int64_t b, int64_t e) {
+      int64_t s = 0;
+      for (int64_t i = b; i < e; ++i) s += i;
+      total += s;
+    });
+  }
+  CHECK(total == expect);
+}
+
+TEST_CASE("ThreadPool: results visible after return; workers sleep and wake", "[cpu][pool]") {
+  ThreadPool pool(2);
+  std::vector<int64_t> v(1 << 16, 0);
+  for (int rep = 0; rep < 3; ++rep) {
+    pool.parallel_for(int64_t(v.size()), 64, [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) v[i] += i;
+    });
+    // Long enough for the workers to stop spinning and block on the condition variable.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (int64_t i = 0; i < int64_t(v.size()); ++i) REQUIRE(v[i] == 3 * i);
+}

@@ -1,0 +1,98 @@
+// load_tokenizer(): the embedded GGUF vocabulary, .model files and tokenizer directories
+// reproduce the reference ids of fixtures/tokenizer_reference.json.
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "model/gguf.h"
+#include "model/tokenizer_loader.h"
+#include "model/vocab_io.h"
+#include "model_test_util.h"
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+void check_fixture(const Tokenizer& tok, const std::string& key) {
+  const auto root = boost::json::parse(read_file(fixture_path("tokenizer_reference.json")));
+  const auto& cases = root.at(key).as_array();
+  REQUIRE(!cases.empty());
+  for (const auto& c : cases) {
+    const std::string text(c.at("text").as_string());
+    std::vector<int32_t> want;
+    for (const auto& id : c.at("ids").as_array()) want.push_back(static_cast<int32_t>(id.as_int64()));
+    INFO(key << ": " << text);
+    CHECK(tok.encode(text, false) == want);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the vocabulary inside stories260K.gguf is tok512.model's", "[model][tokenizer]") {
+  const GgufFile g = GgufFile::open(model_path("stories260k/stories260K.gguf"));
+  const SpmVocab a = spm_vocab_from_gguf(g);
+  const SpmVocab b = read_spm_model(model_path("stories260k/tok512.model"));
+  CHECK(a.tokens == b.tokens);
+  CHECK(a.scores == b.scores);
+  CHECK(a.types == b.types);
+  CHECK(a.bos_id == 1);
+  CHECK(a.eos_id == 2);
+  CHECK(a.unk_id == 0);
+  CHECK(b.bos_id == 1);
+  CHECK(b.eos_id == 2);
+  CHECK(b.unk_id == 0);
+  CHECK(a.add_bos);
+  CHECK(a.add_space_prefix);
+  // The Llama-2 sentencepiece model: 32000 pieces, byte pieces typed 6.
+  const SpmVocab l2 = read_spm_model(model_path("llama2-tokenizer/tokenizer.model"));
+  CHECK(l2.tokens.size() == 32000);
+  CHECK(l2.tokens[3] == "<0x00>");
+  CHECK(l2.types[3] == 6);
+  CHECK(l2.tokens[29871] == "\xe2\x96\x81");  // "▁"
+}
+
+TEST_CASE("stories260K.gguf's embedded tokenizer matches sentencepiece", "[model][tokenizer]") {
+  const auto tok = load_tokenizer(model_path("stories260k/stories260K.gguf"));
+  CHECK(tok->vocab_size() == 512);
+  CHECK(tok->bos_id() == 1);
+  CHECK(tok->add_bos());
+  check_fixture(*tok, "stories260k_spm");
+}
+
+TEST_CASE("load_tokenizer finds .model files and tokenizer directories", "[model][tokenizer]") {
+  check_fixture(*load_tokenizer(model_path("stories260k/tok512.model")), "stories260k_spm");
+  check_fixture(*load_tokenizer(model_path("llama2-tokenizer/tokenizer.model")), "llama2_spm");
+  check_fixture(*load_tokenizer(model_path("llama2-tokenizer")), "llama2_spm");
+  check_fixture(*load_tokenizer(model_path("tinystories-656k")), "tinystories656k");
+  check_fixture(*load_tokenizer(tokenizer_path("llama3")), "llama3");
+}
+
+TEST_CASE("a GGUF with a byte-level BPE vocabulary gives a working tokenizer", "[model][tokenizer]") {
+  // Re-embed Llama-3's tokenizer.json in a tensor-less GGUF, as a converter would.
+  const std::string path = temp_dir("tok-gguf") + "/llama3-vocab.gguf";
+  {
+    GgufWriter w(path);
+    write_byte_bpe_vocab(w, read_byte_bpe_json(tokenizer_path("llama3") + "/tokenizer.json"));
+    w.finish();
+  }
+  const auto tok = load_tokenizer(path);
+  CHECK(tok->vocab_size() == 128256);
+  CHECK(tok->bos_id() == 128000);
+  check_fixture(*tok, "llama3");
+}
+
+TEST_CASE("load_tokenizer errors name the path", "[model][tokenizer]") {
+  const std::string dir = temp_dir("tok-bad");
+  CHECK_THAT(error_of([&] { load_tokenizer(dir); }), Catch::Contains(dir));
+  CHECK_THAT(error_of([&] { load_tokenizer(dir + "/missing.model"); }), Catch::Contains("missing.model"));
+  write_file(dir + "/bad.model", std::string("\x0a\xff\xff\xff\xff\x0f", 6));
+  CHECK_THAT(error_of([&] { read_spm_model(dir + "/bad.model"); }), Catch::Contains("bad.model"));
+  // A GGUF without tokenizer keys.
+  {
+    GgufWriter w(dir + "/empty.gguf");
+    w.set("general.architecture", GgufValue::str("llama"));
+    w.finish();
+  }
+  CHECK_THAT(error_of([&] { load_tokenizer(dir + "/empty.gguf"); }),
+             Catch::Contains("empty.gguf") && Catch::Contains("tokenizer.ggml.model"));
+}

@@ -1,0 +1,122 @@
+// Hidden benchmark ([.bench]; run: test_quant "[.bench]"). GEMV (T = 1) and GEMM (T = 32)
+// for F32 and F16 (cpu::matmul) and the quantized formats, on decoder-layer shapes.
+//
+// "cold": the call cycles through enough copies of the matrix (>= 192 MiB) that every
+// call streams its weights from DRAM, as in a real decode step over a model much larger
+// than the L3. "hot": one copy, cache-resident when small (the compute ceiling).
+// GB/s counts the bytes of the stored matrix (quants + scales); tok/s is calls per second
+// times T, i.e. the token rate if a model consisted of this one matrix.
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include "core/half.h"
+#include "cpu/kernels.h"
+#include "quant/qmatmul.h"
+#include "quant_test_util.h"
+
+using namespace troupe;
+using namespace troupe::quant;
+
+namespace {
+
+constexpr int64_t kColdBytes = int64_t(192) << 20;
+
+// Seconds per call: the best of many short rounds (~1 ms). The machine is shared: a round
+// that runs within one scheduler slice measures the kernel, longer ones the neighbours.
+double time_call(const std::function<void(int64_t)>& call) {
+  using clock = std::chrono::steady_clock;
+  double best = 1e30;
+  int64_t i = 0;
+  call(i++);  // warm-up
+  const auto start = clock::now();
+  for (int round = 0; round < 400; ++round) {
+    int64_t n = 0;
+    const auto t0 = clock::now();
+    double el = 0;
+    do {
+      call(i++);
+      ++n;
+      el = std::chrono::duration<double>(clock::now() - t0).count();
+    } while (el < 1e-3);
+    best = std::min(best, el / static_cast<double>(n));
+    if (std::chrono::duration<double>(clock::now() - start).count() > 0.6) break;
+  }
+  return best;
+}
+
+struct Result {
+  std::string name;
+  double bytes, cold, hot;
+};
+
+void print_table(const char* title, const std::vector<Result>& rs, int64_t T, int ref_row) {
+  std::printf("\n%s\n  %-10s %10s %11s %9s %10s %11s %9s %8s\n", title, "format", "MiB",
+              "cold us", "GB/s", "tok/s", "hot us", "GB/s", "speedup");
+  for (const Result& r : rs)
+    std::printf("  %-10s %10.2f %11.1f %9.1f %10.0f %11.1f %9.1f %7.2fx\n", r.name.c_str(),
+                r.bytes / (1 << 20), r.cold * 1e6, r.bytes / r.cold / 1e9,
+                static_cast<double>(T) / r.cold, r.hot * 1e6, r.bytes / r.hot / 1e9,
+                rs[ref_row].cold / r.cold);
+}
+
+}  // namespace
+
+TEST_CASE("quantized matmul benchmark", "[.bench]") {
+  // TROUPE_BENCH_THREADS overrides the thread count (default: all cores).
+  const char* env = std::getenv("TROUPE_BENCH_THREADS");
+  cpu::ThreadPool pool(env ? std::atoi(env) : 0);
+  std::printf("threads %d, kernels %s, DRAM read bandwidth %.1f GB/s\n", pool.size(),
+              std::string(qisa_name(current_qisa())).c_str(),
+              cpu::measure_read_bandwidth(pool, int64_t(512) << 20) / 1e9);
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{768, 2048}, {2048, 768}, {32000, 768}}) {
+    const auto w = test::random_weights(out, in, 1);
+    std::vector<uint16_t> w16(w.size());
+    for (size_t i = 0; i < w.size(); ++i) w16[i] = f32_to_f16(w[i]);
+    const int64_t Tmax = 32;
+    const auto x = test::random_acts(Tmax, in, 2);
+    std::vector<float> y(static_cast<size_t>(Tmax * out));
+
+    for (int64_t T : {int64_t(1), Tmax}) {
+      std::vector<Result> rs;
+      // Float baselines: copies of the raw matrix (the cold set).
+      for (DType dt : {DType::F32, DType::F16}) {
+        const int64_t bytes = out * in * (dt == DType::F32 ? 4 : 2);
+        const int64_t n = std::max<int64_t>(1, (kColdBytes + bytes - 1) / bytes);
+        std::vector<std::vector<uint8_t>> copies(static_cast<size_t>(n));
+        for (auto& c : copies) {
+          c.resize(static_cast<size_t>(bytes));
+          std::memcpy(c.data(), dt == DType::F32 ? static_cast<const void*>(w.data()) : w16.data(), bytes);
+        }
+        auto view = [&](int64_t k) {
+          return TensorView{"w", dt, {out, in}, copies[k % n].data(), bytes};
+        };
+        auto cold = [&](int64_t k) { cpu::matmul(pool, x.data(), T, view(k), y.data()); };
+        auto hot = [&](int64_t) { cpu::matmul(pool, x.data(), T, view(0), y.data()); };
+        rs.push_back({std::string(dtype_name(dt)), static_cast<double>(bytes), time_call(cold), time_call(hot)});
+      }
+      const TensorView wv{"w", DType::F32, {out, in}, w.data(), out * in * 4};
+      for (auto [name, fmt] : {std::pair<const char*, QFormat>{"int8", QFormat::Int8},
+                               {"int4 g128", QFormat::Int4}, {"Q8_0", QFormat::Q8_0},
+                               {"Q4_0", QFormat::Q4_0}}) {
+        const QuantizedMatrix m = quantize(wv, fmt, 128);
+        const int64_t n = std::max<int64_t>(1, (kColdBytes + m.nbytes() - 1) / m.nbytes());
+        std::vector<QuantizedMatrix> copies;
+        for (int64_t k = 0; k < n; ++k) copies.push_back(m.clone());
+        auto cold = [&](int64_t k) { qmatmul(pool, x.data(), T, copies[k % n], y.data()); };
+        auto hot = [&](int64_t) { qmatmul(pool, x.data(), T, m, y.data()); };
+        rs.push_back({name, static_cast<double>(m.nbytes()), time_call(cold), time_call(hot)});
+      }
+      char title[160];
+      std::snprintf(title, sizeof title, "%s %lld x %lld (out x in), T = %lld  [speedup: cold, vs %s]",
+                    T == 1 ? "GEMV" : "GEMM", static_cast<long long>(out),
+                    static_cast<long long>(in), static_cast<long long>(T), T == 1 ? "F32" : "F16");
+      print_table(title, rs, T, T == 1 ? 0 : 1);
+    }
+  }
+}
