@@ -21,6 +21,7 @@ TokenEvent error_event(int64_t id, std::string type, std::string message) {
 SequencePtr admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& cfg) {
   auto& req = a.req;
   req.params.validate();
+  if (req.prompt_ids.empty() && req.prompt.empty()) fail("the prompt is empty");
   std::vector<int32_t> ids = req.prompt_ids.empty() ? tok.encode(req.prompt, /*add_special=*/true)
                                                     : req.prompt_ids;
   if (ids.empty()) fail("the prompt is empty");
@@ -45,6 +46,8 @@ caf::behavior admission_actor(caf::event_based_actor* self, caf::actor scheduler
                               std::shared_ptr<std::atomic<int64_t>> waiting) {
   return {
       [self, scheduler, tok, cfg, waiting](AdmitRequest& a) {
+        // The gauge counts sequences sent to the scheduler and not yet running, so a burst
+        // of admissions is limited before the scheduler has seen any of them.
         if (waiting->load() >= cfg.max_waiting) {
           if (a.sink)
             a.sink(error_event(a.request_id, "overloaded",
@@ -54,7 +57,9 @@ caf::behavior admission_actor(caf::event_based_actor* self, caf::actor scheduler
         }
         TokenSink sink = a.sink;
         try {
-          self->send(scheduler, EnqueueSeq{admit(a, *tok, cfg)});
+          auto seq = admit(a, *tok, cfg);
+          waiting->fetch_add(1);
+          self->send(scheduler, EnqueueSeq{std::move(seq)});
         } catch (const Error& e) {
           if (sink) sink(error_event(a.request_id, "invalid_request", e.what()));
         } catch (const std::exception& e) {

@@ -14,6 +14,7 @@ struct SchedulerState {
   std::shared_ptr<std::atomic<int64_t>> waiting_gauge;
   bool in_flight = false;     // one step at a time: the next is planned when it returns
   bool timer_pending = false; // static batching waits for its batch to fill
+  int64_t reported_waiting = 0;  // our share of waiting_gauge (admission adds its own)
   static inline const char* name = "scheduler";
 };
 
@@ -22,12 +23,19 @@ using SchedulerActor = caf::stateful_actor<SchedulerState>;
 // Plans and sends the next step if none is in flight. Continuous batching is this loop:
 // the step result comes back, finished sequences leave, waiting ones join, and the next
 // step goes out at once.
+// Admission increments the gauge when it sends a sequence; we move it by our queue's changes.
+void sync_gauge(SchedulerState& st) {
+  const int64_t now = st.core->num_waiting();
+  st.waiting_gauge->fetch_add(now - st.reported_waiting);
+  st.reported_waiting = now;
+}
+
 void kick(SchedulerActor* self) {
   auto& st = self->state;
   if (st.in_flight) return;
   std::optional<Clock::duration> wait_hint;
   auto plan = st.core->plan(Clock::now(), &wait_hint);
-  st.waiting_gauge->store(st.core->num_waiting());
+  sync_gauge(st);
   if (!plan) {
     if (wait_hint && !st.timer_pending) {
       st.timer_pending = true;
@@ -64,11 +72,13 @@ caf::behavior scheduler_actor(SchedulerActor* self, caf::actor executor, Schedul
   return {
       [self](EnqueueSeq& e) {
         self->state.core->add(std::move(e.seq));
-        self->state.waiting_gauge->store(self->state.core->num_waiting());
+        self->state.reported_waiting += 1;  // admission already counted this one
+        sync_gauge(self->state);
         kick(self);
       },
       [self](CancelRequest c) {
         self->state.core->cancel(c.request_id);
+        sync_gauge(self->state);
         kick(self);
       },
       [self](StatsQuery) -> SchedulerStats { return self->state.core->stats(); },

@@ -49,8 +49,9 @@ struct CancelRequest {
 };
 struct StatsQuery {};
 
-// `waiting_gauge` is kept equal to the waiting-queue length (admission reads it to enforce
-// --max-waiting without a round trip).
+// `waiting_gauge` counts sequences admitted but not yet running: admission adds one per
+// sequence it sends, the scheduler applies the changes of its waiting queue. Admission
+// reads it to enforce --max-waiting without a round trip.
 caf::actor spawn_scheduler(caf::actor_system& sys, caf::actor executor, SchedulerConfig cfg,
                            KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> waiting_gauge);
 

@@ -85,6 +85,7 @@ void register_bench(CLI::App& app) {
   dec->add_option("--repeats", o->repeats, "Timed runs (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
   dec->add_option("--json", o->json_path, "Also write the results to this JSON file");
   dec->callback([o] { run_decode_bench(*o); });
+  register_bench_throughput(*bench);
 }
 
 }  // namespace troupe::app

@@ -8,5 +8,7 @@ void register_generate(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_bench(CLI::App& app);
+// Subcommands of `troupe bench`.
+void register_bench_throughput(CLI::App& bench);
 
 }  // namespace troupe::app

@@ -1,12 +1,15 @@
-// `troupe generate`: one prompt, streamed to stdout (or one JSON object with --json).
+// `troupe generate`: one prompt through the Engine (the same actor pipeline the daemon
+// uses), streamed to stdout - or one JSON object with --json.
 #include <boost/json.hpp>
 
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 
+#include "actors/engine.h"
 #include "app/commands.h"
-#include "app/loaded_model.h"
-#include "app/sequence_loop.h"
+#include "core/error.h"
 
 namespace troupe::app {
 
@@ -53,41 +56,68 @@ void register_generate(CLI::App& app) {
   cmd->callback([o, seed] {
     if (seed->count() > 0) o->params.seed = o->seed;
     o->params.validate();
-    cpu::CpuBackendOptions bo;
-    bo.num_threads = o->threads;
-    bo.block_size = o->block_size;
-    LoadedModel m = load_cpu_model(o->model, bo);
-    auto prompt_ids = m.tokenizer->encode(o->prompt, /*add_special=*/true);
-    std::function<void(const std::string&)> stream;
-    if (!o->json) {
-      std::fputs(o->prompt.c_str(), stdout);
-      stream = [](const std::string& s) {
-        std::fputs(s.c_str(), stdout);
+    EngineConfig cfg;
+    cfg.model = o->model;
+    cfg.threads = o->threads;
+    cfg.block_size = o->block_size;
+    cfg.scheduler.max_num_seqs = 1;
+    Engine engine(cfg);
+
+    GenerateRequest req;
+    req.prompt = o->prompt;
+    req.params = o->params;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<int32_t> ids;
+    std::string text;
+    TokenEvent final_ev;
+    bool done = false;
+    if (!o->json) std::fputs(o->prompt.c_str(), stdout);
+    const bool stream = !o->json;
+    engine.submit(req, [&](const TokenEvent& ev) {
+      std::lock_guard lk(mu);
+      ids.insert(ids.end(), ev.token_ids.begin(), ev.token_ids.end());
+      text += ev.text;
+      if (stream && !ev.text.empty()) {
+        std::fputs(ev.text.c_str(), stdout);
         std::fflush(stdout);
-      };
-    }
-    SequenceResult r = run_sequence(*m.backend, *m.tokenizer, prompt_ids, o->params, stream);
-    const double prefill_tps = r.prefill_s > 0 ? double(r.prompt_ids.size()) / r.prefill_s : 0;
-    const double decode_tps = r.decode_s > 0 ? double(r.decode_steps) / r.decode_s : 0;
+      }
+      if (ev.finished) {
+        final_ev = ev;
+        done = true;
+        cv.notify_all();
+      }
+    });
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return done; });
+    if (final_ev.finish_reason == "error") fail("{}", final_ev.error);
+
+    const auto& u = final_ev.usage;
+    const auto& t = final_ev.timings;
+    const double prefill_tps = t.ttft_ms > 0 ? double(u.computed_prompt_tokens) / (t.ttft_ms / 1e3) : 0;
+    const double decode_tps = t.tpot_ms > 0 ? 1e3 / t.tpot_ms : 0;
+    const auto prompt_ids = engine.tokenizer().encode(o->prompt, true);
     if (o->json) {
       boost::json::object obj{
           {"model", o->model},
           {"prompt", o->prompt},
-          {"prompt_token_ids", to_json(r.prompt_ids)},
-          {"token_ids", to_json(r.token_ids)},
-          {"text", r.text},
-          {"finish_reason", r.finish_reason},
-          {"prompt_tokens", r.prompt_ids.size()},
-          {"completion_tokens", r.token_ids.size()},
-          {"ttft_ms", r.ttft_s * 1e3},
+          {"prompt_token_ids", to_json(prompt_ids)},
+          {"token_ids", to_json(ids)},
+          {"text", text},
+          {"finish_reason", final_ev.finish_reason},
+          {"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"ttft_ms", t.ttft_ms},
+          {"e2e_ms", t.e2e_ms},
           {"prefill_tokens_per_s", prefill_tps},
           {"decode_tokens_per_s", decode_tps},
       };
       std::printf("%s\n", boost::json::serialize(obj).c_str());
     } else {
       std::printf("\n");
-      std::fprintf(stderr, "[%zu prompt tokens, %zu generated, finish: %s | prefill %.1f tok/s, decode %.1f tok/s]\n",
-                   r.prompt_ids.size(), r.token_ids.size(), r.finish_reason.c_str(), prefill_tps, decode_tps);
+      std::fprintf(stderr, "[%lld prompt tokens, %lld generated, finish: %s | TTFT %.1f ms, prefill %.1f tok/s, decode %.1f tok/s]\n",
+                   (long long)u.prompt_tokens, (long long)u.completion_tokens, final_ev.finish_reason.c_str(),
+                   t.ttft_ms, prefill_tps, decode_tps);
     }
   });
 }

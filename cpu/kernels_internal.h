@@ -25,11 +25,14 @@ void bf16_to_f32_n(const uint16_t* src, float* dst, int64_t n);
 // optimised away).
 float read_sum(const float* p, int64_t n);
 
-// The two matmul strategies (matmul() picks one by T; exposed for tests and benchmarks).
+// The matmul strategies (matmul() picks one by T; exposed for tests and benchmarks).
 // W must be F32 or F16 with in > 0.
 void matmul_multirow(ThreadPool& pool, const float* x, int64_t T, const TensorView& W,
                      float* y, const float* bias);
 void matmul_sgemm(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
+                  const float* bias);
+// Cache-blocked Highway GEMM (kernels_gemm_hwy.cpp).
+void matmul_tiled(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
                   const float* bias);
 
 }  // namespace troupe::cpu::detail

@@ -49,8 +49,10 @@ struct QAct {
   const int8_t* q;      // [T][stride], zero beyond the real input length
   int64_t stride;       // >= nb * 32
   const float* d;       // [T][nb]
-  const int32_t* sum;   // [T][nb]  sum of q over the block
-  const float* gsum;    // [T][ng]  Int4: sum over the group's blocks of d * sum
+  // [T][nb] -offset * sum(q over the block): the integer block dot's start value, which
+  // removes a constant weight offset (Kernels::offset8 for 8-bit formats, 8 for Q4_0).
+  const int32_t* off;
+  const float* gsum;    // [T][ng]  Int4: sum over the group's blocks of d * sum(q)
   int64_t nb, ng;
 };
 

@@ -9,7 +9,7 @@
 //    (<= 30480) and widened once per block.
 //  - 8-bit: q + 128 (up to 255) would saturate, so the offset is flipped back to signed q
 //    and the sign moved onto the activation: maddubs(|q|, sign(x, q)) <= 2 * 128 * 127.
-//    This computes the true dot, so no -128 * sum correction here.
+//    This computes the true dot, so the 8-bit offset is 0 here (Kernels::offset8).
 #include <immintrin.h>
 
 #include "quant/qkernel.h"
@@ -82,7 +82,7 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
         __m256 gacc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (const int64_t bend = b + W.group_blocks; b < bend; ++b, wp += BB) {
           const __m256 dx = _mm256_set1_ps(xd[b]);
-          const __m256i off = _mm256_set1_epi32(F == QFormat::Q4_0 ? -8 * A.sum[t * A.nb + b] : 0);
+          const __m256i off = _mm256_set1_epi32(A.off[t * A.nb + b]);
           for (int h = 0; h < 2; ++h) {
             const __m256 af = _mm256_cvtepi32_ps(_mm256_add_epi32(block_dot<k4>(wp, h, xq + b * kBlock), off));
             if constexpr (F == QFormat::Int8) {

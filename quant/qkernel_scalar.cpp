@@ -50,7 +50,6 @@ void quantize_act_scalar(const float* x, int64_t n, int64_t nb, int8_t* q, float
 void tiles_scalar(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1,
                   float* y, const float* bias) {
   const bool four = is_4bit(W.fmt);
-  const int32_t offset = W.fmt == QFormat::Q4_0 ? 8 : four ? 0 : 128;
   const int64_t bb = tile_block_bytes(W.fmt);
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t* wt = W.w + tile * W.nb * bb;
@@ -60,10 +59,11 @@ void tiles_scalar(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int
       for (int64_t t = 0; t < T; ++t) {
         const int8_t* xq = A.q + t * A.stride;
         const float* xd = A.d + t * A.nb;
-        const int32_t* xs = A.sum + t * A.nb;
+        const int32_t* xo = A.off + t * A.nb;
         float acc = 0.0f, gacc = 0.0f;
         for (int64_t b = 0; b < W.nb; ++b) {
-          const int32_t dot = block_dot(wt + b * bb, four, rr, xq + b * kBlock) - offset * xs[b];
+          const int32_t dot = block_dot(wt + b * bb, four, rr, xq + b * kBlock) +
+                              (W.fmt == QFormat::Int4 ? 0 : xo[b]);
           switch (W.fmt) {
             case QFormat::Int8:
               acc += static_cast<float>(dot) * xd[b];

@@ -14,15 +14,18 @@ namespace {
 struct Kernels {
   detail::QuantizeActFn quantize;
   detail::TilesFn tiles;
+  // Offset of the 8-bit weight bytes the kernel's integer dot sees: 128 where it multiplies
+  // the stored q + 128 directly, 0 where it flips back to signed q first (AVX2).
+  int32_t offset8;
 };
 
 Kernels kernels_for(QIsa isa) {
   switch (isa) {
-    case QIsa::Avx512Vnni: return {detail::quantize_act_avx512, detail::tiles_avx512};
-    case QIsa::Avx2: return {detail::quantize_act_avx2, detail::tiles_avx2};
+    case QIsa::Avx512Vnni: return {detail::quantize_act_avx512, detail::tiles_avx512, 128};
+    case QIsa::Avx2: return {detail::quantize_act_avx2, detail::tiles_avx2, 0};
     case QIsa::Scalar: break;
   }
-  return {detail::quantize_act_scalar, detail::tiles_scalar};
+  return {detail::quantize_act_scalar, detail::tiles_scalar, 128};
 }
 
 QIsa detect() {
@@ -50,7 +53,7 @@ std::atomic<QIsa>& isa_slot() {
 struct Scratch {
   std::vector<int8_t> q;
   std::vector<float> d, gsum;
-  std::vector<int32_t> sum;
+  std::vector<int32_t> sum, off;
 };
 
 // Below this many weights a single thread is done before the others wake up.
@@ -98,13 +101,18 @@ void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMa
   s.q.resize(static_cast<size_t>(T * stride));
   s.d.resize(static_cast<size_t>(T * P.nb));
   s.sum.resize(static_cast<size_t>(T * P.nb));
+  s.off.resize(static_cast<size_t>(T * P.nb));
   s.gsum.resize(static_cast<size_t>(T * P.ng));
   auto quantize = [&](int, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       float* d = s.d.data() + t * P.nb;
       int32_t* sum = s.sum.data() + t * P.nb;
       k.quantize(x + t * in, in, P.nb, s.q.data() + t * stride, d, sum);
-      if (P.fmt != QFormat::Int4) continue;
+      if (P.fmt != QFormat::Int4) {
+        const int32_t offset = P.fmt == QFormat::Q4_0 ? 8 : k.offset8;
+        for (int64_t b = 0; b < P.nb; ++b) s.off[t * P.nb + b] = -offset * sum[b];
+        continue;
+      }
       for (int64_t g = 0; g < P.ng; ++g) {  // z * s * this is Int4's zero-point term
         float gs = 0.0f;
         for (int64_t b = g * P.group_blocks; b < (g + 1) * P.group_blocks; ++b)
@@ -118,7 +126,7 @@ void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMa
   else
     quantize(0, 0, T);
 
-  const detail::QAct A{s.q.data(), stride, s.d.data(), s.sum.data(), s.gsum.data(), P.nb, P.ng};
+  const detail::QAct A{s.q.data(), stride, s.d.data(), s.off.data(), s.gsum.data(), P.nb, P.ng};
   const int64_t grain = out * in * T < kMinParallelWeights ? P.tiles : 1;
   pool.parallel_for(P.tiles, grain, [&](int, int64_t t0, int64_t t1) {
     k.tiles(P, A, T, t0, t1, y, bias);

@@ -10,7 +10,8 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "quant/reference.h"
+#include "cpu/kernels.h"
+#include "quant/qrow.h"
 
 namespace troupe::quant {
 namespace {
@@ -25,81 +26,90 @@ uint16_t f16_at_least(float s) {
   return h;
 }
 
-int clamp_int(float v, int lo, int hi) {
-  const float r = std::nearbyint(v);
-  return r < lo ? lo : r > hi ? hi : static_cast<int>(r);
-}
+inline float ratio_or_zero(float num, float den) { return den != 0.0f ? num / den : 0.0f; }
 
-void quant_row_int8(QuantizedMatrix& m, int64_t r, const float* w, int64_t in) {
-  float amax = 0.0f;
-  for (int64_t i = 0; i < in; ++i) amax = std::max(amax, std::fabs(w[i]));
-  const float s = amax / 127.0f;
-  m.set_row_scale(r, s);
-  if (s == 0.0f) return;
-  for (int64_t i = 0; i < in; ++i) m.set_q(r, i, clamp_int(w[i] / s, -127, 127));
+// Each quantizer fills q[0, in) for one row and sets that row's scales. Scales are rounded
+// to their stored precision before the quants are computed from them.
+void quant_row_int8(QuantizedMatrix& m, int64_t r, const float* w, int64_t in, int8_t* q) {
+  const float amax = detail::row_absmax(w, in);
+  m.set_row_scale(r, amax / 127.0f);
+  detail::row_quantize(w, in, ratio_or_zero(127.0f, amax), 0.0f, -127.0f, 127.0f, q);
 }
 
 // min/max asymmetric RTN. The range is widened to include 0 so that the integer zero
 // point lands in [0, 15] (0 is then exactly representable); for the usual groups that
 // straddle zero this is AutoAWQ's pseudo_quantize_tensor.
-void quant_row_int4(QuantizedMatrix& m, int64_t r, const float* w, int64_t in, int group) {
+void quant_row_int4(QuantizedMatrix& m, int64_t r, const float* w, int64_t in, int group,
+                    int8_t* q) {
   for (int64_t g0 = 0, g = 0; g0 < in; g0 += group, ++g) {
-    const int64_t g1 = std::min<int64_t>(in, g0 + group);
-    float lo = 0.0f, hi = 0.0f;
-    for (int64_t i = g0; i < g1; ++i) lo = std::min(lo, w[i]), hi = std::max(hi, w[i]);
+    const int64_t n = std::min<int64_t>(in - g0, group);
+    float lo, hi;
+    detail::row_minmax(w + g0, n, &lo, &hi);
+    lo = std::min(lo, 0.0f);
+    hi = std::max(hi, 0.0f);
     const uint16_t sb = f16_at_least((hi - lo) / 15.0f);
-    const float s = f16_to_f32(sb);
+    const float inv = ratio_or_zero(1.0f, f16_to_f32(sb));
+    // All-zero group: s = 0, so z = q = 0.
+    const float z = std::nearbyint(std::min(std::max(-lo * inv, 0.0f), 15.0f));
     m.set_scale_bits(r, g, sb);
-    if (!(s > 0.0f) || !std::isfinite(s)) continue;  // all-zero group: q = z = 0
-    const int z = clamp_int(-lo / s, 0, 15);
-    m.set_zero(r, g, z);
-    for (int64_t i = g0; i < g1; ++i) m.set_q(r, i, clamp_int(w[i] / s, -z, 15 - z) + z);
+    m.set_zero(r, g, static_cast<int>(z));
+    detail::row_quantize(w + g0, n, inv, z, 0.0f, 15.0f, q + g0);
   }
 }
 
-void quant_row_q8_0(QuantizedMatrix& m, int64_t r, const float* w, int64_t in) {
+void quant_row_q8_0(QuantizedMatrix& m, int64_t r, const float* w, int64_t in, int8_t* q) {
   for (int64_t b = 0; b * kBlock < in; ++b) {
-    const float* x = w + b * kBlock;
-    float amax = 0.0f;
-    for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const uint16_t db = f16_at_least(amax / 127.0f);
-    const float d = f16_to_f32(db);
+    const uint16_t db = f16_at_least(detail::row_absmax(w + b * kBlock, kBlock) / 127.0f);
     m.set_scale_bits(r, b, db);
-    if (d > 0.0f)
-      for (int j = 0; j < kBlock; ++j) m.set_q(r, b * kBlock + j, clamp_int(x[j] / d, -127, 127));
+    detail::row_quantize(w + b * kBlock, kBlock, ratio_or_zero(1.0f, f16_to_f32(db)), 0.0f,
+                         -127.0f, 127.0f, q + b * kBlock);
   }
 }
 
 // GGML's Q4_0 choice: d = (value of largest magnitude) / -8, so that value maps to q = 0
 // exactly and the opposite side gets the 7 remaining steps (+ clamping of 8 to 7).
-void quant_row_q4_0(QuantizedMatrix& m, int64_t r, const float* w, int64_t in) {
+void quant_row_q4_0(QuantizedMatrix& m, int64_t r, const float* w, int64_t in, int8_t* q) {
   for (int64_t b = 0; b * kBlock < in; ++b) {
-    const float* x = w + b * kBlock;
-    float vmax = 0.0f;
-    for (int j = 0; j < kBlock; ++j)
-      if (std::fabs(x[j]) > std::fabs(vmax)) vmax = x[j];
-    const uint16_t db = f32_to_f16(vmax / -8.0f);
-    const float d = f16_to_f32(db);
+    float lo, hi;
+    detail::row_minmax(w + b * kBlock, kBlock, &lo, &hi);
+    const uint16_t db = f32_to_f16((-lo > hi ? lo : hi) / -8.0f);
     m.set_scale_bits(r, b, db);
-    for (int j = 0; j < kBlock; ++j)
-      m.set_q(r, b * kBlock + j, d != 0.0f ? clamp_int(x[j] / d + 8.0f, 0, 15) : 8);
+    detail::row_quantize(w + b * kBlock, kBlock, ratio_or_zero(1.0f, f16_to_f32(db)), 8.0f,
+                         0.0f, 15.0f, q + b * kBlock);
   }
+}
+
+// Runs fn(r0, r1) over row ranges in whole tiles (so threads never share a packed byte).
+void for_row_tiles(cpu::ThreadPool* pool, int64_t rows, const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t tiles = (rows + kTileRows - 1) / kTileRows;
+  auto body = [&](int, int64_t t0, int64_t t1) {
+    fn(t0 * kTileRows, std::min(rows, t1 * kTileRows));
+  };
+  if (pool && tiles > 1)
+    pool->parallel_for(tiles, 1, body);
+  else
+    body(0, 0, tiles);
 }
 
 // Quantizes `out` rows produced one at a time by row(r, scratch) -> pointer to `in` floats.
 QuantizedMatrix quantize_rows(QFormat fmt, int64_t out, int64_t in, int group,
-                              const std::function<const float*(int64_t, float*)>& row) {
+                              const std::function<const float*(int64_t, float*)>& row,
+                              cpu::ThreadPool* pool) {
   QuantizedMatrix m = QuantizedMatrix::allocate(fmt, out, in, group);
-  std::vector<float> buf(static_cast<size_t>(in));
-  for (int64_t r = 0; r < out; ++r) {
-    const float* w = row(r, buf.data());
-    switch (fmt) {
-      case QFormat::Int8: quant_row_int8(m, r, w, in); break;
-      case QFormat::Int4: quant_row_int4(m, r, w, in, group); break;
-      case QFormat::Q8_0: quant_row_q8_0(m, r, w, in); break;
-      case QFormat::Q4_0: quant_row_q4_0(m, r, w, in); break;
+  for_row_tiles(pool, out, [&](int64_t r0, int64_t r1) {
+    std::vector<float> buf(static_cast<size_t>(in));
+    std::vector<int8_t> q(static_cast<size_t>(in));
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* w = row(r, buf.data());
+      switch (fmt) {
+        case QFormat::Int8: quant_row_int8(m, r, w, in, q.data()); break;
+        case QFormat::Int4: quant_row_int4(m, r, w, in, group, q.data()); break;
+        case QFormat::Q8_0: quant_row_q8_0(m, r, w, in, q.data()); break;
+        case QFormat::Q4_0: quant_row_q4_0(m, r, w, in, q.data()); break;
+      }
+      m.set_row_q(r, q.data());
     }
-  }
+  });
   return m;
 }
 
@@ -192,6 +202,27 @@ void QuantizedMatrix::set_q(int64_t r, int64_t i, int q) {
     v = static_cast<uint8_t>((v & 0xf0) | (q & 15));
 }
 
+void QuantizedMatrix::set_row_q(int64_t r, const int8_t* q) {
+  const int64_t bb = tile_block_bytes(fmt_);
+  uint8_t* dst = w_ + (r / kTileRows) * nb_ * bb + (r % kTileRows) * 4;
+  int8_t tail[kBlock];
+  for (int64_t b = 0; b < nb_; ++b, dst += bb) {
+    const int8_t* src = q + b * kBlock;
+    if ((b + 1) * kBlock > cols_) {  // last, partial block: pad with q = 0
+      for (int64_t k = 0; k < kBlock; ++k) tail[k] = b * kBlock + k < cols_ ? src[k] : 0;
+      src = tail;
+    }
+    if (is_4bit(fmt_)) {
+      for (int j = 0; j < 4; ++j)
+        for (int c = 0; c < 4; ++c)
+          dst[j * 64 + c] = static_cast<uint8_t>((src[8 * j + c] & 15) | (src[8 * j + 4 + c] << 4));
+    } else {
+      for (int j = 0; j < 8; ++j)
+        for (int c = 0; c < 4; ++c) dst[j * 64 + c] = static_cast<uint8_t>(src[4 * j + c] + 128);
+    }
+  }
+}
+
 int QuantizedMatrix::zero(int64_t r, int64_t i) const {
   if (fmt_ == QFormat::Q4_0) return 8;
   if (fmt_ != QFormat::Int4) return 0;
@@ -237,45 +268,54 @@ detail::PackedW QuantizedMatrix::packed() const {
   return p;
 }
 
-QuantizedMatrix quantize_int8(const float* w, int64_t out, int64_t in) {
+QuantizedMatrix quantize_int8(const float* w, int64_t out, int64_t in, cpu::ThreadPool* pool) {
   return quantize_rows(QFormat::Int8, out, in, 0,
-                       [&](int64_t r, float*) { return w + r * in; });
+                       [&](int64_t r, float*) { return w + r * in; }, pool);
 }
 
-QuantizedMatrix quantize_int4(const float* w, int64_t out, int64_t in, int group) {
+QuantizedMatrix quantize_int4(const float* w, int64_t out, int64_t in, int group,
+                              cpu::ThreadPool* pool) {
   return quantize_rows(QFormat::Int4, out, in, group,
-                       [&](int64_t r, float*) { return w + r * in; });
+                       [&](int64_t r, float*) { return w + r * in; }, pool);
 }
 
-QuantizedMatrix from_gguf(const TensorView& t) {
+QuantizedMatrix from_gguf(const TensorView& t, cpu::ThreadPool* pool) {
   if ((t.dtype != DType::Q8_0 && t.dtype != DType::Q4_0) || t.shape.size() != 2)
     fail("from_gguf: '{}' is not a Q8_0/Q4_0 matrix (dtype {})", t.name, dtype_name(t.dtype));
   const int64_t out = t.rows(), in = t.cols();
   const bool q8 = t.dtype == DType::Q8_0;
   QuantizedMatrix m = QuantizedMatrix::allocate(q8 ? QFormat::Q8_0 : QFormat::Q4_0, out, in, kBlock);
   const int64_t bb = dtype_block_bytes(t.dtype);
-  for (int64_t r = 0; r < out; ++r) {
-    const uint8_t* row = t.row_ptr(r);
-    for (int64_t b = 0; b < in / kBlock; ++b) {
-      const uint8_t* blk = row + b * bb;
-      uint16_t d;
-      std::memcpy(&d, blk, 2);
-      m.set_scale_bits(r, b, d);
-      for (int j = 0; j < kBlock; ++j) {
-        const int q = q8 ? static_cast<int8_t>(blk[2 + j])
-                         : (j < 16 ? blk[2 + j] & 15 : blk[2 + j - 16] >> 4);
-        m.set_q(r, b * kBlock + j, q);
+  for_row_tiles(pool, out, [&](int64_t r0, int64_t r1) {
+    std::vector<int8_t> q(static_cast<size_t>(in));
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = t.row_ptr(r);
+      for (int64_t b = 0; b < in / kBlock; ++b) {
+        const uint8_t* blk = row + b * bb;
+        uint16_t d;
+        std::memcpy(&d, blk, 2);
+        m.set_scale_bits(r, b, d);
+        int8_t* qb = q.data() + b * kBlock;
+        if (q8) {
+          std::memcpy(qb, blk + 2, kBlock);
+        } else {
+          for (int j = 0; j < 16; ++j) {
+            qb[j] = static_cast<int8_t>(blk[2 + j] & 15);
+            qb[j + 16] = static_cast<int8_t>(blk[2 + j] >> 4);
+          }
+        }
       }
+      m.set_row_q(r, q.data());
     }
-  }
+  });
   return m;
 }
 
-QuantizedMatrix quantize(const TensorView& t, QFormat fmt, int group) {
+QuantizedMatrix quantize(const TensorView& t, QFormat fmt, int group, cpu::ThreadPool* pool) {
   if (t.shape.size() != 2) fail("quantize: '{}' is not a matrix", t.name);
   if ((t.dtype == DType::Q8_0 && fmt == QFormat::Q8_0) ||
       (t.dtype == DType::Q4_0 && fmt == QFormat::Q4_0))
-    return from_gguf(t);
+    return from_gguf(t, pool);
   const int64_t in = t.cols();
   std::function<const float*(int64_t, float*)> row;
   switch (t.dtype) {
@@ -283,19 +323,12 @@ QuantizedMatrix quantize(const TensorView& t, QFormat fmt, int group) {
       row = [&](int64_t r, float*) { return reinterpret_cast<const float*>(t.row_ptr(r)); };
       break;
     case DType::F16:
-    case DType::BF16: {
-      const bool f16 = t.dtype == DType::F16;
-      row = [&t, in, f16](int64_t r, float* buf) {
-        const auto* h = reinterpret_cast<const uint16_t*>(t.row_ptr(r));
-        for (int64_t i = 0; i < in; ++i) buf[i] = f16 ? f16_to_f32(h[i]) : bf16_to_f32(h[i]);
-        return static_cast<const float*>(buf);
-      };
-      break;
-    }
+    case DType::BF16:
     case DType::Q8_0:
     case DType::Q4_0:
-      row = [&t](int64_t r, float* buf) {
-        ref::dequantize_gguf_row(t, r, buf);
+      row = [&t, in](int64_t r, float* buf) {  // one row at a time through the SIMD converter
+        const TensorView one{t.name, t.dtype, {1, in}, t.row_ptr(r), dtype_row_bytes(t.dtype, in)};
+        cpu::to_f32(one, buf);
         return static_cast<const float*>(buf);
       };
       break;
@@ -303,36 +336,46 @@ QuantizedMatrix quantize(const TensorView& t, QFormat fmt, int group) {
       fail("quantize: '{}' has dtype {}, expected a float or GGUF type", t.name,
            dtype_name(t.dtype));
   }
-  return quantize_rows(fmt, t.rows(), in, group, row);
+  return quantize_rows(fmt, t.rows(), in, group, row, pool);
 }
 
+// AWQ tensors are [in, out/8]: one int32 holds 8 consecutive output rows of one input.
+// Eight outputs 8c..8c+7 lie in one tile (16 % 8 == 0), at bytes 4 apart with the same
+// nibble, so each word is scattered with one base offset per input.
 QuantizedMatrix from_awq(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
-                         int64_t in, int64_t out, int group) {
+                         int64_t in, int64_t out, int group, cpu::ThreadPool* pool) {
   check_awq_shape(in, out, group);
   QuantizedMatrix m = QuantizedMatrix::allocate(QFormat::Int4, out, in, group);
-  const int64_t ow = out / 8;
-  // Input-major walk: the 16 rows of a tile that one input touches share a cache line.
-  for (int64_t i = 0; i < in; ++i)
-    for (int64_t o = 0; o < out; ++o) {
-      const auto word = static_cast<uint32_t>(qweight[i * ow + o / 8]);
-      m.set_q(o, i, static_cast<int>((word >> (4 * kAwqPos[o % 8])) & 15));
+  uint8_t* w = m.w_;
+  const int64_t nb = m.nb_, ow = out / 8;
+  for_row_tiles(pool, out, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = 0; i < in; ++i) {
+      const int64_t k = i % kBlock, shift = (k % 8) >= 4 ? 4 : 0;
+      const int64_t base = (i / kBlock) * 256 + (k / 8) * 64 + k % 4;
+      for (int64_t c = r0 / 8; c < r1 / 8; ++c) {
+        const auto word = static_cast<uint32_t>(qweight[i * ow + c]);
+        uint8_t* dst = w + (c / 2) * nb * 256 + base + (c % 2) * 32;
+        for (int j = 0; j < 8; ++j)
+          dst[4 * j] |= static_cast<uint8_t>(((word >> (4 * kAwqPos[j])) & 15) << shift);
+      }
     }
-  for (int64_t g = 0; g < in / group; ++g)
-    for (int64_t o = 0; o < out; ++o) {
-      const auto word = static_cast<uint32_t>(qzeros[g * ow + o / 8]);
-      m.set_zero(o, g, static_cast<int>((word >> (4 * kAwqPos[o % 8])) & 15));
-      m.set_scale_bits(o, g, scales[g * out + o]);
-    }
+    for (int64_t g = 0; g < in / group; ++g)
+      for (int64_t o = r0; o < r1; ++o) {
+        const auto word = static_cast<uint32_t>(qzeros[g * ow + o / 8]);
+        m.set_zero(o, g, static_cast<int>((word >> (4 * kAwqPos[o % 8])) & 15));
+        m.set_scale_bits(o, g, scales[g * out + o]);
+      }
+  });
   return m;
 }
 
-QuantizedMatrix from_awq(const AwqTensors& t) {
+QuantizedMatrix from_awq(const AwqTensors& t, cpu::ThreadPool* pool) {
   check_awq_shape(t.in, t.out, t.group);
   const auto ng = static_cast<size_t>(t.in / t.group), ow = static_cast<size_t>(t.out / 8);
   if (t.qweight.size() != static_cast<size_t>(t.in) * ow || t.qzeros.size() != ng * ow ||
       t.scales.size() != ng * static_cast<size_t>(t.out))
     fail("AWQ: tensor sizes do not match in={} out={} group={}", t.in, t.out, t.group);
-  return from_awq(t.qweight.data(), t.qzeros.data(), t.scales.data(), t.in, t.out, t.group);
+  return from_awq(t.qweight.data(), t.qzeros.data(), t.scales.data(), t.in, t.out, t.group, pool);
 }
 
 AwqTensors to_awq(const QuantizedMatrix& m) {
@@ -346,15 +389,21 @@ AwqTensors to_awq(const QuantizedMatrix& m) {
   t.qweight.assign(static_cast<size_t>(t.in * ow), 0);
   t.qzeros.assign(static_cast<size_t>(ng * ow), 0);
   t.scales.assign(static_cast<size_t>(ng * t.out), 0);
-  auto put = [](int32_t& word, int64_t o, int v) {
-    word = static_cast<int32_t>(static_cast<uint32_t>(word) |
-                                (static_cast<uint32_t>(v) << (4 * kAwqPos[o % 8])));
-  };
-  for (int64_t i = 0; i < t.in; ++i)
-    for (int64_t o = 0; o < t.out; ++o) put(t.qweight[i * ow + o / 8], o, m.q(o, i));
+  const detail::PackedW p = m.packed();
+  for (int64_t i = 0; i < t.in; ++i) {  // the inverse of from_awq's scatter
+    const int64_t k = i % kBlock, shift = (k % 8) >= 4 ? 4 : 0;
+    const int64_t base = (i / kBlock) * 256 + (k / 8) * 64 + k % 4;
+    for (int64_t c = 0; c < ow; ++c) {
+      const uint8_t* src = p.w + (c / 2) * p.nb * 256 + base + (c % 2) * 32;
+      uint32_t word = 0;
+      for (int j = 0; j < 8; ++j) word |= static_cast<uint32_t>((src[4 * j] >> shift) & 15) << (4 * kAwqPos[j]);
+      t.qweight[i * ow + c] = static_cast<int32_t>(word);
+    }
+  }
   for (int64_t g = 0; g < ng; ++g)
     for (int64_t o = 0; o < t.out; ++o) {
-      put(t.qzeros[g * ow + o / 8], o, m.zero(o, g * t.group));
+      const uint32_t z = static_cast<uint32_t>(m.zero(o, g * t.group)) << (4 * kAwqPos[o % 8]);
+      t.qzeros[g * ow + o / 8] = static_cast<int32_t>(static_cast<uint32_t>(t.qzeros[g * ow + o / 8]) | z);
       t.scales[g * t.out + o] = m.scale_bits(o, g);
     }
   return t;

@@ -31,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu/thread_pool.h"
 #include "model/tensor.h"
 #include "quant/qkernel.h"
 
@@ -63,15 +64,19 @@ class QuantizedMatrix {
   // Raw views for the kernels.
   detail::PackedW packed() const;
 
-  // Builders (below) fill a freshly allocated, zeroed matrix through these.
+  // Builders (below) fill a freshly allocated matrix (q = 0, zero scales) through these.
+  // Distinct rows may be set from different threads.
   static QuantizedMatrix allocate(QFormat fmt, int64_t rows, int64_t cols, int group);
   void set_q(int64_t r, int64_t i, int q);                  // q as in q() above
+  void set_row_q(int64_t r, const int8_t* q);               // cols() values, fast path
   void set_scale_bits(int64_t r, int64_t g, uint16_t f16);  // Int4, Q8_0, Q4_0
   void set_row_scale(int64_t r, float s);                   // Int8
   void set_zero(int64_t r, int64_t g, int z);               // Int4
   uint16_t scale_bits(int64_t r, int64_t g) const;          // Int4, Q8_0, Q4_0
 
  private:
+  friend QuantizedMatrix from_awq(const int32_t*, const int32_t*, const uint16_t*, int64_t,
+                                  int64_t, int, cpu::ThreadPool*);
   int64_t packed_cols() const { return nb_ * kBlock; }
   int64_t w_offset(int64_t r, int64_t i) const;
 
@@ -88,17 +93,23 @@ class QuantizedMatrix {
   uint8_t* z_ = nullptr;
 };
 
+// Builders take an optional pool to split the rows over (load time: ~0.2-0.5 G weights/s
+// per thread).
+//
 // Round-to-nearest quantizers from a row-major float matrix [out, in].
-QuantizedMatrix quantize_int8(const float* w, int64_t out, int64_t in);
+QuantizedMatrix quantize_int8(const float* w, int64_t out, int64_t in,
+                              cpu::ThreadPool* pool = nullptr);
 // group in {32, 64, 128}; in need not be a multiple of it (the last group is padded).
-QuantizedMatrix quantize_int4(const float* w, int64_t out, int64_t in, int group = 128);
+QuantizedMatrix quantize_int4(const float* w, int64_t out, int64_t in, int group = 128,
+                              cpu::ThreadPool* pool = nullptr);
 
-// Any stored weight matrix: F32/F16/BF16 quantized to Int8 or Int4 (converted a row at a
+// Any stored weight matrix: F32/F16/BF16 quantized to any format (converted a row at a
 // time, never a full float copy); Q8_0/Q4_0 tensors repacked as is when `fmt` matches
 // their dtype (and dequantized row by row, then requantized, otherwise).
-QuantizedMatrix quantize(const TensorView& w, QFormat fmt, int group = 128);
+QuantizedMatrix quantize(const TensorView& w, QFormat fmt, int group = 128,
+                         cpu::ThreadPool* pool = nullptr);
 // A GGUF Q8_0 or Q4_0 tensor [out, in], repacked bit-exactly.
-QuantizedMatrix from_gguf(const TensorView& w);
+QuantizedMatrix from_gguf(const TensorView& w, cpu::ThreadPool* pool = nullptr);
 
 // AutoAWQ (GEMM version) 4-bit tensors of a linear layer with in_features `in`,
 // out_features `out`: qweight int32 [in, out/8], qzeros int32 [in/group, out/8], scales
@@ -112,8 +123,8 @@ struct AwqTensors {
   std::vector<uint16_t> scales;
 };
 QuantizedMatrix from_awq(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
-                         int64_t in, int64_t out, int group);
-QuantizedMatrix from_awq(const AwqTensors& t);
+                         int64_t in, int64_t out, int group, cpu::ThreadPool* pool = nullptr);
+QuantizedMatrix from_awq(const AwqTensors& t, cpu::ThreadPool* pool = nullptr);
 // The reverse, for writers: Int4 only, out % 8 == 0 and in % group == 0.
 AwqTensors to_awq(const QuantizedMatrix& m);
 

@@ -50,18 +50,28 @@ const Shape kShapes[] = {{768, 2048}, {2048, 768}, {32000, 768}, {2048, 2048}};
 
 }  // namespace
 
-TEST_CASE("bench: pool dispatch", "[.bench][pool]") {
+TEST_CASE("bench: pool dispatch", "[.bench][.pool-bench]") {
   ThreadPool pool(bench_threads());
-  const int n = 200000;
-  const double pf = best_time(3, n, [&](int) {
+  const int n = 100000;
+  const double empty = best_time(3, n, [&](int) {
     pool.parallel_for(pool.size(), 1, [](int, int64_t, int64_t) {});
   });
   const double roa = best_time(3, n, [&](int) { pool.run_on_all([](int) {}); });
-  std::printf("pool(%d threads): parallel_for %.2f us, run_on_all %.2f us per call\n",
-              pool.size(), pf * 1e6, roa * 1e6);
+  // Each chunk spins for 10 us: the overhead is what the call costs beyond that.
+  const auto work = std::chrono::microseconds(10);
+  const double busy = best_time(3, n / 10, [&](int) {
+    pool.parallel_for(pool.size(), 1, [&](int, int64_t, int64_t) {
+      const auto t0 = Clock::now();
+      while (Clock::now() - t0 < work) {
+      }
+    });
+  });
+  std::printf("pool(%d threads): parallel_for empty %.2f us, with 10 us per chunk %.2f us "
+              "overhead; run_on_all empty %.2f us\n",
+              pool.size(), empty * 1e6, busy * 1e6 - 10, roa * 1e6);
 }
 
-TEST_CASE("bench: bandwidth and GEMV", "[.bench][gemv]") {
+TEST_CASE("bench: bandwidth and GEMV", "[.bench][.gemv-bench]") {
   ThreadPool pool(bench_threads());
   const double bw = measure_read_bandwidth(pool);
   std::printf("read bandwidth (%d threads): %.1f GB/s\n", pool.size(), bw / 1e9);
@@ -87,7 +97,7 @@ TEST_CASE("bench: bandwidth and GEMV", "[.bench][gemv]") {
   }
 }
 
-TEST_CASE("bench: small T, multi-row GEMV vs sgemm", "[.bench][gemm]") {
+TEST_CASE("bench: small T, multi-row GEMV vs sgemm", "[.bench][.gemm-bench]") {
   ThreadPool pool(bench_threads());
   for (DType dt : {DType::F32, DType::F16}) {
     const Shape s{2048, 2048};
@@ -95,7 +105,7 @@ TEST_CASE("bench: small T, multi-row GEMV vs sgemm", "[.bench][gemm]") {
     const int copies = int(std::max<int64_t>(1, (int64_t(256) << 20) / bytes));
     std::vector<test::OwnedMatrix> W;
     for (int c = 0; c < copies; ++c) W.push_back(test::random_matrix(dt, s.out, s.in, c));
-    for (int64_t T : {1, 2, 4, 8, 12, 16, 24, 32, 48, 64}) {
+    for (int64_t T : {1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 512}) {
       const auto x = test::random_floats(T * s.in, 3);
       std::vector<float> y(T * s.out);
       const double mr = best_time(3, copies, [&](int i) {
@@ -104,15 +114,18 @@ TEST_CASE("bench: small T, multi-row GEMV vs sgemm", "[.bench][gemm]") {
       const double sg = best_time(3, copies, [&](int i) {
         detail::matmul_sgemm(pool, x.data(), T, W[i % copies].view, y.data(), nullptr);
       });
+      const double tl = best_time(3, copies, [&](int i) {
+        detail::matmul_tiled(pool, x.data(), T, W[i % copies].view, y.data(), nullptr);
+      });
       const double flop = 2.0 * T * s.out * s.in;
-      std::printf("%s %ldx%ld T=%3ld: multirow %8.1f us (%6.1f GFLOP/s)  sgemm %8.1f us (%6.1f GFLOP/s)  -> %s\n",
+      std::printf("%s %ldx%ld T=%3ld: multirow %8.1f us (%6.1f GFLOP/s)  sgemm %8.1f us (%6.1f GFLOP/s)  tiled %8.1f us (%6.1f GFLOP/s)\n",
                   std::string(dtype_name(dt)).c_str(), long(s.out), long(s.in), long(T), mr * 1e6,
-                  flop / mr / 1e9, sg * 1e6, flop / sg / 1e9, mr < sg ? "multirow" : "sgemm");
+                  flop / mr / 1e9, sg * 1e6, flop / sg / 1e9, tl * 1e6, flop / tl / 1e9);
     }
   }
 }
 
-TEST_CASE("bench: GEMM", "[.bench][gemm]") {
+TEST_CASE("bench: GEMM", "[.bench][.gemm-bench]") {
   ThreadPool pool(bench_threads());
   for (DType dt : {DType::F32, DType::F16})
     for (const Shape& s : kShapes)
@@ -129,7 +142,7 @@ TEST_CASE("bench: GEMM", "[.bench][gemm]") {
       }
 }
 
-TEST_CASE("bench: attention", "[.bench][attention]") {
+TEST_CASE("bench: attention", "[.bench][.attention-bench]") {
   const int64_t hd = 128, n_kv = 8, n_heads = 32, bs = 16;
   for (int64_t n_ctx : {128, 1024, 4096}) {
     const int64_t nb = (n_ctx + bs - 1) / bs;

@@ -87,6 +87,18 @@ TEST_CASE("matmul: sgemm path", "[cpu][matmul]") {
         check_matmul(detail::matmul_sgemm, pool, dt, out, in, T, T % 2 == 1, seed++);
 }
 
+TEST_CASE("matmul: tiled Highway GEMM", "[cpu][matmul]") {
+  test::for_each_target([&] {
+    ThreadPool pool(2);
+    uint32_t seed = 300;
+    for (DType dt : {DType::F32, DType::F16})
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {33, 100}, {130, 257},
+                             {200, 600}, {97, 1030}})
+        for (int64_t T : {1, 2, 17, 33, 64, 100})
+          check_matmul(detail::matmul_tiled, pool, dt, out, in, T, T % 2 == 1, seed++);
+  });
+}
+
 TEST_CASE("matmul: public entry point across the crossover and pool sizes", "[cpu][matmul]") {
   test::for_each_target([&] {
     uint32_t seed = 200;

@@ -1,0 +1,57 @@
+#pragma once
+// Latency/throughput bookkeeping shared by the benchmarks: per-request traces in,
+// vLLM-style summaries (TTFT, TPOT, ITL, E2E percentiles; tokens/s) out.
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe::app {
+
+using BenchClock = std::chrono::steady_clock;
+
+struct RequestTrace {
+  BenchClock::time_point submit{}, finish{};
+  std::vector<BenchClock::time_point> token_times;
+  int64_t prompt_tokens = 0;
+  bool ok = false;
+  std::string error;
+};
+
+struct LatencyStats {
+  double mean = 0, p50 = 0, p95 = 0, p99 = 0, max = 0;
+  static LatencyStats of(std::vector<double> ms);
+};
+
+struct BenchResult {
+  std::string label;
+  int64_t requests = 0, failed = 0, output_tokens = 0, prompt_tokens = 0;
+  double duration_s = 0, output_tokens_per_s = 0, requests_per_s = 0, total_tokens_per_s = 0;
+  LatencyStats ttft, tpot, itl, e2e;  // milliseconds
+  int64_t steps = 0, preemptions = 0;
+  double actor_overhead_ms_per_step = 0, forward_ms_per_step = 0;
+  double goodput_requests_per_s = -1;  // set when an SLO is given
+};
+
+BenchResult summarize(const std::vector<RequestTrace>& traces, BenchClock::time_point start);
+void print_result(const BenchResult& r);
+boost::json::object to_json(const BenchResult& r);
+// TTFT and E2E latency distributions of each result as a PNG (gnuplot).
+void plot_results(const std::vector<BenchResult>& results, const std::string& png_path);
+
+// A one-line progress bar on stderr.
+class Progress {
+ public:
+  Progress(std::string label, size_t total);
+  void update(size_t done);
+  void finish();
+
+ private:
+  std::string label_;
+  size_t total_;
+  size_t shown_ = size_t(-1);
+};
+
+}  // namespace troupe::app

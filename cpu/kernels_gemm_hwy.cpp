@@ -1,0 +1,225 @@
+// Cache-blocked GEMM in Highway: y[T, out] = x[T, in] . W[out, in]^T for W in F32 or F16.
+//
+// Why not only OpenBLAS: Debian's OpenBLAS 0.3.21 does not know AMD Zen 4/5 and runs its
+// AVX2 (Haswell) kernel there, half the FMA width of the AVX-512 units; and for F16
+// weights it would need a separate conversion pass. This kernel uses whatever Highway
+// target the CPU has and converts F16 while packing.
+//
+// Formulation (vectors along tokens, so W is never transposed):
+//   - x is packed once per call into xT blocks [KC][TB] (TB = kVecT vectors of tokens,
+//     zero padded past T), shared by all threads;
+//   - each thread walks its output rows in blocks of NC rows; per KC slice it converts
+//     the W block into Wp [NC][KC] (plain row copies, F16 -> F32 in SIMD);
+//   - the micro-kernel keeps kRows x kVecT accumulators (12 x 2 with AVX-512): per k it
+//     loads kVecT token vectors and broadcasts kRows weights, i.e. 14 loads per 24 FMAs;
+//   - partial sums live in a transposed yT [NC][T] block (contiguous along tokens) and
+//     are transposed into y (plus bias) once per row block.
+// Working set per thread: xT block 32 KiB (L1), Wp 96 KiB and yT NC*T floats (L2).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/kernels_gemm_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "cpu/kernels.h"
+#include "cpu/kernels_internal.h"
+
+// Target-independent helpers: foreach_target.h re-includes this file once per target.
+#ifndef TROUPE_CPU_KERNELS_GEMM_HWY_COMMON_
+#define TROUPE_CPU_KERNELS_GEMM_HWY_COMMON_
+namespace troupe::cpu::detail {
+namespace {
+
+// 64-byte aligned scratch owned by the calling thread, grown on demand.
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+float* scratch(std::unique_ptr<float[], AlignedFree>& buf, int64_t& cap, int64_t n) {
+  if (n > cap) {
+    const size_t bytes = (static_cast<size_t>(n) * 4 + 63) / 64 * 64;
+    buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!buf) throw std::bad_alloc();
+    cap = n;
+  }
+  return buf.get();
+}
+
+}  // namespace
+}  // namespace troupe::cpu::detail
+#endif  // TROUPE_CPU_KERNELS_GEMM_HWY_COMMON_
+
+HWY_BEFORE_NAMESPACE();
+namespace troupe::cpu::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+#if HWY_TARGET <= HWY_AVX3
+constexpr int kRows = 12;  // 24 accumulators + 2 token vectors + 1 broadcast of 32 zmm
+#else
+constexpr int kRows = 6;   // 12 + 2 + 1 of 16 ymm/xmm
+#endif
+constexpr int kVecT = 2;
+constexpr int64_t kKC = 256;             // k per slice: xT block = kKC * TB floats
+constexpr int64_t kNC = 8 * kRows;       // W rows per block: Wp = kNC * kKC floats
+
+HWY_INLINE int64_t TokBlock() { return kVecT * static_cast<int64_t>(hn::Lanes(DF())); }
+
+// yT[r][0:TB] (+)= sum_k Wp[r][k] * xT[k][0:TB] for r < kRows.
+HWY_INLINE void MicroKernel(const float* HWY_RESTRICT xT, const float* HWY_RESTRICT Wp,
+                            int64_t kc, float* HWY_RESTRICT yT, int64_t ldT, bool accumulate) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t TB = kVecT * N;
+  VF acc[kRows][kVecT];
+#pragma GCC unroll 12
+  for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < kVecT; ++v) acc[r][v] = hn::Zero(d);
+  for (int64_t k = 0; k < kc; ++k) {
+    VF xv[kVecT];
+#pragma GCC unroll 2
+    for (int v = 0; v < kVecT; ++v) xv[v] = hn::LoadU(d, xT + k * TB + v * N);
+#pragma GCC unroll 12
+    for (int r = 0; r < kRows; ++r) {
+      const VF w = hn::Set(d, Wp[r * kKC + k]);
+#pragma GCC unroll 2
+      for (int v = 0; v < kVecT; ++v) acc[r][v] = hn::MulAdd(w, xv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < kVecT; ++v) {
+      float* p = yT + r * ldT + v * N;
+      hn::StoreU(accumulate ? hn::Add(acc[r][v], hn::LoadU(d, p)) : acc[r][v], d, p);
+    }
+}
+
+// Packs x[T, K] into xT[kb][tb][KC][TB] for the (kb, tb) pairs in [p0, p1).
+void PackX(const float* x, int64_t T, int64_t K, float* xT, int64_t p0, int64_t p1) {
+  const int64_t TB = TokBlock();
+  const int64_t ntb = (T + TB - 1) / TB;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t kb = p / ntb, tb = p % ntb;
+    const int64_t k0 = kb * kKC, kc = std::min(kKC, K - k0), t0 = tb * TB;
+    float* dst = xT + p * kKC * TB;
+    for (int64_t t = 0; t < TB; ++t) {
+      if (t0 + t < T) {
+        const float* src = x + (t0 + t) * K + k0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * TB + t] = src[k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) dst[k * TB + t] = 0.0f;
+      }
+    }
+  }
+}
+
+HWY_INLINE void CopyRow(const float* src, float* dst, int64_t n) {
+  std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+}
+HWY_INLINE void CopyRow(const hwy::float16_t* src, float* dst, int64_t n) {
+  const DF d;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, src + i)), d, dst + i);
+  if (i < n) f16_to_f32_n(reinterpret_cast<const uint16_t*>(src + i), dst + i, n - i);
+}
+
+// Output rows [r0, r1) for all T tokens, from the packed xT.
+template <typename WT>
+void GemmRows(const float* xT, int64_t T, const WT* W, int64_t K, int64_t r0, int64_t r1,
+              float* y, int64_t ldy, const float* bias) {
+  thread_local std::unique_ptr<float[], AlignedFree> wp_buf, yt_buf;
+  thread_local int64_t wp_cap = 0, yt_cap = 0;
+  const int64_t TB = TokBlock();
+  const int64_t ntb = (T + TB - 1) / TB, ldT = ntb * TB;
+  const int64_t nkb = (K + kKC - 1) / kKC;
+  float* Wp = scratch(wp_buf, wp_cap, kNC * kKC);
+  float* yT = scratch(yt_buf, yt_cap, kNC * ldT);
+  for (int64_t oc = r0; oc < r1; oc += kNC) {
+    const int64_t nc = std::min(kNC, r1 - oc);
+    const int64_t nsub = (nc + kRows - 1) / kRows;
+    for (int64_t kb = 0; kb < nkb; ++kb) {
+      const int64_t k0 = kb * kKC, kc = std::min(kKC, K - k0);
+      for (int64_t r = 0; r < nsub * kRows; ++r) {
+        if (r < nc)
+          CopyRow(W + (oc + r) * K + k0, Wp + r * kKC, kc);
+        else
+          std::fill(Wp + r * kKC, Wp + r * kKC + kc, 0.0f);  // padding rows
+      }
+      for (int64_t tb = 0; tb < ntb; ++tb) {
+        const float* xb = xT + (kb * ntb + tb) * kKC * TB;
+        for (int64_t s = 0; s < nsub; ++s)
+          MicroKernel(xb, Wp + s * kRows * kKC, kc, yT + s * kRows * ldT + tb * TB, ldT, kb > 0);
+      }
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      float* yrow = y + t * ldy + oc;
+      for (int64_t r = 0; r < nc; ++r) yrow[r] = yT[r * ldT + t] + (bias ? bias[oc + r] : 0.0f);
+    }
+  }
+}
+
+int64_t PackedXFloats(int64_t T, int64_t K) {
+  const int64_t TB = TokBlock();
+  return ((K + kKC - 1) / kKC) * ((T + TB - 1) / TB) * kKC * TB;
+}
+int64_t PackedXPanels(int64_t T, int64_t K) {
+  const int64_t TB = TokBlock();
+  return ((K + kKC - 1) / kKC) * ((T + TB - 1) / TB);
+}
+void GemmRowsF32(const float* xT, int64_t T, const float* W, int64_t K, int64_t r0, int64_t r1,
+                 float* y, int64_t ldy, const float* bias) {
+  GemmRows(xT, T, W, K, r0, r1, y, ldy, bias);
+}
+void GemmRowsF16(const float* xT, int64_t T, const uint16_t* W, int64_t K, int64_t r0,
+                 int64_t r1, float* y, int64_t ldy, const float* bias) {
+  GemmRows(xT, T, reinterpret_cast<const hwy::float16_t*>(W), K, r0, r1, y, ldy, bias);
+}
+int64_t RowBlock() { return kNC; }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace troupe::cpu::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace troupe::cpu::detail {
+
+HWY_EXPORT(PackX);
+HWY_EXPORT(PackedXFloats);
+HWY_EXPORT(PackedXPanels);
+HWY_EXPORT(GemmRowsF32);
+HWY_EXPORT(GemmRowsF16);
+HWY_EXPORT(RowBlock);
+
+void matmul_tiled(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
+                  const float* bias) {
+  const int64_t out = W.rows(), K = W.cols();
+  // The packed x belongs to the calling thread (thread 0 of the pool) and is shared
+  // read-only by the workers for the duration of the call.
+  thread_local std::unique_ptr<float[], AlignedFree> xt_buf;
+  thread_local int64_t xt_cap = 0;
+  float* xT = scratch(xt_buf, xt_cap, HWY_DYNAMIC_DISPATCH(PackedXFloats)(T, K));
+  pool.parallel_for(HWY_DYNAMIC_DISPATCH(PackedXPanels)(T, K), 1, [&](int, int64_t p0, int64_t p1) {
+    HWY_DYNAMIC_DISPATCH(PackX)(x, T, K, xT, p0, p1);
+  });
+  pool.parallel_for(out, HWY_DYNAMIC_DISPATCH(RowBlock)(), [&](int, int64_t r0, int64_t r1) {
+    if (W.dtype == DType::F16)
+      HWY_DYNAMIC_DISPATCH(GemmRowsF16)(xT, T, static_cast<const uint16_t*>(W.data), K, r0, r1,
+                                        y, out, bias);
+    else
+      HWY_DYNAMIC_DISPATCH(GemmRowsF32)(xT, T, static_cast<const float*>(W.data), K, r0, r1, y,
+                                        out, bias);
+  });
+}
+
+}  // namespace troupe::cpu::detail
+#endif  // HWY_ONCE

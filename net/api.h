@@ -1,0 +1,97 @@
+#pragma once
+// The request/response vocabulary of the daemon, independent of sockets: parsing OpenAI
+// and WebSocket request bodies into engine requests (strictly: wrong types, unknown fields
+// and out-of-range values are 400s naming the field), and OpenAI-shaped error bodies.
+#include <boost/json/fwd.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "actors/request.h"
+
+namespace troupe {
+
+class Tokenizer;
+class ChatTemplate;
+
+// An HTTP-level failure, rendered as {"error": {"message", "type", "param", "code"}}.
+struct ApiError : std::exception {
+  int status = 400;
+  std::string type = "invalid_request_error";
+  std::string message;
+  std::string param;  // empty: null
+  std::string code;   // empty: null
+  int retry_after_s = 0;  // > 0: send Retry-After
+
+  ApiError(int status_, std::string message_, std::string param_ = "", std::string type_ = "",
+           std::string code_ = "");
+  const char* what() const noexcept override { return message.c_str(); }
+};
+
+ApiError bad_request(std::string message, std::string param = "");
+// The engine's final error event -> the matching HTTP error (400 / 429 / 500).
+ApiError engine_error(const TokenEvent& ev);
+std::string error_body(const ApiError& e);
+
+// What the parsers need to know about the served model.
+struct ModelInfo {
+  std::string name;             // served model name
+  int64_t max_model_len = 0;
+  int32_t vocab_size = 0;
+  const Tokenizer* tokenizer = nullptr;
+  const ChatTemplate* chat = nullptr;
+};
+
+enum class Endpoint { Completions, Chat };
+
+struct ApiRequest {
+  Endpoint endpoint = Endpoint::Completions;
+  std::vector<GenerateRequest> choices;  // one engine request per returned choice
+  bool stream = false;
+  bool include_usage = false;            // stream_options.include_usage
+  bool continuous_usage = false;         // stream_options.continuous_usage_stats (vLLM)
+  int n = 1;                             // choices per prompt (choices = prompts x n)
+};
+
+// Limits on what one HTTP request may ask for.
+constexpr int kMaxChoices = 16;        // prompts x n
+constexpr int kMaxStopStrings = 16;
+
+ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelInfo& model);
+
+// WebSocket `generate` message (docs/websocket.md). `id` is echoed back verbatim.
+struct WsGenerate {
+  std::string id_json;  // the client's id, serialized (a string or an integer)
+  GenerateRequest req;
+};
+WsGenerate parse_ws_generate(const boost::json::object& msg, const ModelInfo& model);
+
+// ---- OpenAI response bodies ----
+struct ChoiceResult {
+  std::string text;
+  std::string finish_reason;
+  Usage usage;
+};
+// "cmpl-..." / "chatcmpl-..." with 24 random hex digits.
+std::string new_response_id(Endpoint ep);
+// Sums usage over choices; a prompt shared by n choices counts once.
+Usage total_usage(const std::vector<ChoiceResult>& choices, int n);
+std::string completion_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model,
+                            const std::vector<ChoiceResult>& choices, int n);
+// One SSE chunk's JSON. Chat: `role` adds {"role": "assistant"} to the delta (first chunk).
+// finish_reason empty: null. `usage` (continuous usage stats) is added when non-null.
+std::string chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model, int index,
+                       std::string_view text, std::string_view finish_reason, bool role, const Usage* usage = nullptr);
+// The final usage-only chunk of stream_options.include_usage (choices: []).
+std::string usage_chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model,
+                             const Usage& usage);
+std::string models_body(const std::string& model, int64_t created, int64_t max_model_len);
+
+bool valid_utf8(std::string_view s);
+// Parses a JSON request body; 400 with a clear message on invalid UTF-8 or syntax errors.
+boost::json::value parse_json_body(std::string_view body);
+
+}  // namespace troupe

@@ -1,0 +1,483 @@
+// Request bodies -> engine requests. Every rejection is a 400 naming the field, produced
+// here on the network thread, so a bad request never reaches the engine.
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "net/api.h"
+#include "net/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace troupe {
+
+namespace json = boost::json;
+
+ApiError::ApiError(int status_, std::string message_, std::string param_, std::string type_, std::string code_)
+    : status(status_), message(std::move(message_)), param(std::move(param_)), code(std::move(code_)) {
+  if (!type_.empty()) type = std::move(type_);
+  else if (status >= 500) type = "server_error";
+}
+
+ApiError bad_request(std::string message, std::string param) {
+  return ApiError(400, std::move(message), std::move(param));
+}
+
+ApiError engine_error(const TokenEvent& ev) {
+  if (ev.error_type == "overloaded") {
+    ApiError e(429, ev.error, "", "rate_limit_error", "overloaded");
+    e.retry_after_s = 1;
+    return e;
+  }
+  if (ev.error_type == "invalid_request") return ApiError(400, ev.error);
+  return ApiError(500, ev.error.empty() ? "internal error" : ev.error, "", "server_error");
+}
+
+std::string error_body(const ApiError& e) {
+  json::object err{{"message", e.message},
+                   {"type", e.type},
+                   {"param", e.param.empty() ? json::value(nullptr) : json::value(e.param)},
+                   {"code", e.code.empty() ? json::value(nullptr) : json::value(e.code)}};
+  return json::serialize(json::object{{"error", std::move(err)}});
+}
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
+    else return false;
+    if (i + size_t(len) > n) return false;
+    for (int k = 1; k < len; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(s[i + size_t(k)]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, UTF-16 surrogates and values past U+10FFFF are invalid too.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+      return false;
+    i += size_t(len);
+  }
+  return true;
+}
+
+json::value parse_json_body(std::string_view body) {
+  if (body.empty()) throw bad_request("the request body is empty; expected a JSON object");
+  if (!valid_utf8(body)) throw bad_request("the request body is not valid UTF-8");
+  boost::system::error_code ec;
+  json::parse_options opt;
+  opt.max_depth = 64;
+  json::value v = json::parse(body, ec, {}, opt);
+  if (ec) throw bad_request("the request body is not valid JSON: " + ec.message());
+  return v;
+}
+
+namespace {
+
+const char* kind_name(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null: return "null";
+    case json::kind::bool_: return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64: return "an integer";
+    case json::kind::double_: return "a number";
+    case json::kind::string: return "a string";
+    case json::kind::array: return "an array";
+    case json::kind::object: return "an object";
+  }
+  return "?";
+}
+
+[[noreturn]] void wrong_type(std::string_view key, const char* want, const json::value& got) {
+  throw bad_request("'" + std::string(key) + "' must be " + want + ", got " + kind_name(got), std::string(key));
+}
+
+// Typed optional fields: absent or null -> nullopt.
+const json::value* field(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  return v && !v->is_null() ? v : nullptr;
+}
+
+std::optional<double> get_number(const json::object& o, std::string_view key) {
+  const json::value* v = field(o, key);
+  if (!v) return std::nullopt;
+  if (v->is_int64()) return double(v->get_int64());
+  if (v->is_uint64()) return double(v->get_uint64());
+  if (v->is_double()) return v->get_double();
+  wrong_type(key, "a number", *v);
+}
+
+std::optional<int64_t> get_integer(const json::object& o, std::string_view key) {
+  const json::value* v = field(o, key);
+  if (!v) return std::nullopt;
+  if (v->is_int64()) return v->get_int64();
+  if (v->is_uint64()) return std::numeric_limits<int64_t>::max();  // clamped by range checks
+  if (v->is_double()) {  // JavaScript clients may send 16.0
+    const double d = v->get_double();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return int64_t(d);
+    throw bad_request("'" + std::string(key) + "' must be an integer, got " + json::serialize(*v), std::string(key));
+  }
+  wrong_type(key, "an integer", *v);
+}
+
+std::optional<bool> get_bool(const json::object& o, std::string_view key) {
+  const json::value* v = field(o, key);
+  if (!v) return std::nullopt;
+  if (!v->is_bool()) wrong_type(key, "a boolean", *v);
+  return v->get_bool();
+}
+
+float to_float(double d) {
+  // Out-of-float-range values become inf, which validate() rejects with the field's name.
+  return std::fabs(d) > double(std::numeric_limits<float>::max()) ? (d > 0 ? INFINITY : -INFINITY) : float(d);
+}
+
+int32_t clamp_i32(int64_t v) {
+  return int32_t(std::clamp<int64_t>(v, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
+}
+
+std::vector<int32_t> token_ids(const json::value& v, std::string_view key, const ModelInfo& m) {
+  if (!v.is_array()) wrong_type(key, "an array of token ids", v);
+  std::vector<int32_t> ids;
+  for (const auto& x : v.get_array()) {
+    if (!x.is_int64()) wrong_type(key, "an array of integers", x);
+    const int64_t id = x.get_int64();
+    if (id < 0 || id >= m.vocab_size)
+      throw bad_request("'" + std::string(key) + "' contains token id " + std::to_string(id) +
+                            ", outside the vocabulary [0, " + std::to_string(m.vocab_size) + ")",
+                        std::string(key));
+    ids.push_back(int32_t(id));
+  }
+  return ids;
+}
+
+// Keys both OpenAI endpoints and the WebSocket protocol share.
+const std::unordered_set<std::string_view> kSamplingKeys = {
+    "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
+    "repetition_penalty", "seed", "stop", "stop_token_ids", "ignore_eos", "priority"};
+const std::unordered_set<std::string_view> kOpenAiKeys = {
+    "model", "n", "stream", "stream_options", "user", "logprobs", "top_logprobs", "logit_bias",
+    "best_of", "skip_special_tokens", "include_stop_str_in_output", "min_tokens"};
+const std::unordered_set<std::string_view> kCompletionKeys = {"prompt", "echo", "suffix"};
+const std::unordered_set<std::string_view> kChatKeys = {
+    "messages", "max_completion_tokens", "response_format", "tools", "tool_choice", "parallel_tool_calls",
+    "chat_template_kwargs", "add_generation_prompt", "store", "metadata", "service_tier"};
+
+void reject_unknown(const json::object& o, std::initializer_list<const std::unordered_set<std::string_view>*> sets) {
+  for (const auto& kv : o) {
+    bool known = false;
+    for (const auto* s : sets) known = known || s->count(kv.key()) != 0;
+    if (!known)
+      throw bad_request("Unrecognized request argument supplied: " + std::string(kv.key()), std::string(kv.key()));
+  }
+}
+
+// A parameter we accept only at its default (the engine has no such feature); a client
+// asking for more gets a clear 400 instead of silently different behaviour.
+void only_default(const json::object& o, std::string_view key, const json::value& allowed, const char* why) {
+  const json::value* v = field(o, key);
+  if (v && *v != allowed && !(v->is_int64() && allowed.is_int64() && v->get_int64() == allowed.get_int64()))
+    throw bad_request("'" + std::string(key) + "' " + why, std::string(key));
+}
+
+SamplingParams sampling(const json::object& o, const ModelInfo& m, int64_t default_max_tokens) {
+  SamplingParams p;
+  if (auto v = get_number(o, "temperature")) p.temperature = to_float(*v);
+  if (auto v = get_number(o, "top_p")) p.top_p = to_float(*v);
+  if (auto v = get_integer(o, "top_k")) p.top_k = clamp_i32(*v);
+  if (auto v = get_number(o, "min_p")) p.min_p = to_float(*v);
+  if (auto v = get_number(o, "presence_penalty")) p.presence_penalty = to_float(*v);
+  if (auto v = get_number(o, "frequency_penalty")) p.frequency_penalty = to_float(*v);
+  if (auto v = get_number(o, "repetition_penalty")) p.repetition_penalty = to_float(*v);
+  if (auto v = get_integer(o, "seed")) p.seed = uint64_t(*v);
+  if (auto v = get_bool(o, "ignore_eos")) p.ignore_eos = *v;
+  int64_t max_tokens = default_max_tokens;
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    if (auto v = get_integer(o, key)) {
+      if (*v < 1) throw bad_request(std::string("'") + key + "' must be at least 1, got " + std::to_string(*v), key);
+      max_tokens = *v;
+    }
+  }
+  // Capped by the model length here; admission caps it again by what the prompt leaves.
+  p.max_tokens = int32_t(std::min<int64_t>(max_tokens, std::max<int64_t>(m.max_model_len, 1)));
+  if (const json::value* s = field(o, "stop")) {
+    if (s->is_string()) {
+      p.stop.emplace_back(s->get_string());
+    } else if (s->is_array()) {
+      if (s->get_array().size() > size_t(kMaxStopStrings))
+        throw bad_request("'stop' may hold at most " + std::to_string(kMaxStopStrings) + " strings", "stop");
+      for (const auto& x : s->get_array()) {
+        if (!x.is_string()) wrong_type("stop", "a string or an array of strings", x);
+        p.stop.emplace_back(x.get_string());
+      }
+    } else {
+      wrong_type("stop", "a string or an array of strings", *s);
+    }
+  }
+  if (const json::value* ids = field(o, "stop_token_ids")) p.stop_token_ids = token_ids(*ids, "stop_token_ids", m);
+  try {
+    p.validate();
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    std::string param = msg.substr(0, msg.find(' '));
+    throw bad_request(msg, param);
+  }
+  return p;
+}
+
+int32_t priority(const json::object& o) {
+  auto v = get_integer(o, "priority");
+  if (!v) return 0;
+  if (*v < -1'000'000 || *v > 1'000'000) throw bad_request("'priority' must be in [-1000000, 1000000]", "priority");
+  return int32_t(*v);
+}
+
+void check_model(const json::object& o, const ModelInfo& m) {
+  const json::value* v = field(o, "model");
+  if (!v) return;
+  if (!v->is_string()) wrong_type("model", "a string", *v);
+  if (v->get_string() != m.name)
+    throw ApiError(404, "The model `" + std::string(v->get_string()) + "` does not exist. This server serves `" +
+                            m.name + "`.",
+                   "model", "invalid_request_error", "model_not_found");
+}
+
+// OpenAI chat content: a string, or an array of {"type": "text", "text": ...} parts.
+std::string message_content(const json::value& c, size_t i) {
+  const std::string key = "messages[" + std::to_string(i) + "].content";
+  if (c.is_string()) return std::string(c.get_string());
+  if (!c.is_array()) wrong_type(key, "a string or an array of content parts", c);
+  std::string out;
+  for (const auto& part : c.get_array()) {
+    const json::object* po = part.if_object();
+    const json::value* type = po ? po->if_contains("type") : nullptr;
+    const json::value* text = po ? po->if_contains("text") : nullptr;
+    if (!type || !type->is_string() || type->get_string() != "text" || !text || !text->is_string())
+      throw bad_request(key + ": only {\"type\": \"text\", \"text\": ...} parts are supported", key);
+    out += std::string(text->get_string());
+  }
+  return out;
+}
+
+// Validates chat messages and normalizes them for the template (content always a string).
+json::array normalize_messages(const json::value& v) {
+  if (!v.is_array()) wrong_type("messages", "an array", v);
+  const auto& in = v.get_array();
+  if (in.empty()) throw bad_request("'messages' must not be empty", "messages");
+  static const std::unordered_set<std::string_view> kRoles = {"system", "developer", "user", "assistant", "tool"};
+  static const std::unordered_set<std::string_view> kKeys = {"role", "content", "name", "tool_calls", "tool_call_id",
+                                                             "reasoning_content"};
+  json::array out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const std::string at = "messages[" + std::to_string(i) + "]";
+    if (!in[i].is_object()) wrong_type(at, "an object", in[i]);
+    const auto& m = in[i].get_object();
+    for (const auto& kv : m)
+      if (!kKeys.count(kv.key())) throw bad_request(at + " has an unknown field '" + std::string(kv.key()) + "'", at);
+    const json::value* role = m.if_contains("role");
+    if (!role || !role->is_string() || !kRoles.count(role->get_string()))
+      throw bad_request(at + ".role must be one of system, developer, user, assistant, tool", at + ".role");
+    json::object n = m;
+    const json::value* content = m.if_contains("content");
+    if (!content || content->is_null()) {
+      if (role->get_string() != "assistant") throw bad_request(at + ".content is required", at + ".content");
+      n["content"] = "";
+    } else {
+      n["content"] = message_content(*content, i);
+    }
+    if (n.contains("name") && !n["name"].is_string()) wrong_type(at + ".name", "a string", n["name"]);
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+// Renders a chat conversation to prompt token ids (templates write their own BOS).
+std::vector<int32_t> chat_prompt(const json::value& messages, const json::object& o, const ModelInfo& m,
+                                 bool add_generation_prompt) {
+  json::array msgs = normalize_messages(messages);
+  const json::object* kwargs = nullptr;
+  if (const json::value* k = field(o, "chat_template_kwargs")) {
+    if (!k->is_object()) wrong_type("chat_template_kwargs", "an object", *k);
+    kwargs = &k->get_object();
+  }
+  std::string text;
+  try {
+    text = m.chat->render(msgs, add_generation_prompt, kwargs);
+  } catch (const jinja::RaisedError& e) {
+    throw bad_request(std::string("the chat template rejected the messages: ") + e.what(), "messages");
+  } catch (const jinja::TemplateError& e) {
+    throw ApiError(500, e.what(), "", "server_error");
+  }
+  if (text.empty()) throw bad_request("the messages render to an empty prompt", "messages");
+  std::vector<int32_t> ids = m.tokenizer->encode(text, /*add_special=*/!m.chat->has_template());
+  if (ids.empty()) throw bad_request("the messages render to an empty prompt", "messages");
+  if (int64_t(ids.size()) >= m.max_model_len)
+    throw bad_request("This model's maximum context length is " + std::to_string(m.max_model_len) +
+                          " tokens. However, your messages resulted in " + std::to_string(ids.size()) +
+                          " tokens (the prompt must leave room for at least one completion token).",
+                      "messages");
+  return ids;
+}
+
+// Completions `prompt`: a string, an array of strings, an array of token ids, or an array
+// of token-id arrays. Each becomes one engine request.
+std::vector<GenerateRequest> completion_prompts(const json::object& o, const ModelInfo& m) {
+  const json::value* p = field(o, "prompt");
+  if (!p) throw bad_request("'prompt' is required", "prompt");
+  std::vector<GenerateRequest> out;
+  auto add_text = [&](const json::value& s) {
+    if (s.get_string().empty()) throw bad_request("'prompt' must not be empty", "prompt");
+    GenerateRequest r;
+    r.prompt = std::string(s.get_string());
+    out.push_back(std::move(r));
+  };
+  auto add_ids = [&](const json::value& a) {
+    GenerateRequest r;
+    r.prompt_ids = token_ids(a, "prompt", m);
+    if (r.prompt_ids.empty()) throw bad_request("'prompt' must not be empty", "prompt");
+    out.push_back(std::move(r));
+  };
+  if (p->is_string()) {
+    add_text(*p);
+  } else if (p->is_array()) {
+    const auto& a = p->get_array();
+    if (a.empty()) throw bad_request("'prompt' must not be empty", "prompt");
+    if (a[0].is_int64()) {
+      add_ids(*p);
+    } else {
+      if (a.size() > size_t(kMaxChoices))
+        throw bad_request("at most " + std::to_string(kMaxChoices) + " prompts per request", "prompt");
+      for (const auto& e : a) {
+        if (e.is_string()) add_text(e);
+        else if (e.is_array()) add_ids(e);
+        else wrong_type("prompt", "a string, an array of strings or an array of token ids", e);
+      }
+    }
+  } else {
+    wrong_type("prompt", "a string, an array of strings or an array of token ids", *p);
+  }
+  return out;
+}
+
+}  // namespace
+
+ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelInfo& m) {
+  json::value v = parse_json_body(body);
+  if (!v.is_object()) throw bad_request(std::string("the request body must be a JSON object, got ") + kind_name(v));
+  const json::object& o = v.get_object();
+  const bool chat = ep == Endpoint::Chat;
+  reject_unknown(o, {&kSamplingKeys, &kOpenAiKeys, chat ? &kChatKeys : &kCompletionKeys});
+  check_model(o, m);
+
+  ApiRequest r;
+  r.endpoint = ep;
+  r.n = 1;
+  r.stream = get_bool(o, "stream").value_or(false);
+  if (const json::value* so = field(o, "stream_options")) {
+    if (!so->is_object()) wrong_type("stream_options", "an object", *so);
+    static const std::unordered_set<std::string_view> kStreamKeys = {"include_usage", "continuous_usage_stats"};
+    for (const auto& kv : so->get_object())
+      if (!kStreamKeys.count(kv.key()))
+        throw bad_request("Unrecognized stream_options field: " + std::string(kv.key()), "stream_options");
+    r.include_usage = get_bool(so->get_object(), "include_usage").value_or(false);
+    r.continuous_usage = get_bool(so->get_object(), "continuous_usage_stats").value_or(false);
+  }
+
+  // Accepted only at their defaults: features the engine does not have.
+  only_default(o, "logprobs", chat ? json::value(false) : json::value(0), "is not supported by this server");
+  only_default(o, "top_logprobs", json::value(0), "is not supported by this server");
+  only_default(o, "echo", json::value(false), "is not supported by this server");
+  only_default(o, "min_tokens", json::value(0), "is not supported by this server");
+  only_default(o, "skip_special_tokens", json::value(true), "can only be true on this server");
+  only_default(o, "include_stop_str_in_output", json::value(false), "is not supported by this server");
+  if (const json::value* s = field(o, "suffix"); s && !(s->is_string() && s->get_string().empty()))
+    throw bad_request("'suffix' is not supported by this server", "suffix");
+  if (const json::value* lb = field(o, "logit_bias"); lb && !(lb->is_object() && lb->get_object().empty()))
+    throw bad_request("'logit_bias' is not supported by this server", "logit_bias");
+  if (chat) {
+    if (const json::value* t = field(o, "tools"); t && !(t->is_array() && t->get_array().empty()))
+      throw bad_request("'tools' is not supported by this server", "tools");
+    if (const json::value* rf = field(o, "response_format")) {
+      const json::value* type = rf->is_object() ? rf->get_object().if_contains("type") : nullptr;
+      if (!type || *type != json::value("text"))
+        throw bad_request("'response_format' only supports {\"type\": \"text\"}", "response_format");
+    }
+  }
+
+  const int64_t n = get_integer(o, "n").value_or(1);
+  if (n < 1 || n > kMaxChoices) throw bad_request("'n' must be in [1, " + std::to_string(kMaxChoices) + "]", "n");
+  if (auto b = get_integer(o, "best_of"); b && *b != n) throw bad_request("'best_of' must equal 'n'", "best_of");
+
+  // Completions default to 16 tokens (OpenAI); chat runs to the end of the context.
+  SamplingParams params = sampling(o, m, chat ? m.max_model_len : 16);
+  const int32_t prio = priority(o);
+  std::vector<GenerateRequest> prompts;
+  if (chat) {
+    const json::value* msgs = field(o, "messages");
+    if (!msgs) throw bad_request("'messages' is required", "messages");
+    GenerateRequest g;
+    g.prompt_ids = chat_prompt(*msgs, o, m, get_bool(o, "add_generation_prompt").value_or(true));
+    prompts.push_back(std::move(g));
+  } else {
+    prompts = completion_prompts(o, m);
+  }
+  r.n = int(n);
+  if (int64_t(prompts.size()) * n > kMaxChoices)
+    throw bad_request("prompts x n may be at most " + std::to_string(kMaxChoices), "n");
+  for (auto& p : prompts) {
+    for (int64_t i = 0; i < n; ++i) {
+      GenerateRequest g = p;
+      g.params = params;
+      // n > 1 with a fixed seed must still give n different samples.
+      if (g.params.seed && i > 0) g.params.seed = *g.params.seed + uint64_t(i);
+      g.priority = prio;
+      r.choices.push_back(std::move(g));
+    }
+  }
+  return r;
+}
+
+WsGenerate parse_ws_generate(const json::object& o, const ModelInfo& m) {
+  static const std::unordered_set<std::string_view> kWsKeys = {"type", "id", "prompt", "prompt_ids", "messages",
+                                                              "chat_template_kwargs", "add_generation_prompt"};
+  reject_unknown(o, {&kSamplingKeys, &kWsKeys});
+  WsGenerate g;
+  const json::value* id = o.if_contains("id");
+  if (!id || !(id->is_string() || id->is_int64()))
+    throw bad_request("'id' is required and must be a string or an integer", "id");
+  if (id->is_string() && (id->get_string().empty() || id->get_string().size() > 256))
+    throw bad_request("'id' must be 1 to 256 characters", "id");
+  g.id_json = json::serialize(*id);
+  const int sources = int(field(o, "prompt") != nullptr) + int(field(o, "prompt_ids") != nullptr) +
+                      int(field(o, "messages") != nullptr);
+  if (sources != 1) throw bad_request("exactly one of 'prompt', 'prompt_ids' or 'messages' is required", "prompt");
+  if (const json::value* p = field(o, "prompt")) {
+    if (!p->is_string()) wrong_type("prompt", "a string", *p);
+    if (p->get_string().empty()) throw bad_request("'prompt' must not be empty", "prompt");
+    g.req.prompt = std::string(p->get_string());
+  } else if (const json::value* ids = field(o, "prompt_ids")) {
+    g.req.prompt_ids = token_ids(*ids, "prompt_ids", m);
+    if (g.req.prompt_ids.empty()) throw bad_request("'prompt_ids' must not be empty", "prompt_ids");
+  } else {
+    g.req.prompt_ids = chat_prompt(*field(o, "messages"), o, m, get_bool(o, "add_generation_prompt").value_or(true));
+  }
+  g.req.params = sampling(o, m, field(o, "messages") ? m.max_model_len : 16);
+  g.req.priority = priority(o);
+  return g;
+}
+
+}  // namespace troupe

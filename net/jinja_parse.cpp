@@ -1,0 +1,677 @@
+// Jinja lexer and recursive-descent parser. Whitespace handling follows Hugging Face's
+// chat-template environment: trim_blocks (drop the newline after a block tag) and
+// lstrip_blocks (drop indentation before a block tag), plus the explicit `-` markers.
+#include <cstring>
+
+#include "net/jinja_ast.h"
+
+namespace troupe::jinja {
+
+namespace {
+
+struct Tok {
+  enum Type { Text, VarBegin, VarEnd, BlockBegin, BlockEnd, Name, Str, Int, Float, Op, Eof } type;
+  std::string s;
+  int line = 0;
+  int64_t i = 0;
+  double f = 0;
+};
+
+[[noreturn]] void syntax_error(int line, const std::string& what) {
+  throw TemplateError("chat template line " + std::to_string(line) + ": " + what);
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += char(cp);
+  } else if (cp < 0x800) {
+    out += char(0xC0 | (cp >> 6));
+    out += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += char(0xE0 | (cp >> 12));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  } else {
+    out += char(0xF0 | (cp >> 18));
+    out += char(0x80 | ((cp >> 12) & 0x3F));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  }
+}
+
+class Lexer {
+ public:
+  explicit Lexer(std::string_view src) : src_(src) {}
+
+  std::vector<Tok> run() {
+    size_t pos = 0;
+    while (pos < src_.size()) {
+      size_t tag = find_tag(pos);
+      std::string text(src_.substr(pos, tag - pos));
+      if (lstrip_next_) {
+        size_t k = 0;
+        while (k < text.size() && is_space(text[k])) ++k;
+        text.erase(0, k);
+      } else if (trim_newline_) {
+        if (text.rfind("\r\n", 0) == 0) text.erase(0, 2);
+        else if (!text.empty() && text[0] == '\n') text.erase(0, 1);
+      }
+      lstrip_next_ = trim_newline_ = false;
+      if (tag < src_.size()) {
+        const char kind = src_[tag + 1];
+        const char mod = tag + 2 < src_.size() ? src_[tag + 2] : '\0';
+        if (mod == '-') {
+          while (!text.empty() && is_space(text.back())) text.pop_back();
+        } else if ((kind == '%' || kind == '#') && mod != '+') {
+          // lstrip_blocks: indentation between a line start and a block tag disappears.
+          size_t j = tag;
+          while (j > pos && (src_[j - 1] == ' ' || src_[j - 1] == '\t')) --j;
+          if (j == 0 || src_[j - 1] == '\n') text.resize(text.size() - std::min(text.size(), tag - j));
+        }
+      }
+      if (!text.empty()) push(Tok::Text, text);
+      line_ += count_newlines(pos, tag);
+      if (tag >= src_.size()) break;
+      pos = lex_tag(tag);
+    }
+    push(Tok::Eof, "");
+    return std::move(toks_);
+  }
+
+ private:
+  size_t find_tag(size_t from) const {
+    for (size_t p = src_.find('{', from); p != std::string_view::npos; p = src_.find('{', p + 1)) {
+      if (p + 1 < src_.size() && (src_[p + 1] == '{' || src_[p + 1] == '%' || src_[p + 1] == '#')) return p;
+    }
+    return src_.size();
+  }
+  int count_newlines(size_t a, size_t b) const {
+    int n = 0;
+    for (size_t k = a; k < b && k < src_.size(); ++k) n += src_[k] == '\n';
+    return n;
+  }
+  void push(Tok::Type t, std::string s) { toks_.push_back(Tok{t, std::move(s), line_}); }
+
+  // Lexes one {{ }}, {% %} or {# #} starting at `p`; returns the position after it.
+  size_t lex_tag(size_t p) {
+    const char kind = src_[p + 1];
+    size_t q = p + 2;
+    if (q < src_.size() && (src_[q] == '-' || src_[q] == '+')) ++q;
+    if (kind == '#') {
+      size_t end = src_.find("#}", q);
+      if (end == std::string_view::npos) syntax_error(line_, "unterminated comment");
+      line_ += count_newlines(q, end);
+      if (end > q && src_[end - 1] == '-') lstrip_next_ = true;
+      else trim_newline_ = true;
+      return end + 2;
+    }
+    push(kind == '{' ? Tok::VarBegin : Tok::BlockBegin, "");
+    int depth = 0;
+    while (true) {
+      while (q < src_.size() && is_space(src_[q])) line_ += src_[q++] == '\n';
+      if (q >= src_.size()) syntax_error(line_, "unterminated tag");
+      const std::string_view rest = src_.substr(q);
+      const char* close = kind == '{' ? "}}" : "%}";
+      if (depth == 0 && (rest.starts_with(close) || (rest[0] == '-' && rest.substr(1).starts_with(close)))) {
+        const bool minus = rest[0] == '-';
+        push(kind == '{' ? Tok::VarEnd : Tok::BlockEnd, "");
+        if (minus) lstrip_next_ = true;
+        else if (kind == '%') trim_newline_ = true;
+        return q + 2 + (minus ? 1 : 0);
+      }
+      q = lex_token(q, depth);
+    }
+  }
+
+  size_t lex_token(size_t q, int& depth) {
+    const char c = src_[q];
+    if (is_ident_start(c)) {
+      size_t e = q;
+      while (e < src_.size() && (is_ident_start(src_[e]) || is_digit(src_[e]))) ++e;
+      push(Tok::Name, std::string(src_.substr(q, e - q)));
+      return e;
+    }
+    if (is_digit(c)) return lex_number(q);
+    if (c == '\'' || c == '"') return lex_string(q);
+    static const char* two[] = {"==", "!=", "<=", ">=", "//", "**"};
+    for (const char* op : two) {
+      if (src_.substr(q).starts_with(op)) {
+        push(Tok::Op, op);
+        return q + 2;
+      }
+    }
+    if (std::strchr("+-*/%~<>()[]{},:.|=", c) == nullptr || c == '\0')
+      syntax_error(line_, std::string("unexpected character '") + c + "'");
+    if (c == '(' || c == '[' || c == '{') ++depth;
+    if (c == ')' || c == ']' || c == '}') --depth;
+    push(Tok::Op, std::string(1, c));
+    return q + 1;
+  }
+
+  size_t lex_number(size_t q) {
+    size_t e = q;
+    while (e < src_.size() && is_digit(src_[e])) ++e;
+    bool is_float = false;
+    if (e + 1 < src_.size() && src_[e] == '.' && is_digit(src_[e + 1])) {
+      is_float = true;
+      ++e;
+      while (e < src_.size() && is_digit(src_[e])) ++e;
+    }
+    if (e < src_.size() && (src_[e] == 'e' || src_[e] == 'E')) {
+      size_t k = e + 1;
+      if (k < src_.size() && (src_[k] == '+' || src_[k] == '-')) ++k;
+      if (k < src_.size() && is_digit(src_[k])) {
+        is_float = true;
+        e = k;
+        while (e < src_.size() && is_digit(src_[e])) ++e;
+      }
+    }
+    std::string s(src_.substr(q, e - q));
+    Tok t{is_float ? Tok::Float : Tok::Int, s, line_};
+    try {
+      if (is_float) t.f = std::stod(s);
+      else t.i = std::stoll(s);
+    } catch (const std::exception&) {
+      syntax_error(line_, "number out of range: " + s);
+    }
+    toks_.push_back(t);
+    return e;
+  }
+
+  size_t lex_string(size_t q) {
+    const char quote = src_[q];
+    std::string out;
+    size_t e = q + 1;
+    while (true) {
+      if (e >= src_.size()) syntax_error(line_, "unterminated string");
+      char c = src_[e];
+      if (c == quote) break;
+      if (c == '\n') ++line_;
+      if (c == '\\' && e + 1 < src_.size()) {
+        char n = src_[e + 1];
+        e += 2;
+        switch (n) {
+          case 'n': out += '\n'; break;
+          case 't': out += '\t'; break;
+          case 'r': out += '\r'; break;
+          case '\\': out += '\\'; break;
+          case '\'': out += '\''; break;
+          case '"': out += '"'; break;
+          case 'u': {
+            if (e + 4 > src_.size()) syntax_error(line_, "bad \\u escape");
+            uint32_t cp = uint32_t(std::stoul(std::string(src_.substr(e, 4)), nullptr, 16));
+            append_utf8(out, cp);
+            e += 4;
+            break;
+          }
+          default: out += '\\'; out += n;  // Python keeps unknown escapes verbatim
+        }
+        continue;
+      }
+      out += c;
+      ++e;
+    }
+    push(Tok::Str, out);
+    return e + 1;
+  }
+
+  std::string_view src_;
+  std::vector<Tok> toks_;
+  int line_ = 1;
+  bool lstrip_next_ = false, trim_newline_ = false;
+};
+
+constexpr int kMaxDepth = 200;  // nesting limit: a hostile template cannot blow the stack
+
+class Parser {
+ public:
+  explicit Parser(std::vector<Tok> toks) : t_(std::move(toks)) {}
+
+  std::unique_ptr<Node> parse() {
+    auto root = body({});
+    if (peek().type != Tok::Eof) syntax_error(peek().line, "unexpected tag");
+    return root;
+  }
+
+ private:
+  const Tok& peek(size_t k = 0) const { return t_[std::min(p_ + k, t_.size() - 1)]; }
+  const Tok& next() { return t_[std::min(p_++, t_.size() - 1)]; }
+  bool is_op(const char* op, size_t k = 0) const { return peek(k).type == Tok::Op && peek(k).s == op; }
+  bool is_name(const char* n, size_t k = 0) const { return peek(k).type == Tok::Name && peek(k).s == n; }
+  void expect_op(const char* op) {
+    if (!is_op(op)) syntax_error(peek().line, std::string("expected '") + op + "'");
+    ++p_;
+  }
+  void expect(Tok::Type type, const char* what) {
+    if (peek().type != type) syntax_error(peek().line, std::string("expected ") + what);
+    ++p_;
+  }
+  std::string expect_name() {
+    if (peek().type != Tok::Name) syntax_error(peek().line, "expected a name");
+    return next().s;
+  }
+  bool at_block(std::initializer_list<const char*> names) const {
+    if (peek().type != Tok::BlockBegin || peek(1).type != Tok::Name) return false;
+    for (const char* n : names)
+      if (peek(1).s == n) return true;
+    return false;
+  }
+
+  // Statements up to (not including) a block tag named in `ends`.
+  std::unique_ptr<Node> body(std::initializer_list<const char*> ends) {
+    if (++depth_ > kMaxDepth) syntax_error(peek().line, "nesting too deep");
+    auto blk = std::make_unique<Node>();
+    blk->kind = Node::Block;
+    while (true) {
+      const Tok& tk = peek();
+      if (tk.type == Tok::Eof) {
+        if (ends.size() != 0) syntax_error(tk.line, std::string("missing {% ") + *ends.begin() + " %}");
+        break;
+      }
+      if (ends.size() != 0 && at_block(ends)) break;
+      if (tk.type == Tok::Text) {
+        auto n = std::make_unique<Node>();
+        n->kind = Node::Text;
+        n->line = tk.line;
+        n->text = tk.s;
+        blk->children.push_back(std::move(n));
+        ++p_;
+      } else if (tk.type == Tok::VarBegin) {
+        ++p_;
+        auto n = std::make_unique<Node>();
+        n->kind = Node::Output;
+        n->line = tk.line;
+        n->expr = expr();
+        expect(Tok::VarEnd, "'}}'");
+        blk->children.push_back(std::move(n));
+      } else if (tk.type == Tok::BlockBegin) {
+        if (auto n = statement()) blk->children.push_back(std::move(n));
+      } else {
+        syntax_error(tk.line, "unexpected token");
+      }
+    }
+    --depth_;
+    return blk;
+  }
+
+  std::unique_ptr<Node> statement() {
+    ++p_;  // {%
+    const int line = peek().line;
+    const std::string kw = expect_name();
+    auto n = std::make_unique<Node>();
+    n->line = line;
+    if (kw == "if") {
+      n->kind = Node::If;
+      n->conds.push_back(expr());
+      expect(Tok::BlockEnd, "'%}'");
+      n->bodies.push_back(body({"elif", "else", "endif"}));
+      while (true) {
+        ++p_;  // {%
+        const std::string k = expect_name();
+        if (k == "elif") {
+          n->conds.push_back(expr());
+          expect(Tok::BlockEnd, "'%}'");
+          n->bodies.push_back(body({"elif", "else", "endif"}));
+        } else if (k == "else") {
+          expect(Tok::BlockEnd, "'%}'");
+          n->bodies.push_back(body({"endif"}));
+        } else {  // endif
+          expect(Tok::BlockEnd, "'%}'");
+          break;
+        }
+      }
+    } else if (kw == "for") {
+      n->kind = Node::For;
+      n->targets.push_back(expect_name());
+      while (is_op(",")) {
+        ++p_;
+        n->targets.push_back(expect_name());
+      }
+      if (!is_name("in")) syntax_error(peek().line, "expected 'in'");
+      ++p_;
+      n->expr = or_expr();  // no ternary here: a trailing `if` filters the loop
+      if (is_name("if")) {
+        ++p_;
+        n->filter = or_expr();
+      }
+      if (is_name("recursive")) syntax_error(peek().line, "recursive loops are not supported");
+      expect(Tok::BlockEnd, "'%}'");
+      n->bodies.push_back(body({"else", "endfor"}));
+      if (is_name("else", 1)) {
+        p_ += 2;
+        expect(Tok::BlockEnd, "'%}'");
+        n->bodies.push_back(body({"endfor"}));
+      }
+      p_ += 2;  // {% endfor
+      expect(Tok::BlockEnd, "'%}'");
+    } else if (kw == "set") {
+      n->kind = Node::Set;
+      n->targets.push_back(expect_name());
+      if (is_op(".")) {
+        ++p_;
+        n->attr = expect_name();
+      }
+      if (is_op("=")) {
+        ++p_;
+        n->expr = expr();
+        expect(Tok::BlockEnd, "'%}'");
+      } else {  // {% set x %}...{% endset %}
+        expect(Tok::BlockEnd, "'%}'");
+        n->bodies.push_back(body({"endset"}));
+        p_ += 2;
+        expect(Tok::BlockEnd, "'%}'");
+      }
+    } else if (kw == "break" || kw == "continue") {
+      n->kind = kw == "break" ? Node::Break : Node::Continue;
+      expect(Tok::BlockEnd, "'%}'");
+    } else if (kw == "generation" || kw == "endgeneration") {
+      // HF's assistant-mask marker: no effect on the rendered text.
+      expect(Tok::BlockEnd, "'%}'");
+      return nullptr;
+    } else {
+      syntax_error(line, "unsupported tag '" + kw + "'");
+    }
+    return n;
+  }
+
+  ExprPtr make(Expr::Kind k, int line) {
+    auto e = std::make_unique<Expr>();
+    e->kind = k;
+    e->line = line;
+    return e;
+  }
+  ExprPtr binary(std::string op, ExprPtr a, ExprPtr b) {
+    auto e = make(Expr::Binary, a->line);
+    e->name = std::move(op);
+    e->a = std::move(a);
+    e->b = std::move(b);
+    return e;
+  }
+
+  ExprPtr expr() {
+    if (++depth_ > kMaxDepth) syntax_error(peek().line, "expression nesting too deep");
+    ExprPtr e = or_expr();
+    if (is_name("if")) {
+      ++p_;
+      auto t = make(Expr::Ternary, e->line);
+      t->b = std::move(e);
+      t->a = or_expr();
+      if (is_name("else")) {
+        ++p_;
+        t->c = expr();
+      }
+      e = std::move(t);
+    }
+    --depth_;
+    return e;
+  }
+  ExprPtr or_expr() {
+    ExprPtr e = and_expr();
+    while (is_name("or")) {
+      ++p_;
+      e = binary("or", std::move(e), and_expr());
+    }
+    return e;
+  }
+  ExprPtr and_expr() {
+    ExprPtr e = not_expr();
+    while (is_name("and")) {
+      ++p_;
+      e = binary("and", std::move(e), not_expr());
+    }
+    return e;
+  }
+  ExprPtr not_expr() {
+    if (is_name("not")) {
+      const int line = next().line;
+      if (++depth_ > kMaxDepth) syntax_error(line, "expression nesting too deep");
+      auto e = make(Expr::Unary, line);
+      e->name = "not";
+      e->a = not_expr();
+      --depth_;
+      return e;
+    }
+    return compare();
+  }
+  ExprPtr compare() {
+    ExprPtr e = math1();
+    while (true) {
+      if (peek().type == Tok::Op && (peek().s == "==" || peek().s == "!=" || peek().s == "<" ||
+                                     peek().s == ">" || peek().s == "<=" || peek().s == ">=")) {
+        std::string op = next().s;
+        e = binary(op, std::move(e), math1());
+      } else if (is_name("in")) {
+        ++p_;
+        e = binary("in", std::move(e), math1());
+      } else if (is_name("not") && is_name("in", 1)) {
+        p_ += 2;
+        e = binary("not in", std::move(e), math1());
+      } else {
+        return e;
+      }
+    }
+  }
+  ExprPtr math1() {
+    ExprPtr e = concat();
+    while (is_op("+") || is_op("-")) {
+      std::string op = next().s;
+      e = binary(op, std::move(e), concat());
+    }
+    return e;
+  }
+  ExprPtr concat() {
+    ExprPtr e = math2();
+    while (is_op("~")) {
+      ++p_;
+      e = binary("~", std::move(e), math2());
+    }
+    return e;
+  }
+  ExprPtr math2() {
+    ExprPtr e = power();
+    while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
+      std::string op = next().s;
+      e = binary(op, std::move(e), power());
+    }
+    return e;
+  }
+  ExprPtr power() {
+    ExprPtr e = unary(true);
+    while (is_op("**")) {
+      ++p_;
+      e = binary("**", std::move(e), unary(true));
+    }
+    return e;
+  }
+  ExprPtr unary(bool with_filter) {
+    ExprPtr e;
+    if (is_op("-") || is_op("+")) {
+      const Tok& op = next();
+      if (++depth_ > kMaxDepth) syntax_error(op.line, "expression nesting too deep");
+      e = make(Expr::Unary, op.line);
+      e->name = op.s;
+      e->a = unary(false);
+      --depth_;
+    } else {
+      e = postfix(primary());
+    }
+    return with_filter ? filters(std::move(e)) : std::move(e);
+  }
+  ExprPtr filters(ExprPtr e) {
+    while (true) {
+      if (is_op("|")) {
+        ++p_;
+        auto f = make(Expr::Filter, e->line);
+        f->name = expect_name();
+        f->a = std::move(e);
+        if (is_op("(")) call_args(f->args);
+        e = postfix(std::move(f));
+      } else if (is_name("is")) {
+        ++p_;
+        auto t = make(Expr::Test, e->line);
+        if (is_name("not")) {
+          ++p_;
+          t->negate = true;
+        }
+        t->name = expect_name();
+        t->a = std::move(e);
+        if (is_op("(")) {
+          call_args(t->args);
+        } else if (peek().type == Tok::Str || peek().type == Tok::Int || peek().type == Tok::Float ||
+                   (peek().type == Tok::Name && !is_keyword(peek().s))) {
+          t->args.push_back(Arg{"", postfix(primary())});
+        }
+        e = std::move(t);
+      } else {
+        return e;
+      }
+    }
+  }
+  static bool is_keyword(const std::string& s) {
+    return s == "and" || s == "or" || s == "not" || s == "in" || s == "is" || s == "if" || s == "else";
+  }
+  ExprPtr postfix(ExprPtr e) {
+    while (true) {
+      if (is_op(".")) {
+        ++p_;
+        auto a = make(Expr::Attr, e->line);
+        a->a = std::move(e);
+        if (peek().type == Tok::Int) a->name = std::to_string(next().i);  // x.0 == x[0]
+        else a->name = expect_name();
+        e = std::move(a);
+      } else if (is_op("[")) {
+        ++p_;
+        ExprPtr parts[3];
+        int colons = 0;
+        while (!is_op("]")) {
+          if (is_op(":")) {
+            if (++colons > 2) syntax_error(peek().line, "bad slice");
+            ++p_;
+          } else {
+            if (parts[colons]) syntax_error(peek().line, "expected ']'");
+            parts[colons] = expr();
+          }
+        }
+        ++p_;
+        auto s = make(colons ? Expr::Slice : Expr::Index, e->line);
+        s->args.resize(3);
+        s->a = std::move(e);
+        if (colons) {
+          for (int k = 0; k < 3; ++k) s->args[k].value = std::move(parts[k]);
+        } else {
+          if (!parts[0]) syntax_error(s->line, "empty subscript");
+          s->b = std::move(parts[0]);
+        }
+        e = std::move(s);
+      } else if (is_op("(")) {
+        auto c = make(Expr::Call, e->line);
+        c->a = std::move(e);
+        call_args(c->args);
+        e = std::move(c);
+      } else {
+        return e;
+      }
+    }
+  }
+  void call_args(std::vector<Arg>& args) {
+    expect_op("(");
+    while (!is_op(")")) {
+      Arg a;
+      if (peek().type == Tok::Name && is_op("=", 1)) {
+        a.name = next().s;
+        ++p_;
+      }
+      a.value = expr();
+      args.push_back(std::move(a));
+      if (!is_op(",")) break;
+      ++p_;
+    }
+    expect_op(")");
+  }
+  ExprPtr primary() {
+    const Tok& tk = peek();
+    if (tk.type == Tok::Name) {
+      ++p_;
+      auto e = make(Expr::Literal, tk.line);
+      if (tk.s == "true" || tk.s == "True") e->value = true;
+      else if (tk.s == "false" || tk.s == "False") e->value = false;
+      else if (tk.s == "none" || tk.s == "None") e->value = None{};
+      else {
+        e->kind = Expr::Name;
+        e->name = tk.s;
+      }
+      return e;
+    }
+    if (tk.type == Tok::Str) {
+      auto e = make(Expr::Literal, tk.line);
+      std::string s;
+      while (peek().type == Tok::Str) s += next().s;  // "a" "b" concatenates, as in Python
+      e->value = std::move(s);
+      return e;
+    }
+    if (tk.type == Tok::Int || tk.type == Tok::Float) {
+      ++p_;
+      auto e = make(Expr::Literal, tk.line);
+      if (tk.type == Tok::Int) e->value = tk.i;
+      else e->value = tk.f;
+      return e;
+    }
+    if (is_op("(")) {
+      ++p_;
+      ExprPtr first = expr();
+      if (is_op(",")) {  // a tuple: behaves as a list here
+        auto l = make(Expr::ListLit, tk.line);
+        l->args.push_back(Arg{"", std::move(first)});
+        while (is_op(",")) {
+          ++p_;
+          if (is_op(")")) break;
+          l->args.push_back(Arg{"", expr()});
+        }
+        first = std::move(l);
+      }
+      expect_op(")");
+      return first;
+    }
+    if (is_op("[")) {
+      ++p_;
+      auto l = make(Expr::ListLit, tk.line);
+      while (!is_op("]")) {
+        l->args.push_back(Arg{"", expr()});
+        if (!is_op(",")) break;
+        ++p_;
+      }
+      expect_op("]");
+      return l;
+    }
+    if (is_op("{")) {
+      ++p_;
+      auto d = make(Expr::DictLit, tk.line);
+      while (!is_op("}")) {
+        d->args.push_back(Arg{"", expr()});
+        expect_op(":");
+        d->args.push_back(Arg{"", expr()});
+        if (!is_op(",")) break;
+        ++p_;
+      }
+      expect_op("}");
+      return d;
+    }
+    syntax_error(tk.line, tk.type == Tok::Eof ? "unexpected end of template" : "unexpected '" + tk.s + "'");
+  }
+
+  std::vector<Tok> t_;
+  size_t p_ = 0;
+  int depth_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Node> parse_template(std::string_view source) {
+  return Parser(Lexer(source).run()).parse();
+}
+
+}  // namespace troupe::jinja

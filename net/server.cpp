@@ -1,0 +1,595 @@
+// Listener and HTTP sessions: routing, auth, body limits, OpenAI endpoints with SSE
+// streaming, and cancellation when a client goes away mid-request.
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "net/server_internal.h"
+
+namespace troupe {
+
+namespace net_detail {
+
+namespace websocket = beast::websocket;
+
+bool key_matches(std::string_view presented, const std::string& expected) {
+  unsigned diff = presented.size() == expected.size() ? 0u : 1u;
+  for (size_t i = 0; i < presented.size(); ++i)
+    diff |= unsigned(presented[i]) ^ unsigned(i < expected.size() ? expected[i] : 0);
+  return diff == 0;
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+
+// A query parameter's raw value (no percent-decoding: API keys are plain tokens).
+std::string_view query_param(std::string_view target, std::string_view name) {
+  size_t q = target.find('?');
+  while (q != std::string_view::npos) {
+    std::string_view rest = target.substr(q + 1);
+    size_t amp = rest.find('&');
+    std::string_view kv = rest.substr(0, amp);
+    if (kv.substr(0, kv.find('=')) == name && kv.find('=') != std::string_view::npos) return kv.substr(kv.find('=') + 1);
+    q = amp == std::string_view::npos ? amp : q + 1 + amp;
+  }
+  return {};
+}
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket&& socket, ServerCtx& ctx, bool over_limit)
+      : stream_(std::move(socket)), ctx_(ctx), over_limit_(over_limit) {
+    ctx_.connections++;
+    ctx_.service.metrics().connection_opened(false);
+  }
+  ~HttpSession() {
+    abandon_generation(AbortCause::ClientDisconnect);
+    ctx_.connections--;
+    ctx_.service.metrics().connection_closed(false);
+  }
+
+  void run() {
+    asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+  }
+
+ private:
+  // One OpenAI request in flight on this connection (HTTP/1.1 answers in order, so at
+  // most one). Choices are independent engine requests.
+  struct Choice {
+    int64_t engine_id = 0;
+    std::string text;  // non-streaming: accumulated
+    std::string finish_reason;
+    Usage usage;
+    bool started = false, done = false, role_sent = false;
+  };
+  struct Generation {
+    uint64_t seq = 0;
+    ApiRequest req;
+    std::string id;
+    int64_t created = 0;
+    std::vector<Choice> choices;
+    int started = 0, done = 0;
+    bool headers_sent = false, ending = false;
+  };
+
+  void do_read() {
+    if (closed_) return;
+    parser_.emplace();
+    parser_->header_limit(16 * 1024);
+    parser_->body_limit(ctx_.opts.max_body_bytes);
+    stream_.expires_after(std::chrono::seconds(ctx_.opts.idle_timeout_s));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, size_t) {
+    if (ec) return read_failed(ec);
+    auto& req = parser_->get();
+    if (beast::iequals(req[http::field::expect], "100-continue")) {
+      // curl and others wait for this before sending a large body.
+      auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+      asio::async_write(stream_, asio::buffer(*cont), [self = shared_from_this(), cont](beast::error_code e, size_t) {
+        if (e) return self->close();
+        http::async_read(self->stream_, self->buffer_, *self->parser_,
+                         beast::bind_front_handler(&HttpSession::on_read, self));
+      });
+      return;
+    }
+    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec) return read_failed(ec);
+    handle(parser_->release());
+  }
+
+  void read_failed(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset || ec == asio::error::eof)
+      return close();
+    keep_alive_ = false;  // the stream is out of sync with the protocol now
+    version_ = 11;
+    if (ec == http::error::body_limit)
+      return send_error(ApiError(413, "request body exceeds the limit of " + std::to_string(ctx_.opts.max_body_bytes) +
+                                          " bytes", "", "invalid_request_error", "request_too_large"));
+    if (ec == http::error::header_limit) return send_error(ApiError(431, "request headers too large"));
+    send_error(ApiError(400, "malformed HTTP request: " + ec.message()));
+  }
+
+  bool authorized(const http::request<http::string_body>& req, bool allow_query) const {
+    const std::string& key = ctx_.opts.api_key;
+    if (key.empty()) return true;
+    std::string_view auth = req[http::field::authorization];
+    if (auth.size() > 7 && beast::iequals(auth.substr(0, 7), "Bearer ")) return key_matches(auth.substr(7), key);
+    // Browsers cannot set headers on a WebSocket handshake: the playground passes ?api_key=.
+    if (allow_query) {
+      std::string_view q = query_param(req.target(), "api_key");
+      if (!q.empty()) return key_matches(q, key);
+    }
+    return false;
+  }
+
+  void handle(http::request<http::string_body>&& req) {
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    if (over_limit_) {
+      keep_alive_ = false;
+      ApiError e(503, "too many open connections; retry later", "", "server_error", "too_many_connections");
+      e.retry_after_s = 1;
+      return send_error(e);
+    }
+    const std::string path(path_of(req.target()));
+    const http::verb m = req.method();
+    const bool v1 = path.rfind("/v1/", 0) == 0;
+    if (v1 && !authorized(req, path == "/v1/stream")) {
+      return send_error(ApiError(401, "Incorrect or missing API key. Pass it as 'Authorization: Bearer <key>'.", "",
+                                 "invalid_request_error", "invalid_api_key"));
+    }
+    if (path == "/v1/stream") {
+      if (!websocket::is_upgrade(req)) {
+        if (m != http::verb::get) return method_not_allowed("GET");
+        return send_error(ApiError(426, "/v1/stream is a WebSocket endpoint: send an Upgrade request"));
+      }
+      if (!ctx_.service.ready()) return not_ready();
+      closed_ = true;  // the WebSocket session owns the socket from here
+      start_websocket(ctx_, std::move(stream_), std::move(req));
+      return;
+    }
+    struct Route {
+      const char* path;
+      http::verb method;
+      void (HttpSession::*fn)(http::request<http::string_body>&);
+    };
+    static const Route routes[] = {
+        {"/", http::verb::get, &HttpSession::playground},
+        {"/index.html", http::verb::get, &HttpSession::playground},
+        {"/health", http::verb::get, &HttpSession::health},
+        {"/metrics", http::verb::get, &HttpSession::metrics},
+        {"/v1/models", http::verb::get, &HttpSession::models},
+        {"/v1/completions", http::verb::post, &HttpSession::completions},
+        {"/v1/chat/completions", http::verb::post, &HttpSession::chat},
+    };
+    for (const auto& r : routes) {
+      if (path != r.path) continue;
+      if (m == r.method || (m == http::verb::head && r.method == http::verb::get)) {
+        head_only_ = m == http::verb::head;
+        return (this->*r.fn)(req);
+      }
+      return method_not_allowed(r.method == http::verb::get ? "GET, HEAD" : "POST");
+    }
+    send_error(ApiError(404, "no route for " + std::string(req.method_string()) + " " + path, "", "not_found_error",
+                        "not_found"));
+  }
+
+  void method_not_allowed(const char* allow) {
+    allow_ = allow;
+    send_error(ApiError(405, std::string("method not allowed; use ") + allow, "", "invalid_request_error",
+                        "method_not_allowed"));
+  }
+
+  void not_ready() {
+    ApiError e(503, "the model is " + to_string(ctx_.service.state()) + "; retry shortly", "", "server_error",
+               "not_ready");
+    e.retry_after_s = 1;
+    send_error(e);
+  }
+
+  // ---- simple routes ----
+  void playground(http::request<http::string_body>&) {
+    send(http::status::ok, std::string(playground_html()), "text/html; charset=utf-8");
+  }
+  void health(http::request<http::string_body>&) {
+    const bool ready = ctx_.service.ready();
+    send(ready ? http::status::ok : http::status::service_unavailable, ctx_.service.health_body(), "application/json",
+         ready ? 0 : 1);
+  }
+  void metrics(http::request<http::string_body>&) {
+    ctx_.service.scrape([w = weak_from_this(), ex = stream_.get_executor()](std::string text) {
+      asio::post(ex, [w, text = std::move(text)]() mutable {
+        if (auto s = w.lock()) s->send(http::status::ok, std::move(text), "text/plain; version=0.0.4; charset=utf-8");
+      });
+    });
+  }
+  void models(http::request<http::string_body>&) {
+    if (!ctx_.service.ready()) return not_ready();
+    const auto& m = ctx_.service.model();
+    send(http::status::ok, models_body(m.name, ctx_.service.started_unix(), m.max_model_len), "application/json");
+  }
+  void completions(http::request<http::string_body>& req) { generate(Endpoint::Completions, req.body()); }
+  void chat(http::request<http::string_body>& req) { generate(Endpoint::Chat, req.body()); }
+
+  // ---- generation ----
+  void generate(Endpoint ep, const std::string& body) {
+    if (!ctx_.service.ready()) return not_ready();
+    ApiRequest r;
+    try {
+      r = parse_openai_request(ep, body, ctx_.service.model());
+    } catch (const ApiError& e) {
+      return send_error(e);
+    } catch (const std::exception& e) {  // e.g. the tokenizer rejecting something
+      return send_error(ApiError(400, e.what()));
+    }
+    gen_ = std::make_unique<Generation>();
+    gen_->seq = ++gen_seq_;
+    gen_->id = new_response_id(ep);
+    gen_->created = int64_t(std::time(nullptr));
+    gen_->choices.resize(r.choices.size());
+    std::vector<GenerateRequest> reqs = std::move(r.choices);
+    gen_->req = std::move(r);
+    for (size_t i = 0; i < reqs.size(); ++i)
+      gen_->choices[i].engine_id = ctx_.service.submit(std::move(reqs[i]), sink(gen_->seq, i));
+    watch_disconnect();
+  }
+
+  TokenSink sink(uint64_t seq, size_t index) {
+    return [w = weak_from_this(), ex = stream_.get_executor(), seq, index](const TokenEvent& ev) {
+      asio::post(ex, [w, seq, index, ev] {
+        if (auto s = w.lock()) s->on_event(seq, index, ev);
+      });
+    };
+  }
+
+  void on_event(uint64_t seq, size_t index, const TokenEvent& ev) {
+    if (!gen_ || gen_->seq != seq || closed_) return;  // a request this connection gave up on
+    Generation& g = *gen_;
+    Choice& c = g.choices[index];
+    if (c.done) return;
+    if (ev.finished && ev.finish_reason == "error") {
+      if (!g.headers_sent) {
+        // Nothing sent yet: the whole request fails with the engine's status (400/429/500).
+        c.done = true;
+        abandon_generation(AbortCause::Error);
+        return send_error(engine_error(ev));
+      }
+      // Mid-stream: OpenAI-style error event for this choice, then it counts as done.
+      append_sse(error_body(engine_error(ev)));
+      mark_done(g, c, "error");
+      return after_event(g);
+    }
+    if (!c.started) {
+      c.started = true;
+      g.started++;
+    }
+    c.usage = ev.finished ? ev.usage : c.usage;
+    if (!g.req.stream) {
+      c.text += ev.text;
+      if (ev.finished) mark_done(g, c, ev.finish_reason);
+      if (g.done == int(g.choices.size())) finish_json();
+      return;
+    }
+    const bool chat = g.req.endpoint == Endpoint::Chat;
+    const bool role = chat && !c.role_sent;
+    if (!ev.text.empty() || role) {
+      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), ev.text, "", role));
+      c.role_sent = true;
+    }
+    if (ev.finished) {
+      Usage u = ev.usage;
+      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), "",
+                            ev.finish_reason, false, g.req.continuous_usage ? &u : nullptr));
+      mark_done(g, c, ev.finish_reason);
+    }
+    after_event(g);
+  }
+
+  void mark_done(Generation& g, Choice& c, const std::string& reason) {
+    c.done = true;
+    c.finish_reason = reason;
+    g.done++;
+    if (!c.started) {
+      c.started = true;
+      g.started++;
+    }
+  }
+
+  void after_event(Generation& g) {
+    if (g.done == int(g.choices.size()) && !g.ending) {
+      if (g.req.include_usage) {
+        std::vector<ChoiceResult> res;
+        for (auto& c : g.choices) res.push_back({"", c.finish_reason, c.usage});
+        append_sse(usage_chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(),
+                                    total_usage(res, g.req.n)));
+      }
+      pending_ += "data: [DONE]\n\n";
+      g.ending = true;
+    }
+    // Headers go out once every choice has produced something, so an admission error on
+    // any of them can still be a proper HTTP status.
+    if (!g.headers_sent && g.started == int(g.choices.size())) send_stream_headers();
+    else flush();
+  }
+
+  void append_sse(const std::string& json) {
+    pending_ += "data: ";
+    pending_ += json;
+    pending_ += "\n\n";
+  }
+
+  void finish_json() {
+    std::vector<ChoiceResult> res;
+    for (auto& c : gen_->choices) res.push_back({std::move(c.text), c.finish_reason, c.usage});
+    std::string body = completion_body(gen_->req.endpoint, gen_->id, gen_->created, ctx_.service.model_name(), res,
+                                       gen_->req.n);
+    gen_.reset();
+    send(http::status::ok, std::move(body), "application/json");
+  }
+
+  void send_stream_headers() {
+    gen_->headers_sent = true;
+    auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, version_);
+    res->set(http::field::server, "troupe");
+    res->set(http::field::content_type, "text/event-stream");
+    res->set(http::field::cache_control, "no-cache");
+    // HTTP/1.0 has no chunked encoding: the stream then ends by closing the connection.
+    chunked_ = version_ >= 11;
+    if (!chunked_) keep_alive_ = false;
+    res->keep_alive(keep_alive_);
+    res->chunked(chunked_);
+    ctx_.service.metrics().http_response(200);
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    writing_ = true;
+    stream_.expires_after(std::chrono::seconds(ctx_.opts.write_timeout_s));
+    http::async_write_header(stream_, *sr, [self = shared_from_this(), res, sr](beast::error_code ec, size_t) {
+      self->on_stream_written(ec);
+    });
+  }
+
+  // Writes everything queued as one chunk; events that arrive meanwhile coalesce.
+  void flush() {
+    if (writing_ || closed_ || !gen_ || !gen_->headers_sent) return;
+    if (pending_.empty()) {
+      if (gen_->ending) write_last_chunk();
+      return;
+    }
+    writing_ = true;
+    auto data = std::make_shared<std::string>(std::move(pending_));
+    pending_.clear();
+    stream_.expires_after(std::chrono::seconds(ctx_.opts.write_timeout_s));
+    auto done = [self = shared_from_this(), data](beast::error_code ec, size_t) { self->on_stream_written(ec); };
+    if (chunked_) asio::async_write(stream_, http::make_chunk(asio::buffer(*data)), std::move(done));
+    else asio::async_write(stream_, asio::buffer(*data), std::move(done));
+  }
+
+  void write_last_chunk() {
+    if (!chunked_) {
+      gen_.reset();
+      return close();
+    }
+    writing_ = true;
+    asio::async_write(stream_, http::make_chunk_last(), [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->writing_ = false;
+      if (ec) return self->client_gone();
+      self->gen_.reset();
+      self->after_response(!self->keep_alive_);
+    });
+  }
+
+  void on_stream_written(beast::error_code ec) {
+    writing_ = false;
+    if (ec) return client_gone();
+    flush();
+  }
+
+  // While a request runs, a read on the socket tells us when the client goes away (EOF or
+  // reset) so its generation can be cancelled and its KV blocks freed at once.
+  void watch_disconnect() {
+    if (watching_ || closed_) return;
+    watching_ = true;
+    stream_.socket().async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->on_watch(ec, n);
+    });
+  }
+
+  void on_watch(beast::error_code ec, size_t n) {
+    watching_ = false;
+    if (!ec) {
+      buffer_.commit(n);  // a pipelined request: parsed once this response is done
+    } else if (ec != asio::error::operation_aborted) {
+      return client_gone();
+    }
+    if (resume_read_) {
+      resume_read_ = false;
+      do_read();
+    }
+  }
+
+  void client_gone() {
+    abandon_generation(AbortCause::ClientDisconnect);
+    close();
+  }
+
+  // Cancels every unfinished choice of the current request (counted under `cause`).
+  void abandon_generation(AbortCause cause) {
+    if (!gen_) return;
+    for (auto& c : gen_->choices)
+      if (!c.done) ctx_.service.cancel(c.engine_id, cause);
+    gen_.reset();
+    pending_.clear();
+  }
+
+  // ---- plain responses ----
+  void send_error(const ApiError& e) {
+    if (e.status == 413 || e.status == 431) keep_alive_ = false;  // the body was never read
+    send(http::status(e.status), error_body(e), "application/json", e.retry_after_s);
+  }
+
+  void send(http::status status, std::string body, const char* content_type, int retry_after_s = 0) {
+    if (closed_) return;
+    auto res = std::make_shared<http::response<http::string_body>>(status, version_);
+    res->set(http::field::server, "troupe");
+    res->set(http::field::content_type, content_type);
+    if (retry_after_s > 0) res->set(http::field::retry_after, std::to_string(retry_after_s));
+    if (status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer");
+    if (status == http::status::method_not_allowed) res->set(http::field::allow, allow_);
+    res->keep_alive(keep_alive_);
+    res->body() = std::move(body);
+    res->prepare_payload();
+    if (head_only_) res->body().clear();  // Content-Length still describes the GET body
+    head_only_ = false;
+    ctx_.service.metrics().http_response(int(status));
+    stream_.expires_after(std::chrono::seconds(ctx_.opts.write_timeout_s));
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+      if (ec) return self->client_gone();
+      self->after_response(!res->keep_alive());
+    });
+  }
+
+  void after_response(bool close_now) {
+    if (close_now) return close();
+    if (watching_) {  // the disconnect watch must finish before the parser reads again
+      resume_read_ = true;
+      beast::error_code ec;
+      stream_.socket().cancel(ec);
+      return;
+    }
+    do_read();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  ServerCtx& ctx_;
+  const bool over_limit_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::unique_ptr<Generation> gen_;
+  uint64_t gen_seq_ = 0;
+  std::string pending_;  // SSE bytes not yet written
+  std::string allow_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true, head_only_ = false, chunked_ = true;
+  bool writing_ = false, watching_ = false, resume_read_ = false, closed_ = false;
+};
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(asio::io_context& ioc, ServerCtx& ctx) : ioc_(ioc), acceptor_(asio::make_strand(ioc)), ctx_(ctx) {}
+
+  uint16_t listen(const std::string& host, uint16_t port) {
+    beast::error_code ec;
+    asio::ip::address addr = asio::ip::make_address(host, ec);
+    if (ec) {  // a name such as "localhost"
+      tcp::resolver res(ioc_);
+      auto r = res.resolve(host, std::to_string(port), ec);
+      if (ec || r.empty()) fail("cannot resolve --host {}: {}", host, ec.message());
+      addr = r.begin()->endpoint().address();
+    }
+    tcp::endpoint ep(addr, port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) fail("cannot listen on {}:{}: {}", host, port, ec.message());
+    return acceptor_.local_endpoint().port();
+  }
+
+  void accept() {
+    acceptor_.async_accept(asio::make_strand(ioc_), beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
+  }
+
+  void close() {
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+    });
+  }
+
+ private:
+  void on_accept(beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ec);  // tokens are small writes: no Nagle delay
+      const bool over = ctx_.connections.load() >= ctx_.opts.max_connections;
+      std::make_shared<HttpSession>(std::move(socket), ctx_, over)->run();
+      return accept();
+    }
+    // Out of file descriptors and the like: back off instead of spinning.
+    auto t = std::make_shared<asio::steady_timer>(acceptor_.get_executor(), 50ms);
+    t->async_wait([self = shared_from_this(), t](beast::error_code) { self->accept(); });
+  }
+
+  asio::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  ServerCtx& ctx_;
+};
+
+}  // namespace
+
+}  // namespace net_detail
+
+using namespace net_detail;
+
+struct Server::Impl {
+  Impl(ServerOptions o, Service& s) : ctx{std::move(o), s} {}
+  ServerCtx ctx;  // declared first: sessions destroyed with ioc still use it
+  asio::io_context ioc;
+  std::shared_ptr<Listener> listener;
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+  bool stopped = false;
+};
+
+Server::Server(ServerOptions opts, Service& service) : impl_(std::make_unique<Impl>(std::move(opts), service)) {}
+
+Server::~Server() {
+  stop();
+  impl_->ctx.service.stop();
+}
+
+void Server::start() {
+  auto& I = *impl_;
+  I.listener = std::make_shared<Listener>(I.ioc, I.ctx);
+  I.port = I.listener->listen(I.ctx.opts.host, I.ctx.opts.port);
+  I.listener->accept();
+  const int n = std::max(1, I.ctx.opts.io_threads);
+  for (int i = 0; i < n; ++i) I.threads.emplace_back([&I] { I.ioc.run(); });
+}
+
+uint16_t Server::port() const { return impl_->port; }
+
+void Server::stop() {
+  auto& I = *impl_;
+  if (I.stopped) return;
+  I.stopped = true;
+  if (I.listener) I.listener->close();
+  I.ioc.stop();
+  for (auto& t : I.threads) t.join();
+  I.threads.clear();
+}
+
+}  // namespace troupe

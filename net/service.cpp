@@ -1,0 +1,214 @@
+#include "net/service.h"
+
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <future>
+
+namespace troupe {
+
+namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+std::string default_name(const std::string& model_path) {
+  std::filesystem::path p(model_path);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();  // trailing slash
+  std::string name = p.filename().string();
+  return name.empty() ? model_path : name;
+}
+
+// Requests the service itself makes (warmup, heartbeat) count in no client metric.
+constexpr const char* kWarmupPrompt = "Once upon a time";
+
+}  // namespace
+
+std::string to_string(ServiceState s) {
+  switch (s) {
+    case ServiceState::Loading: return "loading";
+    case ServiceState::WarmingUp: return "warming_up";
+    case ServiceState::Ready: return "ready";
+    case ServiceState::Failed: return "failed";
+    case ServiceState::Stopping: return "stopping";
+  }
+  return "?";
+}
+
+Service::Service(ServiceOptions opts)
+    : opts_(std::move(opts)),
+      metrics_(opts_.served_model_name.empty() ? default_name(opts_.model_path) : opts_.served_model_name),
+      started_unix_(int64_t(std::time(nullptr))) {
+  model_.name = opts_.served_model_name.empty() ? default_name(opts_.model_path) : opts_.served_model_name;
+  last_activity_ns_ = now_ns();
+  helper_ = std::thread([this] { helper_loop(); });
+}
+
+Service::~Service() { stop(); }
+
+void Service::start(const EngineConfig& cfg) {
+  try {
+    engine_ = std::make_unique<Engine>(cfg);
+    chat_ = ChatTemplate::load(opts_.model_path, opts_.chat_template_path, engine_->tokenizer());
+  } catch (...) {
+    state_ = ServiceState::Failed;
+    throw;
+  }
+  const Tokenizer& tok = engine_->tokenizer();
+  model_.max_model_len = engine_->max_model_len();
+  model_.vocab_size = tok.vocab_size();
+  model_.tokenizer = &tok;
+  model_.chat = &chat_;
+  spdlog::info("model {} loaded: max_model_len {}, chat template: {}", model_.name, model_.max_model_len,
+               chat_.origin());
+  state_ = ServiceState::WarmingUp;  // publishes engine_ and model_ to the other threads
+  warm_up();
+  state_ = ServiceState::Ready;
+  if (opts_.heartbeat_interval_s > 0) heartbeat_ = std::thread([this] { heartbeat_loop(); });
+}
+
+void Service::stop() {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    jobs_.clear();  // their callbacks would post to network executors that are going away
+  }
+  cv_.notify_all();
+  if (helper_.joinable()) helper_.join();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  if (state_ != ServiceState::Loading) state_ = ServiceState::Stopping;
+  if (engine_) engine_->stop();
+}
+
+int64_t Service::submit_internal(const std::string& prompt, int max_tokens, TokenSink sink) {
+  GenerateRequest req;
+  req.prompt = prompt;
+  req.params.temperature = 0;
+  req.params.ignore_eos = true;
+  req.params.max_tokens = max_tokens;
+  return engine_->submit(std::move(req), std::move(sink));
+}
+
+// Runs the synthetic requests one after another and records the cold-start figure: the
+// first request pays for page faults, allocator growth and cold caches; the rest show the
+// steady TTFT.
+void Service::warm_up() {
+  std::vector<double> ttft;
+  for (int i = 0; i < opts_.warmup; ++i) {
+    auto done = std::make_shared<std::promise<TokenEvent>>();
+    auto fut = done->get_future();
+    submit_internal(kWarmupPrompt, 8, [done](const TokenEvent& ev) {
+      if (ev.finished) done->set_value(ev);
+    });
+    TokenEvent ev = fut.get();
+    if (ev.finish_reason == "error") fail("warmup request failed: {}", ev.error);
+    ttft.push_back(ev.timings.ttft_ms / 1e3);
+  }
+  if (ttft.size() >= 2) {
+    std::vector<double> rest(ttft.begin() + 1, ttft.end());
+    std::nth_element(rest.begin(), rest.begin() + long(rest.size() / 2), rest.end());
+    const double steady = rest[rest.size() / 2];
+    metrics_.set_cold_start(ttft[0], steady);
+    spdlog::info("warmup: {} requests, first TTFT {:.2f} ms, steady TTFT {:.2f} ms, cold-start ratio {:.1f}",
+                 ttft.size(), ttft[0] * 1e3, steady * 1e3, steady > 0 ? ttft[0] / steady : 0.0);
+  }
+}
+
+int64_t Service::submit(GenerateRequest req, TokenSink sink) {
+  struct Track {
+    Clock::time_point start = Clock::now(), last{};
+    bool first = true;
+  };
+  auto tr = std::make_shared<Track>();
+  last_activity_ns_ = now_ns();
+  // The sink runs on the scheduler actor, one event at a time per request, so Track needs
+  // no lock.
+  return engine_->submit(std::move(req), [this, tr, sink = std::move(sink)](const TokenEvent& ev) {
+    const auto now = Clock::now();
+    if (!ev.token_ids.empty()) {
+      if (tr->first) metrics_.first_token(std::chrono::duration<double>(now - tr->start).count());
+      else metrics_.token_gap(std::chrono::duration<double>(now - tr->last).count());
+      tr->first = false;
+      tr->last = now;
+    }
+    if (ev.finished) {
+      if (tr->first && ev.timings.ttft_ms > 0) metrics_.first_token(ev.timings.ttft_ms / 1e3);
+      metrics_.finished(ev);
+      last_activity_ns_ = now_ns();
+    }
+    sink(ev);
+  });
+}
+
+void Service::cancel(int64_t request_id, AbortCause cause) {
+  metrics_.aborted(cause);
+  if (engine_) engine_->cancel(request_id);
+}
+
+void Service::scrape(std::function<void(std::string)> done) {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return;
+    jobs_.push_back([this, done = std::move(done)] {
+      const ServiceState s = state_.load();
+      if (s == ServiceState::WarmingUp || s == ServiceState::Ready) {
+        SchedulerStats st = engine_->stats();
+        done(metrics_.render(&st, s == ServiceState::Ready));
+      } else {
+        done(metrics_.render(nullptr, false));
+      }
+    });
+  }
+  cv_.notify_all();
+}
+
+void Service::helper_loop() {
+  std::unique_lock lk(mu_);
+  while (true) {
+    cv_.wait(lk, [&] { return stopping_ || !jobs_.empty(); });
+    if (stopping_) return;
+    auto job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lk.unlock();
+    job();
+    lk.lock();
+  }
+}
+
+void Service::heartbeat_loop() {
+  const auto interval = std::chrono::duration<double>(opts_.heartbeat_interval_s);
+  std::unique_lock lk(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lk, interval, [&] { return stopping_; });
+    if (stopping_) return;
+    const double idle_s = double(now_ns() - last_activity_ns_.load()) / 1e9;
+    if (idle_s + 1e-3 < opts_.heartbeat_interval_s) continue;
+    lk.unlock();
+    // One short greedy request touches every weight and the KV pool again, so the next
+    // real request does not pay for pages the OS reclaimed or caches that went cold.
+    auto done = std::make_shared<std::promise<void>>();
+    auto fut = done->get_future();
+    submit_internal(kWarmupPrompt, 2, [done](const TokenEvent& ev) {
+      if (ev.finished) done->set_value();
+    });
+    fut.wait_for(std::chrono::seconds(30));
+    last_activity_ns_ = now_ns();
+    lk.lock();
+  }
+}
+
+std::string Service::health_body() const {
+  const ServiceState s = state();
+  boost::json::object o{{"status", to_string(s)}, {"model", model_.name}};
+  if (s == ServiceState::Ready) o["max_model_len"] = model_.max_model_len;
+  o["uptime_s"] = int64_t(std::time(nullptr)) - started_unix_;
+  return boost::json::serialize(o);
+}
+
+}  // namespace troupe

@@ -1,0 +1,83 @@
+#pragma once
+// The daemon's transport-independent core: owns the Engine, the chat template and the
+// metrics; tracks readiness (loading -> warming_up -> ready); keeps an idle engine warm.
+// HTTP and WebSocket sessions talk to the engine only through submit()/cancel() here, so
+// every request is measured the same way whatever protocol it came in on.
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "actors/engine.h"
+#include "net/api.h"
+#include "net/chat_template.h"
+#include "net/metrics.h"
+
+namespace troupe {
+
+struct ServiceOptions {
+  std::string model_path;
+  std::string served_model_name;   // empty: the model path's last component
+  std::string chat_template_path;  // empty: the model's own template (or the fallback)
+  int warmup = 0;                  // synthetic requests before reporting ready
+  double heartbeat_interval_s = 0; // > 0: a tiny request whenever the server idled this long
+};
+
+enum class ServiceState { Loading, WarmingUp, Ready, Failed, Stopping };
+
+class Service {
+ public:
+  explicit Service(ServiceOptions opts);
+  ~Service();  // stop()
+
+  // Loads the model and starts the engine (blocking; seconds for a big model), then runs
+  // the warmup and becomes ready. Throws troupe::Error (state Failed) if loading fails.
+  void start(const EngineConfig& cfg);
+  void stop();
+
+  ServiceState state() const { return state_.load(); }
+  bool ready() const { return state() == ServiceState::Ready; }
+  const ModelInfo& model() const { return model_; }  // valid once ready
+  const std::string& model_name() const { return model_.name; }
+  Metrics& metrics() { return metrics_; }
+
+  // Submits to the engine with metrics recorded on the way back. `sink` runs on an engine
+  // thread and must not block. Precondition: ready().
+  int64_t submit(GenerateRequest req, TokenSink sink);
+  void cancel(int64_t request_id, AbortCause cause);
+
+  // Calls `done` with the Prometheus exposition, from the service's helper thread (the
+  // engine's stats are a blocking round trip that must not stall a network thread).
+  void scrape(std::function<void(std::string)> done);
+  std::string health_body() const;
+  int64_t started_unix() const { return started_unix_; }
+
+ private:
+  void warm_up();
+  void heartbeat_loop();
+  void helper_loop();
+  int64_t submit_internal(const std::string& prompt, int max_tokens, TokenSink sink);
+
+  ServiceOptions opts_;
+  std::atomic<ServiceState> state_{ServiceState::Loading};
+  std::unique_ptr<Engine> engine_;
+  ChatTemplate chat_;
+  ModelInfo model_;
+  Metrics metrics_;
+  int64_t started_unix_ = 0;
+  std::atomic<int64_t> last_activity_ns_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::deque<std::function<void()>> jobs_;
+  std::thread helper_, heartbeat_;
+};
+
+std::string to_string(ServiceState s);
+
+}  // namespace troupe

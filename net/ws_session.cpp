@@ -1,0 +1,212 @@
+// WebSocket sessions: the multiplexed JSON streaming protocol of docs/websocket.md.
+// One read loop, one write queue; engine events are posted onto the session's strand.
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+
+#include <deque>
+#include <unordered_map>
+
+#include "net/server_internal.h"
+
+namespace troupe::net_detail {
+
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+
+namespace {
+
+// A client that stops reading while its requests keep producing tokens is dropped once
+// this much output is queued for it (its requests are cancelled).
+constexpr size_t kMaxQueuedBytes = 8u << 20;
+
+class WsSession : public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(beast::tcp_stream&& stream, ServerCtx& ctx) : ws_(std::move(stream)), ctx_(ctx) {
+    ctx_.connections++;
+    ctx_.service.metrics().connection_opened(true);
+  }
+  ~WsSession() {
+    cancel_all(AbortCause::ClientDisconnect);
+    ctx_.connections--;
+    ctx_.service.metrics().connection_closed(true);
+  }
+
+  void run(http::request<http::string_body>&& req) {
+    beast::get_lowest_layer(ws_).expires_never();  // the websocket stream has its own timeouts
+    websocket::stream_base::timeout t;
+    t.handshake_timeout = std::chrono::seconds(30);
+    // Beast pings after half the idle timeout and closes if the peer stays silent for all of it.
+    t.idle_timeout = std::chrono::seconds(2 * std::max(1, ctx_.opts.ws_ping_interval_s));
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "troupe"); }));
+    ws_.read_message_max(ctx_.opts.max_body_bytes);
+    ctx_.service.metrics().http_response(101);
+    ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
+  }
+
+ private:
+  struct Inflight {
+    json::value id;
+    int64_t engine_id = 0;
+  };
+
+  void on_accept(beast::error_code ec) {
+    if (ec) return;
+    do_read();
+  }
+
+  void do_read() { ws_.async_read(buf_, beast::bind_front_handler(&WsSession::on_read, shared_from_this())); }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec) {  // closed by the peer, timed out, or a protocol violation (Beast closes then)
+      closed_ = true;
+      cancel_all(AbortCause::ClientDisconnect);
+      return;
+    }
+    if (!ws_.got_text()) {
+      send_error(json::value(nullptr), 400, "binary messages are not supported; send JSON text");
+    } else {
+      handle(beast::buffers_to_string(buf_.data()));
+    }
+    buf_.consume(buf_.size());
+    do_read();
+  }
+
+  void handle(const std::string& text) {
+    if (!valid_utf8(text)) return send_error(json::value(nullptr), 400, "message is not valid UTF-8");
+    boost::system::error_code ec;
+    json::value v = json::parse(text, ec);
+    if (ec || !v.is_object()) return send_error(json::value(nullptr), 400, "message must be a JSON object");
+    const json::object& o = v.get_object();
+    const json::value* id = o.if_contains("id");
+    const json::value idv = id ? *id : json::value(nullptr);
+    const json::value* type = o.if_contains("type");
+    if (!type || !type->is_string()) return send_error(idv, 400, "'type' must be \"generate\", \"cancel\" or \"ping\"");
+    const std::string_view t = type->get_string();
+    if (t == "ping") return send(json::serialize(json::object{{"type", "pong"}, {"id", idv}}));
+    if (t == "cancel") return cancel(o, idv);
+    if (t != "generate") return send_error(idv, 400, "unknown message type '" + std::string(t) + "'");
+    generate(o, idv);
+  }
+
+  void generate(const json::object& o, const json::value& idv) {
+    if (!ctx_.service.ready()) return send_error(idv, 503, "the model is not ready; retry shortly");
+    WsGenerate g;
+    try {
+      g = parse_ws_generate(o, ctx_.service.model());
+    } catch (const ApiError& e) {
+      return send_error(idv, e.status, e.message);
+    } catch (const std::exception& e) {
+      return send_error(idv, 400, e.what());
+    }
+    if (inflight_.count(g.id_json)) return send_error(idv, 409, "a request with this id is already in flight");
+    if (int(inflight_.size()) >= ctx_.opts.ws_max_inflight)
+      return send_error(idv, 429, "too many requests in flight on this connection (max " +
+                                      std::to_string(ctx_.opts.ws_max_inflight) + ")");
+    auto sink = [w = weak_from_this(), ex = ws_.get_executor(), key = g.id_json](const TokenEvent& ev) {
+      asio::post(ex, [w, key, ev] {
+        if (auto s = w.lock()) s->on_event(key, ev);
+      });
+    };
+    const std::string key = g.id_json;
+    inflight_[key] = Inflight{idv, 0};
+    inflight_[key].engine_id = ctx_.service.submit(std::move(g.req), std::move(sink));
+  }
+
+  void cancel(const json::object& o, const json::value& idv) {
+    const json::value* id = o.if_contains("id");
+    if (!id || !(id->is_string() || id->is_int64())) return send_error(idv, 400, "'id' must be a string or an integer");
+    auto it = inflight_.find(json::serialize(*id));
+    if (it == inflight_.end()) return send_error(idv, 404, "no request with this id is in flight");
+    // The engine answers with a final "cancelled" event, which becomes the `done` message.
+    ctx_.service.cancel(it->second.engine_id, AbortCause::ClientCancel);
+  }
+
+  void on_event(const std::string& key, const TokenEvent& ev) {
+    auto it = inflight_.find(key);
+    if (it == inflight_.end() || closed_) return;
+    const json::value& id = it->second.id;
+    if (!ev.text.empty() || !ev.token_ids.empty()) {
+      json::array ids;
+      for (int32_t t : ev.token_ids) ids.push_back(t);
+      send(json::serialize(json::object{{"type", "token"}, {"id", id}, {"text", ev.text}, {"token_ids", std::move(ids)}}));
+    }
+    if (!ev.finished) return;
+    if (ev.finish_reason == "error") {
+      ApiError e = engine_error(ev);
+      send_error(id, e.status, e.message);
+    } else {
+      const auto& u = ev.usage;
+      const auto& t = ev.timings;
+      json::object usage{{"prompt_tokens", u.prompt_tokens},
+                         {"completion_tokens", u.completion_tokens},
+                         {"total_tokens", u.prompt_tokens + u.completion_tokens},
+                         {"cached_tokens", u.cached_prompt_tokens}};
+      json::object timings{{"queue_ms", t.queue_ms}, {"ttft_ms", t.ttft_ms}, {"e2e_ms", t.e2e_ms}, {"tpot_ms", t.tpot_ms}};
+      send(json::serialize(json::object{{"type", "done"},
+                                        {"id", id},
+                                        {"finish_reason", ev.finish_reason},
+                                        {"usage", std::move(usage)},
+                                        {"timings", std::move(timings)}}));
+    }
+    inflight_.erase(it);
+  }
+
+  void send_error(const json::value& id, int code, const std::string& message) {
+    send(json::serialize(json::object{{"type", "error"}, {"id", id}, {"code", code}, {"message", message}}));
+  }
+
+  void send(std::string msg) {
+    if (closed_) return;
+    queued_bytes_ += msg.size();
+    outq_.push_back(std::move(msg));
+    if (queued_bytes_ > kMaxQueuedBytes) {
+      closed_ = true;
+      cancel_all(AbortCause::ClientDisconnect);
+      beast::get_lowest_layer(ws_).close();  // pending reads and writes fail; the session ends
+      return;
+    }
+    if (!writing_) do_write();
+  }
+
+  void do_write() {
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(asio::buffer(outq_.front()), beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, size_t) {
+    writing_ = false;
+    if (ec) {
+      closed_ = true;
+      cancel_all(AbortCause::ClientDisconnect);
+      return;
+    }
+    queued_bytes_ -= outq_.front().size();
+    outq_.pop_front();
+    if (!outq_.empty() && !closed_) do_write();
+  }
+
+  void cancel_all(AbortCause cause) {
+    for (auto& [key, f] : inflight_) ctx_.service.cancel(f.engine_id, cause);
+    inflight_.clear();
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  ServerCtx& ctx_;
+  beast::flat_buffer buf_;
+  std::unordered_map<std::string, Inflight> inflight_;  // by the client's id, serialized
+  std::deque<std::string> outq_;
+  size_t queued_bytes_ = 0;
+  bool writing_ = false, closed_ = false;
+};
+
+}  // namespace
+
+void start_websocket(ServerCtx& ctx, beast::tcp_stream&& stream, http::request<http::string_body>&& req) {
+  std::make_shared<WsSession>(std::move(stream), ctx)->run(std::move(req));
+}
+
+}  // namespace troupe::net_detail
