@@ -45,14 +45,15 @@ struct Engine::Impl {
 
 Engine::Engine(EngineConfig cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<Impl>()) {
   impl_->tokenizer = load_tokenizer(cfg_.model);
-  ModelWeights weights = load_model(cfg_.model);
-  const ModelConfig mc = weights.config;
+  Checkpoint weights = load_checkpoint(cfg_.model);  // float, GGUF or pre-quantized
+  const ModelConfig mc = weights.weights.config;
   max_model_len_ = cfg_.max_model_len > 0 ? std::min(cfg_.max_model_len, mc.max_position_embeddings)
                                          : mc.max_position_embeddings;
 
   cpu::CpuBackendOptions bo;
   bo.num_threads = cfg_.threads;
   bo.block_size = cfg_.block_size;
+  bo.quantization = cfg_.quantization;
   const int64_t bytes_per_token = 2 * mc.num_layers * mc.kv_dim() * int64_t(sizeof(float));
   bo.kv_cache_bytes = cfg_.kv_cache_bytes > 0
                           ? cfg_.kv_cache_bytes

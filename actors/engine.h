@@ -10,6 +10,7 @@
 
 #include "actors/request.h"
 #include "actors/scheduler.h"
+#include "quant/options.h"
 #include "tokenizer/tokenizer.h"
 
 namespace troupe {
@@ -21,6 +22,7 @@ struct EngineConfig {
   int64_t kv_cache_bytes = 0;          // 0: enough for max_num_seqs full-length sequences, capped at 25% of RAM
   int64_t max_model_len = 0;           // 0: the model's max_position_embeddings
   int64_t max_waiting = 1024;
+  quant::Options quantization;         // none | int8 | int4 (+ group) at load | awq (pre-quantized)
   SchedulerConfig scheduler;
 };
 

@@ -169,7 +169,10 @@ std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
   } else {
     for (size_t i = 0; i < running_.size(); ++i) {
       SequencePtr s = running_[i];
-      if (s->finished) s->tokens.push_back(s->tokens.back());  // padding keeps its slot busy
+      if (s->finished) {  // padding keeps its slot busy, up to the model length
+        if (int64_t(s->tokens.size()) >= s->max_model_len) continue;
+        s->tokens.push_back(s->tokens.back());
+      }
       const int64_t n = int64_t(s->tokens.size()) - s->num_computed;
       if (!grow_or_preempt(s, n)) break;
       add_step(plan, s, n);

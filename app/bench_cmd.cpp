@@ -9,6 +9,7 @@
 
 #include "app/commands.h"
 #include "app/loaded_model.h"
+#include "app/quant_flags.h"
 #include "app/sequence_loop.h"
 #include "cpu/kernels.h"
 
@@ -22,11 +23,13 @@ struct DecodeBenchOpts {
   int prompt_len = 128;
   int gen_tokens = 64;
   int repeats = 3;
+  quant::Options quantization;
 };
 
 void run_decode_bench(const DecodeBenchOpts& o) {
   cpu::CpuBackendOptions bo;
   bo.num_threads = o.threads;
+  bo.quantization = o.quantization;
   LoadedModel m = load_cpu_model(o.model, bo);
   auto& be = *m.backend;
 
@@ -61,6 +64,8 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   if (!o.json_path.empty()) {
     boost::json::object obj{{"model", o.model},
                             {"threads", be.pool().size()},
+                            {"backend", be.name()},
+                            {"quantization", quant::describe(o.quantization)},
                             {"weight_bytes_per_token", bytes},
                             {"read_bandwidth_bytes_per_s", bw},
                             {"prefill_tokens_per_s", best_prefill},
@@ -84,6 +89,7 @@ void register_bench(CLI::App& app) {
   dec->add_option("--tokens", o->gen_tokens, "Generated tokens per run")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   dec->add_option("--repeats", o->repeats, "Timed runs (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
   dec->add_option("--json", o->json_path, "Also write the results to this JSON file");
+  add_quantization_flags(dec, o->quantization);
   dec->callback([o] { run_decode_bench(*o); });
   register_bench_throughput(*bench);
 }

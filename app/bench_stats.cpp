@@ -127,7 +127,7 @@ void plot_results(const std::vector<BenchResult>& results, const std::string& pn
     std::ofstream f(gp);
     f << "set terminal pngcairo size 1000,420\nset output '" << png_path << "'\n"
       << "set multiplot layout 1,2\nset style data histograms\nset style fill solid 0.8 border -1\n"
-      << "set boxwidth 0.8\nset grid ytics\n"
+      << "set boxwidth 0.8\nset grid ytics\nset yrange [0:*]\n"
       << "set title 'output throughput (tokens/s)'\nplot '" << dat << "' using 2:xtic(1) notitle lc rgb '#4477aa'\n"
       << "set title 'latency (ms)'\nset key top left\n"
       << "plot '" << dat << "' using 3:xtic(1) title 'TTFT p50', '' using 4 title 'TTFT p95', "

@@ -16,6 +16,7 @@
 #include "actors/engine.h"
 #include "app/bench_stats.h"
 #include "app/commands.h"
+#include "app/quant_flags.h"
 #include "core/error.h"
 
 namespace troupe::app {
@@ -199,6 +200,7 @@ void register_bench_throughput(CLI::App& bench) {
   c->add_option("--batch-wait-ms", o->engine.scheduler.batch_wait_ms)->capture_default_str();
   c->add_option("--block-size", o->engine.block_size)->capture_default_str();
   c->add_option("--kv-cache-memory", o->engine.kv_cache_bytes, "KV cache bytes (0 = auto)")->capture_default_str();
+  add_quantization_flags(c, o->engine.quantization);
   c->callback([o] {
     o->engine.model = o->model;
     run_throughput(*o);

@@ -8,7 +8,9 @@ void register_generate(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_serve(CLI::App& app);
 // Subcommands of `troupe bench`.
 void register_bench_throughput(CLI::App& bench);
+void register_bench_serve(CLI::App& bench);
 
 }  // namespace troupe::app

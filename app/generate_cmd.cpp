@@ -9,6 +9,7 @@
 
 #include "actors/engine.h"
 #include "app/commands.h"
+#include "app/quant_flags.h"
 #include "core/error.h"
 
 namespace troupe::app {
@@ -22,6 +23,7 @@ struct GenerateOpts {
   bool json = false;
   int threads = 0;
   int64_t block_size = 16;
+  quant::Options quantization;
 };
 
 boost::json::array to_json(const std::vector<int32_t>& ids) {
@@ -53,6 +55,7 @@ void register_generate(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print one JSON object instead of streaming text");
   cmd->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--block-size", o->block_size, "KV block size in tokens")->capture_default_str();
+  add_quantization_flags(cmd, o->quantization);
   cmd->callback([o, seed] {
     if (seed->count() > 0) o->params.seed = o->seed;
     o->params.validate();
@@ -60,6 +63,7 @@ void register_generate(CLI::App& app) {
     cfg.model = o->model;
     cfg.threads = o->threads;
     cfg.block_size = o->block_size;
+    cfg.quantization = o->quantization;
     cfg.scheduler.max_num_seqs = 1;
     Engine engine(cfg);
 

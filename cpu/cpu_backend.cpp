@@ -4,16 +4,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "core/error.h"
 #include "cpu/kernels.h"
+#include "quant/qmatmul.h"
+#include "quant/stored.h"
 
 namespace troupe::cpu {
 
 namespace {
 
-// Converts a tensor the kernels cannot run as stored (BF16, Q8_0, Q4_0 matrices; any norm
-// or bias that is not F32) into an owned F32 copy.
+// Converts a tensor the float kernels cannot run as stored (BF16 matrices; any norm or bias
+// that is not F32) into an owned F32 copy.
 void make_f32(ModelWeights& w, TensorView& t, bool matrix) {
   if (t.empty()) return;
   const bool ok = t.dtype == DType::F32 || (matrix && t.dtype == DType::F16);
@@ -23,6 +26,24 @@ void make_f32(ModelWeights& w, TensorView& t, bool matrix) {
   t.data = w.own(std::move(buf));
   t.dtype = DType::F32;
   t.nbytes = t.numel() * 4;
+}
+
+bool is_gguf_quant(const TensorView& t) {
+  return t.dtype == DType::Q8_0 || t.dtype == DType::Q4_0;
+}
+
+// The LM head's format under `o`, or nullopt to keep it as stored (float, or GGUF
+// Q8_0/Q4_0 which always run natively).
+std::optional<quant::QFormat> lm_head_format(const quant::Options& o) {
+  using quant::LmHead;
+  switch (o.lm_head) {
+    case LmHead::Float: return std::nullopt;
+    case LmHead::Int8: return quant::QFormat::Int8;
+    case LmHead::Int4: return quant::QFormat::Int4;
+    case LmHead::Auto: break;
+  }
+  if (o.method == quant::Method::Int8 || o.method == quant::Method::Int4) return quant::QFormat::Int8;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -50,20 +71,17 @@ struct CpuBackend::Scratch {
 };
 
 CpuBackend::CpuBackend(ModelWeights weights, const CpuBackendOptions& opts)
-    : w_(std::move(weights)), pool_(opts.num_threads), scratch_(std::make_unique<Scratch>()) {
+    : CpuBackend(Checkpoint{std::move(weights), std::nullopt, {}}, opts) {}
+
+CpuBackend::CpuBackend(Checkpoint ck, const CpuBackendOptions& opts)
+    : w_(std::move(ck.weights)),
+      pool_(opts.num_threads),
+      quant_(opts.quantization),
+      scratch_(std::make_unique<Scratch>()) {
   const auto& c = w_.config;
   c.validate(w_.source);
-  for (auto& L : w_.layers) {
-    for (TensorView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-      make_f32(w_, *m, true);
-    for (TensorView* v : {&L.attn_norm, &L.ffn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm})
-      make_f32(w_, *v, false);
-  }
-  make_f32(w_, w_.final_norm, false);
-  const bool tied = w_.lm_head.data == w_.tok_embeddings.data;
-  make_f32(w_, w_.lm_head, true);
-  if (tied && w_.tok_embeddings.dtype != w_.lm_head.dtype && w_.lm_head.dtype == DType::F32)
-    w_.tok_embeddings = w_.lm_head;  // share the converted copy instead of converting twice
+  quant::validate(quant_);
+  prepare_weights(ck);
 
   kv_shape_.block_size = opts.block_size;
   if (opts.block_size <= 0) fail("KV block size must be positive, got {}", opts.block_size);
@@ -82,8 +100,101 @@ CpuBackend::CpuBackend(ModelWeights weights, const CpuBackendOptions& opts)
 
 CpuBackend::~CpuBackend() = default;
 
+// Decides, per matrix, float kernel or qmatmul, and builds the packed copies with the pool
+// (rows in parallel).
+void CpuBackend::prepare_weights(Checkpoint& ck) {
+  using quant::Method;
+  const Method method = quant_.method;
+  if (method == Method::Awq && !ck.quant)
+    fail("{}: --quantization awq needs a pre-quantized checkpoint (config.json with a "
+         "quantization_config, e.g. written by `troupe quantize`); use int4 to quantize at load",
+         w_.source);
+  if (ck.quant && (method == Method::Int8 || method == Method::Int4))
+    fail("{}: already quantized ({} {}-bit); load it with --quantization awq or none",
+         w_.source, ck.quant->quant_method, ck.quant->bits);
+  const std::optional<quant::QFormat> rtn =
+      method == Method::Int8 ? std::optional(quant::QFormat::Int8)
+      : method == Method::Int4 ? std::optional(quant::QFormat::Int4)
+                               : std::nullopt;
+
+  bool any = false;
+  qlinear_.resize(w_.layers.size());
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    auto& L = w_.layers[l];
+    for (int i = 0; i < kNumLinears; ++i) {
+      TensorView& v = linear_view(L, i);
+      quant::QuantizedMatrix& q = qlinear_[l][static_cast<size_t>(i)];
+      if (ck.quant && ck.layers[l][static_cast<size_t>(i)].format != StoredQuantLinear::Format::Float)
+        q = quant::from_stored(ck.layers[l][static_cast<size_t>(i)], &pool_);
+      else if (rtn)
+        q = quant::quantize(v, *rtn, quant_.group_size, &pool_);
+      else if (is_gguf_quant(v))
+        q = quant::from_gguf(v, &pool_);  // GGUF Q8_0 / Q4_0 run natively
+      else
+        make_f32(w_, v, true);
+      any = any || !q.empty();
+    }
+    for (TensorView* v : {&L.attn_norm, &L.ffn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm})
+      make_f32(w_, *v, false);
+  }
+  if (!any) qlinear_.clear();
+  make_f32(w_, w_.final_norm, false);
+
+  if (const auto f = lm_head_format(quant_))
+    qlm_head_ = quant::quantize(w_.lm_head, *f, quant_.group_size, &pool_);
+  else if (is_gguf_quant(w_.lm_head))
+    qlm_head_ = quant::from_gguf(w_.lm_head, &pool_);
+  if (!qlm_head_.empty()) return;  // the embedding table is read a row at a time, any dtype
+  const bool tied = w_.lm_head.data == w_.tok_embeddings.data;
+  make_f32(w_, w_.lm_head, true);
+  if (tied && w_.tok_embeddings.dtype != w_.lm_head.dtype && w_.lm_head.dtype == DType::F32)
+    w_.tok_embeddings = w_.lm_head;  // share the converted copy instead of converting twice
+}
+
 std::string CpuBackend::name() const {
-  return fmt::format("cpu ({} threads)", pool_.size());
+  std::string q;
+  if (quant_.method != quant::Method::None || !qlinear_.empty() || !qlm_head_.empty()) {
+    q = ", " + quant::describe(quant_);
+    if (!qlinear_.empty()) {
+      const auto& m = qlinear_[0][kLinQ];
+      if (!m.empty()) q += fmt::format(": {}", quant::qformat_name(m.format()));
+      if (!m.empty() && m.format() == quant::QFormat::Int4) q += fmt::format(" g{}", m.group());
+    }
+    if (!qlm_head_.empty()) q += fmt::format(", lm_head {}", quant::qformat_name(qlm_head_.format()));
+    q += fmt::format(", {} kernels", quant::qisa_name(quant::current_qisa()));
+  }
+  return fmt::format("cpu ({} threads{})", pool_.size(), q);
+}
+
+int64_t CpuBackend::weight_bytes_per_token() const {
+  int64_t n = w_.final_norm.nbytes + (qlm_head_.empty() ? w_.lm_head.nbytes : qlm_head_.nbytes());
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const auto& L = w_.layers[l];
+    for (const TensorView* v : {&L.attn_norm, &L.ffn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm})
+      n += v->empty() ? 0 : v->nbytes;
+    for (int i = 0; i < kNumLinears; ++i) {
+      const quant::QuantizedMatrix* q = quantized(int64_t(l), i);
+      n += q ? q->nbytes() : linear_view(L, i).nbytes;
+    }
+  }
+  return n;
+}
+
+const quant::QuantizedMatrix* CpuBackend::quantized(int64_t layer, int i) const {
+  if (qlinear_.empty()) return nullptr;
+  const auto& q = qlinear_.at(static_cast<size_t>(layer)).at(static_cast<size_t>(i));
+  return q.empty() ? nullptr : &q;
+}
+
+const quant::QuantizedMatrix* CpuBackend::quantized_lm_head() const {
+  return qlm_head_.empty() ? nullptr : &qlm_head_;
+}
+
+void CpuBackend::linear(int64_t l, int i, const float* x, int64_t T, float* y, const float* bias) {
+  if (const quant::QuantizedMatrix* q = quantized(l, i))
+    quant::qmatmul(pool_, x, T, *q, y, bias);
+  else
+    matmul(pool_, x, T, linear_view(w_.layers[static_cast<size_t>(l)], i), y, bias);
 }
 
 void CpuBackend::check_batch(const StepBatch& batch) const {
@@ -148,7 +259,10 @@ void CpuBackend::run_step(const StepBatch& batch, StepOutput& out) {
     }
     base += int64_t(sq.tokens.size());
   }
-  matmul(pool_, s.xb.data(), R, w_.lm_head, out.logits.data());
+  if (!qlm_head_.empty())
+    quant::qmatmul(pool_, s.xb.data(), R, qlm_head_, out.logits.data());
+  else
+    matmul(pool_, s.xb.data(), R, w_.lm_head, out.logits.data());
 }
 
 void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
@@ -162,9 +276,10 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   // --- attention ---
   for (int64_t t = 0; t < T; ++t)
     rmsnorm(s.x.data() + t * H, f32(L.attn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
-  matmul(pool_, s.xb.data(), T, L.wq, s.q.data(), L.bq.empty() ? nullptr : f32(L.bq));
-  matmul(pool_, s.xb.data(), T, L.wk, s.k.data(), L.bk.empty() ? nullptr : f32(L.bk));
-  matmul(pool_, s.xb.data(), T, L.wv, s.v.data(), L.bv.empty() ? nullptr : f32(L.bv));
+  observe(l, LinearInput::Qkv, s.xb.data(), T, H);
+  linear(l, kLinQ, s.xb.data(), T, s.q.data(), L.bq.empty() ? nullptr : f32(L.bq));
+  linear(l, kLinK, s.xb.data(), T, s.k.data(), L.bk.empty() ? nullptr : f32(L.bk));
+  linear(l, kLinV, s.xb.data(), T, s.v.data(), L.bv.empty() ? nullptr : f32(L.bv));
 
   const int64_t bs = kv_shape_.block_size;
   const size_t layer_off = static_cast<size_t>(l * kv_shape_.num_blocks * bs * KVD);
@@ -201,16 +316,19 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
                      s.att.data() + t * QD + h * HD, sc.data());
     }
   });
-  matmul(pool_, s.att.data(), T, L.wo, s.xb.data());
+  observe(l, LinearInput::O, s.att.data(), T, QD);
+  linear(l, kLinO, s.att.data(), T, s.xb.data());
   add_inplace(s.x.data(), s.xb.data(), T * H);
 
   // --- SwiGLU feed-forward ---
   for (int64_t t = 0; t < T; ++t)
     rmsnorm(s.x.data() + t * H, f32(L.ffn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
-  matmul(pool_, s.xb.data(), T, L.w_gate, s.gate.data());
-  matmul(pool_, s.xb.data(), T, L.w_up, s.up.data());
+  observe(l, LinearInput::GateUp, s.xb.data(), T, H);
+  linear(l, kLinGate, s.xb.data(), T, s.gate.data());
+  linear(l, kLinUp, s.xb.data(), T, s.up.data());
   silu_mul(s.gate.data(), s.up.data(), T * I);
-  matmul(pool_, s.gate.data(), T, L.w_down, s.xb.data());
+  observe(l, LinearInput::Down, s.gate.data(), T, I);
+  linear(l, kLinDown, s.gate.data(), T, s.xb.data());
   add_inplace(s.x.data(), s.xb.data(), T * H);
 }
 

@@ -1,15 +1,23 @@
 #pragma once
 // The CPU backend: runs a Llama-family model over a batch of sequences of different
 // lengths (prefill chunks, single decode tokens, 1+k verification runs) with K/V in a
-// paged block pool. Weights are used in place from the mapped file when their dtype has a
-// kernel (F32, F16); other dtypes are converted to F32 once at load.
+// paged block pool. Float weights are used in place from the mapped file when their dtype
+// has a kernel (F32, F16); BF16 is converted to F32 once at load. Quantized linear layers
+// (GGUF Q8_0/Q4_0 tensors, pre-quantized AutoAWQ / troupe INT8 checkpoints, or INT8/INT4
+// round-to-nearest at load per CpuBackendOptions::quantization) are repacked once into the
+// quant/ kernels' layout and run through quant::qmatmul, never dequantized to floats.
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "cpu/thread_pool.h"
 #include "model/backend.h"
+#include "model/quantized_checkpoint.h"
 #include "model/weights.h"
+#include "quant/options.h"
+#include "quant/qtensor.h"
 
 namespace troupe::cpu {
 
@@ -18,11 +26,32 @@ struct CpuBackendOptions {
   int64_t block_size = 16;           // tokens per KV block
   int64_t num_blocks = 0;            // 0: derive from kv_cache_bytes
   int64_t kv_cache_bytes = int64_t(256) << 20;
+  // none: run as stored; int8/int4: quantize the 7 linear layers of every block (and the
+  // LM head per lm_head) at load; awq: the checkpoint must be pre-quantized. A
+  // pre-quantized checkpoint also runs as published with none.
+  quant::Options quantization;
+};
+
+// The inputs of the four groups of linear layers that share one input (and so one AWQ
+// scale): q/k/v after the attention norm, o_proj, gate/up after the FFN norm, down_proj.
+enum class LinearInput : uint8_t { Qkv, O, GateUp, Down };
+constexpr int kNumLinearInputs = 4;
+
+// Sees the float activations entering each linear group during run_step (calibration for
+// `troupe quantize`). Called on the stepping thread, in layer order.
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  // x: [T, n] row-major, the input of `group` in `layer` for the step's T tokens.
+  virtual void observe(int64_t layer, LinearInput group, const float* x, int64_t T,
+                       int64_t n) = 0;
 };
 
 class CpuBackend final : public Backend {
  public:
   CpuBackend(ModelWeights weights, const CpuBackendOptions& opts);
+  // Any checkpoint, including pre-quantized ones (load_checkpoint()).
+  CpuBackend(Checkpoint checkpoint, const CpuBackendOptions& opts);
   ~CpuBackend() override;
 
   const ModelConfig& config() const override { return w_.config; }
@@ -30,18 +59,39 @@ class CpuBackend final : public Backend {
   KvCacheShape kv_shape() const override { return kv_shape_; }
   void run_step(const StepBatch& batch, StepOutput& out) override;
   void copy_block(int32_t src, int32_t dst) override;
-  int64_t weight_bytes_per_token() const override { return w_.bytes_per_token(); }
+  // Counts quantized layers at their packed size (weights + scales + zero points).
+  int64_t weight_bytes_per_token() const override;
 
   ThreadPool& pool() { return pool_; }
+  // Float tensors; the views of layers that run quantized still point at the stored data
+  // (empty for pre-quantized checkpoints).
   const ModelWeights& weights() const { return w_; }
+  const quant::Options& quantization() const { return quant_; }
+  // The matrix linear `i` (LinearIndex) of `layer` runs on, or null if it runs in float.
+  const quant::QuantizedMatrix* quantized(int64_t layer, int i) const;
+  const quant::QuantizedMatrix* quantized_lm_head() const;
+  // Null to stop observing. Not to be changed while a step runs.
+  void set_observer(ActivationObserver* obs) { observer_ = obs; }
 
  private:
   struct Scratch;
   void check_batch(const StepBatch& batch) const;
   void forward_layer(int64_t layer, const StepBatch& batch, Scratch& s);
+  void prepare_weights(Checkpoint& ck);
+  // y = x W^T (+ bias) for linear i of layer l, through qmatmul or the float matmul.
+  void linear(int64_t l, int i, const float* x, int64_t T, float* y, const float* bias = nullptr);
+  void observe(int64_t l, LinearInput g, const float* x, int64_t T, int64_t n) {
+    if (observer_) observer_->observe(l, g, x, T, n);
+  }
 
   ModelWeights w_;
   ThreadPool pool_;
+  quant::Options quant_;
+  // Per layer, per LinearIndex; empty() where the layer runs in float. Empty vector when
+  // no layer is quantized.
+  std::vector<std::array<quant::QuantizedMatrix, kNumLinears>> qlinear_;
+  quant::QuantizedMatrix qlm_head_;
+  ActivationObserver* observer_ = nullptr;
   KvCacheShape kv_shape_;
   std::vector<float> k_cache_, v_cache_;  // [layer][block][slot][kv_dim]
   std::unique_ptr<Scratch> scratch_;

@@ -1,16 +1,23 @@
 // matmul(): picks the kernel for the shape and splits the work over the pool.
 //
 //   T <= kMultiRowMaxT  multi-row GEMV (kernels_gemv.cpp): W streamed once for all T rows.
-//   T >  kMultiRowMaxT  GEMM. F32: OpenBLAS sgemm, each pool thread computing a slice of
-//                       output columns (OpenBLAS itself runs single-threaded, so there is
-//                       only one pool). F16: each thread converts a tile of its W rows to
-//                       F32 in a thread-local buffer and calls sgemm on the tile.
+//   T >  kMultiRowMaxT  GEMM, split over output columns across the pool:
+//     - F32 with an OpenBLAS that has a kernel for this CPU's widest SIMD: cblas_sgemm,
+//       each pool thread computing a slice of columns (OpenBLAS itself runs
+//       single-threaded, so there is only one pool);
+//     - otherwise (F16 weights, or AVX-512 CPUs that Debian's OpenBLAS 0.3.21 drives
+//       with its AVX2 "Haswell" kernel, e.g. AMD Zen 4/5) the cache-blocked Highway GEMM
+//       of kernels_gemm_hwy.cpp, which converts F16 while packing.
+//   matmul_sgemm's F16 variant (convert a tile of W rows, then sgemm) is kept for
+//   comparison in the benchmark.
 //
-// The crossover and tile sizes were measured on the target machine (bench in
-// tests/cpu/kernels_bench_test.cpp): see the constants.
+// The crossover and the choices were measured on the target machine with the benchmark
+// in tests/cpu/kernels_bench_test.cpp: see the constants.
 #include <cblas.h>
+#include <hwy/targets.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -30,6 +37,22 @@ constexpr int64_t kF16TileBytes = int64_t(512) << 10;
 
 // Below this many weights one thread finishes before the others would be awake.
 constexpr int64_t kMinParallelWeights = int64_t(1) << 15;
+
+// True if OpenBLAS drives this CPU with an AVX-512 kernel (it then beats our GEMM).
+bool openblas_has_avx512_kernel() {
+  static const bool yes = [] {
+    const char* core = openblas_get_corename();
+    for (const char* name : {"SkylakeX", "Cooperlake", "SapphireRapids"})
+      if (core && std::strstr(core, name)) return true;
+    return false;
+  }();
+  return yes;
+}
+
+bool cpu_has_avx512() {
+  // Through Highway so tests that force a narrower target see the matching choice.
+  return (hwy::SupportedTargets() & (HWY_AVX3 | HWY_AVX3_DL)) != 0;
+}
 
 void init_openblas_once() {
   static std::once_flag once;
@@ -116,8 +139,10 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, fl
   }
   if (T <= kMultiRowMaxT)
     detail::matmul_multirow(pool, x, T, W, y, bias);
-  else
+  else if (W.dtype == DType::F32 && (!cpu_has_avx512() || openblas_has_avx512_kernel()))
     detail::matmul_sgemm(pool, x, T, W, y, bias);
+  else
+    detail::matmul_tiled(pool, x, T, W, y, bias);
 }
 
 }  // namespace troupe::cpu

@@ -137,23 +137,10 @@ ModelConfig read_config(const std::string& path) {
   return c;
 }
 
-// Every tensor of the checkpoint by name, across shards.
-struct TensorIndex {
-  std::vector<std::shared_ptr<SafetensorsFile>> files;
-  std::unordered_map<std::string, std::pair<const SafetensorsFile*, const SafetensorsEntry*>> by_name;
+}  // namespace
 
-  void add_file(const std::string& path) {
-    auto f = std::make_shared<SafetensorsFile>(SafetensorsFile::open(path));
-    for (const auto& e : f->tensors()) {
-      if (!by_name.emplace(e.name, std::make_pair(f.get(), &e)).second) {
-        fail("{}: tensor {} is also stored in {}", path, e.name, by_name[e.name].first->path());
-      }
-    }
-    files.push_back(std::move(f));
-  }
-};
-
-TensorIndex open_tensors(const fs::path& dir) {
+TensorIndex open_tensors(const std::string& dir_str) {
+  const fs::path dir(dir_str);
   TensorIndex idx;
   const fs::path single = dir / "model.safetensors";
   const fs::path index = dir / "model.safetensors.index.json";
@@ -200,25 +187,28 @@ TensorIndex open_tensors(const fs::path& dir) {
   return idx;
 }
 
-}  // namespace
-
-ModelWeights load_hf_dir(const std::string& dir_str) {
+ModelConfig read_hf_config(const std::string& dir_str) {
   const fs::path dir(dir_str);
   const fs::path cfg_path = dir / "config.json";
   if (!fs::exists(cfg_path)) fail("{}: not a model directory (no config.json)", dir_str);
-  ModelWeights w;
-  w.source = dir_str;
-  w.config = read_config(cfg_path.string());
+  ModelConfig c = read_config(cfg_path.string());
   // generation_config.json decides what generation stops at, as in transformers.
   const fs::path gen_path = dir / "generation_config.json";
   if (fs::exists(gen_path)) {
     const boost::json::value g = json::parse_file(gen_path.string());
-    read_special_ids(json::as_object(g, gen_path.string()), gen_path.string(), w.config);
+    read_special_ids(json::as_object(g, gen_path.string()), gen_path.string(), c);
   }
-  w.config.validate(cfg_path.string());
+  c.validate(cfg_path.string());
+  return c;
+}
+
+ModelWeights load_hf_dir(const std::string& dir_str) {
+  ModelWeights w;
+  w.source = dir_str;
+  w.config = read_hf_config(dir_str);
   const ModelConfig& c = w.config;
 
-  TensorIndex idx = open_tensors(dir);
+  TensorIndex idx = open_tensors(dir_str);
   for (const auto& f : idx.files) w.owners.push_back(f->file());
   std::unordered_set<std::string> used;
   auto take = [&](const std::string& name, bool required) -> TensorView {

@@ -1,15 +1,41 @@
 #pragma once
 // Internal to model/: the per-format loaders behind load_model() and what they share.
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "core/error.h"
+#include "model/safetensors.h"
 #include "model/weights.h"
 
 namespace troupe::detail {
 
 ModelWeights load_hf_dir(const std::string& dir);
+
+// The parts of load_hf_dir that other Hugging Face layouts (pre-quantized checkpoints,
+// model/quantized_checkpoint.cpp) share:
+// config.json (+ generation_config.json for bos/eos), validated.
+ModelConfig read_hf_config(const std::string& dir);
+// Every tensor of the checkpoint by name, across shards.
+struct TensorIndex {
+  std::vector<std::shared_ptr<SafetensorsFile>> files;
+  std::unordered_map<std::string, std::pair<const SafetensorsFile*, const SafetensorsEntry*>> by_name;
+
+  void add_file(const std::string& path) {
+    auto f = std::make_shared<SafetensorsFile>(SafetensorsFile::open(path));
+    for (const auto& e : f->tensors()) {
+      if (!by_name.emplace(e.name, std::make_pair(f.get(), &e)).second) {
+        fail("{}: tensor {} is also stored in {}", path, e.name, by_name[e.name].first->path());
+      }
+    }
+    files.push_back(std::move(f));
+  }
+};
+// model.safetensors, or the shards of model.safetensors.index.json, of directory `dir`.
+TensorIndex open_tensors(const std::string& dir);
 ModelWeights load_gguf(const std::string& path);
 
 // A view of `nbytes` stored bytes. The data is used in place unless it is misaligned for its

@@ -1,10 +1,15 @@
 #pragma once
 // Quantized matrix multiply on the CPU: weights stay packed (qtensor.h) and are decoded
-// in registers, never into a float copy. Activations are quantized to int8 per block of 32
-// (scale = amax / 127) so the block dots run on integer dot-product instructions
-// (AVX-512 VNNI vpdpbusd; AVX2 vpmaddubsw; scalar fallback). The added error is bounded by
-// half an activation step per input (see ref::act_error_bound) and measured in the tests
-// at ~1% of the weight quantization error itself.
+// in registers, never into a float copy.
+//
+// Activations are quantized to int8 per block of 32 (scale = amax / 127, as llama.cpp's Q8
+// activations) so the block dots run on integer dot-product instructions: AVX-512 VNNI
+// vpdpbusd (64 MACs per instruction), AVX2 vpmaddubsw, or a portable fallback. The added
+// error is at most half an activation step per input (ref::act_error_bound); measured on
+// a 768x2048 layer it is 0.5% (normal activations) to 1.1% (outlier channels) relative
+// RMS of the outputs: under a tenth of the int4 / Q4_0 weight error (10-13%), the same
+// order as Q8_0's own weight error (0.65%; 0.8-1.3% in total). Float activations would
+// cost 4x the instructions per weight and give up VNNI for prefill.
 #include <cstdint>
 #include <string_view>
 

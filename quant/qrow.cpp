@@ -52,7 +52,6 @@ void RowMinMax(const float* HWY_RESTRICT x, int64_t n, float* lo, float* hi) {
 void RowQuantize(const float* HWY_RESTRICT x, int64_t n, float mul, float add, float lo,
                  float hi, int8_t* HWY_RESTRICT q) {
   const DF d;
-  const hn::Rebind<int32_t, DF> di;
   const hn::Rebind<int8_t, DF> d8;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const auto vm = hn::Set(d, mul), va = hn::Set(d, add), vlo = hn::Set(d, lo), vhi = hn::Set(d, hi);

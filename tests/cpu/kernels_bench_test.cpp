@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <hwy/targets.h>
+
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
 #include "test_data.h"
@@ -21,6 +23,16 @@ using namespace troupe::cpu;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// TROUPE_BENCH_TARGET=AVX2 forces Highway's dispatch to AVX2 (compare kernels of equal
+// width with OpenBLAS's Haswell kernel).
+struct ForceTarget {
+  ForceTarget() {
+    const char* e = std::getenv("TROUPE_BENCH_TARGET");
+    if (e && std::string(e) == "AVX2") hwy::SetSupportedTargetsForTest(HWY_AVX2);
+  }
+  ~ForceTarget() { hwy::SetSupportedTargetsForTest(0); }
+};
 
 int bench_threads() {
   const char* e = std::getenv("TROUPE_BENCH_THREADS");
@@ -51,6 +63,7 @@ const Shape kShapes[] = {{768, 2048}, {2048, 768}, {32000, 768}, {2048, 2048}};
 }  // namespace
 
 TEST_CASE("bench: pool dispatch", "[.bench][.pool-bench]") {
+  ForceTarget force_target;
   ThreadPool pool(bench_threads());
   const int n = 100000;
   const double empty = best_time(3, n, [&](int) {
@@ -72,6 +85,7 @@ TEST_CASE("bench: pool dispatch", "[.bench][.pool-bench]") {
 }
 
 TEST_CASE("bench: bandwidth and GEMV", "[.bench][.gemv-bench]") {
+  ForceTarget force_target;
   ThreadPool pool(bench_threads());
   const double bw = measure_read_bandwidth(pool);
   std::printf("read bandwidth (%d threads): %.1f GB/s\n", pool.size(), bw / 1e9);
@@ -98,6 +112,7 @@ TEST_CASE("bench: bandwidth and GEMV", "[.bench][.gemv-bench]") {
 }
 
 TEST_CASE("bench: small T, multi-row GEMV vs sgemm", "[.bench][.gemm-bench]") {
+  ForceTarget force_target;
   ThreadPool pool(bench_threads());
   for (DType dt : {DType::F32, DType::F16}) {
     const Shape s{2048, 2048};
@@ -126,6 +141,7 @@ TEST_CASE("bench: small T, multi-row GEMV vs sgemm", "[.bench][.gemm-bench]") {
 }
 
 TEST_CASE("bench: GEMM", "[.bench][.gemm-bench]") {
+  ForceTarget force_target;
   ThreadPool pool(bench_threads());
   for (DType dt : {DType::F32, DType::F16})
     for (const Shape& s : kShapes)
@@ -143,6 +159,7 @@ TEST_CASE("bench: GEMM", "[.bench][.gemm-bench]") {
 }
 
 TEST_CASE("bench: attention", "[.bench][.attention-bench]") {
+  ForceTarget force_target;
   const int64_t hd = 128, n_kv = 8, n_heads = 32, bs = 16;
   for (int64_t n_ctx : {128, 1024, 4096}) {
     const int64_t nb = (n_ctx + bs - 1) / bs;

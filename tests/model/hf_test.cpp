@@ -261,7 +261,10 @@ TEST_CASE("HF tensors at a misaligned file offset are copied, not read misaligne
   std::string data;
   for (auto& x : ts) {
     std::string shape;
-    for (auto d : x.shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+    for (auto d : x.shape) {
+      if (!shape.empty()) shape += ',';
+      shape += std::to_string(d);
+    }
     if (header.size() > 1) header.push_back(',');
     header.append(fmt::format(R"("{}":{{"dtype":"F32","shape":[{}],"data_offsets":[{},{}]}})", x.name, shape,
                               data.size(), data.size() + x.values.size() * 4));

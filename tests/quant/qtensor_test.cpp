@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "cpu/thread_pool.h"
 #include "quant/qtensor.h"
 #include "quant/reference.h"
 #include "quant_test_util.h"
@@ -234,4 +235,26 @@ TEST_CASE("AutoAWQ import / export round trip per layer shape", "[quant]") {
   bad.in = 100;
   bad.out = 64;
   CHECK_THROWS(from_awq(bad));
+}
+
+TEST_CASE("builders give identical results with a thread pool", "[quant]") {
+  cpu::ThreadPool pool(3);
+  const int64_t out = 72, in = 320;  // 4.5 tiles: uneven split, partial last tile
+  const auto w = test::random_weights(out, in, 12);
+  const TensorView tv{"w", DType::F32, {out, in}, w.data(), out * in * 4};
+  auto same = [&](const QuantizedMatrix& a, const QuantizedMatrix& b) {
+    std::vector<float> ra(in), rb(in);
+    for (int64_t r = 0; r < out; ++r) {
+      a.dequantize_row(r, ra.data());
+      b.dequantize_row(r, rb.data());
+      REQUIRE(ra == rb);
+    }
+  };
+  for (QFormat f : {QFormat::Int8, QFormat::Int4, QFormat::Q8_0, QFormat::Q4_0})
+    same(quantize(tv, f, 64), quantize(tv, f, 64, &pool));
+  const QuantizedMatrix q = quantize_int4(w.data(), out, in, 32, &pool);
+  same(q, from_awq(to_awq(q), &pool));
+  const auto raw = test::random_gguf(DType::Q4_0, out, in, 8);
+  const TensorView tg{"g", DType::Q4_0, {out, in}, raw.data(), static_cast<int64_t>(raw.size())};
+  same(from_gguf(tg), from_gguf(tg, &pool));
 }

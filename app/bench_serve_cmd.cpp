@@ -1,0 +1,289 @@
+// `troupe bench serve`: a vLLM-style online serving benchmark against a running daemon,
+// over real HTTP and SSE. Requests arrive as a Poisson process (or all at once), each on its
+// own connection and thread; TTFT, TPOT, ITL and E2E are measured at the client, and goodput
+// counts the requests that met the SLO.
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <semaphore>
+#include <thread>
+
+#include "app/bench_stats.h"
+#include "app/commands.h"
+#include "core/error.h"
+#include "net/http_client.h"
+
+namespace troupe::app {
+
+namespace {
+
+namespace json = boost::json;
+
+struct ServeBenchOpts {
+  std::string url = "http://127.0.0.1:8000", endpoint = "/v1/completions", model, api_key, json_path;
+  std::string input_len = "128", output_len = "128";
+  int num_prompts = 100;
+  double request_rate = std::numeric_limits<double>::infinity();
+  int max_concurrency = 0;  // 0: unlimited
+  double slo_ttft_ms = 0, slo_tpot_ms = 0;
+  uint64_t seed = 0;
+  double timeout_s = 600;
+};
+
+struct Trace {
+  BenchClock::time_point submit{}, finish{};
+  std::vector<BenchClock::time_point> chunk_times;  // SSE events that carried text
+  int64_t prompt_tokens = 0, output_tokens = 0;
+  bool ok = false;
+  std::string error;
+};
+
+std::pair<int, int> parse_len(const std::string& s, const char* flag) {
+  try {
+    const size_t colon = s.find(':');
+    const int a = std::stoi(s.substr(0, colon));
+    const int b = colon == std::string::npos ? a : std::stoi(s.substr(colon + 1));
+    if (a < 1 || b < a) throw std::out_of_range(flag);
+    return {a, b};
+  } catch (const std::exception&) {
+    fail("{} must be N or MIN:MAX with 1 <= MIN <= MAX, got '{}'", flag, s);
+  }
+}
+
+// Synthetic prompts: words from a small story vocabulary, about one token per word for
+// the Llama-family tokenizers. The server reports the exact prompt length in `usage`.
+std::string make_prompt(std::mt19937_64& rng, int words) {
+  static const char* vocab[] = {"once", "upon", "a", "time", "there", "was", "little", "girl", "named", "Lily",
+                                "she", "loved", "to", "play", "in", "the", "park", "with", "her", "dog",
+                                "one", "day", "they", "found", "big", "red", "ball", "and", "ran", "home",
+                                "happy", "tree", "sun", "friend", "said", "went", "saw", "cat", "bird", "sky"};
+  std::uniform_int_distribution<size_t> pick(0, std::size(vocab) - 1);
+  std::string p;
+  for (int i = 0; i < words; ++i) {
+    if (i) p += ' ';
+    p += vocab[pick(rng)];
+  }
+  return p;
+}
+
+std::string discover_model(const HttpUrl& u, const Headers& auth) {
+  HttpClient c(u.host, u.port, 30);
+  HttpResponse r = c.request("GET", u.path + "/v1/models", {}, auth);
+  if (r.status != 200) fail("GET /v1/models returned {}: {}", r.status, r.body);
+  json::value v = json::parse(r.body);
+  return std::string(v.at("data").at(0).at("id").as_string());
+}
+
+void run_one(const HttpUrl& u, const Headers& headers, const std::string& target, const std::string& body,
+             double timeout_s, Trace& t) {
+  t.submit = BenchClock::now();
+  try {
+    HttpClient c(u.host, u.port, timeout_s);
+    SseParser sse;
+    bool done = false;
+    HttpResponse r = c.request("POST", target, body, headers, [&](std::string_view bytes) {
+      const auto now = BenchClock::now();
+      sse.feed(bytes, [&](const std::string& data) {
+        if (data == "[DONE]") {
+          done = true;
+          return;
+        }
+        json::value v = json::parse(data);
+        const json::object& o = v.as_object();
+        if (const json::value* err = o.if_contains("error")) t.error = json::serialize(*err);
+        if (const json::value* us = o.if_contains("usage"); us && us->is_object()) {
+          t.prompt_tokens = us->as_object().at("prompt_tokens").to_number<int64_t>();
+          t.output_tokens = us->as_object().at("completion_tokens").to_number<int64_t>();
+        }
+        const json::value* ch = o.if_contains("choices");
+        if (!ch || ch->as_array().empty()) return;
+        const json::object& c0 = ch->as_array()[0].as_object();
+        const json::value* text = c0.if_contains("text");
+        if (const json::value* d = c0.if_contains("delta")) text = d->as_object().if_contains("content");
+        if (text && text->is_string() && !text->as_string().empty()) t.chunk_times.push_back(now);
+      });
+      return true;
+    });
+    t.finish = BenchClock::now();
+    if (r.status != 200) t.error = "HTTP " + std::to_string(r.status);
+    else if (!done && t.error.empty()) t.error = "stream ended without [DONE]";
+    t.ok = t.error.empty() && !t.chunk_times.empty();
+    if (t.ok && t.output_tokens == 0) t.output_tokens = int64_t(t.chunk_times.size());
+  } catch (const std::exception& e) {
+    t.finish = BenchClock::now();
+    t.error = e.what();
+  }
+}
+
+double ms(BenchClock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+void run_serve_bench(const ServeBenchOpts& o) {
+  const HttpUrl u = parse_http_url(o.url);
+  Headers headers;
+  if (!o.api_key.empty()) headers.emplace_back("Authorization", "Bearer " + o.api_key);
+  const std::string model = o.model.empty() ? discover_model(u, headers) : o.model;
+  const bool chat = o.endpoint.find("chat") != std::string::npos;
+  const auto in_len = parse_len(o.input_len, "--input-len");
+  const auto out_len = parse_len(o.output_len, "--output-len");
+
+  std::mt19937_64 rng(o.seed);
+  std::vector<std::string> bodies;
+  for (int i = 0; i < o.num_prompts; ++i) {
+    const int in = std::uniform_int_distribution<int>(in_len.first, in_len.second)(rng);
+    const int out = std::uniform_int_distribution<int>(out_len.first, out_len.second)(rng);
+    json::object b{{"model", model},
+                   {"max_tokens", out},
+                   {"temperature", 0},
+                   {"ignore_eos", true},
+                   {"stream", true},
+                   {"stream_options", json::object{{"include_usage", true}, {"continuous_usage_stats", true}}}};
+    const std::string prompt = make_prompt(rng, in);
+    if (chat) b["messages"] = json::array{json::object{{"role", "user"}, {"content", prompt}}};
+    else b["prompt"] = prompt;
+    bodies.push_back(json::serialize(b));
+  }
+  // Poisson arrivals: exponential gaps at the given rate (all at once when infinite).
+  std::vector<double> arrival_s(size_t(o.num_prompts), 0.0);
+  if (std::isfinite(o.request_rate)) {
+    std::exponential_distribution<double> gap(o.request_rate);
+    double t = 0;
+    for (auto& a : arrival_s) {
+      a = t;
+      t += gap(rng);
+    }
+  }
+
+  std::printf("bench serve: %d requests to %s%s (model %s), rate %s req/s, max concurrency %s\n", o.num_prompts,
+              o.url.c_str(), o.endpoint.c_str(), model.c_str(),
+              std::isfinite(o.request_rate) ? std::to_string(o.request_rate).c_str() : "inf",
+              o.max_concurrency > 0 ? std::to_string(o.max_concurrency).c_str() : "unlimited");
+  std::vector<Trace> traces(size_t(o.num_prompts));
+  std::counting_semaphore<> slots(o.max_concurrency > 0 ? o.max_concurrency : o.num_prompts);
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  size_t finished = 0;
+  Progress progress("requests", size_t(o.num_prompts));
+  const std::string target = u.path + o.endpoint;
+  const auto start = BenchClock::now();
+  for (size_t i = 0; i < traces.size(); ++i) {
+    std::this_thread::sleep_until(start + std::chrono::duration_cast<BenchClock::duration>(
+                                              std::chrono::duration<double>(arrival_s[i])));
+    slots.acquire();
+    threads.emplace_back([&, i] {
+      run_one(u, headers, target, bodies[i], o.timeout_s, traces[i]);
+      slots.release();
+      std::lock_guard lk(mu);
+      progress.update(++finished);
+    });
+  }
+  for (auto& t : threads) t.join();
+  progress.finish();
+
+  BenchResult r;
+  r.label = "serve " + o.endpoint;
+  std::vector<double> ttft, tpot, itl, e2e;
+  BenchClock::time_point end = start;
+  int64_t good = 0;
+  std::string first_error;
+  for (const auto& t : traces) {
+    r.requests++;
+    if (!t.ok) {
+      r.failed++;
+      if (first_error.empty()) first_error = t.error;
+      continue;
+    }
+    end = std::max(end, t.finish);
+    r.prompt_tokens += t.prompt_tokens;
+    r.output_tokens += t.output_tokens;
+    const double t_ttft = ms(t.chunk_times.front() - t.submit);
+    const double t_e2e = ms(t.finish - t.submit);
+    // vLLM's TPOT: decode time over the tokens after the first.
+    const double t_tpot = t.output_tokens > 1 ? (t_e2e - t_ttft) / double(t.output_tokens - 1) : 0;
+    ttft.push_back(t_ttft);
+    e2e.push_back(t_e2e);
+    if (t.output_tokens > 1) tpot.push_back(t_tpot);
+    for (size_t k = 1; k < t.chunk_times.size(); ++k) itl.push_back(ms(t.chunk_times[k] - t.chunk_times[k - 1]));
+    const bool ttft_ok = o.slo_ttft_ms <= 0 || t_ttft <= o.slo_ttft_ms;
+    const bool tpot_ok = o.slo_tpot_ms <= 0 || t.output_tokens <= 1 || t_tpot <= o.slo_tpot_ms;
+    good += ttft_ok && tpot_ok;
+  }
+  r.duration_s = std::chrono::duration<double>(end - start).count();
+  if (r.duration_s > 0) {
+    r.output_tokens_per_s = double(r.output_tokens) / r.duration_s;
+    r.total_tokens_per_s = double(r.output_tokens + r.prompt_tokens) / r.duration_s;
+    r.requests_per_s = double(r.requests - r.failed) / r.duration_s;
+    if (o.slo_ttft_ms > 0 || o.slo_tpot_ms > 0) r.goodput_requests_per_s = double(good) / r.duration_s;
+  }
+  r.ttft = LatencyStats::of(ttft);
+  r.tpot = LatencyStats::of(tpot);
+  r.itl = LatencyStats::of(itl);
+  r.e2e = LatencyStats::of(e2e);
+  print_result(r);
+  // The first request of a fresh server pays the cold start; compare it with the median.
+  double cold_ratio = 0;
+  if (!traces.empty() && traces[0].ok && r.ttft.p50 > 0) {
+    cold_ratio = ms(traces[0].chunk_times.front() - traces[0].submit) / r.ttft.p50;
+    std::printf("first request TTFT / median TTFT: %.2f\n", cold_ratio);
+  }
+  if (r.goodput_requests_per_s >= 0)
+    std::printf("SLO: TTFT <= %.1f ms, TPOT <= %.1f ms: %lld of %lld requests (%.1f%%)\n", o.slo_ttft_ms,
+                o.slo_tpot_ms, (long long)good, (long long)r.requests, r.requests ? 100.0 * double(good) / double(r.requests) : 0.0);
+  if (r.failed) std::printf("first failure: %s\n", first_error.c_str());
+  if (!o.json_path.empty()) {
+    json::object j = to_json(r);
+    j["url"] = o.url;
+    j["endpoint"] = o.endpoint;
+    j["model"] = model;
+    j["num_prompts"] = o.num_prompts;
+    j["request_rate"] = std::isfinite(o.request_rate) ? json::value(o.request_rate) : json::value("inf");
+    j["max_concurrency"] = o.max_concurrency;
+    j["input_len"] = o.input_len;
+    j["output_len"] = o.output_len;
+    j["first_ttft_over_median"] = cold_ratio;
+    if (r.goodput_requests_per_s >= 0) {
+      j["slo_ttft_ms"] = o.slo_ttft_ms;
+      j["slo_tpot_ms"] = o.slo_tpot_ms;
+      j["good_requests"] = good;
+    }
+    std::ofstream(o.json_path) << json::serialize(j) << "\n";
+  }
+  if (r.failed == r.requests) fail("every request failed: {}", first_error);
+}
+
+}  // namespace
+
+void register_bench_serve(CLI::App& bench) {
+  auto o = std::make_shared<ServeBenchOpts>();
+  auto* cmd = bench.add_subcommand("serve", "Online serving benchmark against a running `troupe serve` (HTTP + SSE)");
+  cmd->add_option("--url", o->url, "Server base URL")->capture_default_str();
+  cmd->add_option("--endpoint", o->endpoint, "/v1/completions or /v1/chat/completions")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"/v1/completions", "/v1/chat/completions"}));
+  cmd->add_option("--model", o->model, "Model name (default: the server's, from /v1/models)");
+  cmd->add_option("--api-key", o->api_key, "Bearer token for the server");
+  cmd->add_option("--num-prompts", o->num_prompts, "Requests to send")->capture_default_str()->check(CLI::Range(1, 1000000));
+  cmd->add_option("--request-rate", o->request_rate, "Poisson arrival rate in requests/s (inf: all at once)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-concurrency", o->max_concurrency, "Requests in flight at most (0: unlimited)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
+  cmd->add_option("--input-len", o->input_len, "Prompt words: N or MIN:MAX (uniform)")->capture_default_str();
+  cmd->add_option("--output-len", o->output_len, "max_tokens (with ignore_eos): N or MIN:MAX")->capture_default_str();
+  cmd->add_option("--slo-ttft-ms", o->slo_ttft_ms, "Goodput SLO on TTFT (ms)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--slo-tpot-ms", o->slo_tpot_ms, "Goodput SLO on TPOT (ms)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", o->seed, "Seed for prompts and arrivals")->capture_default_str();
+  cmd->add_option("--timeout", o->timeout_s, "Per-request timeout (s)")->capture_default_str();
+  cmd->add_option("--json", o->json_path, "Also write the results to this JSON file");
+  cmd->callback([o] { run_serve_bench(*o); });
+}
+
+}  // namespace troupe::app

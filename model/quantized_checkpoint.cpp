@@ -1,0 +1,224 @@
+// Pre-quantized HF checkpoints (AutoAWQ GEMM, troupe INT8) -> Checkpoint. Config parsing and
+// the shard index are shared with the float loader (loaders.h); only the tensor mapping of
+// the linear layers differs.
+#include "model/quantized_checkpoint.h"
+
+#include <cctype>
+#include <filesystem>
+#include <tuple>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "model/json_util.h"
+#include "model/loaders.h"
+
+namespace fs = std::filesystem;
+
+namespace troupe {
+
+namespace {
+
+constexpr const char* kModules[kNumLinears] = {"self_attn.q_proj", "self_attn.k_proj",
+                                               "self_attn.v_proj", "self_attn.o_proj",
+                                               "mlp.gate_proj",    "mlp.up_proj",
+                                               "mlp.down_proj"};
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// [out, in] of linear i.
+std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, int i) {
+  switch (i) {
+    case kLinQ: return {c.q_dim(), c.hidden_size};
+    case kLinK:
+    case kLinV: return {c.kv_dim(), c.hidden_size};
+    case kLinO: return {c.hidden_size, c.q_dim()};
+    case kLinGate:
+    case kLinUp: return {c.intermediate_size, c.hidden_size};
+    default: return {c.hidden_size, c.intermediate_size};
+  }
+}
+
+DType stored_dtype(const SafetensorsEntry& e, const std::string& file) {
+  if (e.dtype) return *e.dtype;
+  if (e.dtype_name == "I32") return DType::I32;
+  if (e.dtype_name == "I8") return DType::I8;
+  fail("{}: tensor {}: dtype {} is not supported", file, e.name, e.dtype_name);
+}
+
+}  // namespace
+
+const char* linear_module_name(int i) { return kModules[i]; }
+
+TensorView& linear_view(LayerWeights& l, int i) {
+  TensorView* v[kNumLinears] = {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down};
+  return *v[i];
+}
+const TensorView& linear_view(const LayerWeights& l, int i) {
+  return linear_view(const_cast<LayerWeights&>(l), i);
+}
+
+std::optional<QuantizationConfig> read_quantization_config(const std::string& path) {
+  const fs::path cfg = fs::path(path) / "config.json";
+  std::error_code ec;
+  if (!fs::is_directory(path, ec) || !fs::exists(cfg)) return std::nullopt;
+  const std::string src = cfg.string();
+  const boost::json::value root = json::parse_file(src);
+  const auto& o = json::as_object(root, src);
+  auto it = o.find("quantization_config");
+  if (it == o.end() || it->value().is_null()) return std::nullopt;
+  if (!it->value().is_object()) fail("{}: quantization_config must be an object", src);
+  const auto& q = it->value().get_object();
+  const std::string where = src + " (quantization_config)";
+  QuantizationConfig c;
+  c.quant_method = json::get_string(q, "quant_method", where).value_or("");
+  // AutoAWQ's own configs say bits / group_size; its older quant_config.json w_bit /
+  // q_group_size.
+  auto bits = json::get_int(q, "bits", where);
+  if (!bits) bits = json::get_int(q, "w_bit", where);
+  auto group = json::get_int(q, "group_size", where);
+  if (!group) group = json::get_int(q, "q_group_size", where);
+  c.bits = static_cast<int>(bits.value_or(0));
+  c.group_size = static_cast<int>(group.value_or(0));
+  c.zero_point = json::get_bool(q, "zero_point", where).value_or(false);
+  c.version = json::get_string(q, "version", where).value_or("gemm");
+  for (auto& ch : c.version) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (c.quant_method == "awq") {
+    if (c.bits != 4) fail("{}: AWQ with {} bits is not supported (4)", where, c.bits);
+    if (c.group_size != 32 && c.group_size != 64 && c.group_size != 128)
+      fail("{}: AWQ group_size {} is not supported (32, 64, 128)", where, c.group_size);
+    if (!c.zero_point) fail("{}: AWQ without zero points is not supported", where);
+    if (c.version != "gemm") fail("{}: AWQ version '{}' is not supported (gemm)", where, c.version);
+  } else if (c.quant_method == "troupe_int8") {
+    if (c.bits != 8) fail("{}: troupe_int8 with {} bits", where, c.bits);
+  } else {
+    fail("{}: quant_method '{}' is not supported (awq, troupe_int8)", where, c.quant_method);
+  }
+  return c;
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  Checkpoint ck;
+  ck.quant = read_quantization_config(path);
+  if (!ck.quant) {
+    ck.weights = load_model(path);
+    return ck;
+  }
+  const QuantizationConfig& qc = *ck.quant;
+  ModelWeights& w = ck.weights;
+  w.source = path;
+  w.config = detail::read_hf_config(path);
+  const ModelConfig& c = w.config;
+  detail::TensorIndex idx = detail::open_tensors(path);
+  for (const auto& f : idx.files) w.owners.push_back(f->file());
+
+  std::unordered_set<std::string> used;
+  auto find = [&](const std::string& name) { return idx.by_name.count(name) > 0; };
+  auto take = [&](const std::string& name, bool required) -> TensorView {
+    auto it = idx.by_name.find(name);
+    if (it == idx.by_name.end()) {
+      if (required) fail("{}: missing tensor {}", path, name);
+      return {};
+    }
+    used.insert(name);
+    const auto& [file, e] = it->second;
+    return detail::make_view(w, name, stored_dtype(*e, file->path()), e->shape, file->data(*e),
+                             static_cast<int64_t>(e->end - e->begin));
+  };
+  auto expect = [&](const TensorView& v, DType dt, std::vector<int64_t> shape) {
+    if (v.dtype != dt || v.shape != shape)
+      fail("{}: tensor {}: {} {}, expected {} {} ({} {}-bit, group {})", path, v.name,
+           dtype_name(v.dtype), shape_str(v.shape), dtype_name(dt), shape_str(shape),
+           qc.quant_method, qc.bits, qc.group_size);
+  };
+
+  // Non-linear tensors exactly as the float loader maps them.
+  const bool has_embed = find("model.embed_tokens.weight"), has_head = find("lm_head.weight");
+  if (c.tie_word_embeddings) {
+    w.tok_embeddings = take(has_embed || !has_head ? "model.embed_tokens.weight" : "lm_head.weight", true);
+    w.lm_head = w.tok_embeddings;
+    if (has_head) used.insert("lm_head.weight");
+  } else {
+    w.tok_embeddings = take("model.embed_tokens.weight", true);
+    w.lm_head = take("lm_head.weight", true);
+  }
+  w.final_norm = take("model.norm.weight", true);
+  w.layers.resize(static_cast<size_t>(c.num_layers));
+  ck.layers.resize(static_cast<size_t>(c.num_layers));
+  for (int64_t li = 0; li < c.num_layers; ++li) {
+    auto& l = w.layers[static_cast<size_t>(li)];
+    const std::string p = fmt::format("model.layers.{}.", li);
+    l.attn_norm = take(p + "input_layernorm.weight", true);
+    l.ffn_norm = take(p + "post_attention_layernorm.weight", true);
+    if (c.attention_bias) {
+      l.bq = take(p + "self_attn.q_proj.bias", true);
+      l.bk = take(p + "self_attn.k_proj.bias", true);
+      l.bv = take(p + "self_attn.v_proj.bias", true);
+    }
+    if (c.qk_norm) {
+      l.q_norm = take(p + "self_attn.q_norm.weight", true);
+      l.k_norm = take(p + "self_attn.k_norm.weight", true);
+    }
+    used.insert(p + "self_attn.rotary_emb.inv_freq");
+    for (int i = 0; i < kNumLinears; ++i) {
+      const std::string m = p + kModules[i];
+      StoredQuantLinear& q = ck.layers[static_cast<size_t>(li)][static_cast<size_t>(i)];
+      std::tie(q.out, q.in) = linear_shape(c, i);
+      if (!find(m + ".qweight")) {  // left in float (modules_to_not_convert)
+        linear_view(l, i) = take(m + ".weight", true);
+        continue;
+      }
+      q.qweight = take(m + ".qweight", true);
+      q.scales = take(m + ".scales", true);
+      if (qc.quant_method == "awq") {
+        q.format = StoredQuantLinear::Format::Awq4;
+        q.group = qc.group_size;
+        if (q.out % 8 != 0 || q.in % q.group != 0)
+          fail("{}: {} has in={} out={}: AWQ needs out % 8 == 0 and in % {} == 0", path, m, q.in,
+               q.out, q.group);
+        q.qzeros = take(m + ".qzeros", true);
+        expect(q.qweight, DType::I32, {q.in, q.out / 8});
+        expect(q.qzeros, DType::I32, {q.in / q.group, q.out / 8});
+        expect(q.scales, DType::F16, {q.in / q.group, q.out});
+      } else {
+        q.format = StoredQuantLinear::Format::Int8;
+        q.group = static_cast<int>(q.in);
+        expect(q.qweight, DType::I8, {q.out, q.in});
+        expect(q.scales, DType::F32, {q.out});
+      }
+    }
+  }
+  for (const auto& f : idx.files)
+    for (const auto& e : f->tensors())
+      if (!used.count(e.name))
+        fail("{}: unexpected tensor {} (not part of a {} {} model as troupe runs it)", f->path(),
+             e.name, qc.quant_method, c.arch_name);
+
+  // The float checks (shapes of embeddings, norms, biases; dtypes) are the loader's own. They
+  // need every linear view present, so they run on a copy whose quantized layers get a
+  // stand-in view of the float shape; only shapes and sizes are looked at.
+  ModelWeights shadow;
+  shadow.config = w.config;
+  shadow.source = w.source;
+  shadow.tok_embeddings = w.tok_embeddings;
+  shadow.final_norm = w.final_norm;
+  shadow.lm_head = w.lm_head;
+  shadow.layers = w.layers;
+  for (size_t li = 0; li < shadow.layers.size(); ++li)
+    for (int i = 0; i < kNumLinears; ++i) {
+      const StoredQuantLinear& q = ck.layers[li][static_cast<size_t>(i)];
+      if (q.format == StoredQuantLinear::Format::Float) continue;
+      TensorView& v = linear_view(shadow.layers[li], i);
+      v = q.qweight;
+      v.dtype = DType::F32;
+      v.shape = {q.out, q.in};
+      v.nbytes = q.out * q.in * 4;
+    }
+  detail::check_weights(shadow);
+  return ck;
+}
+
+}  // namespace troupe
