@@ -6,8 +6,10 @@
 #include <algorithm>
 
 #include "actors/admission.h"
+#include "actors/drafter.h"
 #include "actors/executor.h"
 #include "actors/shard.h"
+#include "actors/spec_setup.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "model/tokenizer_loader.h"
@@ -37,7 +39,8 @@ struct Engine::Impl {
   caf::actor_system_config caf_cfg = make_caf_config();
   caf::actor_system system{caf_cfg};
   std::shared_ptr<const Tokenizer> tokenizer;
-  caf::actor shard, executor, scheduler, admission;
+  caf::actor shard, executor, drafter, scheduler, admission;
+  std::string speculation;
   std::atomic<int64_t> next_id{1};
   std::shared_ptr<std::atomic<int64_t>> waiting = std::make_shared<std::atomic<int64_t>>(0);
   bool stopped = false;
@@ -67,10 +70,20 @@ Engine::Engine(EngineConfig cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<
   SchedulerConfig sc = cfg_.scheduler;
   sc.max_model_len = max_model_len_;
   AdmissionConfig ac{max_model_len_, cfg_.max_waiting, mc.vocab_size};
+  // Speculation is set up while the backend is still ours alone (calibration runs on it).
+  SpecSetup spec;
+  if (cfg_.speculative.enabled()) {
+    spec = setup_speculation(cfg_, *backend, *impl_->tokenizer);
+    impl_->speculation = spec.description;
+  }
   auto& sys = impl_->system;
   impl_->shard = spawn_shard(sys, backend);
-  impl_->executor = spawn_executor(sys, impl_->shard);
-  impl_->scheduler = spawn_scheduler(sys, impl_->executor, sc, kv, impl_->waiting);
+  spec::VerifyOptions vo;
+  vo.skip_residual = cfg_.speculative.test_skip_residual;
+  impl_->executor = spawn_executor(sys, impl_->shard, vo);
+  if (spec.proposer) impl_->drafter = spawn_drafter(sys, impl_->executor, spec.proposer);
+  impl_->scheduler = spawn_scheduler(sys, impl_->executor, sc, kv, impl_->waiting, impl_->drafter,
+                                     std::move(spec.schedule));
   impl_->admission = spawn_admission(sys, impl_->scheduler, impl_->tokenizer, ac, impl_->waiting);
 }
 
@@ -98,11 +111,13 @@ SchedulerStats Engine::stats() {
 void Engine::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
-  for (auto* a : {&impl_->admission, &impl_->scheduler, &impl_->executor, &impl_->shard})
-    caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+  for (auto* a : {&impl_->admission, &impl_->scheduler, &impl_->drafter, &impl_->executor, &impl_->shard})
+    if (*a) caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
   impl_->system.await_all_actors_done();
 }
 
 const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
+
+std::string Engine::speculation() const { return impl_->speculation; }
 
 }  // namespace troupe

@@ -2,7 +2,8 @@
 // troupe::Engine - the library API. Start from a config, submit requests, receive streamed
 // tokens through a callback, cancel, stop. Inside, the pipeline of actors:
 //   admission -> scheduler -> executor -> shard (detached thread, owns the backend)
-// exchanging one step message per iteration.
+// exchanging one step message per iteration. With speculative decoding a drafter actor
+// sits between scheduler and executor (which then verifies the drafts).
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -15,6 +16,21 @@
 
 namespace troupe {
 
+// Speculative decoding, vLLM's flags: --speculative-model, --num-speculative-tokens,
+// --speculative-method, --ngram-min/--ngram-max (prompt_lookup_min/max).
+struct SpeculativeConfig {
+  std::string method;                  // "draft" | "ngram"; empty: "draft" if model is set
+  std::string model;                   // draft model path, or self:int8 / self:int4
+  int32_t num_speculative_tokens = 0;  // K, the most drafts per sequence and step (0: off)
+  int32_t ngram_min = 2, ngram_max = 4;
+  bool adaptive = true;                // false: always min(K, what the sequence can take)
+  double min_gain = 1.02;              // predicted speedup below which a step does not speculate
+  int draft_threads = 0;               // draft model compute threads (0: as the target)
+  bool calibrate = true;               // measure step-time curves at startup (controller.h)
+  bool test_skip_residual = false;     // TEST ONLY: breaks sampling losslessness (verify.h)
+  bool enabled() const { return num_speculative_tokens > 0 && (!method.empty() || !model.empty()); }
+};
+
 struct EngineConfig {
   std::string model;                   // HF directory or .gguf file
   int threads = 0;                     // compute threads (0: all cores)
@@ -24,6 +40,7 @@ struct EngineConfig {
   int64_t max_waiting = 1024;
   quant::Options quantization;         // none | int8 | int4 (+ group) at load | awq (pre-quantized)
   SchedulerConfig scheduler;
+  SpeculativeConfig speculative;
 };
 
 class Engine {
@@ -43,6 +60,7 @@ class Engine {
   const Tokenizer& tokenizer() const;
   const EngineConfig& config() const { return cfg_; }
   int64_t max_model_len() const { return max_model_len_; }
+  std::string speculation() const;    // what drafts ("" without speculation), for logs
 
  private:
   struct Impl;

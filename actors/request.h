@@ -19,6 +19,9 @@ struct GenerateRequest {
   std::vector<int32_t> prompt_ids;   // ...unless ids are given directly
   SamplingParams params;
   int32_t priority = 0;              // lower value runs first (vLLM); FCFS among equals
+  // Speculative decoding for this request when the engine has it: -1 the engine's
+  // num_speculative_tokens, 0 none, n at most n drafts per step.
+  int32_t num_speculative_tokens = -1;
 };
 
 struct Usage {
@@ -27,6 +30,11 @@ struct Usage {
   int64_t cached_prompt_tokens = 0;  // served by the prefix cache
   int64_t computed_prompt_tokens = 0;  // prompt tokens run through the model (incl. recompute)
   int64_t preemptions = 0;
+  // Speculative decoding (all 0 without it): verification steps that carried drafts,
+  // draft tokens proposed, and how many of them the target accepted.
+  int64_t spec_num_drafts = 0;
+  int64_t spec_num_draft_tokens = 0;
+  int64_t spec_num_accepted_tokens = 0;
 };
 
 struct Timings {

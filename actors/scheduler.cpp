@@ -1,5 +1,8 @@
 #include "actors/scheduler.h"
 
+#include <algorithm>
+
+#include "actors/drafter.h"
 #include "actors/scheduler_core.h"
 
 namespace troupe {
@@ -11,6 +14,7 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 struct SchedulerState {
   std::unique_ptr<SchedulerCore> core;
   caf::actor executor;
+  caf::actor drafter;  // null without speculation
   std::shared_ptr<std::atomic<int64_t>> waiting_gauge;
   bool in_flight = false;     // one step at a time: the next is planned when it returns
   bool timer_pending = false; // static batching waits for its batch to fill
@@ -36,6 +40,10 @@ void kick(SchedulerActor* self) {
   std::optional<Clock::duration> wait_hint;
   auto plan = st.core->plan(Clock::now(), &wait_hint);
   sync_gauge(st);
+  // Retired sequences: messages from here to the drafter arrive in order, so the proposer
+  // drops their state before it sees the next plan.
+  if (auto released = st.core->take_released(); !released.empty() && st.drafter)
+    self->send(st.drafter, ReleaseDrafts{std::move(released)});
   if (!plan) {
     if (wait_hint && !st.timer_pending) {
       st.timer_pending = true;
@@ -45,6 +53,8 @@ void kick(SchedulerActor* self) {
     return;
   }
   st.in_flight = true;
+  const bool drafts = st.drafter && std::any_of(plan->seqs.begin(), plan->seqs.end(),
+                                                [](const PlannedSeq& p) { return p.num_draft_slots > 0; });
   auto shared = std::make_shared<const StepPlan>(std::move(*plan));
   const auto t0 = Clock::now();
   auto done = [self, shared, t0](const StepResult& r) {
@@ -55,7 +65,7 @@ void kick(SchedulerActor* self) {
     st.core->complete(*shared, r, now);
     kick(self);
   };
-  self->request(st.executor, caf::infinite, StepPlanPtr(shared))
+  self->request(drafts ? st.drafter : st.executor, caf::infinite, StepPlanPtr(shared))
       .then([done](StepResult& r) { done(r); },
             [done](caf::error& e) {
               StepResult r;
@@ -65,9 +75,12 @@ void kick(SchedulerActor* self) {
 }
 
 caf::behavior scheduler_actor(SchedulerActor* self, caf::actor executor, SchedulerConfig cfg,
-                              KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> gauge) {
-  self->state.core = std::make_unique<SchedulerCore>(cfg, kv);
+                              KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> gauge,
+                              caf::actor drafter, SpecSchedule spec) {
+  if (!drafter) spec.controller.num_speculative_tokens = 0;  // nobody to draft
+  self->state.core = std::make_unique<SchedulerCore>(cfg, kv, std::move(spec));
   self->state.executor = std::move(executor);
+  self->state.drafter = std::move(drafter);
   self->state.waiting_gauge = std::move(gauge);
   return {
       [self](EnqueueSeq& e) {
@@ -92,8 +105,10 @@ caf::behavior scheduler_actor(SchedulerActor* self, caf::actor executor, Schedul
 }  // namespace
 
 caf::actor spawn_scheduler(caf::actor_system& sys, caf::actor executor, SchedulerConfig cfg,
-                           KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> waiting_gauge) {
-  return sys.spawn(scheduler_actor, std::move(executor), cfg, kv, std::move(waiting_gauge));
+                           KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> waiting_gauge,
+                           caf::actor drafter, SpecSchedule spec) {
+  return sys.spawn(scheduler_actor, std::move(executor), cfg, kv, std::move(waiting_gauge),
+                   std::move(drafter), std::move(spec));
 }
 
 }  // namespace troupe

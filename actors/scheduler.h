@@ -14,6 +14,8 @@
 #include "actors/sequence.h"
 #include "kv/block_manager.h"
 #include "model/backend.h"
+#include "spec/controller.h"
+#include "spec/metrics.h"
 
 namespace troupe {
 
@@ -38,6 +40,15 @@ struct SchedulerStats {
   // Per-step time split: wall (plan sent -> result back) vs the backend's forward pass and
   // the executor's sampling; the rest is the actors' own overhead.
   double step_wall_ms_total = 0, forward_ms_total = 0, sample_ms_total = 0;
+  // Speculative decoding (vLLM's spec_decode_* counters; all zero without speculation).
+  spec::SpecMetrics spec;
+};
+
+// Speculative decoding as the scheduler sees it: how many drafts to plan (the controller)
+// and the startup cost curves it starts from. controller.num_speculative_tokens == 0: off.
+struct SpecSchedule {
+  spec::ControllerConfig controller;
+  std::vector<std::pair<int64_t, double>> target_calibration, draft_calibration;
 };
 
 // Messages understood by the scheduler actor.
@@ -52,8 +63,11 @@ struct StatsQuery {};
 // `waiting_gauge` counts sequences admitted but not yet running: admission adds one per
 // sequence it sends, the scheduler applies the changes of its waiting queue. Admission
 // reads it to enforce --max-waiting without a round trip.
+// With speculation, steps that carry draft slots go through `drafter` (drafter.h), the
+// others straight to the executor.
 caf::actor spawn_scheduler(caf::actor_system& sys, caf::actor executor, SchedulerConfig cfg,
-                           KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> waiting_gauge);
+                           KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> waiting_gauge,
+                           caf::actor drafter = {}, SpecSchedule spec = {});
 
 }  // namespace troupe
 

@@ -21,14 +21,30 @@ bool runs_before(const SequencePtr& a, const SequencePtr& b) {
 
 }  // namespace
 
-SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv)
+SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule spec)
     : cfg_(cfg), blocks_(kv.num_blocks, kv.block_size, cfg.enable_prefix_caching) {
   if (cfg_.max_num_seqs < 1) fail("max-num-seqs must be at least 1");
   if (cfg_.max_num_batched_tokens < 1) fail("max-num-batched-tokens must be at least 1");
+  const int32_t K = spec.controller.num_speculative_tokens;
+  if (K < 0) fail("num-speculative-tokens must be at least 0, got {}", K);
+  // Static batching is the naive baseline: it never speculates.
+  if (K > 0 && cfg_.scheduling == Scheduling::Continuous) {
+    spec_.emplace(spec.controller);
+    spec_->target_cost().set_calibration(std::move(spec.target_calibration));
+    spec_->draft_cost().set_calibration(std::move(spec.draft_calibration));
+    stats_.spec = spec::SpecMetrics(K);
+  }
 }
 
 void SchedulerCore::add(SequencePtr seq) {
   seq->arrival_order = arrivals_++;
+  if (spec_) {
+    const int32_t K = spec_->config().num_speculative_tokens;
+    const int32_t want = seq->req.num_speculative_tokens;
+    seq->spec.k_max = want < 0 ? K : std::min(want, K);
+    const auto& P = seq->req.params;
+    seq->spec.deterministic = P.seed.has_value() && !P.greedy();
+  }
   waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, runs_before), std::move(seq));
 }
 
@@ -39,6 +55,7 @@ void SchedulerCore::cancel(int64_t request_id) {
       waiting_.erase(it);
       s->cancelled = true;
       finish(s, "cancelled", Clock::now());
+      retire(s);
       return;
     }
   }
@@ -57,6 +74,7 @@ std::optional<StepPlan> SchedulerCore::plan(Clock::time_point now,
     std::erase_if(running_, [&](const SequencePtr& s) {
       if (!s->finished && !s->cancelled) return false;
       if (blocks_.has_sequence(s->id)) blocks_.free(s->id);
+      retire(s);
       return true;
     });
   }
@@ -130,9 +148,51 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
     budget -= n;
   }
   if (plan.seqs.empty()) return std::nullopt;
+  if (spec_) plan_drafts(plan, budget);
   plan.step_id = next_step_id_++;
   plan.copies = blocks_.take_pending_copies();
   return plan;
+}
+
+// Speculation rides on what is left of the step after the policy above: decoding
+// sequences may get KV slots for drafts from the leftover token budget and free blocks,
+// never by preempting anyone, so requests without speculation are scheduled exactly as
+// before. The controller decides how many (spec/controller.h).
+void SchedulerCore::plan_drafts(StepPlan& plan, int64_t budget) {
+  std::vector<spec::Candidate> cands;
+  std::vector<size_t> where;
+  int64_t base_tokens = 0, base_outputs = 0;
+  for (size_t i = 0; i < plan.seqs.size(); ++i) {
+    const PlannedSeq& p = plan.seqs[i];
+    base_tokens += int64_t(p.step.tokens.size());
+    base_outputs += p.sample ? 1 : 0;
+    const Sequence& s = *p.seq;
+    // Decoding (one new token, reaching the end) and allowed to speculate.
+    if (!p.sample || s.spec.k_max <= 0 || p.step.tokens.size() != 1 || s.finished || s.cancelled) continue;
+    const int64_t L = int64_t(s.tokens.size());
+    // No more drafts than tokens it may still produce (the step adds one more of its own),
+    // and drafts must fit the model's positions.
+    const int64_t cap = std::min<int64_t>(s.req.params.max_tokens - s.num_generated() - 1, s.max_model_len - L);
+    if (cap <= 0) continue;
+    cands.push_back({&p.seq->spec, int32_t(std::min<int64_t>(cap, s.spec.k_max)),
+                     std::max<int64_t>(1, L - s.spec.draft_pos)});
+    where.push_back(i);
+  }
+  if (cands.empty()) return;
+  std::vector<int32_t> k;
+  spec_->plan(cands, base_tokens, base_outputs, budget, k);
+  for (size_t j = 0; j < cands.size(); ++j) {
+    PlannedSeq& p = plan.seqs[where[j]];
+    int32_t kk = k[j];
+    // Slots for the drafts after the one already reserved for the last token; fewer if
+    // the pool is short (no preemption for drafts).
+    while (kk > 0 && !blocks_.append_slots(p.seq->id, 1 + kk)) --kk;
+    cands[j].st->planned_k = kk;
+    if (kk == 0) cands[j].st->probing = false;
+    p.num_draft_slots = kk;
+    if (kk > 0) p.step.block_table = blocks_.block_table(p.seq->id);
+    stats_.spec.record_plan(kk);
+  }
 }
 
 bool SchedulerCore::static_batch_done() const {
@@ -194,10 +254,20 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
     return;
   }
   size_t next_outcome = 0;
+  int64_t step_tokens = 0, step_drafts = 0;
+  bool decode_only = true;  // every sequence computed one token (+ drafts): a decode/verify step
   for (const auto& p : plan.seqs) {
     Sequence& s = *p.seq;
-    if (!blocks_.has_sequence(s.id)) continue;  // preempted after planning (cannot happen today)
+    const SeqOutcome* outcome = p.sample ? &result.outcomes.at(next_outcome++) : nullptr;
     const int64_t n = int64_t(p.step.tokens.size());
+    step_tokens += n + (outcome ? outcome->num_drafts : 0);
+    step_drafts += outcome ? outcome->num_drafts : 0;
+    decode_only = decode_only && n == 1;
+    if (!blocks_.has_sequence(s.id)) continue;  // preempted after planning (cannot happen today)
+    if (p.num_draft_slots > 0) {
+      complete_speculative(p, *outcome, now);
+      continue;
+    }
     const int64_t before = s.num_computed;
     s.num_computed += n;
     blocks_.commit_tokens(s.id, std::span<const int32_t>(s.tokens.data(), size_t(s.num_computed)));
@@ -205,13 +275,58 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
     s.usage.computed_prompt_tokens += prompt_part;
     stats_.prompt_tokens_computed += prompt_part;
     if (!p.sample) continue;
-    const SeqOutcome& o = result.outcomes.at(next_outcome++);
+    const SeqOutcome& o = *outcome;
     if (s.cancelled || s.finished) continue;
     for (int32_t t : o.tokens) {
       emit_token(p.seq, t, now);
       if (s.finished) break;
     }
   }
+  if (spec_) {
+    const bool drafted = !result.draft.passes.empty() || result.draft.total_ms > 0;
+    spec_->observe_step(decode_only ? step_tokens : 0, result.forward_ms, drafted ? &result.draft : nullptr);
+    if (step_drafts > 0) stats_.spec.spec_steps++;
+    if (drafted) {
+      stats_.spec.draft_passes += int64_t(result.draft.passes.size());
+      stats_.spec.draft_ms_total += result.draft.total_ms;
+    }
+  }
+}
+
+// A decode step that had draft slots: the last token and the accepted drafts now have KV;
+// the slots of rejected (or never proposed) drafts are rolled back, freeing blocks past
+// the new end, so the next step overwrites them (and the prefix cache never sees them).
+void SchedulerCore::complete_speculative(const PlannedSeq& p, const SeqOutcome& o, Clock::time_point now) {
+  Sequence& s = *p.seq;
+  const int64_t L = int64_t(s.tokens.size());  // the last token is at L - 1
+  if (o.num_drafts > 0) {
+    spec_->observe_seq(s.spec, o.num_drafts, o.accepted_drafts);
+    stats_.spec.record_verify(o.num_drafts, o.accepted_drafts);
+    s.usage.spec_num_drafts++;
+    s.usage.spec_num_draft_tokens += o.num_drafts;
+    s.usage.spec_num_accepted_tokens += o.accepted_drafts;
+    // The draft model fed the last token and all drafts but the last one.
+    s.spec.draft_pos = L + std::min(o.accepted_drafts, o.num_drafts - 1);
+  }
+  if (!s.cancelled && !s.finished) {
+    for (int32_t t : o.tokens) {
+      emit_token(p.seq, t, now);
+      if (s.finished) break;
+    }
+  }
+  s.num_computed = std::min<int64_t>(L + o.accepted_drafts, int64_t(s.tokens.size()));
+  blocks_.commit_tokens(s.id, std::span<const int32_t>(s.tokens.data(), size_t(s.num_computed)));
+  blocks_.truncate(s.id, s.num_computed);
+}
+
+void SchedulerCore::retire(const SequencePtr& s) {
+  if (spec_ && s->spec.k_max > 0) released_.push_back(s->id);
+}
+
+std::vector<int64_t> SchedulerCore::take_released() {
+  std::vector<int64_t> out;
+  out.swap(released_);
+  return out;
 }
 
 void SchedulerCore::emit_token(const SequencePtr& self, int32_t token, Clock::time_point now) {
@@ -274,6 +389,13 @@ SchedulerStats SchedulerCore::stats() const {
   st.running = int64_t(running_.size());
   st.waiting = int64_t(waiting_.size());
   st.kv = blocks_.stats();
+  if (spec_) {
+    st.spec.alpha_estimate = spec_->alpha_global();
+    st.spec.cost_ratio = spec_->cost_ratio();
+    st.spec.target_step_ms.clear();
+    for (int64_t n = 1; n <= st.spec.max_k + 1; ++n)
+      st.spec.target_step_ms.push_back(spec_->target_cost().predict(double(n)));
+  }
   return st;
 }
 

@@ -14,7 +14,7 @@ namespace troupe {
 
 class SchedulerCore {
  public:
-  SchedulerCore(SchedulerConfig cfg, KvCacheShape kv);
+  SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule spec = {});
 
   void add(SequencePtr seq);
   // Cancels a waiting or running request; a sequence inside the step in flight is retired
@@ -29,12 +29,18 @@ class SchedulerCore {
   int64_t num_waiting() const { return int64_t(waiting_.size()); }
   SchedulerStats stats() const;
   void record_step_time(double wall_ms, const StepResult& r);
+  // Speculation: ids of retired sequences whose draft state can go (since the last call).
+  std::vector<int64_t> take_released();
+  const BlockManager& blocks() const { return blocks_; }  // for tests
 
  private:
   std::optional<StepPlan> plan_continuous(Clock::time_point now);
   std::optional<StepPlan> plan_static(Clock::time_point now, std::optional<Clock::duration>* wait_hint);
   bool grow_or_preempt(const SequencePtr& s, int64_t n);
   void add_step(StepPlan& plan, const SequencePtr& s, int64_t n);
+  void plan_drafts(StepPlan& plan, int64_t budget);
+  void complete_speculative(const PlannedSeq& p, const SeqOutcome& o, Clock::time_point now);
+  void retire(const SequencePtr& s);
   void preempt(const SequencePtr& victim);
   void finish(const SequencePtr& s, const std::string& reason, Clock::time_point now,
               const std::string& error = "");
@@ -49,6 +55,8 @@ class SchedulerCore {
   int64_t next_step_id_ = 0;
   int64_t arrivals_ = 0;
   SchedulerStats stats_;
+  std::optional<spec::SpecController> spec_;  // engaged when speculation is on
+  std::vector<int64_t> released_;
 };
 
 }  // namespace troupe

@@ -8,6 +8,7 @@
 
 #include "actors/request.h"
 #include "sampling/sampler.h"
+#include "spec/controller.h"
 #include "tokenizer/tokenizer.h"
 
 namespace troupe {
@@ -36,6 +37,7 @@ struct Sequence {
   bool cancelled = false;
   bool finished = false;        // final event sent (static batching: may still hold its slot)
   Usage usage;
+  spec::SeqSpecState spec;      // speculative decoding: this request's K, acceptance, probes
   Clock::time_point arrival, first_scheduled{}, first_token{}, last_token{};
 
   int64_t num_generated() const { return int64_t(tokens.size()) - prompt_len; }

@@ -16,6 +16,8 @@
 #include <semaphore>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "app/bench_stats.h"
 #include "app/commands.h"
 #include "core/error.h"
@@ -144,7 +146,7 @@ void run_serve_bench(const ServeBenchOpts& o) {
                    {"temperature", 0},
                    {"ignore_eos", true},
                    {"stream", true},
-                   {"stream_options", json::object{{"include_usage", true}, {"continuous_usage_stats", true}}}};
+                   {"stream_options", json::object{{"include_usage", true}}}};
     const std::string prompt = make_prompt(rng, in);
     if (chat) b["messages"] = json::array{json::object{{"role", "user"}, {"content", prompt}}};
     else b["prompt"] = prompt;
@@ -163,8 +165,9 @@ void run_serve_bench(const ServeBenchOpts& o) {
 
   std::printf("bench serve: %d requests to %s%s (model %s), rate %s req/s, max concurrency %s\n", o.num_prompts,
               o.url.c_str(), o.endpoint.c_str(), model.c_str(),
-              std::isfinite(o.request_rate) ? std::to_string(o.request_rate).c_str() : "inf",
+              std::isfinite(o.request_rate) ? fmt::format("{:g}", o.request_rate).c_str() : "inf",
               o.max_concurrency > 0 ? std::to_string(o.max_concurrency).c_str() : "unlimited");
+  std::fflush(stdout);
   std::vector<Trace> traces(size_t(o.num_prompts));
   std::counting_semaphore<> slots(o.max_concurrency > 0 ? o.max_concurrency : o.num_prompts);
   std::vector<std::thread> threads;

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "app/bench_stats.h"
 #include "app/commands.h"
 #include "app/quant_flags.h"
+#include "app/spec_options.h"
 #include "core/error.h"
 
 namespace troupe::app {
@@ -30,6 +32,11 @@ struct ThroughputOpts {
   double request_rate = 0;  // 0 = all at once
   uint64_t seed = 0;
   EngineConfig engine;
+  // Sampling of every request (greedy by default); sampled requests get seed + index.
+  float temperature = 0, top_p = 1;
+  int32_t top_k = 0;
+  bool compare = false;    // speculation vs none, interleaved in one engine (compare_speculation)
+  int compare_rounds = 1;
 };
 
 struct Workload {
@@ -93,9 +100,16 @@ struct Tracker {
   size_t done = 0;
 };
 
-BenchResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label) {
+struct RunResult {
+  BenchResult bench;
+  spec::SpecMetrics spec;
+  std::string speculation;
+};
+
+RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, bool speculate) {
   EngineConfig cfg = o.engine;
   cfg.scheduler.scheduling = mode;
+  if (!speculate) cfg.speculative = SpeculativeConfig{};
   Engine engine(cfg);
   const Workload w = make_workload(o, engine.tokenizer(), engine.tokenizer().vocab_size());
   Tracker tr;
@@ -110,7 +124,10 @@ BenchResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label
       std::this_thread::sleep_for(std::chrono::duration<double>(gap(rng)));
     GenerateRequest req;
     req.prompt_ids = w.prompts[i];
-    req.params.temperature = 0;
+    req.params.temperature = o.temperature;
+    req.params.top_p = o.top_p;
+    req.params.top_k = o.top_k;
+    if (o.temperature > 0) req.params.seed = o.seed + i;
     req.params.ignore_eos = true;
     req.params.max_tokens = w.output_lens[i];
     {
@@ -143,21 +160,157 @@ BenchResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label
   r.label = label;
   r.steps = st.steps;
   r.preemptions = st.preemptions;
+  // The drafter's time is part of the step's wall time but not of the target's forward pass.
   r.actor_overhead_ms_per_step =
-      st.steps ? (st.step_wall_ms_total - st.forward_ms_total - st.sample_ms_total) / double(st.steps) : 0;
+      st.steps ? (st.step_wall_ms_total - st.forward_ms_total - st.sample_ms_total - st.spec.draft_ms_total) /
+                     double(st.steps)
+               : 0;
   r.forward_ms_per_step = st.steps ? st.forward_ms_total / double(st.steps) : 0;
-  return r;
+  return {r, st.spec, engine.speculation()};
+}
+
+// Speculation against the same workload without it, in ONE engine: the workload is cut
+// into waves of max_num_seqs requests, and every wave runs once without speculation (its
+// requests set num_speculative_tokens = 0) and once with it, back to back, in alternating
+// order, --compare-rounds times. On a shared machine whose load drifts by the minute,
+// paired waves compare like with like; two separate runs would not.
+struct ModeTotals {
+  double seconds = 0, forward_ms = 0;
+  int64_t tokens = 0, steps = 0;
+};
+
+void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t begin, size_t end, bool spec,
+              ModeTotals& m) {
+  Tracker tr;
+  tr.traces.resize(end - begin);
+  const auto st0 = engine.stats();
+  const auto t0 = Clock::now();
+  for (size_t i = begin; i < end; ++i) {
+    GenerateRequest req;
+    req.prompt_ids = w.prompts[i];
+    req.params.temperature = o.temperature;
+    req.params.top_p = o.top_p;
+    req.params.top_k = o.top_k;
+    if (o.temperature > 0) req.params.seed = o.seed + i;
+    req.params.ignore_eos = true;
+    req.params.max_tokens = w.output_lens[i];
+    req.num_speculative_tokens = spec ? -1 : 0;
+    engine.submit(req, [&tr, j = i - begin](const TokenEvent& ev) {
+      std::lock_guard lk(tr.mu);
+      tr.traces[j].token_times.resize(tr.traces[j].token_times.size() + ev.token_ids.size());
+      if (ev.finished) {
+        tr.traces[j].ok = ev.finish_reason == "length" || ev.finish_reason == "stop";
+        tr.traces[j].error = ev.error;
+        ++tr.done;
+        tr.cv.notify_all();
+      }
+    });
+  }
+  {
+    std::unique_lock lk(tr.mu);
+    tr.cv.wait(lk, [&] { return tr.done == tr.traces.size(); });
+  }
+  m.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+  const auto st1 = engine.stats();
+  for (auto& t : tr.traces) {
+    if (!t.ok) fail("bench: a request failed: {}", t.error);
+    m.tokens += int64_t(t.token_times.size());
+  }
+  m.steps += st1.steps - st0.steps;
+  m.forward_ms += st1.forward_ms_total - st0.forward_ms_total;
+}
+
+void compare_speculation(const ThroughputOpts& o) {
+  EngineConfig cfg = o.engine;
+  cfg.scheduler.scheduling = Scheduling::Continuous;
+  Engine engine(cfg);
+  const Workload w = make_workload(o, engine.tokenizer(), engine.tokenizer().vocab_size());
+  const size_t wave = size_t(std::max<int64_t>(1, cfg.scheduler.max_num_seqs));
+  ModeTotals off, on;
+  Progress progress("spec vs no-spec", size_t(o.compare_rounds) * ((w.prompts.size() + wave - 1) / wave));
+  size_t done = 0;
+  for (int r = 0; r < o.compare_rounds; ++r) {
+    for (size_t b = 0; b < w.prompts.size(); b += wave) {
+      const size_t e = std::min(w.prompts.size(), b + wave);
+      const bool spec_first = (b / wave + size_t(r)) % 2 == 1;
+      for (bool spec : {spec_first, !spec_first}) run_wave(engine, o, w, b, e, spec, spec ? on : off);
+      progress.update(++done);
+    }
+  }
+  progress.finish();
+  const auto st = engine.stats();
+  const auto& m = st.spec;
+  const double tps_off = double(off.tokens) / off.seconds, tps_on = double(on.tokens) / on.seconds;
+  const double step_off = off.steps ? off.forward_ms / double(off.steps) : 0.0;
+  const double step_on = on.steps ? on.forward_ms / double(on.steps) : 0.0;
+  const double speedup = tps_on / tps_off;
+  // c: one draft pass against one target step without speculation (same batch).
+  const double pass_ms = m.draft_passes ? m.draft_ms_total / double(m.draft_passes) : 0.0;
+  const double c = step_off > 0 ? pass_ms / step_off : 0.0;
+  double drafting = 0, k_sum = 0;
+  for (size_t k = 1; k < m.k_histogram.size(); ++k) {
+    drafting += double(m.k_histogram[k]);
+    k_sum += double(k) * double(m.k_histogram[k]);
+  }
+  const double k_mean = drafting > 0 ? k_sum / drafting : 0.0;
+  const double alpha = m.alpha();
+  const double theory_K = theoretical_speedup(alpha, double(m.max_k), c);
+  const double theory_k = theoretical_speedup(alpha, k_mean, c);
+  // The formula takes verifying 1 + k tokens to cost one decode step; what it costs here:
+  const double verify_ratio = step_off > 0 ? step_on / step_off : 0.0;
+  std::printf("\nspeculation: %s\n", engine.speculation().c_str());
+  std::printf("  %d rounds of paired waves of %zu requests, %lld output tokens per mode\n", o.compare_rounds, wave,
+              (long long)on.tokens);
+  std::printf("  output tokens/s: %.2f without speculation, %.2f with: measured speedup %.3fx\n", tps_off, tps_on,
+              speedup);
+  std::printf("  target forward per step: %.2f ms without, %.2f ms with (verifying; x%.3f)\n", step_off, step_on,
+              verify_ratio);
+  print_spec_metrics(m);
+  std::printf("  alpha %.3f, c %.4f (draft pass %.3f ms / target step %.3f ms), mean k of drafting steps %.2f\n",
+              alpha, c, pass_ms, step_off, k_mean);
+  std::printf("  theoretical speedup (1-a^(k+1))/((1-a)(kc+1)): %.3fx at k=K=%lld, %.3fx at k=%.2f; "
+              "measured/theory %.1f%% (at mean k %.1f%%)\n",
+              theory_K, (long long)m.max_k, theory_k, k_mean, 100.0 * speedup / theory_K,
+              100.0 * speedup / theory_k);
+  boost::json::object js;
+  js["model"] = o.model;
+  js["speculation"] = engine.speculation();
+  js["spec_decode"] = spec_metrics_json(m);
+  js["rounds"] = o.compare_rounds;
+  js["wave"] = wave;
+  js["tokens_per_s_no_spec"] = tps_off;
+  js["tokens_per_s_spec"] = tps_on;
+  js["speedup"] = speedup;
+  js["forward_ms_per_step_no_spec"] = step_off;
+  js["forward_ms_per_step_spec"] = step_on;
+  js["alpha"] = alpha;
+  js["cost_ratio_c"] = c;
+  js["mean_k"] = k_mean;
+  js["theoretical_speedup_K"] = theory_K;
+  js["theoretical_speedup_mean_k"] = theory_k;
+  if (!o.json_path.empty()) std::ofstream(o.json_path) << boost::json::serialize(js) << "\n";
 }
 
 void run_throughput(const ThroughputOpts& o) {
+  const bool speculate = o.engine.speculative.enabled();
+  if (speculate && o.compare) return compare_speculation(o);
   std::vector<BenchResult> results;
-  if (o.scheduling == "continuous" || o.scheduling == "both")
-    results.push_back(run_once(o, Scheduling::Continuous, "continuous"));
+  std::optional<RunResult> spec;
+  if (o.scheduling == "continuous" || o.scheduling == "both") {
+    spec = run_once(o, Scheduling::Continuous, speculate ? "speculative" : "continuous", speculate);
+    results.push_back(spec->bench);
+  }
   if (o.scheduling == "static" || o.scheduling == "both")
-    results.push_back(run_once(o, Scheduling::Static, "static"));
+    results.push_back(run_once(o, Scheduling::Static, "static", false).bench);
   for (auto& r : results) print_result(r);
   boost::json::object js;
-  if (results.size() == 2) {
+  if (spec && speculate) {
+    std::printf("\n");
+    print_spec_metrics(spec->spec);
+    js["spec_decode"] = spec_metrics_json(spec->spec);
+    js["speculation"] = spec->speculation;
+  }
+  if (results.size() == 2 && o.scheduling == "both") {
     const double ratio = results[0].output_tokens_per_s / results[1].output_tokens_per_s;
     std::printf("\ncontinuous/static output throughput ratio: %.2fx\n", ratio);
     std::printf("p95 TTFT continuous %.1f ms vs static %.1f ms\n", results[0].ttft.p95, results[1].ttft.p95);
@@ -201,6 +354,14 @@ void register_bench_throughput(CLI::App& bench) {
   c->add_option("--block-size", o->engine.block_size)->capture_default_str();
   c->add_option("--kv-cache-memory", o->engine.kv_cache_bytes, "KV cache bytes (0 = auto)")->capture_default_str();
   add_quantization_flags(c, o->engine.quantization);
+  c->add_option("--temperature", o->temperature, "Sampling temperature of every request (0 = greedy)")->capture_default_str();
+  c->add_option("--top-p", o->top_p)->capture_default_str();
+  c->add_option("--top-k", o->top_k)->capture_default_str();
+  add_speculative_options(c, o->engine.speculative);
+  c->add_flag("--compare-no-spec", o->compare,
+              "With speculation: run every wave of requests without and with it, alternating in one engine, "
+              "and report the speedup against theory");
+  c->add_option("--compare-rounds", o->compare_rounds, "Rounds of --compare-no-spec")->capture_default_str();
   c->callback([o] {
     o->engine.model = o->model;
     run_throughput(*o);

@@ -8,6 +8,8 @@ void register_generate(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_quantize(CLI::App& app);
+void register_eval(CLI::App& app);
 void register_serve(CLI::App& app);
 // Subcommands of `troupe bench`.
 void register_bench_throughput(CLI::App& bench);

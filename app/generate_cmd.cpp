@@ -10,6 +10,7 @@
 #include "actors/engine.h"
 #include "app/commands.h"
 #include "app/quant_flags.h"
+#include "app/spec_options.h"
 #include "core/error.h"
 
 namespace troupe::app {
@@ -24,6 +25,7 @@ struct GenerateOpts {
   int threads = 0;
   int64_t block_size = 16;
   quant::Options quantization;
+  SpeculativeConfig spec;
 };
 
 boost::json::array to_json(const std::vector<int32_t>& ids) {
@@ -56,6 +58,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--block-size", o->block_size, "KV block size in tokens")->capture_default_str();
   add_quantization_flags(cmd, o->quantization);
+  add_speculative_options(cmd, o->spec);
   cmd->callback([o, seed] {
     if (seed->count() > 0) o->params.seed = o->seed;
     o->params.validate();
@@ -65,6 +68,7 @@ void register_generate(CLI::App& app) {
     cfg.block_size = o->block_size;
     cfg.quantization = o->quantization;
     cfg.scheduler.max_num_seqs = 1;
+    cfg.speculative = o->spec;
     Engine engine(cfg);
 
     GenerateRequest req;
@@ -116,12 +120,26 @@ void register_generate(CLI::App& app) {
           {"prefill_tokens_per_s", prefill_tps},
           {"decode_tokens_per_s", decode_tps},
       };
+      if (!engine.speculation().empty()) {
+        obj["speculative"] = boost::json::object{
+            {"method", engine.speculation()},
+            {"num_drafts", u.spec_num_drafts},
+            {"num_draft_tokens", u.spec_num_draft_tokens},
+            {"num_accepted_tokens", u.spec_num_accepted_tokens},
+            {"acceptance_rate", u.spec_num_draft_tokens ? double(u.spec_num_accepted_tokens) / double(u.spec_num_draft_tokens) : 0.0},
+        };
+      }
       std::printf("%s\n", boost::json::serialize(obj).c_str());
     } else {
       std::printf("\n");
       std::fprintf(stderr, "[%lld prompt tokens, %lld generated, finish: %s | TTFT %.1f ms, prefill %.1f tok/s, decode %.1f tok/s]\n",
                    (long long)u.prompt_tokens, (long long)u.completion_tokens, final_ev.finish_reason.c_str(),
                    t.ttft_ms, prefill_tps, decode_tps);
+      if (!engine.speculation().empty())
+        std::fprintf(stderr, "[speculative: %s | %lld verifications, %lld/%lld drafts accepted, %.2f tokens per step]\n",
+                     engine.speculation().c_str(), (long long)u.spec_num_drafts, (long long)u.spec_num_accepted_tokens,
+                     (long long)u.spec_num_draft_tokens,
+                     u.spec_num_drafts ? 1.0 + double(u.spec_num_accepted_tokens) / double(u.spec_num_drafts) : 0.0);
     }
   });
 }

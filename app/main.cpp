@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   troupe::app::register_tokenize(app);
   troupe::app::register_synth(app);
   troupe::app::register_bench(app);
+  troupe::app::register_quantize(app);
+  troupe::app::register_eval(app);
   troupe::app::register_serve(app);
   try {
     app.parse(argc, argv);

@@ -75,7 +75,8 @@ boost::json::object effective_config(const ServeOpts& o) {
           {"max-body-bytes", o.max_body_bytes},
           {"max-connections", o.server.max_connections},
           {"io-threads", o.server.io_threads},
-          {"ws-ping-interval", o.server.ws_ping_interval_s}};
+          {"ws-ping-interval", o.server.ws_ping_interval_s},
+          {"ws-max-inflight", o.server.ws_max_inflight}};
 }
 
 void serve(ServeOpts& o) {
@@ -161,6 +162,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-connections", o->server.max_connections, "Open connections beyond which clients get 503")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--io-threads", o->server.io_threads, "Network threads")->capture_default_str()->check(CLI::Range(1, 64));
   cmd->add_option("--ws-ping-interval", o->server.ws_ping_interval_s, "Seconds between WebSocket keepalive pings on an idle connection")->capture_default_str()->check(CLI::Range(1, 3600));
+  cmd->add_option("--ws-max-inflight", o->server.ws_max_inflight, "Requests in flight per WebSocket connection")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   cmd->add_flag("--print-config", o->print_config, "Print the effective configuration as JSON and exit");
   cmd->callback([o, cmd] {
     if (!o->config.empty()) apply_config_file(cmd, o->config);

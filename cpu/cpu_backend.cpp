@@ -152,17 +152,16 @@ void CpuBackend::prepare_weights(Checkpoint& ck) {
 }
 
 std::string CpuBackend::name() const {
+  // e.g. "cpu (2 threads, awq int4 g64, avx512-vnni)", "cpu (2 threads, Q4_0, lm_head Q4_0, ...)"
+  auto fmt_of = [](const quant::QuantizedMatrix& m) {
+    std::string f(quant::qformat_name(m.format()));
+    return m.format() == quant::QFormat::Int4 ? f + " g" + std::to_string(m.group()) : f;
+  };
   std::string q;
-  if (quant_.method != quant::Method::None || !qlinear_.empty() || !qlm_head_.empty()) {
-    q = ", " + quant::describe(quant_);
-    if (!qlinear_.empty()) {
-      const auto& m = qlinear_[0][kLinQ];
-      if (!m.empty()) q += fmt::format(": {}", quant::qformat_name(m.format()));
-      if (!m.empty() && m.format() == quant::QFormat::Int4) q += fmt::format(" g{}", m.group());
-    }
-    if (!qlm_head_.empty()) q += fmt::format(", lm_head {}", quant::qformat_name(qlm_head_.format()));
-    q += fmt::format(", {} kernels", quant::qisa_name(quant::current_qisa()));
-  }
+  if (const quant::QuantizedMatrix* m = quantized(0, kLinQ))
+    q += (quant_.method == quant::Method::Awq ? ", awq " : ", ") + fmt_of(*m);
+  if (!qlm_head_.empty()) q += ", lm_head " + fmt_of(qlm_head_);
+  if (!q.empty()) q += ", " + std::string(quant::qisa_name(quant::current_qisa()));
   return fmt::format("cpu ({} threads{})", pool_.size(), q);
 }
 

@@ -8,6 +8,7 @@
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -63,28 +64,63 @@ void RmsNorm(const float* x, const float* w, float* out, int64_t n, float eps) {
 //   Halves:   c[j], s[j] for j < d/2 (rotating v[j] with v[j + d/2]).
 //   Adjacent: c[2j] = c[2j+1] = cos_j, s[2j] = -sin_j, s[2j+1] = sin_j, so that
 //             v' = v * c + swap_pairs(v) * s.
-// Angles are computed in double: pos * freq in float loses the angle's low bits at long
-// positions. The table is cached per thread because q and k of one token share it.
+// Angles are computed in double (pos * freq in float loses the angle's low bits at long
+// positions), reduced to [-pi, pi] and fed to Highway's vector sin/cos in double: a
+// prefill of T tokens builds T tables per layer, and libm's scalar sin/cos/pow would cost
+// ~4 us per table. The table is cached per thread because q and k of a token share it.
 struct RopeTable {
   int64_t pos = -1, head_dim = 0;
   float theta = 0;
   RopeStyle style = RopeStyle::Halves;
-  std::vector<float> c, s;
+  std::vector<double> inv_freq;  // theta^(-2j/d), for (theta, head_dim) of freq_key
+  int64_t freq_dim = 0;
+  float freq_theta = 0;
+  std::vector<float> c, s, tmp_c, tmp_s;
 };
 
 const RopeTable& GetRopeTable(int64_t head_dim, int64_t pos, float theta, RopeStyle style) {
   thread_local RopeTable t;
   if (t.pos == pos && t.head_dim == head_dim && t.theta == theta && t.style == style) return t;
   const int64_t half = head_dim / 2;
+  if (t.freq_dim != head_dim || t.freq_theta != theta) {
+    t.inv_freq.resize(half);
+    for (int64_t j = 0; j < half; ++j)
+      t.inv_freq[j] = std::pow(double(theta), -2.0 * double(j) / double(head_dim));
+    t.freq_dim = head_dim;
+    t.freq_theta = theta;
+  }
   t.pos = pos;
   t.head_dim = head_dim;
   t.theta = theta;
   t.style = style;
   t.c.resize(head_dim);
   t.s.resize(head_dim);
-  for (int64_t j = 0; j < half; ++j) {
-    const double angle = double(pos) * std::pow(double(theta), -2.0 * double(j) / double(head_dim));
-    const float c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
+  t.tmp_c.resize(half);
+  t.tmp_s.resize(half);
+
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<float, decltype(dd)> df;
+  const int64_t Nd = static_cast<int64_t>(hn::Lanes(dd));
+  // 2 pi split in a head and a tail (Cody-Waite) so the reduction is exact to ~1e-16 rad
+  // per multiple of 2 pi even for angles of 1e6 rad.
+  constexpr double k2PiHi = 6.28318530717958623200;
+  constexpr double k2PiLo = 2.44929359829470635e-16;
+  const auto vpos = hn::Set(dd, double(pos));
+  int64_t j = 0;
+  for (; j + Nd <= half; j += Nd) {
+    auto a = hn::Mul(vpos, hn::LoadU(dd, t.inv_freq.data() + j));
+    const auto k = hn::Round(hn::Mul(a, hn::Set(dd, 1.0 / k2PiHi)));
+    a = hn::NegMulAdd(k, hn::Set(dd, k2PiLo), hn::NegMulAdd(k, hn::Set(dd, k2PiHi), a));
+    hn::StoreU(hn::DemoteTo(df, hn::Cos(dd, a)), df, t.tmp_c.data() + j);
+    hn::StoreU(hn::DemoteTo(df, hn::Sin(dd, a)), df, t.tmp_s.data() + j);
+  }
+  for (; j < half; ++j) {
+    const double a = double(pos) * t.inv_freq[j];
+    t.tmp_c[j] = static_cast<float>(std::cos(a));
+    t.tmp_s[j] = static_cast<float>(std::sin(a));
+  }
+  for (j = 0; j < half; ++j) {
+    const float c = t.tmp_c[j], s = t.tmp_s[j];
     if (style == RopeStyle::Halves) {
       t.c[j] = c;
       t.s[j] = s;

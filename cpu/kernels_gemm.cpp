@@ -1,7 +1,7 @@
 // matmul(): picks the kernel for the shape and splits the work over the pool.
 //
-//   T <= kMultiRowMaxT  multi-row GEMV (kernels_gemv.cpp): W streamed once for all T rows.
-//   T >  kMultiRowMaxT  GEMM, split over output columns across the pool:
+//   T <= kMultiRowMaxT*  multi-row GEMV (kernels_gemv.cpp): W streamed once for all T rows.
+//   T >  kMultiRowMaxT*  GEMM, split over output columns across the pool:
 //     - F32 with an OpenBLAS that has a kernel for this CPU's widest SIMD: cblas_sgemm,
 //       each pool thread computing a slice of columns (OpenBLAS itself runs
 //       single-threaded, so there is only one pool);
@@ -28,9 +28,13 @@
 namespace troupe::cpu {
 namespace {
 
-// Largest T handled by the multi-row GEMV. Below it sgemm loses because it packs all of
-// W (and x) per call, which at small T costs more than the arithmetic it saves.
-constexpr int64_t kMultiRowMaxT = 16;
+// Largest T handled by the multi-row GEMV. It streams W once and needs no packing, which
+// wins while T is small. Measured crossovers (2048x2048 and 32000x768, 2 threads): with
+// AVX-512 at T ~ 24-32 for F32 (its weight panel re-reads from L2 then limit it) and
+// T ~ 48-64 for F16 (the tiled GEMM pads tokens to blocks of 32); with AVX2 at T ~ 12.
+constexpr int64_t kMultiRowMaxTAvx512F32 = 24;
+constexpr int64_t kMultiRowMaxTAvx512F16 = 48;
+constexpr int64_t kMultiRowMaxTOther = 12;
 // Rows of W converted per sgemm call for F16 weights: ~512 KiB of F32 so the tile is
 // still in L2 when sgemm packs it, and large enough to amortise packing x per call.
 constexpr int64_t kF16TileBytes = int64_t(512) << 10;
@@ -137,9 +141,13 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, fl
       for (int64_t o = 0; o < out; ++o) y[t * out + o] = bias ? bias[o] : 0.0f;
     return;
   }
-  if (T <= kMultiRowMaxT)
+  const bool avx512 = cpu_has_avx512();
+  const int64_t max_multirow = !avx512                   ? kMultiRowMaxTOther
+                               : W.dtype == DType::F32 ? kMultiRowMaxTAvx512F32
+                                                       : kMultiRowMaxTAvx512F16;
+  if (T <= max_multirow)
     detail::matmul_multirow(pool, x, T, W, y, bias);
-  else if (W.dtype == DType::F32 && (!cpu_has_avx512() || openblas_has_avx512_kernel()))
+  else if (W.dtype == DType::F32 && (!avx512 || openblas_has_avx512_kernel()))
     detail::matmul_sgemm(pool, x, T, W, y, bias);
   else
     detail::matmul_tiled(pool, x, T, W, y, bias);

@@ -6,12 +6,14 @@
 // and one vector from each of kT token rows and does kT*kR FMAs into independent
 // accumulators; the weight vector is converted (F16 -> F32 via F16C/AVX-512 vcvtph2ps)
 // in registers, never written back. With kT > 1 the weights are streamed once for all
-// tokens (speculative verification, small batches), which is why this beats sgemm at
-// small T: sgemm packs W for every call, and at T <= ~16 that packing is the whole cost.
+// tokens (speculative verification, small batches), which is why this beats a packing
+// GEMM at small T: sgemm or the tiled GEMM pack W (and x) on every call, which up to
+// T ~ 32-48 costs more than the arithmetic they save (see kernels_gemm.cpp).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/kernels_gemv.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/cache_control.h>
 
 #include <sys/mman.h>
 
@@ -48,8 +50,8 @@ HWY_INLINE float ToFloat(hwy::float16_t v) {
 }
 
 // Weight rows per block for kT tokens: as many as fit the register file next to the kT*kR
-// accumulators and kT x vectors (32 vector registers with AVX-512, 16 otherwise). kR is a
-// power of two so it divides the panel height.
+// accumulators and kT x vectors (32 vector registers with AVX-512, 16 otherwise), at most
+// 8, and one of 8/6/4/2/1 so that it divides the 24-row panels.
 template <int kT>
 constexpr int RowsPerBlock() {
 #if HWY_TARGET <= HWY_AVX3
@@ -58,17 +60,25 @@ constexpr int RowsPerBlock() {
   constexpr int kRegs = 16;
 #endif
   constexpr int fit = (kRegs - 2) / (kT + 1);
-  return fit >= 8 ? 8 : fit >= 4 ? 4 : fit >= 2 ? 2 : 1;
+  return fit >= 8 ? 8 : fit >= 6 ? 6 : fit >= 4 ? 4 : fit >= 2 ? 2 : 1;
 }
 
 // y[t * ldy + r] = dot(x[t], w[r]) for t < kT, r < kR. w rows are `in` elements apart.
 // Arrays of vectors are fine on the x86 targets compiled here (fixed-size vectors); the
 // fully unrolled loops keep them in registers.
+//
+// `next` (or null) is the next block of rows this thread will read: the kR rows here are
+// one contiguous run of memory, and so is the next block, so each step prefetches the
+// same fraction of the next run as it consumes of this one. The hardware prefetchers
+// alone see kR short streams (a row of 768 halves is 24 cache lines) and ramp up too late.
 template <int kT, int kR, typename WT>
 HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int64_t in,
-                         float* HWY_RESTRICT y, int64_t ldy) {
+                         float* HWY_RESTRICT y, int64_t ldy, const WT* next) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  constexpr int64_t kStepBytes = kR * static_cast<int64_t>(sizeof(WT)) * hn::MaxLanes(DF());
+  constexpr int64_t kLines = kStepBytes >= 64 ? kStepBytes / 64 : 1;
+  const char* pf = reinterpret_cast<const char*>(next);
   VF acc[kT][kR];
 #pragma GCC unroll 8
   for (int t = 0; t < kT; ++t)
@@ -76,6 +86,11 @@ HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, 
     for (int r = 0; r < kR; ++r) acc[t][r] = hn::Zero(d);
   int64_t i = 0;
   for (; i + N <= in; i += N) {
+    if (pf) {
+#pragma GCC unroll 8
+      for (int64_t l = 0; l < kLines; ++l) hwy::Prefetch(pf + l * 64);
+      pf += kStepBytes;
+    }
     VF wv[kR];
 #pragma GCC unroll 8
     for (int r = 0; r < kR; ++r) wv[r] = LoadW(d, w + r * in + i);
@@ -103,33 +118,36 @@ HWY_INLINE void DotRows(const float* x, const WT* W, int64_t in, int64_t r0, int
                         float* y, int64_t ldy) {
   constexpr int kR = RowsPerBlock<kT>();
   int64_t r = r0;
-  for (; r + kR <= r1; r += kR) DotBlock<kT, kR>(x, W + r * in, in, y + r, ldy);
-  for (; r < r1; ++r) DotBlock<kT, 1>(x, W + r * in, in, y + r, ldy);
+  for (; r + kR <= r1; r += kR)
+    DotBlock<kT, kR>(x, W + r * in, in, y + r, ldy, r + kR < r1 ? W + (r + kR) * in : nullptr);
+  for (; r < r1; ++r) DotBlock<kT, 1>(x, W + r * in, in, y + r, ldy, static_cast<const WT*>(nullptr));
 }
 
-// Rows are walked in panels small enough to stay in L2 while every 8-token chunk of x
-// passes over them, so W comes from DRAM once whatever T is.
+// Tokens are processed 4 at a time: 4 x rows (32 KiB at in = 2048) stay in L1 next to
+// the weight stream, and 4 tokens x 6 rows of accumulators fill the AVX-512 register
+// file. Measured single-threaded on 512 x 2048/4096 (tokens x rows per block): 4x6 >
+// 6x4 > 4x4 > 3x8 > 8x2; with 8 tokens the x rows fall out of L1 and the FLOP rate halves. For T > 4, rows are walked in panels of ~256 KiB
+// that stay in L2 while every 4-token chunk passes over them, so W still comes from DRAM
+// once whatever T is.
 template <typename WT>
 void GemvRows(const float* HWY_RESTRICT x, int64_t T, const WT* HWY_RESTRICT W, int64_t in,
               int64_t r0, int64_t r1, float* HWY_RESTRICT y, int64_t ldy) {
-  constexpr int64_t kMaxT = 8;
-  // ~256 KiB of weights per panel, at least 8 rows (multiple of every kR).
+  constexpr int64_t kChunkT = 4;
+  constexpr int64_t kPanelRows = 24;  // multiple of every RowsPerBlock()
   const int64_t row_bytes = in * static_cast<int64_t>(sizeof(WT));
-  const int64_t panel = T <= kMaxT ? r1 - r0 : std::max<int64_t>(8, (int64_t(256) << 10) / row_bytes / 8 * 8);
+  const int64_t panel =
+      T <= kChunkT ? r1 - r0
+                   : std::max(kPanelRows, (int64_t(256) << 10) / row_bytes / kPanelRows * kPanelRows);
   for (int64_t p0 = r0; p0 < r1; p0 += panel) {
     const int64_t p1 = std::min(r1, p0 + panel);
-    for (int64_t t0 = 0; t0 < T; t0 += kMaxT) {
+    for (int64_t t0 = 0; t0 < T; t0 += kChunkT) {
       const float* xt = x + t0 * in;
       float* yt = y + t0 * ldy;
-      switch (std::min(kMaxT, T - t0)) {
+      switch (std::min(kChunkT, T - t0)) {
         case 1: DotRows<1>(xt, W, in, p0, p1, yt, ldy); break;
         case 2: DotRows<2>(xt, W, in, p0, p1, yt, ldy); break;
         case 3: DotRows<3>(xt, W, in, p0, p1, yt, ldy); break;
-        case 4: DotRows<4>(xt, W, in, p0, p1, yt, ldy); break;
-        case 5: DotRows<5>(xt, W, in, p0, p1, yt, ldy); break;
-        case 6: DotRows<6>(xt, W, in, p0, p1, yt, ldy); break;
-        case 7: DotRows<7>(xt, W, in, p0, p1, yt, ldy); break;
-        default: DotRows<8>(xt, W, in, p0, p1, yt, ldy); break;
+        default: DotRows<4>(xt, W, in, p0, p1, yt, ldy); break;
       }
     }
   }
@@ -189,13 +207,13 @@ void gemv_rows_f16(const float* x, int64_t T, const uint16_t* W, int64_t in, int
 float read_sum(const float* p, int64_t n) { return HWY_DYNAMIC_DISPATCH(ReadSum)(p, n); }
 
 }  // namespace troupe::cpu::detail
-#endif  // HWY_ONCE
 
-#if HWY_ONCE
 namespace troupe::cpu {
 
-// Touches the buffer from the thread that will read it (first touch places the pages),
-// then times whole passes with every pool thread reading its own slice.
+// Fills the buffer from the pool (first touch places the pages near the threads that
+// read them), then times whole passes with every pool thread reading its slice. The
+// buffer asks for transparent huge pages, so this is the machine's ceiling: weights on
+// 4 KiB pages (a mapped model file) stream 10-20% slower here, from TLB misses alone.
 double measure_read_bandwidth(ThreadPool& pool, int64_t bytes) {
   const int nt = pool.size();
   const int64_t grain = 4096;  // floats: 16 KiB, whole pages per thread

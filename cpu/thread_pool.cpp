@@ -57,7 +57,7 @@ bool spin_until(Pred pred) {
     }
     const auto spun = std::chrono::steady_clock::now() - start;
     if (spun >= kSpinFor) return pred();
-    // if (spun >= kPureSpinFor) std::this_thread::yield();
+    if (spun >= kPureSpinFor) std::this_thread::yield();
   }
 }
 

@@ -51,7 +51,7 @@ const Shape& find_shape(const std::string& name) {
 struct TokSource {
   bool spm_model = false;  // a sentencepiece .model; else a tokenizer.json
   std::string file;
-  std::optional<SpmVocab> spm;
+  std::optional<SpmSource> spm;
   TokenizerJsonInfo json;  // tokenizer.json only
   int64_t vocab_size = 0;
   int32_t bos = -1;
@@ -73,9 +73,9 @@ TokSource resolve_tokenizer(const std::string& path) {
   }
   if (t.spm_model) {
     t.spm = read_spm_model(t.file);
-    t.vocab_size = static_cast<int64_t>(t.spm->tokens.size());
-    t.bos = t.spm->bos_id;
-    if (t.spm->eos_id >= 0) t.eos = {t.spm->eos_id};
+    t.vocab_size = static_cast<int64_t>(t.spm->vocab.tokens.size());
+    t.bos = t.spm->vocab.bos_id;
+    if (t.spm->vocab.eos_id >= 0) t.eos = {t.spm->vocab.eos_id};
   } else {
     t.json = read_tokenizer_json_info(t.file);
     t.vocab_size = t.json.vocab_size;
@@ -267,7 +267,7 @@ std::string write_hf(const SynthOptions& o, const ModelConfig& c, const TokSourc
 
   if (tok.spm_model) {
     copy_contents(tok.file, dir / "tokenizer.model");
-    const SpmVocab& v = *tok.spm;
+    const SpmVocab& v = tok.spm->vocab;
     boost::json::object tc{{"tokenizer_class", "LlamaTokenizer"},
                            {"add_bos_token", v.add_bos},
                            {"add_eos_token", false},
@@ -382,7 +382,9 @@ ModelConfig synth_shape_config(const std::string& shape, int64_t vocab_size) {
   return c;
 }
 
-std::string synth_model(const SynthOptions& o) {
+namespace {
+
+std::string synth_any(const SynthOptions& o) {
   if (o.out.empty()) fail("synth: no output path");
   const bool gguf = o.format == "gguf";
   if (!gguf && o.format != "hf") fail("synth: format '{}' is not hf or gguf", o.format);
@@ -402,6 +404,16 @@ std::string synth_model(const SynthOptions& o) {
   }
   c.validate("synth " + o.shape);
   return gguf ? write_gguf(o, c, tok, dt) : write_hf(o, c, tok, dt);
+}
+
+}  // namespace
+
+std::string synth_model(const SynthOptions& o) {
+  try {
+    return synth_any(o);
+  } catch (const std::filesystem::filesystem_error& e) {
+    fail("synth {}: {}", o.out, e.what());  // e.g. create_directories on an unwritable path
+  }
 }
 
 }  // namespace troupe

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "model/gguf.h"
 #include "model/vocab_io.h"
+#include "tokenizer/spm.h"  // detail::make_spm: see from_gguf
 
 namespace fs = std::filesystem;
 
@@ -18,8 +19,23 @@ std::unique_ptr<Tokenizer> from_gguf(const std::string& path) {
   GgufFile g = GgufFile::open(path);
   auto model = g.get_string("tokenizer.ggml.model");
   if (!model) fail("{}: no embedded tokenizer (tokenizer.ggml.model is missing)", path);
-  if (*model == "llama") return make_spm_tokenizer(spm_vocab_from_gguf(g));
-  if (*model == "gpt2") return make_byte_bpe_tokenizer(byte_bpe_vocab_from_gguf(g));
+  if (*model == "llama") {
+    // Through the tokenizer library's option-taking factory (what its .model loader uses):
+    // SpmVocab has no field for remove_extra_whitespaces, and the errors name the file.
+    SpmSource src = spm_vocab_from_gguf(g);
+    detail::SpmOptions opts;
+    opts.source = path;
+    opts.remove_extra_whitespaces = src.remove_extra_whitespaces;
+    return detail::make_spm(std::move(src.vocab), opts);
+  }
+  if (*model == "gpt2") {
+    try {
+      return make_byte_bpe_tokenizer(byte_bpe_vocab_from_gguf(g));
+    } catch (const Error& e) {
+      if (std::string_view(e.what()).find(path) != std::string_view::npos) throw;
+      fail("{}: {}", path, e.what());
+    }
+  }
   fail("{}: tokenizer.ggml.model '{}' is not supported (llama, gpt2)", path, *model);
 }
 
@@ -30,9 +46,7 @@ bool has_gguf_magic(const std::string& path) {
   return f && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-}  // namespace
-
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+std::unique_ptr<Tokenizer> load_any(const std::string& path) {
   std::error_code ec;
   const auto st = fs::status(path, ec);
   if (ec || !fs::exists(st)) fail("{}: no such file or directory", path);
@@ -47,10 +61,20 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   if (p.extension() == ".model") return load_sentencepiece_model(path);
   if (p.extension() == ".json") {
     // A model's config.json: the tokenizer is beside it.
-    if (p.filename() == "config.json") return load_tokenizer(p.parent_path().empty() ? "." : p.parent_path().string());
+    if (p.filename() == "config.json") return load_any(p.parent_path().empty() ? "." : p.parent_path().string());
     return load_tokenizer_json(path);
   }
   fail("{}: not a tokenizer (expected a .gguf, a .model, a tokenizer.json or a directory)", path);
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  try {
+    return load_any(path);
+  } catch (const std::filesystem::filesystem_error& e) {
+    fail("{}: {}", path, e.what());
+  }
 }
 
 }  // namespace troupe

@@ -10,18 +10,29 @@
 
 namespace troupe {
 
-// tokenizer.ggml.model "llama" -> SpmVocab, "gpt2" -> ByteBpeVocab. Missing optional keys
+// A SentencePiece vocabulary plus the one normaliser flag SpmVocab does not carry:
+// sentencepiece's remove_extra_whitespaces (drop leading/trailing spaces, collapse runs).
+// A .model file records it (default on); GGUF records it as
+// tokenizer.ggml.remove_extra_whitespaces (llama.cpp's key; absent = off, as llama.cpp).
+struct SpmSource {
+  SpmVocab vocab;
+  bool remove_extra_whitespaces = false;
+};
+
+// tokenizer.ggml.model "llama" -> SpmSource, "gpt2" -> ByteBpeVocab. Missing optional keys
 // take llama.cpp's defaults. Throws troupe::Error naming the file and key.
-SpmVocab spm_vocab_from_gguf(const GgufFile& g);
+SpmSource spm_vocab_from_gguf(const GgufFile& g);
 ByteBpeVocab byte_bpe_vocab_from_gguf(const GgufFile& g);
 
-// Adds the tokenizer.ggml.* keys for a vocabulary.
-void write_spm_vocab(GgufWriter& w, const SpmVocab& v);
+// Adds the tokenizer.ggml.* keys for a vocabulary (remove_extra_whitespaces only when set,
+// so files without it stay as other converters write them).
+void write_spm_vocab(GgufWriter& w, const SpmSource& v);
 void write_byte_bpe_vocab(GgufWriter& w, const ByteBpeVocab& v);
 
-// Pieces, scores, types, special ids and add_dummy_prefix of a sentencepiece .model file
-// (a ModelProto protobuf), read with a bounds-checked wire-format parser.
-SpmVocab read_spm_model(const std::string& path);
+// Pieces, scores, types, special ids and normaliser flags (add_dummy_prefix,
+// remove_extra_whitespaces) of a sentencepiece .model file (a ModelProto protobuf), read
+// with a bounds-checked wire-format parser.
+SpmSource read_spm_model(const std::string& path);
 
 // A byte-level BPE tokenizer.json (Llama-3, Qwen, GPT-2 style) plus the tokenizer_config.json
 // beside it (bos/eos/add_bos_token). Throws for other tokenizer types.

@@ -118,7 +118,9 @@ int64_t ModelWeights::bytes_per_token() const {
   return n;
 }
 
-ModelWeights load_model(const std::string& path) {
+namespace {
+
+ModelWeights load_any(const std::string& path) {
   std::error_code ec;
   auto st = fs::status(path, ec);
   if (ec || !fs::exists(st)) fail("{}: no such file or directory", path);
@@ -136,6 +138,17 @@ ModelWeights load_model(const std::string& path) {
     return detail::load_hf_dir(p.parent_path().empty() ? "." : p.parent_path().string());
   }
   fail("{}: not a GGUF file (bad magic) nor a Hugging Face model directory", path);
+}
+
+}  // namespace
+
+ModelWeights load_model(const std::string& path) {
+  try {
+    return load_any(path);
+  } catch (const std::filesystem::filesystem_error& e) {
+    // exists()/is_directory() throw on EACCES, ELOOP and the like: still one clear Error.
+    fail("{}: {}", path, e.what());
+  }
 }
 
 }  // namespace troupe

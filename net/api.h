@@ -52,7 +52,6 @@ struct ApiRequest {
   std::vector<GenerateRequest> choices;  // one engine request per returned choice
   bool stream = false;
   bool include_usage = false;            // stream_options.include_usage
-  bool continuous_usage = false;         // stream_options.continuous_usage_stats (vLLM)
   int n = 1;                             // choices per prompt (choices = prompts x n)
 };
 
@@ -82,9 +81,9 @@ Usage total_usage(const std::vector<ChoiceResult>& choices, int n);
 std::string completion_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model,
                             const std::vector<ChoiceResult>& choices, int n);
 // One SSE chunk's JSON. Chat: `role` adds {"role": "assistant"} to the delta (first chunk).
-// finish_reason empty: null. `usage` (continuous usage stats) is added when non-null.
+// finish_reason empty: null.
 std::string chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model, int index,
-                       std::string_view text, std::string_view finish_reason, bool role, const Usage* usage = nullptr);
+                       std::string_view text, std::string_view finish_reason, bool role);
 // The final usage-only chunk of stream_options.include_usage (choices: []).
 std::string usage_chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model,
                              const Usage& usage);

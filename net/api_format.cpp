@@ -64,7 +64,7 @@ std::string completion_body(Endpoint ep, const std::string& id, int64_t created,
 }
 
 std::string chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model, int index,
-                       std::string_view text, std::string_view finish_reason, bool role, const Usage* usage) {
+                       std::string_view text, std::string_view finish_reason, bool role) {
   const bool chat = ep == Endpoint::Chat;
   json::object c{{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish(finish_reason)}};
   if (chat) {
@@ -80,7 +80,6 @@ std::string chunk_body(Endpoint ep, const std::string& id, int64_t created, cons
                  {"created", created},
                  {"model", model},
                  {"choices", json::array{std::move(c)}}};
-  if (usage) o["usage"] = usage_json(*usage);
   return json::serialize(o);
 }
 

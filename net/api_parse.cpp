@@ -389,12 +389,11 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
   r.stream = get_bool(o, "stream").value_or(false);
   if (const json::value* so = field(o, "stream_options")) {
     if (!so->is_object()) wrong_type("stream_options", "an object", *so);
-    static const std::unordered_set<std::string_view> kStreamKeys = {"include_usage", "continuous_usage_stats"};
+    if (!r.stream) throw bad_request("'stream_options' is only allowed when 'stream' is true", "stream_options");
     for (const auto& kv : so->get_object())
-      if (!kStreamKeys.count(kv.key()))
+      if (kv.key() != "include_usage")
         throw bad_request("Unrecognized stream_options field: " + std::string(kv.key()), "stream_options");
     r.include_usage = get_bool(so->get_object(), "include_usage").value_or(false);
-    r.continuous_usage = get_bool(so->get_object(), "continuous_usage_stats").value_or(false);
   }
 
   // Accepted only at their defaults: features the engine does not have.

@@ -139,6 +139,7 @@ HttpResponse HttpClient::request(std::string_view method, std::string_view targe
 
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);
+  parser.skip(method == "HEAD");  // a HEAD response has headers only, whatever they announce
   ec = I.run([&](auto h) { http::async_read_header(*I.stream, I.buf, parser, h); });
   if (ec) {
     close();
@@ -155,7 +156,9 @@ HttpResponse HttpClient::request(std::string_view method, std::string_view targe
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof chunk;
-    ec = I.run([&](auto h) { http::async_read(*I.stream, I.buf, parser, h); });
+    // read_some: return with whatever arrived, so streamed bodies reach on_data as they come
+    // (async_read would wait until the buffer is full or the message complete).
+    ec = I.run([&](auto h) { http::async_read_some(*I.stream, I.buf, parser, h); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       close();

@@ -72,6 +72,22 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
+// Strings index, slice, iterate and measure by code point, as Python's str does (bytes
+// would cut characters apart). Returns each character's byte offset, plus the end.
+std::vector<size_t> char_starts(const std::string& s) {
+  std::vector<size_t> at;
+  for (size_t i = 0; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) at.push_back(i);
+  at.push_back(s.size());
+  return at;
+}
+std::vector<std::string> chars_of(const std::string& s) {
+  auto at = char_starts(s);
+  std::vector<std::string> out;
+  for (size_t k = 0; k + 1 < at.size(); ++k) out.push_back(s.substr(at[k], at[k + 1] - at[k]));
+  return out;
+}
+
 // Python's slice semantics (negative indices and steps) over n elements.
 std::vector<int64_t> slice_indices(int64_t n, const Value& start, const Value& stop, const Value& step) {
   int64_t st = step.is_int() ? step.as_int() : 1;
@@ -177,7 +193,7 @@ class Renderer {
     }
     if (v.is_string()) {
       List chars;
-      for (char c : v.as_string()) chars.emplace_back(std::string(1, c));
+      for (auto& c : chars_of(v.as_string())) chars.emplace_back(std::move(c));
       return chars;
     }
     if (v.is_undefined() || v.is_none()) return {};
@@ -279,11 +295,13 @@ class Renderer {
       return v ? *v : Value();
     }
     if ((obj.is_list() || obj.is_string()) && key.is_int()) {
-      const int64_t n = obj.is_list() ? int64_t(obj.as_list().size()) : int64_t(obj.as_string().size());
+      std::vector<std::string> chars;
+      if (obj.is_string()) chars = chars_of(obj.as_string());
+      const int64_t n = obj.is_list() ? int64_t(obj.as_list().size()) : int64_t(chars.size());
       int64_t i = key.as_int();
       if (i < 0) i += n;
       if (i < 0 || i >= n) return {};
-      return obj.is_list() ? obj.as_list()[size_t(i)] : Value(std::string(1, obj.as_string()[size_t(i)]));
+      return obj.is_list() ? obj.as_list()[size_t(i)] : Value(chars[size_t(i)]);
     }
     if (obj.is_list() && key.is_string() && !key.as_string().empty() &&
         std::all_of(key.as_string().begin(), key.as_string().end(), [](char c) { return c >= '0' && c <= '9'; }))
@@ -303,9 +321,9 @@ class Renderer {
       return Value(std::move(out));
     }
     if (obj.is_string()) {
-      const auto& s = obj.as_string();
+      const auto chars = chars_of(obj.as_string());
       std::string out;
-      for (int64_t i : slice_indices(int64_t(s.size()), parts[0], parts[1], parts[2])) out += s[size_t(i)];
+      for (int64_t i : slice_indices(int64_t(chars.size()), parts[0], parts[1], parts[2])) out += chars[size_t(i)];
       return Value(std::move(out));
     }
     error(e.line, std::string("cannot slice a ") + obj.type_name());
@@ -416,7 +434,11 @@ class Renderer {
       }
       if (m == "replace")
         return Value(replace_all(s, need_string(a.get(0, "old"), "replace", line), need_string(a.get(1, "new"), "replace", line)));
-      if (m == "find") return Value(int64_t(s.find(need_string(a.get(0, "sub"), "find", line))));
+      if (m == "find") {
+        const size_t at = s.find(need_string(a.get(0, "sub"), "find", line));
+        if (at == std::string::npos) return Value(int64_t(-1));
+        return Value(int64_t(char_starts(s.substr(0, at)).size() - 1));
+      }
       if (m == "count") {
         const std::string& sub = need_string(a.get(0, "sub"), "count", line);
         int64_t c = 0;
@@ -460,7 +482,7 @@ class Renderer {
       return Value(strip_chars(v.as_string(), kWhitespace, true, true));
     }
     if (f == "length" || f == "count") {
-      if (v.is_string()) return Value(int64_t(v.as_string().size()));
+      if (v.is_string()) return Value(int64_t(char_starts(v.as_string()).size() - 1));
       if (v.is_list()) return Value(int64_t(v.as_list().size()));
       if (v.is_dict()) return Value(int64_t(v.as_dict().items.size()));
       error(line, std::string("object of type ") + v.type_name() + " has no length");
@@ -504,7 +526,12 @@ class Renderer {
     }
     if (f == "list") return Value(iterate(v, line));
     if (f == "reverse") {
-      if (v.is_string()) return Value(std::string(v.as_string().rbegin(), v.as_string().rend()));
+      if (v.is_string()) {
+        auto chars = chars_of(v.as_string());
+        std::string r;
+        for (auto it = chars.rbegin(); it != chars.rend(); ++it) r += *it;
+        return Value(std::move(r));
+      }
       List items = iterate(v, line);
       std::reverse(items.begin(), items.end());
       return Value(std::move(items));

@@ -671,6 +671,9 @@ class Parser {
 }  // namespace
 
 std::unique_ptr<Node> parse_template(std::string_view source) {
+  // Jinja drops a single trailing newline of the template (keep_trailing_newline=False).
+  if (source.ends_with("\r\n")) source.remove_suffix(2);
+  else if (source.ends_with('\n')) source.remove_suffix(1);
   return Parser(Lexer(source).run()).parse();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace troupe {
 
@@ -31,7 +32,10 @@ std::string num(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  for (int prec = 1; prec <= 17; ++prec) {  // the shortest text that reads back exactly
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
   return buf;
 }
 
@@ -52,8 +56,14 @@ void header(std::string& out, const std::string& name, const char* type, const c
 
 void sample(std::string& out, const std::string& name, const std::string& labels, double v) {
   out += name;
-  if (!labels.empty()) out += "{" + labels + "}";
-  out += " " + num(v) + "\n";
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += num(v);
+  out += '\n';
 }
 
 void atomic_add(std::atomic<double>& a, double v) {
@@ -142,19 +152,27 @@ void Metrics::set_cold_start(double first, double steady) {
   cold_steady_ttft_ = steady;
 }
 
-std::string Metrics::render(const SchedulerStats* st, bool ready) const {
+std::string Metrics::render(const SchedulerStats* st, bool ready, bool vllm_names) const {
   std::string out;
   out.reserve(32 * 1024);
   const std::string& L = model_label_;
+  // vLLM names its metrics "vllm:...", but a colon marks recording-rule output and
+  // promtool's lint rejects it in an exporter; the default exposition says "vllm_...".
+  auto N = [&](const char* name) {
+    std::string n = name;
+    if (!vllm_names && n.rfind("vllm:", 0) == 0) n[4] = '_';
+    return n;
+  };
   auto gauge = [&](const char* name, const char* help, double v) {
-    header(out, name, "gauge", help);
-    sample(out, name, L, v);
+    header(out, N(name), "gauge", help);
+    sample(out, N(name), L, v);
   };
   auto counter = [&](const char* name, const char* help, double v) {
-    header(out, name, "counter", help);
-    sample(out, name, L, v);
+    header(out, N(name), "counter", help);
+    sample(out, N(name), L, v);
   };
-  const SchedulerStats s = st ? *st : SchedulerStats{};
+  const SchedulerStats empty;
+  const SchedulerStats& s = st ? *st : empty;
 
   gauge("vllm:num_requests_running", "Number of requests in model execution batches.", double(s.running));
   gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", double(s.waiting));
@@ -173,14 +191,15 @@ std::string Metrics::render(const SchedulerStats* st, bool ready) const {
   counter("vllm:generation_tokens_total", "Number of generation tokens processed (finished requests).",
           double(gen_tokens_total_.load()));
 
-  header(out, "vllm:request_success_total", "counter", "Count of successfully processed requests.");
-  sample(out, "vllm:request_success_total", L + ",finished_reason=\"stop\"", double(success_stop_.load()));
-  sample(out, "vllm:request_success_total", L + ",finished_reason=\"length\"", double(success_length_.load()));
-  sample(out, "vllm:request_success_total", L + ",finished_reason=\"abort\"", double(success_abort_.load()));
+  const std::string success = N("vllm:request_success_total");
+  header(out, success, "counter", "Count of successfully processed requests.");
+  sample(out, success, L + ",finished_reason=\"stop\"", double(success_stop_.load()));
+  sample(out, success, L + ",finished_reason=\"length\"", double(success_length_.load()));
+  sample(out, success, L + ",finished_reason=\"abort\"", double(success_abort_.load()));
 
   auto hist = [&](const Histogram& h, const char* name, const char* help) {
-    header(out, name, "histogram", help);
-    h.render(out, name, L);
+    header(out, N(name), "histogram", help);
+    h.render(out, N(name), L);
   };
   hist(ttft_, "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.");
   hist(itl_, "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.");
@@ -192,6 +211,19 @@ std::string Metrics::render(const SchedulerStats* st, bool ready) const {
   hist(decode_, "vllm:request_decode_time_seconds", "Histogram of time spent in decode in seconds.");
   hist(prompt_tokens_, "vllm:request_prompt_tokens", "Number of prefill tokens processed per request.");
   hist(gen_tokens_, "vllm:request_generation_tokens", "Number of generation tokens processed per request.");
+
+  if (s.spec.max_k > 0) {  // speculative decoding is on: vLLM's spec_decode metrics
+    const auto& sp = s.spec;
+    counter("vllm:spec_decode_num_drafts_total", "Number of spec decoding drafts.", double(sp.num_drafts));
+    counter("vllm:spec_decode_num_draft_tokens_total", "Number of draft tokens.", double(sp.num_draft_tokens));
+    counter("vllm:spec_decode_num_accepted_tokens_total", "Number of accepted tokens.",
+            double(sp.num_accepted_tokens));
+    const std::string per_pos = N("vllm:spec_decode_num_accepted_tokens_per_pos_total");
+    header(out, per_pos, "counter", "Accepted tokens per draft position.");
+    for (size_t i = 0; i < sp.accepted_per_pos.size(); ++i)
+      sample(out, per_pos, L + ",position=\"" + std::to_string(i) + "\"", double(sp.accepted_per_pos[i]));
+    gauge("vllm:spec_decode_draft_acceptance_rate", "Speculative token acceptance rate.", sp.acceptance_rate());
+  }
 
   // troupe's own: things vLLM has no name for.
   gauge("troupe_ready", "1 once the model is loaded and warmed up.", ready ? 1 : 0);
@@ -206,8 +238,8 @@ std::string Metrics::render(const SchedulerStats* st, bool ready) const {
   counter("troupe_engine_requests_cancelled_total", "Requests the scheduler retired as cancelled.",
           double(s.cancelled));
   counter("troupe_engine_steps_total", "Engine steps (batched forward passes) run.", double(s.steps));
-  gauge("troupe_kv_blocks_total", "KV-cache blocks in the pool.", double(s.kv.num_blocks));
-  gauge("troupe_kv_blocks_used", "KV-cache blocks referenced by a running sequence.", double(s.kv.used_blocks));
+  gauge("troupe_kv_cache_blocks", "KV-cache blocks in the pool.", double(s.kv.num_blocks));
+  gauge("troupe_kv_cache_blocks_used", "KV-cache blocks referenced by a running sequence.", double(s.kv.used_blocks));
   header(out, "troupe_open_connections", "gauge", "Open client connections by protocol.");
   sample(out, "troupe_open_connections", L + ",protocol=\"http\"", double(open_http_.load()));
   sample(out, "troupe_open_connections", L + ",protocol=\"websocket\"", double(open_ws_.load()));

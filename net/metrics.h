@@ -48,8 +48,10 @@ class Metrics {
   void connection_closed(bool websocket);
   void set_cold_start(double first_ttft_s, double steady_ttft_s);
 
-  // The full exposition. `st` is null while the engine is still loading.
-  std::string render(const SchedulerStats* st, bool ready) const;
+  // The full exposition. `st` is null while the engine is still loading. With vllm_names
+  // the vLLM-named metrics keep vLLM's exact "vllm:" names (drop-in for vLLM dashboards);
+  // otherwise they read "vllm_..." so the output passes `promtool check metrics`.
+  std::string render(const SchedulerStats* st, bool ready, bool vllm_names = false) const;
 
  private:
   std::string model_label_;

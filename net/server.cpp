@@ -3,6 +3,7 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <optional>
@@ -79,6 +80,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::vector<Choice> choices;
     int started = 0, done = 0;
     bool headers_sent = false, ending = false;
+    // Keeps the session alive while the engine works, even when no socket operation is
+    // pending (e.g. the disconnect watch already returned a pipelined request).
+    std::shared_ptr<HttpSession> hold;
   };
 
   void do_read() {
@@ -117,6 +121,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         ec == asio::error::connection_reset || ec == asio::error::eof)
       return close();
     keep_alive_ = false;  // the stream is out of sync with the protocol now
+    drain_on_close_ = true;
     version_ = 11;
     if (ec == http::error::body_limit)
       return send_error(ApiError(413, "request body exceeds the limit of " + std::to_string(ctx_.opts.max_body_bytes) +
@@ -212,12 +217,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     send(ready ? http::status::ok : http::status::service_unavailable, ctx_.service.health_body(), "application/json",
          ready ? 0 : 1);
   }
-  void metrics(http::request<http::string_body>&) {
-    ctx_.service.scrape([w = weak_from_this(), ex = stream_.get_executor()](std::string text) {
-      asio::post(ex, [w, text = std::move(text)]() mutable {
-        if (auto s = w.lock()) s->send(http::status::ok, std::move(text), "text/plain; version=0.0.4; charset=utf-8");
-      });
-    });
+  void metrics(http::request<http::string_body>& req) {
+    // ?names=vllm: vLLM's exact "vllm:" names, for dashboards built against vLLM.
+    const bool vllm_names = query_param(req.target(), "names") == "vllm";
+    // The job holds the session: nothing else keeps it alive while the helper thread works.
+    ctx_.service.scrape(
+        [self = shared_from_this()](std::string text) {
+          asio::post(self->stream_.get_executor(), [self, text = std::move(text)]() mutable {
+            self->send(http::status::ok, std::move(text), "text/plain; version=0.0.4; charset=utf-8");
+          });
+        },
+        vllm_names);
   }
   void models(http::request<http::string_body>&) {
     if (!ctx_.service.ready()) return not_ready();
@@ -239,6 +249,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return send_error(ApiError(400, e.what()));
     }
     gen_ = std::make_unique<Generation>();
+    gen_->hold = shared_from_this();
     gen_->seq = ++gen_seq_;
     gen_->id = new_response_id(ep);
     gen_->created = int64_t(std::time(nullptr));
@@ -293,9 +304,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       c.role_sent = true;
     }
     if (ev.finished) {
-      Usage u = ev.usage;
       append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), "",
-                            ev.finish_reason, false, g.req.continuous_usage ? &u : nullptr));
+                            ev.finish_reason, false));
       mark_done(g, c, ev.finish_reason);
     }
     after_event(g);
@@ -339,7 +349,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     for (auto& c : gen_->choices) res.push_back({std::move(c.text), c.finish_reason, c.usage});
     std::string body = completion_body(gen_->req.endpoint, gen_->id, gen_->created, ctx_.service.model_name(), res,
                                        gen_->req.n);
-    gen_.reset();
+    end_generation();
     send(http::status::ok, std::move(body), "application/json");
   }
 
@@ -381,14 +391,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void write_last_chunk() {
     if (!chunked_) {
-      gen_.reset();
+      end_generation();
       return close();
     }
     writing_ = true;
     asio::async_write(stream_, http::make_chunk_last(), [self = shared_from_this()](beast::error_code ec, size_t) {
       self->writing_ = false;
       if (ec) return self->client_gone();
-      self->gen_.reset();
+      self->end_generation();
       self->after_response(!self->keep_alive_);
     });
   }
@@ -432,9 +442,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!gen_) return;
     for (auto& c : gen_->choices)
       if (!c.done) ctx_.service.cancel(c.engine_id, cause);
-    gen_.reset();
+    end_generation();
     pending_.clear();
   }
+
+  // Callers always hold another reference (a handler's `self`), so dropping `hold` here
+  // never destroys the session under its own feet.
+  void end_generation() { gen_.reset(); }
 
   // ---- plain responses ----
   void send_error(const ApiError& e) {
@@ -464,6 +478,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void after_response(bool close_now) {
+    if (close_now && drain_on_close_) return linger_close();
     if (close_now) return close();
     if (watching_) {  // the disconnect watch must finish before the parser reads again
       resume_read_ = true;
@@ -472,6 +487,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return;
     }
     do_read();
+  }
+
+  // After answering a request whose body we never read (413, 431, garbage), closing at once
+  // would make the kernel reset the connection, and a reset can destroy our response in the
+  // client's receive buffer before it reads it. So: stop sending, discard what the client is
+  // still sending for a little while, then close.
+  void linger_close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    auto sink = std::make_shared<std::array<char, 16384>>();
+    drain(sink, 0);
+  }
+  void drain(std::shared_ptr<std::array<char, 16384>> sink, size_t total) {
+    stream_.async_read_some(asio::buffer(*sink), [self = shared_from_this(), sink, total](beast::error_code ec, size_t n) {
+      if (ec || total + n > (64u << 20)) return self->close();
+      self->drain(sink, total + n);
+    });
   }
 
   void close() {
@@ -492,7 +525,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::string pending_;  // SSE bytes not yet written
   std::string allow_;
   unsigned version_ = 11;
-  bool keep_alive_ = true, head_only_ = false, chunked_ = true;
+  bool keep_alive_ = true, head_only_ = false, chunked_ = true, drain_on_close_ = false;
   bool writing_ = false, watching_ = false, resume_read_ = false, closed_ = false;
 };
 

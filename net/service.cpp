@@ -151,17 +151,17 @@ void Service::cancel(int64_t request_id, AbortCause cause) {
   if (engine_) engine_->cancel(request_id);
 }
 
-void Service::scrape(std::function<void(std::string)> done) {
+void Service::scrape(std::function<void(std::string)> done, bool vllm_names) {
   {
     std::lock_guard lk(mu_);
     if (stopping_) return;
-    jobs_.push_back([this, done = std::move(done)] {
+    jobs_.push_back([this, done = std::move(done), vllm_names] {
       const ServiceState s = state_.load();
       if (s == ServiceState::WarmingUp || s == ServiceState::Ready) {
         SchedulerStats st = engine_->stats();
-        done(metrics_.render(&st, s == ServiceState::Ready));
+        done(metrics_.render(&st, s == ServiceState::Ready, vllm_names));
       } else {
-        done(metrics_.render(nullptr, false));
+        done(metrics_.render(nullptr, false, vllm_names));
       }
     });
   }

@@ -52,7 +52,7 @@ class Service {
 
   // Calls `done` with the Prometheus exposition, from the service's helper thread (the
   // engine's stats are a blocking round trip that must not stall a network thread).
-  void scrape(std::function<void(std::string)> done);
+  void scrape(std::function<void(std::string)> done, bool vllm_names = false);
   std::string health_body() const;
   int64_t started_unix() const { return started_unix_; }
 

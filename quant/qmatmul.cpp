@@ -58,8 +58,10 @@ struct Scratch {
 
 // Below this many weights a single thread is done before the others wake up.
 constexpr int64_t kMinParallelWeights = int64_t(1) << 15;
-// Quantize activations on the pool only when there are many rows of them.
-constexpr int64_t kMinParallelActs = int64_t(1) << 16;
+// Quantize activations on the pool only when there are many of them: ~10 us per 64K
+// values on one AVX-512 core, so below this a second parallel region (a barrier, costly
+// when a worker is descheduled) buys nothing.
+constexpr int64_t kMinParallelActs = int64_t(1) << 18;
 
 }  // namespace
 

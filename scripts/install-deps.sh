@@ -17,6 +17,10 @@ PKGS=(
   libsentencepiece-dev            # reading sentencepiece .model files
   python3-numpy                   # ../shared/tools/grow_model.py
   gnuplot-nox                     # bench --plot
+  nodejs                          # tests/net/js: openai SDK, ws, puppeteer-core
+  $(command -v npm > /dev/null || echo npm)   # NodeSource's nodejs ships npm (and conflicts with Debian's)
+  chromium                        # headless browser for the playground test
+  prometheus                      # promtool check metrics
 )
 
 missing=()

@@ -19,6 +19,7 @@ void SpecMetrics::record_verify(int32_t drafted, int32_t accepted) {
   num_draft_tokens += drafted;
   num_accepted_tokens += accepted;
   num_emitted_tokens += accepted + 1;
+  if (accepted < drafted) num_rejections++;
   for (int32_t i = 0; i < drafted && size_t(i) < drafted_per_pos.size(); ++i) {
     drafted_per_pos[size_t(i)]++;
     if (i < accepted) accepted_per_pos[size_t(i)]++;
@@ -31,6 +32,11 @@ double SpecMetrics::acceptance_rate() const {
 
 double SpecMetrics::mean_accepted_length() const {
   return num_drafts ? 1.0 + double(num_accepted_tokens) / double(num_drafts) : 0.0;
+}
+
+double SpecMetrics::alpha() const {
+  const double acc = double(num_accepted_tokens);
+  return acc + double(num_rejections) > 0 ? acc / (acc + double(num_rejections)) : 0.0;
 }
 
 std::vector<double> SpecMetrics::acceptance_rate_per_pos() const {

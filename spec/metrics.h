@@ -13,8 +13,9 @@ struct SpecMetrics {
   int64_t num_draft_tokens = 0;       // draft tokens proposed and verified
   int64_t num_accepted_tokens = 0;    // of those, accepted by the target
   int64_t num_emitted_tokens = 0;     // tokens produced by those verifications (accepted + 1 each)
-  std::vector<int64_t> drafted_per_pos;   // [K]: drafts verified at position i (0-based)
-  std::vector<int64_t> accepted_per_pos;  // [K]: of those, accepted
+  int64_t num_rejections = 0;         // verifications that ended at a rejected draft
+  std::vector<int64_t> drafted_per_pos;   // [K]: verifications with a draft at position i (0-based)
+  std::vector<int64_t> accepted_per_pos;  // [K]: of those, how many accepted it (and all before it)
   // [K + 1]: decode steps of speculation-enabled sequences by the k planned for them
   // (0: the controller skipped speculation for that sequence in that step).
   std::vector<int64_t> k_histogram;
@@ -24,6 +25,9 @@ struct SpecMetrics {
   // Controller gauges at the time of the snapshot.
   double alpha_estimate = 0;          // per-token acceptance probability (decayed)
   double cost_ratio = 0;              // measured draft pass / target decode step time
+  // The controller's current cost model: target step of n tokens for n = 1..K+1 (startup
+  // calibration rescaled to recent steps), i.e. what verifying n-1 drafts costs.
+  std::vector<double> target_step_ms;
 
   explicit SpecMetrics(int64_t k = 0);
   void record_plan(int32_t k_planned);
@@ -32,7 +36,10 @@ struct SpecMetrics {
 
   double acceptance_rate() const;           // accepted / drafted
   double mean_accepted_length() const;      // tokens per verification: 1 + accepted / drafts
-  std::vector<double> acceptance_rate_per_pos() const;
+  std::vector<double> acceptance_rate_per_pos() const;  // accepted_per_pos / drafted_per_pos
+  // Per-token acceptance probability: accepted / (accepted + rejections), the maximum-
+  // likelihood alpha of "each draft passes with probability alpha until one fails".
+  double alpha() const;
 };
 
 }  // namespace troupe::spec

@@ -42,14 +42,40 @@ TEST_CASE("attention matches reference", "[cpu][attention]") {
             // The output is a convex combination of |v| <= 1: absolute tolerance.
             for (size_t i = 0; i < got.size(); ++i)
               if (!(std::fabs(got[i] - want[i]) <= 1e-5)) FAIL("[" << i << "] " << got[i] << " vs " << want[i]);
-            // attention_head on one head gives the same as attention_one's slice.
-            const int64_t h = n_heads - 1;
-            std::vector<float> one(hd);
-            attention_head(q.data() + h * hd, h, n_heads, kv, n_ctx, scale, one.data(),
-                           scratch.data());
-            REQUIRE(std::equal(one.begin(), one.end(), got.begin() + h * hd));
+            // attention_head per head and attention_kv_group per KV head agree too.
+            std::vector<float> per_head(n_heads * hd, NAN), per_group(n_heads * hd, NAN);
+            for (int64_t h = 0; h < n_heads; ++h)
+              attention_head(q.data() + h * hd, h, n_heads, kv, n_ctx, scale,
+                             per_head.data() + h * hd, scratch.data());
+            for (int64_t g = 0; g < n_kv; ++g)
+              attention_kv_group(q.data(), g, n_heads, kv, n_ctx, scale, per_group.data());
+            for (size_t i = 0; i < got.size(); ++i) {
+              if (!(std::fabs(per_head[i] - want[i]) <= 1e-5))
+                FAIL("head [" << i << "] " << per_head[i] << " vs " << want[i]);
+              REQUIRE(per_group[i] == got[i]);
+            }
           }
   });
+}
+
+TEST_CASE("attention with a dominant position and large scores", "[cpu][attention]") {
+  // Scores up to +-80 stress the online softmax's rescaling: position 40 must dominate.
+  const int64_t hd = 64, n_ctx = 50, bs = 16;
+  const int64_t nb = (n_ctx + bs - 1) / bs;
+  std::vector<int32_t> table(nb);
+  for (int64_t i = 0; i < nb; ++i) table[i] = int32_t(nb - 1 - i);
+  std::vector<float> k(nb * bs * hd, 0.0f), q(hd, 0.0f);
+  const auto v = random_floats(nb * bs * hd, 5);
+  q[0] = 1.0f;
+  for (int64_t p = 0; p < n_ctx; ++p) {
+    const int64_t slot = table[p / bs] * bs + p % bs;
+    k[slot * hd] = p <= 40 ? -80.0f + 4.0f * float(p) : 80.0f - float(p);  // max at p = 40
+  }
+  PagedKv kv{k.data(), v.data(), table.data(), bs, 1, hd};
+  std::vector<float> got(hd), want(hd);
+  attention_one(q.data(), 1, kv, n_ctx, 1.0f, got.data(), nullptr);
+  ref::attention_one(q.data(), 1, kv, n_ctx, 1.0f, want.data());
+  for (int64_t i = 0; i < hd; ++i) CHECK(got[i] == Approx(want[i]).margin(1e-6));
 }
 
 TEST_CASE("attention over one position returns that value row", "[cpu][attention]") {

@@ -52,7 +52,7 @@ TEST_CASE("rope matches reference for both styles", "[cpu][elementwise]") {
     for (RopeStyle style : {RopeStyle::Halves, RopeStyle::Adjacent})
       for (int64_t hd : {2, 6, 16, 40, 64, 80, 128})
         for (int64_t heads : {1, 3, 8})
-          for (int64_t pos : {0, 1, 17, 1000, 131071}) {
+          for (int64_t pos : {0, 1, 17, 1000, 131071, 1000003}) {
             INFO("style " << int(style) << " hd " << hd << " heads " << heads << " pos " << pos);
             const auto v = random_floats(heads * hd, uint32_t(hd * 7 + pos));
             auto got = v, want = v;

@@ -1,18 +1,29 @@
-// Benchmarks (hidden: run with `test_cpu [.bench]`). Print, do not assert: numbers depend
-// on the machine and its load.
+// Benchmarks, hidden from normal runs: `test_cpu "[.bench]"` runs them all, or one of
+// "[.pool-bench]", "[.gemv-bench]", "[.gemm-bench]", "[.attention-bench]". They print and
+// do not assert: numbers depend on the machine and its load. TROUPE_BENCH_THREADS sets
+// the pool size (default: all hardware threads), TROUPE_BENCH_TARGET=AVX2 forces the AVX2
+// kernels on an AVX-512 machine.
 //
-//   pool    dispatch overhead of parallel_for / run_on_all
-//   bw      measure_read_bandwidth (all pool threads, 1 GiB)
-//   gemv    T=1 GB/s of weights streamed, cold (weights cycled through > 8x L3) and hot
-//   small-T multi-row GEMV vs sgemm for T = 1..32 (the crossover in kernels_gemm.cpp)
-//   gemm    GFLOP/s for T = 32/128/512
+//   pool       dispatch overhead of parallel_for / run_on_all (median and mean per call)
+//   gemv       measure_read_bandwidth, then T=1 GB/s of weights streamed from DRAM (copies
+//              cycled through > 8x L3) for F32/F16, on huge and on 4 KiB pages
+//   small T    multi-row GEMV vs sgemm vs tiled GEMM for T = 1..512 (the crossover)
+//   gemm       matmul GFLOP/s for T = 32/128/512
+//   attention  attention_one over 128..4096 cached positions
+#include <sys/mman.h>
+
+#include <hwy/targets.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
-
-#include <hwy/targets.h>
+#include <utility>
+#include <vector>
 
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
@@ -62,53 +73,104 @@ const Shape kShapes[] = {{768, 2048}, {2048, 768}, {32000, 768}, {2048, 2048}};
 
 }  // namespace
 
+// Median and mean of per-call times (seconds) of fn over n calls. The median is the
+// dispatch cost; the mean also counts preemptions by other processes.
+template <typename Fn>
+std::pair<double, double> per_call(int n, Fn fn) {
+  std::vector<double> t(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const auto t0 = Clock::now();
+    fn();
+    t[i] = seconds_since(t0);
+  }
+  double sum = 0;
+  for (double v : t) sum += v;
+  std::nth_element(t.begin(), t.begin() + n / 2, t.end());
+  return {t[n / 2], sum / n};
+}
+
 TEST_CASE("bench: pool dispatch", "[.bench][.pool-bench]") {
   ForceTarget force_target;
   ThreadPool pool(bench_threads());
   const int n = 100000;
-  const double empty = best_time(3, n, [&](int) {
-    pool.parallel_for(pool.size(), 1, [](int, int64_t, int64_t) {});
-  });
-  const double roa = best_time(3, n, [&](int) { pool.run_on_all([](int) {}); });
-  // Each chunk spins for 10 us: the overhead is what the call costs beyond that.
+  const auto empty = per_call(n, [&] { pool.parallel_for(pool.size(), 1, [](int, int64_t, int64_t) {}); });
+  const auto roa = per_call(n, [&] { pool.run_on_all([](int) {}); });
+  // Every thread spins for 10 us: the overhead is what the call costs beyond that.
   const auto work = std::chrono::microseconds(10);
-  const double busy = best_time(3, n / 10, [&](int) {
-    pool.parallel_for(pool.size(), 1, [&](int, int64_t, int64_t) {
+  const auto busy = per_call(n / 10, [&] {
+    pool.run_on_all([&](int) {
       const auto t0 = Clock::now();
       while (Clock::now() - t0 < work) {
       }
     });
   });
-  std::printf("pool(%d threads): parallel_for empty %.2f us, with 10 us per chunk %.2f us "
-              "overhead; run_on_all empty %.2f us\n",
-              pool.size(), empty * 1e6, busy * 1e6 - 10, roa * 1e6);
+  std::printf("pool(%d threads), median / mean per call: parallel_for empty %.2f / %.2f us; "
+              "run_on_all empty %.2f / %.2f us; run_on_all with 10 us per thread: overhead "
+              "%.2f / %.2f us\n",
+              pool.size(), empty.first * 1e6, empty.second * 1e6, roa.first * 1e6,
+              roa.second * 1e6, busy.first * 1e6 - 10, busy.second * 1e6 - 10);
 }
+
+// `copies` copies of one random matrix laid out back to back in one arena, on 2 MiB
+// pages (transparent huge pages) or on ordinary 4 KiB pages: streaming at tens of GB/s
+// walks the page tables every 4 KiB, which alone costs 10-30% of bandwidth here.
+struct MatrixArena {
+  std::unique_ptr<uint8_t, decltype(&std::free)> mem{nullptr, &std::free};
+  std::vector<TensorView> views;
+  MatrixArena(DType dt, const Shape& s, int copies, bool huge) {
+    const auto one = test::random_matrix(dt, s.out, s.in, 1);
+    const size_t bytes = one.bytes.size(), stride = (bytes + 4095) / 4096 * 4096;
+    constexpr size_t kHuge = size_t(2) << 20;
+    const size_t total = (stride * copies + kHuge - 1) / kHuge * kHuge;
+    mem.reset(static_cast<uint8_t*>(std::aligned_alloc(kHuge, total)));
+    madvise(mem.get(), total, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    for (int c = 0; c < copies; ++c) {
+      std::memcpy(mem.get() + c * stride, one.bytes.data(), bytes);
+      views.push_back(one.view);
+      views.back().data = mem.get() + c * stride;
+    }
+  }
+};
 
 TEST_CASE("bench: bandwidth and GEMV", "[.bench][.gemv-bench]") {
   ForceTarget force_target;
   ThreadPool pool(bench_threads());
   const double bw = measure_read_bandwidth(pool);
   std::printf("read bandwidth (%d threads): %.1f GB/s\n", pool.size(), bw / 1e9);
-  for (DType dt : {DType::F32, DType::F16}) {
-    for (const Shape& s : kShapes) {
-      // Enough distinct copies that each call reads its weights from DRAM, as in decode
-      // where every layer's matrices are touched once per token.
-      const int64_t bytes = dtype_row_bytes(dt, s.in) * s.out;
-      const int copies = int(std::max<int64_t>(1, (int64_t(512) << 20) / bytes));
-      std::vector<test::OwnedMatrix> W;
-      for (int c = 0; c < copies; ++c) W.push_back(test::random_matrix(dt, s.out, s.in, c));
-      const auto x = test::random_floats(s.in, 9);
-      std::vector<float> y(s.out);
-      const int inner = std::max(copies, 20);
-      const double cold = best_time(3, inner, [&](int i) {
-        matmul(pool, x.data(), 1, W[i % copies].view, y.data());
-      });
-      const double hot = best_time(3, 50, [&](int) { matmul(pool, x.data(), 1, W[0].view, y.data()); });
-      std::printf("gemv %-4s %5ldx%-5ld %7.1f MB: cold %6.1f GB/s (%3.0f%% of bw) %7.1f us | hot %6.1f GB/s\n",
-                  std::string(dtype_name(dt)).c_str(), long(s.out), long(s.in), bytes / 1e6,
-                  bytes / cold / 1e9, 100 * bytes / cold / bw, cold * 1e6, bytes / hot / 1e9);
-    }
-  }
+  // Memory bandwidth on a shared host drifts by tens of percent from one second to the
+  // next, so each GEMV pass is paired with a plain read pass over the same bytes with the
+  // same split ("stream"), alternating; the ratio is the kernel's efficiency.
+  for (bool huge : {true, false})
+    for (DType dt : {DType::F32, DType::F16})
+      for (const Shape& s : kShapes) {
+        // Enough distinct copies that each call reads its weights from DRAM, as in decode
+        // where every layer's matrices are touched once per token.
+        const int64_t bytes = dtype_row_bytes(dt, s.in) * s.out;
+        const int copies = int(std::max<int64_t>(4, (int64_t(512) << 20) / bytes));
+        MatrixArena W(dt, s, copies, huge);
+        const auto x = test::random_floats(s.in, 9);
+        std::vector<float> y(s.out);
+        std::vector<float> sink(pool.size());
+        const int64_t row_bytes = dtype_row_bytes(dt, s.in);
+        double gemv = 1e30, stream = 1e30;
+        for (int rep = 0; rep < 5; ++rep) {
+          gemv = std::min(gemv, best_time(1, copies, [&](int i) {
+            matmul(pool, x.data(), 1, W.views[i], y.data());
+          }));
+          stream = std::min(stream, best_time(1, copies, [&](int i) {
+            pool.parallel_for(s.out, 16, [&](int th, int64_t r0, int64_t r1) {
+              sink[th] += detail::read_sum(reinterpret_cast<const float*>(W.views[i].row_ptr(r0)),
+                                           (r1 - r0) * row_bytes / 4);
+            });
+          }));
+        }
+        const double hot = best_time(3, 50, [&](int) { matmul(pool, x.data(), 1, W.views[0], y.data()); });
+        std::printf("gemv %-4s %5ldx%-5ld %5.1f MB %s pages: %5.1f GB/s = %3.0f%% of measured bw, "
+                    "%3.0f%% of a plain read of the same bytes (%5.1f GB/s); %7.1f us | in cache %5.1f GB/s\n",
+                    std::string(dtype_name(dt)).c_str(), long(s.out), long(s.in), bytes / 1e6,
+                    huge ? "2M" : "4K", bytes / gemv / 1e9, 100 * bytes / gemv / bw,
+                    100 * stream / gemv, bytes / stream / 1e9, gemv * 1e6, bytes / hot / 1e9);
+      }
 }
 
 TEST_CASE("bench: small T, multi-row GEMV vs sgemm", "[.bench][.gemm-bench]") {

@@ -105,7 +105,7 @@ TEST_CASE("matmul: public entry point across the crossover and pool sizes", "[cp
     for (int threads : {1, 2, 4}) {
       ThreadPool pool(threads);
       for (DType dt : {DType::F32, DType::F16})
-        for (int64_t T : {1, 2, 8, 15, 16, 17, 40})
+        for (int64_t T : {1, 2, 8, 12, 13, 24, 25, 40, 48, 49, 70})
           check_matmul(plain_matmul, pool, dt, 97, 131, T, true, seed++);
       // Large enough to split over threads.
       check_matmul(plain_matmul, pool, DType::F16, 1000, 96, 1, false, seed++);
@@ -119,4 +119,11 @@ TEST_CASE("matmul: rejects unsupported weight dtypes", "[cpu][matmul]") {
   const auto W = random_matrix(DType::BF16, 4, 8, 7);
   std::vector<float> x(8, 1.0f), y(4);
   CHECK_THROWS_AS(matmul(pool, x.data(), 1, W.view, y.data()), troupe::Error);
+}
+
+TEST_CASE("measure_read_bandwidth returns a plausible rate", "[cpu][bandwidth]") {
+  ThreadPool pool(2);
+  const double bw = measure_read_bandwidth(pool, int64_t(64) << 20);
+  CHECK(bw > 1e8);   // > 0.1 GB/s
+  CHECK(bw < 1e13);  // < 10 TB/s
 }

@@ -189,14 +189,16 @@ TEST_CASE("synth embeds the tokenizer vocabulary in GGUF", "[model][synth][token
   const std::string base = temp_dir("synth-vocab");
   const std::string tok512 = model_path("stories260k/tok512.model");
   const GgufFile g = GgufFile::open(synth(base + "/spm.gguf", "gguf", "f32"));
-  const SpmVocab got = spm_vocab_from_gguf(g), want = read_spm_model(tok512);
-  CHECK(got.tokens == want.tokens);
-  CHECK(got.scores == want.scores);
-  CHECK(got.types == want.types);
-  CHECK(got.bos_id == want.bos_id);
-  CHECK(got.eos_id == want.eos_id);
-  CHECK(got.unk_id == want.unk_id);
-  CHECK(got.add_space_prefix == want.add_space_prefix);
+  const SpmSource got = spm_vocab_from_gguf(g), want = read_spm_model(tok512);
+  CHECK(got.vocab.tokens == want.vocab.tokens);
+  CHECK(got.vocab.scores == want.vocab.scores);
+  CHECK(got.vocab.types == want.vocab.types);
+  CHECK(got.vocab.bos_id == want.vocab.bos_id);
+  CHECK(got.vocab.eos_id == want.vocab.eos_id);
+  CHECK(got.vocab.unk_id == want.vocab.unk_id);
+  CHECK(got.vocab.add_space_prefix == want.vocab.add_space_prefix);
+  CHECK(want.remove_extra_whitespaces);  // tok512 was trained with sentencepiece's default
+  CHECK(got.remove_extra_whitespaces);
 
   // Byte-level BPE (Llama-3): tokens, merges and specials survive; Q8_0 keeps the file small.
   const std::string llama3 = tokenizer_path("llama3");
@@ -233,6 +235,9 @@ TEST_CASE("synth rejects bad options", "[model][synth]") {
   CHECK_THAT(error_of([&] { synth_model(o); }), Catch::Contains("llama-70b"));
   CHECK_THAT(error_of([&] { synth(base + "/x", "hf", "f32", 0, base + "/no-tokenizer"); }),
              Catch::Contains("no-tokenizer"));
+  // A file where a directory must go: std::filesystem's exception becomes a troupe::Error.
+  write_file(base + "/file", "x");
+  CHECK_THAT(error_of([&] { synth(base + "/file/sub", "hf", "f32"); }), Catch::Contains(base + "/file"));
   CHECK(synth_shape_names() == std::vector<std::string>{"tiny", "llama-110m", "llama-1b", "llama3-8b"});
   const ModelConfig c = synth_shape_config("llama3-8b", 128256);
   CHECK(c.hidden_size == 4096);

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include "model/gguf.h"
+#include "model/gguf_writer.h"
+#include "model/synth.h"
 #include "model/tokenizer_loader.h"
 #include "model/vocab_io.h"
 #include "model_test_util.h"
@@ -13,12 +15,19 @@ using namespace troupe::test;
 
 namespace {
 
-void check_fixture(const Tokenizer& tok, const std::string& key) {
+// Texts sentencepiece's remove_extra_whitespaces changes: leading, trailing or repeated spaces.
+bool has_extra_spaces(const std::string& t) {
+  return t.find("  ") != std::string::npos || t.starts_with(' ') || t.ends_with(' ');
+}
+
+// Every fixture case of `key` (optionally only those `keep` accepts) encodes to its ids.
+void check_fixture(const Tokenizer& tok, const std::string& key, bool (*keep)(const std::string&) = nullptr) {
   const auto root = boost::json::parse(read_file(fixture_path("tokenizer_reference.json")));
   const auto& cases = root.at(key).as_array();
   REQUIRE(!cases.empty());
   for (const auto& c : cases) {
     const std::string text(c.at("text").as_string());
+    if (keep && !keep(text)) continue;
     std::vector<int32_t> want;
     for (const auto& id : c.at("ids").as_array()) want.push_back(static_cast<int32_t>(id.as_int64()));
     INFO(key << ": " << text);
@@ -30,8 +39,8 @@ void check_fixture(const Tokenizer& tok, const std::string& key) {
 
 TEST_CASE("the vocabulary inside stories260K.gguf is tok512.model's", "[model][tokenizer]") {
   const GgufFile g = GgufFile::open(model_path("stories260k/stories260K.gguf"));
-  const SpmVocab a = spm_vocab_from_gguf(g);
-  const SpmVocab b = read_spm_model(model_path("stories260k/tok512.model"));
+  const SpmSource as = spm_vocab_from_gguf(g), bs = read_spm_model(model_path("stories260k/tok512.model"));
+  const SpmVocab &a = as.vocab, &b = bs.vocab;
   CHECK(a.tokens == b.tokens);
   CHECK(a.scores == b.scores);
   CHECK(a.types == b.types);
@@ -43,8 +52,14 @@ TEST_CASE("the vocabulary inside stories260K.gguf is tok512.model's", "[model][t
   CHECK(b.unk_id == 0);
   CHECK(a.add_bos);
   CHECK(a.add_space_prefix);
-  // The Llama-2 sentencepiece model: 32000 pieces, byte pieces typed 6.
-  const SpmVocab l2 = read_spm_model(model_path("llama2-tokenizer/tokenizer.model"));
+  // What the conversion lost: tok512 collapses spaces (sentencepiece's default), and the
+  // GGUF has no tokenizer.ggml.remove_extra_whitespaces to say so.
+  CHECK(bs.remove_extra_whitespaces);
+  CHECK_FALSE(as.remove_extra_whitespaces);
+  // The Llama-2 sentencepiece model: 32000 pieces, byte pieces typed 6, spaces kept.
+  const SpmSource l2s = read_spm_model(model_path("llama2-tokenizer/tokenizer.model"));
+  const SpmVocab& l2 = l2s.vocab;
+  CHECK_FALSE(l2s.remove_extra_whitespaces);
   CHECK(l2.tokens.size() == 32000);
   CHECK(l2.tokens[3] == "<0x00>");
   CHECK(l2.types[3] == 6);
@@ -52,11 +67,45 @@ TEST_CASE("the vocabulary inside stories260K.gguf is tok512.model's", "[model][t
 }
 
 TEST_CASE("stories260K.gguf's embedded tokenizer matches sentencepiece", "[model][tokenizer]") {
-  const auto tok = load_tokenizer(model_path("stories260k/stories260K.gguf"));
+  const std::string path = model_path("stories260k/stories260K.gguf");
+  const auto tok = load_tokenizer(path);
   CHECK(tok->vocab_size() == 512);
   CHECK(tok->bos_id() == 1);
+  CHECK(tok->eos_ids() == std::vector<int32_t>{2});
   CHECK(tok->add_bos());
-  check_fixture(*tok, "stories260k_spm");
+  // The file as llama2.c's converter wrote it: exact wherever spaces are single. With extra
+  // spaces it keeps them, as llama.cpp does for this file (the flag was not recorded).
+  check_fixture(*tok, "stories260k_spm", [](const std::string& t) { return !has_extra_spaces(t); });
+  CHECK(tok->encode("  a", false) != tok->encode("a", false));
+
+  // The same file with the flag troupe writes when it converts tok512.model: exact on all.
+  const std::string fixed = temp_dir("tok-stories") + "/stories260K.gguf";
+  const GgufFile g = GgufFile::open(path);
+  {
+    GgufWriter w(fixed);
+    for (const auto& [k, v] : g.metadata()) w.set(k, v);
+    w.set("tokenizer.ggml.remove_extra_whitespaces", GgufValue::boolean(true));
+    for (const auto& t : g.tensors()) w.add_tensor(t.name, t.ggml_type, t.shape());
+    w.begin_data();
+    for (const auto& t : g.tensors()) w.write_data(g.tensor_data(t), static_cast<size_t>(t.nbytes));
+    w.finish();
+  }
+  check_fixture(*load_tokenizer(fixed), "stories260k_spm");
+}
+
+TEST_CASE("a synth GGUF carries its sentencepiece tokenizer exactly", "[model][tokenizer][synth]") {
+  SynthOptions o;
+  o.out = temp_dir("tok-synth") + "/tiny.gguf";
+  o.format = "gguf";
+  o.tokenizer = model_path("stories260k/tok512.model");
+  check_fixture(*load_tokenizer(synth_model(o)), "stories260k_spm");
+  o.out = temp_dir("tok-synth-l2") + "/tiny.gguf";
+  o.tokenizer = model_path("llama2-tokenizer/tokenizer.model");
+  check_fixture(*load_tokenizer(synth_model(o)), "llama2_spm");
+  // The HF form: tokenizer.model copied beside the weights.
+  o.out = temp_dir("tok-synth-hf");
+  o.format = "hf";
+  check_fixture(*load_tokenizer(synth_model(o)), "llama2_spm");
 }
 
 TEST_CASE("load_tokenizer finds .model files and tokenizer directories", "[model][tokenizer]") {

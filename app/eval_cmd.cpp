@@ -1,0 +1,192 @@
+// `troupe eval`: how good is a (quantized) model on *your* text? Perplexity of --model, and
+// with --reference (usually the unquantized model) the per-token KL divergence
+// KL(P_ref || P_model) of the next-token distributions (mean and p99), top-1 agreement, and
+// the samples where the two disagree most.
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "app/commands.h"
+#include "app/loaded_model.h"
+#include "app/quant_flags.h"
+#include "app/text_data.h"
+#include "core/error.h"
+
+namespace troupe::app {
+
+namespace {
+
+struct EvalOpts {
+  std::string model, reference, data, json_path;
+  int64_t max_samples = 0, max_len = 512;
+  int threads = 0, worst = 5;
+  quant::Options quantization;
+};
+
+// log-softmax of one logits row, in double.
+void log_softmax(const float* x, int64_t n, std::vector<double>& out) {
+  out.resize(static_cast<size_t>(n));
+  const double mx = *std::max_element(x, x + n);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - mx);
+  const double lse = mx + std::log(sum);
+  for (int64_t i = 0; i < n; ++i) out[i] = double(x[i]) - lse;
+}
+
+struct SampleScore {
+  size_t index = 0;
+  int64_t tokens = 0;  // predicted positions
+  double nll = 0, ref_nll = 0, kl = 0;
+  int64_t agree = 0;
+};
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  size_t k = size_t(std::ceil(q * double(v.size())));  // nearest rank
+  k = std::min(v.size() - 1, k > 0 ? k - 1 : 0);
+  std::nth_element(v.begin(), v.begin() + long(k), v.end());
+  return v[k];
+}
+
+std::string snippet(const std::string& s, size_t n = 80) {
+  std::string r = s.substr(0, n);
+  for (auto& ch : r)
+    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+  return s.size() > n ? r + "..." : r;
+}
+
+cpu::CpuBackendOptions backend_opts(const EvalOpts& o, const quant::Options& q) {
+  cpu::CpuBackendOptions bo;
+  bo.num_threads = o.threads;
+  bo.quantization = q;
+  bo.num_blocks = (o.max_len + bo.block_size - 1) / bo.block_size;
+  return bo;
+}
+
+void run_eval(const EvalOpts& o) {
+  LoadedModel m = load_cpu_model(o.model, backend_opts(o, o.quantization));
+  LoadedModel r;
+  if (!o.reference.empty()) {
+    r = load_cpu_model(o.reference, backend_opts(o, quant::Options{}));
+    if (r.backend->config().vocab_size != m.backend->config().vocab_size)
+      fail("{} and {} have different vocabularies ({} vs {} tokens)", o.model, o.reference,
+           m.backend->config().vocab_size, r.backend->config().vocab_size);
+  }
+  const int64_t max_len = std::min(o.max_len, m.backend->config().max_position_embeddings);
+  const auto texts = read_text_samples(o.data, o.max_samples);
+  const int64_t V = m.backend->config().vocab_size;
+
+  std::vector<SampleScore> scores;
+  std::vector<double> token_kl, lm, lr;
+  double nll = 0, ref_nll = 0, kl = 0;
+  int64_t n_tok = 0, agree = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto ids = sample_ids(*m.tokenizer, texts[i], max_len);
+    if (ids.size() < 2) continue;
+    const auto lg = forward_sequence(*m.backend, ids, true);
+    std::vector<float> rg;
+    if (r.backend) rg = forward_sequence(*r.backend, ids, true);
+    SampleScore s;
+    s.index = i;
+    for (size_t t = 0; t + 1 < ids.size(); ++t) {
+      log_softmax(lg.data() + t * V, V, lm);
+      s.nll -= lm[ids[t + 1]];
+      ++s.tokens;
+      if (!r.backend) continue;
+      log_softmax(rg.data() + t * V, V, lr);
+      s.ref_nll -= lr[ids[t + 1]];
+      double k = 0;
+      for (int64_t j = 0; j < V; ++j) k += std::exp(lr[j]) * (lr[j] - lm[j]);
+      k = std::max(k, 0.0);  // rounding can make an exact 0 slightly negative
+      token_kl.push_back(k);
+      s.kl += k;
+      const auto am = std::max_element(lm.begin(), lm.end()) - lm.begin();
+      const auto ar = std::max_element(lr.begin(), lr.end()) - lr.begin();
+      s.agree += am == ar;
+    }
+    nll += s.nll;
+    ref_nll += s.ref_nll;
+    kl += s.kl;
+    agree += s.agree;
+    n_tok += s.tokens;
+    scores.push_back(s);
+    std::fprintf(stderr, "\reval %zu/%zu samples, %lld tokens", i + 1, texts.size(), (long long)n_tok);
+  }
+  std::fprintf(stderr, "\n");
+  if (n_tok == 0) fail("{}: no sample has two or more tokens", o.data);
+
+  const double ppl = std::exp(nll / double(n_tok));
+  std::printf("model             %s (%s)\n", o.model.c_str(), m.backend->name().c_str());
+  std::printf("data              %s (%zu samples, %lld predicted tokens)\n", o.data.c_str(), scores.size(), (long long)n_tok);
+  std::printf("perplexity        %.4f\n", ppl);
+  boost::json::object js{{"model", o.model},
+                         {"backend", m.backend->name()},
+                         {"quantization", quant::describe(o.quantization)},
+                         {"data", o.data},
+                         {"samples", scores.size()},
+                         {"tokens", n_tok},
+                         {"perplexity", ppl}};
+  if (r.backend) {
+    const double ref_ppl = std::exp(ref_nll / double(n_tok));
+    const double kl_mean = kl / double(n_tok), kl_p99 = percentile(token_kl, 0.99);
+    const double top1 = double(agree) / double(n_tok);
+    std::printf("reference         %s\n", o.reference.c_str());
+    std::printf("ref perplexity    %.4f (ratio %.4f)\n", ref_ppl, ppl / ref_ppl);
+    std::printf("KL mean           %.6f nats/token\n", kl_mean);
+    std::printf("KL p99            %.6f\n", kl_p99);
+    std::printf("KL max            %.6f\n", token_kl.empty() ? 0.0 : *std::max_element(token_kl.begin(), token_kl.end()));
+    std::printf("top-1 agreement   %.4f\n", top1);
+    std::sort(scores.begin(), scores.end(),
+              [](const SampleScore& a, const SampleScore& b) { return a.kl / double(a.tokens) > b.kl / double(b.tokens); });
+    boost::json::array worst;
+    std::printf("worst samples (mean KL):\n");
+    for (size_t k = 0; k < std::min(scores.size(), size_t(o.worst)); ++k) {
+      const auto& s = scores[k];
+      const double skl = s.kl / double(s.tokens), sag = double(s.agree) / double(s.tokens);
+      std::printf("  #%-4zu KL %.5f  top-1 %.3f  ppl %.3f vs %.3f  \"%s\"\n", s.index, skl, sag,
+                  std::exp(s.nll / double(s.tokens)), std::exp(s.ref_nll / double(s.tokens)),
+                  snippet(texts[s.index]).c_str());
+      worst.push_back(boost::json::object{{"index", s.index},
+                                          {"tokens", s.tokens},
+                                          {"kl_mean", skl},
+                                          {"top1_agreement", sag},
+                                          {"perplexity", std::exp(s.nll / double(s.tokens))},
+                                          {"reference_perplexity", std::exp(s.ref_nll / double(s.tokens))},
+                                          {"text", snippet(texts[s.index], 200)}});
+    }
+    js["reference"] = o.reference;
+    js["reference_perplexity"] = ref_ppl;
+    js["kl_mean"] = kl_mean;
+    js["kl_p99"] = kl_p99;
+    js["top1_agreement"] = top1;
+    js["worst_samples"] = worst;
+  }
+  if (!o.json_path.empty()) {
+    std::ofstream f(o.json_path);
+    f << boost::json::serialize(js) << "\n";
+    if (!f) fail("{}: cannot write", o.json_path);
+  }
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto o = std::make_shared<EvalOpts>();
+  auto* cmd = app.add_subcommand("eval", "Perplexity, and KL divergence / top-1 agreement against a reference model");
+  cmd->add_option("--model", o->model, "Model to evaluate")->required();
+  cmd->add_option("--reference", o->reference, "Reference model (usually the unquantized one)");
+  cmd->add_option("--data", o->data, ".jsonl (\"text\" per line) or plain text (paragraphs)")->required();
+  cmd->add_option("--max-samples", o->max_samples, "Samples to use (0 = all)")->capture_default_str();
+  cmd->add_option("--max-len", o->max_len, "Tokens per sample (longer ones are cut)")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--worst", o->worst, "Worst samples to list")->capture_default_str()->check(CLI::Range(0, 1000));
+  cmd->add_option("--json", o->json_path, "Also write the results to this JSON file");
+  cmd->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->capture_default_str();
+  add_quantization_flags(cmd, o->quantization);
+  cmd->callback([o] { run_eval(*o); });
+}
+
+}  // namespace troupe::app

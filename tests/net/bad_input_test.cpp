@@ -1,0 +1,216 @@
+// Table-driven bad input against the live daemon: every case gets its status code and an
+// OpenAI-shaped error body, and the daemon keeps serving correct completions afterwards.
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <optional>
+
+#include "daemon.h"
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+struct Reply {
+  int status = 0;
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+// A response read off a raw socket: status line, headers, body (Content-Length framed).
+Reply parse_raw(const std::string& raw) {
+  Reply r;
+  if (raw.rfind("HTTP/1.", 0) != 0) return r;
+  r.status = std::stoi(raw.substr(9, 3));
+  const size_t end = raw.find("\r\n\r\n");
+  size_t pos = raw.find("\r\n") + 2;
+  while (pos < end) {
+    size_t eol = raw.find("\r\n", pos);
+    std::string line = raw.substr(pos, eol - pos);
+    size_t colon = line.find(':');
+    std::string name = line.substr(0, colon);
+    for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+    r.headers[name] = line.substr(colon + 2);
+    pos = eol + 2;
+  }
+  r.body = end == std::string::npos ? "" : raw.substr(end + 4);
+  return r;
+}
+
+struct Case {
+  Case(const char* name_, std::string method_, std::string target_, std::string body_, int status_,
+       const char* type_ = "invalid_request_error", const char* param_ = nullptr, bool auth_ = true,
+       std::string raw_ = "", Headers headers_ = {})
+      : name(name_), method(std::move(method_)), target(std::move(target_)), body(std::move(body_)), status(status_),
+        type(type_), param(param_), auth(auth_), raw(std::move(raw_)), headers(std::move(headers_)) {}
+  const char* name;
+  std::string method, target, body;
+  int status;
+  const char* type;
+  const char* param;  // expected error.param (nullptr: not checked)
+  bool auth;
+  std::string raw;    // sent verbatim instead, when set
+  Headers headers;
+};
+
+std::string words(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += "once upon a time ";
+  return s;
+}
+
+std::string nested(int depth) { return std::string(size_t(depth), '[') + std::string(size_t(depth), ']'); }
+
+std::vector<Case> cases() {
+  const std::string C = "/v1/completions", H = "/v1/chat/completions";
+  auto comp = [&](const char* name, std::string body, int status, const char* param = nullptr) {
+    return Case{name, "POST", C, std::move(body), status, "invalid_request_error", param};
+  };
+  auto chat = [&](const char* name, std::string body, int status, const char* param = nullptr) {
+    return Case{name, "POST", H, std::move(body), status, "invalid_request_error", param};
+  };
+  std::vector<Case> v = {
+      comp("malformed JSON", R"({"prompt": "x",)", 400),
+      comp("empty body", "", 400),
+      comp("body is an array", "[1, 2]", 400),
+      comp("body is a string", "\"hello\"", 400),
+      comp("JSON nested too deep", "{\"prompt\": " + nested(100) + "}", 400),
+      comp("invalid UTF-8 byte", "{\"prompt\": \"a\xff\xfe\"}", 400),
+      comp("overlong UTF-8", "{\"prompt\": \"\xc0\xaf\"}", 400),
+      comp("UTF-8 surrogate", "{\"prompt\": \"\xed\xa0\x80\"}", 400),
+      comp("prompt missing", R"({"max_tokens": 3})", 400, "prompt"),
+      comp("prompt wrong type", R"({"prompt": 42})", 400, "prompt"),
+      comp("prompt empty", R"({"prompt": ""})", 400, "prompt"),
+      comp("prompt empty list", R"({"prompt": []})", 400, "prompt"),
+      comp("prompt token outside vocabulary", R"({"prompt": [1, 999999]})", 400, "prompt"),
+      comp("prompt negative token", R"({"prompt": [-1]})", 400, "prompt"),
+      comp("prompt longer than the model", "{\"prompt\": \"" + words(400) + "\"}", 400),
+      comp("too many prompts", "{\"prompt\": [" + std::string(40, ' ') + "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+           "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]}", 400, "prompt"),
+      comp("max_tokens zero", R"({"prompt": "a", "max_tokens": 0})", 400, "max_tokens"),
+      comp("max_tokens string", R"({"prompt": "a", "max_tokens": "ten"})", 400, "max_tokens"),
+      comp("max_tokens fractional", R"({"prompt": "a", "max_tokens": 1.5})", 400, "max_tokens"),
+      comp("temperature negative", R"({"prompt": "a", "temperature": -1})", 400, "temperature"),
+      comp("temperature string", R"({"prompt": "a", "temperature": "hot"})", 400, "temperature"),
+      comp("temperature overflow", R"({"prompt": "a", "temperature": 1e300})", 400, "temperature"),
+      comp("top_p zero", R"({"prompt": "a", "top_p": 0})", 400, "top_p"),
+      comp("top_p above one", R"({"prompt": "a", "top_p": 1.5})", 400, "top_p"),
+      comp("top_k below -1", R"({"prompt": "a", "top_k": -5})", 400, "top_k"),
+      comp("min_p above one", R"({"prompt": "a", "min_p": 2})", 400, "min_p"),
+      comp("presence_penalty out of range", R"({"prompt": "a", "presence_penalty": 3})", 400, "presence_penalty"),
+      comp("frequency_penalty out of range", R"({"prompt": "a", "frequency_penalty": -2.5})", 400, "frequency_penalty"),
+      comp("repetition_penalty zero", R"({"prompt": "a", "repetition_penalty": 0})", 400, "repetition_penalty"),
+      comp("seed not an integer", R"({"prompt": "a", "seed": "abc"})", 400, "seed"),
+      comp("stop wrong type", R"({"prompt": "a", "stop": 5})", 400, "stop"),
+      comp("stop empty string", R"({"prompt": "a", "stop": [""]})", 400, "stop"),
+      comp("stop_token_ids negative", R"({"prompt": "a", "stop_token_ids": [-3]})", 400, "stop_token_ids"),
+      comp("stream not a boolean", R"({"prompt": "a", "stream": "yes"})", 400, "stream"),
+      comp("stream_options without stream", R"({"prompt": "a", "stream_options": {"include_usage": true}})", 400,
+           "stream_options"),
+      comp("unknown field", R"({"prompt": "a", "frobnicate": true})", 400, "frobnicate"),
+      comp("n zero", R"({"prompt": "a", "n": 0})", 400, "n"),
+      comp("logprobs unsupported", R"({"prompt": "a", "logprobs": 3})", 400, "logprobs"),
+      comp("echo unsupported", R"({"prompt": "a", "echo": true})", 400, "echo"),
+      comp("priority out of range", R"({"prompt": "a", "priority": 1e12})", 400, "priority"),
+      Case{"unknown model", "POST", C, R"({"model": "gpt-9", "prompt": "a"})", 404, "invalid_request_error", "model"},
+      chat("messages missing", R"({"max_tokens": 3})", 400, "messages"),
+      chat("messages empty", R"({"messages": []})", 400, "messages"),
+      chat("messages not a list", R"({"messages": "hi"})", 400, "messages"),
+      chat("message role unknown", R"({"messages": [{"role": "wizard", "content": "x"}]})", 400, "messages[0].role"),
+      chat("message content wrong type", R"({"messages": [{"role": "user", "content": 42}]})", 400, "messages[0].content"),
+      chat("message unknown field", R"({"messages": [{"role": "user", "content": "x", "mood": "happy"}]})", 400),
+      chat("message image part", R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", 400),
+      chat("tools unsupported", R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})",
+           400, "tools"),
+      chat("prompt on the chat endpoint", R"({"prompt": "x"})", 400, "prompt"),
+      chat("chat longer than the model", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + words(400) + "\"}]}", 400,
+           "messages"),
+      Case{"body over the limit", "POST", C, "{\"prompt\": \"" + std::string(100 * 1024, 'a') + "\"}", 413},
+      Case{"missing API key", "POST", C, R"({"prompt": "a"})", 401, "invalid_request_error", nullptr, false},
+      Case{"wrong API key", "GET", "/v1/models", "", 401, "invalid_request_error", nullptr, false, "",
+           Headers{{"Authorization", "Bearer nope"}}},
+      Case{"API key without Bearer", "GET", "/v1/models", "", 401, "invalid_request_error", nullptr, false, "",
+           Headers{{"Authorization", std::string(kApiKey)}}},
+      Case{"unknown route under /v1", "GET", "/v1/nothing", "", 404, "not_found_error"},
+      Case{"unknown route", "GET", "/admin", "", 404, "not_found_error"},
+      Case{"GET on a POST route", "GET", C, "", 405},
+      Case{"POST on a GET route", "POST", "/health", "{}", 405},
+      Case{"DELETE on models", "DELETE", "/v1/models", "", 405},
+      Case{"stream endpoint without upgrade", "GET", "/v1/stream", "", 426},
+      Case{"garbage instead of HTTP", "", "", "", 400, "invalid_request_error", nullptr, true,
+           "GARBAGE GARBAGE GARBAGE\r\n\r\n"},
+      Case{"bad Content-Length", "", "", "", 400, "invalid_request_error", nullptr, true,
+           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: banana\r\n\r\n"},
+      Case{"headers too large", "", "", "", 431, "invalid_request_error", nullptr, true,
+           "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n"},
+      Case{"declared body over the limit", "", "", "", 413, "invalid_request_error", nullptr, true,
+           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{}"},
+  };
+  return v;
+}
+
+void check_error_body(Reply r, const Case& c) {
+  INFO("body: " << r.body.substr(0, 300));
+  CHECK(r.headers["content-type"] == "application/json");
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.body, ec);
+  REQUIRE(!ec);
+  REQUIRE(v.is_object());
+  const auto* err = v.as_object().if_contains("error");
+  REQUIRE(err);
+  REQUIRE(err->is_object());
+  const auto& e = err->as_object();
+  REQUIRE(e.contains("message"));
+  REQUIRE(e.contains("type"));
+  REQUIRE(e.contains("param"));
+  REQUIRE(e.contains("code"));
+  CHECK(e.at("message").is_string());
+  CHECK(!e.at("message").as_string().empty());
+  CHECK(e.at("type") == c.type);
+  if (c.param) CHECK(e.at("param") == c.param);
+}
+
+}  // namespace
+
+TEST_CASE("bad input: each case gets its status and an OpenAI error body; the daemon keeps serving") {
+  Daemon& d = main_daemon();
+  const auto all = cases();
+  REQUIRE(all.size() >= 30);
+  for (const Case& c : all) {
+    INFO("case: " << c.name);
+    Reply r;
+    if (!c.raw.empty()) {
+      r = parse_raw(raw_http_exchange("127.0.0.1", d.port(), c.raw));
+    } else {
+      Headers h = c.auth ? auth_headers() : Headers{};
+      h.insert(h.end(), c.headers.begin(), c.headers.end());
+      HttpClient client("127.0.0.1", d.port(), 30);
+      HttpResponse hr = client.request(c.method, c.target, c.body, h);
+      r = Reply{hr.status, hr.headers, hr.body};
+    }
+    CHECK(r.status == c.status);
+    check_error_body(r, c);
+    if (c.status == 401) CHECK(r.headers["www-authenticate"] == "Bearer");
+    if (c.status == 405) CHECK(!r.headers["allow"].empty());
+  }
+
+  // Still serving, and still right: a greedy completion equals the one before the abuse.
+  const std::string body = R"({"prompt": "Once upon a time", "max_tokens": 24, "temperature": 0})";
+  HttpResponse ok = d.post("/v1/completions", body);
+  REQUIRE(ok.status == 200);
+  auto v = boost::json::parse(ok.body);
+  CHECK(v.at("choices").at(0).at("text").as_string().size() > 10);
+  CHECK(d.get("/health").status == 200);
+}
+
+TEST_CASE("a keep-alive connection survives error responses") {
+  Daemon& d = main_daemon();
+  HttpClient c("127.0.0.1", d.port(), 30);
+  CHECK(c.request("POST", "/v1/completions", "{oops", auth_headers()).status == 400);
+  CHECK(c.request("GET", "/nowhere", "", auth_headers()).status == 404);
+  HttpResponse r = c.request("POST", "/v1/completions", R"({"prompt": "Hi", "max_tokens": 3})", auth_headers());
+  CHECK(r.status == 200);
+  CHECK(r.header("connection") != "close");
+}

@@ -1,0 +1,116 @@
+// The Jinja subset against Python's Jinja2 (reference renderings in data/chat_templates.json,
+// made by data/gen_chat_templates.py with Hugging Face's settings), the Llama-3 reference
+// from the shared fixtures, and the guards that keep a hostile template harmless.
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "model/tokenizer_loader.h"
+#include "net/chat_template.h"
+#include "net/jinja.h"
+#include "test_util.h"
+
+using namespace troupe;
+
+namespace {
+
+std::string source_dir() {
+  const char* s = std::getenv("TROUPE_SOURCE_DIR");
+  if (!s || !*s) FAIL("TROUPE_SOURCE_DIR is not set (run through ctest)");
+  return s;
+}
+
+std::string render(const std::string& tmpl, const std::string& context_json) {
+  jinja::Value ctx = jinja::from_json(boost::json::parse(context_json));
+  return jinja::Template(tmpl).render(ctx.as_dict());
+}
+
+}  // namespace
+
+TEST_CASE("chat templates render exactly as Jinja2 does (Llama-3, Qwen3, Mistral, ChatML, features)") {
+  auto root = boost::json::parse(test::read_file(source_dir() + "/tests/net/data/chat_templates.json"));
+  const auto& templates = root.at("templates").as_object();
+  const auto& cases = root.at("cases").as_array();
+  REQUIRE(cases.size() >= 50);
+  int raised = 0;
+  for (const auto& cv : cases) {
+    const auto& c = cv.as_object();
+    const std::string name(c.at("name").as_string());
+    INFO("case " << name);
+    jinja::Template t(std::string(templates.at(c.at("template").as_string()).as_string()));
+    jinja::Value ctx = jinja::from_json(c.at("context"));
+    if (c.at("error").is_string()) {
+      try {
+        t.render(ctx.as_dict());
+        FAIL("expected raise_exception");
+      } catch (const jinja::RaisedError& e) {
+        CHECK(std::string(e.what()) == std::string(c.at("error").as_string()));
+        ++raised;
+      }
+    } else {
+      CHECK(t.render(ctx.as_dict()) == std::string(c.at("expected").as_string()));
+    }
+  }
+  CHECK(raised >= 4);
+}
+
+TEST_CASE("Llama-3 template loaded from tokenizer_config.json matches the shared reference") {
+  const std::string dir = test::tokenizer_path("llama3");
+  auto tok = load_tokenizer(dir);
+  ChatTemplate ct = ChatTemplate::load(dir, "", *tok);
+  REQUIRE(ct.has_template());
+  auto ref = boost::json::parse(test::read_file(test::fixture_path("tokenizer_reference.json"))).at("llama3_chat");
+  const std::string got = ct.render(ref.at("messages").as_array(), true);
+  CHECK(got == std::string(ref.at("text").as_string()));
+}
+
+TEST_CASE("models without a template fall back to the plain conversation text") {
+  const std::string dir = test::model_path("tinystories-656k");
+  auto tok = load_tokenizer(dir);
+  ChatTemplate ct = ChatTemplate::load(dir, "", *tok);
+  CHECK_FALSE(ct.has_template());
+  CHECK(ct.origin() == "fallback");
+  auto msgs = boost::json::parse(R"([{"role":"system","content":"A story."},{"role":"user","content":"Once upon a time"}])");
+  CHECK(ct.render(msgs.as_array(), true) == "A story.\n\nOnce upon a time");
+  // An override file wins over the model's (absent) template.
+  const std::string tdir = test::temp_dir("tmpl");
+  const std::string path = tdir + "/t.jinja";
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs("{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}", f);
+  std::fclose(f);
+  ChatTemplate over = ChatTemplate::load(dir, path, *tok);
+  CHECK(over.has_template());
+  CHECK(over.render(msgs.as_array(), true) == "[system] A story.\n[user] Once upon a time\n");
+}
+
+TEST_CASE("Jinja whitespace control and expressions") {
+  CHECK(render("a  {{- 'b' -}}  c", "{}") == "abc");
+  CHECK(render("{% if x %}\n  yes\n{% endif %}\n", R"({"x": true})") == "  yes\n");
+  CHECK(render("  {% if x %}y{% endif %}", R"({"x": true})") == "y");  // lstrip_blocks
+  CHECK(render("{{ x.y.z }}|{{ x['y'] is mapping }}", R"({"x": {"y": {"z": 3}}})") == "3|True");
+  CHECK(render("{{ [1,2,3][1:] }} {{ 'abc'[::-1] }} {{ (1, 2)|length }}", "{}") == "[2, 3] cba 2");
+  CHECK(render("{{ 1 < 2 and 'a' or 'b' }}{{ none }}{{ undefined }}", "{}") == "aNone");
+  CHECK(render("{{ 0.1 + 0.2 }} {{ 1e20 }} {{ 3.0 }}", "{}") == "0.30000000000000004 1e+20 3.0");
+  CHECK(render("{% set ns = namespace(n=0) %}{% for i in range(4) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}", "{}") == "6");
+  // Loop scoping: a plain `set` inside a loop does not leak out (hence namespace()).
+  CHECK(render("{% set n = 1 %}{% for i in [1] %}{% set n = 5 %}{% endfor %}{{ n }}", "{}") == "1");
+}
+
+TEST_CASE("broken and hostile templates fail cleanly") {
+  CHECK_THROWS_AS(jinja::Template("{% if x %}never closed"), jinja::TemplateError);
+  CHECK_THROWS_AS(jinja::Template("{{ 1 + }}"), jinja::TemplateError);
+  CHECK_THROWS_AS(jinja::Template("{% macro m() %}{% endmacro %}"), jinja::TemplateError);
+  CHECK_THROWS_WITH(jinja::Template("line1\n{{ x | }}"), Catch::Contains("line 2"));
+  CHECK_THROWS_AS(render("{{ x | nosuchfilter }}", "{}"), jinja::TemplateError);
+  CHECK_THROWS_AS(render("{{ 1 / 0 }}", "{}"), jinja::TemplateError);
+  CHECK_THROWS_AS(render("{{ 'a' + 1 }}", "{}"), jinja::TemplateError);
+  CHECK_THROWS_AS(render("{% set x = 1 %}{% set x.y = 2 %}", "{}"), jinja::TemplateError);
+  // Budgets: no template can run forever or grow without bound.
+  CHECK_THROWS_WITH(render("{% for i in range(100000000) %}{% endfor %}", "{}"), Catch::Contains("budget"));
+  CHECK_THROWS_AS(render("{% set s = 'x' * 100000000 %}", "{}"), jinja::TemplateError);
+  std::string deep(5000, '(');
+  CHECK_THROWS_AS(jinja::Template("{{ " + deep + " }}"), jinja::TemplateError);
+  CHECK_THROWS_AS(render("{{ raise_exception('no') }}", "{}"), jinja::RaisedError);
+}

@@ -1,0 +1,82 @@
+#include "daemon.h"
+
+// Listener base classes (for the teardown below) are behind this switch in Catch2 v2.
+#define CATCH_CONFIG_EXTERNAL_INTERFACES
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "test_util.h"
+
+namespace troupe::test {
+
+Daemon::Daemon(ServiceOptions so, ServerOptions o, EngineConfig ec, bool start_engine) {
+  service = std::make_unique<Service>(std::move(so));
+  server = std::make_unique<Server>(std::move(o), *service);
+  server->start();
+  if (start_engine) service->start(ec);
+}
+
+Daemon::~Daemon() {
+  server.reset();  // stops the network threads, then the service
+  service.reset();
+}
+
+Headers auth_headers() { return {{"Authorization", std::string("Bearer ") + kApiKey}}; }
+
+HttpResponse Daemon::get(const std::string& target, bool auth) const {
+  HttpClient c("127.0.0.1", port(), 60);
+  return c.request("GET", target, {}, auth ? auth_headers() : Headers{});
+}
+
+HttpResponse Daemon::post(const std::string& target, const std::string& body, bool auth,
+                          const std::function<bool(std::string_view)>& on_data) const {
+  HttpClient c("127.0.0.1", port(), 120);
+  return c.request("POST", target, body, auth ? auth_headers() : Headers{}, on_data);
+}
+
+std::string Daemon::metrics() const {
+  HttpResponse r = get("/metrics", false);
+  REQUIRE(r.status == 200);
+  return r.body;
+}
+
+double metric_value(const std::string& exposition, const std::string& series) {
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(series, 0) == 0 && line.size() > series.size() && line[series.size()] == ' ')
+      return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+namespace {
+std::unique_ptr<Daemon> g_main;
+}
+
+Daemon& main_daemon() {
+  if (!g_main) {
+    ServiceOptions so;
+    so.model_path = model_path("tinystories-656k");
+    so.warmup = 2;
+    ServerOptions o;
+    o.port = 0;
+    o.api_key = kApiKey;
+    o.max_body_bytes = 64 * 1024;
+    o.io_threads = 2;  // strands must make a multi-threaded server safe too
+    EngineConfig ec;
+    ec.model = so.model_path;
+    g_main = std::make_unique<Daemon>(so, o, ec);
+  }
+  return *g_main;
+}
+
+// Tears the shared daemon down before static destruction (its threads must be gone first).
+struct DaemonTeardown : Catch::TestEventListenerBase {
+  using TestEventListenerBase::TestEventListenerBase;
+  void testRunEnded(const Catch::TestRunStats&) override { g_main.reset(); }
+};
+CATCH_REGISTER_LISTENER(DaemonTeardown)
+
+}  // namespace troupe::test

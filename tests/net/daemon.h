@@ -1,0 +1,35 @@
+#pragma once
+// In-process daemons for the tests: a real Engine on a real model behind a real Server on
+// a free loopback port, talked to over real sockets.
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "net/http_client.h"
+#include "net/server.h"
+#include "net/service.h"
+
+namespace troupe::test {
+
+constexpr const char* kApiKey = "sk-test-key";
+
+struct Daemon {
+  Daemon(ServiceOptions so, ServerOptions o, EngineConfig ec, bool start_engine = true);
+  ~Daemon();
+  uint16_t port() const { return server->port(); }
+  HttpResponse get(const std::string& target, bool auth = true) const;
+  HttpResponse post(const std::string& target, const std::string& body, bool auth = true,
+                    const std::function<bool(std::string_view)>& on_data = {}) const;
+  std::string metrics() const;
+
+  std::unique_ptr<Service> service;
+  std::unique_ptr<Server> server;
+};
+
+// The shared daemon: tinystories-656k, API key, 64 KiB body limit, warmup 2.
+Daemon& main_daemon();
+Headers auth_headers();
+// A sample's value in a Prometheus exposition (first line starting with `series`), or -1.
+double metric_value(const std::string& exposition, const std::string& series);
+
+}  // namespace troupe::test

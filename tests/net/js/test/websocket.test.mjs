@@ -1,0 +1,186 @@
+// GET /v1/stream with the standard `ws` client: two requests multiplexed on one
+// connection, one of them cancelled; protocol errors; ping/pong keepalive.
+import { before, test } from "node:test";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+import { KEY, URL, completion, waitReady } from "./helpers.mjs";
+
+const WS_URL = URL.replace(/^http/, "ws") + "/v1/stream";
+
+before(async () => {
+  await waitReady();
+});
+
+function open(headers = { Authorization: `Bearer ${KEY}` }) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(WS_URL, { headers });
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+    // With this listener installed, ws leaves the refused request to us: destroy it, or the
+    // socket idles until the server's keep-alive timeout.
+    ws.once("unexpected-response", (req, res) => {
+      req.destroy();
+      reject(Object.assign(new Error("HTTP " + res.statusCode), { status: res.statusCode }));
+    });
+  });
+}
+
+// Collects parsed messages; `until` resolves when a predicate over all messages holds.
+function collector(ws) {
+  const msgs = [];
+  const waiters = [];
+  ws.on("message", (data) => {
+    msgs.push(JSON.parse(data.toString()));
+    for (const w of [...waiters]) {
+      if (!w.pred(msgs)) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      clearTimeout(w.timer);  // a pending timer would keep the test process alive
+      w.resolve(msgs);
+    }
+  });
+  return {
+    msgs,
+    until(pred, ms = 30000) {
+      if (pred(msgs)) return Promise.resolve(msgs);
+      return new Promise((resolve, reject) => {
+        const w = { pred, resolve };
+        w.timer = setTimeout(() => reject(new Error("timeout; got " + JSON.stringify(msgs.slice(-5)))), ms);
+        waiters.push(w);
+      });
+    },
+  };
+}
+
+const finished = (id) => (msgs) => msgs.some((m) => m.id === id && (m.type === "done" || m.type === "error"));
+
+test("two multiplexed requests, one cancelled mid-stream", async () => {
+  const ws = await open();
+  const c = collector(ws);
+  const prompt = "Once upon a time";
+  ws.send(JSON.stringify({ type: "generate", id: "long", prompt, max_tokens: 400, temperature: 0, ignore_eos: true }));
+  ws.send(JSON.stringify({ type: "generate", id: 2, prompt, max_tokens: 40, temperature: 0, ignore_eos: true }));
+  // Cancel "long" once it has streamed a few tokens.
+  await c.until((msgs) => msgs.filter((m) => m.id === "long" && m.type === "token").length >= 3);
+  ws.send(JSON.stringify({ type: "cancel", id: "long" }));
+  await c.until((msgs) => finished("long")(msgs) && finished(2)(msgs));
+  ws.close();
+
+  const doneLong = c.msgs.find((m) => m.id === "long" && m.type === "done");
+  const doneTwo = c.msgs.find((m) => m.id === 2 && m.type === "done");
+  assert.equal(doneLong.finish_reason, "cancelled");
+  assert.ok(doneLong.usage.completion_tokens < 400, "cancelled before the end");
+  assert.equal(doneTwo.finish_reason, "length");
+  assert.equal(doneTwo.usage.completion_tokens, 40);
+  for (const k of ["queue_ms", "ttft_ms", "e2e_ms", "tpot_ms"]) assert.equal(typeof doneTwo.timings[k], "number");
+
+  // Both streams really were interleaved on the one connection.
+  const ids = c.msgs.filter((m) => m.type === "token").map((m) => m.id);
+  const firstTwo = ids.indexOf(2);
+  assert.ok(firstTwo >= 0 && ids.slice(firstTwo).includes("long"), "tokens of the two requests interleave");
+
+  // The uncancelled stream is exactly what plain HTTP produces for the same greedy request.
+  const text = c.msgs.filter((m) => m.id === 2 && m.type === "token").map((m) => m.text).join("");
+  const ref = await completion({ prompt, max_tokens: 40, temperature: 0, ignore_eos: true });
+  assert.equal(text, ref.choices[0].text);
+});
+
+test("chat messages and token ids over the socket", async () => {
+  const ws = await open();
+  const c = collector(ws);
+  ws.send(JSON.stringify({ type: "generate", id: "chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 5 }));
+  await c.until(finished("chat"));
+  const toks = c.msgs.filter((m) => m.id === "chat" && m.type === "token");
+  assert.ok(toks.length > 0);
+  for (const t of toks) assert.ok(Array.isArray(t.token_ids));
+  ws.close();
+});
+
+test("protocol errors are reported per message and the connection keeps working", async () => {
+  const ws = await open();
+  const c = collector(ws);
+  ws.send("{not json");
+  ws.send(JSON.stringify({ type: "generate", prompt: "x" }));                         // no id
+  ws.send(JSON.stringify({ type: "generate", id: "t", prompt: "x", temperature: -1 }));
+  ws.send(JSON.stringify({ type: "generate", id: "u", prompt: "x", bogus: 1 }));
+  ws.send(JSON.stringify({ type: "cancel", id: "nobody" }));
+  ws.send(JSON.stringify({ type: "launch" }));
+  await c.until((msgs) => msgs.filter((m) => m.type === "error").length >= 6);
+  const errs = c.msgs.filter((m) => m.type === "error");
+  assert.deepEqual(errs.map((e) => e.code), [400, 400, 400, 400, 404, 400]);
+  assert.equal(errs[0].id, null);
+  assert.equal(errs[2].id, "t");
+  assert.match(errs[2].message, /temperature/);
+
+  ws.send(JSON.stringify({ type: "generate", id: "dup", prompt: "Once", max_tokens: 300, ignore_eos: true }));
+  ws.send(JSON.stringify({ type: "generate", id: "dup", prompt: "Once", max_tokens: 3 }));
+  await c.until((msgs) => msgs.some((m) => m.id === "dup" && m.type === "error"));
+  assert.equal(c.msgs.find((m) => m.id === "dup" && m.type === "error").code, 409);
+  ws.send(JSON.stringify({ type: "cancel", id: "dup" }));
+  await c.until((msgs) => msgs.some((m) => m.id === "dup" && m.type === "done"));
+  ws.close();
+});
+
+test("ping/pong: WebSocket control frames and the JSON ping", async () => {
+  const ws = await open();
+  const payload = Buffer.from("keepalive-42");
+  const pong = new Promise((resolve) => ws.once("pong", resolve));
+  ws.ping(payload);
+  assert.deepEqual(await pong, payload);
+  const c = collector(ws);
+  ws.send(JSON.stringify({ type: "ping", id: 9 }));
+  await c.until((msgs) => msgs.some((m) => m.type === "pong"));
+  assert.deepEqual(c.msgs.find((m) => m.type === "pong"), { type: "pong", id: 9 });
+  ws.close();
+});
+
+test("the handshake needs the API key", async () => {
+  await assert.rejects(open({}), (e) => e.status === 401);
+  await assert.rejects(open({ Authorization: "Bearer wrong" }), (e) => e.status === 401);
+  const ws = await new Promise((resolve, reject) => {
+    const s = new WebSocket(`${WS_URL}?api_key=${KEY}`);
+    s.once("open", () => resolve(s));
+    s.once("error", reject);
+  });
+  ws.close();
+});
+
+// A Prometheus sample's value from /metrics.
+async function metric(series) {
+  const text = await (await fetch(`${URL}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(series + " "));
+  return line === undefined ? NaN : Number(line.slice(series.length + 1));
+}
+
+test("closing the socket cancels its requests in flight", async () => {
+  const model = await waitReady();
+  const series = `troupe_requests_aborted_total{model_name="${model}",cause="client_disconnect"}`;
+  const before = await metric(series);
+  const ws = await open();
+  const c = collector(ws);
+  ws.send(JSON.stringify({ type: "generate", id: 1, prompt: "Once upon a time", max_tokens: 450, ignore_eos: true }));
+  ws.send(JSON.stringify({ type: "generate", id: 2, prompt: "The dog", max_tokens: 450, ignore_eos: true }));
+  await c.until((msgs) => msgs.filter((m) => m.type === "token").length >= 4);
+  ws.terminate();  // no close handshake: the TCP connection just goes away
+  let after = before;
+  for (let i = 0; i < 100 && after < before + 2; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    after = await metric(series);
+  }
+  assert.equal(after, before + 2);
+  assert.equal(await metric(`vllm_num_requests_running{model_name="${model}"}`), 0);
+});
+
+test("a message over the size limit closes that connection, and only that one", async () => {
+  const other = await open();
+  const ws = await open();
+  ws.on("error", () => {});
+  const closed = new Promise((resolve) => ws.once("close", (code) => resolve(code)));
+  ws.send(JSON.stringify({ type: "generate", id: 1, prompt: "x".repeat(2 << 20) }));
+  // 1009 (message too big) normally; 1006 when the server's close frame loses the race
+  // with the client still writing the rest of the oversized frame.
+  assert.ok([1009, 1006].includes(await closed));
+  const c = collector(other);
+  other.send(JSON.stringify({ type: "generate", id: "still", prompt: "Once", max_tokens: 3 }));
+  await c.until(finished("still"));
+  other.close();
+});

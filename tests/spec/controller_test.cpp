@@ -1,0 +1,182 @@
+// The adaptive controller on synthetic costs: k follows acceptance within [0, K], drafts
+// stop when they do not pay (low alpha, costly drafts, compute-bound batches), probes
+// back off, and seeded sampled sequences ignore timing.
+#include <catch2/catch.hpp>
+
+#include "spec/controller.h"
+#include "spec/verify.h"
+
+using namespace troupe::spec;
+
+namespace {
+
+// Memory-bound target: a step costs 10 ms whatever its tokens up to 64, then 0.5 ms each.
+std::vector<std::pair<int64_t, double>> memory_bound() {
+  return {{1, 10.0}, {64, 10.0}, {128, 42.0}};
+}
+// Compute-bound target: every token costs 1 ms.
+std::vector<std::pair<int64_t, double>> compute_bound() {
+  return {{1, 1.0}, {256, 256.0}};
+}
+
+SpecController make(int32_t K, double draft_ms, std::vector<std::pair<int64_t, double>> target) {
+  ControllerConfig c;
+  c.num_speculative_tokens = K;
+  SpecController ctl(c);
+  ctl.target_cost().set_calibration(std::move(target));
+  ctl.draft_cost().set_calibration({{1, draft_ms}, {64, draft_ms * 2}});
+  return ctl;
+}
+
+// Feeds `steps` verifications where every draft is accepted with probability alpha
+// (deterministically: the first floor(alpha * k + 0.5) pass).
+void train(SpecController& ctl, SeqSpecState& st, double alpha, int steps, int32_t k) {
+  for (int i = 0; i < steps; ++i) {
+    const int32_t acc = int32_t(alpha * k + 0.5);
+    ctl.observe_seq(st, k, std::min(acc, k));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("k follows acceptance within [0, K] when drafts are cheap", "[spec][controller]") {
+  auto ctl = make(6, 0.1, memory_bound());
+  SeqSpecState st;
+  st.k_max = 6;
+  std::vector<int32_t> k;
+  Candidate c{&st, 6, 1};
+  train(ctl, st, 1.0, 20, 6);  // everything accepted
+  ctl.plan({&c, 1}, 1, 1, 1000, k);
+  CHECK(k[0] == 6);
+  SeqSpecState mid = st;
+  train(ctl, mid, 0.5, 20, 4);  // half of them
+  Candidate cm{&mid, 6, 1};
+  ctl.plan({&cm, 1}, 1, 1, 1000, k);
+  CHECK(k[0] >= 1);
+  CHECK(k[0] <= 6);
+  // Nothing ever accepted (here and across the engine): even drafts this cheap do not pay.
+  auto cold = make(6, 0.1, memory_bound());
+  SeqSpecState bad;
+  bad.k_max = 6;
+  train(cold, bad, 0.0, 50, 2);
+  Candidate cb{&bad, 6, 1};
+  cold.plan({&cb, 1}, 1, 1, 1000, k);
+  CHECK(k[0] == 0);
+  // The cap (max_tokens, model length) and the budget bound k too.
+  Candidate capped{&st, 2, 1};
+  ctl.plan({&capped, 1}, 1, 1, 1000, k);
+  CHECK(k[0] == 2);
+  ctl.plan({&c, 1}, 1, 1, 3, k);
+  CHECK(k[0] == 3);
+}
+
+TEST_CASE("costly drafts switch speculation off even at high acceptance", "[spec][controller]") {
+  // A draft pass as slow as the target step: E(k)/(1 + k) < 1 for any alpha < 1.
+  auto ctl = make(4, 10.0, memory_bound());
+  SeqSpecState st;
+  st.k_max = 4;
+  train(ctl, st, 0.75, 20, 4);
+  std::vector<int32_t> k;
+  Candidate c{&st, 4, 1};
+  ctl.plan({&c, 1}, 1, 1, 1000, k);
+  CHECK(k[0] == 0);
+}
+
+TEST_CASE("a compute-bound batch turns speculation off for the step", "[spec][controller]") {
+  auto ctl = make(4, 0.01, compute_bound());
+  std::vector<SeqSpecState> st(32);
+  std::vector<Candidate> cands;
+  for (auto& s : st) {
+    s.k_max = 4;
+    train(ctl, s, 0.5, 20, 4);
+    cands.push_back({&s, 4, 1});
+  }
+  std::vector<int32_t> k;
+  ctl.plan(cands, 32, 32, 1000, k);
+  // Each draft costs a full token of target time and yields alpha^j < 1 tokens.
+  for (int32_t x : k) CHECK(x == 0);
+  // The same batch on a memory-bound target speculates.
+  auto mem = make(4, 0.01, memory_bound());
+  for (auto& s : st) s.idle = 0;
+  mem.plan(cands, 32, 32, 1000, k);
+  int64_t total = 0;
+  for (int32_t x : k) total += x;
+  CHECK(total > 0);
+  CHECK(total <= 32 * 4);
+}
+
+TEST_CASE("sequences left without drafts are probed, less and less often", "[spec][controller]") {
+  auto ctl = make(4, 0.1, memory_bound());
+  SeqSpecState st;
+  st.k_max = 4;
+  train(ctl, st, 0.0, 30, 2);
+  Candidate c{&st, 4, 1};
+  std::vector<int32_t> k;
+  std::vector<int> probes;
+  for (int step = 0; step < 200; ++step) {
+    ctl.plan({&c, 1}, 1, 1, 1000, k);
+    CHECK(k[0] <= 1);
+    if (k[0] == 1) {
+      CHECK(st.probing);
+      probes.push_back(step);
+      ctl.observe_seq(st, 1, 0);  // the probe fails too
+    }
+  }
+  REQUIRE(probes.size() >= 3);
+  CHECK(probes.size() <= 10);  // intervals 4, 8, 16, 32, 64, 64...
+  for (size_t i = 2; i < probes.size(); ++i)
+    CHECK(probes[i] - probes[i - 1] >= probes[i - 1] - probes[i - 2]);
+  CHECK(probes.back() - probes[probes.size() - 2] <= SpecController::kProbeMax);
+  // A successful stretch brings speculation back.
+  train(ctl, st, 1.0, 10, 4);
+  ctl.plan({&c, 1}, 1, 1, 1000, k);
+  CHECK(k[0] > 1);
+  CHECK(!st.probing);
+}
+
+TEST_CASE("seeded sampled sequences get k from their own history, not from timing", "[spec][controller]") {
+  ControllerConfig cfg;
+  cfg.num_speculative_tokens = 4;
+  cfg.static_cost_ratio = 0.05;
+  SpecController fast(cfg), slow(cfg);
+  fast.target_cost().set_calibration(memory_bound());
+  slow.target_cost().set_calibration(compute_bound());
+  slow.draft_cost().set_calibration({{1, 5.0}});
+  SeqSpecState a, b;
+  a.k_max = b.k_max = 4;
+  a.deterministic = b.deterministic = true;
+  train(fast, a, 0.75, 10, 4);
+  train(slow, b, 0.75, 10, 4);
+  // Other sequences' history moves the global prior, which deterministic ones ignore.
+  SeqSpecState other;
+  train(slow, other, 0.0, 50, 4);
+  std::vector<int32_t> ka, kb;
+  Candidate ca{&a, 4, 1}, cb{&b, 4, 1};
+  fast.plan({&ca, 1}, 1, 1, 1000, ka);
+  slow.plan({&cb, 1}, 1, 1, 1000, kb);
+  CHECK(ka[0] == kb[0]);
+  CHECK(ka[0] > 0);
+}
+
+TEST_CASE("fixed k when adaptation is off; cost curves rescale to what steps take", "[spec][controller]") {
+  ControllerConfig cfg;
+  cfg.num_speculative_tokens = 3;
+  cfg.adaptive = false;
+  SpecController ctl(cfg);
+  SeqSpecState st;
+  st.k_max = 3;
+  train(ctl, st, 0.0, 10, 3);
+  std::vector<int32_t> k;
+  Candidate c{&st, 5, 1};
+  ctl.plan({&c, 1}, 1, 1, 1000, k);
+  CHECK(k[0] == 3);
+
+  CostCurve curve;
+  curve.set_calibration({{1, 2.0}, {10, 2.0}, {20, 4.0}});
+  CHECK(curve.predict(5) == Approx(2.0));
+  CHECK(curve.predict(15) == Approx(3.0));
+  CHECK(curve.predict(30) == Approx(6.0));  // extrapolates the last segment
+  for (int i = 0; i < 100; ++i) curve.rescale(curve.curve(15), 6.0);  // steps take twice as long
+  CHECK(curve.predict(15) == Approx(6.0).epsilon(0.01));
+  CHECK(curve.predict(5) == Approx(4.0).epsilon(0.01));
+}
