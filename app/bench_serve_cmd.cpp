@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -275,7 +276,12 @@ void register_bench_serve(CLI::App& bench) {
   cmd->add_option("--num-prompts", o->num_prompts, "Requests to send")->capture_default_str()->check(CLI::Range(1, 1000000));
   cmd->add_option("--request-rate", o->request_rate, "Poisson arrival rate in requests/s (inf: all at once)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            const double r = std::strtod(v.c_str(), nullptr);
+            return r > 0 ? std::string() : "must be a positive number or inf";
+          },
+          "RATE > 0 or inf"));
   cmd->add_option("--max-concurrency", o->max_concurrency, "Requests in flight at most (0: unlimited)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));

@@ -201,7 +201,12 @@ TEST_CASE("speculation switches itself off when drafts fail", "[spec][engine][ad
     INFO("k histogram k=0: " << st.spec.k_histogram[0] << " of " << decode_steps << ", drafts "
                              << st.spec.num_draft_tokens << ", accepted " << st.spec.num_accepted_tokens);
     REQUIRE(decode_steps > 400);
-    CHECK(double(st.spec.k_histogram[0]) >= 0.85 * double(decode_steps));
+    // What costs time is drafted tokens the target must verify. A costly draft model must
+    // be switched off outright (k = 0); free n-gram lookups may keep asking (k > 0) while
+    // finding no match, so for them the measure is how few drafts actually reached the
+    // target.
+    if (c.spec.method != "ngram")
+      CHECK(double(st.spec.k_histogram[0]) >= 0.85 * double(decode_steps));
     CHECK(st.spec.num_draft_tokens <= decode_steps / 4);
   }
 }
