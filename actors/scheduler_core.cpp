@@ -299,6 +299,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
 void SchedulerCore::complete_speculative(const PlannedSeq& p, const SeqOutcome& o, Clock::time_point now) {
   Sequence& s = *p.seq;
   const int64_t L = int64_t(s.tokens.size());  // the last token is at L - 1
+  spec_->observe_proposal(s.spec, o.num_drafts > 0);
   if (o.num_drafts > 0) {
     spec_->observe_seq(s.spec, o.num_drafts, o.accepted_drafts);
     stats_.spec.record_verify(o.num_drafts, o.accepted_drafts);

@@ -49,6 +49,17 @@ DType stored_dtype(const SafetensorsEntry& e, const std::string& file) {
   fail("{}: tensor {}: dtype {} is not supported", file, e.name, e.dtype_name);
 }
 
+// The directory of an HF checkpoint given as the directory, its config.json or a
+// .safetensors file (the forms load_model() accepts); "" for anything else.
+std::string hf_dir(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return path;
+  const fs::path p(path);
+  if (p.filename() == "config.json" || p.extension() == ".safetensors")
+    return p.parent_path().empty() ? "." : p.parent_path().string();
+  return "";
+}
+
 }  // namespace
 
 const char* linear_module_name(int i) { return kModules[i]; }
@@ -62,9 +73,10 @@ const TensorView& linear_view(const LayerWeights& l, int i) {
 }
 
 std::optional<QuantizationConfig> read_quantization_config(const std::string& path) {
-  const fs::path cfg = fs::path(path) / "config.json";
+  const std::string dir = hf_dir(path);
+  const fs::path cfg = fs::path(dir) / "config.json";
   std::error_code ec;
-  if (!fs::is_directory(path, ec) || !fs::exists(cfg)) return std::nullopt;
+  if (dir.empty() || !fs::exists(cfg, ec)) return std::nullopt;
   const std::string src = cfg.string();
   const boost::json::value root = json::parse_file(src);
   const auto& o = json::as_object(root, src);
@@ -100,14 +112,15 @@ std::optional<QuantizationConfig> read_quantization_config(const std::string& pa
   return c;
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
+Checkpoint load_checkpoint(const std::string& path_arg) {
   Checkpoint ck;
-  ck.quant = read_quantization_config(path);
+  ck.quant = read_quantization_config(path_arg);
   if (!ck.quant) {
-    ck.weights = load_model(path);
+    ck.weights = load_model(path_arg);
     return ck;
   }
   const QuantizationConfig& qc = *ck.quant;
+  const std::string path = hf_dir(path_arg);
   ModelWeights& w = ck.weights;
   w.source = path;
   w.config = detail::read_hf_config(path);

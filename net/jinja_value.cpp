@@ -90,7 +90,22 @@ void json_string(std::string& out, const std::string& s) {
   out += '"';
 }
 
+// A namespace can be made to contain itself ({% set ns.me = ns %}); cap the depth so
+// printing it is an error instead of a stack overflow.
+constexpr int kMaxNesting = 100;
+
+// Recursion depth of repr() and ==, per thread.
+thread_local int nesting = 0;
+struct NestingGuard {
+  NestingGuard() {
+    if (nesting >= kMaxNesting) throw TemplateError("value nested too deeply");
+    ++nesting;
+  }
+  ~NestingGuard() { --nesting; }
+};
+
 void to_json_impl(const Value& v, std::string& out, int indent, int level) {
+  if (level > kMaxNesting) throw TemplateError("value nested too deeply to print");
   auto newline = [&](int lvl) {
     if (indent < 0) return;
     out += '\n';
@@ -147,6 +162,7 @@ std::string Value::repr() const {
   if (is_int()) return std::to_string(as_int());
   if (is_float()) return float_repr(as_number());
   if (is_string()) return quote_py(as_string());
+  NestingGuard guard;
   std::string out;
   if (is_list()) {
     out = "[";
@@ -179,6 +195,7 @@ const char* Value::type_name() const {
 }
 
 bool operator==(const Value& a, const Value& b) {
+  NestingGuard guard;
   if (a.is_number() && b.is_number()) return a.as_number() == b.as_number();
   if (a.is_bool() && b.is_bool()) return a.as_bool() == b.as_bool();
   if (a.is_string() && b.is_string()) return a.as_string() == b.as_string();

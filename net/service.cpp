@@ -67,7 +67,12 @@ void Service::start(const EngineConfig& cfg) {
   spdlog::info("model {} loaded: max_model_len {}, chat template: {}", model_.name, model_.max_model_len,
                chat_.origin());
   state_ = ServiceState::WarmingUp;  // publishes engine_ and model_ to the other threads
-  warm_up();
+  try {
+    warm_up();
+  } catch (...) {
+    state_ = ServiceState::Failed;
+    throw;
+  }
   state_ = ServiceState::Ready;
   if (opts_.heartbeat_interval_s > 0) heartbeat_ = std::thread([this] { heartbeat_loop(); });
 }

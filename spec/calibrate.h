@@ -12,13 +12,12 @@
 
 namespace troupe::spec {
 
-// Token counts worth measuring up to max_tokens: every count to 8, ~1.25x steps to 32,
-// then 1.5x.
+// Token counts worth measuring up to max_tokens: every count to 64, then 1/8 steps.
 std::vector<int64_t> calibration_sizes(int64_t max_tokens);
 
 // Runs a step of n tokens for each n in `sizes` (as sequences of at most 64 tokens after a
 // context of up to 128 positions, every row asking for logits), `reps` rounds over all
-// sizes (fewer past ~6 s, at least 2), and returns (n, median ms). Overwrites KV blocks from 0 up: call it before the
+// sizes (fewer past ~6 s, at least 2), and returns (n, lower median ms). Overwrites KV blocks from 0 up: call it before the
 // backend serves anything. Sizes the pool cannot hold are skipped.
 std::vector<std::pair<int64_t, double>> calibrate_backend(Backend& backend, std::span<const int64_t> sizes,
                                                           int reps = 5);

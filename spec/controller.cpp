@@ -26,10 +26,22 @@ void CostCurve::set_calibration(std::vector<std::pair<int64_t, double>> points) 
   points_.clear();
   for (auto& p : points)
     if (p.first > 0 && p.second > 0 && (points_.empty() || points_.back().first != p.first)) points_.push_back(p);
-  // Costs never fall with more tokens; a noisy calibration point below its left neighbour
-  // would make extra tokens look like a saving.
-  for (size_t i = 1; i < points_.size(); ++i)
-    points_[i].second = std::max(points_[i].second, points_[i - 1].second);
+  // Costs never fall with more tokens, but measurements on a busy machine do: fit the
+  // closest non-decreasing curve (pool adjacent violators). A running maximum instead would
+  // turn one slow outlier into a plateau on which extra tokens look free.
+  std::vector<std::pair<double, double>> blocks;  // (mean, weight) of pooled runs
+  for (const auto& p : points_) {
+    blocks.push_back({p.second, 1.0});
+    while (blocks.size() > 1 && blocks[blocks.size() - 2].first > blocks.back().first) {
+      auto [m1, w1] = blocks[blocks.size() - 2];
+      auto [m2, w2] = blocks.back();
+      blocks.pop_back();
+      blocks.back() = {(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2};
+    }
+  }
+  size_t i = 0;
+  for (const auto& [mean, weight] : blocks)
+    for (int j = 0; j < int(weight); ++j) points_[i++].second = mean;
   scale_ = 1.0;
   observed_ = false;
 }
@@ -80,6 +92,15 @@ void SpecController::observe_seq(SeqSpecState& st, int32_t drafted, int32_t acce
   rej_g_ = kGlobalForget * rej_g_ + rejected;
 }
 
+void SpecController::observe_proposal(SeqSpecState& st, bool drafted) {
+  st.planned = kSeqForget * st.planned + 1.0;
+  st.proposed = kSeqForget * st.proposed + (drafted ? 1.0 : 0.0);
+}
+
+double SpecController::proposal_rate(const SeqSpecState& st) const {
+  return (st.proposed + 1.0) / (st.planned + 1.0);  // one optimistic pseudo-observation
+}
+
 void SpecController::observe_step(int64_t tokens, double forward_ms, const ProposeStats* draft) {
   if (tokens > 0) target_.rescale(target_.curve(double(tokens)), forward_ms);
   if (draft && !draft->passes.empty()) {
@@ -92,12 +113,12 @@ void SpecController::observe_step(int64_t tokens, double forward_ms, const Propo
 }
 
 int32_t SpecController::deterministic_k(const SeqSpecState& st, int32_t cap) const {
-  const double a = alpha(st);
+  const double a = alpha(st), rho = proposal_rate(st);
   const double c = (cfg_.model_drafts ? cfg_.static_cost_ratio : 0.0) + kStaticVerifyCost;
   int32_t best = 0;
   double best_gain = cfg_.min_gain;
   for (int32_t k = 1; k <= cap; ++k) {
-    const double g = expected_tokens(a, k) / (1.0 + double(k) * c);
+    const double g = (1.0 + rho * (expected_tokens(a, k) - 1.0)) / (1.0 + double(k) * c);
     if (g > best_gain) best_gain = g, best = k;
   }
   return best;
@@ -148,16 +169,17 @@ void SpecController::plan(std::span<const Candidate> cands, int64_t base_tokens,
   };
 
   // Deterministic sequences first: their k is fixed, the rest is planned around them.
-  std::vector<double> alphas(n);
+  std::vector<double> alphas(n), rhos(n);
   for (size_t i = 0; i < n; ++i) {
     alphas[i] = alpha(*cands[i].st);
+    rhos[i] = proposal_rate(*cands[i].st);
     if (!cands[i].st->deterministic) continue;
     const int32_t want = int32_t(std::min<int64_t>(deterministic_k(*cands[i].st, cap_of(cands[i])), budget - used));
-    for (int32_t j = 1; j <= want; ++j) add_draft(i, std::pow(alphas[i], j));
+    for (int32_t j = 1; j <= want; ++j) add_draft(i, rhos[i] * std::pow(alphas[i], j));
   }
   const double base_rate = outputs / (target_.predict(double(tokens)) + draft_ms);
 
-  // Every further draft j of sequence i adds alpha_i^j expected tokens; walk them best first.
+  // Every further draft j of sequence i adds rho_i alpha_i^j expected tokens; best first.
   struct Item {
     double gain;
     size_t seq;
@@ -166,7 +188,7 @@ void SpecController::plan(std::span<const Candidate> cands, int64_t base_tokens,
   std::vector<Item> items;
   for (size_t i = 0; i < n; ++i) {
     if (cands[i].st->deterministic) continue;
-    for (int32_t j = 1; j <= cap_of(cands[i]); ++j) items.push_back({std::pow(alphas[i], j), i, j});
+    for (int32_t j = 1; j <= cap_of(cands[i]); ++j) items.push_back({rhos[i] * std::pow(alphas[i], j), i, j});
   }
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     return a.gain > b.gain || (a.gain == b.gain && a.j < b.j);

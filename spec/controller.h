@@ -7,10 +7,10 @@
 // Per engine it keeps two cost curves, measured at startup and rescaled every step:
 //   T(n)  target step of n tokens (decode and verify tokens of every sequence in the step)
 //   D(m)  one draft-model forward pass over m tokens (k drafts take k passes)
-// Giving sequence s k_s drafts yields E(k_s, alpha_s) = 1 + alpha_s + ... + alpha_s^k_s
-// tokens instead of 1, and costs T(n + sum k_s) + sum over passes D(m_pass) instead of T(n).
+// Giving sequence s k_s drafts yields 1 + rho_s (alpha_s + ... + alpha_s^k_s) tokens
+// instead of 1 (rho_s: how often its proposer comes up with drafts at all; 1 for a model), and costs T(n + sum k_s) + sum over passes D(m_pass) instead of T(n).
 // For linear costs the k_s maximising tokens per millisecond keep exactly the drafts whose
-// marginal gain alpha_s^j clears one common threshold, so the controller walks the drafts
+// marginal gain rho_s alpha_s^j clears one common threshold, so the controller walks the drafts
 // in decreasing alpha_s^j, adding one at a time, evaluates every prefix with the real cost
 // curves (the memory-bound knee included) and keeps the best. Speculation happens only when
 // that beats the step without drafts by min_gain: k follows acceptance, a sequence whose
@@ -34,10 +34,11 @@
 
 namespace troupe::spec {
 
-// Time of a step as a function of its tokens: a calibration curve (piecewise linear between
-// measured points, linear extrapolation past the last) times a scale tracking what steps
-// take now (longer contexts, other load on the machine). Without calibration the curve is
-// flat: extra tokens look free, so speculation is tried and measured.
+// Time of a step as a function of its tokens: a calibration curve (the closest
+// non-decreasing fit to the measured points, piecewise linear between them, extrapolated
+// linearly past the last) times a scale tracking what steps take now (longer contexts,
+// other load on the machine). Without calibration the curve is flat: extra tokens look
+// free, so speculation is tried and measured.
 class CostCurve {
  public:
   void set_calibration(std::vector<std::pair<int64_t, double>> points);  // (tokens, ms)
@@ -60,6 +61,7 @@ struct SeqSpecState {
   int32_t k_max = 0;          // this request's K (0: it never speculates)
   bool deterministic = false; // seeded and sampled: k must not depend on timing
   double acc = 0, rej = 0;    // decayed accepted drafts and rejections
+  double planned = 0, proposed = 0;  // decayed steps with draft slots, and those that got drafts
   int32_t idle = 0;           // decode steps without drafts since the last step with some
   int32_t probe = 0;          // idle steps before the next probe (0: not set yet)
   bool probing = false;       // the k planned this step is a probe
@@ -100,11 +102,15 @@ class SpecController {
             int64_t budget, std::vector<int32_t>& k);
   // A sequence's verification: `drafted` drafts were checked, the first `accepted` passed.
   void observe_seq(SeqSpecState& st, int32_t drafted, int32_t accepted);
+  // A step that gave the sequence draft slots: did the proposer fill any? (An n-gram
+  // lookup often finds nothing; slots it leaves empty still cost a trip to the drafter.)
+  void observe_proposal(SeqSpecState& st, bool drafted);
   // A finished decode/verify step: `tokens` target tokens (drafts included) in forward_ms;
   // `draft` is the proposer's timing for it (null when nothing was proposed).
   void observe_step(int64_t tokens, double forward_ms, const ProposeStats* draft);
 
   double alpha(const SeqSpecState& st) const;  // the sequence's estimate
+  double proposal_rate(const SeqSpecState& st) const;  // of its steps with slots, share with drafts
   double alpha_global() const;                 // across sequences: the prior for new ones
   double cost_ratio() const;                   // predicted D(1) / T(1)
 

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -277,4 +278,38 @@ TEST_CASE("RTN checkpoints equal on-the-fly RTN bit for bit", "[e2e][quant]") {
         REQUIRE(ra == rb);
       }
     }
+}
+
+TEST_CASE("pre-quantized checkpoints with unsupported settings are refused by name", "[e2e][quant]") {
+  const std::string dir = test::temp_dir("quant-bad");
+  const std::string good = dir + "/rtn";
+  test::run_troupe(fmt::format("quantize --model {} --out {} --method rtn --bits 4 --group-size 32", tinystories(), good), dir);
+  REQUIRE(load_checkpoint(good + "/config.json").quant);  // the config.json form of the path
+
+  // A copy whose quantization_config has one field changed must fail naming the problem.
+  auto variant = [&](const std::string& key, const boost::json::value& v) {
+    const std::string bad = dir + "/bad-" + key;
+    fs::create_directories(bad);
+    for (const auto& e : fs::directory_iterator(good))
+      if (e.path().filename() != "config.json")
+        fs::create_symlink(e.path(), fs::path(bad) / e.path().filename());
+    auto cfg = boost::json::parse(test::read_file(good + "/config.json")).as_object();
+    cfg["quantization_config"].as_object()[key] = v;
+    std::ofstream(bad + "/config.json") << boost::json::serialize(cfg);
+    return bad;
+  };
+  auto message = [](const std::string& path) -> std::string {
+    try {
+      (void)load_checkpoint(path);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK_THAT(message(variant("quant_method", "gptq")), Catch::Contains("quant_method 'gptq'"));
+  CHECK_THAT(message(variant("bits", 3)), Catch::Contains("3 bits"));
+  CHECK_THAT(message(variant("version", "gemv")), Catch::Contains("'gemv'"));
+  CHECK_THAT(message(variant("zero_point", false)), Catch::Contains("zero points"));
+  // The tensors were written with group 32: a config claiming 64 does not match their shapes.
+  CHECK_THAT(message(variant("group_size", 64)), Catch::Contains("qzeros"));
 }

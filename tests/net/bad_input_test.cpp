@@ -5,6 +5,7 @@
 
 #include <map>
 #include <optional>
+#include <random>
 
 #include "daemon.h"
 
@@ -62,6 +63,11 @@ std::string words(int n) {
 }
 
 std::string nested(int depth) { return std::string(size_t(depth), '[') + std::string(size_t(depth), ']'); }
+
+// choices[0].text of a completion response.
+std::string json_text(const std::string& body) {
+  return std::string(boost::json::parse(body).at("choices").at(0).at("text").as_string());
+}
 
 std::vector<Case> cases() {
   const std::string C = "/v1/completions", H = "/v1/chat/completions";
@@ -213,4 +219,61 @@ TEST_CASE("a keep-alive connection survives error responses") {
   HttpResponse r = c.request("POST", "/v1/completions", R"({"prompt": "Hi", "max_tokens": 3})", auth_headers());
   CHECK(r.status == 200);
   CHECK(r.header("connection") != "close");
+}
+
+TEST_CASE("seeded random mutations of valid requests never take the daemon down") {
+  Daemon& d = main_daemon();
+  const std::string ref_body = R"({"prompt": "The little dog", "max_tokens": 16, "temperature": 0})";
+  HttpResponse ref = d.post("/v1/completions", ref_body);
+  REQUIRE(ref.status == 200);
+  const std::vector<std::pair<std::string, std::string>> bases = {
+      {"/v1/completions", R"({"model": "tinystories-656k", "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0.5, "stop": ["."]})"},
+      {"/v1/completions", R"({"prompt": [1, 2, 3], "max_tokens": 8, "stream": true, "stream_options": {"include_usage": true}})"},
+      {"/v1/completions", R"({"prompt": ["a", "b"], "n": 2, "max_tokens": 4, "seed": 3, "top_k": 5, "top_p": 0.9})"},
+      {"/v1/chat/completions", R"({"messages": [{"role": "system", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}], "max_tokens": 8})"},
+      {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 6, "stream": true})"},
+  };
+  static const char* tokens[] = {"{", "}", "[", "]", "\"", "\\", ",", ":", "null", "true", "-", "1e999", "\\u0000",
+                                 "\\ud800", "\xff", "\xc3", "0", "-1", "99999999999999999999", "\"\"", " ", "\n"};
+  std::mt19937 rng(20240601);
+  auto pick = [&](size_t n) { return size_t(rng() % std::max<size_t>(n, 1)); };
+  std::map<int, int> statuses;
+  for (int iter = 0; iter < 300; ++iter) {
+    const auto& [target, base] = bases[pick(bases.size())];
+    std::string body = base;
+    if (iter % 2 == 1) {  // value-level: valid JSON, a field set to an arbitrary value
+      static const char* values[] = {"-1", "0", "1", "2.5", "1e9", "\"x\"", "\"\"", "null", "true", "[]", "{}",
+                                     "[1]", "[\"\"]", "\"\u00e9\"", "-0.5", "100", "[[1], [2]]"};
+      static const char* keys[] = {"max_tokens", "temperature", "top_p", "top_k", "min_p", "n", "seed", "stop",
+                                   "stream", "prompt", "messages", "presence_penalty", "repetition_penalty",
+                                   "stop_token_ids", "ignore_eos", "priority", "logprobs", "user", "best_of"};
+      boost::json::object o = boost::json::parse(base).as_object();
+      const int edits = 1 + int(pick(2));
+      for (int e = 0; e < edits; ++e) o[keys[pick(std::size(keys))]] = boost::json::parse(values[pick(std::size(values))]);
+      body = boost::json::serialize(o);
+    }
+    const int edits = iter % 2 == 1 ? 0 : 1 + int(pick(3));
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      const size_t at = pick(body.size());
+      switch (pick(5)) {
+        case 0: body[at] = char(rng() & 0xFF); break;                              // flip a byte
+        case 1: body.erase(at, 1 + pick(8)); break;                                // delete a run
+        case 2: body.insert(at, body.substr(at, 1 + pick(12))); break;              // duplicate a run
+        case 3: body.insert(at, tokens[pick(std::size(tokens))]); break;            // JSON-ish noise
+        default: body.resize(at); break;                                            // truncate
+      }
+    }
+    INFO("iteration " << iter << " body " << body);
+    HttpClient c("127.0.0.1", d.port(), 60);
+    HttpResponse r = c.request("POST", target, body, auth_headers());  // reads streams to the end
+    statuses[r.status]++;
+    CHECK((r.status == 200 || r.status == 400 || r.status == 404));
+    if (r.status != 200) check_error_body(Reply{r.status, r.headers, r.body}, Case("fuzz", "POST", target, body, r.status));
+  }
+  CHECK(statuses[400] > 100);  // most mutations break the request...
+  CHECK(statuses[200] > 20);   // ...some still make sense and are served
+  // The daemon is unharmed: same greedy answer as before, nothing left running.
+  HttpResponse again = d.post("/v1/completions", ref_body);
+  REQUIRE(again.status == 200);
+  CHECK(json_text(again.body) == json_text(ref.body));
 }

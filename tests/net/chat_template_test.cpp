@@ -113,4 +113,11 @@ TEST_CASE("broken and hostile templates fail cleanly") {
   std::string deep(5000, '(');
   CHECK_THROWS_AS(jinja::Template("{{ " + deep + " }}"), jinja::TemplateError);
   CHECK_THROWS_AS(render("{{ raise_exception('no') }}", "{}"), jinja::RaisedError);
+  // A namespace cannot be stored inside itself (a reference cycle: never freed, never printable).
+  CHECK_THROWS_WITH(render("{% set ns = namespace(a=1) %}{% set ns.me = ns %}", "{}"), Catch::Contains("itself"));
+  CHECK_THROWS_WITH(render("{% set ns = namespace(a=1) %}{% set ns.l = [1, {'x': ns}] %}", "{}"),
+                    Catch::Contains("itself"));
+  CHECK(render("{% set a = namespace(v=1) %}{% set b = namespace(o=a) %}{{ b.o.v }}", "{}") == "1");
+  CHECK(render("{{ [[1, [2]], {'a': [3]}] }}", "{}") == "[[1, [2]], {'a': [3]}]");
+  CHECK_THROWS_AS(render("{{ " + std::string(150, '[') + std::string(150, ']') + " }}", "{}"), jinja::TemplateError);
 }

@@ -180,3 +180,30 @@ TEST_CASE("fixed k when adaptation is off; cost curves rescale to what steps tak
   CHECK(curve.predict(15) == Approx(6.0).epsilon(0.01));
   CHECK(curve.predict(5) == Approx(4.0).epsilon(0.01));
 }
+
+TEST_CASE("cost curves keep real cliffs and smooth noisy points into a monotone fit", "[spec][controller]") {
+  CostCurve curve;
+  // A kernel switch at 33 tokens (real: +40%) and a noisy slow point at 3.
+  curve.set_calibration({{1, 10.0}, {2, 10.0}, {3, 16.0}, {4, 10.0}, {32, 12.0}, {33, 17.0}, {64, 18.0}});
+  CHECK(curve.predict(33) == Approx(17.0));              // the cliff survives
+  CHECK(curve.predict(3) == Approx(38.0 / 3).epsilon(1e-9));  // pooled with the points after it
+  CHECK(curve.predict(4) == Approx(38.0 / 3).epsilon(1e-9));
+  CHECK(curve.predict(32) == Approx(38.0 / 3).epsilon(1e-9));
+  CHECK(curve.predict(2) <= curve.predict(3));     // monotone
+  CHECK(curve.predict(48) > curve.predict(33));
+}
+
+TEST_CASE("a proposer that rarely comes up with drafts is not asked every step", "[spec][controller]") {
+  // Verification is not free here (+10% per token), so an empty ask is not worth it either.
+  auto ctl = make(4, 0.0, {{1, 10.0}, {2, 11.0}, {5, 14.0}});
+  SeqSpecState st;
+  st.k_max = 4;
+  Candidate c{&st, 4, 1};
+  std::vector<int32_t> k;
+  ctl.plan({&c, 1}, 1, 1, 1000, k);
+  CHECK(k[0] > 0);  // optimistic at first
+  for (int i = 0; i < 30; ++i) ctl.observe_proposal(st, i % 10 == 0);  // drafts 1 step in 10
+  CHECK(ctl.proposal_rate(st) < 0.3);
+  ctl.plan({&c, 1}, 1, 1, 1000, k);
+  CHECK(k[0] == 0);
+}

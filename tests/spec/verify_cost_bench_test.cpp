@@ -21,24 +21,36 @@ TEST_CASE("verification cost T(1+k)/T(1) of a target model", "[.bench][spec]") {
   const char* env = std::getenv("TROUPE_SPEC_BENCH_MODEL");
   const std::string path = env ? env : test::model_path("tinystories-656k");
   cpu::CpuBackendOptions bo;
-  bo.num_blocks = 64;
+  bo.num_blocks = 320;
   cpu::CpuBackend b(load_model(path), bo);
   const int64_t ctx = 128;  // decode at a realistic position, not at 0
+  // n tokens as a decode/verify step of ceil(n / 5) sequences (1 + 4 drafts each).
   auto step = [&](int64_t n) {
     StepBatch batch;
-    StepSeq s;
-    for (int64_t i = 0; i < n; ++i) s.tokens.push_back(int32_t(5 + i));
-    s.start_pos = int32_t(ctx);
-    s.block_table.resize(size_t((ctx + n + 15) / 16));
-    std::iota(s.block_table.begin(), s.block_table.end(), 0);
-    for (int64_t i = 0; i < n; ++i) s.logit_rows.push_back(int32_t(i));
-    batch.seqs.push_back(s);
+    for (int64_t q = 0, left = n; left > 0; ++q, left -= 5) {
+      StepSeq s;
+      s.seq_id = q;
+      for (int64_t i = 0; i < std::min<int64_t>(5, left); ++i) s.tokens.push_back(int32_t(5 + i));
+      s.start_pos = int32_t(ctx);
+      s.block_table.resize(size_t((ctx + 5 + 15) / 16));
+      std::iota(s.block_table.begin(), s.block_table.end(), int32_t(q * 9));
+      for (size_t i = 0; i < s.tokens.size(); ++i) s.logit_rows.push_back(int32_t(i));
+      batch.seqs.push_back(s);
+    }
     StepOutput out;
     const auto t0 = std::chrono::steady_clock::now();
     b.run_step(batch, out);
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
-  const std::vector<int64_t> sizes = {1, 2, 3, 4, 5, 7, 9};
+  std::vector<int64_t> sizes = {1, 2, 3, 4, 5, 7, 9};
+  if (const char* list = std::getenv("TROUPE_SPEC_BENCH_SIZES")) {  // e.g. "32,48,64,96,160"
+    sizes.clear();
+    for (std::string s = list; !s.empty();) {
+      const auto comma = s.find(',');
+      sizes.push_back(std::stoll(s.substr(0, comma)));
+      s = comma == std::string::npos ? "" : s.substr(comma + 1);
+    }
+  }
   std::vector<std::vector<double>> ms(sizes.size());
   for (int rep = 0; rep < 15; ++rep)
     for (size_t i = 0; i < sizes.size(); ++i) ms[i].push_back(step(sizes[i]));

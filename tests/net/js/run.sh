@@ -16,7 +16,8 @@ npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 mkdir -p out
 LOG=out/serve.log
 KEY="test-key-$$"
-"$TROUPE_BIN" serve --model "$MODEL" --port 0 --api-key "$KEY" --warmup 2 --max-num-seqs 32 > "$LOG" 2>&1 &
+"$TROUPE_BIN" serve --model "$MODEL" --port 0 --api-key "$KEY" --warmup 2 --max-num-seqs 32 --ws-ping-interval 1 \
+  > "$LOG" 2>&1 &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true' EXIT
 

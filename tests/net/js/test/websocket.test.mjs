@@ -130,6 +130,16 @@ test("ping/pong: WebSocket control frames and the JSON ping", async () => {
   ws.send(JSON.stringify({ type: "ping", id: 9 }));
   await c.until((msgs) => msgs.some((m) => m.type === "pong"));
   assert.deepEqual(c.msgs.find((m) => m.type === "pong"), { type: "pong", id: 9 });
+  // The server pings an idle connection (run.sh starts it with --ws-ping-interval 1); ws
+  // answers with a pong by itself, which keeps the connection open.
+  const t0 = Date.now();
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no ping from the server")), 5000);
+    ws.once("ping", () => { clearTimeout(timer); resolve(); });
+  });
+  assert.ok(Date.now() - t0 < 5000);
+  await new Promise((r) => setTimeout(r, 2500));  // past the idle timeout: still open thanks to the pongs
+  assert.equal(ws.readyState, WebSocket.OPEN);
   ws.close();
 });
 

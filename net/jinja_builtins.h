@@ -1,0 +1,45 @@
+#pragma once
+// Internal to the Jinja interpreter: the builtins (filters, tests, methods) and the value
+// helpers the renderer shares with them.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "net/jinja.h"
+
+namespace troupe::jinja::detail {
+
+[[noreturn]] void error(int line, const std::string& what);
+
+// Call arguments: positional, then keyword.
+struct Args {
+  std::vector<Value> pos;
+  std::vector<std::pair<std::string, Value>> kw;
+  const Value* get(size_t i, const char* name) const {
+    if (i < pos.size()) return &pos[i];
+    for (const auto& [k, v] : kw)
+      if (k == name) return &v;
+    return nullptr;
+  }
+  Value or_default(size_t i, const char* name, Value d = {}) const {
+    const Value* v = get(i, name);
+    return v ? *v : d;
+  }
+};
+
+// Strings index, slice, iterate and measure by code point, as Python's str does.
+std::vector<std::string> chars_of(const std::string& s);
+// Python's slice semantics (negative indices and steps) over n elements.
+std::vector<int64_t> slice_indices(int64_t n, const Value& start, const Value& stop, const Value& step);
+// What `for x in v` iterates: list items, dict keys, string characters (none: nothing).
+List iterate(const Value& v, int line);
+// v.key / v[key]; undefined when absent (Jinja's lenient lookup).
+Value get_item(const Value& obj, const Value& key, int line);
+const std::string& need_string(const Value* v, const char* what, int line);
+
+Value call_method(const Value& obj, const std::string& m, const Args& a, int line);
+Value apply_filter(const std::string& f, const Value& v, const Args& a, int line);
+bool apply_test(const std::string& t, const Value& v, const Args& a, int line);
+bool contains(const Value& container, const Value& item, int line);
+
+}  // namespace troupe::jinja::detail
