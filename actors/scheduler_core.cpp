@@ -254,7 +254,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
     return;
   }
   size_t next_outcome = 0;
-  int64_t step_tokens = 0, step_drafts = 0;
+  int64_t step_tokens = 0, step_drafts = 0, outputs = 0, produced = 0;
   bool decode_only = true;  // every sequence computed one token (+ drafts): a decode/verify step
   for (const auto& p : plan.seqs) {
     Sequence& s = *p.seq;
@@ -262,6 +262,8 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
     const int64_t n = int64_t(p.step.tokens.size());
     step_tokens += n + (outcome ? outcome->num_drafts : 0);
     step_drafts += outcome ? outcome->num_drafts : 0;
+    outputs += outcome ? 1 : 0;
+    produced += outcome ? int64_t(outcome->tokens.size()) : 0;
     decode_only = decode_only && n == 1;
     if (!blocks_.has_sequence(s.id)) continue;  // preempted after planning (cannot happen today)
     if (p.num_draft_slots > 0) {
@@ -285,6 +287,9 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
   if (spec_) {
     const bool drafted = !result.draft.passes.empty() || result.draft.total_ms > 0;
     spec_->observe_step(decode_only ? step_tokens : 0, result.forward_ms, drafted ? &result.draft : nullptr);
+    if (decode_only)
+      spec_->observe_outcome(outputs, step_drafts > 0, produced,
+                             result.forward_ms + result.sample_ms + result.draft.total_ms);
     if (step_drafts > 0) stats_.spec.spec_steps++;
     if (drafted) {
       stats_.spec.draft_passes += int64_t(result.draft.passes.size());

@@ -13,6 +13,7 @@
 
 #include "app/commands.h"
 #include "app/quant_flags.h"
+#include "app/spec_options.h"
 #include "core/error.h"
 #include "net/config_file.h"
 #include "net/server.h"
@@ -69,6 +70,9 @@ boost::json::object effective_config(const ServeOpts& o) {
           {"threads", o.engine.threads},
           {"scheduling", o.scheduling},
           {"quantization", quant::describe(o.engine.quantization)},
+          {"speculative-model", o.engine.speculative.model},
+          {"speculative-method", o.engine.speculative.method},
+          {"num-speculative-tokens", o.engine.speculative.num_speculative_tokens},
           {"enable-prefix-caching", s.enable_prefix_caching},
           {"warmup", o.service.warmup},
           {"heartbeat-interval", o.service.heartbeat_interval_s},
@@ -155,6 +159,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--threads", o->engine.threads, "Compute threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
   cmd->add_option("--scheduling", o->scheduling, "continuous or static batching")->capture_default_str()->check(CLI::IsMember({"continuous", "static"}));
   add_quantization_flags(cmd, o->engine.quantization);
+  add_speculative_options(cmd, o->engine.speculative);
   cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", sc.enable_prefix_caching, "Automatic prefix caching (default on)");
   cmd->add_option("--warmup", o->service.warmup, "Synthetic requests to run before reporting ready")->capture_default_str()->check(CLI::Range(0, 10000));
   cmd->add_option("--heartbeat-interval", o->service.heartbeat_interval_s, "Seconds of idleness after which a tiny request keeps the engine warm (0: off)")->capture_default_str()->check(CLI::Range(0.0, 1e6));

@@ -43,6 +43,7 @@ struct ModelInfo {
   int32_t vocab_size = 0;
   const Tokenizer* tokenizer = nullptr;
   const ChatTemplate* chat = nullptr;
+  bool speculative = false;     // the engine drafts (done events then report spec_decode usage)
 };
 
 enum class Endpoint { Completions, Chat };

@@ -64,6 +64,7 @@ void Service::start(const EngineConfig& cfg) {
   model_.vocab_size = tok.vocab_size();
   model_.tokenizer = &tok;
   model_.chat = &chat_;
+  model_.speculative = cfg.speculative.enabled();
   spdlog::info("model {} loaded: max_model_len {}, chat template: {}", model_.name, model_.max_model_len,
                chat_.origin());
   state_ = ServiceState::WarmingUp;  // publishes engine_ and model_ to the other threads

@@ -112,6 +112,10 @@ void SpecController::observe_step(int64_t tokens, double forward_ms, const Propo
   }
 }
 
+void SpecController::observe_outcome(int64_t outputs, bool drafted, int64_t tokens, double ms) {
+  if (cfg_.adaptive) gate_.observe(outputs, drafted, tokens, ms);
+}
+
 int32_t SpecController::deterministic_k(const SeqSpecState& st, int32_t cap) const {
   const double a = alpha(st), rho = proposal_rate(st);
   const double c = (cfg_.model_drafts ? cfg_.static_cost_ratio : 0.0) + kStaticVerifyCost;
@@ -177,6 +181,9 @@ void SpecController::plan(std::span<const Candidate> cands, int64_t base_tokens,
     const int32_t want = int32_t(std::min<int64_t>(deterministic_k(*cands[i].st, cap_of(cands[i])), budget - used));
     for (int32_t j = 1; j <= want; ++j) add_draft(i, rhos[i] * std::pow(alphas[i], j));
   }
+  // Measured outcomes overrule the plan: where steps without drafts have been delivering
+  // more tokens per ms at this batch size, only the seeded sequences above draft.
+  if (!gate_.allow(base_outputs)) return finish();
   const double base_rate = outputs / (target_.predict(double(tokens)) + draft_ms);
 
   // Every further draft j of sequence i adds rho_i alpha_i^j expected tokens; best first.

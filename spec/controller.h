@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "spec/proposer.h"
+#include "spec/step_gate.h"
 
 namespace troupe::spec {
 
@@ -109,6 +110,12 @@ class SpecController {
   // `draft` is the proposer's timing for it (null when nothing was proposed).
   void observe_step(int64_t tokens, double forward_ms, const ProposeStats* draft);
 
+  // A finished decode/verify step with `outputs` sampling sequences produced `tokens`
+  // tokens in `ms` (forward, drafting, verification), with drafts or without: what the
+  // step gate (step_gate.h) judges speculation by.
+  void observe_outcome(int64_t outputs, bool drafted, int64_t tokens, double ms);
+  const StepGate& gate() const { return gate_; }
+
   double alpha(const SeqSpecState& st) const;  // the sequence's estimate
   double proposal_rate(const SeqSpecState& st) const;  // of its steps with slots, share with drafts
   double alpha_global() const;                 // across sequences: the prior for new ones
@@ -120,6 +127,7 @@ class SpecController {
 
   ControllerConfig cfg_;
   CostCurve target_, draft_;
+  StepGate gate_;
   double acc_g_ = 0, rej_g_ = 0;  // decayed counts over every sequence
 };
 

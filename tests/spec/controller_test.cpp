@@ -207,3 +207,29 @@ TEST_CASE("a proposer that rarely comes up with drafts is not asked every step",
   ctl.plan({&c, 1}, 1, 1, 1000, k);
   CHECK(k[0] == 0);
 }
+
+TEST_CASE("the step gate runs the policy that delivered more tokens per ms, and tries the other", "[spec][gate]") {
+  StepGate gate;
+  // No figures yet: speculate (steps without drafts bring the other figure by themselves).
+  CHECK(gate.allow(32));
+  // Batch 32: steps with drafts delivered 40 tokens in 150 ms, without 32 in 100 ms.
+  for (int i = 0; i < 5; ++i) {
+    gate.observe(32, true, 40, 150.0);
+    gate.observe(32, false, 32, 100.0);
+  }
+  CHECK(gate.rate(32, true) == Approx(40.0 / 150.0));
+  CHECK(gate.rate(32, false) == Approx(0.32));
+  std::vector<int> tried;
+  for (int step = 0; step < 64; ++step)
+    if (gate.allow(40)) tried.push_back(step);  // 40 shares the bucket of 32..63
+  // Tried after 8 steps at first, then 16, then 32: half as often each time it loses.
+  CHECK(tried == std::vector<int>{7, 23, 55});
+  // Batch 1 is another bucket: there speculation has no figure yet, so it is allowed.
+  CHECK(gate.allow(1));
+  // When the drafts start paying (acceptance rose), the lead changes within a few steps
+  // and the plain policy becomes the one that is tried now and then.
+  for (int i = 0; i < 20; ++i) gate.observe(32, true, 80, 150.0);
+  int spec_steps = 0;
+  for (int step = 0; step < 16; ++step) spec_steps += gate.allow(32) ? 1 : 0;
+  CHECK(spec_steps == 15);
+}

@@ -194,3 +194,29 @@ test("a message over the size limit closes that connection, and only that one", 
   await c.until(finished("still"));
   other.close();
 });
+
+// run.sh serves with n-gram speculation, so done events carry spec_decode usage and
+// /metrics vLLM's spec_decode counters. A repetitive prompt gives the lookup something to
+// propose; greedy output is the same as without speculation (tests/spec checks that).
+test("done events report speculative decoding usage; /metrics counts it", async () => {
+  const ws = await open();
+  const c = collector(ws);
+  const prompt = "Tom said: I like the red ball. Tom said: I like the red ball. Tom said: I like the red ball.";
+  ws.send(JSON.stringify({ type: "generate", id: "s", prompt, max_tokens: 64, temperature: 0, ignore_eos: true }));
+  await c.until(finished("s"));
+  const done = c.msgs.find((m) => m.id === "s" && m.type === "done");
+  assert.ok(done, JSON.stringify(c.msgs.slice(-2)));
+  const sd = done.usage.spec_decode;
+  assert.ok(sd, "usage.spec_decode missing: " + JSON.stringify(done.usage));
+  for (const k of ["num_drafts", "num_draft_tokens", "num_accepted_tokens", "mean_accepted_length"])
+    assert.equal(typeof sd[k], "number", k);
+  assert.ok(sd.num_accepted_tokens <= sd.num_draft_tokens);
+  assert.ok(sd.num_drafts <= sd.num_draft_tokens);
+  if (sd.num_drafts > 0) assert.ok(Math.abs(sd.mean_accepted_length - (1 + sd.num_accepted_tokens / sd.num_drafts)) < 1e-9);
+  ws.close();
+  const metrics = await (await fetch(`${URL}/metrics`)).text();
+  // vLLM's names with the colon written as "_" (promtool reserves colons for recording rules).
+  for (const name of ["vllm_spec_decode_num_draft_tokens_total", "vllm_spec_decode_num_accepted_tokens_total",
+                      "vllm_spec_decode_num_drafts_total"])
+    assert.match(metrics, new RegExp("^" + name + "(\\{[^}]*\\})? ", "m"), name);
+});
