@@ -1,8 +1,9 @@
 #pragma once
 // The CPU backend: runs a Llama-family model over a batch of sequences of different
 // lengths (prefill chunks, single decode tokens, 1+k verification runs) with K/V in a
-// paged block pool. Float weights are used in place from the mapped file when their dtype
-// has a kernel (F32, F16); BF16 is converted to F32 once at load. Quantized linear layers
+// paged block pool. Float weights run as stored when their dtype has a kernel (F32, F16),
+// copied at load onto huge pages (CpuBackendOptions::huge_page_weights) or else used in place
+// from the mapped file; BF16 is converted to F32 once at load. Quantized linear layers
 // (GGUF Q8_0/Q4_0 tensors, pre-quantized AutoAWQ / troupe INT8 checkpoints, or INT8/INT4
 // round-to-nearest at load per CpuBackendOptions::quantization) are repacked once into the
 // quant/ kernels' layout and run through quant::qmatmul, never dequantized to floats.
@@ -30,6 +31,12 @@ struct CpuBackendOptions {
   // LM head per lm_head) at load; awq: the checkpoint must be pre-quantized. A
   // pre-quantized checkpoint also runs as published with none.
   quant::Options quantization;
+  // Copy the float matrices every decode step streams (linear layers, LM head) out of the
+  // mapped file into one anonymous buffer on transparent huge pages, in the order a step
+  // reads them. Costs a copy of those weights at load (the file's page cache becomes
+  // reclaimable); decode gains ~10-15% from fewer TLB misses. Skipped when THP is off or
+  // the weights are more than half of RAM.
+  bool huge_page_weights = true;
 };
 
 // The inputs of the four groups of linear layers that share one input (and so one AWQ
@@ -78,6 +85,7 @@ class CpuBackend final : public Backend {
   void check_batch(const StepBatch& batch) const;
   void forward_layer(int64_t layer, const StepBatch& batch, Scratch& s);
   void prepare_weights(Checkpoint& ck);
+  void move_weights_to_huge_pages();
   // y = x W^T (+ bias) for linear i of layer l, through qmatmul or the float matmul.
   void linear(int64_t l, int i, const float* x, int64_t T, float* y, const float* bias = nullptr);
   void observe(int64_t l, LinearInput g, const float* x, int64_t T, int64_t n) {
@@ -87,6 +95,8 @@ class CpuBackend final : public Backend {
   ModelWeights w_;
   ThreadPool pool_;
   quant::Options quant_;
+  bool huge_page_weights_;
+  bool converted_matrix_ = false;  // some matrix was converted to an owned F32 copy at load
   // Per layer, per LinearIndex; empty() where the layer runs in float. Empty vector when
   // no layer is quantized.
   std::vector<std::array<quant::QuantizedMatrix, kNumLinears>> qlinear_;

@@ -69,4 +69,23 @@ void attention_kv_group(const float* q, int64_t kv_head, int64_t n_heads, const 
 // in bytes/s (best of a few passes) - the denominator of the decode roofline.
 double measure_read_bandwidth(ThreadPool& pool, int64_t bytes = int64_t(1) << 30);
 
+// The same probe with its buffer kept (allocated and first touched once), so that a
+// benchmark can interleave probes with the runs it compares against them: on a shared
+// machine bandwidth drifts by tens of percent from one second to the next.
+class ReadBandwidthProbe {
+ public:
+  explicit ReadBandwidthProbe(ThreadPool& pool, int64_t bytes = int64_t(1) << 30);
+  ~ReadBandwidthProbe();
+  ReadBandwidthProbe(const ReadBandwidthProbe&) = delete;
+  ReadBandwidthProbe& operator=(const ReadBandwidthProbe&) = delete;
+  // Best of `passes` whole passes over the buffer with every pool thread reading its
+  // slice, in bytes/s.
+  double measure(int passes = 5);
+
+ private:
+  ThreadPool& pool_;
+  float* buf_ = nullptr;
+  int64_t n_ = 0;  // floats
+};
+
 }  // namespace troupe::cpu

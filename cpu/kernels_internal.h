@@ -25,6 +25,12 @@ void bf16_to_f32_n(const uint16_t* src, float* dst, int64_t n);
 // optimised away).
 float read_sum(const float* p, int64_t n);
 
+// Whether HWY_DYNAMIC_DISPATCH currently picks an AVX-512 target (follows
+// hwy::SetSupportedTargetsForTest). A table lookup: unlike hwy::SupportedTargets(), which
+// runs CPUID on every call (~40 us each under a hypervisor that traps CPUID, i.e. more
+// than a whole decode-sized GEMV), it is cheap enough to ask on every matmul.
+bool dispatch_is_avx512();
+
 // The matmul strategies (matmul() picks one by T; exposed for tests and benchmarks).
 // W must be F32 or F16 with in > 0.
 void matmul_multirow(ThreadPool& pool, const float* x, int64_t T, const TensorView& W,

@@ -1,6 +1,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -24,10 +25,12 @@ int device_count() {
 std::string describe_device(int index) {
   cudaDeviceProp p{};
   if (auto e = cudaGetDeviceProperties(&p, index); e != cudaSuccess) return cudaGetErrorString(e);
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%s, sm_%d%d, %.1f GiB", p.name, p.major, p.minor,
-                static_cast<double>(p.totalGlobalMem) / (1 << 30));
-  return buf;
+  // p.name is a char[256]: build the string rather than snprintf into a fixed buffer that
+  // the name alone could fill (GCC's -Wformat-truncation says so, rightly).
+  char gib[32];
+  std::snprintf(gib, sizeof gib, "%.1f", static_cast<double>(p.totalGlobalMem) / (1 << 30));
+  return std::string(p.name, strnlen(p.name, sizeof p.name)) + ", sm_" + std::to_string(p.major) +
+         std::to_string(p.minor) + ", " + gib + " GiB";
 }
 
 std::string self_test() {

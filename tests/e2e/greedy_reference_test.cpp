@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <numeric>
 
 #include "cpu/cpu_backend.h"
 #include "model/weights.h"
@@ -46,12 +45,6 @@ std::vector<Case> load_cases(const std::string& key) {
 }
 
 int32_t argmax(const float* x, int64_t n) { return int32_t(std::max_element(x, x + n) - x); }
-
-std::vector<int32_t> blocks(int n) {
-  std::vector<int32_t> b(n);
-  std::iota(b.begin(), b.end(), 0);
-  return b;
-}
 
 // Greedy-decodes every case in lockstep in ONE batch (mixed prompt lengths), prefilling each
 // prompt in chunks of `chunk` tokens, and checks ids + top-5 logits against the reference.
