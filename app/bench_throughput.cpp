@@ -223,6 +223,9 @@ void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t
 void compare_speculation(const ThroughputOpts& o) {
   EngineConfig cfg = o.engine;
   cfg.scheduler.scheduling = Scheduling::Continuous;
+  // Every wave runs twice on the same prompts: with prefix caching the second run would
+  // skip the prefill the first one paid for, and whichever mode goes first would lose.
+  cfg.scheduler.enable_prefix_caching = false;
   Engine engine(cfg);
   const Workload w = make_workload(o, engine.tokenizer(), engine.tokenizer().vocab_size());
   const size_t wave = size_t(std::max<int64_t>(1, cfg.scheduler.max_num_seqs));
