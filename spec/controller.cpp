@@ -183,7 +183,10 @@ void SpecController::plan(std::span<const Candidate> cands, int64_t base_tokens,
   }
   // Measured outcomes overrule the plan: where steps without drafts have been delivering
   // more tokens per ms at this batch size, only the seeded sequences above draft.
-  if (!gate_.allow(base_outputs)) return finish();
+  if (!gate_.allow(base_outputs)) {
+    schedule_probes(cands, budget - used, k, /*deterministic_only=*/true);  // theirs follow their own history
+    return finish();
+  }
   const double base_rate = outputs / (target_.predict(double(tokens)) + draft_ms);
 
   // Every further draft j of sequence i adds rho_i alpha_i^j expected tokens; best first.
@@ -220,13 +223,15 @@ void SpecController::plan(std::span<const Candidate> cands, int64_t base_tokens,
   used = fixed_used;
   outputs = fixed_outputs;
   for (size_t c = 0; c < best_count; ++c) add_draft(items[c].seq, items[c].gain);
-  schedule_probes(cands, budget - used, k);
+  schedule_probes(cands, budget - used, k, /*deterministic_only=*/false);
   finish();
 }
 
-void SpecController::schedule_probes(std::span<const Candidate> cands, int64_t budget, std::vector<int32_t>& k) {
+void SpecController::schedule_probes(std::span<const Candidate> cands, int64_t budget, std::vector<int32_t>& k,
+                                     bool deterministic_only) {
   for (size_t i = 0; i < cands.size(); ++i) {
     SeqSpecState& st = *cands[i].st;
+    if (deterministic_only && !st.deterministic) continue;
     if (st.probe == 0) st.probe = kProbeMin;
     if (k[i] > 0) {  // chosen on its merits: speculation pays for this sequence now
       st.idle = 0;

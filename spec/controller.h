@@ -123,7 +123,10 @@ class SpecController {
 
  private:
   int32_t deterministic_k(const SeqSpecState& st, int32_t cap) const;
-  void schedule_probes(std::span<const Candidate> cands, int64_t budget, std::vector<int32_t>& k);
+  // deterministic_only: the step gate closed the step; seeded sequences still keep the
+  // probe schedule that depends on their own history alone.
+  void schedule_probes(std::span<const Candidate> cands, int64_t budget, std::vector<int32_t>& k,
+                       bool deterministic_only);
 
   ControllerConfig cfg_;
   CostCurve target_, draft_;
