@@ -35,6 +35,10 @@ struct Usage {
   int64_t spec_num_drafts = 0;
   int64_t spec_num_draft_tokens = 0;
   int64_t spec_num_accepted_tokens = 0;
+  // Tokens each verification step produced on average: 1 + accepted / drafts (0: none).
+  double spec_mean_accepted_length() const {
+    return spec_num_drafts > 0 ? 1.0 + double(spec_num_accepted_tokens) / double(spec_num_drafts) : 0.0;
+  }
 };
 
 struct Timings {

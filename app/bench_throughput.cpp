@@ -93,6 +93,20 @@ Workload make_workload(const ThroughputOpts& o, const Tokenizer& tok, int64_t vo
   return w;
 }
 
+// Request i of the workload: its prompt and output length, the run's sampling settings
+// (seeded per request when sampling), ignore_eos so it produces exactly that many tokens.
+GenerateRequest workload_request(const ThroughputOpts& o, const Workload& w, size_t i) {
+  GenerateRequest req;
+  req.prompt_ids = w.prompts[i];
+  req.params.temperature = o.temperature;
+  req.params.top_p = o.top_p;
+  req.params.top_k = o.top_k;
+  if (o.temperature > 0) req.params.seed = o.seed + i;
+  req.params.ignore_eos = true;
+  req.params.max_tokens = w.output_lens[i];
+  return req;
+}
+
 struct Tracker {
   std::mutex mu;
   std::condition_variable cv;
@@ -122,14 +136,7 @@ RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, 
   for (size_t i = 0; i < w.prompts.size(); ++i) {
     if (o.request_rate > 0 && i > 0)
       std::this_thread::sleep_for(std::chrono::duration<double>(gap(rng)));
-    GenerateRequest req;
-    req.prompt_ids = w.prompts[i];
-    req.params.temperature = o.temperature;
-    req.params.top_p = o.top_p;
-    req.params.top_k = o.top_k;
-    if (o.temperature > 0) req.params.seed = o.seed + i;
-    req.params.ignore_eos = true;
-    req.params.max_tokens = w.output_lens[i];
+    GenerateRequest req = workload_request(o, w, i);
     {
       std::lock_guard lk(tr.mu);
       tr.traces[i].submit = Clock::now();
@@ -186,14 +193,7 @@ void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t
   const auto st0 = engine.stats();
   const auto t0 = Clock::now();
   for (size_t i = begin; i < end; ++i) {
-    GenerateRequest req;
-    req.prompt_ids = w.prompts[i];
-    req.params.temperature = o.temperature;
-    req.params.top_p = o.top_p;
-    req.params.top_k = o.top_k;
-    if (o.temperature > 0) req.params.seed = o.seed + i;
-    req.params.ignore_eos = true;
-    req.params.max_tokens = w.output_lens[i];
+    GenerateRequest req = workload_request(o, w, i);
     req.num_speculative_tokens = spec ? -1 : 0;
     engine.submit(req, [&tr, j = i - begin](const TokenEvent& ev) {
       std::lock_guard lk(tr.mu);

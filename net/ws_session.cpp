@@ -145,13 +145,10 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
                          {"total_tokens", u.prompt_tokens + u.completion_tokens},
                          {"cached_tokens", u.cached_prompt_tokens}};
       if (ctx_.service.model().speculative) {
-        const double verifications = double(u.spec_num_drafts);
-        usage["spec_decode"] = json::object{
-            {"num_drafts", u.spec_num_drafts},
-            {"num_draft_tokens", u.spec_num_draft_tokens},
-            {"num_accepted_tokens", u.spec_num_accepted_tokens},
-            {"mean_accepted_length",
-             verifications > 0 ? 1.0 + double(u.spec_num_accepted_tokens) / verifications : 0.0}};
+        usage["spec_decode"] = json::object{{"num_drafts", u.spec_num_drafts},
+                                            {"num_draft_tokens", u.spec_num_draft_tokens},
+                                            {"num_accepted_tokens", u.spec_num_accepted_tokens},
+                                            {"mean_accepted_length", u.spec_mean_accepted_length()}};
       }
       json::object timings{{"queue_ms", t.queue_ms}, {"ttft_ms", t.ttft_ms}, {"e2e_ms", t.e2e_ms}, {"tpot_ms", t.tpot_ms}};
       send(json::serialize(json::object{{"type", "done"},

@@ -12,6 +12,7 @@
 using namespace troupe;
 using troupe::test::Collector;
 using troupe::test::greedy_request;
+using troupe::test::run_alone;
 
 namespace {
 
@@ -33,21 +34,6 @@ EngineConfig config_for(const std::string& model) {
   c.scheduler.max_num_seqs = 32;
   c.scheduler.max_num_batched_tokens = 256;
   return c;
-}
-
-// Each request alone, one after the other: the reference outputs.
-std::vector<std::vector<int32_t>> run_alone(const EngineConfig& cfg, const std::vector<GenerateRequest>& reqs) {
-  Engine engine(cfg);
-  Collector col;
-  std::vector<std::vector<int32_t>> out;
-  for (size_t i = 0; i < reqs.size(); ++i) {
-    const int64_t id = engine.submit(reqs[i], col.sink());
-    col.wait_done(i + 1);
-    auto o = col.get(id);
-    REQUIRE(o.final_event.finish_reason == "length");
-    out.push_back(o.ids);
-  }
-  return out;
 }
 
 // A mixed workload around the fixture prompts: random lengths, shared prefixes (the

@@ -78,4 +78,20 @@ inline GenerateRequest greedy_request(std::vector<int32_t> prompt_ids, int max_t
   return r;
 }
 
+// Each request alone on one engine, one after the other: the reference outputs
+// tests compare batched or speculative runs with. Every request must run to max_tokens.
+inline std::vector<std::vector<int32_t>> run_alone(const EngineConfig& cfg, const std::vector<GenerateRequest>& reqs) {
+  Engine engine(cfg);
+  Collector col;
+  std::vector<std::vector<int32_t>> out;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const int64_t id = engine.submit(reqs[i], col.sink());
+    col.wait_done(i + 1);
+    auto o = col.get(id);
+    REQUIRE(o.final_event.finish_reason == "length");
+    out.push_back(o.ids);
+  }
+  return out;
+}
+
 }  // namespace troupe::test

@@ -16,6 +16,7 @@
 using namespace troupe;
 using troupe::test::Collector;
 using troupe::test::greedy_request;
+using troupe::test::run_alone;
 
 namespace {
 
@@ -61,19 +62,6 @@ std::vector<test::Outcome> run(const EngineConfig& cfg, const std::vector<Genera
   std::vector<test::Outcome> out;
   for (auto id : ids) out.push_back(col.get(id));
   if (stats) *stats = engine.stats();
-  return out;
-}
-
-// Each request on its own.
-std::vector<std::vector<int32_t>> run_alone(const EngineConfig& cfg, const std::vector<GenerateRequest>& reqs) {
-  Engine engine(cfg);
-  Collector col;
-  std::vector<std::vector<int32_t>> out;
-  for (size_t i = 0; i < reqs.size(); ++i) {
-    const int64_t id = engine.submit(reqs[i], col.sink());
-    col.wait_done(i + 1);
-    out.push_back(col.get(id).ids);
-  }
   return out;
 }
 
