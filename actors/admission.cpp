@@ -6,24 +6,22 @@
 
 namespace troupe {
 
-namespace {
-
-TokenEvent error_event(int64_t id, std::string type, std::string message) {
-  TokenEvent ev;
-  ev.request_id = id;
-  ev.finished = true;
-  ev.finish_reason = "error";
-  ev.error_type = std::move(type);
-  ev.error = std::move(message);
-  return ev;
+SeqUpdate rejection(int64_t request_id, ErrorKind kind, std::string message) {
+  SeqUpdate u;
+  u.request_id = request_id;
+  u.finished = true;
+  u.reason = FinishReason::Error;
+  u.error_kind = kind;
+  u.error = std::move(message);
+  return u;
 }
 
-SequencePtr admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& cfg) {
+EnqueueSeq admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& cfg) {
   auto& req = a.req;
   req.params.validate();
   if (req.prompt_ids.empty() && req.prompt.empty()) fail("the prompt is empty");
   std::vector<int32_t> ids = req.prompt_ids.empty() ? tok.encode(req.prompt, /*add_special=*/true)
-                                                    : req.prompt_ids;
+                                                    : std::move(req.prompt_ids);
   if (ids.empty()) fail("the prompt is empty");
   for (int32_t id : ids)
     if (id < 0 || id >= cfg.vocab_size)
@@ -31,53 +29,70 @@ SequencePtr admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& 
   if (int64_t(ids.size()) >= cfg.max_model_len)
     fail("the prompt has {} tokens; this model accepts at most {} tokens in total (prompt + "
          "completion), so the prompt must be shorter than that", ids.size(), cfg.max_model_len);
+  EnqueueSeq e;
+  e.request_id = a.request_id;
+  e.prompt_ids = std::move(ids);
+  e.params = std::move(req.params);
   // max_tokens is capped by what is left of the model length.
-  req.params.max_tokens = int32_t(std::min<int64_t>(req.params.max_tokens,
-                                                    cfg.max_model_len - int64_t(ids.size())));
-  auto seq = std::make_shared<Sequence>(a.request_id, std::move(req), std::move(ids), std::move(a.sink),
-                                        tok, a.arrival);
-  seq->eos_ids = tok.eos_ids();
-  seq->max_model_len = cfg.max_model_len;
-  return seq;
+  e.params.max_tokens = int32_t(std::min<int64_t>(e.params.max_tokens,
+                                                  cfg.max_model_len - int64_t(e.prompt_ids.size())));
+  e.priority = req.priority;
+  e.num_speculative_tokens = req.num_speculative_tokens;
+  e.eos_ids = tok.eos_ids();
+  e.max_model_len = cfg.max_model_len;
+  return e;
 }
 
-caf::behavior admission_actor(caf::event_based_actor* self, caf::actor scheduler,
-                              std::shared_ptr<const Tokenizer> tok, AdmissionConfig cfg,
-                              std::shared_ptr<std::atomic<int64_t>> waiting) {
+namespace {
+
+struct AdmissionState {
+  AdmissionLinks links;
+  QueueDepth depth;   // the scheduler's last report
+  int64_t sent = 0;   // EnqueueSeq sent in all
+  static inline const char* name = "admission";
+};
+
+admission_actor::behavior_type admission_behavior(admission_actor::stateful_pointer<AdmissionState> self,
+                                                  std::shared_ptr<const Tokenizer> tok, AdmissionConfig cfg) {
+  auto reject = [self](int64_t id, ErrorKind kind, std::string msg) {
+    StepUpdates u;
+    u.updates.push_back(rejection(id, kind, std::move(msg)));
+    self->send(self->state.links.output, std::move(u));
+  };
   return {
-      [self, scheduler, tok, cfg, waiting](AdmitRequest& a) {
-        // The gauge counts sequences sent to the scheduler and not yet running, so a burst
-        // of admissions is limited before the scheduler has seen any of them.
-        if (waiting->load() >= cfg.max_waiting) {
-          if (a.sink)
-            a.sink(error_event(a.request_id, "overloaded",
-                               "server overloaded: " + std::to_string(waiting->load()) +
-                                   " requests are already waiting; retry later"));
+      [self, tok, cfg, reject](AdmitRequest& a) {
+        auto& st = self->state;
+        // Waiting = what the scheduler reported plus what we sent that it had not counted
+        // yet, so a burst of admissions is limited before the scheduler has seen any.
+        const int64_t waiting = st.depth.waiting + (st.sent - st.depth.received);
+        if (waiting >= cfg.max_waiting) {
+          reject(a.request_id, ErrorKind::Overloaded,
+                 "server overloaded: " + std::to_string(waiting) + " requests are already waiting; retry later");
           return;
         }
-        TokenSink sink = a.sink;
         try {
-          auto seq = admit(a, *tok, cfg);
-          waiting->fetch_add(1);
-          self->send(scheduler, EnqueueSeq{std::move(seq)});
+          EnqueueSeq e = admit(a, *tok, cfg);
+          e.admit_ms = std::max(0.0, ms_between(from_ns(a.arrival_ns), Clock::now()));
+          ++st.sent;
+          self->send(st.links.scheduler, std::move(e));
         } catch (const Error& e) {
-          if (sink) sink(error_event(a.request_id, "invalid_request", e.what()));
+          reject(a.request_id, ErrorKind::InvalidRequest, e.what());
         } catch (const std::exception& e) {
-          if (sink) sink(error_event(a.request_id, "internal", e.what()));
+          reject(a.request_id, ErrorKind::Internal, e.what());
         }
       },
       // Cancels travel the same path as admissions, so one can never overtake its request.
-      [self, scheduler](CancelRequest c) { self->send(scheduler, c); },
+      [self](FinishRequest f) { self->send(self->state.links.scheduler, f); },
+      [self](QueueDepth d) { self->state.depth = d; },
+      [self](AdmissionLinks& l) { self->state.links = std::move(l); },
   };
 }
 
 }  // namespace
 
-caf::actor spawn_admission(caf::actor_system& sys, caf::actor scheduler,
-                           std::shared_ptr<const Tokenizer> tokenizer, AdmissionConfig cfg,
-                           std::shared_ptr<std::atomic<int64_t>> waiting_gauge) {
-  return sys.spawn(admission_actor, std::move(scheduler), std::move(tokenizer), cfg,
-                   std::move(waiting_gauge));
+admission_actor spawn_admission(caf::actor_system& sys, std::shared_ptr<const Tokenizer> tokenizer,
+                                AdmissionConfig cfg) {
+  return sys.spawn(admission_behavior, std::move(tokenizer), cfg);
 }
 
 }  // namespace troupe

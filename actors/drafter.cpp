@@ -1,25 +1,37 @@
 #include "actors/drafter.h"
 
+#include "core/error.h"
+
 namespace troupe {
 
-StepPlan attach_drafts(const StepPlan& plan, spec::Proposer& proposer, spec::ProposeStats& stats) {
+const Sampler& DraftSamplers::sync(int64_t seq_id, const SeqContext& ctx) {
+  auto& e = by_seq[seq_id];
+  const size_t prompt_len = size_t(std::min<int64_t>(ctx.prompt_len, int64_t(ctx.tokens.size())));
+  if (!e.sampler || e.synced > ctx.tokens.size()) {
+    e.sampler = std::make_unique<Sampler>(ctx.params, std::span<const int32_t>(ctx.tokens.data(), prompt_len));
+    e.synced = prompt_len;
+  }
+  for (; e.synced < ctx.tokens.size(); ++e.synced) e.sampler->accept(ctx.tokens[e.synced]);
+  return *e.sampler;
+}
+
+void attach_drafts(StepPlan& plan, spec::Proposer& proposer, DraftSamplers& samplers, spec::ProposeStats& stats) {
   std::vector<spec::ProposeRequest> reqs;
   std::vector<size_t> where;
   for (size_t i = 0; i < plan.seqs.size(); ++i) {
     const auto& p = plan.seqs[i];
     if (p.num_draft_slots <= 0 || !p.sample) continue;
-    // The scheduler does not touch a sequence while its step is in flight, so its tokens
-    // and sampler can be read here; the executor advances the sampler only after us.
-    reqs.push_back({p.seq->id, p.seq->tokens, p.num_draft_slots, &p.seq->sampler});
+    if (!p.has_context) fail("sequence {} has draft slots but no context", p.seq_id());
+    const Sampler& sampler = samplers.sync(p.seq_id(), p.context);
+    reqs.push_back({p.seq_id(), p.context.tokens, p.num_draft_slots, &sampler});
     where.push_back(i);
   }
-  StepPlan out = plan;
-  if (reqs.empty()) return out;
+  if (reqs.empty()) return;
   std::vector<spec::Proposal> props;
   proposer.propose(reqs, props, stats);
   for (size_t j = 0; j < where.size(); ++j) {
     auto& prop = props[j];
-    PlannedSeq& p = out.seqs[where[j]];
+    PlannedSeq& p = plan.seqs[where[j]];
     if (int32_t(prop.tokens.size()) > p.num_draft_slots) prop.tokens.resize(size_t(p.num_draft_slots));
     if (prop.tokens.empty()) continue;
     // Rows 0..k: the last known token predicts draft 1, draft i predicts draft i + 1, and
@@ -30,53 +42,44 @@ StepPlan attach_drafts(const StepPlan& plan, spec::Proposer& proposer, spec::Pro
     p.drafts = std::move(prop.tokens);
     p.draft_probs = std::move(prop.probs);
   }
-  return out;
 }
 
 namespace {
 
-caf::behavior drafter_actor(caf::event_based_actor* self, caf::actor executor,
-                            std::shared_ptr<spec::Proposer> proposer) {
+struct DrafterState {
+  DraftSamplers samplers;
+  static inline const char* name = "drafter";
+};
+
+step_actor::behavior_type drafter_behavior(step_actor::stateful_pointer<DrafterState> self, step_actor executor,
+                                           std::shared_ptr<spec::Proposer> proposer) {
   return {
-      [self, executor, proposer](StepPlanPtr plan) -> caf::result<StepResult> {
-        auto rp = self->make_response_promise<StepResult>();
-        spec::ProposeStats stats;
-        StepPlanPtr drafted;
+      [self, executor, proposer](StepPlan& plan) -> caf::result<StepResult> {
         try {
-          drafted = std::make_shared<const StepPlan>(attach_drafts(*plan, *proposer, stats));
+          attach_drafts(plan, *proposer, self->state.samplers, plan.draft_stats);
         } catch (const std::exception& e) {  // a broken draft model: fail the step, loudly
           StepResult res;
-          res.step_id = plan->step_id;
+          res.step_id = plan.step_id;
           res.error = std::string("drafter: ") + e.what();
-          res.draft = stats;
-          rp.deliver(std::move(res));
-          return rp;
+          res.draft = plan.draft_stats;
+          return res;
         }
-        self->request(executor, caf::infinite, drafted)
-            .then(
-                [rp, stats](StepResult& r) mutable {
-                  r.draft = std::move(stats);
-                  rp.deliver(std::move(r));
-                },
-                [rp, plan](caf::error& err) mutable {
-                  StepResult r;
-                  r.step_id = plan->step_id;
-                  r.error = "executor failed: " + caf::to_string(err);
-                  rp.deliver(std::move(r));
-                });
-        return rp;
+        // The executor answers the scheduler directly; the drafter's timing rides in the plan.
+        return self->delegate(executor, std::move(plan));
       },
-      [proposer](ReleaseDrafts& r) {
-        for (int64_t id : r.seq_ids) proposer->release(id);
+      [self, proposer](ReleaseSeqs& r) {
+        for (int64_t id : r.seq_ids) {
+          proposer->release(id);
+          self->state.samplers.by_seq.erase(id);
+        }
       },
   };
 }
 
 }  // namespace
 
-caf::actor spawn_drafter(caf::actor_system& sys, caf::actor executor,
-                         std::shared_ptr<spec::Proposer> proposer) {
-  return sys.spawn<caf::detached>(drafter_actor, std::move(executor), std::move(proposer));
+step_actor spawn_drafter(caf::actor_system& sys, step_actor executor, std::shared_ptr<spec::Proposer> proposer) {
+  return sys.spawn<caf::detached>(drafter_behavior, std::move(executor), std::move(proposer));
 }
 
 }  // namespace troupe

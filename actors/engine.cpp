@@ -5,10 +5,6 @@
 
 #include <algorithm>
 
-#include "actors/admission.h"
-#include "actors/drafter.h"
-#include "actors/executor.h"
-#include "actors/shard.h"
 #include "actors/spec_setup.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
@@ -19,16 +15,6 @@ namespace troupe {
 
 namespace {
 
-caf::actor_system_config make_caf_config() {
-  caf::actor_system_config cfg;
-  // Hand-offs from non-pool threads (callers of submit(), the shard's thread) take ~100 us
-  // under the default work-stealing policy and ~10 us under `sharing` (measured on CAF 0.17.6).
-  cfg.set("scheduler.policy", caf::atom("sharing"));
-  cfg.set("scheduler.max-threads", 2);
-  cfg.set("logger.verbosity", caf::atom("quiet"));
-  return cfg;
-}
-
 int64_t physical_memory_bytes() {
   return int64_t(::sysconf(_SC_PHYS_PAGES)) * int64_t(::sysconf(_SC_PAGE_SIZE));
 }
@@ -36,17 +22,17 @@ int64_t physical_memory_bytes() {
 }  // namespace
 
 struct Engine::Impl {
-  caf::actor_system_config caf_cfg = make_caf_config();
-  caf::actor_system system{caf_cfg};
+  caf::actor_system_config caf_cfg;
+  std::unique_ptr<caf::actor_system> system;
   std::shared_ptr<const Tokenizer> tokenizer;
-  caf::actor shard, executor, drafter, scheduler, admission;
+  Pipeline pipeline;
   std::string speculation;
   std::atomic<int64_t> next_id{1};
-  std::shared_ptr<std::atomic<int64_t>> waiting = std::make_shared<std::atomic<int64_t>>(0);
   bool stopped = false;
 };
 
-Engine::Engine(EngineConfig cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<Impl>()) {
+Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl_(std::make_unique<Impl>()) {
+  impl_->system = std::make_unique<caf::actor_system>(configure_actor_system(impl_->caf_cfg));
   impl_->tokenizer = load_tokenizer(cfg_.model);
   Checkpoint weights = load_checkpoint(cfg_.model);  // float, GGUF or pre-quantized
   const ModelConfig mc = weights.weights.config;
@@ -70,39 +56,34 @@ Engine::Engine(EngineConfig cfg) : cfg_(std::move(cfg)), impl_(std::make_unique<
   SchedulerConfig sc = cfg_.scheduler;
   sc.max_model_len = max_model_len_;
   AdmissionConfig ac{max_model_len_, cfg_.max_waiting, mc.vocab_size};
+  PipelineBuilder builder(*impl_->system);
   // Speculation is set up while the backend is still ours alone (calibration runs on it).
-  SpecSetup spec;
   if (cfg_.speculative.enabled()) {
-    spec = setup_speculation(cfg_, *backend, *impl_->tokenizer);
+    SpecSetup spec = setup_speculation(cfg_, *backend, *impl_->tokenizer);
     impl_->speculation = spec.description;
+    builder.speculation(std::move(spec.proposer), std::move(spec.schedule));
   }
-  auto& sys = impl_->system;
-  impl_->shard = spawn_shard(sys, backend);
   spec::VerifyOptions vo;
   vo.skip_residual = cfg_.speculative.test_skip_residual;
-  impl_->executor = spawn_executor(sys, impl_->shard, vo);
-  if (spec.proposer) impl_->drafter = spawn_drafter(sys, impl_->executor, spec.proposer);
-  impl_->scheduler = spawn_scheduler(sys, impl_->executor, sc, kv, impl_->waiting, impl_->drafter,
-                                     std::move(spec.schedule));
-  impl_->admission = spawn_admission(sys, impl_->scheduler, impl_->tokenizer, ac, impl_->waiting);
+  builder.tokenizer(impl_->tokenizer).backend(std::move(backend)).scheduler(sc).admission(ac).verify_options(vo);
+  if (hooks.customize) hooks.customize(builder, *impl_->system);
+  impl_->pipeline = builder.build();
 }
 
 Engine::~Engine() { stop(); }
 
 int64_t Engine::submit(GenerateRequest req, TokenSink sink) {
   const int64_t id = impl_->next_id.fetch_add(1);
-  caf::anon_send(impl_->admission, AdmitRequest{id, std::move(req), std::move(sink), Clock::now()});
+  impl_->pipeline.submit(id, std::move(req), std::move(sink));
   return id;
 }
 
-void Engine::cancel(int64_t request_id) {
-  caf::anon_send(impl_->admission, CancelRequest{request_id});
-}
+void Engine::cancel(int64_t request_id) { impl_->pipeline.cancel(request_id); }
 
 SchedulerStats Engine::stats() {
-  caf::scoped_actor self{impl_->system};
+  caf::scoped_actor self{*impl_->system};
   SchedulerStats out;
-  self->request(impl_->scheduler, caf::infinite, StatsQuery{})
+  self->request(impl_->pipeline.scheduler, caf::infinite, StatsQuery{})
       .receive([&](SchedulerStats& s) { out = std::move(s); },
                [&](caf::error& e) { fail("engine stats: {}", caf::to_string(e)); });
   return out;
@@ -111,13 +92,16 @@ SchedulerStats Engine::stats() {
 void Engine::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
-  for (auto* a : {&impl_->admission, &impl_->scheduler, &impl_->drafter, &impl_->executor, &impl_->shard})
-    if (*a) caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
-  impl_->system.await_all_actors_done();
+  impl_->pipeline.stop();
+  impl_->system->await_all_actors_done();
 }
 
 const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
 
 std::string Engine::speculation() const { return impl_->speculation; }
+
+const Pipeline& Engine::pipeline() const { return impl_->pipeline; }
+
+caf::actor_system& Engine::system() { return *impl_->system; }
 
 }  // namespace troupe

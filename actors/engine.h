@@ -1,14 +1,18 @@
 #pragma once
 // troupe::Engine - the library API. Start from a config, submit requests, receive streamed
-// tokens through a callback, cancel, stop. Inside, the pipeline of actors:
-//   admission -> scheduler -> executor -> shard (detached thread, owns the backend)
-// exchanging one step message per iteration. With speculative decoding a drafter actor
-// sits between scheduler and executor (which then verifies the drafts).
+// tokens through a callback, cancel, stop. It loads the model and builds the pipeline of
+// actors with PipelineBuilder (pipeline.h):
+//   admission -> scheduler -> [drafter] -> executor -> shard (detached thread, owns the backend)
+//                    └──────────▶ output (detokenizes, stop strings, calls the sinks)
+// exchanging one step message per iteration. EngineHooks lets a user add to the pipeline
+// (observers, an admission policy, a custom proposer) while the engine does the loading.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "actors/pipeline.h"
 #include "actors/request.h"
 #include "actors/scheduler.h"
 #include "quant/options.h"
@@ -43,9 +47,16 @@ struct EngineConfig {
   SpeculativeConfig speculative;
 };
 
+struct EngineHooks {
+  // Called with the builder once the engine has configured it from EngineConfig, just
+  // before build(): add observers, an admission policy or a custom proposer (spawn stages
+  // in `sys`, the engine's actor system), or force every message through serialization.
+  std::function<void(PipelineBuilder& builder, caf::actor_system& sys)> customize;
+};
+
 class Engine {
  public:
-  explicit Engine(EngineConfig cfg);  // loads the model and starts the actors
+  explicit Engine(EngineConfig cfg, EngineHooks hooks = {});  // loads the model and starts the actors
   ~Engine();                          // stop()
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -61,6 +72,8 @@ class Engine {
   const EngineConfig& config() const { return cfg_; }
   int64_t max_model_len() const { return max_model_len_; }
   std::string speculation() const;    // what drafts ("" without speculation), for logs
+  const Pipeline& pipeline() const;   // the stages' handles
+  caf::actor_system& system();
 
  private:
   struct Impl;

@@ -14,14 +14,27 @@ namespace troupe {
 
 using Clock = std::chrono::steady_clock;
 
+// Steady-clock instants as plain integers, for messages (meaningful within one process).
+inline int64_t to_ns(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+inline Clock::time_point from_ns(int64_t ns) {
+  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+inline double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
 struct GenerateRequest {
   std::string prompt;                // tokenized by admission (BOS added if the model asks)...
   std::vector<int32_t> prompt_ids;   // ...unless ids are given directly
   SamplingParams params;
   int32_t priority = 0;              // lower value runs first (vLLM); FCFS among equals
+  std::string user;                  // who asks (OpenAI's `user`): for admission policies such as quotas
   // Speculative decoding for this request when the engine has it: -1 the engine's
   // num_speculative_tokens, 0 none, n at most n drafts per step.
   int32_t num_speculative_tokens = -1;
+  bool operator==(const GenerateRequest&) const = default;  // field by field (protocol tests)
 };
 
 struct Usage {
@@ -39,6 +52,7 @@ struct Usage {
   double spec_mean_accepted_length() const {
     return spec_num_drafts > 0 ? 1.0 + double(spec_num_accepted_tokens) / double(spec_num_drafts) : 0.0;
   }
+  bool operator==(const Usage&) const = default;  // field by field (protocol tests)
 };
 
 struct Timings {
@@ -48,16 +62,26 @@ struct Timings {
   double tpot_ms = 0;    // mean time per output token after the first
 };
 
+// Why a request ended (OpenAI's finish_reason, plus the two ends a client did not ask for).
+enum class FinishReason : uint8_t { None, Stop, Length, Cancelled, Error };
+// What kind of error ended it (FinishReason::Error); the daemon maps these to HTTP statuses.
+enum class ErrorKind : uint8_t { None, InvalidRequest, Overloaded, Internal };
+
+// "stop" | "length" | "cancelled" | "error" ("" for None): the wire names of the OpenAI API.
+const char* to_string(FinishReason r);
+// "invalid_request" | "overloaded" | "internal" ("" for None).
+const char* to_string(ErrorKind k);
+
 // One streamed event. Token events carry new ids/text; the last event has finished = true
-// with finish_reason "stop" | "length" | "cancelled" | "error" (then error holds why).
+// and a finish_reason (with FinishReason::Error, `error` says why and error_kind what kind).
 struct TokenEvent {
   int64_t request_id = 0;
   std::vector<int32_t> token_ids;
   std::string text;
   bool finished = false;
-  std::string finish_reason;
+  FinishReason finish_reason = FinishReason::None;
   std::string error;
-  std::string error_type;  // "invalid_request" | "overloaded" | "internal"
+  ErrorKind error_kind = ErrorKind::None;
   Usage usage;        // filled on the final event
   Timings timings;    // filled on the final event
 };

@@ -2,100 +2,117 @@
 
 #include <algorithm>
 
-#include "actors/drafter.h"
 #include "actors/scheduler_core.h"
 
 namespace troupe {
 
 namespace {
 
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
-
 struct SchedulerState {
   std::unique_ptr<SchedulerCore> core;
-  caf::actor executor;
-  caf::actor drafter;  // null without speculation
-  std::shared_ptr<std::atomic<int64_t>> waiting_gauge;
+  SchedulerLinks links;
   bool in_flight = false;     // one step at a time: the next is planned when it returns
   bool timer_pending = false; // static batching waits for its batch to fill
-  int64_t reported_waiting = 0;  // our share of waiting_gauge (admission adds its own)
+  QueueDepth reported;        // last QueueDepth sent to admission
+  // The plan in flight, kept to apply its result (the message itself went to the executor).
+  StepPlan plan;
+  Clock::time_point sent_at;
   static inline const char* name = "scheduler";
 };
 
-using SchedulerActor = caf::stateful_actor<SchedulerState>;
+using SchedulerSelf = scheduler_actor::stateful_pointer<SchedulerState>;
+
+// Sends what the core produced since the last call: token updates to the output stage,
+// retired ids to the stages that keep per-sequence state, and the queue depth to admission
+// when it changed.
+void flush(SchedulerSelf self) {
+  auto& st = self->state;
+  if (auto updates = st.core->take_updates(); !updates.empty() && st.links.output)
+    self->send(st.links.output, StepUpdates{std::move(updates)});
+  // Retired sequences: messages from here to the drafter arrive in order, so the proposer
+  // drops their state before it sees the next plan.
+  if (auto released = st.core->take_released(); !released.empty()) {
+    if (st.links.drafter) self->send(st.links.drafter, ReleaseSeqs{released});
+    if (st.links.executor) self->send(st.links.executor, ReleaseSeqs{std::move(released)});
+  }
+  const QueueDepth now{st.core->num_waiting(), st.core->num_received()};
+  if (st.links.admission && (now.waiting != st.reported.waiting || now.received != st.reported.received)) {
+    st.reported = now;
+    self->send(st.links.admission, now);
+  }
+}
+
+void on_result(SchedulerSelf self, StepResult& r);
 
 // Plans and sends the next step if none is in flight. Continuous batching is this loop:
 // the step result comes back, finished sequences leave, waiting ones join, and the next
 // step goes out at once.
-// Admission increments the gauge when it sends a sequence; we move it by our queue's changes.
-void sync_gauge(SchedulerState& st) {
-  const int64_t now = st.core->num_waiting();
-  st.waiting_gauge->fetch_add(now - st.reported_waiting);
-  st.reported_waiting = now;
-}
-
-void kick(SchedulerActor* self) {
+void kick(SchedulerSelf self) {
   auto& st = self->state;
-  if (st.in_flight) return;
+  if (st.in_flight || !st.links.executor) return;
   std::optional<Clock::duration> wait_hint;
   auto plan = st.core->plan(Clock::now(), &wait_hint);
-  sync_gauge(st);
-  // Retired sequences: messages from here to the drafter arrive in order, so the proposer
-  // drops their state before it sees the next plan.
-  if (auto released = st.core->take_released(); !released.empty() && st.drafter)
-    self->send(st.drafter, ReleaseDrafts{std::move(released)});
+  flush(self);
   if (!plan) {
     if (wait_hint && !st.timer_pending) {
       st.timer_pending = true;
       self->delayed_send(self, std::chrono::duration_cast<std::chrono::microseconds>(*wait_hint) +
-                                   std::chrono::microseconds(100), tick_atom::value);
+                                   std::chrono::microseconds(100), scheduler_tick_atom::value);
     }
     return;
   }
   st.in_flight = true;
-  const bool drafts = st.drafter && std::any_of(plan->seqs.begin(), plan->seqs.end(),
-                                                [](const PlannedSeq& p) { return p.num_draft_slots > 0; });
-  auto shared = std::make_shared<const StepPlan>(std::move(*plan));
-  const auto t0 = Clock::now();
-  auto done = [self, shared, t0](const StepResult& r) {
-    auto& st = self->state;
-    st.in_flight = false;
-    const auto now = Clock::now();
-    st.core->record_step_time(std::chrono::duration<double, std::milli>(now - t0).count(), r);
-    st.core->complete(*shared, r, now);
-    kick(self);
-  };
-  self->request(drafts ? st.drafter : st.executor, caf::infinite, StepPlanPtr(shared))
-      .then([done](StepResult& r) { done(r); },
-            [done](caf::error& e) {
+  const bool drafts = st.links.drafter && std::any_of(plan->seqs.begin(), plan->seqs.end(),
+                                                      [](const PlannedSeq& p) { return p.num_draft_slots > 0; });
+  st.plan = *plan;
+  st.sent_at = Clock::now();
+  self->request(drafts ? st.links.drafter : st.links.executor, caf::infinite, std::move(*plan))
+      .then([self](StepResult& r) { on_result(self, r); },
+            [self](caf::error& e) {
               StepResult r;
+              r.step_id = self->state.plan.step_id;
               r.error = "executor failed: " + caf::to_string(e);
-              done(r);
+              on_result(self, r);
             });
 }
 
-caf::behavior scheduler_actor(SchedulerActor* self, caf::actor executor, SchedulerConfig cfg,
-                              KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> gauge,
-                              caf::actor drafter, SpecSchedule spec) {
-  if (!drafter) spec.controller.num_speculative_tokens = 0;  // nobody to draft
+void on_result(SchedulerSelf self, StepResult& r) {
+  auto& st = self->state;
+  st.in_flight = false;
+  const auto now = Clock::now();
+  const double wall_ms = std::chrono::duration<double, std::milli>(now - st.sent_at).count();
+  st.core->record_step_time(wall_ms, r);
+  st.core->complete(st.plan, r, now);
+  if (!st.links.observers.empty()) {
+    StepObservation obs = st.core->last_observation();
+    obs.wall_ms = wall_ms;
+    obs.waiting = st.core->num_waiting();
+    obs.running = st.core->num_running();
+    for (auto& o : st.links.observers) self->send(o, obs);
+  }
+  kick(self);
+}
+
+scheduler_actor::behavior_type scheduler_behavior(SchedulerSelf self, SchedulerConfig cfg, KvCacheShape kv,
+                                                  SpecSchedule spec) {
   self->state.core = std::make_unique<SchedulerCore>(cfg, kv, std::move(spec));
-  self->state.executor = std::move(executor);
-  self->state.drafter = std::move(drafter);
-  self->state.waiting_gauge = std::move(gauge);
   return {
       [self](EnqueueSeq& e) {
-        self->state.core->add(std::move(e.seq));
-        self->state.reported_waiting += 1;  // admission already counted this one
-        sync_gauge(self->state);
+        self->state.core->add(std::move(e), Clock::now());
         kick(self);
+        flush(self);
       },
-      [self](CancelRequest c) {
-        self->state.core->cancel(c.request_id);
-        sync_gauge(self->state);
+      [self](FinishRequest f) {
+        self->state.core->finish_request(f.request_id, f.reason);
         kick(self);
+        flush(self);
       },
       [self](StatsQuery) -> SchedulerStats { return self->state.core->stats(); },
-      [self](tick_atom) {
+      [self](SchedulerLinks& links) {
+        self->state.links = std::move(links);
+        kick(self);
+      },
+      [self](scheduler_tick_atom) {
         self->state.timer_pending = false;
         kick(self);
       },
@@ -104,11 +121,8 @@ caf::behavior scheduler_actor(SchedulerActor* self, caf::actor executor, Schedul
 
 }  // namespace
 
-caf::actor spawn_scheduler(caf::actor_system& sys, caf::actor executor, SchedulerConfig cfg,
-                           KvCacheShape kv, std::shared_ptr<std::atomic<int64_t>> waiting_gauge,
-                           caf::actor drafter, SpecSchedule spec) {
-  return sys.spawn(scheduler_actor, std::move(executor), cfg, kv, std::move(waiting_gauge),
-                   std::move(drafter), std::move(spec));
+scheduler_actor spawn_scheduler(caf::actor_system& sys, SchedulerConfig cfg, KvCacheShape kv, SpecSchedule spec) {
+  return sys.spawn(scheduler_behavior, cfg, kv, std::move(spec));
 }
 
 }  // namespace troupe

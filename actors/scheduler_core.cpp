@@ -8,14 +8,10 @@ namespace troupe {
 
 namespace {
 
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
 // Priority order: lower `priority` first, then earlier arrival (a preempted sequence keeps
 // its old arrival, so it goes back ahead of newer requests of the same priority).
 bool runs_before(const SequencePtr& a, const SequencePtr& b) {
-  if (a->req.priority != b->req.priority) return a->req.priority < b->req.priority;
+  if (a->priority != b->priority) return a->priority < b->priority;
   return a->arrival_order < b->arrival_order;
 }
 
@@ -36,31 +32,42 @@ SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule 
   }
 }
 
-void SchedulerCore::add(SequencePtr seq) {
+void SchedulerCore::add(EnqueueSeq e, Clock::time_point now) {
+  auto seq = std::make_shared<Sequence>(std::move(e), now);
   seq->arrival_order = arrivals_++;
   if (spec_) {
     const int32_t K = spec_->config().num_speculative_tokens;
-    const int32_t want = seq->req.num_speculative_tokens;
+    const int32_t want = seq->num_speculative_tokens;
     seq->spec.k_max = want < 0 ? K : std::min(want, K);
-    const auto& P = seq->req.params;
+    const auto& P = seq->params;
     seq->spec.deterministic = P.seed.has_value() && !P.greedy();
   }
+  by_id_[seq->id] = seq;
   waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, runs_before), std::move(seq));
 }
 
-void SchedulerCore::cancel(int64_t request_id) {
+Sequence* SchedulerCore::find(int64_t id) {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second.get();
+}
+
+const Sequence* SchedulerCore::sequence(int64_t id) const {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second.get();
+}
+
+void SchedulerCore::finish_request(int64_t request_id, FinishReason reason) {
   for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
     if ((*it)->id == request_id) {
       auto s = *it;
       waiting_.erase(it);
-      s->cancelled = true;
-      finish(s, "cancelled", Clock::now());
+      finish(*s, reason, Clock::now());
       retire(s);
       return;
     }
   }
   for (auto& s : running_)
-    if (s->id == request_id) s->cancelled = true;  // retired at the next step boundary
+    if (s->id == request_id && !s->aborted()) s->abort = reason;  // retired at the next step boundary
 }
 
 std::optional<StepPlan> SchedulerCore::plan(Clock::time_point now,
@@ -68,11 +75,11 @@ std::optional<StepPlan> SchedulerCore::plan(Clock::time_point now,
   // Step boundary: retire cancelled sequences and (continuous) finished ones first, so
   // their blocks are free for this very step.
   for (auto& s : running_)
-    if (s->cancelled && !s->finished) finish(s, "cancelled", now);
+    if (s->aborted() && !s->finished) finish(*s, *s->abort, now);
   const bool static_mode = cfg_.scheduling == Scheduling::Static;
   if (!static_mode || static_batch_done()) {
     std::erase_if(running_, [&](const SequencePtr& s) {
-      if (!s->finished && !s->cancelled) return false;
+      if (!s->finished && !s->aborted()) return false;
       if (blocks_.has_sequence(s->id)) blocks_.free(s->id);
       retire(s);
       return true;
@@ -83,7 +90,6 @@ std::optional<StepPlan> SchedulerCore::plan(Clock::time_point now,
 
 void SchedulerCore::add_step(StepPlan& plan, const SequencePtr& s, int64_t n) {
   PlannedSeq p;
-  p.seq = s;
   p.step.seq_id = s->id;
   p.step.start_pos = int32_t(s->num_computed);
   p.step.tokens.assign(s->tokens.begin() + s->num_computed, s->tokens.begin() + s->num_computed + n);
@@ -92,7 +98,26 @@ void SchedulerCore::add_step(StepPlan& plan, const SequencePtr& s, int64_t n) {
     p.step.logit_rows = {int32_t(n) - 1};
     p.sample = !s->finished;  // a finished static-batch member only pads
   }
+  // The executor owns samplers; it learns a sequence's parameters and prompt the first
+  // time it samples for it.
+  if (p.sample && !s->executor_has_context) attach_context(p, *s);
   plan.seqs.push_back(std::move(p));
+}
+
+void SchedulerCore::attach_context(PlannedSeq& p, Sequence& s) {
+  if (p.has_context) return;
+  p.has_context = true;
+  p.context.params = s.params;
+  p.context.tokens = s.tokens;
+  p.context.prompt_len = s.prompt_len;
+  s.executor_has_context = true;
+}
+
+void SchedulerCore::start_running(const SequencePtr& s, int64_t cached, Clock::time_point now) {
+  s->num_computed = cached;
+  s->usage.cached_prompt_tokens += std::min<int64_t>(cached, s->prompt_len);
+  if (s->first_scheduled == Clock::time_point{}) s->first_scheduled = now;
+  running_.push_back(s);
 }
 
 void SchedulerCore::preempt(const SequencePtr& victim) {
@@ -139,11 +164,8 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
     auto cached = blocks_.allocate_prompt(s->id, s->tokens, budget);
     if (!cached) break;
     waiting_.pop_front();
-    s->num_computed = *cached;
-    s->usage.cached_prompt_tokens += std::min<int64_t>(*cached, s->prompt_len);
-    if (s->first_scheduled == Clock::time_point{}) s->first_scheduled = now;
+    start_running(s, *cached, now);
     const int64_t n = std::min<int64_t>(int64_t(s->tokens.size()) - s->num_computed, budget);
-    running_.push_back(s);
     add_step(plan, s, n);
     budget -= n;
   }
@@ -166,15 +188,15 @@ void SchedulerCore::plan_drafts(StepPlan& plan, int64_t budget) {
     const PlannedSeq& p = plan.seqs[i];
     base_tokens += int64_t(p.step.tokens.size());
     base_outputs += p.sample ? 1 : 0;
-    const Sequence& s = *p.seq;
+    Sequence& s = *find(p.seq_id());
     // Decoding (one new token, reaching the end) and allowed to speculate.
-    if (!p.sample || s.spec.k_max <= 0 || p.step.tokens.size() != 1 || s.finished || s.cancelled) continue;
+    if (!p.sample || s.spec.k_max <= 0 || p.step.tokens.size() != 1 || s.finished || s.aborted()) continue;
     const int64_t L = int64_t(s.tokens.size());
     // No more drafts than tokens it may still produce (the step adds one more of its own),
     // and drafts must fit the model's positions.
-    const int64_t cap = std::min<int64_t>(s.req.params.max_tokens - s.num_generated() - 1, s.max_model_len - L);
+    const int64_t cap = std::min<int64_t>(s.params.max_tokens - s.num_generated() - 1, s.max_model_len - L);
     if (cap <= 0) continue;
-    cands.push_back({&p.seq->spec, int32_t(std::min<int64_t>(cap, s.spec.k_max)),
+    cands.push_back({&s.spec, int32_t(std::min<int64_t>(cap, s.spec.k_max)),
                      std::max<int64_t>(1, L - s.spec.draft_pos)});
     where.push_back(i);
   }
@@ -186,18 +208,21 @@ void SchedulerCore::plan_drafts(StepPlan& plan, int64_t budget) {
     int32_t kk = k[j];
     // Slots for the drafts after the one already reserved for the last token; fewer if
     // the pool is short (no preemption for drafts).
-    while (kk > 0 && !blocks_.append_slots(p.seq->id, 1 + kk)) --kk;
+    while (kk > 0 && !blocks_.append_slots(p.seq_id(), 1 + kk)) --kk;
     cands[j].st->planned_k = kk;
     if (kk == 0) cands[j].st->probing = false;
     p.num_draft_slots = kk;
-    if (kk > 0) p.step.block_table = blocks_.block_table(p.seq->id);
+    if (kk > 0) {
+      p.step.block_table = blocks_.block_table(p.seq_id());
+      attach_context(p, *find(p.seq_id()));  // the proposer reads the whole context
+    }
     stats_.spec.record_plan(kk);
   }
 }
 
 bool SchedulerCore::static_batch_done() const {
   return std::all_of(running_.begin(), running_.end(),
-                     [](const SequencePtr& s) { return s->finished || s->cancelled; });
+                     [](const SequencePtr& s) { return s->finished || s->aborted(); });
 }
 
 // The naive batcher, faithfully: wait up to batch_wait_ms for up to max_num_seqs requests,
@@ -208,8 +233,8 @@ std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
   StepPlan plan;
   if (running_.empty()) {
     if (waiting_.empty()) return std::nullopt;
-    Clock::time_point oldest = waiting_.front()->arrival;
-    for (auto& s : waiting_) oldest = std::min(oldest, s->arrival);
+    Clock::time_point oldest = waiting_.front()->enqueued;
+    for (auto& s : waiting_) oldest = std::min(oldest, s->enqueued);
     const auto wait = std::chrono::milliseconds(cfg_.batch_wait_ms);
     if (int64_t(waiting_.size()) < cfg_.max_num_seqs && now - oldest < wait) {
       if (wait_hint) *wait_hint = wait - (now - oldest);
@@ -220,10 +245,7 @@ std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
       auto cached = blocks_.allocate_prompt(s->id, s->tokens);  // the whole prompt at once
       if (!cached) break;
       waiting_.pop_front();
-      s->num_computed = *cached;
-      s->usage.cached_prompt_tokens += std::min<int64_t>(*cached, s->prompt_len);
-      if (s->first_scheduled == Clock::time_point{}) s->first_scheduled = now;
-      running_.push_back(s);
+      start_running(s, *cached, now);
       add_step(plan, s, int64_t(s->tokens.size()) - s->num_computed);
     }
   } else {
@@ -246,28 +268,38 @@ std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
 
 void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clock::time_point now) {
   stats_.steps++;
+  observation_ = StepObservation{};
+  observation_.step_id = plan.step_id;
+  observation_.num_seqs = int64_t(plan.seqs.size());
+  observation_.forward_ms = result.forward_ms;
+  observation_.sample_ms = result.sample_ms;
+  observation_.draft_ms = result.draft.total_ms;
+  observation_.error = result.error;
   if (!result.error.empty()) {
     // The backend rejected the step (it validates everything it is given): fail exactly the
     // sequences in it, keep serving the rest.
     for (const auto& p : plan.seqs)
-      if (!p.seq->finished) finish(p.seq, "error", now, result.error);
+      if (Sequence* s = find(p.seq_id()); s && !s->finished)
+        finish(*s, FinishReason::Error, now, ErrorKind::Internal, result.error);
     return;
   }
   size_t next_outcome = 0;
-  int64_t step_tokens = 0, step_drafts = 0, outputs = 0, produced = 0;
+  int64_t step_tokens = 0, step_drafts = 0, outputs = 0, produced = 0, accepted = 0, prefill = 0;
   bool decode_only = true;  // every sequence computed one token (+ drafts): a decode/verify step
   for (const auto& p : plan.seqs) {
-    Sequence& s = *p.seq;
     const SeqOutcome* outcome = p.sample ? &result.outcomes.at(next_outcome++) : nullptr;
     const int64_t n = int64_t(p.step.tokens.size());
     step_tokens += n + (outcome ? outcome->num_drafts : 0);
     step_drafts += outcome ? outcome->num_drafts : 0;
+    accepted += outcome ? outcome->accepted_drafts : 0;
     outputs += outcome ? 1 : 0;
     produced += outcome ? int64_t(outcome->tokens.size()) : 0;
     decode_only = decode_only && n == 1;
-    if (!blocks_.has_sequence(s.id)) continue;  // preempted after planning (cannot happen today)
+    Sequence* sp = find(p.seq_id());
+    if (!sp || !blocks_.has_sequence(sp->id)) continue;  // preempted after planning (cannot happen today)
+    Sequence& s = *sp;
     if (p.num_draft_slots > 0) {
-      complete_speculative(p, *outcome, now);
+      complete_speculative(p, s, *outcome);
       continue;
     }
     const int64_t before = s.num_computed;
@@ -276,14 +308,15 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
     const int64_t prompt_part = std::min(s.num_computed, s.prompt_len) - std::min(before, s.prompt_len);
     s.usage.computed_prompt_tokens += prompt_part;
     stats_.prompt_tokens_computed += prompt_part;
-    if (!p.sample) continue;
-    const SeqOutcome& o = *outcome;
-    if (s.cancelled || s.finished) continue;
-    for (int32_t t : o.tokens) {
-      emit_token(p.seq, t, now);
-      if (s.finished) break;
-    }
+    prefill += prompt_part;
+    if (outcome && !s.aborted() && !s.finished) emit_tokens(s, outcome->tokens);
   }
+  observation_.num_tokens = step_tokens;
+  observation_.num_prefill_tokens = prefill;
+  observation_.num_outputs = outputs;
+  observation_.num_generated = produced;
+  observation_.num_draft_tokens = step_drafts;
+  observation_.num_accepted = accepted;
   if (spec_) {
     const bool drafted = !result.draft.passes.empty() || result.draft.total_ms > 0;
     spec_->observe_step(decode_only ? step_tokens : 0, result.forward_ms, drafted ? &result.draft : nullptr);
@@ -301,8 +334,8 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
 // A decode step that had draft slots: the last token and the accepted drafts now have KV;
 // the slots of rejected (or never proposed) drafts are rolled back, freeing blocks past
 // the new end, so the next step overwrites them (and the prefix cache never sees them).
-void SchedulerCore::complete_speculative(const PlannedSeq& p, const SeqOutcome& o, Clock::time_point now) {
-  Sequence& s = *p.seq;
+void SchedulerCore::complete_speculative(const PlannedSeq& p, Sequence& s, const SeqOutcome& o) {
+  (void)p;
   const int64_t L = int64_t(s.tokens.size());  // the last token is at L - 1
   spec_->observe_proposal(s.spec, o.num_drafts > 0);
   if (o.num_drafts > 0) {
@@ -314,19 +347,15 @@ void SchedulerCore::complete_speculative(const PlannedSeq& p, const SeqOutcome& 
     // The draft model fed the last token and all drafts but the last one.
     s.spec.draft_pos = L + std::min(o.accepted_drafts, o.num_drafts - 1);
   }
-  if (!s.cancelled && !s.finished) {
-    for (int32_t t : o.tokens) {
-      emit_token(p.seq, t, now);
-      if (s.finished) break;
-    }
-  }
+  if (!s.aborted() && !s.finished) emit_tokens(s, o.tokens);
   s.num_computed = std::min<int64_t>(L + o.accepted_drafts, int64_t(s.tokens.size()));
   blocks_.commit_tokens(s.id, std::span<const int32_t>(s.tokens.data(), size_t(s.num_computed)));
   blocks_.truncate(s.id, s.num_computed);
 }
 
 void SchedulerCore::retire(const SequencePtr& s) {
-  if (spec_ && s->spec.k_max > 0) released_.push_back(s->id);
+  if (s->executor_has_context) released_.push_back(s->id);
+  by_id_.erase(s->id);
 }
 
 std::vector<int64_t> SchedulerCore::take_released() {
@@ -335,59 +364,56 @@ std::vector<int64_t> SchedulerCore::take_released() {
   return out;
 }
 
-void SchedulerCore::emit_token(const SequencePtr& self, int32_t token, Clock::time_point now) {
-  Sequence& s = *self;
-  if (s.first_token == Clock::time_point{}) s.first_token = now;
-  s.last_token = now;
-  const auto& P = s.req.params;
-  const bool eos = !P.ignore_eos && std::find(s.eos_ids.begin(), s.eos_ids.end(), token) != s.eos_ids.end();
-  const bool stop_id = std::find(P.stop_token_ids.begin(), P.stop_token_ids.end(), token) != P.stop_token_ids.end();
-  if (eos || stop_id) {
-    finish(self, "stop", now);
-    return;
-  }
-  s.tokens.push_back(token);
-  s.usage.completion_tokens++;
-  stats_.generated_tokens++;
-  TokenEvent ev;
-  ev.request_id = s.id;
-  ev.token_ids = {token};
-  ev.text = s.stops.push(s.detok.push(token));
-  if (s.sink) s.sink(ev);
-  if (s.stops.stopped()) {
-    finish(self, "stop", now);
-  } else if (s.num_generated() >= P.max_tokens || int64_t(s.tokens.size()) >= s.max_model_len) {
-    finish(self, "length", now);
+std::vector<SeqUpdate> SchedulerCore::take_updates() {
+  std::vector<SeqUpdate> out;
+  out.swap(updates_);
+  update_index_.clear();
+  return out;
+}
+
+SeqUpdate& SchedulerCore::update_for(int64_t id) {
+  auto [it, fresh] = update_index_.try_emplace(id, updates_.size());
+  if (fresh) updates_.emplace_back().request_id = id;
+  return updates_[it->second];
+}
+
+// Appends new tokens until one ends the sequence: an end-of-sequence or stop id (not part
+// of the output), max_tokens or the model length. Stop strings are the output stage's
+// (it answers with a FinishRequest).
+void SchedulerCore::emit_tokens(Sequence& s, const std::vector<int32_t>& tokens) {
+  for (int32_t token : tokens) {
+    if (is_stop_token(s.params, s.eos_ids, token)) {
+      finish(s, FinishReason::Stop, Clock::now());
+      return;
+    }
+    s.tokens.push_back(token);
+    s.usage.completion_tokens++;
+    stats_.generated_tokens++;
+    update_for(s.id).token_ids.push_back(token);
+    if (s.num_generated() >= s.params.max_tokens || int64_t(s.tokens.size()) >= s.max_model_len) {
+      finish(s, FinishReason::Length, Clock::now());
+      return;
+    }
   }
 }
 
-void SchedulerCore::finish(const SequencePtr& s, const std::string& reason, Clock::time_point now,
+void SchedulerCore::finish(Sequence& s, FinishReason reason, Clock::time_point now, ErrorKind kind,
                            const std::string& error) {
-  if (!s || s->finished) return;
-  s->finished = true;
-  TokenEvent ev;
-  ev.request_id = s->id;
-  ev.finished = true;
-  ev.finish_reason = reason;
-  ev.error = error;
-  if (reason == "stop" || reason == "length") {
-    if (!s->stops.stopped()) {
-      ev.text = s->stops.push(s->detok.flush());
-      if (!s->stops.stopped()) ev.text += s->stops.flush();
-    }
-  }
-  s->usage.prompt_tokens = s->prompt_len;
-  ev.usage = s->usage;
-  auto& T = ev.timings;
-  if (s->first_scheduled != Clock::time_point{}) T.queue_ms = ms_between(s->arrival, s->first_scheduled);
-  if (s->first_token != Clock::time_point{}) T.ttft_ms = ms_between(s->arrival, s->first_token);
-  T.e2e_ms = ms_between(s->arrival, now);
-  if (s->usage.completion_tokens > 1)
-    T.tpot_ms = ms_between(s->first_token, s->last_token) / double(s->usage.completion_tokens - 1);
-  if (reason == "cancelled") stats_.cancelled++;
-  else if (reason == "error") stats_.failed++;
+  (void)now;
+  if (s.finished) return;
+  s.finished = true;
+  SeqUpdate& u = update_for(s.id);
+  u.finished = true;
+  u.reason = reason;
+  u.error_kind = kind;
+  u.error = error;
+  s.usage.prompt_tokens = s.prompt_len;
+  u.usage = s.usage;
+  u.queue_ms = s.admit_ms;
+  if (s.first_scheduled != Clock::time_point{}) u.queue_ms += ms_between(s.enqueued, s.first_scheduled);
+  if (reason == FinishReason::Cancelled) stats_.cancelled++;
+  else if (reason == FinishReason::Error) stats_.failed++;
   else stats_.finished++;
-  if (s->sink) s->sink(ev);
 }
 
 SchedulerStats SchedulerCore::stats() const {

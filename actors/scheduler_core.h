@@ -1,14 +1,17 @@
 #pragma once
 // The scheduler's policy, free of actors so it reads (and tests) as one loop:
 //   plan()     -> the next step (or nothing to do),
-//   complete() -> apply its results: append tokens, stream, retire finished sequences.
+//   complete() -> apply its results: append tokens, retire finished sequences,
+//   take_updates() / take_released() -> what the actor sends on (to the output stage, and
+//                 to the executor and drafter so they drop retired sequences' state).
 // The actor in scheduler.cpp only moves messages in and out of this class.
 #include <deque>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
-#include "actors/executor.h"
 #include "actors/scheduler.h"
+#include "actors/sequence.h"
 
 namespace troupe {
 
@@ -16,10 +19,12 @@ class SchedulerCore {
  public:
   SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule spec = {});
 
-  void add(SequencePtr seq);
-  // Cancels a waiting or running request; a sequence inside the step in flight is retired
-  // when that step completes (its blocks are freed then, within one step).
-  void cancel(int64_t request_id);
+  void add(EnqueueSeq seq, Clock::time_point now);
+  // Ends a waiting or running request with `reason` (cancel, or a stop string the output
+  // stage matched). A sequence inside the step in flight is retired when that step
+  // completes (its blocks are freed then, within one step). Unknown ids are ignored: the
+  // request may have finished already.
+  void finish_request(int64_t request_id, FinishReason reason);
   // The next step, or nullopt when there is nothing to run now. For static batching,
   // `wait_hint` says how long to wait before asking again (batch still filling).
   std::optional<StepPlan> plan(Clock::time_point now, std::optional<Clock::duration>* wait_hint);
@@ -27,36 +32,50 @@ class SchedulerCore {
 
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
   int64_t num_waiting() const { return int64_t(waiting_.size()); }
+  int64_t num_running() const { return int64_t(running_.size()); }
+  int64_t num_received() const { return arrivals_; }
   SchedulerStats stats() const;
   void record_step_time(double wall_ms, const StepResult& r);
-  // Speculation: ids of retired sequences whose draft state can go (since the last call).
+  // New tokens and final states since the last call, one entry per request.
+  std::vector<SeqUpdate> take_updates();
+  // Ids of retired sequences whose executor/drafter state can go (since the last call).
   std::vector<int64_t> take_released();
+  // What the last complete() saw (the actor adds wall time and sends it to observers).
+  const StepObservation& last_observation() const { return observation_; }
   const BlockManager& blocks() const { return blocks_; }  // for tests
+  const Sequence* sequence(int64_t id) const;               // waiting or running; for tests
 
  private:
   std::optional<StepPlan> plan_continuous(Clock::time_point now);
   std::optional<StepPlan> plan_static(Clock::time_point now, std::optional<Clock::duration>* wait_hint);
   bool grow_or_preempt(const SequencePtr& s, int64_t n);
   void add_step(StepPlan& plan, const SequencePtr& s, int64_t n);
+  void attach_context(PlannedSeq& p, Sequence& s);
+  void start_running(const SequencePtr& s, int64_t cached, Clock::time_point now);
   void plan_drafts(StepPlan& plan, int64_t budget);
-  void complete_speculative(const PlannedSeq& p, const SeqOutcome& o, Clock::time_point now);
+  void complete_speculative(const PlannedSeq& p, Sequence& s, const SeqOutcome& o);
+  void emit_tokens(Sequence& s, const std::vector<int32_t>& tokens);
   void retire(const SequencePtr& s);
   void preempt(const SequencePtr& victim);
-  void finish(const SequencePtr& s, const std::string& reason, Clock::time_point now,
+  void finish(Sequence& s, FinishReason reason, Clock::time_point now, ErrorKind kind = ErrorKind::None,
               const std::string& error = "");
-  void emit_token(const SequencePtr& s, int32_t token, Clock::time_point now);
-  void sort_waiting();
+  SeqUpdate& update_for(int64_t id);
   bool static_batch_done() const;
+  Sequence* find(int64_t id);
 
   SchedulerConfig cfg_;
   BlockManager blocks_;
   std::deque<SequencePtr> waiting_;
   std::vector<SequencePtr> running_;
+  std::unordered_map<int64_t, SequencePtr> by_id_;  // every waiting or running sequence
   int64_t next_step_id_ = 0;
   int64_t arrivals_ = 0;
   SchedulerStats stats_;
   std::optional<spec::SpecController> spec_;  // engaged when speculation is on
   std::vector<int64_t> released_;
+  std::vector<SeqUpdate> updates_;
+  std::unordered_map<int64_t, size_t> update_index_;  // request id -> its entry in updates_
+  StepObservation observation_;
 };
 
 }  // namespace troupe

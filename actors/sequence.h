@@ -1,46 +1,46 @@
 #pragma once
-// A request inside the pipeline. The scheduler owns it; the executor only touches its
-// sampler while a step that includes it is in flight (one step at a time per sequence).
+// A request inside the scheduler, which alone owns it. Other stages know a sequence only
+// by id and by what a step plan carries (protocol.h).
 #include <cstdint>
 #include <memory>
-#include <string>
+#include <optional>
 #include <vector>
 
-#include "actors/request.h"
-#include "sampling/sampler.h"
+#include "actors/protocol.h"
 #include "spec/controller.h"
-#include "tokenizer/tokenizer.h"
 
 namespace troupe {
 
 struct Sequence {
-  Sequence(int64_t id_, GenerateRequest req_, std::vector<int32_t> prompt, TokenSink sink_,
-           const Tokenizer& tok, Clock::time_point arrival_)
-      : id(id_), req(std::move(req_)), tokens(std::move(prompt)), prompt_len(int64_t(tokens.size())),
-        sink(std::move(sink_)), sampler(req.params, tokens), detok(tok), stops(req.params.stop),
-        arrival(arrival_) {}
+  explicit Sequence(EnqueueSeq e, Clock::time_point enqueued_)
+      : id(e.request_id), params(std::move(e.params)), priority(e.priority),
+        num_speculative_tokens(e.num_speculative_tokens), tokens(std::move(e.prompt_ids)),
+        prompt_len(int64_t(tokens.size())), eos_ids(std::move(e.eos_ids)), max_model_len(e.max_model_len),
+        admit_ms(e.admit_ms), enqueued(enqueued_) {}
 
   int64_t id;
-  GenerateRequest req;
+  SamplingParams params;
+  int32_t priority = 0;
+  int32_t num_speculative_tokens = -1;
   std::vector<int32_t> tokens;  // prompt then generated ids
   int64_t prompt_len;
-  TokenSink sink;
-  Sampler sampler;
-  IncrementalDecoder detok;
-  StopMatcher stops;
-
   std::vector<int32_t> eos_ids;  // end the sequence (unless params.ignore_eos)
   int64_t max_model_len = 0;     // prompt + generated may not exceed this
+  double admit_ms = 0;
 
   int64_t num_computed = 0;     // tokens whose KV is cached
   int64_t arrival_order = 0;    // FCFS tie-break (admission order)
-  bool cancelled = false;
-  bool finished = false;        // final event sent (static batching: may still hold its slot)
+  // Set by a FinishRequest (cancel, or a stop string the output stage matched): the
+  // sequence ends at the next step boundary with this reason.
+  std::optional<FinishReason> abort;
+  bool finished = false;        // final update sent (static batching: may still hold its slot)
+  bool executor_has_context = false;  // the executor built this sequence's sampler
   Usage usage;
   spec::SeqSpecState spec;      // speculative decoding: this request's K, acceptance, probes
-  Clock::time_point arrival, first_scheduled{}, first_token{}, last_token{};
+  Clock::time_point enqueued, first_scheduled{};
 
   int64_t num_generated() const { return int64_t(tokens.size()) - prompt_len; }
+  bool aborted() const { return abort.has_value(); }
 };
 
 using SequencePtr = std::shared_ptr<Sequence>;

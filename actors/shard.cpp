@@ -2,13 +2,11 @@
 
 #include <chrono>
 
-#include "core/error.h"
-
 namespace troupe {
 
 namespace {
 
-caf::behavior shard_actor(caf::event_based_actor* self, std::shared_ptr<Backend> backend) {
+shard_actor::behavior_type shard_behavior(shard_actor::pointer self, std::shared_ptr<Backend> backend) {
   (void)self;
   return {
       [backend](ShardStep& s) -> ShardOutput {
@@ -29,10 +27,10 @@ caf::behavior shard_actor(caf::event_based_actor* self, std::shared_ptr<Backend>
 
 }  // namespace
 
-caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<Backend> backend) {
+shard_actor spawn_shard(caf::actor_system& sys, std::shared_ptr<Backend> backend) {
   // Detached: the actor gets its own thread, so the blocking forward pass stays off
   // CAF's worker pool; the backend's thread pool fans out from this thread.
-  return sys.spawn<caf::detached>(shard_actor, std::move(backend));
+  return sys.spawn<caf::detached>(shard_behavior, std::move(backend));
 }
 
 }  // namespace troupe

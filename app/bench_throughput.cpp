@@ -149,7 +149,7 @@ RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, 
       for (size_t k = 0; k < ev.token_ids.size(); ++k) t.token_times.push_back(now);
       if (ev.finished) {
         t.finish = now;
-        t.ok = ev.finish_reason == "length" || ev.finish_reason == "stop";
+        t.ok = ev.finish_reason == FinishReason::Length || ev.finish_reason == FinishReason::Stop;
         t.error = ev.error;
         ++tr.done;
         progress.update(tr.done);
@@ -199,7 +199,7 @@ void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t
       std::lock_guard lk(tr.mu);
       tr.traces[j].token_times.resize(tr.traces[j].token_times.size() + ev.token_ids.size());
       if (ev.finished) {
-        tr.traces[j].ok = ev.finish_reason == "length" || ev.finish_reason == "stop";
+        tr.traces[j].ok = ev.finish_reason == FinishReason::Length || ev.finish_reason == FinishReason::Stop;
         tr.traces[j].error = ev.error;
         ++tr.done;
         tr.cv.notify_all();

@@ -98,7 +98,7 @@ void register_generate(CLI::App& app) {
     });
     std::unique_lock lk(mu);
     cv.wait(lk, [&] { return done; });
-    if (final_ev.finish_reason == "error") fail("{}", final_ev.error);
+    if (final_ev.finish_reason == FinishReason::Error) fail("{}", final_ev.error);
 
     const auto& u = final_ev.usage;
     const auto& t = final_ev.timings;
@@ -112,7 +112,7 @@ void register_generate(CLI::App& app) {
           {"prompt_token_ids", to_json(prompt_ids)},
           {"token_ids", to_json(ids)},
           {"text", text},
-          {"finish_reason", final_ev.finish_reason},
+          {"finish_reason", to_string(final_ev.finish_reason)},
           {"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
           {"ttft_ms", t.ttft_ms},
@@ -133,7 +133,7 @@ void register_generate(CLI::App& app) {
     } else {
       std::printf("\n");
       std::fprintf(stderr, "[%lld prompt tokens, %lld generated, finish: %s | TTFT %.1f ms, prefill %.1f tok/s, decode %.1f tok/s]\n",
-                   (long long)u.prompt_tokens, (long long)u.completion_tokens, final_ev.finish_reason.c_str(),
+                   (long long)u.prompt_tokens, (long long)u.completion_tokens, to_string(final_ev.finish_reason),
                    t.ttft_ms, prefill_tps, decode_tps);
       if (!engine.speculation().empty())
         std::fprintf(stderr, "[speculative: %s | %lld verifications, %lld/%lld drafts accepted, %.2f tokens per step]\n",

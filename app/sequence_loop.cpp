@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "actors/text_stream.h"
 #include "core/error.h"
 
 namespace troupe::app {
@@ -28,11 +29,8 @@ SequenceResult run_sequence(Backend& backend, const Tokenizer& tok,
   SequenceResult res;
   res.prompt_ids = prompt_ids;
   Sampler sampler(params, prompt_ids);
-  IncrementalDecoder detok(tok);
-  StopMatcher stops(params.stop);
-  auto emit = [&](const std::string& piece) {
-    if (piece.empty()) return;
-    std::string out = stops.push(piece);
+  TextStream text(tok, params.stop);  // the output stage's detokenizer and stop strings
+  auto emit = [&](const std::string& out) {
     res.text += out;
     if (on_text && !out.empty()) on_text(out);
   };
@@ -51,7 +49,7 @@ SequenceResult run_sequence(Backend& backend, const Tokenizer& tok,
   StepOutput out;
   const auto t0 = std::chrono::steady_clock::now();
   auto t_decode = t0;
-  res.finish_reason = "length";
+  res.finish_reason = FinishReason::Length;
   for (int64_t i = 0; i < max_new; ++i) {
     batch.seqs = {seq};
     backend.run_step(batch, out);
@@ -63,18 +61,14 @@ SequenceResult run_sequence(Backend& backend, const Tokenizer& tok,
     }
     SampleResult r = sampler.sample({out.row(0), size_t(out.vocab_size)});
     sampler.accept(r.token);
-    const bool is_eos = !params.ignore_eos && std::find(tok.eos_ids().begin(), tok.eos_ids().end(),
-                                                        r.token) != tok.eos_ids().end();
-    const bool is_stop_id = std::find(params.stop_token_ids.begin(), params.stop_token_ids.end(),
-                                      r.token) != params.stop_token_ids.end();
-    if (is_eos || is_stop_id) {
-      res.finish_reason = "stop";
+    if (is_stop_token(params, tok.eos_ids(), r.token)) {
+      res.finish_reason = FinishReason::Stop;
       break;
     }
     res.token_ids.push_back(r.token);
-    emit(detok.push(r.token));
-    if (stops.stopped()) {
-      res.finish_reason = "stop";
+    emit(text.push(r.token));
+    if (text.stopped()) {
+      res.finish_reason = FinishReason::Stop;
       break;
     }
     seq.start_pos += int32_t(seq.tokens.size());
@@ -82,14 +76,7 @@ SequenceResult run_sequence(Backend& backend, const Tokenizer& tok,
     seq.logit_rows = {0};
   }
   res.decode_s = seconds_since(t_decode);
-  if (!stops.stopped()) {
-    emit(detok.flush());
-    if (!stops.stopped()) {
-      std::string tail = stops.flush();
-      res.text += tail;
-      if (on_text && !tail.empty()) on_text(tail);
-    }
-  }
+  emit(text.finish());
   return res;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/request.h"
 #include "model/backend.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -18,7 +19,7 @@ struct SequenceResult {
   std::vector<int32_t> prompt_ids;
   std::vector<int32_t> token_ids;
   std::string text;
-  std::string finish_reason;  // "stop" (EOS, stop id or stop string) or "length"
+  FinishReason finish_reason = FinishReason::None;  // Stop (EOS, stop id or stop string) or Length
   double prefill_s = 0, decode_s = 0, ttft_s = 0;
   int64_t decode_steps = 0;   // forward passes after the prefill
 };

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
       std::lock_guard lk(mu);
       text[ev.request_id] += ev.text;
       if (ev.finished) {
-        text[ev.request_id] += " [" + ev.finish_reason + ", " + std::to_string(ev.usage.completion_tokens) +
+        text[ev.request_id] += " [" + std::string(to_string(ev.finish_reason)) + ", " + std::to_string(ev.usage.completion_tokens) +
                                " tokens, TTFT " + std::to_string(int(ev.timings.ttft_ms)) + " ms]";
         ++finished;
         cv.notify_all();

@@ -59,6 +59,7 @@ struct BlockManagerStats {
                ? static_cast<double>(prefix_hit_tokens) / static_cast<double>(prefix_query_tokens)
                : 0.0;
   }
+  bool operator==(const BlockManagerStats&) const = default;  // field by field (protocol tests)
 };
 
 // One block's state, for tests and debugging.

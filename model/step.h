@@ -13,6 +13,7 @@ struct StepSeq {
   int32_t start_pos = 0;             // position of tokens[0]; K/V of [0, start_pos) are cached
   std::vector<int32_t> block_table;  // physical KV blocks covering [0, start_pos + tokens.size())
   std::vector<int32_t> logit_rows;   // indices into `tokens` whose logits are wanted
+  bool operator==(const StepSeq&) const = default;  // field by field (protocol tests)
 };
 
 struct StepBatch {
@@ -27,6 +28,7 @@ struct StepBatch {
     for (auto& s : seqs) n += static_cast<int64_t>(s.logit_rows.size());
     return n;
   }
+  bool operator==(const StepBatch&) const = default;  // field by field (protocol tests)
 };
 
 struct StepOutput {
@@ -34,6 +36,7 @@ struct StepOutput {
   // [num_logit_rows, vocab_size]: sequences in batch order, each one's rows in order.
   std::vector<float> logits;
   const float* row(int64_t i) const { return logits.data() + i * vocab_size; }
+  bool operator==(const StepOutput&) const = default;  // field by field (protocol tests)
 };
 
 }  // namespace troupe

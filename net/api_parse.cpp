@@ -28,12 +28,12 @@ ApiError bad_request(std::string message, std::string param) {
 }
 
 ApiError engine_error(const TokenEvent& ev) {
-  if (ev.error_type == "overloaded") {
+  if (ev.error_kind == ErrorKind::Overloaded) {
     ApiError e(429, ev.error, "", "rate_limit_error", "overloaded");
     e.retry_after_s = 1;
     return e;
   }
-  if (ev.error_type == "invalid_request") return ApiError(400, ev.error);
+  if (ev.error_kind == ErrorKind::InvalidRequest) return ApiError(400, ev.error);
   return ApiError(500, ev.error.empty() ? "internal error" : ev.error, "", "server_error");
 }
 

@@ -116,14 +116,14 @@ Metrics::Metrics(std::string model_name)
 void Metrics::finished(const TokenEvent& ev) {
   const auto& u = ev.usage;
   const auto& t = ev.timings;
-  if (ev.finish_reason == "error") {
-    if (ev.error_type == "overloaded") rejected_overloaded_++;
-    else if (ev.error_type == "invalid_request") rejected_invalid_++;
+  if (ev.finish_reason == FinishReason::Error) {
+    if (ev.error_kind == ErrorKind::Overloaded) rejected_overloaded_++;
+    else if (ev.error_kind == ErrorKind::InvalidRequest) rejected_invalid_++;
     else failed_++;
     return;
   }
-  if (ev.finish_reason == "stop") success_stop_++;
-  else if (ev.finish_reason == "length") success_length_++;
+  if (ev.finish_reason == FinishReason::Stop) success_stop_++;
+  else if (ev.finish_reason == FinishReason::Length) success_length_++;
   else success_abort_++;
   prompt_tokens_total_ += uint64_t(std::max<int64_t>(u.prompt_tokens, 0));
   gen_tokens_total_ += uint64_t(std::max<int64_t>(u.completion_tokens, 0));

@@ -274,7 +274,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Generation& g = *gen_;
     Choice& c = g.choices[index];
     if (c.done) return;
-    if (ev.finished && ev.finish_reason == "error") {
+    if (ev.finished && ev.finish_reason == FinishReason::Error) {
       if (!g.headers_sent) {
         // Nothing sent yet: the whole request fails with the engine's status (400/429/500).
         c.done = true;
@@ -293,7 +293,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     c.usage = ev.finished ? ev.usage : c.usage;
     if (!g.req.stream) {
       c.text += ev.text;
-      if (ev.finished) mark_done(g, c, ev.finish_reason);
+      if (ev.finished) mark_done(g, c, to_string(ev.finish_reason));
       if (g.done == int(g.choices.size())) finish_json();
       return;
     }
@@ -305,8 +305,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (ev.finished) {
       append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), "",
-                            ev.finish_reason, false));
-      mark_done(g, c, ev.finish_reason);
+                            to_string(ev.finish_reason), false));
+      mark_done(g, c, to_string(ev.finish_reason));
     }
     after_event(g);
   }

@@ -113,7 +113,7 @@ void Service::warm_up() {
       if (ev.finished) done->set_value(ev);
     });
     TokenEvent ev = fut.get();
-    if (ev.finish_reason == "error") fail("warmup request failed: {}", ev.error);
+    if (ev.finish_reason == FinishReason::Error) fail("warmup request failed: {}", ev.error);
     ttft.push_back(ev.timings.ttft_ms / 1e3);
   }
   if (ttft.size() >= 2) {

@@ -134,7 +134,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
       send(json::serialize(json::object{{"type", "token"}, {"id", id}, {"text", ev.text}, {"token_ids", std::move(ids)}}));
     }
     if (!ev.finished) return;
-    if (ev.finish_reason == "error") {
+    if (ev.finish_reason == FinishReason::Error) {
       ApiError e = engine_error(ev);
       send_error(id, e.status, e.message);
     } else {
@@ -153,7 +153,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
       json::object timings{{"queue_ms", t.queue_ms}, {"ttft_ms", t.ttft_ms}, {"e2e_ms", t.e2e_ms}, {"tpot_ms", t.tpot_ms}};
       send(json::serialize(json::object{{"type", "done"},
                                         {"id", id},
-                                        {"finish_reason", ev.finish_reason},
+                                        {"finish_reason", to_string(ev.finish_reason)},
                                         {"usage", std::move(usage)},
                                         {"timings", std::move(timings)}}));
     }

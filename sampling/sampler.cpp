@@ -152,4 +152,9 @@ void Sampler::accept(int32_t token) {
   ++step_;
 }
 
+bool is_stop_token(const SamplingParams& params, std::span<const int32_t> eos_ids, int32_t token) {
+  const auto has = [token](auto&& ids) { return std::find(ids.begin(), ids.end(), token) != ids.end(); };
+  return (!params.ignore_eos && has(eos_ids)) || has(params.stop_token_ids);
+}
+
 }  // namespace troupe

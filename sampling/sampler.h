@@ -29,6 +29,7 @@ struct SamplingParams {
   bool greedy() const { return temperature <= 0.0f; }
   // Throws troupe::Error with a message naming the field if a value is out of range.
   void validate() const;
+  bool operator==(const SamplingParams&) const = default;  // field by field (protocol tests)
 };
 
 struct TokenLogprob {
@@ -71,6 +72,10 @@ class Sampler {
   std::unordered_map<int32_t, int32_t> generated_counts_;
   std::vector<uint8_t> seen_;           // prompt or generated (repetition penalty)
 };
+
+// Whether `token` ends generation on its own: an end-of-sequence id of the model (unless
+// params.ignore_eos) or one of params.stop_token_ids. The token is not part of the output.
+bool is_stop_token(const SamplingParams& params, std::span<const int32_t> eos_ids, int32_t token);
 
 // Finds stop strings in streamed text. Text that might be the start of a stop string is
 // held back until it is known not to be one.

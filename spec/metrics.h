@@ -40,6 +40,7 @@ struct SpecMetrics {
   // Per-token acceptance probability: accepted / (accepted + rejections), the maximum-
   // likelihood alpha of "each draft passes with probability alpha until one fails".
   double alpha() const;
+  bool operator==(const SpecMetrics&) const = default;  // field by field (protocol tests)
 };
 
 }  // namespace troupe::spec

@@ -30,10 +30,12 @@ struct Proposal {
 struct DraftPass {
   int64_t tokens = 0;  // tokens run through the draft model in this forward pass
   double ms = 0;
+  bool operator==(const DraftPass&) const = default;  // field by field (protocol tests)
 };
 struct ProposeStats {
   std::vector<DraftPass> passes;  // empty for proposers without a model
   double total_ms = 0;            // wall time of the whole call
+  bool operator==(const ProposeStats&) const = default;  // field by field (protocol tests)
 };
 
 class Proposer {

@@ -4,7 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <array>
+#include <cstdio>
 
 #include "core/error.h"
 
@@ -51,6 +55,30 @@ std::string troupe_bin() {
   const char* b = std::getenv("TROUPE_BIN");
   if (!b || !*b) FAIL("TROUPE_BIN is not set (run the tests through ctest)");
   return b;
+}
+
+std::string example_bin(const std::string& name) {
+  const char* d = std::getenv("TROUPE_EXAMPLES_DIR");
+  if (!d || !*d) FAIL("TROUPE_EXAMPLES_DIR is not set (run the tests through ctest)");
+  return std::string(d) + "/" + name;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+CommandResult run_command(const std::string& cmd) {
+  CommandResult r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
 }
 
 }  // namespace troupe::test

@@ -17,5 +17,15 @@ std::string temp_dir(const std::string& tag);
 std::string read_file(const std::string& path);
 // Path of the built `troupe` binary ($TROUPE_BIN).
 std::string troupe_bin();
+// Path of a built example program ($TROUPE_EXAMPLES_DIR/<name>).
+std::string example_bin(const std::string& name);
+
+// A shell command's exit status (-1: killed) and its stdout + stderr.
+struct CommandResult {
+  int status = -1;
+  std::string out;
+};
+CommandResult run_command(const std::string& cmd);
+std::string shell_quote(const std::string& s);
 
 }  // namespace troupe::test

@@ -76,7 +76,7 @@ TEST_CASE("greedy outputs are batch invariant on both real models", "[actors][ba
     }
     for (size_t i = 0; i < reqs.size(); ++i) {
       auto o = col.get(ids[i]);
-      CHECK(o.final_event.finish_reason == "length");
+      CHECK(o.final_event.finish_reason == FinishReason::Length);
       CHECK(int(o.ids.size()) == reqs[i].params.max_tokens);
     }
     auto st = engine.stats();
@@ -153,7 +153,7 @@ TEST_CASE("cancellation frees the request's blocks within one step", "[actors][c
   col.wait_done(1);
   auto v = col.get(victim);
   REQUIRE(v.done);
-  CHECK(v.final_event.finish_reason == "cancelled");
+  CHECK(v.final_event.finish_reason == FinishReason::Cancelled);
   const size_t tokens_at_cancel = v.ids.size();
   // The survivor is unaffected and, right after the cancel, the only holder of blocks.
   auto st = engine.stats();
@@ -183,8 +183,8 @@ TEST_CASE("bad requests get a clear error and do not disturb others", "[actors][
   col.wait_done(5);
   for (int64_t id : bad) {
     auto o = col.get(id);
-    CHECK(o.final_event.finish_reason == "error");
-    CHECK(o.final_event.error_type == "invalid_request");
+    CHECK(o.final_event.finish_reason == FinishReason::Error);
+    CHECK(o.final_event.error_kind == ErrorKind::InvalidRequest);
     CHECK(!o.final_event.error.empty());
   }
   CHECK(col.get(bad[1]).final_event.error.find("64") != std::string::npos);
@@ -204,8 +204,8 @@ TEST_CASE("max_waiting rejects with an overloaded error instead of queueing fore
   int overloaded = 0, completed = 0;
   for (auto id : ids) {
     auto o = col.get(id);
-    if (o.final_event.error_type == "overloaded") ++overloaded;
-    if (o.final_event.finish_reason == "length") ++completed;
+    if (o.final_event.error_kind == ErrorKind::Overloaded) ++overloaded;
+    if (o.final_event.finish_reason == FinishReason::Length) ++completed;
   }
   CHECK(overloaded > 0);
   CHECK(completed >= 2);  // at least max_waiting got through

@@ -88,7 +88,7 @@ inline std::vector<std::vector<int32_t>> run_alone(const EngineConfig& cfg, cons
     const int64_t id = engine.submit(reqs[i], col.sink());
     col.wait_done(i + 1);
     auto o = col.get(id);
-    REQUIRE(o.final_event.finish_reason == "length");
+    REQUIRE(o.final_event.finish_reason == FinishReason::Length);
     out.push_back(o.ids);
   }
   return out;

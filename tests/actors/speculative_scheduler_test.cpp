@@ -25,17 +25,17 @@ struct Fixture {
     spec.controller.num_speculative_tokens = 5;
     spec.controller.adaptive = false;  // always K: the bookkeeping is what is tested here
   }
-  SequencePtr seq(int64_t id, int n_prompt, int max_tokens, int32_t spec_tokens = -1) {
-    GenerateRequest r;
-    r.params.temperature = 0;
-    r.params.max_tokens = max_tokens;
-    r.params.ignore_eos = true;
-    r.num_speculative_tokens = spec_tokens;
-    std::vector<int32_t> prompt;
-    for (int i = 0; i < n_prompt; ++i) prompt.push_back(10 + i);
-    auto s = std::make_shared<Sequence>(id, r, prompt, nullptr, *tok, Clock::now());
-    s->max_model_len = cfg.max_model_len;
-    return s;
+  EnqueueSeq seq(int64_t id, int n_prompt, int max_tokens, int32_t spec_tokens = -1) {
+    EnqueueSeq e;
+    e.request_id = id;
+    e.params.temperature = 0;
+    e.params.max_tokens = max_tokens;
+    e.params.ignore_eos = true;
+    e.num_speculative_tokens = spec_tokens;
+    for (int i = 0; i < n_prompt; ++i) e.prompt_ids.push_back(10 + i);
+    e.eos_ids = tok->eos_ids();
+    e.max_model_len = cfg.max_model_len;
+    return e;
   }
 };
 
@@ -54,9 +54,9 @@ StepResult result_of(const StepPlan& plan, const std::vector<SeqOutcome>& outcom
 TEST_CASE("verification commits accepted drafts and rolls KV back across blocks", "[actors][spec][kv]") {
   Fixture f;
   SchedulerCore core(f.cfg, KvCacheShape{32, kBlock, 0}, f.spec);
-  auto s = f.seq(1, 7, 40);
-  core.add(s);
   auto now = Clock::now();
+  core.add(f.seq(1, 7, 40), now);
+  const Sequence* s = core.sequence(1);
 
   auto plan = core.plan(now, nullptr);  // prefill: no drafts yet
   REQUIRE(plan);
@@ -125,16 +125,15 @@ TEST_CASE("drafts never preempt, exceed the budget, or reach requests that opted
   Fixture f;
   f.cfg.max_num_batched_tokens = 4;  // three decodes leave one token of budget for drafts
   SchedulerCore core(f.cfg, KvCacheShape{64, kBlock, 0}, f.spec);
-  auto a = f.seq(1, 3, 30), b = f.seq(2, 3, 30, 0), c = f.seq(3, 3, 30);
-  for (auto& s : {a, b, c}) core.add(s);
   auto now = Clock::now();
+  for (auto s : {f.seq(1, 3, 30), f.seq(2, 3, 30, 0), f.seq(3, 3, 30)}) core.add(std::move(s), now);
   // Prefill (the budget lets them in over a few steps).
   for (int i = 0; i < 4; ++i) {
     auto plan = core.plan(now, nullptr);
     REQUIRE(plan);
     std::vector<SeqOutcome> outs;
     for (auto& p : plan->seqs)
-      if (p.sample) outs.push_back({p.seq->id, {50}, 0, 0});
+      if (p.sample) outs.push_back({p.seq_id(), {50}, 0, 0});
     core.complete(*plan, result_of(*plan, outs), now);
   }
   auto plan = core.plan(now, nullptr);
@@ -143,7 +142,7 @@ TEST_CASE("drafts never preempt, exceed the budget, or reach requests that opted
   for (auto& p : plan->seqs) {
     drafts += p.num_draft_slots;
     tokens += int64_t(p.step.tokens.size());
-    if (p.seq == b) CHECK(p.num_draft_slots == 0);
+    if (p.seq_id() == 2) CHECK(p.num_draft_slots == 0);
   }
   CHECK(tokens + drafts <= f.cfg.max_num_batched_tokens);
   CHECK(core.stats().preemptions == 0);
@@ -151,8 +150,7 @@ TEST_CASE("drafts never preempt, exceed the budget, or reach requests that opted
   // A pool with no room for drafts: decoding goes on without them, nobody is preempted.
   Fixture g;
   SchedulerCore tight(g.cfg, KvCacheShape{3, kBlock, 0}, g.spec);
-  auto x = g.seq(9, 7, 20);
-  tight.add(x);
+  tight.add(g.seq(9, 7, 20), now);
   auto p1 = tight.plan(now, nullptr);
   tight.complete(*p1, result_of(*p1, {{9, {60}, 0, 0}}), now);
   auto p2 = tight.plan(now, nullptr);

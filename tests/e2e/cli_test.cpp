@@ -13,28 +13,10 @@ using namespace troupe;
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out;
-};
+using test::shell_quote;
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Run run(const std::string& args) {
-  const std::string cmd = shell_quote(test::troupe_bin()) + " " + args + " 2>&1";
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+test::CommandResult run(const std::string& args) {
+  return test::run_command(shell_quote(test::troupe_bin()) + " " + args);
 }
 
 std::vector<int64_t> ints(const boost::json::value& v) {
@@ -110,18 +92,4 @@ TEST_CASE("troupe reports bad input as one clear error", "[cli]") {
     CHECK(r.status == 1);
     CHECK(r.out.find("truncated.gguf") != std::string::npos);
   }
-}
-
-TEST_CASE("the library example runs many concurrent requests", "[cli][example]") {
-  const std::string bin = std::string(std::getenv("TROUPE_EXAMPLES_DIR") ? std::getenv("TROUPE_EXAMPLES_DIR") : "") +
-                          "/concurrent_requests";
-  REQUIRE(std::getenv("TROUPE_EXAMPLES_DIR") != nullptr);
-  FILE* p = ::popen((bin + " " + shell_quote(test::model_path("tinystories-656k")) + " 12 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  CHECK(::pclose(p) == 0);
-  CHECK(out.find("finished 11, cancelled 1") != std::string::npos);
 }

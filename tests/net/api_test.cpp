@@ -155,7 +155,7 @@ TEST_CASE("metrics exposition: histograms are cumulative and consistent") {
   m.token_gap(0.0007);
   TokenEvent fin;
   fin.finished = true;
-  fin.finish_reason = "length";
+  fin.finish_reason = FinishReason::Length;
   fin.usage.prompt_tokens = 5;
   fin.usage.completion_tokens = 9;
   fin.timings = {1.0, 4.0, 30.0, 3.0};

@@ -114,7 +114,7 @@ void check_greedy_identity(const std::string& model, const std::string& key, int
     int64_t accepted = 0;
     for (size_t i = 0; i < reqs.size(); ++i) {
       INFO("request " << i << " in the mixed batch");
-      CHECK(mixed[i].final_event.finish_reason == "length");
+      CHECK(mixed[i].final_event.finish_reason == FinishReason::Length);
       CHECK(int(mixed[i].ids.size()) == reqs[i].params.max_tokens);
       if (reqs[i].params.greedy()) CHECK(mixed[i].ids == reference[i]);
       if (reqs[i].num_speculative_tokens == 0) CHECK(mixed[i].final_event.usage.spec_num_draft_tokens == 0);
