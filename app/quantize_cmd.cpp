@@ -21,14 +21,15 @@
 #include <filesystem>
 #include <memory>
 
-#include "app/checkpoint_writer.h"
 #include "app/commands.h"
 #include "app/text_data.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/kernels.h"
+#include "model/checkpoint_writer.h"
 #include "model/tokenizer_loader.h"
 #include "quant/awq.h"
+#include "quant/stored.h"
 
 namespace troupe::app {
 
@@ -75,8 +76,8 @@ std::vector<float> floats(const TensorView& v) {
 
 Matrix matrix(const TensorView& v) { return Matrix{v.rows(), v.cols(), floats(v)}; }
 
-FloatTensor stored(const std::string& name, const TensorView& v) {
-  FloatTensor t{name, v.dtype, v.shape, {}};
+StoredTensor stored(const std::string& name, const TensorView& v) {
+  StoredTensor t{name, v.dtype, v.shape, {}};
   if (v.dtype == DType::F32 || v.dtype == DType::F16 || v.dtype == DType::BF16) {
     const auto* p = static_cast<const uint8_t*>(v.data);
     t.bytes.assign(p, p + v.nbytes);
@@ -89,8 +90,8 @@ FloatTensor stored(const std::string& name, const TensorView& v) {
   return t;
 }
 
-FloatTensor f32(const std::string& name, const std::vector<float>& f) {
-  FloatTensor t{name, DType::F32, {int64_t(f.size())}, std::vector<uint8_t>(f.size() * 4)};
+StoredTensor f32(const std::string& name, const std::vector<float>& f) {
+  StoredTensor t{name, DType::F32, {int64_t(f.size())}, std::vector<uint8_t>(f.size() * 4)};
   std::memcpy(t.bytes.data(), f.data(), t.bytes.size());
   return t;
 }
@@ -256,7 +257,9 @@ void run_quantize(const QuantizeOpts& o) {
       }
     }
     for (int i = 0; i < kNumLinears; ++i)
-      ck.linears.push_back({p + linear_module_name(i), quant::awq::quantize(m[i], cfg, &pool)});
+      for (StoredTensor& t : quant::stored_tensors(p + linear_module_name(i), quant::awq::quantize(m[i], cfg, &pool),
+                                                   ck.bits, ck.group))
+        ck.quantized.push_back(std::move(t));
     ck.floats.push_back(f32(p + "input_layernorm.weight", attn_norm));
     ck.floats.push_back(f32(p + "post_attention_layernorm.weight", ffn_norm));
     if (!L.bq.empty()) {
