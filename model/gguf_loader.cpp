@@ -55,7 +55,7 @@ ModelConfig read_config(const GgufFile& g, Arch arch, const std::string& an) {
   // the NeoX ("rotate half") convention unpermuted.
   c.rope_style = arch == Arch::Llama ? RopeStyle::Adjacent : RopeStyle::Halves;
   c.qk_norm = arch == Arch::Qwen3;
-  c.attention_bias = arch == Arch::Qwen2 || g.find_tensor("blk.0.attn_q.bias") != nullptr;
+  c.attention_bias = arch == Arch::Qwen2 || g.find_tensor(gguf_tensor_name(0, &LayerWeights::bq)) != nullptr;
 
   if (auto v = g.get_int(key("vocab_size"))) {
     c.vocab_size = *v;

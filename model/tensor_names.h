@@ -59,6 +59,11 @@ std::string hf_block_prefix(int64_t layer);    // "model.layers.<layer>."
 std::string gguf_block_prefix(int64_t layer);  // "blk.<layer>."
 // Whether a model of config `c` has tensor `t` in every block.
 bool has_block_tensor(const ModelConfig& c, const BlockTensor& t);
+// The table entry of `view`, and its full names in block `layer`
+// ("model.layers.3.self_attn.q_proj.weight", "blk.3.attn_q.weight").
+const BlockTensor& block_tensor(TensorView LayerWeights::*view);
+std::string hf_tensor_name(int64_t layer, TensorView LayerWeights::*view);
+std::string gguf_tensor_name(int64_t layer, TensorView LayerWeights::*view);
 // "self_attn.q_proj", ..., "mlp.down_proj": the HF module of linear layer `i`.
 std::string linear_module_name(int i);
 
