@@ -21,14 +21,16 @@
 #include <filesystem>
 #include <memory>
 
-#include "app/checkpoint_writer.h"
 #include "app/commands.h"
 #include "app/text_data.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/kernels.h"
+#include "model/checkpoint_writer.h"
+#include "model/tensor_names.h"
 #include "model/tokenizer_loader.h"
 #include "quant/awq.h"
+#include "quant/stored.h"
 
 namespace troupe::app {
 
@@ -75,8 +77,8 @@ std::vector<float> floats(const TensorView& v) {
 
 Matrix matrix(const TensorView& v) { return Matrix{v.rows(), v.cols(), floats(v)}; }
 
-FloatTensor stored(const std::string& name, const TensorView& v) {
-  FloatTensor t{name, v.dtype, v.shape, {}};
+StoredTensor stored(const std::string& name, const TensorView& v) {
+  StoredTensor t{name, v.dtype, v.shape, {}};
   if (v.dtype == DType::F32 || v.dtype == DType::F16 || v.dtype == DType::BF16) {
     const auto* p = static_cast<const uint8_t*>(v.data);
     t.bytes.assign(p, p + v.nbytes);
@@ -89,8 +91,8 @@ FloatTensor stored(const std::string& name, const TensorView& v) {
   return t;
 }
 
-FloatTensor f32(const std::string& name, const std::vector<float>& f) {
-  FloatTensor t{name, DType::F32, {int64_t(f.size())}, std::vector<uint8_t>(f.size() * 4)};
+StoredTensor f32(const std::string& name, const std::vector<float>& f) {
+  StoredTensor t{name, DType::F32, {int64_t(f.size())}, std::vector<uint8_t>(f.size() * 4)};
   std::memcpy(t.bytes.data(), f.data(), t.bytes.size());
   return t;
 }
@@ -194,14 +196,14 @@ void run_quantize(const QuantizeOpts& o) {
   ck.group = o.group;
   const ModelWeights& W = be.weights();
   auto& pool = be.pool();
-  ck.floats.push_back(stored("model.embed_tokens.weight", W.tok_embeddings));
-  if (!c.tie_word_embeddings) ck.floats.push_back(stored("lm_head.weight", W.lm_head));
-  ck.floats.push_back(stored("model.norm.weight", W.final_norm));
+  ck.floats.push_back(stored(kHfModelTensors.embeddings, W.tok_embeddings));
+  if (!c.tie_word_embeddings) ck.floats.push_back(stored(kHfModelTensors.lm_head, W.lm_head));
+  ck.floats.push_back(stored(kHfModelTensors.final_norm, W.final_norm));
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const auto t0 = std::chrono::steady_clock::now();
     const LayerWeights& L = W.layers[static_cast<size_t>(l)];
-    const std::string p = fmt::format("model.layers.{}.", l);
+    const std::string p = hf_block_prefix(l);
     std::array<Matrix, kNumLinears> m;
     for (int i = 0; i < kNumLinears; ++i) m[i] = matrix(linear_view(L, i));
     std::vector<float> attn_norm = floats(L.attn_norm), ffn_norm = floats(L.ffn_norm);
@@ -256,17 +258,19 @@ void run_quantize(const QuantizeOpts& o) {
       }
     }
     for (int i = 0; i < kNumLinears; ++i)
-      ck.linears.push_back({p + linear_module_name(i), quant::awq::quantize(m[i], cfg, &pool)});
-    ck.floats.push_back(f32(p + "input_layernorm.weight", attn_norm));
-    ck.floats.push_back(f32(p + "post_attention_layernorm.weight", ffn_norm));
+      for (StoredTensor& t : quant::stored_tensors(p + linear_module_name(i), quant::awq::quantize(m[i], cfg, &pool),
+                                                   ck.bits, ck.group))
+        ck.quantized.push_back(std::move(t));
+    ck.floats.push_back(f32(hf_tensor_name(l, &LayerWeights::attn_norm), attn_norm));
+    ck.floats.push_back(f32(hf_tensor_name(l, &LayerWeights::ffn_norm), ffn_norm));
     if (!L.bq.empty()) {
-      ck.floats.push_back(stored(p + "self_attn.q_proj.bias", L.bq));
-      ck.floats.push_back(stored(p + "self_attn.k_proj.bias", L.bk));
-      ck.floats.push_back(f32(p + "self_attn.v_proj.bias", bv));
+      ck.floats.push_back(stored(hf_tensor_name(l, &LayerWeights::bq), L.bq));
+      ck.floats.push_back(stored(hf_tensor_name(l, &LayerWeights::bk), L.bk));
+      ck.floats.push_back(f32(hf_tensor_name(l, &LayerWeights::bv), bv));
     }
     if (!L.q_norm.empty()) {
-      ck.floats.push_back(stored(p + "self_attn.q_norm.weight", L.q_norm));
-      ck.floats.push_back(stored(p + "self_attn.k_norm.weight", L.k_norm));
+      ck.floats.push_back(stored(hf_tensor_name(l, &LayerWeights::q_norm), L.q_norm));
+      ck.floats.push_back(stored(hf_tensor_name(l, &LayerWeights::k_norm), L.k_norm));
     }
     std::fprintf(stderr, "layer %3lld/%lld %s %.1fs %s\n", (long long)l + 1, (long long)c.num_layers,
                  bar(l + 1, c.num_layers).c_str(), seconds_since(t0), note.c_str());

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "model/gguf.h"
 #include "model/loaders.h"
+#include "model/tensor_names.h"
 
 namespace troupe::detail {
 
@@ -54,13 +55,13 @@ ModelConfig read_config(const GgufFile& g, Arch arch, const std::string& an) {
   // the NeoX ("rotate half") convention unpermuted.
   c.rope_style = arch == Arch::Llama ? RopeStyle::Adjacent : RopeStyle::Halves;
   c.qk_norm = arch == Arch::Qwen3;
-  c.attention_bias = arch == Arch::Qwen2 || g.find_tensor("blk.0.attn_q.bias") != nullptr;
+  c.attention_bias = arch == Arch::Qwen2 || g.find_tensor(gguf_tensor_name(0, &LayerWeights::bq)) != nullptr;
 
   if (auto v = g.get_int(key("vocab_size"))) {
     c.vocab_size = *v;
   } else if (const GgufValue* toks = g.find("tokenizer.ggml.tokens"); toks && toks->type == GgufType::Array) {
     c.vocab_size = static_cast<int64_t>(toks->items.size());
-  } else if (const GgufTensorInfo* e = g.find_tensor("token_embd.weight"); e && e->ne.size() == 2) {
+  } else if (const GgufTensorInfo* e = g.find_tensor(kGgufModelTensors.embeddings); e && e->ne.size() == 2) {
     c.vocab_size = static_cast<int64_t>(e->ne[1]);
   } else {
     fail("{}: cannot tell the vocabulary size (no {} nor tokenizer.ggml.tokens)", path, key("vocab_size"));
@@ -109,35 +110,21 @@ ModelWeights load_gguf(const std::string& path) {
     return make_view(w, name, *dt, t->shape(), g.tensor_data(*t), t->nbytes);
   };
 
-  w.tok_embeddings = take("token_embd.weight", true);
-  w.final_norm = take("output_norm.weight", true);
-  w.lm_head = take("output.weight", false);
+  const ModelTensorNames& n = kGgufModelTensors;
+  w.tok_embeddings = take(n.embeddings, true);
+  w.final_norm = take(n.final_norm, true);
+  w.lm_head = take(n.lm_head, false);
   if (w.lm_head.empty()) {  // no output.weight: the embedding matrix doubles as lm_head
     w.lm_head = w.tok_embeddings;
     w.config.tie_word_embeddings = true;
   }
   w.layers.resize(static_cast<size_t>(c.num_layers));
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    auto& l = w.layers[static_cast<size_t>(i)];
-    const std::string p = fmt::format("blk.{}.", i);
-    l.attn_norm = take(p + "attn_norm.weight", true);
-    l.wq = take(p + "attn_q.weight", true);
-    l.wk = take(p + "attn_k.weight", true);
-    l.wv = take(p + "attn_v.weight", true);
-    l.wo = take(p + "attn_output.weight", true);
-    if (c.attention_bias) {
-      l.bq = take(p + "attn_q.bias", true);
-      l.bk = take(p + "attn_k.bias", true);
-      l.bv = take(p + "attn_v.bias", true);
+    LayerWeights& l = w.layers[static_cast<size_t>(i)];
+    const std::string p = gguf_block_prefix(i);
+    for (const BlockTensor& t : kBlockTensors) {
+      if (has_block_tensor(c, t)) l.*t.view = take(p + t.gguf, true);
     }
-    if (c.qk_norm) {
-      l.q_norm = take(p + "attn_q_norm.weight", true);
-      l.k_norm = take(p + "attn_k_norm.weight", true);
-    }
-    l.ffn_norm = take(p + "ffn_norm.weight", true);
-    l.w_gate = take(p + "ffn_gate.weight", true);
-    l.w_up = take(p + "ffn_up.weight", true);
-    l.w_down = take(p + "ffn_down.weight", true);
   }
   // A tensor we do not use would change the model's function if it mattered (extra layers,
   // biases, rope_freqs for RoPE scaling): refuse rather than silently compute something else.

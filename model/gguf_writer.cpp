@@ -1,7 +1,6 @@
 #include "model/gguf_writer.h"
 
 #include <cstdio>
-#include <filesystem>
 
 #include "core/error.h"
 
@@ -13,15 +12,7 @@ constexpr size_t kMaxNameLen = 63;  // GGML_MAX_NAME is 64 including the termina
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 }  // namespace
 
-GgufWriter::GgufWriter(std::string path) : path_(std::move(path)), tmp_path_(path_ + ".tmp") {}
-
-GgufWriter::~GgufWriter() {
-  if (!finished_) {
-    if (out_.is_open()) out_.close();
-    std::error_code ec;
-    std::filesystem::remove(tmp_path_, ec);
-  }
-}
+GgufWriter::GgufWriter(std::string path) : path_(path), file_(std::move(path)) {}
 
 void GgufWriter::check_open() const {
   if (header_written_) fail("{}: GGUF writer: metadata and tensors must be declared before begin_data()", path_);
@@ -77,8 +68,7 @@ size_t GgufWriter::add_tensor(const std::string& name, uint32_t ggml_type, const
 }
 
 void GgufWriter::put(const void* p, size_t n) {
-  out_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
-  if (!out_) fail("{}: write failed (disk full?)", tmp_path_);
+  file_.write(p, n);
   pos_ += n;
 }
 
@@ -144,8 +134,7 @@ void GgufWriter::pad_to(uint64_t alignment) {
 
 void GgufWriter::begin_data() {
   check_open();
-  out_.open(tmp_path_, std::ios::binary | std::ios::trunc);
-  if (!out_) fail("{}: cannot create file", tmp_path_);
+  file_.open();
   header_written_ = true;
   uint32_t magic_version[2] = {0x46554747u, kVersion};
   put(magic_version, 8);
@@ -195,12 +184,7 @@ void GgufWriter::finish() {
     fail("{}: GGUF writer: tensor {} received {} of its {} bytes", path_, tensors_[cur_].name,
          cur_written_, tensors_[cur_].nbytes);
   }
-  out_.flush();
-  out_.close();
-  if (!out_) fail("{}: write failed (disk full?)", tmp_path_);
-  std::error_code ec;
-  std::filesystem::rename(tmp_path_, path_, ec);
-  if (ec) fail("{}: cannot rename {} into place: {}", path_, tmp_path_, ec.message());
+  file_.commit();
   finished_ = true;
 }
 

@@ -5,10 +5,10 @@
 // after finish() (it is written to "<path>.tmp" and renamed), so a failed run leaves no
 // half-written model behind.
 #include <cstdint>
-#include <fstream>
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "model/gguf.h"
 
 namespace troupe {
@@ -16,7 +16,7 @@ namespace troupe {
 class GgufWriter {
  public:
   explicit GgufWriter(std::string path);
-  ~GgufWriter();  // removes the temporary file unless finish() succeeded
+  // Dropping a writer before finish() removes its temporary file.
   GgufWriter(const GgufWriter&) = delete;
   GgufWriter& operator=(const GgufWriter&) = delete;
 
@@ -43,8 +43,8 @@ class GgufWriter {
   void pad_to(uint64_t alignment);
   void check_open() const;
 
-  std::string path_, tmp_path_;
-  std::ofstream out_;
+  std::string path_;
+  AtomicFile file_;
   uint64_t pos_ = 0;
   uint64_t alignment_ = 32;
   std::vector<std::pair<std::string, GgufValue>> kv_;

@@ -9,6 +9,7 @@
 #include "model/json_util.h"
 #include "model/loaders.h"
 #include "model/safetensors.h"
+#include "model/tensor_names.h"
 
 namespace fs = std::filesystem;
 
@@ -137,6 +138,11 @@ ModelConfig read_config(const std::string& path) {
   return c;
 }
 
+DType float_dtype(const SafetensorsEntry& e, const std::string& file) {
+  if (!e.dtype) fail("{}: tensor {}: dtype {} is not supported (F32, F16, BF16)", file, e.name, e.dtype_name);
+  return *e.dtype;
+}
+
 }  // namespace
 
 TensorIndex open_tensors(const std::string& dir_str) {
@@ -202,6 +208,61 @@ ModelConfig read_hf_config(const std::string& dir_str) {
   return c;
 }
 
+TakeTensor hf_tensor_taker(ModelWeights& w, const TensorIndex& idx, std::unordered_set<std::string>& used,
+                           StoredDType dtype_of) {
+  return [&w, &idx, &used, dtype_of](const std::string& name, bool required) -> TensorView {
+    auto it = idx.by_name.find(name);
+    if (it == idx.by_name.end()) {
+      if (required) fail("{}: missing tensor {}", w.source, name);
+      return {};
+    }
+    used.insert(name);
+    const auto& [file, e] = it->second;
+    return make_view(w, name, dtype_of(*e, file->path()), e->shape, file->data(*e),
+                     static_cast<int64_t>(e->end - e->begin));
+  };
+}
+
+void refuse_unused(const TensorIndex& idx, const std::unordered_set<std::string>& used,
+                   const std::string& model) {
+  for (const auto& f : idx.files) {
+    for (const auto& e : f->tensors()) {
+      if (!used.count(e.name)) {
+        fail("{}: unexpected tensor {} (not part of a {} model as troupe runs it)", f->path(), e.name, model);
+      }
+    }
+  }
+}
+
+void take_hf_tensors(ModelWeights& w, const TensorIndex& idx, std::unordered_set<std::string>& used,
+                     const TakeTensor& take, bool linears) {
+  const ModelConfig& c = w.config;
+  const ModelTensorNames& n = kHfModelTensors;
+  // Tied embeddings come in two forms: only the embedding stored (the usual one), or only
+  // lm_head.weight stored (some exports). Either way both views share the same data.
+  const bool has_embed = idx.by_name.count(n.embeddings) > 0;
+  const bool has_head = idx.by_name.count(n.lm_head) > 0;
+  if (c.tie_word_embeddings) {
+    w.tok_embeddings = take(has_embed || !has_head ? n.embeddings : n.lm_head, true);
+    w.lm_head = w.tok_embeddings;
+    if (has_head) used.insert(n.lm_head);  // a stored copy is ignored, as transformers does
+  } else {
+    w.tok_embeddings = take(n.embeddings, true);
+    if (!has_head) fail("{}: missing tensor {} (config.json says tie_word_embeddings is false)", w.source, n.lm_head);
+    w.lm_head = take(n.lm_head, true);
+  }
+  w.final_norm = take(n.final_norm, true);
+  w.layers.resize(static_cast<size_t>(c.num_layers));
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    LayerWeights& l = w.layers[static_cast<size_t>(i)];
+    const std::string p = hf_block_prefix(i);
+    for (const BlockTensor& t : kBlockTensors) {
+      if (has_block_tensor(c, t) && (linears || t.linear < 0)) l.*t.view = take(p + t.hf, true);
+    }
+    used.insert(p + kHfRotaryInvFreq);  // old exports store this derived buffer
+  }
+}
+
 ModelWeights load_hf_dir(const std::string& dir_str) {
   ModelWeights w;
   w.source = dir_str;
@@ -211,67 +272,8 @@ ModelWeights load_hf_dir(const std::string& dir_str) {
   TensorIndex idx = open_tensors(dir_str);
   for (const auto& f : idx.files) w.owners.push_back(f->file());
   std::unordered_set<std::string> used;
-  auto take = [&](const std::string& name, bool required) -> TensorView {
-    auto it = idx.by_name.find(name);
-    if (it == idx.by_name.end()) {
-      if (required) fail("{}: missing tensor {}", dir_str, name);
-      return {};
-    }
-    used.insert(name);
-    const auto& [file, e] = it->second;
-    if (!e->dtype) {
-      fail("{}: tensor {}: dtype {} is not supported (F32, F16, BF16)", file->path(), name, e->dtype_name);
-    }
-    return make_view(w, name, *e->dtype, e->shape, file->data(*e),
-                     static_cast<int64_t>(e->end - e->begin));
-  };
-
-  // Tied embeddings come in two forms: only the embedding stored (the usual one), or only
-  // lm_head.weight stored (some exports). Either way both views share the same data.
-  const bool has_embed = idx.by_name.count("model.embed_tokens.weight") > 0;
-  const bool has_head = idx.by_name.count("lm_head.weight") > 0;
-  if (c.tie_word_embeddings) {
-    w.tok_embeddings = take(has_embed || !has_head ? "model.embed_tokens.weight" : "lm_head.weight", true);
-    w.lm_head = w.tok_embeddings;
-    if (has_head) used.insert("lm_head.weight");  // a stored copy is ignored, as transformers does
-  } else {
-    w.tok_embeddings = take("model.embed_tokens.weight", true);
-    if (!has_head) fail("{}: missing tensor lm_head.weight (config.json says tie_word_embeddings is false)", dir_str);
-    w.lm_head = take("lm_head.weight", true);
-  }
-  w.final_norm = take("model.norm.weight", true);
-  w.layers.resize(static_cast<size_t>(c.num_layers));
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    auto& l = w.layers[static_cast<size_t>(i)];
-    const std::string p = fmt::format("model.layers.{}.", i);
-    l.attn_norm = take(p + "input_layernorm.weight", true);
-    l.wq = take(p + "self_attn.q_proj.weight", true);
-    l.wk = take(p + "self_attn.k_proj.weight", true);
-    l.wv = take(p + "self_attn.v_proj.weight", true);
-    l.wo = take(p + "self_attn.o_proj.weight", true);
-    if (c.attention_bias) {
-      l.bq = take(p + "self_attn.q_proj.bias", true);
-      l.bk = take(p + "self_attn.k_proj.bias", true);
-      l.bv = take(p + "self_attn.v_proj.bias", true);
-    }
-    if (c.qk_norm) {
-      l.q_norm = take(p + "self_attn.q_norm.weight", true);
-      l.k_norm = take(p + "self_attn.k_norm.weight", true);
-    }
-    l.ffn_norm = take(p + "post_attention_layernorm.weight", true);
-    l.w_gate = take(p + "mlp.gate_proj.weight", true);
-    l.w_up = take(p + "mlp.up_proj.weight", true);
-    l.w_down = take(p + "mlp.down_proj.weight", true);
-    used.insert(p + "self_attn.rotary_emb.inv_freq");  // old exports store this derived buffer
-  }
-  // Anything left over (extra layers, o_proj/mlp biases, ...) would be silently ignored.
-  for (const auto& f : idx.files) {
-    for (const auto& e : f->tensors()) {
-      if (!used.count(e.name)) {
-        fail("{}: unexpected tensor {} (not part of a {} model as troupe runs it)", f->path(), e.name, c.arch_name);
-      }
-    }
-  }
+  take_hf_tensors(w, idx, used, hf_tensor_taker(w, idx, used, float_dtype), true);
+  refuse_unused(idx, used, c.arch_name);
   check_weights(w);
   return w;
 }

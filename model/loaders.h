@@ -1,10 +1,12 @@
 #pragma once
 // Internal to model/: the per-format loaders behind load_model() and what they share.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/error.h"
@@ -36,6 +38,24 @@ struct TensorIndex {
 };
 // model.safetensors, or the shards of model.safetensors.index.json, of directory `dir`.
 TensorIndex open_tensors(const std::string& dir);
+// Maps one tensor of the index by name and records it as used; `required` false: an empty
+// view when it is absent.
+using TakeTensor = std::function<TensorView(const std::string& name, bool required)>;
+// The dtype a stored tensor loads as, or a troupe::Error naming `file` and the tensor.
+using StoredDType = DType (*)(const SafetensorsEntry& e, const std::string& file);
+// A TakeTensor over `idx` whose views `w` keeps alive; errors name `w.source`.
+TakeTensor hf_tensor_taker(ModelWeights& w, const TensorIndex& idx, std::unordered_set<std::string>& used,
+                           StoredDType dtype_of);
+// Takes the tensors of `w.config` that every HF layout stores in float, by their HF names
+// (model/tensor_names.h): embeddings and lm_head (tied or not), the final norm, and in each
+// block the norms and biases, plus the linear weights when `linears`. Into `used` go also
+// what is stored but ignored: lm_head beside tied embeddings, rotary inv_freq buffers.
+void take_hf_tensors(ModelWeights& w, const TensorIndex& idx, std::unordered_set<std::string>& used,
+                     const TakeTensor& take, bool linears);
+// Throws for the first tensor of `idx` not in `used`: it would be silently ignored (extra
+// layers, o_proj/mlp biases, ...). `model` names what troupe runs ("qwen2", "awq qwen2").
+void refuse_unused(const TensorIndex& idx, const std::unordered_set<std::string>& used,
+                   const std::string& model);
 ModelWeights load_gguf(const std::string& path);
 
 // A view of `nbytes` stored bytes. The data is used in place unless it is misaligned for its

@@ -18,11 +18,6 @@ namespace troupe {
 
 namespace {
 
-constexpr const char* kModules[kNumLinears] = {"self_attn.q_proj", "self_attn.k_proj",
-                                               "self_attn.v_proj", "self_attn.o_proj",
-                                               "mlp.gate_proj",    "mlp.up_proj",
-                                               "mlp.down_proj"};
-
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
@@ -61,8 +56,6 @@ std::string hf_dir(const std::string& path) {
 }
 
 }  // namespace
-
-const char* linear_module_name(int i) { return kModules[i]; }
 
 TensorView& linear_view(LayerWeights& l, int i) {
   TensorView* v[kNumLinears] = {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down};
@@ -130,17 +123,7 @@ Checkpoint load_checkpoint(const std::string& path_arg) {
 
   std::unordered_set<std::string> used;
   auto find = [&](const std::string& name) { return idx.by_name.count(name) > 0; };
-  auto take = [&](const std::string& name, bool required) -> TensorView {
-    auto it = idx.by_name.find(name);
-    if (it == idx.by_name.end()) {
-      if (required) fail("{}: missing tensor {}", path, name);
-      return {};
-    }
-    used.insert(name);
-    const auto& [file, e] = it->second;
-    return detail::make_view(w, name, stored_dtype(*e, file->path()), e->shape, file->data(*e),
-                             static_cast<int64_t>(e->end - e->begin));
-  };
+  const detail::TakeTensor take = detail::hf_tensor_taker(w, idx, used, stored_dtype);
   auto expect = [&](const TensorView& v, DType dt, std::vector<int64_t> shape) {
     if (v.dtype != dt || v.shape != shape)
       fail("{}: tensor {}: {} {}, expected {} {} ({} {}-bit, group {})", path, v.name,
@@ -149,35 +132,13 @@ Checkpoint load_checkpoint(const std::string& path_arg) {
   };
 
   // Non-linear tensors exactly as the float loader maps them.
-  const bool has_embed = find("model.embed_tokens.weight"), has_head = find("lm_head.weight");
-  if (c.tie_word_embeddings) {
-    w.tok_embeddings = take(has_embed || !has_head ? "model.embed_tokens.weight" : "lm_head.weight", true);
-    w.lm_head = w.tok_embeddings;
-    if (has_head) used.insert("lm_head.weight");
-  } else {
-    w.tok_embeddings = take("model.embed_tokens.weight", true);
-    w.lm_head = take("lm_head.weight", true);
-  }
-  w.final_norm = take("model.norm.weight", true);
-  w.layers.resize(static_cast<size_t>(c.num_layers));
+  detail::take_hf_tensors(w, idx, used, take, false);
   ck.layers.resize(static_cast<size_t>(c.num_layers));
   for (int64_t li = 0; li < c.num_layers; ++li) {
     auto& l = w.layers[static_cast<size_t>(li)];
-    const std::string p = fmt::format("model.layers.{}.", li);
-    l.attn_norm = take(p + "input_layernorm.weight", true);
-    l.ffn_norm = take(p + "post_attention_layernorm.weight", true);
-    if (c.attention_bias) {
-      l.bq = take(p + "self_attn.q_proj.bias", true);
-      l.bk = take(p + "self_attn.k_proj.bias", true);
-      l.bv = take(p + "self_attn.v_proj.bias", true);
-    }
-    if (c.qk_norm) {
-      l.q_norm = take(p + "self_attn.q_norm.weight", true);
-      l.k_norm = take(p + "self_attn.k_norm.weight", true);
-    }
-    used.insert(p + "self_attn.rotary_emb.inv_freq");
+    const std::string p = hf_block_prefix(li);
     for (int i = 0; i < kNumLinears; ++i) {
-      const std::string m = p + kModules[i];
+      const std::string m = p + linear_module_name(i);
       StoredQuantLinear& q = ck.layers[static_cast<size_t>(li)][static_cast<size_t>(i)];
       std::tie(q.out, q.in) = linear_shape(c, i);
       if (!find(m + ".qweight")) {  // left in float (modules_to_not_convert)
@@ -204,11 +165,7 @@ Checkpoint load_checkpoint(const std::string& path_arg) {
       }
     }
   }
-  for (const auto& f : idx.files)
-    for (const auto& e : f->tensors())
-      if (!used.count(e.name))
-        fail("{}: unexpected tensor {} (not part of a {} {} model as troupe runs it)", f->path(),
-             e.name, qc.quant_method, c.arch_name);
+  detail::refuse_unused(idx, used, qc.quant_method + " " + c.arch_name);
 
   // The float checks (shapes of embeddings, norms, biases; dtypes) are the loader's own. They
   // need every linear view present, so they run on a copy whose quantized layers get a

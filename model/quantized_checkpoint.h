@@ -26,15 +26,12 @@
 #include <string>
 #include <vector>
 
+#include "model/tensor_names.h"
 #include "model/weights.h"
 
 namespace troupe {
 
-// The seven linear layers of a block, in this order wherever they are indexed.
-constexpr int kNumLinears = 7;
-enum LinearIndex : int { kLinQ, kLinK, kLinV, kLinO, kLinGate, kLinUp, kLinDown };
-// "self_attn.q_proj", ..., "mlp.down_proj" (the HF module names).
-const char* linear_module_name(int i);
+// The view of linear layer `i` (LinearIndex, model/tensor_names.h).
 TensorView& linear_view(LayerWeights& l, int i);
 const TensorView& linear_view(const LayerWeights& l, int i);
 

@@ -1,7 +1,6 @@
 #include "model/safetensors.h"
 
 #include <cstring>
-#include <filesystem>
 #include <limits>
 
 #include "core/error.h"
@@ -35,6 +34,8 @@ const char* st_name(DType t) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::I32: return "I32";  // the integer tensors of pre-quantized checkpoints
+    case DType::I8: return "I8";
     default: fail("dtype {} cannot be stored in safetensors here", dtype_name(t));
   }
 }
@@ -123,15 +124,7 @@ const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-SafetensorsWriter::SafetensorsWriter(std::string path) : path_(std::move(path)), tmp_path_(path_ + ".tmp") {}
-
-SafetensorsWriter::~SafetensorsWriter() {
-  if (!finished_) {
-    if (out_.is_open()) out_.close();
-    std::error_code ec;
-    std::filesystem::remove(tmp_path_, ec);
-  }
-}
+SafetensorsWriter::SafetensorsWriter(std::string path) : path_(path), file_(std::move(path)) {}
 
 void SafetensorsWriter::set_metadata(const std::string& key, const std::string& value) {
   if (started_) fail("{}: safetensors writer: metadata after begin_data()", path_);
@@ -172,31 +165,23 @@ void SafetensorsWriter::begin_data() {
   }
   std::string text = boost::json::serialize(hdr);
   text.append((8 - text.size() % 8) % 8, ' ');  // 8 + N stays a multiple of 8
-  out_.open(tmp_path_, std::ios::binary | std::ios::trunc);
-  if (!out_) fail("{}: cannot create file", tmp_path_);
+  file_.open();
   uint64_t n = text.size();
-  out_.write(reinterpret_cast<const char*>(&n), 8);
-  out_.write(text.data(), static_cast<std::streamsize>(text.size()));
-  if (!out_) fail("{}: write failed (disk full?)", tmp_path_);
+  file_.write(&n, 8);
+  file_.write(text.data(), text.size());
 }
 
 void SafetensorsWriter::write_data(const void* p, size_t n) {
   if (!started_ || finished_) fail("{}: safetensors writer: write_data() outside begin_data()/finish()", path_);
   if (n > total_ - written_) fail("{}: safetensors writer: more data than the declared tensors hold", path_);
-  out_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
-  if (!out_) fail("{}: write failed (disk full?)", tmp_path_);
+  file_.write(p, n);
   written_ += n;
 }
 
 void SafetensorsWriter::finish() {
   if (!started_) begin_data();
   if (written_ != total_) fail("{}: safetensors writer: {} of {} data bytes written", path_, written_, total_);
-  out_.flush();
-  out_.close();
-  if (!out_) fail("{}: write failed (disk full?)", tmp_path_);
-  std::error_code ec;
-  std::filesystem::rename(tmp_path_, path_, ec);
-  if (ec) fail("{}: cannot rename {} into place: {}", path_, tmp_path_, ec.message());
+  file_.commit();
   finished_ = true;
 }
 

@@ -4,7 +4,6 @@
 // then the byte buffer the offsets index. The reader checks every entry against the file;
 // tensor data stays in the memory map.
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -12,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "core/dtype.h"
 #include "core/mapped_file.h"
 
@@ -48,11 +48,12 @@ class SafetensorsFile {
 
 // Declare tensors, begin_data(), stream each tensor's bytes in declaration order, finish().
 // Written to "<path>.tmp" and renamed by finish(). The header is space-padded so the data
-// starts 8-byte aligned (what the reference implementation does).
+// starts 8-byte aligned (what the reference implementation does). Dtypes: F32, F16, BF16, and
+// I32 / I8 for the integer tensors of pre-quantized checkpoints.
 class SafetensorsWriter {
  public:
   explicit SafetensorsWriter(std::string path);
-  ~SafetensorsWriter();
+  // Dropping a writer before finish() removes its temporary file.
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
 
@@ -69,8 +70,8 @@ class SafetensorsWriter {
     std::vector<int64_t> shape;
     uint64_t begin, end;
   };
-  std::string path_, tmp_path_;
-  std::ofstream out_;
+  std::string path_;
+  AtomicFile file_;
   std::map<std::string, std::string> metadata_;
   std::vector<Decl> decls_;
   uint64_t total_ = 0, written_ = 0;

@@ -14,6 +14,7 @@
 #include "model/ggml_quants.h"
 #include "model/gguf_writer.h"
 #include "model/safetensors.h"
+#include "model/tensor_names.h"
 #include "model/vocab_io.h"
 
 namespace fs = std::filesystem;
@@ -145,22 +146,26 @@ struct Tensor {
 std::vector<Tensor> tensor_list(const ModelConfig& c) {
   std::vector<Tensor> t;
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size;
-  t.push_back({"embed", "model.embed_tokens.weight", "token_embd.weight", c.vocab_size, H});
+  const ModelTensorNames &hf = kHfModelTensors, &gguf = kGgufModelTensors;
+  t.push_back({"embed", hf.embeddings, gguf.embeddings, c.vocab_size, H});
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string k = fmt::format("layers.{}.", i), h = fmt::format("model.layers.{}.", i),
-                      g = fmt::format("blk.{}.", i);
-    t.push_back({k + "attn_norm", h + "input_layernorm.weight", g + "attn_norm.weight", H, 0});
-    t.push_back({k + "wq", h + "self_attn.q_proj.weight", g + "attn_q.weight", Q, H, c.num_heads});
-    t.push_back({k + "wk", h + "self_attn.k_proj.weight", g + "attn_k.weight", KV, H, c.num_kv_heads});
-    t.push_back({k + "wv", h + "self_attn.v_proj.weight", g + "attn_v.weight", KV, H});
-    t.push_back({k + "wo", h + "self_attn.o_proj.weight", g + "attn_output.weight", H, Q});
-    t.push_back({k + "ffn_norm", h + "post_attention_layernorm.weight", g + "ffn_norm.weight", H, 0});
-    t.push_back({k + "w_gate", h + "mlp.gate_proj.weight", g + "ffn_gate.weight", I, H});
-    t.push_back({k + "w_up", h + "mlp.up_proj.weight", g + "ffn_up.weight", I, H});
-    t.push_back({k + "w_down", h + "mlp.down_proj.weight", g + "ffn_down.weight", H, I});
+    auto block = [&](TensorView LayerWeights::*view, const char* key, int64_t rows, int64_t cols,
+                     int64_t rope_heads = 0) {
+      t.push_back({fmt::format("layers.{}.{}", i, key), hf_tensor_name(i, view), gguf_tensor_name(i, view),
+                   rows, cols, rope_heads});
+    };
+    block(&LayerWeights::attn_norm, "attn_norm", H, 0);
+    block(&LayerWeights::wq, "wq", Q, H, c.num_heads);
+    block(&LayerWeights::wk, "wk", KV, H, c.num_kv_heads);
+    block(&LayerWeights::wv, "wv", KV, H);
+    block(&LayerWeights::wo, "wo", H, Q);
+    block(&LayerWeights::ffn_norm, "ffn_norm", H, 0);
+    block(&LayerWeights::w_gate, "w_gate", I, H);
+    block(&LayerWeights::w_up, "w_up", I, H);
+    block(&LayerWeights::w_down, "w_down", H, I);
   }
-  t.push_back({"final_norm", "model.norm.weight", "output_norm.weight", H, 0});
-  if (!c.tie_word_embeddings) t.push_back({"lm_head", "lm_head.weight", "output.weight", c.vocab_size, H});
+  t.push_back({"final_norm", hf.final_norm, gguf.final_norm, H, 0});
+  if (!c.tie_word_embeddings) t.push_back({"lm_head", hf.lm_head, gguf.lm_head, c.vocab_size, H});
   return t;
 }
 

@@ -1,4 +1,7 @@
-// Vocabulary, merges and special tokens of a Hugging Face tokenizer.json.
+// Vocabulary, merges and special tokens of a Hugging Face tokenizer.json, for GGUF export and
+// synth configs. The fields both this and the tokenizer read are in
+// tokenizer/tokenizer_json_fields.h; what differs is what each makes of them (here: token
+// types and GGUF's pre-tokenizer name instead of a runnable tokenizer).
 #include "model/vocab_io.h"
 
 #include <algorithm>
@@ -7,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/json_util.h"
+#include "tokenizer/tokenizer_json_fields.h"
 
 namespace fs = std::filesystem;
 
@@ -40,32 +44,6 @@ void scan_pre(const boost::json::value& v, std::string& regex, bool& byte_level,
     if (const auto* ur = o.if_contains("use_regex"); ur && ur->is_bool()) bl_regex = ur->get_bool();
     else bl_regex = true;
   }
-}
-
-// Does the post-processor put a special token in front of a single sequence (i.e. add BOS)?
-bool post_adds_prefix(const boost::json::value& v) {
-  if (!v.is_object()) return false;
-  const auto& o = v.get_object();
-  if (const auto* seq = o.if_contains("processors"); seq && seq->is_array()) {
-    for (const auto& p : seq->get_array()) {
-      if (post_adds_prefix(p)) return true;
-    }
-  }
-  const auto* single = o.if_contains("single");
-  if (!single || !single->is_array() || single->get_array().empty()) return false;
-  const auto& first = single->get_array()[0];
-  return first.is_object() && first.get_object().contains("SpecialToken");
-}
-
-// "bos_token": "<s>" or {"content": "<s>", ...}.
-std::optional<std::string> special_content(const boost::json::object& cfg, const char* key) {
-  const auto* v = cfg.if_contains(key);
-  if (!v) return std::nullopt;
-  if (v->is_string()) return std::string(v->get_string());
-  if (v->is_object()) {
-    if (const auto* c = v->get_object().if_contains("content"); c && c->is_string()) return std::string(c->get_string());
-  }
-  return std::nullopt;
 }
 
 struct JsonVocab {
@@ -119,7 +97,9 @@ JsonVocab json_vocab(const boost::json::object& root, const std::string& path) {
 // `add_bos_known` tells whether either source said anything about BOS.
 void read_specials(const boost::json::object& root, const JsonVocab& jv, const std::string& path,
                    int32_t& bos, std::vector<int32_t>& eos, bool& add_bos, bool& add_bos_known) {
-  add_bos = root.contains("post_processor") && post_adds_prefix(root.at("post_processor"));
+  const boost::json::value* post = tokenizer_json::get(root, "post_processor");
+  const auto prefix = post ? tokenizer_json::template_prefix(*post) : std::nullopt;
+  add_bos = prefix && !prefix->empty();
   add_bos_known = add_bos;
   const fs::path cfg_path = fs::path(path).parent_path() / "tokenizer_config.json";
   if (fs::exists(cfg_path)) {
@@ -130,8 +110,8 @@ void read_specials(const boost::json::object& root, const JsonVocab& jv, const s
       if (it == jv.ids.end()) fail("{}: special token '{}' is not in the vocabulary", cfg_path.string(), s);
       return it->second;
     };
-    if (auto b = special_content(cfg, "bos_token")) bos = id_of(*b);
-    if (auto e = special_content(cfg, "eos_token")) eos.push_back(id_of(*e));
+    if (auto b = tokenizer_json::config_token(cfg, "bos_token")) bos = id_of(*b);
+    if (auto e = tokenizer_json::config_token(cfg, "eos_token")) eos.push_back(id_of(*e));
     if (auto ab = json::get_bool(cfg, "add_bos_token", cfg_path.string())) add_bos = *ab, add_bos_known = true;
   }
   if (bos < 0) add_bos = false;
@@ -178,14 +158,9 @@ ByteBpeVocab read_byte_bpe_json(const std::string& path) {
   if (!merges || !merges->is_array()) fail("{}: model.merges is not an array", path);
   v.merges.reserve(merges->get_array().size());
   for (const auto& m : merges->get_array()) {
-    // Older files write "a b"; newer ones ["a", "b"].
-    if (m.is_string()) {
-      v.merges.emplace_back(m.get_string());
-    } else if (m.is_array() && m.get_array().size() == 2 && m.get_array()[0].is_string() && m.get_array()[1].is_string()) {
-      v.merges.push_back(std::string(m.get_array()[0].get_string()) + " " + std::string(m.get_array()[1].get_string()));
-    } else {
-      fail("{}: malformed merge entry", path);
-    }
+    auto pair = tokenizer_json::merge_pair(m);
+    if (!pair) fail("{}: malformed merge entry", path);
+    v.merges.push_back(pair->first + " " + pair->second);  // GGUF's form
   }
   bool known = false;
   read_specials(root, jv, path, v.bos_id, v.eos_ids, v.add_bos, known);

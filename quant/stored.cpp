@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -59,6 +60,34 @@ Int8Tensors to_int8(const QuantizedMatrix& m) {
     t.s[r] = m.scale(r, 0);
   }
   return t;
+}
+
+namespace {
+
+template <typename T>
+std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
+  std::vector<uint8_t> b(v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+}  // namespace
+
+std::vector<StoredTensor> stored_tensors(const std::string& module, const QuantizedMatrix& m, int bits,
+                                         int group) {
+  if (bits == 4) {
+    if (m.format() != QFormat::Int4 || m.group() != group)
+      fail("checkpoint: {} is {} (group {}), the AWQ layout needs int4 with group {}", module,
+           qformat_name(m.format()), m.group(), group);
+    AwqTensors a = to_awq(m);
+    return {{module + ".qweight", DType::I32, {a.in, a.out / 8}, as_bytes(a.qweight)},
+            {module + ".qzeros", DType::I32, {a.in / a.group, a.out / 8}, as_bytes(a.qzeros)},
+            {module + ".scales", DType::F16, {a.in / a.group, a.out}, as_bytes(a.scales)}};
+  }
+  if (m.format() != QFormat::Int8) fail("checkpoint: {} is {}, not int8", module, qformat_name(m.format()));
+  Int8Tensors t = to_int8(m);
+  return {{module + ".qweight", DType::I8, {m.rows(), m.cols()}, as_bytes(t.q)},
+          {module + ".scales", DType::F32, {m.rows()}, as_bytes(t.s)}};
 }
 
 }  // namespace troupe::quant

@@ -2,9 +2,11 @@
 // Between the tensors of a pre-quantized checkpoint (model/quantized_checkpoint.h) and the
 // kernels' QuantizedMatrix: repacking at load, and the export side for writers.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cpu/thread_pool.h"
+#include "model/checkpoint_writer.h"
 #include "model/quantized_checkpoint.h"
 #include "quant/qtensor.h"
 
@@ -21,5 +23,11 @@ struct Int8Tensors {
   std::vector<float> s;
 };
 Int8Tensors to_int8(const QuantizedMatrix& m);  // m must be Int8
+
+// The tensors of linear layer `module` ("model.layers.0.self_attn.q_proj") in a checkpoint of
+// `bits` (model/checkpoint_writer.h): 4, AutoAWQ qweight/qzeros/scales (m must be Int4 with
+// group `group`); 8, troupe INT8 qweight/scales (m must be Int8).
+std::vector<StoredTensor> stored_tensors(const std::string& module, const QuantizedMatrix& m, int bits,
+                                         int group);
 
 }  // namespace troupe::quant

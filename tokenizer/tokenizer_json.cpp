@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "tokenizer/hf_bpe.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_json_fields.h"
 #include "tokenizer/unicode.h"
 
 namespace troupe {
@@ -23,11 +24,9 @@ namespace fs = std::filesystem;
 using detail::NormalizerStep;
 using detail::PreTokenizerStep;
 
-// A field that is present and not null, else nullptr.
-const json::value* get(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  return v && !v->is_null() ? v : nullptr;
-}
+using tokenizer_json::config_token;
+using tokenizer_json::get;
+using tokenizer_json::template_prefix;
 
 struct JsonFile {
   std::string path;
@@ -192,40 +191,6 @@ bool mentions_type(const json::value& v, std::string_view type) {
   return false;
 }
 
-// The special token a TemplateProcessing post-processor puts in front of a single text.
-std::optional<std::string> template_prefix(const json::value& v) {
-  if (!v.is_object()) return std::nullopt;
-  const auto& o = v.get_object();
-  const json::value* t = get(o, "type");
-  if (!t || !t->is_string()) return std::nullopt;
-  if (t->get_string() == "Sequence") {
-    if (const json::value* list = get(o, "processors"); list && list->is_array())
-      for (const auto& p : list->get_array())
-        if (auto r = template_prefix(p)) return r;
-    return std::nullopt;
-  }
-  if (t->get_string() != "TemplateProcessing") return std::nullopt;
-  const json::value* single = get(o, "single");
-  if (!single || !single->is_array() || single->get_array().empty()) return std::string();
-  const json::value& first = single->get_array().front();
-  if (!first.is_object()) return std::string();
-  const json::value* sp = get(first.get_object(), "SpecialToken");
-  if (!sp || !sp->is_object()) return std::string();  // starts with the text: no prefix
-  const json::value* id = get(sp->get_object(), "id");
-  return id && id->is_string() ? std::string(id->get_string()) : std::string();
-}
-
-// bos_token / eos_token: "text", {"content": "text"}, or null.
-std::optional<std::string> config_token(const json::object& cfg, std::string_view key) {
-  const json::value* v = get(cfg, key);
-  if (!v) return std::nullopt;
-  if (v->is_string()) return std::string(v->get_string());
-  if (v->is_object())
-    if (const json::value* c = get(v->get_object(), "content"); c && c->is_string())
-      return std::string(c->get_string());
-  return std::nullopt;
-}
-
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& tokenizer_json_path) {
@@ -255,18 +220,10 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& tokenizer_json
   }
   spec.merges.reserve(merges->get_array().size());
   for (const auto& m : merges->get_array()) {
-    if (m.is_string()) {  // "left right"
-      const std::string_view s = m.get_string();
-      const size_t sp = s.find(' ');
-      if (sp == std::string_view::npos) jf.bad(fmt::format("bad merge \"{}\"", s));
-      spec.merges.emplace_back(std::string(s.substr(0, sp)), std::string(s.substr(sp + 1)));
-    } else if (m.is_array() && m.get_array().size() == 2 && m.get_array()[0].is_string() &&
-               m.get_array()[1].is_string()) {  // ["left", "right"]
-      spec.merges.emplace_back(std::string(m.get_array()[0].get_string()),
-                               std::string(m.get_array()[1].get_string()));
-    } else {
-      jf.bad("bad entry in \"merges\"");
-    }
+    auto pair = tokenizer_json::merge_pair(m);
+    if (!pair && m.is_string()) jf.bad(fmt::format("bad merge \"{}\"", std::string_view(m.get_string())));
+    if (!pair) jf.bad("bad entry in \"merges\"");
+    spec.merges.push_back(std::move(*pair));
   }
   for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (const json::value* a = get(model, affix); a && !(a->is_string() && a->get_string().empty()))

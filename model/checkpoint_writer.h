@@ -7,23 +7,15 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "quant/qtensor.h"
 
-namespace troupe::app {
+namespace troupe {
 
-// A float tensor to store as is (embeddings, norms, biases, an unquantized lm_head).
-struct FloatTensor {
+// One tensor as it goes into the safetensors file.
+struct StoredTensor {
   std::string name;            // HF name, e.g. "model.norm.weight"
-  DType dtype = DType::F32;    // F32 | F16 | BF16
+  DType dtype = DType::F32;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;  // little-endian elements of dtype
-};
-
-// A quantized linear layer: `module` is the HF module path ("model.layers.0.self_attn.q_proj");
-// Int4 matrices become qweight/qzeros/scales (AutoAWQ), Int8 ones qweight/scales.
-struct QuantLinearOut {
-  std::string module;
-  quant::QuantizedMatrix matrix;
 };
 
 struct CheckpointOut {
@@ -31,12 +23,15 @@ struct CheckpointOut {
   std::string out_dir;  // created if missing
   int bits = 4;         // 4: awq layout (every matrix Int4 with one group size); 8: troupe_int8
   int group = 128;
-  std::vector<FloatTensor> floats;
-  std::vector<QuantLinearOut> linears;
+  // Stored as is (embeddings, norms, biases, an unquantized lm_head): F32, F16 or BF16.
+  std::vector<StoredTensor> floats;
+  // The integer tensors of the quantized linear layers (<module>.qweight, .qzeros, .scales),
+  // as quant::stored_tensors() makes them; written after `floats`.
+  std::vector<StoredTensor> quantized;
 };
 
 // Throws troupe::Error on a format mismatch or I/O failure. The safetensors file is written
 // to a temporary name and renamed, so a failed run leaves no half-written model.
 void write_checkpoint(const CheckpointOut& ck);
 
-}  // namespace troupe::app
+}  // namespace troupe
