@@ -10,15 +10,10 @@
 
 #include "actors/request.h"
 #include "actors/scheduler.h"
+#include "config/admission_config.h"
 #include "tokenizer/tokenizer.h"
 
 namespace troupe {
-
-struct AdmissionConfig {
-  int64_t max_model_len = 0;  // prompt + generated tokens
-  int64_t max_waiting = 1024; // requests queued in the scheduler before rejecting
-  int64_t vocab_size = 0;
-};
 
 struct AdmitRequest {
   int64_t request_id = 0;

@@ -12,23 +12,13 @@
 #include <memory>
 
 #include "actors/sequence.h"
+#include "config/scheduler_config.h"
 #include "kv/block_manager.h"
 #include "model/backend.h"
 #include "spec/controller.h"
 #include "spec/metrics.h"
 
 namespace troupe {
-
-enum class Scheduling { Continuous, Static };
-
-struct SchedulerConfig {
-  Scheduling scheduling = Scheduling::Continuous;
-  int64_t max_num_seqs = 64;
-  int64_t max_num_batched_tokens = 1024;  // token budget per step (continuous)
-  int64_t max_model_len = 0;              // prompt + generated
-  bool enable_prefix_caching = true;
-  int64_t batch_wait_ms = 50;             // static: wait this long to fill a batch
-};
 
 struct SchedulerStats {
   int64_t running = 0, waiting = 0;
