@@ -4,7 +4,10 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include "core/error.h"
 
@@ -51,6 +54,18 @@ std::string troupe_bin() {
   const char* b = std::getenv("TROUPE_BIN");
   if (!b || !*b) FAIL("TROUPE_BIN is not set (run the tests through ctest)");
   return b;
+}
+
+std::pair<int, std::string> run_troupe(const std::string& args) {
+  const std::string cmd = troupe_bin() + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int rc = pclose(p);
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
 }
 
 }  // namespace troupe::test

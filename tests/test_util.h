@@ -2,6 +2,7 @@
 // Paths to the shared real models and fixtures. A missing file fails the test loudly
 // (never a silent skip).
 #include <string>
+#include <utility>
 
 namespace troupe::test {
 
@@ -17,5 +18,7 @@ std::string temp_dir(const std::string& tag);
 std::string read_file(const std::string& path);
 // Path of the built `troupe` binary ($TROUPE_BIN).
 std::string troupe_bin();
+// Runs `troupe ARGS` through the shell: (exit code, stdout + stderr).
+std::pair<int, std::string> run_troupe(const std::string& args);
 
 }  // namespace troupe::test

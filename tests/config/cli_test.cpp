@@ -3,31 +3,12 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <fstream>
 
 #include "test_util.h"
 
 using namespace troupe;
 namespace json = boost::json;
-
-namespace {
-
-std::pair<int, std::string> run(const std::string& args) {
-  const std::string cmd = test::troupe_bin() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int rc = pclose(p);
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
-
-}  // namespace
 
 TEST_CASE("every configurable command round-trips --print-config through --config") {
   const std::string dir = test::temp_dir("config-cli");
@@ -48,14 +29,14 @@ TEST_CASE("every configurable command round-trips --print-config through --confi
   };
   for (const Case& c : cases) {
     INFO(c.command);
-    auto [rc, out] = run(std::string(c.command) + " " + c.flags + " --print-config");
+    auto [rc, out] = test::run_troupe(std::string(c.command) + " " + c.flags + " --print-config");
     INFO(out);
     REQUIRE(rc == 0);
     const json::object v = json::parse(out).as_object();
     CHECK(v.at(c.key) == c.expected);
     const std::string file = dir + "/c.json";
     std::ofstream(file) << out;
-    auto [rc2, out2] = run(std::string(c.command) + " --config " + file + " --print-config");
+    auto [rc2, out2] = test::run_troupe(std::string(c.command) + " --config " + file + " --print-config");
     INFO(out2);
     REQUIRE(rc2 == 0);
     CHECK(json::parse(out2) == json::parse(out));
@@ -66,15 +47,15 @@ TEST_CASE("command errors from --config name the key and the file") {
   const std::string dir = test::temp_dir("config-cli-bad");
   const std::string file = dir + "/bad.yaml";
   std::ofstream(file) << "model: m\nprompt: hi\nmax_tokens: lots\n";
-  auto [rc, out] = run("generate --config " + file + " --print-config");
+  auto [rc, out] = test::run_troupe("generate --config " + file + " --print-config");
   CHECK(rc == 1);
   CHECK(out.find("bad value for 'max-tokens'") != std::string::npos);
   CHECK(out.find(file) != std::string::npos);
   std::ofstream(file) << "model: m\nnum_prompt: 3\n";
-  auto [rc2, out2] = run("bench throughput --config " + file + " --print-config");
+  auto [rc2, out2] = test::run_troupe("bench throughput --config " + file + " --print-config");
   CHECK(rc2 == 1);
   CHECK(out2.find("unknown key 'num-prompt'") != std::string::npos);
-  auto [rc3, out3] = run("eval --model m --print-config");
+  auto [rc3, out3] = test::run_troupe("eval --model m --print-config");
   CHECK(rc3 == 1);
   CHECK(out3.find("--data is required") != std::string::npos);
 }
