@@ -39,18 +39,30 @@ const FlagSet::Remembered* FlagSet::find(const std::string& key) const {
   return nullptr;
 }
 
+namespace {
+
+// "bench throughput": the subcommand path below the program.
+std::string command_name(const CLI::App* c) {
+  std::string n = c->get_name();
+  for (const CLI::App* p = c->get_parent(); p && p->get_parent(); p = p->get_parent()) n = p->get_name() + " " + n;
+  return n;
+}
+
+}  // namespace
+
 void FlagSet::apply_file(const std::string& path) {
   for (const ConfigEntry& e : read_config_file(path)) {
     if (e.key == "config" || e.key == "print-config") fail("{}: '{}' cannot be set from a config file", path, e.key);
     const Remembered* r = find(e.key);
-    if (!r) fail("{}: unknown key '{}' (keys are the flags of `troupe {}`)", path, e.key, cmd_->get_name());
+    if (!r) fail("{}: unknown key '{}' (keys are the flags of `troupe {}`)", path, e.key, command_name(cmd_));
     CLI::Option* opt = r->opt;
     if (opt->count() > 0) continue;  // the command line wins
     // An empty list or string leaves the default (what --print-config shows for unset ones).
     if (e.values.empty() || (e.values.size() == 1 && e.values[0].empty())) continue;
+    const bool is_flag = opt->get_expected_min() == 0;
+    if (is_flag && e.values.size() != 1) fail("{}: '{}' takes one value (true or false)", path, e.key);
     try {
-      if (opt->get_expected_min() == 0) {  // a flag: true/false/yes/no (negated names honoured)
-        if (e.values.size() != 1) fail("{}: '{}' takes one value", path, e.key);
+      if (is_flag) {  // true/false/yes/no; a negated name ("no-enable-prefix-caching") inverts
         opt->add_result(opt->get_flag_value(e.key, e.values[0]));
       } else {
         opt->add_result(e.values);
