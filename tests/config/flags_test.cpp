@@ -36,7 +36,8 @@ struct ServeLike {
   // Parses `args`, applies --config and returns the effective configuration.
   json::object run(const std::string& args) {
     app.parse("serve " + args, false);
-    REQUIRE_FALSE(f->finish());
+    const bool printed = f->finish();  // throws on a bad file
+    REQUIRE_FALSE(printed);
     return f->values();
   }
 };
