@@ -10,15 +10,10 @@
 #include <memory>
 
 #include "actors/protocol.h"
+#include "config/admission_config.h"
 #include "tokenizer/tokenizer.h"
 
 namespace troupe {
-
-struct AdmissionConfig {
-  int64_t max_model_len = 0;  // prompt + generated tokens
-  int64_t max_waiting = 1024; // requests queued in the scheduler before rejecting
-  int64_t vocab_size = 0;
-};
 
 // Spawns the default admission stage. It does nothing until the builder sends it
 // AdmissionLinks (the scheduler, and the output stage that receives rejections).

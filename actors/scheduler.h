@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "actors/protocol.h"
+#include "config/scheduler_config.h"
 #include "kv/block_manager.h"
 #include "model/backend.h"
 #include "spec/controller.h"
@@ -19,15 +20,6 @@
 namespace troupe {
 
 enum class Scheduling { Continuous, Static };
-
-struct SchedulerConfig {
-  Scheduling scheduling = Scheduling::Continuous;
-  int64_t max_num_seqs = 64;
-  int64_t max_num_batched_tokens = 1024;  // token budget per step (continuous)
-  int64_t max_model_len = 0;              // prompt + generated
-  bool enable_prefix_caching = true;
-  int64_t batch_wait_ms = 50;             // static: wait this long to fill a batch
-};
 
 // Speculative decoding as the scheduler sees it: how many drafts to plan (the controller)
 // and the startup cost curves it starts from. controller.num_speculative_tokens == 0: off.

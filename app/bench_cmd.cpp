@@ -9,22 +9,14 @@
 
 #include "app/commands.h"
 #include "app/loaded_model.h"
-#include "app/quant_flags.h"
 #include "app/sequence_loop.h"
+#include "config/bench_config.h"
+#include "config/flags.h"
 #include "cpu/kernels.h"
 
 namespace troupe::app {
 
 namespace {
-
-struct DecodeBenchOpts {
-  std::string model, json_path;
-  int threads = 0;
-  int prompt_len = 128;
-  int gen_tokens = 64;
-  int repeats = 3;
-  quant::Options quantization;
-};
 
 void run_decode_bench(const DecodeBenchOpts& o) {
   cpu::CpuBackendOptions bo;
@@ -88,14 +80,19 @@ void register_bench(CLI::App& app) {
   bench->require_subcommand(1);
   auto o = std::make_shared<DecodeBenchOpts>();
   auto* dec = bench->add_subcommand("decode", "Batch-1 prefill/decode tokens/s vs the bandwidth roofline");
-  dec->add_option("--model", o->model, "Model path")->required();
-  dec->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->capture_default_str();
-  dec->add_option("--prompt-len", o->prompt_len, "Prompt tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
-  dec->add_option("--tokens", o->gen_tokens, "Generated tokens per run")->capture_default_str()->check(CLI::Range(2, 1 << 20));
-  dec->add_option("--repeats", o->repeats, "Timed runs (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
-  dec->add_option("--json", o->json_path, "Also write the results to this JSON file");
-  add_quantization_flags(dec, o->quantization);
-  dec->callback([o] { run_decode_bench(*o); });
+  auto f = std::make_shared<config::FlagSet>(dec);
+  f->require(f->option("--model", o->model, "Model path"));
+  f->add_config_flags();
+  add_threads_flag(*f, o->threads);
+  f->option("--prompt-len", o->prompt_len, "Prompt tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  f->option("--tokens", o->gen_tokens, "Generated tokens per run")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  f->option("--repeats", o->repeats, "Timed runs (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
+  f->option("--json", o->json_path, "Also write the results to this JSON file");
+  add_quantization_flags(*f, o->quantization);
+  dec->callback([o, f] {
+    if (f->finish()) return;
+    run_decode_bench(*o);
+  });
   register_bench_throughput(*bench);
 }
 

@@ -21,6 +21,7 @@
 
 #include "app/bench_stats.h"
 #include "app/commands.h"
+#include "config/bench_config.h"
 #include "core/error.h"
 #include "net/http_client.h"
 
@@ -29,17 +30,6 @@ namespace troupe::app {
 namespace {
 
 namespace json = boost::json;
-
-struct ServeBenchOpts {
-  std::string url = "http://127.0.0.1:8000", endpoint = "/v1/completions", model, api_key, json_path;
-  std::string input_len = "128", output_len = "128";
-  int num_prompts = 100;
-  double request_rate = std::numeric_limits<double>::infinity();
-  int max_concurrency = 0;  // 0: unlimited
-  double slo_ttft_ms = 0, slo_tpot_ms = 0;
-  uint64_t seed = 0;
-  double timeout_s = 600;
-};
 
 struct Trace {
   BenchClock::time_point submit{}, finish{};

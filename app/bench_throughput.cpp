@@ -17,27 +17,14 @@
 #include "actors/engine.h"
 #include "app/bench_stats.h"
 #include "app/commands.h"
-#include "app/quant_flags.h"
 #include "app/spec_options.h"
+#include "config/bench_config.h"
+#include "config/flags.h"
 #include "core/error.h"
 
 namespace troupe::app {
 
 namespace {
-
-struct ThroughputOpts {
-  std::string model, dataset, json_path, plot_path, input_len = "128", output_len = "128";
-  std::string scheduling = "continuous";
-  int num_prompts = 64;
-  double request_rate = 0;  // 0 = all at once
-  uint64_t seed = 0;
-  EngineConfig engine;
-  // Sampling of every request (greedy by default); sampled requests get seed + index.
-  float temperature = 0, top_p = 1;
-  int32_t top_k = 0;
-  bool compare = false;    // speculation vs none, interleaved in one engine (compare_speculation)
-  int compare_rounds = 1;
-};
 
 struct Workload {
   std::vector<std::vector<int32_t>> prompts;
@@ -347,33 +334,33 @@ void register_bench_throughput(CLI::App& bench) {
   auto o = std::make_shared<ThroughputOpts>();
   o->engine.scheduler.max_num_seqs = 32;
   auto* c = bench.add_subcommand("throughput", "Offline throughput and latency of continuous vs static batching");
-  c->add_option("--model", o->model, "Model path")->required();
-  c->add_option("--num-prompts", o->num_prompts)->capture_default_str()->check(CLI::Range(1, 1000000));
-  c->add_option("--input-len", o->input_len, "Prompt tokens: N or MIN:MAX (uniform)")->capture_default_str();
-  c->add_option("--output-len", o->output_len, "Output tokens: N or MIN:MAX (uniform)")->capture_default_str();
-  c->add_option("--dataset", o->dataset, "JSONL file of {\"prompt\": ..., \"output_len\": N}");
-  c->add_option("--request-rate", o->request_rate, "Poisson arrivals per second (0 = all at once)")->capture_default_str();
-  c->add_option("--scheduling", o->scheduling)->check(CLI::IsMember({"continuous", "static", "both"}))->capture_default_str();
-  c->add_option("--seed", o->seed)->capture_default_str();
-  c->add_option("--json", o->json_path, "Write results as JSON");
-  c->add_option("--plot", o->plot_path, "Write a PNG plot (gnuplot)");
-  c->add_option("--threads", o->engine.threads)->capture_default_str();
-  c->add_option("--max-num-seqs", o->engine.scheduler.max_num_seqs)->capture_default_str();
-  c->add_option("--max-num-batched-tokens", o->engine.scheduler.max_num_batched_tokens)->capture_default_str();
-  c->add_option("--batch-wait-ms", o->engine.scheduler.batch_wait_ms)->capture_default_str();
-  c->add_option("--block-size", o->engine.block_size)->capture_default_str();
-  c->add_option("--kv-cache-memory", o->engine.kv_cache_bytes, "KV cache bytes (0 = auto)")->capture_default_str();
-  add_quantization_flags(c, o->engine.quantization);
-  c->add_option("--temperature", o->temperature, "Sampling temperature of every request (0 = greedy)")->capture_default_str();
-  c->add_option("--top-p", o->top_p)->capture_default_str();
-  c->add_option("--top-k", o->top_k)->capture_default_str();
-  add_speculative_options(c, o->engine.speculative);
-  c->add_flag("--compare-no-spec", o->compare,
-              "With speculation: run every wave of requests without and with it, alternating in one engine, "
-              "and report the speedup against theory");
-  c->add_option("--compare-rounds", o->compare_rounds, "Rounds of --compare-no-spec")->capture_default_str();
-  c->callback([o] {
-    o->engine.model = o->model;
+  auto f = std::make_shared<config::FlagSet>(c);
+  add_engine_flags(*f, o->engine);
+  f->add_config_flags();
+  f->option("--num-prompts", o->num_prompts)->capture_default_str()->check(CLI::Range(1, 1000000));
+  f->option("--input-len", o->input_len, "Prompt tokens: N or MIN:MAX (uniform)")->capture_default_str();
+  f->option("--output-len", o->output_len, "Output tokens: N or MIN:MAX (uniform)")->capture_default_str();
+  f->option("--dataset", o->dataset, "JSONL file of {\"prompt\": ..., \"output_len\": N}");
+  f->option("--request-rate", o->request_rate, "Poisson arrivals per second (0 = all at once)")->capture_default_str();
+  // Not add_scheduling_flag: "both" runs the two modes back to back.
+  f->option("--scheduling", o->scheduling, "continuous, static, or both (back to back on the same workload)")
+      ->check(CLI::IsMember({"continuous", "static", "both"}))
+      ->capture_default_str();
+  f->option("--seed", o->seed)->capture_default_str();
+  f->option("--json", o->json_path, "Write results as JSON");
+  f->option("--plot", o->plot_path, "Write a PNG plot (gnuplot)");
+  add_scheduler_flags(*f, o->engine.scheduler);
+  f->option("--temperature", o->temperature, "Sampling temperature of every request (0 = greedy)")->capture_default_str();
+  f->option("--top-p", o->top_p)->capture_default_str();
+  f->option("--top-k", o->top_k)->capture_default_str();
+  add_speculative_flags(*f, o->engine.speculative);
+  f->flag("--compare-no-spec", o->compare,
+          "With speculation: run every wave of requests without and with it, alternating in one engine, "
+          "and report the speedup against theory");
+  f->option("--compare-rounds", o->compare_rounds, "Rounds of --compare-no-spec")->capture_default_str();
+  c->callback([o, f] {
+    if (f->finish()) return;
+    o->model = o->engine.model;
     run_throughput(*o);
   });
 }

@@ -12,8 +12,8 @@
 
 #include "app/commands.h"
 #include "app/loaded_model.h"
-#include "app/quant_flags.h"
 #include "app/text_data.h"
+#include "config/flags.h"
 #include "core/error.h"
 
 namespace troupe::app {
@@ -177,16 +177,21 @@ void run_eval(const EvalOpts& o) {
 void register_eval(CLI::App& app) {
   auto o = std::make_shared<EvalOpts>();
   auto* cmd = app.add_subcommand("eval", "Perplexity, and KL divergence / top-1 agreement against a reference model");
-  cmd->add_option("--model", o->model, "Model to evaluate")->required();
-  cmd->add_option("--reference", o->reference, "Reference model (usually the unquantized one)");
-  cmd->add_option("--data", o->data, ".jsonl (\"text\" per line) or plain text (paragraphs)")->required();
-  cmd->add_option("--max-samples", o->max_samples, "Samples to use (0 = all)")->capture_default_str();
-  cmd->add_option("--max-len", o->max_len, "Tokens per sample (longer ones are cut)")->capture_default_str()->check(CLI::Range(2, 1 << 20));
-  cmd->add_option("--worst", o->worst, "Worst samples to list")->capture_default_str()->check(CLI::Range(0, 1000));
-  cmd->add_option("--json", o->json_path, "Also write the results to this JSON file");
-  cmd->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->capture_default_str();
-  add_quantization_flags(cmd, o->quantization);
-  cmd->callback([o] { run_eval(*o); });
+  auto f = std::make_shared<config::FlagSet>(cmd);
+  f->require(f->option("--model", o->model, "Model to evaluate"));
+  f->add_config_flags();
+  f->option("--reference", o->reference, "Reference model (usually the unquantized one)");
+  f->require(f->option("--data", o->data, ".jsonl (\"text\" per line) or plain text (paragraphs)"));
+  f->option("--max-samples", o->max_samples, "Samples to use (0 = all)")->capture_default_str();
+  f->option("--max-len", o->max_len, "Tokens per sample (longer ones are cut)")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  f->option("--worst", o->worst, "Worst samples to list")->capture_default_str()->check(CLI::Range(0, 1000));
+  f->option("--json", o->json_path, "Also write the results to this JSON file");
+  add_threads_flag(*f, o->threads);
+  add_quantization_flags(*f, o->quantization);
+  cmd->callback([o, f] {
+    if (f->finish()) return;
+    run_eval(*o);
+  });
 }
 
 }  // namespace troupe::app

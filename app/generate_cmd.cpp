@@ -9,8 +9,7 @@
 
 #include "actors/engine.h"
 #include "app/commands.h"
-#include "app/quant_flags.h"
-#include "app/spec_options.h"
+#include "config/flags.h"
 #include "core/error.h"
 
 namespace troupe::app {
@@ -18,14 +17,11 @@ namespace troupe::app {
 namespace {
 
 struct GenerateOpts {
-  std::string model, prompt;
+  std::string prompt;
   SamplingParams params;
   uint64_t seed = 0;
   bool json = false;
-  int threads = 0;
-  int64_t block_size = 16;
-  quant::Options quantization;
-  SpeculativeConfig spec;
+  EngineConfig engine;  // one sequence at a time (max_num_seqs 1)
 };
 
 boost::json::array to_json(const std::vector<int32_t>& ids) {
@@ -40,35 +36,31 @@ void register_generate(CLI::App& app) {
   auto o = std::make_shared<GenerateOpts>();
   o->params.max_tokens = 128;
   auto* cmd = app.add_subcommand("generate", "Generate a completion for one prompt");
-  cmd->add_option("--model", o->model, "Model: Hugging Face directory or .gguf file")->required();
-  cmd->add_option("--prompt", o->prompt, "Prompt text")->required();
-  cmd->add_option("--max-tokens", o->params.max_tokens, "Maximum new tokens")->capture_default_str();
-  cmd->add_option("--temperature", o->params.temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-p", o->params.top_p)->capture_default_str();
-  cmd->add_option("--top-k", o->params.top_k, "0 = disabled")->capture_default_str();
-  cmd->add_option("--min-p", o->params.min_p)->capture_default_str();
-  cmd->add_option("--repetition-penalty", o->params.repetition_penalty)->capture_default_str();
-  cmd->add_option("--presence-penalty", o->params.presence_penalty)->capture_default_str();
-  cmd->add_option("--frequency-penalty", o->params.frequency_penalty)->capture_default_str();
-  auto* seed = cmd->add_option("--seed", o->seed, "Random seed (same seed, same output)");
-  cmd->add_option("--stop", o->params.stop, "Stop string (repeatable)");
-  cmd->add_option("--stop-token-id", o->params.stop_token_ids, "Stop token id (repeatable)");
-  cmd->add_flag("--ignore-eos", o->params.ignore_eos, "Keep generating past EOS");
-  cmd->add_flag("--json", o->json, "Print one JSON object instead of streaming text");
-  cmd->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--block-size", o->block_size, "KV block size in tokens")->capture_default_str();
-  add_quantization_flags(cmd, o->quantization);
-  add_speculative_options(cmd, o->spec);
-  cmd->callback([o, seed] {
+  auto f = std::make_shared<config::FlagSet>(cmd);
+  add_engine_flags(*f, o->engine);
+  f->add_config_flags();
+  f->require(f->option("--prompt", o->prompt, "Prompt text"));
+  f->option("--max-tokens", o->params.max_tokens, "Maximum new tokens")->capture_default_str();
+  f->option("--temperature", o->params.temperature, "0 = greedy")->capture_default_str();
+  f->option("--top-p", o->params.top_p)->capture_default_str();
+  f->option("--top-k", o->params.top_k, "0 = disabled")->capture_default_str();
+  f->option("--min-p", o->params.min_p)->capture_default_str();
+  f->option("--repetition-penalty", o->params.repetition_penalty)->capture_default_str();
+  f->option("--presence-penalty", o->params.presence_penalty)->capture_default_str();
+  f->option("--frequency-penalty", o->params.frequency_penalty)->capture_default_str();
+  auto* seed = cmd->add_option("--seed", o->seed, "Random seed (same seed, same output; unset: random)");
+  f->remember(seed, [p = o.get(), seed] { return seed->count() > 0 ? boost::json::value(p->seed) : boost::json::value(""); });
+  f->option("--stop", o->params.stop, "Stop string (repeatable)");
+  f->option("--stop-token-id", o->params.stop_token_ids, "Stop token id (repeatable)");
+  f->flag("--ignore-eos", o->params.ignore_eos, "Keep generating past EOS");
+  f->flag("--json", o->json, "Print one JSON object instead of streaming text");
+  add_speculative_flags(*f, o->engine.speculative);
+  cmd->callback([o, f, seed] {
+    if (f->finish()) return;
     if (seed->count() > 0) o->params.seed = o->seed;
     o->params.validate();
-    EngineConfig cfg;
-    cfg.model = o->model;
-    cfg.threads = o->threads;
-    cfg.block_size = o->block_size;
-    cfg.quantization = o->quantization;
+    EngineConfig cfg = o->engine;
     cfg.scheduler.max_num_seqs = 1;
-    cfg.speculative = o->spec;
     Engine engine(cfg);
 
     GenerateRequest req;
@@ -107,7 +99,7 @@ void register_generate(CLI::App& app) {
     const auto prompt_ids = engine.tokenizer().encode(o->prompt, true);
     if (o->json) {
       boost::json::object obj{
-          {"model", o->model},
+          {"model", o->engine.model},
           {"prompt", o->prompt},
           {"prompt_token_ids", to_json(prompt_ids)},
           {"token_ids", to_json(ids)},

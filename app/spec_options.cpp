@@ -5,27 +5,6 @@
 
 namespace troupe::app {
 
-void add_speculative_options(CLI::App* cmd, SpeculativeConfig& cfg) {
-  cmd->add_option("--speculative-model", cfg.model,
-                  "Draft model (same vocabulary): a path, or self:int8 / self:int4 for a quantized copy of the target");
-  cmd->add_option("--num-speculative-tokens", cfg.num_speculative_tokens,
-                  "K: most draft tokens per sequence and step (0 = no speculation)")
-      ->capture_default_str();
-  cmd->add_option("--speculative-method", cfg.method, "Proposer: draft (a draft model) or ngram (prompt lookup)")
-      ->check(CLI::IsMember({"draft", "ngram"}));
-  cmd->add_option("--ngram-min", cfg.ngram_min, "Shortest n-gram matched by --speculative-method ngram")
-      ->capture_default_str();
-  cmd->add_option("--ngram-max", cfg.ngram_max, "Longest n-gram matched by --speculative-method ngram")
-      ->capture_default_str();
-  cmd->add_flag("--no-adaptive-speculation", [&cfg](int64_t) { cfg.adaptive = false; },
-                "Always draft K tokens instead of adapting k to acceptance and cost");
-  cmd->add_option("--speculative-min-gain", cfg.min_gain,
-                  "Speculate in a step only when the predicted speedup exceeds this")
-      ->capture_default_str();
-  cmd->add_option("--speculative-draft-threads", cfg.draft_threads, "Draft model threads (0 = as the target)")
-      ->capture_default_str();
-}
-
 double theoretical_speedup(double alpha, double k, double c) {
   const double tokens = alpha >= 1.0 ? k + 1.0 : (1.0 - std::pow(alpha, k + 1.0)) / (1.0 - alpha);
   return tokens / (k * c + 1.0);

@@ -6,6 +6,8 @@ find_package(Boost 1.81 REQUIRED COMPONENTS json)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(CLI11 QUIET)
+# yaml-cpp (libyaml-cpp-dev) reads YAML config files (config/config_file.cpp).
+find_package(yaml-cpp REQUIRED)
 
 # Catch2 v2 (Debian's catch2 2.13 ships a CMake package).
 find_package(Catch2 2 REQUIRED)

@@ -15,22 +15,11 @@
 #include <memory>
 #include <string>
 
+#include "config/server_config.h"
+
 namespace troupe {
 
 class Service;
-
-struct ServerOptions {
-  std::string host = "127.0.0.1";  // loopback unless told otherwise
-  uint16_t port = 8000;            // 0: any free port (see Server::port())
-  std::string api_key;             // non-empty: /v1/* requires "Authorization: Bearer <key>"
-  size_t max_body_bytes = 1 << 20; // request bodies and WebSocket messages (413 / close 1009)
-  int io_threads = 1;
-  int max_connections = 1024;      // beyond this: 503 + Retry-After
-  int idle_timeout_s = 60;         // keep-alive idle and slow-header limit
-  int write_timeout_s = 60;        // a client that stops reading is dropped (and cancelled)
-  int ws_ping_interval_s = 20;     // WebSocket keepalive ping when idle
-  int ws_max_inflight = 64;        // concurrent requests per WebSocket connection
-};
 
 class Server {
  public:

@@ -13,19 +13,12 @@
 #include <thread>
 
 #include "actors/engine.h"
+#include "config/server_config.h"
 #include "net/api.h"
 #include "net/chat_template.h"
 #include "net/metrics.h"
 
 namespace troupe {
-
-struct ServiceOptions {
-  std::string model_path;
-  std::string served_model_name;   // empty: the model path's last component
-  std::string chat_template_path;  // empty: the model's own template (or the fallback)
-  int warmup = 0;                  // synthetic requests before reporting ready
-  double heartbeat_interval_s = 0; // > 0: a tiny request whenever the server idled this long
-};
 
 enum class ServiceState { Loading, WarmingUp, Ready, Failed, Stopping };
 

@@ -10,6 +10,7 @@ PKGS=(
   libspdlog-dev libfmt-dev        # logging / formatting
   catch2                          # Catch2 v2 (<catch2/catch.hpp>)
   libcli11-dev                    # command line
+  libyaml-cpp-dev                 # YAML config files (config/)
   libpcre2-dev                    # Unicode regex for byte-level BPE pre-tokenizers
   libhwy-dev                      # Highway: portable SIMD with runtime dispatch
   libopenblas-dev                 # CPU GEMM for batched steps (pthreads build)

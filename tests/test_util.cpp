@@ -81,4 +81,9 @@ CommandResult run_command(const std::string& cmd) {
   return r;
 }
 
+std::pair<int, std::string> run_troupe(const std::string& args) {
+  auto r = run_command(troupe_bin() + " " + args);
+  return {r.status, std::move(r.out)};
+}
+
 }  // namespace troupe::test

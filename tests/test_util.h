@@ -2,6 +2,7 @@
 // Paths to the shared real models and fixtures. A missing file fails the test loudly
 // (never a silent skip).
 #include <string>
+#include <utility>
 
 namespace troupe::test {
 
@@ -27,5 +28,7 @@ struct CommandResult {
 };
 CommandResult run_command(const std::string& cmd);
 std::string shell_quote(const std::string& s);
+// Runs `troupe ARGS` through the shell: (exit code, stdout + stderr).
+std::pair<int, std::string> run_troupe(const std::string& args);
 
 }  // namespace troupe::test

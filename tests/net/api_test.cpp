@@ -1,4 +1,4 @@
-// Request parsing, response shapes, config files and the metrics exposition, without
+// Request parsing, response shapes and the metrics exposition, without
 // sockets (the server tests cover the same paths end to end).
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -8,7 +8,6 @@
 #include "model/tokenizer_loader.h"
 #include "net/api.h"
 #include "net/chat_template.h"
-#include "net/config_file.h"
 #include "net/http_client.h"
 #include "net/metrics.h"
 #include "test_util.h"
@@ -125,27 +124,6 @@ TEST_CASE("UTF-8 validation") {
   CHECK_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
   CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // > U+10FFFF
   CHECK_FALSE(valid_utf8("\x80"));
-}
-
-TEST_CASE("config files: JSON and flat YAML") {
-  auto j = parse_config_text(R"({"max_num_seqs": 8, "host": "0.0.0.0", "enable-prefix-caching": false, "stop": ["a","b"]})",
-                             false, "c.json");
-  REQUIRE(j.size() == 4);
-  CHECK(j[0].key == "max-num-seqs");
-  CHECK(j[0].values == std::vector<std::string>{"8"});
-  CHECK(j[2].values == std::vector<std::string>{"false"});
-  CHECK(j[3].values.size() == 2);
-  auto y = parse_config_text("# comment\nport: 9000\napi_key: \"s3cret # not a comment\"\nwarmup: 2  # two\nflags:\n  - a\n  - b\nlist: [x, y]\n",
-                             true, "c.yaml");
-  REQUIRE(y.size() == 5);
-  CHECK(y[1].values[0] == "s3cret # not a comment");
-  CHECK(y[2].values[0] == "2");
-  CHECK(y[3].values == std::vector<std::string>{"a", "b"});
-  CHECK(y[4].values == std::vector<std::string>{"x", "y"});
-  CHECK_THROWS_WITH(parse_config_text("a: 1\na: 2\n", true, "d.yaml"), Catch::Contains("twice"));
-  CHECK_THROWS_WITH(parse_config_text("a:\n  b: 1\n", true, "n.yaml"), Catch::Contains("nested"));
-  CHECK_THROWS_AS(parse_config_text("{\"a\": {\"b\": 1}}", false, "n.json"), Error);
-  CHECK_THROWS_AS(parse_config_text("{\"a\": 1,", false, "bad.json"), Error);
 }
 
 TEST_CASE("metrics exposition: histograms are cumulative and consistent") {

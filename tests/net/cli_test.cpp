@@ -24,19 +24,6 @@ namespace json = boost::json;
 
 namespace {
 
-// Runs the troupe binary, returns (exit code, stdout+stderr).
-std::pair<int, std::string> run(const std::string& args) {
-  const std::string cmd = test::troupe_bin() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int rc = pclose(p);
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
-
 std::string write(const std::string& dir, const std::string& name, const std::string& text) {
   std::ofstream(dir + "/" + name) << text;
   return dir + "/" + name;
@@ -50,7 +37,7 @@ TEST_CASE("serve: config file values apply unless a flag overrides them") {
   const std::string js = write(dir, "c.json",
                                R"({"model": ")" + model + R"(", "port": 1234, "max_num_seqs": 7, "enable-prefix-caching": false,
                                    "served-model-name": "from-json", "scheduling": "static", "warmup": 3})");
-  auto [rc, out] = run("serve --config " + js + " --port 4321 --print-config");
+  auto [rc, out] = test::run_troupe("serve --config " + js + " --port 4321 --print-config");
   INFO(out);
   REQUIRE(rc == 0);
   auto c = json::parse(out);
@@ -65,7 +52,7 @@ TEST_CASE("serve: config file values apply unless a flag overrides them") {
   const std::string yml = write(dir, "c.yaml", "# serve config\nmodel: " + model +
                                                    "\nhost: 0.0.0.0\nmax-num-batched-tokens: 256\nheartbeat_interval: 2.5\n"
                                                    "enable_prefix_caching: no\n");
-  auto [rc2, out2] = run("serve --config " + yml + " --max-num-batched-tokens 512 --print-config");
+  auto [rc2, out2] = test::run_troupe("serve --config " + yml + " --max-num-batched-tokens 512 --print-config");
   INFO(out2);
   REQUIRE(rc2 == 0);
   auto y = json::parse(out2);
@@ -77,16 +64,16 @@ TEST_CASE("serve: config file values apply unless a flag overrides them") {
 
 TEST_CASE("serve: bad config files fail with a message naming the problem") {
   const std::string dir = test::temp_dir("serve-config-bad");
-  auto [rc, out] = run("serve --config " + write(dir, "u.json", R"({"max-num-sequences": 3})") + " --print-config");
+  auto [rc, out] = test::run_troupe("serve --config " + write(dir, "u.json", R"({"max-num-sequences": 3})") + " --print-config");
   CHECK(rc == 1);
   CHECK(out.find("unknown key 'max-num-sequences'") != std::string::npos);
-  auto [rc2, out2] = run("serve --config " + write(dir, "r.json", R"({"max-num-seqs": 0})") + " --print-config");
+  auto [rc2, out2] = test::run_troupe("serve --config " + write(dir, "r.json", R"({"max-num-seqs": 0})") + " --print-config");
   CHECK(rc2 == 1);
   CHECK(out2.find("max-num-seqs") != std::string::npos);
-  auto [rc3, out3] = run("serve --config " + dir + "/missing.yaml --print-config");
+  auto [rc3, out3] = test::run_troupe("serve --config " + dir + "/missing.yaml --print-config");
   CHECK(rc3 == 1);
   CHECK(out3.find("cannot read config file") != std::string::npos);
-  auto [rc4, out4] = run("serve --print-config");
+  auto [rc4, out4] = test::run_troupe("serve --print-config");
   CHECK(rc4 == 1);
   CHECK(out4.find("--model is required") != std::string::npos);
 }

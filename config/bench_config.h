@@ -1,0 +1,50 @@
+#pragma once
+// Options of the benchmarks: `troupe bench decode`, `bench throughput` (an Engine in
+// process) and `bench serve` (a client of a running daemon).
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "config/engine_config.h"
+#include "quant/options.h"
+
+namespace troupe::app {
+
+// `troupe bench decode`
+struct DecodeBenchOpts {
+  std::string model, json_path;
+  int threads = 0;
+  int prompt_len = 128;
+  int gen_tokens = 64;
+  int repeats = 3;
+  quant::Options quantization;
+};
+
+// `troupe bench throughput`
+struct ThroughputOpts {
+  std::string model, dataset, json_path, plot_path, input_len = "128", output_len = "128";
+  std::string scheduling = "continuous";
+  int num_prompts = 64;
+  double request_rate = 0;  // 0 = all at once
+  uint64_t seed = 0;
+  EngineConfig engine;
+  // Sampling of every request (greedy by default); sampled requests get seed + index.
+  float temperature = 0, top_p = 1;
+  int32_t top_k = 0;
+  bool compare = false;    // speculation vs none, interleaved in one engine (compare_speculation)
+  int compare_rounds = 1;
+};
+
+// `troupe bench serve`
+struct ServeBenchOpts {
+  std::string url = "http://127.0.0.1:8000", endpoint = "/v1/completions", model, api_key, json_path;
+  std::string input_len = "128", output_len = "128";
+  int num_prompts = 100;
+  double request_rate = std::numeric_limits<double>::infinity();
+  int max_concurrency = 0;  // 0: unlimited
+  double slo_ttft_ms = 0, slo_tpot_ms = 0;
+  uint64_t seed = 0;
+  double timeout_s = 600;
+};
+
+}  // namespace troupe::app

@@ -1,0 +1,44 @@
+#pragma once
+// `troupe serve`'s network and service settings (net/server.h, net/service.h), and the
+// whole of the command's configuration (ServeOpts).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "config/engine_config.h"
+
+namespace troupe {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";  // loopback unless told otherwise
+  uint16_t port = 8000;            // 0: any free port (see Server::port())
+  std::string api_key;             // non-empty: /v1/* requires "Authorization: Bearer <key>"
+  size_t max_body_bytes = 1 << 20; // request bodies and WebSocket messages (413 / close 1009)
+  int io_threads = 1;
+  int max_connections = 1024;      // beyond this: 503 + Retry-After
+  int idle_timeout_s = 60;         // keep-alive idle and slow-header limit
+  int write_timeout_s = 60;        // a client that stops reading is dropped (and cancelled)
+  int ws_ping_interval_s = 20;     // WebSocket keepalive ping when idle
+  int ws_max_inflight = 64;        // concurrent requests per WebSocket connection
+};
+
+struct ServiceOptions {
+  std::string model_path;
+  std::string served_model_name;   // empty: the model path's last component
+  std::string chat_template_path;  // empty: the model's own template (or the fallback)
+  int warmup = 0;                  // synthetic requests before reporting ready
+  double heartbeat_interval_s = 0; // > 0: a tiny request whenever the server idled this long
+};
+
+}  // namespace troupe
+
+namespace troupe::app {
+
+// `troupe serve`: the engine, the network front and the service around it.
+struct ServeOpts {
+  ServerOptions server;
+  ServiceOptions service;
+  EngineConfig engine;
+};
+
+}  // namespace troupe::app

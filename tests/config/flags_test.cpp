@@ -1,0 +1,158 @@
+// config/flags.h: one registration per configuration struct gives a command --config FILE
+// and --print-config; the file's values apply unless a flag overrides them.
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "config/flags.h"
+#include "core/error.h"
+#include "test_util.h"
+
+using namespace troupe;
+namespace json = boost::json;
+
+namespace {
+
+// A command registered like `troupe serve`.
+struct ServeLike {
+  CLI::App app{"test"};
+  app::ServeOpts o;
+  std::unique_ptr<config::FlagSet> f;
+
+  ServeLike() {
+    auto* cmd = app.add_subcommand("serve");
+    f = std::make_unique<config::FlagSet>(cmd);
+    config::add_engine_flags(*f, o.engine);
+    f->add_config_flags();
+    config::add_scheduler_flags(*f, o.engine.scheduler);
+    config::add_scheduling_flag(*f, o.engine.scheduler.scheduling);
+    config::add_speculative_flags(*f, o.engine.speculative);
+    config::add_server_flags(*f, o.server);
+    config::add_service_flags(*f, o.service);
+  }
+  // Parses `args`, applies --config and returns the effective configuration.
+  json::object run(const std::string& args) {
+    app.parse("serve " + args, false);
+    const bool printed = f->finish();  // throws on a bad file
+    REQUIRE_FALSE(printed);
+    return f->values();
+  }
+};
+
+std::string write(const std::string& dir, const std::string& name, const std::string& text) {
+  std::ofstream(dir + "/" + name) << text;
+  return dir + "/" + name;
+}
+
+// The same configuration as a YAML mapping: key: <JSON scalar or flow list> per line.
+std::string to_yaml(const json::object& o) {
+  std::ostringstream y;
+  y << "# written by flags_test\n";
+  for (const auto& kv : o) y << std::string(kv.key()) << ": " << json::serialize(kv.value()) << "\n";
+  return y.str();
+}
+
+const char* kNonDefaults =
+    "--model m.gguf --threads 3 --block-size 32 --kv-cache-memory 1048576 --max-model-len 256 --max-waiting 9 "
+    "--quantization int4 --group-size 64 --lm-head float --max-num-seqs 7 --max-num-batched-tokens 333 "
+    "--batch-wait-ms 5 --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
+    "--num-speculative-tokens 3 --speculative-method draft --ngram-min 1 --ngram-max 5 --no-adaptive-speculation "
+    "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
+    "--max-connections 10 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --served-model-name tiny "
+    "--chat-template t.jinja --warmup 2 --heartbeat-interval 2.5";
+
+}  // namespace
+
+TEST_CASE("print-config covers every registered flag and binds the structs") {
+  ServeLike c;
+  const json::object v = c.run(kNonDefaults);
+  CHECK(v.at("max-num-seqs") == 7);
+  CHECK(v.at("enable-prefix-caching") == false);
+  CHECK(v.at("no-adaptive-speculation") == true);
+  CHECK(v.at("quantization") == "int4");
+  CHECK(v.at("scheduling") == "static");
+  CHECK(v.at("heartbeat-interval") == 2.5);
+  CHECK_FALSE(v.contains("config"));
+  CHECK_FALSE(v.contains("print-config"));
+  CHECK(c.o.engine.scheduler.max_num_seqs == 7);
+  CHECK(c.o.engine.scheduler.scheduling == Scheduling::Static);
+  CHECK_FALSE(c.o.engine.speculative.adaptive);
+  CHECK(c.o.engine.quantization.method == quant::Method::Int4);
+  CHECK(c.o.server.port == 1234);
+  CHECK(c.o.service.chat_template_path == "t.jinja");
+  // Every value differs from the default, so the round trips below cannot pass by accident.
+  const json::object d = ServeLike().run("--model m.gguf");
+  CHECK(d.size() == v.size());
+  for (const auto& kv : v)
+    if (kv.key() != "model" && kv.key() != "api-key") CHECK_FALSE(d.at(kv.key()) == kv.value());
+}
+
+TEST_CASE("print-config -> JSON file -> --config gives the same configuration") {
+  const std::string dir = test::temp_dir("config-json");
+  const json::object v = ServeLike().run(kNonDefaults);
+  const std::string path = write(dir, "c.json", json::serialize(v));
+  const json::object back = ServeLike().run("--config " + path);
+  CHECK(json::serialize(back) == json::serialize(v));
+}
+
+TEST_CASE("print-config -> YAML file -> --config gives the same configuration") {
+  const std::string dir = test::temp_dir("config-yaml");
+  const json::object v = ServeLike().run(kNonDefaults);
+  const std::string path = write(dir, "c.yaml", to_yaml(v));
+  const json::object back = ServeLike().run("--config " + path);
+  CHECK(json::serialize(back) == json::serialize(v));
+}
+
+TEST_CASE("flags on the command line win over the file") {
+  const std::string dir = test::temp_dir("config-override");
+  const std::string js = write(dir, "c.json", R"({"model": "a", "port": 1234, "max_num_seqs": 7, "enable-prefix-caching": false})");
+  ServeLike c;
+  const json::object v = c.run("--config " + js + " --port 4321 --enable-prefix-caching");
+  CHECK(v.at("port") == 4321);
+  CHECK(v.at("max-num-seqs") == 7);
+  CHECK(v.at("enable-prefix-caching") == true);
+  CHECK(c.o.server.port == 4321);
+  const std::string yml = write(dir, "c.yaml", "model: a\nmax-num-batched-tokens: 256\nenable_prefix_caching: no\nno-adaptive-speculation: yes\n");
+  const json::object y = ServeLike().run("--config " + yml + " --max-num-batched-tokens 512");
+  CHECK(y.at("max-num-batched-tokens") == 512);
+  CHECK(y.at("enable-prefix-caching") == false);
+  CHECK(y.at("no-adaptive-speculation") == true);
+}
+
+TEST_CASE("an unknown key is an error naming the key and the file") {
+  const std::string dir = test::temp_dir("config-unknown");
+  const std::string js = write(dir, "u.json", R"({"model": "a", "max-num-sequences": 3})");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + js), Catch::Contains("unknown key 'max-num-sequences'") && Catch::Contains(js));
+  const std::string yml = write(dir, "u.yaml", "model: a\nprint_confg: true\n");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + yml), Catch::Contains("unknown key 'print-confg'") && Catch::Contains(yml));
+  const std::string help = write(dir, "h.yaml", "help: true\n");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + help), Catch::Contains("unknown key 'help'"));
+  const std::string cfg = write(dir, "c.yaml", "config: other.yaml\n");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + cfg), Catch::Contains("'config' cannot be set"));
+}
+
+TEST_CASE("a value of the wrong type or out of range is an error naming the key and the file") {
+  const std::string dir = test::temp_dir("config-type");
+  const std::string js = write(dir, "t.json", R"({"model": "a", "max-num-seqs": "many"})");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + js), Catch::Contains("bad value for 'max-num-seqs'") && Catch::Contains(js));
+  const std::string yml = write(dir, "t.yaml", "model: a\nport: eighty\n");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + yml), Catch::Contains("bad value for 'port'") && Catch::Contains(yml));
+  const std::string range = write(dir, "r.json", R"({"model": "a", "max-num-seqs": 0})");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + range), Catch::Contains("bad value for 'max-num-seqs'"));
+  const std::string flag = write(dir, "f.yaml", "model: a\nenable-prefix-caching: maybe\n");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + flag), Catch::Contains("bad value for 'enable-prefix-caching'"));
+  const std::string quant = write(dir, "q.yaml", "model: a\nquantization: int3\n");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + quant), Catch::Contains("bad value for 'quantization'"));
+}
+
+TEST_CASE("a required flag may come from the file, else it is an error") {
+  const std::string dir = test::temp_dir("config-required");
+  CHECK_THROWS_WITH(ServeLike().run("--port 1"), Catch::Contains("--model is required"));
+  const std::string yml = write(dir, "m.yaml", "model: from-file\n");
+  ServeLike c;
+  c.run("--config " + yml);
+  CHECK(c.o.engine.model == "from-file");
+}
