@@ -8,9 +8,9 @@
 #include <optional>
 #include <unordered_set>
 
+#include "chat/chat_template.h"
 #include "core/error.h"
 #include "net/api.h"
-#include "net/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace troupe {

@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "actors/engine.h"
+#include "chat/chat_template.h"
 #include "net/api.h"
-#include "net/chat_template.h"
 #include "net/metrics.h"
 
 namespace troupe {

@@ -5,9 +5,9 @@
 
 #include <fstream>
 
+#include "chat/chat_template.h"
 #include "model/tokenizer_loader.h"
 #include "net/api.h"
-#include "net/chat_template.h"
 #include "net/config_file.h"
 #include "net/http_client.h"
 #include "net/metrics.h"

@@ -3,7 +3,7 @@
 // lstrip_blocks (drop indentation before a block tag), plus the explicit `-` markers.
 #include <cstring>
 
-#include "net/jinja_ast.h"
+#include "chat/jinja_ast.h"
 
 namespace troupe::jinja {
 
