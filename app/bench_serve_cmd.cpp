@@ -21,8 +21,8 @@
 
 #include "app/bench_stats.h"
 #include "app/commands.h"
+#include "client/http_client.h"
 #include "core/error.h"
-#include "net/http_client.h"
 
 namespace troupe::app {
 

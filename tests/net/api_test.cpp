@@ -6,10 +6,10 @@
 #include <fstream>
 
 #include "chat/chat_template.h"
+#include "client/http_client.h"
 #include "model/tokenizer_loader.h"
 #include "net/api.h"
 #include "net/config_file.h"
-#include "net/http_client.h"
 #include "net/metrics.h"
 #include "test_util.h"
 
