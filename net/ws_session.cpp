@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "net/server_internal.h"
+#include "tokenizer/unicode.h"
 
 namespace troupe::net_detail {
 
@@ -75,7 +76,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   }
 
   void handle(const std::string& text) {
-    if (!valid_utf8(text)) return send_error(json::value(nullptr), 400, "message is not valid UTF-8");
+    if (!unicode::valid_utf8(text)) return send_error(json::value(nullptr), 400, "message is not valid UTF-8");
     boost::system::error_code ec;
     json::value v = json::parse(text, ec);
     if (ec || !v.is_object()) return send_error(json::value(nullptr), 400, "message must be a JSON object");
