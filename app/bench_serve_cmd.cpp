@@ -21,9 +21,9 @@
 
 #include "app/bench_stats.h"
 #include "app/commands.h"
+#include "client/http_client.h"
 #include "config/bench_config.h"
 #include "core/error.h"
-#include "net/http_client.h"
 
 namespace troupe::app {
 

@@ -90,7 +90,6 @@ std::string usage_chunk_body(Endpoint ep, const std::string& id, int64_t created
                              const Usage& usage);
 std::string models_body(const std::string& model, int64_t created, int64_t max_model_len);
 
-bool valid_utf8(std::string_view s);
 // Parses a JSON request body; 400 with a clear message on invalid UTF-8 or syntax errors.
 boost::json::value parse_json_body(std::string_view body);
 

@@ -8,10 +8,11 @@
 #include <optional>
 #include <unordered_set>
 
+#include "chat/chat_template.h"
 #include "core/error.h"
 #include "net/api.h"
-#include "net/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace troupe {
 
@@ -45,39 +46,9 @@ std::string error_body(const ApiError& e) {
   return json::serialize(json::object{{"error", std::move(err)}});
 }
 
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int len;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-    else return false;
-    if (i + size_t(len) > n) return false;
-    for (int k = 1; k < len; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + size_t(k)]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Overlong forms, UTF-16 surrogates and values past U+10FFFF are invalid too.
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-      return false;
-    i += size_t(len);
-  }
-  return true;
-}
-
 json::value parse_json_body(std::string_view body) {
   if (body.empty()) throw bad_request("the request body is empty; expected a JSON object");
-  if (!valid_utf8(body)) throw bad_request("the request body is not valid UTF-8");
+  if (!unicode::valid_utf8(body)) throw bad_request("the request body is not valid UTF-8");
   boost::system::error_code ec;
   json::parse_options opt;
   opt.max_depth = 64;

@@ -1,13 +1,18 @@
 #include "net/service.h"
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <future>
+#include <thread>
+#include <utility>
 
 namespace troupe {
 
@@ -29,6 +34,16 @@ constexpr const char* kWarmupPrompt = "Once upon a time";
 
 }  // namespace
 
+namespace asio = boost::asio;
+
+// Everything here runs on `thread`, one handler at a time, so the timer needs no lock.
+struct Service::Helper {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
+  asio::steady_timer heartbeat_timer{io};
+  std::thread thread{[this] { io.run(); }};
+};
+
 std::string to_string(ServiceState s) {
   switch (s) {
     case ServiceState::Loading: return "loading";
@@ -46,7 +61,7 @@ Service::Service(ServiceOptions opts)
       started_unix_(int64_t(std::time(nullptr))) {
   model_.name = opts_.served_model_name.empty() ? default_name(opts_.model_path) : opts_.served_model_name;
   last_activity_ns_ = now_ns();
-  helper_ = std::thread([this] { helper_loop(); });
+  helper_ = std::make_unique<Helper>();
 }
 
 Service::~Service() { stop(); }
@@ -75,19 +90,20 @@ void Service::start(const EngineConfig& cfg) {
     throw;
   }
   state_ = ServiceState::Ready;
-  if (opts_.heartbeat_interval_s > 0) heartbeat_ = std::thread([this] { heartbeat_loop(); });
+  if (opts_.heartbeat_interval_s > 0) {
+    const auto interval = std::chrono::duration<double>(opts_.heartbeat_interval_s);
+    asio::post(helper_->io, [this, interval] { arm_heartbeat(interval); });
+  }
 }
 
 void Service::stop() {
-  {
-    std::lock_guard lk(mu_);
-    if (stopping_) return;
-    stopping_ = true;
-    jobs_.clear();  // their callbacks would post to network executors that are going away
-  }
-  cv_.notify_all();
-  if (helper_.joinable()) helper_.join();
-  if (heartbeat_.joinable()) heartbeat_.join();
+  if (stopping_.exchange(true)) return;
+  // The helper thread drains and ends: queued scrape jobs see stopping_ and drop their
+  // callbacks unrun (those would post to network executors that are going away), the
+  // heartbeat timer is cancelled, and run() returns once no work is left.
+  asio::post(helper_->io, [h = helper_.get()] { h->heartbeat_timer.cancel(); });
+  helper_->work.reset();
+  helper_->thread.join();
   if (state_ != ServiceState::Loading) state_ = ServiceState::Stopping;
   if (engine_) engine_->stop();
 }
@@ -158,55 +174,50 @@ void Service::cancel(int64_t request_id, AbortCause cause) {
 }
 
 void Service::scrape(std::function<void(std::string)> done, bool vllm_names) {
-  {
-    std::lock_guard lk(mu_);
+  if (stopping_) return;
+  asio::post(helper_->io, [this, done = std::move(done), vllm_names] {
     if (stopping_) return;
-    jobs_.push_back([this, done = std::move(done), vllm_names] {
-      const ServiceState s = state_.load();
-      if (s == ServiceState::WarmingUp || s == ServiceState::Ready) {
-        SchedulerStats st = engine_->stats();
-        done(metrics_.render(&st, s == ServiceState::Ready, vllm_names));
-      } else {
-        done(metrics_.render(nullptr, false, vllm_names));
-      }
-    });
-  }
-  cv_.notify_all();
+    const ServiceState s = state_.load();
+    if (s == ServiceState::WarmingUp || s == ServiceState::Ready) {
+      SchedulerStats st = engine_->stats();
+      done(metrics_.render(&st, s == ServiceState::Ready, vllm_names));
+    } else {
+      done(metrics_.render(nullptr, false, vllm_names));
+    }
+  });
 }
 
-void Service::helper_loop() {
-  std::unique_lock lk(mu_);
-  while (true) {
-    cv_.wait(lk, [&] { return stopping_ || !jobs_.empty(); });
-    if (stopping_) return;
-    auto job = std::move(jobs_.front());
-    jobs_.pop_front();
-    lk.unlock();
-    job();
-    lk.lock();
-  }
+void Service::arm_heartbeat(std::chrono::duration<double> after) {
+  if (stopping_) return;  // stop() is draining the helper
+  // expires_after() also cancels a pending wait (the 30 s guard below) with operation_aborted.
+  helper_->heartbeat_timer.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(after));
+  helper_->heartbeat_timer.async_wait([this](boost::system::error_code ec) {
+    if (!ec) heartbeat();
+  });
 }
 
-void Service::heartbeat_loop() {
+// Every heartbeat_interval_s: if the engine has been idle that long, one short greedy
+// request touches every weight and the KV pool again, so the next real request does not
+// pay for pages the OS reclaimed or caches that went cold. The next check is a full
+// interval after that request finishes (or after 30 s, if it has not).
+void Service::heartbeat() {
+  if (stopping_) return;
   const auto interval = std::chrono::duration<double>(opts_.heartbeat_interval_s);
-  std::unique_lock lk(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lk, interval, [&] { return stopping_; });
-    if (stopping_) return;
-    const double idle_s = double(now_ns() - last_activity_ns_.load()) / 1e9;
-    if (idle_s + 1e-3 < opts_.heartbeat_interval_s) continue;
-    lk.unlock();
-    // One short greedy request touches every weight and the KV pool again, so the next
-    // real request does not pay for pages the OS reclaimed or caches that went cold.
-    auto done = std::make_shared<std::promise<void>>();
-    auto fut = done->get_future();
-    submit_internal(kWarmupPrompt, 2, [done](const TokenEvent& ev) {
-      if (ev.finished) done->set_value();
-    });
-    fut.wait_for(std::chrono::seconds(30));
+  const double idle_s = double(now_ns() - last_activity_ns_.load()) / 1e9;
+  if (idle_s + 1e-3 < opts_.heartbeat_interval_s) return arm_heartbeat(interval);
+  auto finished = std::make_shared<bool>(false);  // only touched on the helper thread
+  auto done = [this, finished, interval] {
+    if (std::exchange(*finished, true)) return;
     last_activity_ns_ = now_ns();
-    lk.lock();
-  }
+    arm_heartbeat(interval);
+  };
+  submit_internal(kWarmupPrompt, 2, [this, done](const TokenEvent& ev) {
+    if (ev.finished) asio::post(helper_->io, done);
+  });
+  helper_->heartbeat_timer.expires_after(std::chrono::seconds(30));
+  helper_->heartbeat_timer.async_wait([done](boost::system::error_code ec) {
+    if (!ec) done();
+  });
 }
 
 std::string Service::health_body() const {

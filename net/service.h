@@ -4,18 +4,15 @@
 // HTTP and WebSocket sessions talk to the engine only through submit()/cancel() here, so
 // every request is measured the same way whatever protocol it came in on.
 #include <atomic>
-#include <condition_variable>
-#include <deque>
+#include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "actors/engine.h"
+#include "chat/chat_template.h"
 #include "config/server_config.h"
 #include "net/api.h"
-#include "net/chat_template.h"
 #include "net/metrics.h"
 
 namespace troupe {
@@ -51,8 +48,9 @@ class Service {
 
  private:
   void warm_up();
-  void heartbeat_loop();
-  void helper_loop();
+  // The heartbeat: a timer on the helper's io_context, re-armed after every check.
+  void arm_heartbeat(std::chrono::duration<double> after);
+  void heartbeat();
   int64_t submit_internal(const std::string& prompt, int max_tokens, TokenSink sink);
 
   ServiceOptions opts_;
@@ -64,11 +62,11 @@ class Service {
   int64_t started_unix_ = 0;
   std::atomic<int64_t> last_activity_ns_{0};
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::deque<std::function<void()>> jobs_;
-  std::thread helper_, heartbeat_;
+  std::atomic<bool> stopping_{false};
+  // One thread running an Asio io_context: scrape() jobs are posted to it and the
+  // heartbeat timer fires on it (service.cpp; keeps Asio out of this header).
+  struct Helper;
+  std::unique_ptr<Helper> helper_;
 };
 
 std::string to_string(ServiceState s);

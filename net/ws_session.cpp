@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "net/server_internal.h"
+#include "tokenizer/unicode.h"
 
 namespace troupe::net_detail {
 
@@ -53,7 +54,11 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   };
 
   void on_accept(beast::error_code ec) {
-    if (ec) return;
+    if (ec) {  // the handshake failed or timed out: nothing was ever open
+      phase_ = Phase::Closed;
+      return;
+    }
+    phase_ = Phase::Open;
     do_read();
   }
 
@@ -61,7 +66,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 
   void on_read(beast::error_code ec, size_t) {
     if (ec) {  // closed by the peer, timed out, or a protocol violation (Beast closes then)
-      closed_ = true;
+      phase_ = Phase::Closed;
       cancel_all(AbortCause::ClientDisconnect);
       return;
     }
@@ -75,7 +80,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   }
 
   void handle(const std::string& text) {
-    if (!valid_utf8(text)) return send_error(json::value(nullptr), 400, "message is not valid UTF-8");
+    if (!unicode::valid_utf8(text)) return send_error(json::value(nullptr), 400, "message is not valid UTF-8");
     boost::system::error_code ec;
     json::value v = json::parse(text, ec);
     if (ec || !v.is_object()) return send_error(json::value(nullptr), 400, "message must be a JSON object");
@@ -126,7 +131,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 
   void on_event(const std::string& key, const TokenEvent& ev) {
     auto it = inflight_.find(key);
-    if (it == inflight_.end() || closed_) return;
+    if (it == inflight_.end() || phase_ == Phase::Closed) return;
     const json::value& id = it->second.id;
     if (!ev.text.empty() || !ev.token_ids.empty()) {
       json::array ids;
@@ -165,11 +170,11 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   }
 
   void send(std::string msg) {
-    if (closed_) return;
+    if (phase_ == Phase::Closed) return;
     queued_bytes_ += msg.size();
     outq_.push_back(std::move(msg));
-    if (queued_bytes_ > kMaxQueuedBytes) {
-      closed_ = true;
+    if (queued_bytes_ > kMaxQueuedBytes) {  // Open -> Closed: the client stopped reading
+      phase_ = Phase::Closed;
       cancel_all(AbortCause::ClientDisconnect);
       beast::get_lowest_layer(ws_).close();  // pending reads and writes fail; the session ends
       return;
@@ -185,14 +190,14 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 
   void on_write(beast::error_code ec, size_t) {
     writing_ = false;
-    if (ec) {
-      closed_ = true;
+    if (ec) {  // Open -> Closed: the peer is gone (or the socket was closed above)
+      phase_ = Phase::Closed;
       cancel_all(AbortCause::ClientDisconnect);
       return;
     }
     queued_bytes_ -= outq_.front().size();
     outq_.pop_front();
-    if (!outq_.empty() && !closed_) do_write();
+    if (!outq_.empty() && phase_ != Phase::Closed) do_write();
   }
 
   void cancel_all(AbortCause cause) {
@@ -206,7 +211,14 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::unordered_map<std::string, Inflight> inflight_;  // by the client's id, serialized
   std::deque<std::string> outq_;
   size_t queued_bytes_ = 0;
-  bool writing_ = false, closed_ = false;
+  // Handshake -> Open when async_accept succeeds; Open -> Closed when a read or a write
+  // fails or the client falls kMaxQueuedBytes behind (Handshake -> Closed when the
+  // handshake fails). Closed is final: its requests are cancelled and nothing more is
+  // sent; the session ends when the last pending operation returns.
+  enum class Phase { Handshake, Open, Closed } phase_ = Phase::Handshake;
+  // An async_write is in flight (at most one; the rest of outq_ waits). Independent of the
+  // phase: a write can still be pending after the session is Closed.
+  bool writing_ = false;
 };
 
 }  // namespace

@@ -115,6 +115,13 @@ Utf8 check_utf8(std::string_view s, size_t i, size_t* len) {
   return Utf8::kComplete;
 }
 
+bool valid_utf8(std::string_view s) {
+  size_t len = 0;
+  for (size_t i = 0; i < s.size(); i += len)
+    if (check_utf8(s, i, &len) != Utf8::kComplete) return false;
+  return true;
+}
+
 std::string sanitize_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());

@@ -1,5 +1,5 @@
 #pragma once
-// UTF-8 and Unicode helpers shared by the tokenizers (private to tokenizer/).
+// UTF-8 and Unicode helpers: the tokenizers', and the one copy chat/ and net/ use too.
 #include <array>
 #include <cstdint>
 #include <string>
@@ -24,6 +24,10 @@ inline size_t utf8_len(uint8_t lead) {
 enum class Utf8 { kComplete, kIncomplete, kInvalid };
 // On kComplete/kInvalid *len is the number of bytes consumed (>= 1).
 Utf8 check_utf8(std::string_view s, size_t i, size_t* len);
+
+// True when all of `s` is well-formed UTF-8 (no overlongs, surrogates, code points past
+// U+10FFFF or truncated sequences).
+bool valid_utf8(std::string_view s);
 
 // Replaces every ill-formed sequence with U+FFFD (one per maximal invalid subpart).
 std::string sanitize_utf8(std::string_view s);

@@ -5,12 +5,13 @@
 
 #include <fstream>
 
+#include "chat/chat_template.h"
+#include "client/http_client.h"
 #include "model/tokenizer_loader.h"
 #include "net/api.h"
-#include "net/chat_template.h"
-#include "net/http_client.h"
 #include "net/metrics.h"
 #include "test_util.h"
+#include "tokenizer/unicode.h"
 
 using namespace troupe;
 
@@ -117,6 +118,7 @@ TEST_CASE("bad request bodies name the field") {
 }
 
 TEST_CASE("UTF-8 validation") {
+  using unicode::valid_utf8;
   CHECK(valid_utf8("plain ascii"));
   CHECK(valid_utf8("h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80"));
   CHECK_FALSE(valid_utf8("\xc3"));              // truncated

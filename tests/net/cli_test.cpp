@@ -14,7 +14,7 @@
 #include <fstream>
 #include <thread>
 
-#include "net/http_client.h"
+#include "client/http_client.h"
 #include "test_util.h"
 
 extern char** environ;

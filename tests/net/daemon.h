@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "net/http_client.h"
+#include "client/http_client.h"
 #include "net/server.h"
 #include "net/service.h"
 

@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include "net/jinja.h"
+#include "chat/jinja.h"
 
 namespace troupe::jinja::detail {
 

@@ -1,6 +1,6 @@
 // Blocking client built on Beast's asynchronous operations: each operation runs the private
 // io_context to completion, which lets tcp_stream enforce the timeout.
-#include "net/http_client.h"
+#include "client/http_client.h"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "net/jinja.h"
+#include "chat/jinja.h"
 
 namespace troupe::jinja {
 

@@ -1,4 +1,4 @@
-#include "net/chat_template.h"
+#include "chat/chat_template.h"
 
 #include <boost/json.hpp>
 

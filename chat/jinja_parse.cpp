@@ -3,7 +3,8 @@
 // lstrip_blocks (drop indentation before a block tag), plus the explicit `-` markers.
 #include <cstring>
 
-#include "net/jinja_ast.h"
+#include "chat/jinja_ast.h"
+#include "tokenizer/unicode.h"
 
 namespace troupe::jinja {
 
@@ -24,24 +25,6 @@ struct Tok {
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
 
 class Lexer {
  public:
@@ -203,8 +186,8 @@ class Lexer {
           case '"': out += '"'; break;
           case 'u': {
             if (e + 4 > src_.size()) syntax_error(line_, "bad \\u escape");
-            uint32_t cp = uint32_t(std::stoul(std::string(src_.substr(e, 4)), nullptr, 16));
-            append_utf8(out, cp);
+            char32_t cp = char32_t(std::stoul(std::string(src_.substr(e, 4)), nullptr, 16));
+            unicode::append_utf8(out, cp);
             e += 4;
             break;
           }

@@ -6,8 +6,8 @@
 #include <ctime>
 #include <unordered_map>
 
-#include "net/jinja_ast.h"
-#include "net/jinja_builtins.h"
+#include "chat/jinja_ast.h"
+#include "chat/jinja_builtins.h"
 
 namespace troupe::jinja {
 

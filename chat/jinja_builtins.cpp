@@ -4,7 +4,7 @@
 #include <cctype>
 #include <cmath>
 
-#include "net/jinja_builtins.h"
+#include "chat/jinja_builtins.h"
 
 namespace troupe::jinja::detail {
 

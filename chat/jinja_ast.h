@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "net/jinja.h"
+#include "chat/jinja.h"
 
 namespace troupe::jinja {
 

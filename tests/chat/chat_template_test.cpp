@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "chat/chat_template.h"
+#include "chat/jinja.h"
 #include "model/tokenizer_loader.h"
-#include "net/chat_template.h"
-#include "net/jinja.h"
 #include "test_util.h"
 
 using namespace troupe;
@@ -30,7 +30,7 @@ std::string render(const std::string& tmpl, const std::string& context_json) {
 }  // namespace
 
 TEST_CASE("chat templates render exactly as Jinja2 does (Llama-3, Qwen3, Mistral, ChatML, features)") {
-  auto root = boost::json::parse(test::read_file(source_dir() + "/tests/net/data/chat_templates.json"));
+  auto root = boost::json::parse(test::read_file(source_dir() + "/tests/chat/data/chat_templates.json"));
   const auto& templates = root.at("templates").as_object();
   const auto& cases = root.at("cases").as_array();
   REQUIRE(cases.size() >= 50);

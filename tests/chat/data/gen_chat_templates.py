@@ -2,9 +2,9 @@
 """Regenerates chat_templates.json: reference renderings by Python's Jinja2 configured the
 way Hugging Face renders chat templates (ImmutableSandboxedEnvironment, trim_blocks,
 lstrip_blocks, loopcontrols, tojson with ensure_ascii=False, raise_exception). The C++
-Jinja subset (net/jinja*.cpp) must produce the same text, or raise where Jinja2 raises.
+Jinja subset (chat/jinja*.cpp) must produce the same text, or raise where Jinja2 raises.
 
-    python3 tests/net/data/gen_chat_templates.py ../shared/tokenizers
+    python3 tests/chat/data/gen_chat_templates.py ../shared/tokenizers
 """
 import json
 import os

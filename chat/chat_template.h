@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "net/jinja.h"
+#include "chat/jinja.h"
 
 namespace troupe {
 
