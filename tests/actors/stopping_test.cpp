@@ -119,6 +119,7 @@ Run reference(Engine& engine, GenerateRequest req) {
   REQUIRE(ref.ids.size() == size_t(req.params.max_tokens));
   REQUIRE(ref.token_text.size() == ref.ids.size());
   REQUIRE(int64_t(ref.ids.size()) == ref.usage.completion_tokens);
+  CHECK(std::all_of(ref.pieces.begin(), ref.pieces.end(), valid_utf8));  // never part of a character
   return ref;
 }
 
@@ -153,7 +154,7 @@ void check_stopped(const Run& r, const Run& ref, size_t n_ids, const std::string
   CHECK(r.ids == std::vector<int32_t>(ref.ids.begin(), ref.ids.begin() + std::ptrdiff_t(n_ids)));
   CHECK(r.usage.completion_tokens == int64_t(r.ids.size()));
   for (const auto& s : stops) CHECK(r.text.find(s) == std::string::npos);
-  for (const auto& p : r.pieces) CHECK(valid_utf8(p));
+  CHECK(std::all_of(r.pieces.begin(), r.pieces.end(), valid_utf8));
 }
 
 std::vector<int32_t> prompt(const Engine& e, const std::string& text) {
@@ -201,8 +202,18 @@ TEST_CASE("a stop string split across tokens ends the request before it", "[acto
       CHECK(none.reason == "length");
       CHECK(none.text == ref.text);
       CHECK(none.ids == ref.ids);
+      CHECK(none.usage.completion_tokens == int64_t(ref.ids.size()));
     }
     CHECK(found);
+
+    // One that starts with the end of the text: held back when generation reaches
+    // max_tokens, then delivered with the final event.
+    GenerateRequest req = base;
+    req.params.stop = {ref.text.substr(ref.text.size() - 3) + "\x01"};
+    const Run tail = generate(engine, req);
+    CHECK(tail.reason == "length");
+    CHECK(tail.text == ref.text);
+    CHECK(tail.ids == ref.ids);
   }
 }
 
@@ -326,7 +337,7 @@ TEST_CASE("stop strings around a multi-byte character spelled by byte tokens", "
       CHECK(none.reason == "length");
       CHECK(none.text == ref.text);
       CHECK(none.ids == ref.ids);
-      for (const auto& p : none.pieces) CHECK(valid_utf8(p));
+      CHECK(std::all_of(none.pieces.begin(), none.pieces.end(), valid_utf8));
     }
   }
   CHECK(found);

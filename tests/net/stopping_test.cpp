@@ -174,6 +174,14 @@ TEST_CASE("stop strings end a completion right before them, streamed and not", "
     const std::vector<std::string> list = {"never in a story", stop};
     body["stop"] = strings(list);  // a list
     check_stopped(complete(d, body, stream), k + 1, ref.text.substr(0, pos), list);
+    // One that starts with the end of the text is held back until max_tokens ends the
+    // request, then delivered: nothing lost.
+    body["stop"] = ref.text.substr(ref.text.size() - 3) + "~never~";
+    REQUIRE(ref.text.find(std::string(body["stop"].as_string())) == std::string::npos);
+    const Reply tail = complete(d, body, stream);
+    CHECK(tail.finish_reason == "length");
+    CHECK(tail.text == ref.text);
+    CHECK(tail.completion_tokens == kTokens);
   }
 }
 
