@@ -119,7 +119,7 @@ Run reference(Engine& engine, GenerateRequest req) {
   REQUIRE(ref.ids.size() == size_t(req.params.max_tokens));
   REQUIRE(ref.token_text.size() == ref.ids.size());
   REQUIRE(int64_t(ref.ids.size()) == ref.usage.completion_tokens);
-  CHECK(std::all_of(ref.pieces.begin(), ref.pieces.end(), valid_utf8));  // never part of a character
+  REQUIRE(std::all_of(ref.pieces.begin(), ref.pieces.end(), valid_utf8));  // never part of a character
   return ref;
 }
 
