@@ -207,7 +207,7 @@ TEST_CASE("a stop string split across tokens ends the request before it", "[acto
     CHECK(found);
 
     // One that starts with the end of the text: held back when generation reaches
-    // max_tokens, then delivered with the final event.
+    // max_tokens, then delivered when the request ends.
     GenerateRequest req = base;
     req.params.stop = {ref.text.substr(ref.text.size() - 3) + "\x01"};
     const Run tail = generate(engine, req);
