@@ -17,7 +17,7 @@ using namespace troupe;
 
 // The finish reason as a string. The only place this file reads TokenEvent::finish_reason,
 // so a change of its type is adapted here once.
-static std::string reason_of(const troupe::TokenEvent& ev) { return ev.finish_reason; }
+static std::string reason_of(const troupe::TokenEvent& ev) { return to_string(ev.finish_reason); }
 
 namespace {
 

@@ -54,7 +54,7 @@ Reference reference(Daemon& d, const std::string& prompt, int max_tokens) {
       st->ref.token_text.push_back(ev.token_ids.size() == 1 ? ev.text : std::string("<several tokens in one event>"));
     }
     if (ev.finished) {
-      st->reason = ev.finish_reason;
+      st->reason = to_string(ev.finish_reason);
       st->done = true;
       st->cv.notify_all();
     }
