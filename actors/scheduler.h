@@ -19,8 +19,6 @@
 
 namespace troupe {
 
-enum class Scheduling { Continuous, Static };
-
 // Speculative decoding as the scheduler sees it: how many drafts to plan (the controller)
 // and the startup cost curves it starts from. controller.num_speculative_tokens == 0: off.
 struct SpecSchedule {

@@ -104,17 +104,23 @@ int main(int argc, char** argv) {
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), uint16_t(std::atoi(argv[2]))));
   std::printf("listening on 127.0.0.1:%d\n", int(acceptor.local_endpoint().port()));
   std::fflush(stdout);
+  // Engine events arrive from outside the io_context: keep it running until the last
+  // session has closed, even while no socket operation is pending.
+  auto work = asio::make_work_guard(io);
   int accepted = 0, closed = 0;
   std::function<void()> accept = [&] {
     acceptor.async_accept([&](boost::system::error_code ec, tcp::socket socket) {
       if (ec) return;
       std::make_shared<Session>(std::move(socket), engine, [&] {
-        if (++closed == max_clients) acceptor.close();
+        if (++closed == max_clients) {
+          acceptor.close();
+          work.reset();
+        }
       })->start();
       if (++accepted < max_clients) accept();
     });
   };
   accept();
-  io.run();  // returns when the last session closed and nothing else is pending
+  io.run();  // returns once the last session has closed
   return 0;
 }
