@@ -31,6 +31,14 @@ foreach(_troupe_dir IN LISTS _troupe_dirs)
   endif()
 endforeach()
 
+# A sanitized build (TROUPE_SANITIZE, the asan preset) gives sanitized archives: their users must
+# link the sanitizer runtimes too (the build itself gets them from add_link_options).
+set(TROUPE_PC_LDFLAGS)
+if(TROUPE_SANITIZE)
+  target_link_options(troupe_core INTERFACE $<INSTALL_INTERFACE:-fsanitize=address,undefined>)
+  set(TROUPE_PC_LDFLAGS " -fsanitize=address,undefined")
+endif()
+
 install(TARGETS ${TROUPE_INSTALLED_LIBRARIES} EXPORT troupeTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT troupe_development)
 install(EXPORT troupeTargets NAMESPACE troupe:: DESTINATION ${TROUPE_INSTALL_CMAKEDIR}

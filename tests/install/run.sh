@@ -3,7 +3,9 @@
 # examples/concurrent_requests.cpp out of tree against it twice -- a CMake project with
 # find_package(troupe CONFIG) + troupe::actors, and a plain g++ line from `pkg-config troupe` --
 # and run both against tinystories-656k.
-#   tests/install/run.sh BUILD_DIR SOURCE_DIR   (TROUPE_MODELS: the shared models)
+#   tests/install/run.sh BUILD_DIR SOURCE_DIR
+# Environment: TROUPE_MODELS (the shared models), CXX and TROUPE_CMAKE_GENERATOR (those of the
+# build; CTest sets them).
 set -euo pipefail
 build=${1:?build dir}
 src=${2:?source dir}
@@ -29,7 +31,7 @@ check_run() {  # BINARY: 4 requests, the last one cancelled
 
 # -O1: the example compile is the slow part of this test; nothing here measures speed.
 echo "== find_package(troupe CONFIG) + troupe::actors"
-cmake -S "$src/tests/install" -B "$tmp/consumer" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+cmake -S "$src/tests/install" -B "$tmp/consumer" -G "${TROUPE_CMAKE_GENERATOR:-Ninja}" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS_RELEASE=-O1 -DCMAKE_PREFIX_PATH="$prefix" -DTROUPE_EXAMPLE="$example" >"$tmp/configure.log" \
   || { cat "$tmp/configure.log"; exit 1; }
 cmake --build "$tmp/consumer" -j "${TROUPE_INSTALL_TEST_JOBS:-2}"
@@ -39,8 +41,7 @@ echo "== pkg-config troupe"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 flags=$(pkg-config --cflags --libs troupe)
 echo "pkg-config --cflags --libs troupe: $flags"
-# Compiled once (the object from the CMake build above is the same source, but a pkg-config user
-# compiles with the pc's flags, so do that); -O1 as above.
+# Compiled again with the pc's flags only, as a pkg-config user would; -O1 as above.
 ${CXX:-c++} -std=c++20 -O1 -o "$tmp/app_pc" "$example" $flags
 check_run "$tmp/app_pc"
 echo "install_package: OK"
