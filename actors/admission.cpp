@@ -20,15 +20,16 @@ EnqueueSeq admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& c
   auto& req = a.req;
   req.params.validate();
   if (req.prompt_ids.empty() && req.prompt.empty()) fail("the prompt is empty");
-  std::vector<int32_t> ids = req.prompt_ids.empty() ? tok.encode(req.prompt, /*add_special=*/true)
+  // The one place a prompt is tokenized and checked (net/ renders chat templates to text).
+  std::vector<int32_t> ids = req.prompt_ids.empty() ? tok.encode(req.prompt, req.add_special_tokens)
                                                     : std::move(req.prompt_ids);
   if (ids.empty()) fail("the prompt is empty");
   for (int32_t id : ids)
     if (id < 0 || id >= cfg.vocab_size)
       fail("prompt token id {} is outside the vocabulary of {}", id, cfg.vocab_size);
   if (int64_t(ids.size()) >= cfg.max_model_len)
-    fail("the prompt has {} tokens; this model accepts at most {} tokens in total (prompt + "
-         "completion), so the prompt must be shorter than that", ids.size(), cfg.max_model_len);
+    fail("This model's maximum context length is {} tokens. However, your prompt resulted in {} tokens "
+         "(the prompt must leave room for at least one completion token).", cfg.max_model_len, ids.size());
   EnqueueSeq e;
   e.request_id = a.request_id;
   e.prompt_ids = std::move(ids);

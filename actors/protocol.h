@@ -320,8 +320,8 @@ typename Inspector::result_type inspect(Inspector& f, SamplingParams& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, GenerateRequest& x) {
-  return f(caf::meta::type_name("GenerateRequest"), x.prompt, x.prompt_ids, x.params, x.priority,
-           x.user, x.num_speculative_tokens);
+  return f(caf::meta::type_name("GenerateRequest"), x.prompt, x.prompt_ids, x.add_special_tokens, x.params,
+           x.priority, x.user, x.num_speculative_tokens);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Usage& x) {

@@ -28,6 +28,9 @@ inline double ms_between(Clock::time_point a, Clock::time_point b) {
 struct GenerateRequest {
   std::string prompt;                // tokenized by admission (BOS added if the model asks)...
   std::vector<int32_t> prompt_ids;   // ...unless ids are given directly
+  // Tokenizing `prompt`: add the model's special tokens (BOS). False for text a chat
+  // template rendered, which writes its own.
+  bool add_special_tokens = true;
   SamplingParams params;
   int32_t priority = 0;              // lower value runs first (vLLM); FCFS among equals
   std::string user;                  // who asks (OpenAI's `user`): for admission policies such as quotas

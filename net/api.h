@@ -33,7 +33,9 @@ struct ApiError : std::exception {
 
 ApiError bad_request(std::string message, std::string param = "");
 // The engine's final error event -> the matching HTTP error (400 / 429 / 500).
-ApiError engine_error(const TokenEvent& ev);
+// The API error for an engine's error event. Admission's invalid-request errors are about
+// the prompt (its length, its token ids): `prompt_param` names the field it came from.
+ApiError engine_error(const TokenEvent& ev, const std::string& prompt_param = "");
 std::string error_body(const ApiError& e);
 
 // What the parsers need to know about the served model.

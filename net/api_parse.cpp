@@ -28,13 +28,13 @@ ApiError bad_request(std::string message, std::string param) {
   return ApiError(400, std::move(message), std::move(param));
 }
 
-ApiError engine_error(const TokenEvent& ev) {
+ApiError engine_error(const TokenEvent& ev, const std::string& prompt_param) {
   if (ev.error_kind == ErrorKind::Overloaded) {
     ApiError e(429, ev.error, "", "rate_limit_error", "overloaded");
     e.retry_after_s = 1;
     return e;
   }
-  if (ev.error_kind == ErrorKind::InvalidRequest) return ApiError(400, ev.error);
+  if (ev.error_kind == ErrorKind::InvalidRequest) return ApiError(400, ev.error, prompt_param);
   return ApiError(500, ev.error.empty() ? "internal error" : ev.error, "", "server_error");
 }
 
@@ -276,8 +276,10 @@ json::array normalize_messages(const json::value& v) {
   return out;
 }
 
-// Renders a chat conversation to prompt token ids (templates write their own BOS).
-std::vector<int32_t> chat_prompt(const json::value& messages, const json::object& o, const ModelInfo& m,
+// Renders a chat conversation to the prompt text. Tokenization and the length check happen
+// once, in admission (actors/admission.cpp); a template writes its own BOS, so the text is
+// tokenized without special tokens when the model has one.
+std::string chat_prompt(const json::value& messages, const json::object& o, const ModelInfo& m,
                                  bool add_generation_prompt) {
   json::array msgs = normalize_messages(messages);
   const json::object* kwargs = nullptr;
@@ -294,14 +296,7 @@ std::vector<int32_t> chat_prompt(const json::value& messages, const json::object
     throw ApiError(500, e.what(), "", "server_error");
   }
   if (text.empty()) throw bad_request("the messages render to an empty prompt", "messages");
-  std::vector<int32_t> ids = m.tokenizer->encode(text, /*add_special=*/!m.chat->has_template());
-  if (ids.empty()) throw bad_request("the messages render to an empty prompt", "messages");
-  if (int64_t(ids.size()) >= m.max_model_len)
-    throw bad_request("This model's maximum context length is " + std::to_string(m.max_model_len) +
-                          " tokens. However, your messages resulted in " + std::to_string(ids.size()) +
-                          " tokens (the prompt must leave room for at least one completion token).",
-                      "messages");
-  return ids;
+  return text;
 }
 
 // Completions `prompt`: a string, an array of strings, an array of token ids, or an array
@@ -400,7 +395,8 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
     const json::value* msgs = field(o, "messages");
     if (!msgs) throw bad_request("'messages' is required", "messages");
     GenerateRequest g;
-    g.prompt_ids = chat_prompt(*msgs, o, m, get_bool(o, "add_generation_prompt").value_or(true));
+    g.prompt = chat_prompt(*msgs, o, m, get_bool(o, "add_generation_prompt").value_or(true));
+    g.add_special_tokens = !m.chat->has_template();
     prompts.push_back(std::move(g));
   } else {
     prompts = completion_prompts(o, m);
@@ -443,7 +439,8 @@ WsGenerate parse_ws_generate(const json::object& o, const ModelInfo& m) {
     g.req.prompt_ids = token_ids(*ids, "prompt_ids", m);
     if (g.req.prompt_ids.empty()) throw bad_request("'prompt_ids' must not be empty", "prompt_ids");
   } else {
-    g.req.prompt_ids = chat_prompt(*field(o, "messages"), o, m, get_bool(o, "add_generation_prompt").value_or(true));
+    g.req.prompt = chat_prompt(*field(o, "messages"), o, m, get_bool(o, "add_generation_prompt").value_or(true));
+    g.req.add_special_tokens = !m.chat->has_template();
   }
   g.req.params = sampling(o, m, field(o, "messages") ? m.max_model_len : 16);
   g.req.priority = priority(o);

@@ -275,14 +275,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Choice& c = g.choices[index];
     if (c.done) return;
     if (ev.finished && ev.finish_reason == FinishReason::Error) {
+      // Admission's prompt errors name the field the prompt came from.
+      const ApiError error = engine_error(ev, g.req.endpoint == Endpoint::Chat ? "messages" : "");
       if (!g.headers_sent) {
         // Nothing sent yet: the whole request fails with the engine's status (400/429/500).
         c.done = true;
-        abandon_generation(AbortCause::Error);
-        return send_error(engine_error(ev));
+        abandon_generation(AbortCause::Error);  // ends `g`
+        return send_error(error);
       }
       // Mid-stream: OpenAI-style error event for this choice, then it counts as done.
-      append_sse(error_body(engine_error(ev)));
+      append_sse(error_body(error));
       mark_done(g, c, "error");
       return after_event(g);
     }

@@ -102,6 +102,7 @@ TEST_CASE("every protocol message round-trips through the binary serializer", "[
   GenerateRequest req;
   req.prompt = "Once upon a time";
   req.prompt_ids = {1, 2};
+  req.add_special_tokens = false;
   req.params = params();
   req.priority = -3;
   req.user = "tenant-a";

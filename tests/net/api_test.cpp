@@ -69,8 +69,12 @@ TEST_CASE("completion requests map onto engine requests") {
   auto chat = parse_openai_request(Endpoint::Chat, R"({"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]}]})",
                                    model().info);
   CHECK(chat.choices[0].params.max_tokens == 512);
-  CHECK(!chat.choices[0].prompt_ids.empty());
-  CHECK(chat.choices[0].prompt_ids.front() == model().tok->bos_id());  // the fallback adds BOS
+  // Chat renders to text; admission tokenizes it (once), with BOS since the fallback
+  // template writes none.
+  CHECK(chat.choices[0].prompt_ids.empty());
+  CHECK(chat.choices[0].prompt.find("Hi") != std::string::npos);
+  CHECK(chat.choices[0].add_special_tokens);
+  CHECK(model().tok->encode(chat.choices[0].prompt, chat.choices[0].add_special_tokens).front() == model().tok->bos_id());
 
   // Several prompts x n, with distinct seeds per sample.
   auto multi = parse_openai_request(Endpoint::Completions, R"({"prompt":["a",[5,6]],"n":2,"seed":10})", model().info);
