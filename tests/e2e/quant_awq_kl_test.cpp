@@ -62,7 +62,7 @@ TEST_CASE("AWQ is closer to FP32 than RTN on TinyStories-656K", "[e2e][quant][aw
   auto row = [&](int bits, int group, const char* m, const Eval& e) {
     table += fmt::format("{:>4} {:>5}  {:<6} {:.5f}  {:.5f}  {:.4f}  {:.4f}\n", bits, group, m, e.kl, e.p99, e.top1, e.ppl);
   };
-  for (int group : {32, 64}) {
+  for (int group : {32, 64, 128}) {  // the INT4 orderings docs/benchmarks.md reports
     const Eval awq = eval(quantize("awq", 4, group), fp, data, dir, fmt::format("awq4-g{}", group));
     const Eval rtn = eval(quantize("rtn", 4, group), fp, data, dir, fmt::format("rtn4-g{}", group));
     row(4, group, "awq", awq);

@@ -1,5 +1,7 @@
 #include "daemon.h"
 
+#include <boost/json.hpp>
+
 // Listener base classes (for the teardown below) are behind this switch in Catch2 v2.
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
@@ -78,5 +80,33 @@ struct DaemonTeardown : Catch::TestEventListenerBase {
   void testRunEnded(const Catch::TestRunStats&) override { g_main.reset(); }
 };
 CATCH_REGISTER_LISTENER(DaemonTeardown)
+
+Streamed stream_completion(uint16_t port, const std::string& body, int stop_after) {
+  Streamed s;
+  SseParser sse;
+  HttpClient c("127.0.0.1", port, 120);
+  HttpResponse r = c.request("POST", "/v1/completions", body, auth_headers(), [&](std::string_view bytes) {
+    sse.feed(bytes, [&](const std::string& data) {
+      if (data == "[DONE]") {
+        s.done = true;
+        return;
+      }
+      boost::json::value v = boost::json::parse(data);
+      if (auto* u = v.as_object().if_contains("usage"); u && u->is_object())
+        s.completion_tokens = u->at("completion_tokens").as_int64();
+      for (const auto& ch : v.at("choices").as_array()) {
+        s.text += std::string(ch.at("text").as_string());
+        if (ch.at("finish_reason").is_string()) {
+          s.finish_reason = std::string(ch.at("finish_reason").as_string());
+          s.finishes++;
+        }
+        s.events++;
+      }
+    });
+    return stop_after == 0 || s.events < stop_after;
+  });
+  s.status = r.status;
+  return s;
+}
 
 }  // namespace troupe::test

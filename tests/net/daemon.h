@@ -29,6 +29,19 @@ struct Daemon {
 // The shared daemon: tinystories-656k, API key, 64 KiB body limit, warmup 2.
 Daemon& main_daemon();
 Headers auth_headers();
+// One streamed (SSE) /v1/completions reply, as a client sees it.
+struct Streamed {
+  int status = 0;
+  std::string text, finish_reason;
+  int64_t completion_tokens = -1;  // from the usage chunk, if one came
+  int events = 0;                  // choice chunks
+  int finishes = 0;                // choice chunks carrying a finish_reason
+  bool done = false;               // got [DONE]
+};
+// POSTs `body` to /v1/completions on `port` and reads the SSE stream; `stop_after` > 0
+// walks away after that many choice chunks.
+Streamed stream_completion(uint16_t port, const std::string& body, int stop_after = 0);
+
 // A sample's value in a Prometheus exposition (first line starting with `series`), or -1.
 double metric_value(const std::string& exposition, const std::string& series);
 

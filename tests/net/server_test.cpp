@@ -20,40 +20,6 @@ namespace json = boost::json;
 
 namespace {
 
-struct Streamed {
-  int status = 0;
-  std::string text, finish_reason;
-  int64_t completion_tokens = -1;
-  int events = 0;
-  bool done = false;
-};
-
-// One streaming completion; `stop_after` > 0 walks away after that many text events.
-Streamed stream_completion(uint16_t port, const std::string& body, int stop_after = 0) {
-  Streamed s;
-  SseParser sse;
-  HttpClient c("127.0.0.1", port, 120);
-  HttpResponse r = c.request("POST", "/v1/completions", body, auth_headers(), [&](std::string_view bytes) {
-    sse.feed(bytes, [&](const std::string& data) {
-      if (data == "[DONE]") {
-        s.done = true;
-        return;
-      }
-      json::value v = json::parse(data);
-      if (auto* u = v.as_object().if_contains("usage"); u && u->is_object())
-        s.completion_tokens = u->at("completion_tokens").as_int64();
-      for (const auto& ch : v.at("choices").as_array()) {
-        s.text += std::string(ch.at("text").as_string());
-        if (ch.at("finish_reason").is_string()) s.finish_reason = std::string(ch.at("finish_reason").as_string());
-        s.events++;
-      }
-    });
-    return stop_after == 0 || s.events < stop_after;
-  });
-  s.status = r.status;
-  return s;
-}
-
 std::string completion_body(const std::string& prompt, int max_tokens, bool stream, bool ignore_eos = false) {
   json::object o{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
   if (ignore_eos) o["ignore_eos"] = true;

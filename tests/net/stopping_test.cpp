@@ -92,30 +92,13 @@ Reply complete(Daemon& d, json::object body, bool stream) {
     out.completion_tokens = v.at("usage").at("completion_tokens").as_int64();
     return out;
   }
-  SseParser sse;
-  int finishes = 0;
-  HttpClient c("127.0.0.1", d.port(), 120);
-  HttpResponse r = c.request("POST", "/v1/completions", json::serialize(body), auth_headers(), [&](std::string_view bytes) {
-    sse.feed(bytes, [&](const std::string& data) {
-      if (data == "[DONE]") {
-        out.done = true;
-        return;
-      }
-      json::value v = json::parse(data);
-      if (auto* u = v.as_object().if_contains("usage"); u && u->is_object())
-        out.completion_tokens = u->at("completion_tokens").as_int64();
-      for (const auto& ch : v.at("choices").as_array()) {
-        out.text += std::string(ch.at("text").as_string());
-        if (ch.at("finish_reason").is_string()) {
-          out.finish_reason = std::string(ch.at("finish_reason").as_string());
-          ++finishes;
-        }
-      }
-    });
-    return true;
-  });
-  out.status = r.status;
-  CHECK(finishes == 1);
+  const Streamed s = stream_completion(d.port(), json::serialize(body));
+  out.status = s.status;
+  out.text = s.text;
+  out.finish_reason = s.finish_reason;
+  out.completion_tokens = s.completion_tokens;
+  out.done = s.done;
+  CHECK(s.finishes == 1);
   return out;
 }
 
