@@ -5,11 +5,11 @@
 
 #include <algorithm>
 
-#include "actors/spec_setup.h"
+#include "backends/backend_factory.h"
 #include "core/error.h"
-#include "cpu/cpu_backend.h"
 #include "model/tokenizer_loader.h"
 #include "model/weights.h"
+#include "spec/spec_setup.h"
 
 namespace troupe {
 
@@ -39,7 +39,7 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
   max_model_len_ = cfg_.max_model_len > 0 ? std::min(cfg_.max_model_len, mc.max_position_embeddings)
                                          : mc.max_position_embeddings;
 
-  cpu::CpuBackendOptions bo;
+  BackendOptions bo;
   bo.num_threads = cfg_.threads;
   bo.block_size = cfg_.block_size;
   bo.quantization = cfg_.quantization;
@@ -48,7 +48,7 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
                           ? cfg_.kv_cache_bytes
                           : std::min(bytes_per_token * max_model_len_ * cfg_.scheduler.max_num_seqs,
                                      physical_memory_bytes() / 4);
-  auto backend = std::make_shared<cpu::CpuBackend>(std::move(weights), bo);
+  std::shared_ptr<Backend> backend = make_backend(std::move(weights), bo);
   const KvCacheShape kv = backend->kv_shape();
   // A sequence must fit the pool on its own, or preemption could never make room for it.
   max_model_len_ = std::min(max_model_len_, kv.num_blocks * kv.block_size);
@@ -59,9 +59,11 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
   PipelineBuilder builder(*impl_->system);
   // Speculation is set up while the backend is still ours alone (calibration runs on it).
   if (cfg_.speculative.enabled()) {
-    SpecSetup spec = setup_speculation(cfg_, *backend, *impl_->tokenizer);
-    impl_->speculation = spec.description;
-    builder.speculation(std::move(spec.proposer), std::move(spec.schedule));
+    spec::SpecSetup setup = spec::setup_speculation(cfg_, *backend, *impl_->tokenizer);
+    impl_->speculation = setup.description;
+    builder.speculation(std::move(setup.proposer),
+                        SpecSchedule{setup.controller, std::move(setup.target_calibration),
+                                     std::move(setup.draft_calibration)});
   }
   spec::VerifyOptions vo;
   vo.skip_residual = cfg_.speculative.test_skip_residual;

@@ -1,11 +1,11 @@
-#include "actors/spec_setup.h"
+#include "spec/spec_setup.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
+#include "backends/backend_factory.h"
 #include "core/error.h"
-#include "cpu/cpu_backend.h"
 #include "model/quantized_checkpoint.h"
 #include "model/tokenizer_loader.h"
 #include "model/weights.h"
@@ -13,7 +13,7 @@
 #include "spec/draft_model.h"
 #include "spec/ngram.h"
 
-namespace troupe {
+namespace troupe::spec {
 
 namespace {
 
@@ -43,7 +43,7 @@ void check_same_vocabulary(const std::string& draft_path, const ModelConfig& dra
 std::shared_ptr<Backend> load_draft_backend(const EngineConfig& cfg, const Backend& target,
                                             const Tokenizer& target_tok) {
   const auto& sp = cfg.speculative;
-  cpu::CpuBackendOptions bo;
+  BackendOptions bo;
   bo.num_threads = sp.draft_threads > 0 ? sp.draft_threads : cfg.threads;
   bo.block_size = target.kv_shape().block_size;
   // As many blocks as the target: every sequence holding target KV fits in the draft's too.
@@ -56,11 +56,11 @@ std::shared_ptr<Backend> load_draft_backend(const EngineConfig& cfg, const Backe
     else if (q == "int4") bo.quantization.method = quant::Method::Int4;
     else fail("--speculative-model {}: the self-draft must be self:int8 or self:int4", sp.model);
     bo.quantization.group_size = cfg.quantization.group_size;
-    return std::make_shared<cpu::CpuBackend>(load_checkpoint(cfg.model), bo);
+    return make_backend(load_checkpoint(cfg.model), bo);
   }
   Checkpoint ck = load_checkpoint(sp.model);
   check_same_vocabulary(sp.model, ck.weights.config, target.config(), target_tok);
-  return std::make_shared<cpu::CpuBackend>(std::move(ck), bo);
+  return make_backend(std::move(ck), bo);
 }
 
 }  // namespace
@@ -73,7 +73,7 @@ SpecSetup setup_speculation(const EngineConfig& cfg, Backend& target, const Toke
   if (cfg.scheduler.scheduling != Scheduling::Continuous)
     fail("speculative decoding needs continuous batching (--scheduling continuous)");
   SpecSetup out;
-  auto& cc = out.schedule.controller;
+  auto& cc = out.controller;
   cc.num_speculative_tokens = sp.num_speculative_tokens;
   cc.adaptive = sp.adaptive;
   cc.min_gain = sp.min_gain;
@@ -83,7 +83,7 @@ SpecSetup setup_speculation(const EngineConfig& cfg, Backend& target, const Toke
   std::shared_ptr<Backend> draft;
   if (method == "ngram") {
     if (!sp.model.empty()) fail("--speculative-model is for --speculative-method draft, not ngram");
-    out.proposer = std::make_shared<spec::NgramProposer>(sp.ngram_min, sp.ngram_max);
+    out.proposer = std::make_shared<NgramProposer>(sp.ngram_min, sp.ngram_max);
     cc.model_drafts = false;
     out.description = fmt::format("n-gram prompt lookup (n {}..{})", sp.ngram_min, sp.ngram_max);
   } else if (method == "draft") {
@@ -97,17 +97,17 @@ SpecSetup setup_speculation(const EngineConfig& cfg, Backend& target, const Toke
     fail("--speculative-method must be draft or ngram, got '{}'", sp.method);
   }
   if (sp.calibrate) {
-    out.schedule.target_calibration = spec::calibrate_backend(target, spec::calibration_sizes(max_step));
+    out.target_calibration = calibrate_backend(target, calibration_sizes(max_step));
     if (draft) {
       // Draft passes carry one token per drafting sequence, plus catch-up in the first.
       const int64_t max_pass = std::min<int64_t>(cfg.scheduler.max_num_batched_tokens,
                                                  std::max<int64_t>(2 * cfg.scheduler.max_num_seqs, 16));
-      out.schedule.draft_calibration = spec::calibrate_backend(*draft, spec::calibration_sizes(max_pass));
+      out.draft_calibration = calibrate_backend(*draft, calibration_sizes(max_pass));
     }
   }
-  if (draft) out.proposer = std::make_shared<spec::DraftModelProposer>(draft);
+  if (draft) out.proposer = std::make_shared<DraftModelProposer>(draft);
   out.description += fmt::format(", K={}{}", K, sp.adaptive ? ", adaptive" : ", fixed k");
   return out;
 }
 
-}  // namespace troupe
+}  // namespace troupe::spec
