@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <cassert>
 #include <chrono>
 #include <ctime>
 #include <optional>
@@ -45,6 +46,8 @@ std::string_view query_param(std::string_view target, std::string_view name) {
   return {};
 }
 
+// One HTTP connection. Its lifecycle is `Phase` (see `enter` for the transitions); facts
+// about the current request's response live in `Exchange`, reset before each request.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(tcp::socket&& socket, ServerCtx& ctx, bool over_limit)
@@ -72,6 +75,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Usage usage;
     bool started = false, done = false, role_sent = false;
   };
+  // (Whether its SSE headers have gone out is the session's phase: Streaming.)
   struct Generation {
     uint64_t seq = 0;
     ApiRequest req;
@@ -79,14 +83,82 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     int64_t created = 0;
     std::vector<Choice> choices;
     int started = 0, done = 0;
-    bool headers_sent = false, ending = false;
+    bool ending = false;  // every choice is done and the stream's tail ([DONE]) is queued
     // Keeps the session alive while the engine works, even when no socket operation is
     // pending (e.g. the disconnect watch already returned a pipelined request).
     std::shared_ptr<HttpSession> hold;
   };
 
+  // Where the connection is in its lifecycle. HTTP/1.1 answers requests in order, so there
+  // is one request at a time and the phases follow each other in a cycle per request.
+  enum class Phase {
+    ReadingRequest,  // reading a request's header and body, or waiting for one (keep-alive idle)
+    Handling,        // a request is parsed and nothing is written yet: the engine is generating
+                     // (a JSON reply, or SSE before every choice has started) or a /metrics
+                     // scrape runs on the service's helper thread
+    Responding,      // writing one whole response (status, headers, full body)
+    Streaming,       // SSE: the headers are out and chunks follow as token events arrive
+    Resuming,        // the response is done and the connection kept alive, but the disconnect
+                     // watch still reads the socket: it is cancelled, and its completion reads
+                     // the next request (the parser and the watch share `buffer_`)
+    Draining,        // answered a request whose input was not read to its end (413, 431,
+                     // malformed): the send side is shut, input is discarded briefly, then close
+    Closed,          // the socket is closed, or was handed to the WebSocket session
+  };
+
+  // Every transition the session makes, and nothing else:
+  //   ReadingRequest -> Handling        a request was parsed (on_read)
+  //   ReadingRequest -> Responding      a read failure that gets an answer: 400/413/431 (read_failed)
+  //   Handling       -> Responding      a whole response is ready: simple routes, errors (also an
+  //                                     engine error before any byte went out), a finished JSON
+  //                                     completion, a /metrics scrape (send)
+  //   Handling       -> Streaming       every choice has produced an event: SSE headers go out
+  //                                     (send_stream_headers)
+  //   Responding, Streaming -> ReadingRequest  the response is written, keep-alive, no watch in
+  //                                     flight (after_response -> do_read)
+  //   Responding, Streaming -> Resuming the same, but the disconnect watch is still reading
+  //                                     (after_response)
+  //   Resuming       -> ReadingRequest  the cancelled watch returned (on_watch -> do_read)
+  //   Responding     -> Draining        the answered request's input was left unread
+  //                                     (after_response -> linger_close)
+  //   any            -> Closed          end of stream, timeout, write or read error, the client
+  //                                     leaving, Connection: close, the end of an HTTP/1.0 stream,
+  //                                     or a WebSocket upgrade (close, handle)
+  static constexpr bool legal(Phase from, Phase to) {
+    switch (to) {
+      case Phase::ReadingRequest:
+        return from == Phase::ReadingRequest || from == Phase::Responding || from == Phase::Streaming ||
+               from == Phase::Resuming;
+      case Phase::Handling: return from == Phase::ReadingRequest;
+      case Phase::Responding: return from == Phase::ReadingRequest || from == Phase::Handling;
+      case Phase::Streaming: return from == Phase::Handling;
+      case Phase::Resuming: return from == Phase::Responding || from == Phase::Streaming;
+      case Phase::Draining: return from == Phase::Responding;
+      case Phase::Closed: return from != Phase::Closed;
+    }
+    return false;
+  }
+
+  void enter(Phase next) {
+    assert(legal(phase_, next) && "HttpSession: illegal phase transition");
+    phase_ = next;
+  }
+
+  // Facts about the current request's response, decided while handling it. Reset (to the
+  // defaults of an HTTP/1.1 keep-alive GET) before each request is read.
+  struct Exchange {
+    unsigned version = 11;      // the request's HTTP version; the response answers in kind
+    bool keep_alive = true;     // the connection stays open after this response
+    bool head_only = false;     // HEAD: the GET response's headers (Content-Length too), no body
+    bool chunked = true;        // SSE framing: chunked (HTTP/1.1) or ended by closing (HTTP/1.0)
+    bool input_unread = false;  // the request was not read to its end: drain before closing
+    std::string allow;          // the Allow header of a 405
+  };
+
   void do_read() {
-    if (closed_) return;
+    if (phase_ == Phase::Closed) return;
+    enter(Phase::ReadingRequest);
+    ex_ = {};
     parser_.emplace();
     parser_->header_limit(16 * 1024);
     parser_->body_limit(ctx_.opts.max_body_bytes);
@@ -113,6 +185,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void on_read(beast::error_code ec, size_t) {
     if (ec) return read_failed(ec);
+    enter(Phase::Handling);
     handle(parser_->release());
   }
 
@@ -120,9 +193,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || ec == asio::error::eof)
       return close();
-    keep_alive_ = false;  // the stream is out of sync with the protocol now
-    drain_on_close_ = true;
-    version_ = 11;
+    ex_.keep_alive = false;  // the stream is out of sync with the protocol now
+    ex_.input_unread = true;
+    ex_.version = 11;
     if (ec == http::error::body_limit)
       return send_error(ApiError(413, "request body exceeds the limit of " + std::to_string(ctx_.opts.max_body_bytes) +
                                           " bytes", "", "invalid_request_error", "request_too_large"));
@@ -144,10 +217,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void handle(http::request<http::string_body>&& req) {
-    keep_alive_ = req.keep_alive();
-    version_ = req.version();
+    ex_.keep_alive = req.keep_alive();
+    ex_.version = req.version();
     if (over_limit_) {
-      keep_alive_ = false;
+      ex_.keep_alive = false;
       ApiError e(503, "too many open connections; retry later", "", "server_error", "too_many_connections");
       e.retry_after_s = 1;
       return send_error(e);
@@ -165,7 +238,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return send_error(ApiError(426, "/v1/stream is a WebSocket endpoint: send an Upgrade request"));
       }
       if (!ctx_.service.ready()) return not_ready();
-      closed_ = true;  // the WebSocket session owns the socket from here
+      enter(Phase::Closed);  // the WebSocket session owns the socket from here
       start_websocket(ctx_, std::move(stream_), std::move(req));
       return;
     }
@@ -186,7 +259,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     for (const auto& r : routes) {
       if (path != r.path) continue;
       if (m == r.method || (m == http::verb::head && r.method == http::verb::get)) {
-        head_only_ = m == http::verb::head;
+        ex_.head_only = m == http::verb::head;
         return (this->*r.fn)(req);
       }
       return method_not_allowed(r.method == http::verb::get ? "GET, HEAD" : "POST");
@@ -196,7 +269,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void method_not_allowed(const char* allow) {
-    allow_ = allow;
+    ex_.allow = allow;
     send_error(ApiError(405, std::string("method not allowed; use ") + allow, "", "invalid_request_error",
                         "method_not_allowed"));
   }
@@ -270,14 +343,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void on_event(uint64_t seq, size_t index, const TokenEvent& ev) {
-    if (!gen_ || gen_->seq != seq || closed_) return;  // a request this connection gave up on
+    if (!gen_ || gen_->seq != seq || phase_ == Phase::Closed) return;  // a request this connection gave up on
     Generation& g = *gen_;
     Choice& c = g.choices[index];
     if (c.done) return;
     if (ev.finished && ev.finish_reason == FinishReason::Error) {
       // Admission's prompt errors name the field the prompt came from.
       const ApiError error = engine_error(ev, g.req.endpoint == Endpoint::Chat ? "messages" : "");
-      if (!g.headers_sent) {
+      if (phase_ != Phase::Streaming) {
         // Nothing sent yet: the whole request fails with the engine's status (400/429/500).
         c.done = true;
         abandon_generation(AbortCause::Error);  // ends `g`
@@ -336,7 +409,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     // Headers go out once every choice has produced something, so an admission error on
     // any of them can still be a proper HTTP status.
-    if (!g.headers_sent && g.started == int(g.choices.size())) send_stream_headers();
+    if (phase_ == Phase::Handling && g.started == int(g.choices.size())) send_stream_headers();
     else flush();
   }
 
@@ -356,16 +429,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void send_stream_headers() {
-    gen_->headers_sent = true;
-    auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, version_);
+    enter(Phase::Streaming);
+    auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, ex_.version);
     res->set(http::field::server, "troupe");
     res->set(http::field::content_type, "text/event-stream");
     res->set(http::field::cache_control, "no-cache");
     // HTTP/1.0 has no chunked encoding: the stream then ends by closing the connection.
-    chunked_ = version_ >= 11;
-    if (!chunked_) keep_alive_ = false;
-    res->keep_alive(keep_alive_);
-    res->chunked(chunked_);
+    ex_.chunked = ex_.version >= 11;
+    if (!ex_.chunked) ex_.keep_alive = false;
+    res->keep_alive(ex_.keep_alive);
+    res->chunked(ex_.chunked);
     ctx_.service.metrics().http_response(200);
     auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
     writing_ = true;
@@ -377,7 +450,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // Writes everything queued as one chunk; events that arrive meanwhile coalesce.
   void flush() {
-    if (writing_ || closed_ || !gen_ || !gen_->headers_sent) return;
+    if (writing_ || phase_ != Phase::Streaming) return;
     if (pending_.empty()) {
       if (gen_->ending) write_last_chunk();
       return;
@@ -387,12 +460,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     pending_.clear();
     stream_.expires_after(std::chrono::seconds(ctx_.opts.write_timeout_s));
     auto done = [self = shared_from_this(), data](beast::error_code ec, size_t) { self->on_stream_written(ec); };
-    if (chunked_) asio::async_write(stream_, http::make_chunk(asio::buffer(*data)), std::move(done));
+    if (ex_.chunked) asio::async_write(stream_, http::make_chunk(asio::buffer(*data)), std::move(done));
     else asio::async_write(stream_, asio::buffer(*data), std::move(done));
   }
 
   void write_last_chunk() {
-    if (!chunked_) {
+    if (!ex_.chunked) {
       end_generation();
       return close();
     }
@@ -401,7 +474,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       self->writing_ = false;
       if (ec) return self->client_gone();
       self->end_generation();
-      self->after_response(!self->keep_alive_);
+      self->after_response(!self->ex_.keep_alive);
     });
   }
 
@@ -414,7 +487,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // While a request runs, a read on the socket tells us when the client goes away (EOF or
   // reset) so its generation can be cancelled and its KV blocks freed at once.
   void watch_disconnect() {
-    if (watching_ || closed_) return;
+    if (watching_ || phase_ == Phase::Closed) return;
     watching_ = true;
     stream_.socket().async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
       self->on_watch(ec, n);
@@ -428,10 +501,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     } else if (ec != asio::error::operation_aborted) {
       return client_gone();
     }
-    if (resume_read_) {
-      resume_read_ = false;
-      do_read();
-    }
+    if (phase_ == Phase::Resuming) do_read();
   }
 
   void client_gone() {
@@ -454,23 +524,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // ---- plain responses ----
   void send_error(const ApiError& e) {
-    if (e.status == 413 || e.status == 431) keep_alive_ = false;  // the body was never read
+    if (e.status == 413 || e.status == 431) ex_.keep_alive = false;  // the body was never read
     send(http::status(e.status), error_body(e), "application/json", e.retry_after_s);
   }
 
   void send(http::status status, std::string body, const char* content_type, int retry_after_s = 0) {
-    if (closed_) return;
-    auto res = std::make_shared<http::response<http::string_body>>(status, version_);
+    if (phase_ == Phase::Closed) return;
+    enter(Phase::Responding);
+    auto res = std::make_shared<http::response<http::string_body>>(status, ex_.version);
     res->set(http::field::server, "troupe");
     res->set(http::field::content_type, content_type);
     if (retry_after_s > 0) res->set(http::field::retry_after, std::to_string(retry_after_s));
     if (status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer");
-    if (status == http::status::method_not_allowed) res->set(http::field::allow, allow_);
-    res->keep_alive(keep_alive_);
+    if (status == http::status::method_not_allowed) res->set(http::field::allow, ex_.allow);
+    res->keep_alive(ex_.keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();
-    if (head_only_) res->body().clear();  // Content-Length still describes the GET body
-    head_only_ = false;
+    if (ex_.head_only) res->body().clear();  // Content-Length still describes the GET body
     ctx_.service.metrics().http_response(int(status));
     stream_.expires_after(std::chrono::seconds(ctx_.opts.write_timeout_s));
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
@@ -479,11 +549,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
+  // A response (whole or streamed) is fully written: close, drain, or go on to the next request.
   void after_response(bool close_now) {
-    if (close_now && drain_on_close_) return linger_close();
+    // The watch may have seen the client leave while the last bytes were being written.
+    if (phase_ == Phase::Closed) return;
+    if (close_now && ex_.input_unread) return linger_close();
     if (close_now) return close();
     if (watching_) {  // the disconnect watch must finish before the parser reads again
-      resume_read_ = true;
+      enter(Phase::Resuming);
       beast::error_code ec;
       stream_.socket().cancel(ec);
       return;
@@ -496,6 +569,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // client's receive buffer before it reads it. So: stop sending, discard what the client is
   // still sending for a little while, then close.
   void linger_close() {
+    enter(Phase::Draining);
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.expires_after(std::chrono::seconds(2));
@@ -510,8 +584,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void close() {
-    if (closed_) return;
-    closed_ = true;
+    if (phase_ == Phase::Closed) return;
+    enter(Phase::Closed);
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.socket().close(ec);
@@ -525,10 +599,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::unique_ptr<Generation> gen_;
   uint64_t gen_seq_ = 0;
   std::string pending_;  // SSE bytes not yet written
-  std::string allow_;
-  unsigned version_ = 11;
-  bool keep_alive_ = true, head_only_ = false, chunked_ = true, drain_on_close_ = false;
-  bool writing_ = false, watching_ = false, resume_read_ = false, closed_ = false;
+  Phase phase_ = Phase::ReadingRequest;
+  Exchange ex_;
+  // Two socket operations that run alongside the phases rather than being phases of their
+  // own, so they stay flags:
+  // - writing_: an SSE write (headers, a chunk, the last chunk) is in flight. Only during
+  //   Streaming, where events keep arriving meanwhile and coalesce in `pending_` until it
+  //   completes (flush); at most one write may be outstanding on the stream.
+  // - watching_: the disconnect watch's read is in flight. It starts in Handling and outlives
+  //   it: it is still pending through Streaming or Responding (a JSON reply, an error) and,
+  //   after a keep-alive response, Resuming waits for it. It may also have completed early
+  //   (a pipelined request arrived), so neither flag follows from the phase.
+  bool writing_ = false, watching_ = false;
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {
