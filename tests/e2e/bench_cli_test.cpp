@@ -1,7 +1,8 @@
 // `troupe bench decode | throughput | serve` on TinyStories-656K with tiny workloads: each
-// exits 0 and its --json holds every field docs/benchmarks.md ("JSON output") lists, with
-// the documented type and sane values (counts equal what was asked, rates > 0, percentiles
-// ordered, ratios finite). Speeds themselves are not judged.
+// exits 0 and its --json holds every field that docs/benchmarks.md ("The commands and their
+// JSON output") lists, with the documented type and sane values (counts equal what was
+// asked, rates > 0, percentiles ordered, ratios finite). Speeds themselves are not judged.
+// `bench serve` runs against a `troupe serve` child process on a free loopback port.
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
