@@ -94,6 +94,7 @@ void register_bench(CLI::App& app) {
     run_decode_bench(*o);
   });
   register_bench_throughput(*bench);
+  register_bench_serve(*bench);
 }
 
 }  // namespace troupe::app

@@ -207,6 +207,17 @@ void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t
   m.forward_ms += st1.forward_ms_total - st0.forward_ms_total;
 }
 
+// The workload and engine limits, in every --json of this command.
+void add_workload_json(const ThroughputOpts& o, boost::json::object& js) {
+  js["model"] = o.model;
+  js["num_prompts"] = o.num_prompts;
+  js["input_len"] = o.input_len;
+  js["output_len"] = o.output_len;
+  js["request_rate"] = o.request_rate > 0 ? boost::json::value(o.request_rate) : boost::json::value("inf");
+  js["max_num_seqs"] = o.engine.scheduler.max_num_seqs;
+  js["max_num_batched_tokens"] = o.engine.scheduler.max_num_batched_tokens;
+}
+
 void compare_speculation(const ThroughputOpts& o) {
   EngineConfig cfg = o.engine;
   cfg.scheduler.scheduling = Scheduling::Continuous;
@@ -270,7 +281,7 @@ void compare_speculation(const ThroughputOpts& o) {
               theory_K, (long long)m.max_k, theory_k, k_mean, 100.0 * speedup / theory_K,
               100.0 * speedup / theory_k);
   boost::json::object js;
-  js["model"] = o.model;
+  add_workload_json(o, js);
   js["speculation"] = engine.speculation();
   js["spec_decode"] = spec_metrics_json(m);
   js["rounds"] = o.compare_rounds;
@@ -290,7 +301,14 @@ void compare_speculation(const ThroughputOpts& o) {
 
 void run_throughput(const ThroughputOpts& o) {
   const bool speculate = o.engine.speculative.enabled();
-  if (speculate && o.compare) return compare_speculation(o);
+  if (o.compare) {
+    // Refused rather than ignored: a run the user did not ask for, or a plot never written.
+    if (!speculate)
+      fail("--compare-no-spec needs speculation: --speculative-model or --speculative-method, "
+           "with --num-speculative-tokens > 0");
+    if (!o.plot_path.empty()) fail("--plot plots the scheduling runs; --compare-no-spec has none (use --json)");
+    return compare_speculation(o);
+  }
   std::vector<BenchResult> results;
   std::optional<RunResult> spec;
   if (o.scheduling == "continuous" || o.scheduling == "both") {
@@ -317,13 +335,7 @@ void run_throughput(const ThroughputOpts& o) {
   } else {
     js[results[0].label] = to_json(results[0]);
   }
-  js["model"] = o.model;
-  js["num_prompts"] = o.num_prompts;
-  js["input_len"] = o.input_len;
-  js["output_len"] = o.output_len;
-  js["request_rate"] = o.request_rate > 0 ? boost::json::value(o.request_rate) : boost::json::value("inf");
-  js["max_num_seqs"] = o.engine.scheduler.max_num_seqs;
-  js["max_num_batched_tokens"] = o.engine.scheduler.max_num_batched_tokens;
+  add_workload_json(o, js);
   if (!o.json_path.empty()) std::ofstream(o.json_path) << boost::json::serialize(js) << "\n";
   if (!o.plot_path.empty()) plot_results(results, o.plot_path);
 }

@@ -1,0 +1,406 @@
+// `troupe bench decode | throughput | serve` on TinyStories-656K with tiny workloads: each
+// exits 0 and its --json holds every field that docs/benchmarks.md ("The commands and their
+// JSON output") lists, with the documented type and sane values (counts equal what was
+// asked, rates > 0, percentiles ordered, ratios finite). Speeds themselves are not judged.
+// `bench serve` runs against a `troupe serve` child process on a free loopback port.
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/http_client.h"
+#include "test_util.h"
+
+extern char** environ;
+
+using namespace troupe;
+namespace json = boost::json;
+
+namespace {
+
+using test::shell_quote;
+
+std::string model() { return test::model_path("tinystories-656k"); }
+
+test::CommandResult bench(const std::string& args) {
+  return test::run_command(shell_quote(test::troupe_bin()) + " bench " + args);
+}
+
+json::object read_json(const std::string& path) {
+  const std::string text = test::read_file(path);
+  INFO(path << ": " << text);
+  REQUIRE(!text.empty());
+  return json::parse(text).as_object();
+}
+
+// A field that must be present, as a finite number (int64, uint64 or double).
+double num(const json::object& o, const char* key) {
+  INFO("field " << key << " in " << json::serialize(o));
+  REQUIRE(o.contains(key));
+  REQUIRE(o.at(key).is_number());
+  const double v = o.at(key).to_number<double>();
+  CHECK(std::isfinite(v));
+  return v;
+}
+int64_t integer(const json::object& o, const char* key) {
+  INFO("field " << key << " in " << json::serialize(o));
+  REQUIRE(o.contains(key));
+  REQUIRE((o.at(key).is_int64() || o.at(key).is_uint64()));
+  return o.at(key).to_number<int64_t>();
+}
+std::string str(const json::object& o, const char* key) {
+  INFO("field " << key << " in " << json::serialize(o));
+  REQUIRE(o.contains(key));
+  REQUIRE(o.at(key).is_string());
+  return std::string(o.at(key).as_string());
+}
+const json::object& obj(const json::object& o, const char* key) {
+  INFO("field " << key << " in " << json::serialize(o));
+  REQUIRE(o.contains(key));
+  REQUIRE(o.at(key).is_object());
+  return o.at(key).as_object();
+}
+const json::array& arr(const json::object& o, const char* key) {
+  INFO("field " << key << " in " << json::serialize(o));
+  REQUIRE(o.contains(key));
+  REQUIRE(o.at(key).is_array());
+  return o.at(key).as_array();
+}
+
+// {"mean", "p50", "p95", "p99", "max"} in ms, ordered; `positive`: every value > 0.
+void check_latency(const json::object& parent, const char* key, bool positive) {
+  const json::object& s = obj(parent, key);
+  INFO(key << ": " << json::serialize(s));
+  const double mean = num(s, "mean"), p50 = num(s, "p50"), p95 = num(s, "p95"), p99 = num(s, "p99"),
+               mx = num(s, "max");
+  CHECK(p50 >= 0);
+  CHECK(p50 <= p95);
+  CHECK(p95 <= p99);
+  CHECK(p99 <= mx);
+  CHECK(mean <= mx);
+  if (positive) CHECK(p50 > 0);
+}
+
+// One run's result (bench_stats to_json): every request done, tokens as asked.
+void check_result(const json::object& r, int64_t requests, int64_t output_tokens, bool engine_side) {
+  INFO(json::serialize(r));
+  CHECK(integer(r, "requests") == requests);
+  CHECK(integer(r, "failed") == 0);
+  CHECK(num(r, "duration_s") > 0);
+  CHECK(integer(r, "output_tokens") == output_tokens);
+  CHECK(integer(r, "prompt_tokens") >= requests);
+  const double out_tps = num(r, "output_tokens_per_s");
+  CHECK(out_tps > 0);
+  CHECK(num(r, "total_tokens_per_s") > out_tps);
+  CHECK(num(r, "requests_per_s") > 0);
+  check_latency(r, "ttft_ms", true);
+  check_latency(r, "tpot_ms", true);
+  check_latency(r, "itl_ms", false);
+  check_latency(r, "e2e_ms", true);
+  CHECK(obj(r, "ttft_ms").at("p50").to_number<double>() <= obj(r, "e2e_ms").at("max").to_number<double>());
+  if (engine_side) {
+    CHECK(integer(r, "steps") > 0);
+    CHECK(integer(r, "preemptions") >= 0);
+    CHECK(num(r, "forward_ms_per_step") > 0);
+    CHECK(std::isfinite(num(r, "actor_overhead_ms_per_step")));
+  }
+}
+
+bool is_png(const std::string& path) {
+  const std::string data = test::read_file(path);
+  return data.size() > 100 && data.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
+}
+
+}  // namespace
+
+TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofline", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-decode");
+  const std::string js = dir + "/decode.json";
+  auto r = bench("decode --model " + shell_quote(model()) + " --threads 1 --prompt-len 16 --tokens 8 --repeats 1 --json " +
+                 shell_quote(js));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  const json::object o = read_json(js);
+  INFO(json::serialize(o));
+  CHECK(str(o, "model") == model());
+  CHECK(integer(o, "threads") == 1);
+  CHECK(!str(o, "backend").empty());
+  CHECK(!str(o, "quantization").empty());
+  const double bytes = num(o, "weight_bytes_per_token"), bw = num(o, "read_bandwidth_bytes_per_s");
+  CHECK(bytes > 1e5);  // 656K parameters: about a megabyte or more per token
+  CHECK(bw > 1e8);
+  CHECK(num(o, "prefill_tokens_per_s") > 0);
+  const double dec = num(o, "decode_tokens_per_s"), roof = num(o, "roofline_tokens_per_s");
+  CHECK(dec > 0);
+  CHECK(roof == Approx(bw / bytes).epsilon(1e-6));
+  CHECK(num(o, "fraction_of_roofline") == Approx(dec / roof).epsilon(1e-6));
+}
+
+TEST_CASE("bench throughput --scheduling both --json --plot reports both modes and their ratio", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-throughput");
+  const std::string js = dir + "/tp.json", png = dir + "/tp.png";
+  // Fixed lengths so the token counts are known: 4 requests x 6 output tokens.
+  auto r = bench("throughput --model " + shell_quote(model()) +
+                 " --num-prompts 4 --input-len 12 --output-len 6 --max-num-seqs 2 --scheduling both --json " +
+                 shell_quote(js) + " --plot " + shell_quote(png));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  const json::object o = read_json(js);
+  INFO(json::serialize(o));
+  check_result(obj(o, "continuous"), 4, 24, true);
+  check_result(obj(o, "static"), 4, 24, true);
+  CHECK(integer(obj(o, "continuous"), "prompt_tokens") == 48);
+  CHECK(integer(obj(o, "static"), "prompt_tokens") == 48);
+  const double ratio = num(o, "throughput_ratio");
+  CHECK(ratio > 0);
+  CHECK(ratio == Approx(obj(o, "continuous").at("output_tokens_per_s").to_number<double>() /
+                        obj(o, "static").at("output_tokens_per_s").to_number<double>())
+                     .epsilon(1e-6));
+  CHECK(str(o, "model") == model());
+  CHECK(integer(o, "num_prompts") == 4);
+  CHECK(str(o, "input_len") == "12");
+  CHECK(str(o, "output_len") == "6");
+  CHECK(str(o, "request_rate") == "inf");
+  CHECK(integer(o, "max_num_seqs") == 2);
+  CHECK(integer(o, "max_num_batched_tokens") > 0);
+  CHECK(!o.contains("spec_decode"));
+  CHECK(is_png(png));
+  // The plot's scratch files are cleaned up.
+  CHECK(test::run_command("ls " + shell_quote(dir)).out == "tp.json\ntp.png\n");
+}
+
+TEST_CASE("bench throughput with one scheduling reports that mode only", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-throughput-one");
+  for (const std::string mode : {"continuous", "static"}) {
+    const std::string js = dir + "/" + mode + ".json", png = dir + "/" + mode + ".png";
+    auto r = bench("throughput --model " + shell_quote(model()) + " --num-prompts 3 --input-len 4:10 --output-len 5 " +
+                   "--request-rate 200 --scheduling " + mode + " --json " + shell_quote(js) + " --plot " +
+                   shell_quote(png));
+    INFO(mode << ": " << r.out);
+    REQUIRE(r.status == 0);
+    const json::object o = read_json(js);
+    INFO(json::serialize(o));
+    check_result(obj(o, mode.c_str()), 3, 15, true);
+    CHECK(o.size() == 8);  // the mode and the workload, nothing of the other mode
+    CHECK(!o.contains("throughput_ratio"));
+    CHECK(num(o, "request_rate") == 200);
+    CHECK(integer(o, "num_prompts") == 3);
+    CHECK(is_png(png));
+  }
+}
+
+TEST_CASE("bench throughput with speculation reports the speculative run and its metrics", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-spec");
+  const std::string js = dir + "/spec.json";
+  auto r = bench("throughput --model " + shell_quote(model()) +
+                 " --speculative-method ngram --num-speculative-tokens 2 --num-prompts 3 --input-len 10 --output-len 8"
+                 " --json " + shell_quote(js));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  const json::object o = read_json(js);
+  INFO(json::serialize(o));
+  check_result(obj(o, "speculative"), 3, 24, true);
+  CHECK(!o.contains("continuous"));
+  CHECK(str(o, "speculation").find("n-gram") != std::string::npos);
+  const json::object& s = obj(o, "spec_decode");
+  CHECK(integer(s, "num_speculative_tokens") == 2);
+  CHECK(arr(s, "k_histogram").size() == 3);
+  CHECK(integer(o, "num_prompts") == 3);
+}
+
+TEST_CASE("bench throughput --compare-no-spec (n-gram) reports both modes and the theory", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-compare");
+  const std::string js = dir + "/cmp.json";
+  auto r = bench("throughput --model " + shell_quote(model()) +
+                 " --speculative-method ngram --num-speculative-tokens 3 --compare-no-spec --compare-rounds 2"
+                 " --num-prompts 4 --input-len 16 --output-len 24 --max-num-seqs 2 --json " + shell_quote(js));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  const json::object o = read_json(js);
+  INFO(json::serialize(o));
+  CHECK(str(o, "model") == model());
+  CHECK(str(o, "speculation").find("n-gram") != std::string::npos);
+  CHECK(integer(o, "rounds") == 2);
+  CHECK(integer(o, "wave") == 2);
+  CHECK(integer(o, "num_prompts") == 4);
+  CHECK(str(o, "input_len") == "16");
+  CHECK(str(o, "output_len") == "24");
+  CHECK(str(o, "request_rate") == "inf");
+  CHECK(integer(o, "max_num_seqs") == 2);
+  CHECK(integer(o, "max_num_batched_tokens") > 0);
+  const double off = num(o, "tokens_per_s_no_spec"), on = num(o, "tokens_per_s_spec");
+  CHECK(off > 0);
+  CHECK(on > 0);
+  CHECK(num(o, "speedup") == Approx(on / off).epsilon(1e-6));
+  CHECK(num(o, "forward_ms_per_step_no_spec") > 0);
+  CHECK(num(o, "forward_ms_per_step_spec") > 0);
+  const double alpha = num(o, "alpha");
+  CHECK(alpha >= 0);
+  CHECK(alpha <= 1);
+  CHECK(num(o, "cost_ratio_c") >= 0);  // 0 for n-gram: no draft model pass
+  const double k = num(o, "mean_k");
+  CHECK(k >= 0);
+  CHECK(k <= 3);
+  CHECK(num(o, "theoretical_speedup_K") > 0);
+  CHECK(num(o, "theoretical_speedup_mean_k") > 0);
+
+  const json::object& s = obj(o, "spec_decode");
+  INFO(json::serialize(s));
+  CHECK(integer(s, "num_speculative_tokens") == 3);
+  const int64_t drafts = integer(s, "num_drafts"), drafted = integer(s, "num_draft_tokens"),
+                accepted = integer(s, "num_accepted_tokens");
+  CHECK(drafts >= 0);
+  CHECK(accepted <= drafted);
+  const double rate = num(s, "acceptance_rate");
+  CHECK(rate >= 0);
+  CHECK(rate <= 1);
+  CHECK(num(s, "mean_accepted_length") >= 0);
+  CHECK(num(s, "alpha") == Approx(alpha));
+  CHECK(num(s, "cost_ratio") >= 0);
+  CHECK(arr(s, "acceptance_rate_per_pos").size() == 3);
+  CHECK(arr(s, "drafted_per_pos").size() == 3);
+  CHECK(arr(s, "accepted_per_pos").size() == 3);
+  int64_t drafted_sum = 0;
+  for (auto& v : arr(s, "drafted_per_pos")) drafted_sum += v.to_number<int64_t>();
+  CHECK(drafted_sum == drafted);
+  CHECK(arr(s, "k_histogram").size() == 4);  // k = 0..K
+  int64_t spec_mode_steps = 0;  // decode steps of the speculative mode, whatever k they asked for
+  for (auto& v : arr(s, "k_histogram")) spec_mode_steps += v.to_number<int64_t>();
+  CHECK(spec_mode_steps > 0);
+  CHECK(num(s, "mean_k") >= 0);
+  CHECK(integer(s, "spec_steps") >= 0);
+  CHECK(integer(s, "draft_passes") >= 0);
+  CHECK(num(s, "draft_ms_total") >= 0);
+  CHECK(arr(s, "target_step_ms").size() <= 4);
+}
+
+TEST_CASE("bench throughput --compare-no-spec refuses what it cannot do instead of ignoring it", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-compare-refuse");
+  const std::string base = "throughput --model " + shell_quote(model()) + " --num-prompts 2 --input-len 8 --output-len 4 ";
+  {
+    auto r = bench(base + "--speculative-method ngram --num-speculative-tokens 2 --compare-no-spec --plot " +
+                   shell_quote(dir + "/p.png"));
+    INFO(r.out);
+    CHECK(r.status == 1);
+    CHECK(r.out.find("error:") != std::string::npos);
+    CHECK(r.out.find("--plot") != std::string::npos);
+  }
+  {
+    // No speculation configured (K = 0): nothing to compare against.
+    auto r = bench(base + "--speculative-method ngram --compare-no-spec");
+    INFO(r.out);
+    CHECK(r.status == 1);
+    CHECK(r.out.find("--num-speculative-tokens") != std::string::npos);
+  }
+}
+
+TEST_CASE("bench serve --json against a running troupe serve", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-serve");
+  const std::string log = dir + "/serve.log", js = dir + "/serve.json";
+  const std::string bin = test::troupe_bin();
+  std::vector<std::string> args = {bin, "serve", "--model", model(), "--port", "0", "--warmup", "0"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  // Stops the daemon however the test ends.
+  struct Stop {
+    pid_t pid;
+    int status = -1;
+    bool exited = false;
+    void now() {
+      if (exited || pid <= 0) return;
+      kill(pid, SIGTERM);
+      for (int i = 0; i < 200 && !exited; ++i) {
+        exited = waitpid(pid, &status, WNOHANG) == pid;
+        if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (!exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        exited = true;
+        status = -1;
+      }
+    }
+    ~Stop() { now(); }
+  } stop{pid};
+
+  uint16_t port = 0;
+  for (int i = 0; i < 600 && port == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const std::string text = test::read_file(log);
+    const auto at = text.find("listening on http://127.0.0.1:");
+    if (at != std::string::npos) port = uint16_t(std::stoi(text.substr(at + 30)));
+  }
+  INFO(test::read_file(log));
+  REQUIRE(port != 0);
+  int health = 0;
+  for (int i = 0; i < 600 && health != 200; ++i) {
+    try {
+      HttpClient c("127.0.0.1", port, 10);
+      health = c.request("GET", "/health").status;
+    } catch (const std::exception&) {
+    }
+    if (health != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(health == 200);
+
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  auto r = bench("serve --url " + url + " --num-prompts 5 --request-rate inf --input-len 4:8 --output-len 6 "
+                 "--slo-ttft-ms 60000 --slo-tpot-ms 60000 --seed 3 --json " + shell_quote(js));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  const json::object o = read_json(js);
+  INFO(json::serialize(o));
+  check_result(o, 5, 30, false);
+  CHECK(!o.contains("steps"));  // client side: no engine counters
+  CHECK(str(o, "url") == url);
+  CHECK(str(o, "endpoint") == "/v1/completions");
+  CHECK(!str(o, "model").empty());
+  CHECK(integer(o, "num_prompts") == 5);
+  CHECK(str(o, "request_rate") == "inf");
+  CHECK(integer(o, "max_concurrency") == 0);
+  CHECK(str(o, "input_len") == "4:8");
+  CHECK(str(o, "output_len") == "6");
+  CHECK(num(o, "first_ttft_over_median") > 0);
+  CHECK(num(o, "slo_ttft_ms") == 60000);
+  CHECK(num(o, "slo_tpot_ms") == 60000);
+  CHECK(integer(o, "good_requests") == 5);  // a minute per token: every request meets it
+  CHECK(num(o, "goodput_requests_per_s") == Approx(num(o, "requests_per_s")));
+
+  // The chat endpoint at a finite rate, without SLOs: no goodput fields.
+  const std::string js2 = dir + "/chat.json";
+  auto r2 = bench("serve --url " + url + " --endpoint /v1/chat/completions --num-prompts 3 --request-rate 50 "
+                  "--max-concurrency 2 --input-len 5 --output-len 4 --json " + shell_quote(js2));
+  INFO(r2.out);
+  REQUIRE(r2.status == 0);
+  const json::object o2 = read_json(js2);
+  INFO(json::serialize(o2));
+  check_result(o2, 3, 12, false);
+  CHECK(str(o2, "endpoint") == "/v1/chat/completions");
+  CHECK(num(o2, "request_rate") == 50);
+  CHECK(integer(o2, "max_concurrency") == 2);
+  CHECK(!o2.contains("goodput_requests_per_s"));
+  CHECK(!o2.contains("good_requests"));
+
+  stop.now();
+  CHECK(stop.exited);
+  CHECK(WIFEXITED(stop.status));
+  CHECK(WEXITSTATUS(stop.status) == 0);
+}
