@@ -169,8 +169,9 @@ TEST_CASE("a message type without a type ID fails loudly on the wire", "[actors]
 
 namespace {
 
+// Each request's tokens; `drafted` (if given) receives the draft tokens verified in all.
 std::vector<std::vector<int32_t>> run_engine(const EngineConfig& cfg, const std::vector<GenerateRequest>& reqs,
-                                             bool serialize) {
+                                             bool serialize, int64_t* drafted = nullptr) {
   EngineHooks hooks;
   if (serialize) hooks.customize = [](PipelineBuilder& b, caf::actor_system&) { b.serialize_messages(); };
   Engine engine(cfg, hooks);
@@ -183,6 +184,7 @@ std::vector<std::vector<int32_t>> run_engine(const EngineConfig& cfg, const std:
     auto o = col.get(id);
     INFO(o.final_event.error);
     REQUIRE(o.final_event.finish_reason != FinishReason::Error);
+    if (drafted) *drafted += o.final_event.usage.spec_num_draft_tokens;
     out.push_back(o.ids);
   }
   return out;
@@ -243,7 +245,9 @@ TEST_CASE("speculative decoding gives the same tokens with every message seriali
   EngineConfig plain = cfg;
   plain.speculative = {};
   const auto reference = run_engine(plain, reqs, false);
-  const auto wired = run_engine(cfg, reqs, true);
+  int64_t drafted = 0;
+  const auto wired = run_engine(cfg, reqs, true, &drafted);
+  CHECK(drafted > 0);  // drafts really crossed the wire and were verified
   for (size_t i = 0; i < reqs.size(); ++i) {
     INFO("request " << i);
     // Greedy requests equal plain decoding exactly; seeded sampled ones are lossless in
