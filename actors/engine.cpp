@@ -41,11 +41,11 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
 
   BackendOptions bo;
   bo.num_threads = cfg_.threads;
-  bo.block_size = cfg_.block_size;
+  bo.block_size = cfg_.kv.block_size;
   bo.quantization = cfg_.quantization;
   const int64_t bytes_per_token = 2 * mc.num_layers * mc.kv_dim() * int64_t(sizeof(float));
-  bo.kv_cache_bytes = cfg_.kv_cache_bytes > 0
-                          ? cfg_.kv_cache_bytes
+  bo.kv_cache_bytes = cfg_.kv.kv_cache_bytes > 0
+                          ? cfg_.kv.kv_cache_bytes
                           : std::min(bytes_per_token * max_model_len_ * cfg_.scheduler.max_num_seqs,
                                      physical_memory_bytes() / 4);
   std::shared_ptr<Backend> backend = make_backend(std::move(weights), bo);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "config/kv_config.h"
 #include "config/scheduler_config.h"
 #include "quant/options.h"
 
@@ -31,8 +32,7 @@ struct SpeculativeConfig {
 struct EngineConfig {
   std::string model;                   // HF directory or .gguf file
   int threads = 0;                     // compute threads (0: all cores)
-  int64_t block_size = 16;             // KV block size in tokens
-  int64_t kv_cache_bytes = 0;          // 0: enough for max_num_seqs full-length sequences, capped at 25% of RAM
+  KvCacheConfig kv;                    // block size and pool memory
   int64_t max_model_len = 0;           // 0: the model's max_position_embeddings
   int64_t max_waiting = 1024;
   quant::Options quantization;         // none | int8 | int4 (+ group) at load | awq (pre-quantized)

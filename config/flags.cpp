@@ -115,13 +115,17 @@ void add_quantization_flags(FlagSet& f, quant::Options& o) {
              [&o] { return boost::json::value(std::string(quant::lm_head_name(o.lm_head))); });
 }
 
+void add_kv_flags(FlagSet& f, KvCacheConfig& kv) {
+  f.option("--block-size", kv.block_size, "KV-cache block size in tokens")->capture_default_str()->check(CLI::Range(1, 4096));
+  f.option("--kv-cache-memory", kv.kv_cache_bytes, "KV-cache bytes (0: enough for max-num-seqs full sequences, at most 25% of RAM)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 50));
+}
+
 void add_engine_flags(FlagSet& f, EngineConfig& cfg) {
   f.require(f.option("--model", cfg.model, "Model: Hugging Face directory or .gguf file"));
   add_threads_flag(f, cfg.threads);
-  f.option("--block-size", cfg.block_size, "KV-cache block size in tokens")->capture_default_str()->check(CLI::Range(1, 4096));
-  f.option("--kv-cache-memory", cfg.kv_cache_bytes, "KV-cache bytes (0: enough for max-num-seqs full sequences, at most 25% of RAM)")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 50));
+  add_kv_flags(f, cfg.kv);
   f.option("--max-model-len", cfg.max_model_len, "Prompt + completion tokens per request (0: the model's)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 24));

@@ -79,6 +79,8 @@ void add_quantization_flags(FlagSet& f, quant::Options& o);
 // --model (required), --threads, --block-size, --kv-cache-memory, --max-model-len,
 // --max-waiting and the quantization flags.
 void add_engine_flags(FlagSet& f, EngineConfig& cfg);
+// --block-size, --kv-cache-memory (part of add_engine_flags).
+void add_kv_flags(FlagSet& f, KvCacheConfig& kv);
 // --max-num-seqs, --max-num-batched-tokens, --batch-wait-ms, --enable-prefix-caching.
 void add_scheduler_flags(FlagSet& f, SchedulerConfig& cfg);
 // --scheduling continuous|static.

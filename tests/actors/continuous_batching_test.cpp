@@ -93,10 +93,10 @@ TEST_CASE("preemption under a tiny KV budget still completes every request ident
   auto cfg = config_for(model);
   const auto alone = run_alone(cfg, reqs);
 
-  cfg.block_size = 4;
+  cfg.kv.block_size = 4;
   // 2 layers x 4 kv heads x 32 dims x 2 (K,V) x 4 bytes = 2 KiB per token; 48 blocks of 4
   // tokens hold 192 tokens - far less than 16 requests x ~100 tokens.
-  cfg.kv_cache_bytes = 48 * 4 * 2048;
+  cfg.kv.kv_cache_bytes = 48 * 4 * 2048;
   Engine engine(cfg);
   Collector col;
   std::vector<int64_t> ids;

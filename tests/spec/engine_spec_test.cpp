@@ -23,7 +23,7 @@ namespace {
 EngineConfig base_config(const std::string& model) {
   EngineConfig c;
   c.model = model;
-  c.block_size = 4;
+  c.kv.block_size = 4;
   c.scheduler.max_num_seqs = 16;
   c.scheduler.max_num_batched_tokens = 256;
   return c;
