@@ -1,8 +1,9 @@
 // Speculative decoding through the whole Engine on the real models: greedy outputs are
 // identical to decoding without speculation with every proposer (alone and in a mixed
 // batch with non-speculating and sampled requests, on 4-token KV blocks so drafts and
-// rollbacks cross block boundaries), speculation switches itself off when drafts fail, and
-// bad configurations are refused with a clear error.
+// rollbacks cross block boundaries), speculation switches itself off when drafts fail,
+// adaptive k drafts where drafting pays and stops after its probes where it does not (exact
+// counts on seeded requests), and bad configurations are refused with a clear error.
 #include <catch2/catch.hpp>
 
 #include <random>
