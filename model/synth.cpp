@@ -29,6 +29,8 @@ struct Shape {
   double theta, eps;
   bool tied;
   const char* default_tokenizer;  // relative to $TROUPE_MODELS
+  Arch arch = Arch::Llama;
+  int64_t head_dim = 0;  // 0: dim / heads
 };
 
 constexpr Shape kShapes[] = {
@@ -38,13 +40,19 @@ constexpr Shape kShapes[] = {
     // Llama-3.2-1B, without its llama3 RoPE scaling (troupe does not implement it).
     {"llama-1b", 2048, 16, 32, 8, 8192, 131072, 500000.0, 1e-5, true, "../tokenizers/llama3"},
     {"llama3-8b", 4096, 32, 32, 8, 14336, 8192, 500000.0, 1e-5, false, "../tokenizers/llama3"},
+    // Tiny Qwen2 / Qwen3 (HF output only): head_dim 24 != 64 / 4, GQA, an untied head, their
+    // own RoPE bases. Qwen2 has q/k/v biases, Qwen3 a per-head RMSNorm of q and k; both get
+    // random values (biases N(0, 0.2), q/k norm weights 1 + N(0, 0.2)) so a forward pass that
+    // drops them computes something else (tests/e2e/qwen_reference_test.cpp).
+    {"qwen2-tiny", 64, 2, 4, 2, 128, 512, 1000000.0, 1e-6, false, "stories260k/tok512.model", Arch::Qwen2, 24},
+    {"qwen3-tiny", 64, 2, 4, 2, 128, 512, 50000.0, 1e-6, false, "stories260k/tok512.model", Arch::Qwen3, 24},
 };
 
 const Shape& find_shape(const std::string& name) {
   for (const auto& s : kShapes) {
     if (name == s.name) return s;
   }
-  fail("synth: unknown shape '{}' (tiny, llama-110m, llama-1b, llama3-8b)", name);
+  fail("synth: unknown shape '{}' (tiny, llama-110m, llama-1b, llama3-8b, qwen2-tiny, qwen3-tiny)", name);
 }
 
 // ---- tokenizer source -----------------------------------------------------------------
@@ -141,7 +149,12 @@ struct Tensor {
   std::string hf, gguf;   // names in each format
   int64_t rows, cols;     // cols = 0 for a vector (a norm, all ones)
   int64_t rope_heads = 0; // q/k: GGUF rows are permuted to interleaved pairs per head
+  // Vectors other than the ones-norms: offset + kVectorScale * (a random row of std kStd).
+  bool random_vector = false;
+  float offset = 0.0f;
 };
+
+constexpr float kVectorScale = 10.0f;  // random vectors: std 0.2
 
 std::vector<Tensor> tensor_list(const ModelConfig& c) {
   std::vector<Tensor> t;
@@ -159,6 +172,17 @@ std::vector<Tensor> tensor_list(const ModelConfig& c) {
     block(&LayerWeights::wk, "wk", KV, H, c.num_kv_heads);
     block(&LayerWeights::wv, "wv", KV, H);
     block(&LayerWeights::wo, "wo", H, Q);
+    if (c.attention_bias) {
+      block(&LayerWeights::bq, "bq", Q, 0);
+      block(&LayerWeights::bk, "bk", KV, 0);
+      block(&LayerWeights::bv, "bv", KV, 0);
+      for (size_t j = t.size() - 3; j < t.size(); ++j) t[j].random_vector = true;
+    }
+    if (c.qk_norm) {
+      block(&LayerWeights::q_norm, "q_norm", c.head_dim, 0);
+      block(&LayerWeights::k_norm, "k_norm", c.head_dim, 0);
+      for (size_t j = t.size() - 2; j < t.size(); ++j) t[j].random_vector = true, t[j].offset = 1.0f;
+    }
     block(&LayerWeights::ffn_norm, "ffn_norm", H, 0);
     block(&LayerWeights::w_gate, "w_gate", I, H);
     block(&LayerWeights::w_up, "w_up", I, H);
@@ -205,7 +229,10 @@ void emit(const Tensor& t, DType dt, bool gguf_rows, uint64_t seed,
     const int64_t nr = std::min(chunk_rows, rows - r0);
     buf.resize(static_cast<size_t>(nr * rb));
     for (int64_t r = 0; r < nr; ++r) {
-      if (t.cols == 0) {
+      if (t.cols == 0 && t.random_vector) {
+        fill_row(seed, tkey, 0, x.data(), cols);
+        for (float& v : x) v = t.offset + kVectorScale * v;
+      } else if (t.cols == 0) {
         std::fill(x.begin(), x.end(), 1.0f);  // norms start at 1: the identity scale
       } else {
         const int64_t src = gguf_rows && t.rope_heads ? unpermuted_row(r0 + r, t.rows, t.rope_heads) : r0 + r;
@@ -233,9 +260,11 @@ std::string write_hf(const SynthOptions& o, const ModelConfig& c, const TokSourc
   const fs::path dir(o.out);
   fs::create_directories(dir);
   const char* torch_dtype = dt == DType::F32 ? "float32" : dt == DType::F16 ? "float16" : "bfloat16";
+  const Arch arch = find_shape(o.shape).arch;
+  const char* cls = arch == Arch::Qwen2 ? "Qwen2ForCausalLM" : arch == Arch::Qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM";
   boost::json::object cfg{
-      {"architectures", boost::json::array{"LlamaForCausalLM"}},
-      {"model_type", "llama"},
+      {"architectures", boost::json::array{cls}},
+      {"model_type", arch_name(arch)},
       {"hidden_size", c.hidden_size},
       {"intermediate_size", c.intermediate_size},
       {"num_hidden_layers", c.num_layers},
@@ -255,6 +284,7 @@ std::string write_hf(const SynthOptions& o, const ModelConfig& c, const TokSourc
       {"torch_dtype", torch_dtype},
       {"use_cache", true},
   };
+  if (arch == Arch::Qwen2) cfg.erase("attention_bias");  // Qwen2 always has q/k/v biases, no switch
   if (c.bos_token_id >= 0) cfg["bos_token_id"] = c.bos_token_id;
   if (!c.eos_token_ids.empty()) cfg["eos_token_id"] = c.eos_token_ids[0];
   write_text(dir / "config.json", boost::json::serialize(cfg));
@@ -324,6 +354,7 @@ std::string write_gguf(const SynthOptions& o, const ModelConfig& c, const TokSou
   }
   GgufWriter w(file.string());
   const Shape& s = find_shape(o.shape);
+  if (s.arch != Arch::Llama) fail("synth: shape {} is written as HF only (--format hf)", o.shape);
   w.set("general.architecture", GgufValue::str("llama"));
   w.set("general.name", GgufValue::str("troupe-synth-" + o.shape));
   w.set("general.file_type", GgufValue::u32(gguf_file_type(dt)));
@@ -371,15 +402,17 @@ std::vector<std::string> synth_shape_names() {
 ModelConfig synth_shape_config(const std::string& shape, int64_t vocab_size) {
   const Shape& s = find_shape(shape);
   ModelConfig c;
-  c.arch = Arch::Llama;
-  c.arch_name = "llama";
+  c.arch = s.arch;
+  c.arch_name = arch_name(s.arch);
   c.vocab_size = vocab_size;
   c.hidden_size = s.dim;
   c.intermediate_size = s.ffn;
   c.num_layers = s.layers;
   c.num_heads = s.heads;
   c.num_kv_heads = s.kv_heads;
-  c.head_dim = s.dim / s.heads;
+  c.head_dim = s.head_dim ? s.head_dim : s.dim / s.heads;
+  c.attention_bias = s.arch == Arch::Qwen2;
+  c.qk_norm = s.arch == Arch::Qwen3;
   c.max_position_embeddings = s.ctx;
   c.rms_norm_eps = static_cast<float>(s.eps);
   c.rope_theta = static_cast<float>(s.theta);

@@ -238,7 +238,8 @@ TEST_CASE("synth rejects bad options", "[model][synth]") {
   // A file where a directory must go: std::filesystem's exception becomes a troupe::Error.
   write_file(base + "/file", "x");
   CHECK_THAT(error_of([&] { synth(base + "/file/sub", "hf", "f32"); }), Catch::Contains(base + "/file"));
-  CHECK(synth_shape_names() == std::vector<std::string>{"tiny", "llama-110m", "llama-1b", "llama3-8b"});
+  CHECK(synth_shape_names() ==
+        std::vector<std::string>{"tiny", "llama-110m", "llama-1b", "llama3-8b", "qwen2-tiny", "qwen3-tiny"});
   const ModelConfig c = synth_shape_config("llama3-8b", 128256);
   CHECK(c.hidden_size == 4096);
   CHECK(c.intermediate_size == 14336);
@@ -247,4 +248,18 @@ TEST_CASE("synth rejects bad options", "[model][synth]") {
   CHECK_FALSE(c.tie_word_embeddings);
   CHECK(synth_shape_config("llama-1b", 128256).tie_word_embeddings);
   CHECK(synth_shape_config("llama-110m", 32000).num_layers == 12);
+  // The Qwen shapes: head_dim != hidden / heads, untied, Qwen2 biases / Qwen3 q/k norms (their
+  // forward passes: tests/e2e/qwen_reference_test.cpp). GGUF output is refused, not faked as llama.
+  for (const char* shape : {"qwen2-tiny", "qwen3-tiny"}) {
+    const ModelConfig q = synth_shape_config(shape, 512);
+    CHECK(q.head_dim == 24);
+    CHECK(q.head_dim * q.num_heads != q.hidden_size);
+    CHECK_FALSE(q.tie_word_embeddings);
+    CHECK(q.attention_bias == (std::string(shape) == "qwen2-tiny"));
+    CHECK(q.qk_norm == (std::string(shape) == "qwen3-tiny"));
+    o.shape = shape;
+    o.format = "gguf";
+    o.out = base + "/" + shape + ".gguf";
+    CHECK_THAT(error_of([&] { synth_model(o); }), Catch::Contains("HF only"));
+  }
 }
