@@ -127,9 +127,13 @@ TEST_CASE("metrics: a disconnected stream counts once, under client_disconnect o
   Streamed s = stream_completion(d.port(), body("Once upon a time", 400, true), /*stop_after=*/2);
   CHECK(s.status == 200);
   CHECK_FALSE(s.done);
+  // The final (cancelled) event reaches the service's sink after the scheduler retired the
+  // sequence: wait for both, so later tests see no late observation either.
   const std::string m = wait_metrics(d, [&](const std::string& t) {
     return value(d, t, "troupe_engine_requests_cancelled_total") >= cancelled0 + 1 &&
-           value(d, t, "vllm_num_requests_running") == 0;
+           value(d, t, "vllm_num_requests_running") == 0 &&
+           metric_value(t, "vllm_request_success_total{model_name=\"" + d.service->model_name() +
+                               "\",finished_reason=\"abort\"}") >= abort0 + 1;
   });
   CHECK(metric_value(m, by_cause + "client_disconnect\"}") == metric_value(before, by_cause + "client_disconnect\"}") + 1);
   for (const char* c : {"client_cancel", "shutdown", "error"}) {
