@@ -33,7 +33,7 @@ TEST_CASE("priority: with one running slot, queued requests start lowest priorit
     inner(ev);
   };
   // A long first request holds the only slot while the rest queue up behind it.
-  const int64_t blocker = engine.submit(greedy_request(prompt, 300), sink);
+  const int64_t blocker = engine.submit(greedy_request(prompt, 480), sink);
   col.wait_tokens(blocker, 1);
   const std::vector<int32_t> priorities = {3, 1, 2, 1, 0, 3, 2, -1, 1};
   std::vector<int64_t> ids;
@@ -43,7 +43,7 @@ TEST_CASE("priority: with one running slot, queued requests start lowest priorit
     ids.push_back(engine.submit(r, sink));
   }
   col.wait_done(1 + priorities.size());
-  REQUIRE(col.get(blocker).ids.size() == 300);  // they really queued behind it
+  REQUIRE(col.get(blocker).ids.size() == 480);  // they really queued behind it
 
   std::vector<size_t> order(priorities.size());
   std::iota(order.begin(), order.end(), 0);
