@@ -1,5 +1,9 @@
 // The metrics' values, not just their names: each counter moves by what the documented
 // behaviour says it should (net/README.md, net/metrics.cpp).
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
@@ -143,6 +147,48 @@ TEST_CASE("metrics: a disconnected stream counts once, under client_disconnect o
   CHECK(value(d, m, "troupe_engine_requests_cancelled_total") == cancelled0 + 1);
   CHECK(metric_value(m, "vllm_request_success_total{model_name=\"" + d.service->model_name() +
                             "\",finished_reason=\"abort\"}") == abort0 + 1);
+}
+
+TEST_CASE("metrics: a WebSocket cancel counts under client_cancel", "[net][metrics][abort]") {
+  namespace beast = boost::beast;
+  namespace asio = boost::asio;
+  Daemon& d = main_daemon();
+  const std::string by_cause = "troupe_requests_aborted_total{model_name=\"" + d.service->model_name() + "\",cause=\"";
+  const std::string before = d.metrics();
+  const double abort0 = metric_value(before, "vllm_request_success_total{model_name=\"" + d.service->model_name() +
+                                                 "\",finished_reason=\"abort\"}");
+  asio::io_context io;
+  beast::websocket::stream<asio::ip::tcp::socket> ws(io);
+  asio::ip::tcp::resolver resolver(io);
+  asio::connect(ws.next_layer(), resolver.resolve("127.0.0.1", std::to_string(d.port())));
+  ws.set_option(beast::websocket::stream_base::decorator([](beast::websocket::request_type& req) {
+    req.set(beast::http::field::authorization, std::string("Bearer ") + kApiKey);
+  }));
+  ws.handshake("127.0.0.1", "/v1/stream");
+  auto send = [&](const json::object& o) { ws.write(asio::buffer(json::serialize(o))); };
+  auto next = [&] {
+    beast::flat_buffer b;
+    ws.read(b);
+    return json::parse(beast::buffers_to_string(b.data())).as_object();
+  };
+  send({{"type", "generate"}, {"id", "c1"}, {"prompt", "Once upon a time"}, {"max_tokens", 400}, {"ignore_eos", true}});
+  json::object msg = next();
+  REQUIRE(msg.at("type") == "token");
+  send({{"type", "cancel"}, {"id", "c1"}});
+  while (msg.at("type") == "token") msg = next();
+  CHECK(msg.at("type") == "done");
+  CHECK(msg.at("finish_reason") == "cancelled");
+  ws.close(beast::websocket::close_code::normal);
+  const std::string m = wait_metrics(d, [&](const std::string& t) {
+    return metric_value(t, "vllm_request_success_total{model_name=\"" + d.service->model_name() +
+                               "\",finished_reason=\"abort\"}") >= abort0 + 1 &&
+           value(d, t, "vllm_num_requests_running") == 0;
+  });
+  CHECK(metric_value(m, by_cause + "client_cancel\"}") == metric_value(before, by_cause + "client_cancel\"}") + 1);
+  for (const char* c : {"client_disconnect", "shutdown", "error"}) {
+    INFO(c);
+    CHECK(metric_value(m, by_cause + c + "\"}") == metric_value(before, by_cause + c + "\"}"));
+  }
 }
 
 TEST_CASE("metrics: the TTFT histogram counts each completed request exactly once", "[net][metrics][ttft]") {
