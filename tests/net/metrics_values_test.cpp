@@ -46,6 +46,28 @@ const std::string kLongPrompt =
     "with her friends. One day, she saw a big red ball under a tree and she ran to get it. "
     "Her brother Tom came too, and they played with the ball until the sun went down.";
 
+// A WebSocket client of /v1/stream (docs/websocket.md): one JSON object per text frame.
+struct WsClient {
+  boost::asio::io_context io;
+  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws{io};
+  explicit WsClient(uint16_t port) {
+    namespace beast = boost::beast;
+    boost::asio::ip::tcp::resolver resolver(io);
+    boost::asio::connect(ws.next_layer(), resolver.resolve("127.0.0.1", std::to_string(port)));
+    ws.set_option(beast::websocket::stream_base::decorator([](beast::websocket::request_type& req) {
+      req.set(beast::http::field::authorization, std::string("Bearer ") + kApiKey);
+    }));
+    ws.handshake("127.0.0.1", "/v1/stream");
+  }
+  void send(const json::object& o) { ws.write(boost::asio::buffer(json::serialize(o))); }
+  json::object next() {
+    boost::beast::flat_buffer b;
+    ws.read(b);
+    return json::parse(boost::beast::buffers_to_string(b.data())).as_object();
+  }
+  void close() { ws.close(boost::beast::websocket::close_code::normal); }
+};
+
 ServerOptions server_opts() {
   ServerOptions o;
   o.port = 0;
@@ -150,35 +172,20 @@ TEST_CASE("metrics: a disconnected stream counts once, under client_disconnect o
 }
 
 TEST_CASE("metrics: a WebSocket cancel counts under client_cancel", "[net][metrics][abort]") {
-  namespace beast = boost::beast;
-  namespace asio = boost::asio;
   Daemon& d = main_daemon();
   const std::string by_cause = "troupe_requests_aborted_total{model_name=\"" + d.service->model_name() + "\",cause=\"";
   const std::string before = d.metrics();
   const double abort0 = metric_value(before, "vllm_request_success_total{model_name=\"" + d.service->model_name() +
                                                  "\",finished_reason=\"abort\"}");
-  asio::io_context io;
-  beast::websocket::stream<asio::ip::tcp::socket> ws(io);
-  asio::ip::tcp::resolver resolver(io);
-  asio::connect(ws.next_layer(), resolver.resolve("127.0.0.1", std::to_string(d.port())));
-  ws.set_option(beast::websocket::stream_base::decorator([](beast::websocket::request_type& req) {
-    req.set(beast::http::field::authorization, std::string("Bearer ") + kApiKey);
-  }));
-  ws.handshake("127.0.0.1", "/v1/stream");
-  auto send = [&](const json::object& o) { ws.write(asio::buffer(json::serialize(o))); };
-  auto next = [&] {
-    beast::flat_buffer b;
-    ws.read(b);
-    return json::parse(beast::buffers_to_string(b.data())).as_object();
-  };
-  send({{"type", "generate"}, {"id", "c1"}, {"prompt", "Once upon a time"}, {"max_tokens", 400}, {"ignore_eos", true}});
-  json::object msg = next();
+  WsClient ws(d.port());
+  ws.send({{"type", "generate"}, {"id", "c1"}, {"prompt", "Once upon a time"}, {"max_tokens", 400}, {"ignore_eos", true}});
+  json::object msg = ws.next();
   REQUIRE(msg.at("type") == "token");
-  send({{"type", "cancel"}, {"id", "c1"}});
-  while (msg.at("type") == "token") msg = next();
+  ws.send({{"type", "cancel"}, {"id", "c1"}});
+  while (msg.at("type") == "token") msg = ws.next();
   CHECK(msg.at("type") == "done");
   CHECK(msg.at("finish_reason") == "cancelled");
-  ws.close(beast::websocket::close_code::normal);
+  ws.close();
   const std::string m = wait_metrics(d, [&](const std::string& t) {
     return metric_value(t, "vllm_request_success_total{model_name=\"" + d.service->model_name() +
                                "\",finished_reason=\"abort\"}") >= abort0 + 1 &&
@@ -222,10 +229,17 @@ TEST_CASE("metrics: ngram speculation's accepted tokens are consistent with its 
   REQUIRE(value(d, m0, "vllm_spec_decode_num_drafts_total") == 0);
   // A prompt that repeats itself: the n-gram proposer finds matches, and greedy TinyStories
   // text keeps repeating.
-  auto r = d.post("/v1/completions",
-                  body("Lily said, \"I like the ball. I like the ball. I like the ball. I like the ball.", 120));
-  REQUIRE(r.status == 200);
-  const int64_t completion = json::parse(r.body).at("usage").at("completion_tokens").as_int64();
+  // Over the WebSocket, whose `done` carries the request's own spec_decode usage.
+  WsClient ws(d.port());
+  ws.send({{"type", "generate"}, {"id", 1}, {"max_tokens", 120}, {"ignore_eos", true}, {"temperature", 0},
+           {"prompt", "Lily said, \"I like the ball. I like the ball. I like the ball. I like the ball."}});
+  json::object done = ws.next();
+  while (done.at("type") == "token") done = ws.next();
+  REQUIRE(done.at("type") == "done");
+  ws.close();
+  const json::object& usage = done.at("usage").as_object();
+  const int64_t completion = usage.at("completion_tokens").as_int64();
+  CHECK(completion == 120);
   const std::string m = d.metrics();
   const double drafts = value(d, m, "vllm_spec_decode_num_drafts_total");
   const double draft_tokens = value(d, m, "vllm_spec_decode_num_draft_tokens_total");
@@ -251,6 +265,13 @@ TEST_CASE("metrics: ngram speculation's accepted tokens are consistent with its 
   }
   CHECK(sum == accepted);
   CHECK(value(d, m, "vllm_spec_decode_draft_acceptance_rate") == Approx(accepted / draft_tokens));
+  // docs/websocket.md: /metrics has the same as the requests' usage, summed (one request here).
+  REQUIRE(usage.contains("spec_decode"));
+  const json::object& sd = usage.at("spec_decode").as_object();
+  CHECK(sd.at("num_drafts").to_number<double>() == drafts);
+  CHECK(sd.at("num_draft_tokens").to_number<double>() == draft_tokens);
+  CHECK(sd.at("num_accepted_tokens").to_number<double>() == accepted);
+  CHECK(sd.at("mean_accepted_length").to_number<double>() == Approx(1 + accepted / drafts));
 }
 
 TEST_CASE("metrics: --heartbeat-interval runs heartbeat requests while idle", "[net][metrics][heartbeat]") {
