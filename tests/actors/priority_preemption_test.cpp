@@ -1,0 +1,103 @@
+// Scheduling claims of actors/request.h and the scheduler: `priority` orders the queue (lower
+// first, FCFS among equals), and a seeded sampled request reproduces across preemption.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <mutex>
+#include <numeric>
+
+#include "engine_harness.h"
+#include "test_util.h"
+
+using namespace troupe;
+using troupe::test::Collector;
+using troupe::test::greedy_request;
+
+TEST_CASE("priority: with one running slot, queued requests start lowest priority first, FCFS among equals",
+          "[actors][priority]") {
+  EngineConfig cfg;
+  cfg.model = test::model_path("tinystories-656k");
+  cfg.scheduler.max_num_seqs = 1;
+  Engine engine(cfg);
+  auto prompt = engine.tokenizer().encode("Once upon a time", true);
+
+  // Order in which requests produce their first token (one slot: the order they ran in).
+  std::mutex mu;
+  std::vector<int64_t> started;
+  Collector col;
+  auto sink = [&, inner = col.sink()](const TokenEvent& ev) {
+    {
+      std::lock_guard lk(mu);
+      if (std::find(started.begin(), started.end(), ev.request_id) == started.end()) started.push_back(ev.request_id);
+    }
+    inner(ev);
+  };
+  // A long first request holds the only slot while the rest queue up behind it.
+  const int64_t blocker = engine.submit(greedy_request(prompt, 480), sink);
+  col.wait_tokens(blocker, 1);
+  const std::vector<int32_t> priorities = {3, 1, 2, 1, 0, 3, 2, -1, 1};
+  std::vector<int64_t> ids;
+  for (int32_t p : priorities) {
+    GenerateRequest r = greedy_request(prompt, 4);
+    r.priority = p;
+    ids.push_back(engine.submit(r, sink));
+  }
+  col.wait_done(1 + priorities.size());
+  REQUIRE(col.get(blocker).ids.size() == 480);  // they really queued behind it
+
+  std::vector<size_t> order(priorities.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return priorities[a] < priorities[b]; });
+  std::vector<int64_t> want{blocker};
+  for (size_t i : order) want.push_back(ids[i]);
+  std::lock_guard lk(mu);
+  CHECK(started == want);
+  for (int64_t id : ids) CHECK(col.get(id).final_event.finish_reason == FinishReason::Length);
+}
+
+TEST_CASE("a seeded sampled request gives the same tokens when it is preempted", "[actors][preemption][seed]") {
+  EngineConfig cfg;
+  cfg.model = test::model_path("tinystories-656k");
+  cfg.scheduler.max_num_seqs = 16;
+  auto seeded = [](const std::vector<int32_t>& prompt) {
+    GenerateRequest r = greedy_request(prompt, 80);
+    r.params.temperature = 0.9f;
+    r.params.top_p = 0.95f;
+    r.params.seed = 1234;
+    r.priority = 1;  // the lowest priority: the first one preempted when the pool runs short
+    return r;
+  };
+
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> alone;
+  {
+    Engine engine(cfg);
+    prompt = engine.tokenizer().encode("Once upon a time, there was a little dog named Max.", true);
+    Collector col;
+    const int64_t id = engine.submit(seeded(prompt), col.sink());
+    col.wait_done(1);
+    auto o = col.get(id);
+    REQUIRE(o.final_event.finish_reason == FinishReason::Length);
+    CHECK(o.final_event.usage.preemptions == 0);
+    alone = o.ids;
+  }
+  REQUIRE(alone.size() == 80);
+
+  // A pool of 40 blocks of 4 tokens (160 tokens; 2 KiB of KV per token) and four greedy
+  // neighbours of ~90 tokens each: the seeded request, last in priority, is preempted.
+  cfg.block_size = 4;
+  cfg.kv_cache_bytes = 40 * 4 * 2048;
+  Engine engine(cfg);
+  Collector col;
+  const int64_t id = engine.submit(seeded(prompt), col.sink());
+  std::vector<std::string> others = {"The dog ran to the park and", "Tom had a big red ball. One day",
+                                     "Lily saw a bird in the sky.", "The sun was hot and the"};
+  for (const auto& p : others) engine.submit(greedy_request(engine.tokenizer().encode(p, true), 80), col.sink());
+  col.wait_done(1 + others.size());
+  auto o = col.get(id);
+  REQUIRE(o.final_event.finish_reason == FinishReason::Length);
+  INFO("preemptions of the seeded request: " << o.final_event.usage.preemptions);
+  REQUIRE(o.final_event.usage.preemptions > 0);
+  CHECK(engine.stats().preemptions >= o.final_event.usage.preemptions);
+  CHECK(o.ids == alone);
+}
