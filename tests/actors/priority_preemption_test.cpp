@@ -85,8 +85,8 @@ TEST_CASE("a seeded sampled request gives the same tokens when it is preempted",
 
   // A pool of 40 blocks of 4 tokens (160 tokens; 2 KiB of KV per token) and four greedy
   // neighbours of ~90 tokens each: the seeded request, last in priority, is preempted.
-  cfg.block_size = 4;
-  cfg.kv_cache_bytes = 40 * 4 * 2048;
+  cfg.kv.block_size = 4;
+  cfg.kv.kv_cache_bytes = 40 * 4 * 2048;
   Engine engine(cfg);
   Collector col;
   const int64_t id = engine.submit(seeded(prompt), col.sink());

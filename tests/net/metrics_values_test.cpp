@@ -107,11 +107,11 @@ TEST_CASE("metrics: a tiny KV pool preempts, and every request still completes",
   so.model_path = model_path("tinystories-656k");
   EngineConfig ec;
   ec.model = so.model_path;
-  ec.block_size = 4;
+  ec.kv.block_size = 4;
   ec.max_model_len = 200;
   // 384 KiB of KV: 96 blocks of 4 tokens (troupe_kv_cache_blocks) = 384 tokens, far less
   // than 6 sequences of ~180 tokens, even with their ~60-token prompt shared.
-  ec.kv_cache_bytes = 48 * 4 * 2048;
+  ec.kv.kv_cache_bytes = 48 * 4 * 2048;
   Daemon d(so, server_opts(), ec);
   const std::string m0 = d.metrics();
   REQUIRE(value(d, m0, "vllm_num_preemptions_total") == 0);
