@@ -1,7 +1,8 @@
 // Vocabulary, merges and special tokens of a Hugging Face tokenizer.json, for GGUF export and
-// synth configs. The fields both this and the tokenizer read are in
-// tokenizer/tokenizer_json_fields.h; what differs is what each makes of them (here: token
-// types and GGUF's pre-tokenizer name instead of a runnable tokenizer).
+// synth configs. The runnable tokenizer (tokenizer/tokenizer_json.cpp) is the one reader of
+// what the file means: special tokens (bos/eos/add_bos) come from it, and the fields both
+// parse are in tokenizer/tokenizer_json_fields.h. What is left here is what only GGUF needs:
+// token types and the pre-tokenizer's GGUF name.
 #include "model/vocab_io.h"
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "core/error.h"
 #include "model/json_util.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_json_fields.h"
 
 namespace fs = std::filesystem;
@@ -92,33 +94,14 @@ JsonVocab json_vocab(const boost::json::object& root, const std::string& path) {
   return jv;
 }
 
-// bos/eos/add_bos of a tokenizer.json: tokenizer_config.json beside it when present, else
-// the post-processor template; chat end-of-turn tokens join the EOS list.
-// `add_bos_known` tells whether either source said anything about BOS.
-void read_specials(const boost::json::object& root, const JsonVocab& jv, const std::string& path,
-                   int32_t& bos, std::vector<int32_t>& eos, bool& add_bos, bool& add_bos_known) {
-  const boost::json::value* post = tokenizer_json::get(root, "post_processor");
-  const auto prefix = post ? tokenizer_json::template_prefix(*post) : std::nullopt;
-  add_bos = prefix && !prefix->empty();
-  add_bos_known = add_bos;
-  const fs::path cfg_path = fs::path(path).parent_path() / "tokenizer_config.json";
-  if (fs::exists(cfg_path)) {
-    const boost::json::value cv = json::parse_file(cfg_path.string());
-    const auto& cfg = json::as_object(cv, cfg_path.string());
-    auto id_of = [&](const std::string& s) {
-      auto it = jv.ids.find(s);
-      if (it == jv.ids.end()) fail("{}: special token '{}' is not in the vocabulary", cfg_path.string(), s);
-      return it->second;
-    };
-    if (auto b = tokenizer_json::config_token(cfg, "bos_token")) bos = id_of(*b);
-    if (auto e = tokenizer_json::config_token(cfg, "eos_token")) eos.push_back(id_of(*e));
-    if (auto ab = json::get_bool(cfg, "add_bos_token", cfg_path.string())) add_bos = *ab, add_bos_known = true;
-  }
-  if (bos < 0) add_bos = false;
-  for (const char* eot : {"<|eot_id|>", "<|im_end|>", "<|endoftext|>"}) {
-    auto it = jv.ids.find(eot);
-    if (it != jv.ids.end() && std::find(eos.begin(), eos.end(), it->second) == eos.end()) eos.push_back(it->second);
-  }
+// bos/eos/add_bos: exactly what troupe's own tokenizer makes of the file and the configs
+// beside it (tokenizer/tokenizer_json.cpp owns that policy), so a GGUF export stops and
+// starts where the HF model does when troupe runs it.
+void read_specials(const std::string& path, int32_t& bos, std::vector<int32_t>& eos, bool& add_bos) {
+  const auto tok = load_tokenizer_json(path);
+  bos = tok->bos_id();
+  eos = tok->eos_ids();
+  add_bos = tok->add_bos();
 }
 
 }  // namespace
@@ -129,8 +112,7 @@ TokenizerJsonInfo read_tokenizer_json_info(const std::string& path) {
   JsonVocab jv = json_vocab(root, path);
   TokenizerJsonInfo info;
   info.vocab_size = static_cast<int64_t>(jv.tokens.size());
-  bool known = false;
-  read_specials(root, jv, path, info.bos_id, info.eos_ids, info.add_bos, known);
+  read_specials(path, info.bos_id, info.eos_ids, info.add_bos);
   std::string regex;
   bool bl_regex = false;
   if (const auto* pre = root.if_contains("pre_tokenizer")) scan_pre(*pre, regex, info.byte_level, bl_regex);
@@ -162,11 +144,7 @@ ByteBpeVocab read_byte_bpe_json(const std::string& path) {
     if (!pair) fail("{}: malformed merge entry", path);
     v.merges.push_back(pair->first + " " + pair->second);  // GGUF's form
   }
-  bool known = false;
-  read_specials(root, jv, path, v.bos_id, v.eos_ids, v.add_bos, known);
-  // Llama-3 models expect BOS; some tokenizer.json copies drop the template that adds it.
-  // llama.cpp assumes it for this pre-tokenizer too.
-  if (!known && v.pre == "llama-bpe" && v.bos_id >= 0) v.add_bos = true;
+  read_specials(path, v.bos_id, v.eos_ids, v.add_bos);
   v.tokens = std::move(jv.tokens);
   v.types = std::move(jv.types);
   return v;

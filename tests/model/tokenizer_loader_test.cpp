@@ -130,6 +130,30 @@ TEST_CASE("a GGUF with a byte-level BPE vocabulary gives a working tokenizer", "
   check_fixture(*tok, "llama3");
 }
 
+TEST_CASE("a GGUF export starts and stops where the HF tokenizer does", "[model][tokenizer]") {
+  // One policy for bos/eos/add_bos: the export reads them from the runnable tokenizer, and
+  // the GGUF's two EOS slots (eos, eot) are the HF tokenizer's first two.
+  for (const char* name : {"llama3", "qwen3"}) {
+    INFO(name);
+    const auto hf = load_tokenizer(tokenizer_path(name));
+    const std::string path = temp_dir("tok-gguf-specials") + "/" + name + ".gguf";
+    {
+      GgufWriter w(path);
+      write_byte_bpe_vocab(w, read_byte_bpe_json(tokenizer_path(name) + "/tokenizer.json"));
+      w.finish();
+    }
+    const auto gguf = load_tokenizer(path);
+    CHECK(gguf->bos_id() == hf->bos_id());
+    CHECK(gguf->add_bos() == hf->add_bos());
+    REQUIRE(!hf->eos_ids().empty());
+    const size_t slots = std::min<size_t>(2, hf->eos_ids().size());
+    REQUIRE(gguf->eos_ids().size() >= slots);
+    for (size_t i = 0; i < slots; ++i) CHECK(gguf->eos_ids()[i] == hf->eos_ids()[i]);
+    const std::string text = "Hello, world! 12345";
+    CHECK(gguf->encode(text, true) == hf->encode(text, true));
+  }
+}
+
 TEST_CASE("load_tokenizer errors name the path", "[model][tokenizer]") {
   const std::string dir = temp_dir("tok-bad");
   CHECK_THAT(error_of([&] { load_tokenizer(dir); }), Catch::Contains(dir));
