@@ -6,7 +6,7 @@
 #include <string>
 
 #include "config/engine_config.h"
-#include "quant/options.h"
+#include "config/quant_config.h"
 
 namespace troupe::app {
 

@@ -1,16 +1,13 @@
 #pragma once
 // What troupe::Engine (actors/engine.h) is started from: the model, KV-cache sizing,
 // quantization, scheduler and speculative decoding. Flags: config/flags.h.
-//
-// quant::Options stays in quant/options.h: the quant library's loaders take it, and
-// config/ sits above quant/ (its flag functions call quant::parse_method), so moving the
-// struct here would make quant/ include config/ and config/ link quant/ - a cycle.
+
 #include <cstdint>
 #include <string>
 
 #include "config/kv_config.h"
+#include "config/quant_config.h"
 #include "config/scheduler_config.h"
-#include "quant/options.h"
 
 namespace troupe {
 

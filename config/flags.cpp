@@ -6,6 +6,7 @@
 
 #include "config/config_file.h"
 #include "core/error.h"
+#include "quant/options.h"
 
 namespace troupe::config {
 

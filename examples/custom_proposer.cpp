@@ -69,7 +69,10 @@ Result run(troupe::Engine& engine, const std::string& prompt) {
 
 std::string json_ids(const std::vector<int32_t>& v) {
   std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(v[i]);
+  }
   return s + "]";
 }
 

@@ -44,7 +44,10 @@ std::string reference_script() {
 std::vector<std::vector<double>> reference_logits(const std::string& dir, const std::vector<int32_t>& ids) {
   std::string cmd = test::shell_quote(python_with_numpy()) + " " + test::shell_quote(reference_script()) + " " +
                     test::shell_quote(dir);
-  for (auto t : ids) cmd += " " + std::to_string(t);
+  for (auto t : ids) {
+    cmd += ' ';
+    cmd += std::to_string(t);
+  }
   const auto r = test::run_command(cmd + " 2>&1");
   INFO(r.out.substr(0, 2000));
   REQUIRE(r.status == 0);
