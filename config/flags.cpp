@@ -195,6 +195,13 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
   f.option("--ws-max-inflight", o.ws_max_inflight, "Requests in flight per WebSocket connection")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  f.option("--write-timeout", o.write_timeout_s, "Seconds a client may stop reading before it is dropped (HTTP)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  f.option("--ws-max-queued-bytes", o.ws_max_queued_bytes,
+           "Output queued for a WebSocket client that stops reading before it is dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1024), int64_t(1) << 32));
 }
 
 void add_service_flags(FlagSet& f, ServiceOptions& o) {

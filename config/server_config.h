@@ -20,6 +20,7 @@ struct ServerOptions {
   int write_timeout_s = 60;        // a client that stops reading is dropped (and cancelled)
   int ws_ping_interval_s = 20;     // WebSocket keepalive ping when idle
   int ws_max_inflight = 64;        // concurrent requests per WebSocket connection
+  size_t ws_max_queued_bytes = 8u << 20;  // a WebSocket client this far behind is dropped (and cancelled)
 };
 
 struct ServiceOptions {

@@ -16,10 +16,6 @@ namespace json = boost::json;
 
 namespace {
 
-// A client that stops reading while its requests keep producing tokens is dropped once
-// this much output is queued for it (its requests are cancelled).
-constexpr size_t kMaxQueuedBytes = 8u << 20;
-
 class WsSession : public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(beast::tcp_stream&& stream, ServerCtx& ctx) : ws_(std::move(stream)), ctx_(ctx) {
@@ -173,7 +169,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     if (phase_ == Phase::Closed) return;
     queued_bytes_ += msg.size();
     outq_.push_back(std::move(msg));
-    if (queued_bytes_ > kMaxQueuedBytes) {  // Open -> Closed: the client stopped reading
+    if (queued_bytes_ > ctx_.opts.ws_max_queued_bytes) {  // Open -> Closed: the client stopped reading
       phase_ = Phase::Closed;
       cancel_all(AbortCause::ClientDisconnect);
       beast::get_lowest_layer(ws_).close();  // pending reads and writes fail; the session ends
@@ -212,7 +208,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::deque<std::string> outq_;
   size_t queued_bytes_ = 0;
   // Handshake -> Open when async_accept succeeds; Open -> Closed when a read or a write
-  // fails or the client falls kMaxQueuedBytes behind (Handshake -> Closed when the
+  // fails or the client falls ws_max_queued_bytes behind (Handshake -> Closed when the
   // handshake fails). Closed is final: its requests are cancelled and nothing more is
   // sent; the session ends when the last pending operation returns.
   enum class Phase { Handshake, Open, Closed } phase_ = Phase::Handshake;

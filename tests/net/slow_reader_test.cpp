@@ -1,0 +1,218 @@
+// Clients that stop reading (net/README.md "Safety"): an HTTP stream is dropped after
+// --write-timeout, a WebSocket once --ws-max-queued-bytes are queued for it; either way the
+// connection is closed, its requests are cancelled and the daemon keeps serving others.
+// Every wait here is bounded, so a server that never drops the reader fails, never hangs.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "daemon.h"
+#include "test_util.h"
+
+using namespace troupe;
+using namespace troupe::test;
+namespace asio = boost::asio;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kWriteTimeoutS = 1;
+
+// Each SSE chunk names the model, so a long served name makes every chunk big: the one
+// stream below then outgrows any socket buffers long before its generation ends.
+const std::string kLongName = "slow-reader-" + std::string(1500, 'x');
+
+// A daemon of its own with short limits (the shared one keeps the defaults).
+std::unique_ptr<Daemon> slow_daemon() {
+  ServiceOptions so;
+  so.model_path = model_path("tinystories-656k");
+  so.served_model_name = kLongName;
+  ServerOptions o;
+  o.port = 0;
+  o.api_key = kApiKey;
+  o.write_timeout_s = kWriteTimeoutS;
+  o.ws_max_queued_bytes = 64 * 1024;
+  o.ws_max_inflight = 256;
+  o.io_threads = 2;
+  EngineConfig ec;
+  ec.model = so.model_path;
+  // A KV pool for ~1000 tokens: the 16 choices of one request all start (so the stream's
+  // headers go out) but cannot all grow, and preempted choices wait behind higher-priority work.
+  ec.kv.kv_cache_bytes = 1 << 20;
+    return std::make_unique<Daemon>(so, o, ec);
+}
+
+std::string label(const Daemon& d) { return "{model_name=\"" + d.service->model_name() + "\"}"; }
+double running(const Daemon& d) { return metric_value(d.metrics(), "vllm_num_requests_running" + label(d)); }
+double disconnect_aborts(const Daemon& d) {
+  return metric_value(d.metrics(), "troupe_requests_aborted_total{model_name=\"" + d.service->model_name() +
+                                       "\",cause=\"client_disconnect\"}");
+}
+
+// Polls `done` every 50 ms until it holds or `limit` passes.
+bool wait_until(std::chrono::duration<double> limit, const std::function<bool()>& done) {
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(limit);
+  while (Clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+// A socket that takes data slowly: a 4 KiB receive buffer and a small MSS, both set before
+// connecting so the server's send side stays small too (no megabytes buffered in the kernel).
+void open_small(tcp::socket& s, uint16_t port) {
+  s.open(tcp::v4());
+  s.set_option(asio::socket_base::receive_buffer_size(4096));
+  int mss = 536;
+  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+}
+
+// Reads (and discards) until the peer closes or resets, for at most `limit`; true if it did.
+// Draining what the kernel buffered takes a moment; a peer that keeps the connection open
+// (and idle, or streaming forever) runs into the limit.
+bool drains_to_close(tcp::socket& s, std::chrono::seconds limit) {
+  asio::io_context& io = static_cast<asio::io_context&>(s.get_executor().context());
+  const auto end = Clock::now() + limit;
+  std::string buf(64 * 1024, '\0');
+  bool closed = false;
+  std::function<void()> read = [&] {
+    s.async_read_some(asio::buffer(buf), [&](boost::system::error_code ec, size_t) {
+      if (ec) closed = true;
+      else read();
+    });
+  };
+  read();
+  io.restart();
+  while (!closed && Clock::now() < end) io.run_for(std::chrono::milliseconds(100));
+  if (!closed) {
+    s.cancel();
+    io.restart();
+    io.run_for(std::chrono::seconds(1));
+  }
+  return closed;
+}
+
+// A normal request on the same daemon (a fresh connection) succeeds. Its priority puts it
+// ahead of the background load below.
+void serves_others(const Daemon& d) {
+  HttpResponse r = d.post("/v1/completions", R"({"prompt": "Once upon a time", "max_tokens": 4, "priority": -1})");
+  CHECK(r.status == 200);
+  CHECK(r.body.find("\"text_completion\"") != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("an HTTP stream whose client stops reading is dropped after the write timeout", "[net][slow]") {
+  auto daemon = slow_daemon();
+  Daemon& d = *daemon;
+  serves_others(d);
+  REQUIRE(wait_until(std::chrono::seconds(10), [&] { return running(d) == 0; }));
+  const double aborts0 = disconnect_aborts(d);
+
+  asio::io_context io;
+  tcp::socket s(io);
+  open_small(s, d.port());
+  // 16 choices x 480 tokens, each token a ~1.6 KB SSE chunk: ~12 MB that nobody reads.
+  // Priority 1: once its choices, all started, have filled the socket buffers and run out of
+  // KV blocks, the background load (priority 0) runs ahead of them, so they are still
+  // unfinished when the write timeout drops the connection (this tiny model would otherwise
+  // finish all 16 in about a second).
+  const std::string body = json::serialize(json::object{{"prompt", "Once upon a time"},
+                                                        {"n", 16},
+                                                        {"max_tokens", 480},
+                                                        {"ignore_eos", true},
+                                                        {"priority", 1},
+                                                        {"stream", true}});
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                          std::string(kApiKey) + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
+  asio::write(s, asio::buffer(req));
+  const auto t0 = Clock::now();
+  // Background load, a well-behaved client: 3 x 16 x 480 tokens, a few seconds of work.
+  std::atomic<int> load_ok{0};  // Catch's assertions are not for other threads
+  std::thread load([&d, &load_ok] {
+    for (int i = 0; i < 3; ++i) {
+      HttpResponse r = d.post("/v1/completions", R"({"prompt": "Once", "n": 16, "max_tokens": 480, "ignore_eos": true})");
+      if (r.status == 200) load_ok++;
+    }
+  });
+
+  // The generation starts; meanwhile the daemon answers everyone else.
+  CHECK(wait_until(std::chrono::seconds(10), [&] { return running(d) >= 1; }));
+  serves_others(d);
+
+  // Dropped: its unfinished choices are cancelled (as a disconnect) within the write
+  // timeout of the stall (plus, at worst, the background load running first).
+  const bool cancelled = wait_until(std::chrono::seconds(kWriteTimeoutS + 14), [&] { return disconnect_aborts(d) > aborts0; });
+  INFO("seconds since the request: " << std::chrono::duration<double>(Clock::now() - t0).count());
+  CHECK(cancelled);
+  // The connection is closed: what the kernel held drains, then EOF (or a reset).
+  CHECK(drains_to_close(s, std::chrono::seconds(5)));
+  s.close();
+
+  load.join();
+  CHECK(load_ok == 3);
+  serves_others(d);
+  CHECK(wait_until(std::chrono::seconds(10), [&] { return running(d) == 0; }));
+}
+
+TEST_CASE("a WebSocket client that stops reading is dropped once its queue passes the cap", "[net][slow]") {
+  auto daemon = slow_daemon();
+  Daemon& d = *daemon;
+  REQUIRE(wait_until(std::chrono::seconds(10), [&] { return running(d) == 0; }));
+  const double aborts0 = disconnect_aborts(d);
+
+  asio::io_context io;
+  boost::beast::websocket::stream<tcp::socket> ws(io);
+  open_small(ws.next_layer(), d.port());
+  ws.set_option(boost::beast::websocket::stream_base::decorator([](boost::beast::websocket::request_type& r) {
+    r.set(boost::beast::http::field::authorization, std::string("Bearer ") + kApiKey);
+  }));
+  ws.handshake("127.0.0.1", "/v1/stream");
+  // 64 generations x 480 tokens of token events (~15k messages, ~1 MB), never read: far
+  // past the 64 KiB cap once the small socket buffers are full.
+  const int kRequests = 64;
+  for (int i = 0; i < kRequests; ++i) {
+    ws.write(asio::buffer(json::serialize(json::object{{"type", "generate"},
+                                                       {"id", i},
+                                                       {"prompt", "Once upon a time"},
+                                                       {"max_tokens", 480},
+                                                       {"ignore_eos", true}})));
+  }
+  const auto t0 = Clock::now();
+  REQUIRE(wait_until(std::chrono::seconds(10), [&] { return running(d) >= 1; }));
+  serves_others(d);
+
+  // Dropped: its requests are cancelled (the running one and the waiting ones) long before
+  // 64 x 480 serial tokens could have been generated, and nothing runs any more.
+  const bool cancelled = wait_until(std::chrono::seconds(15), [&] {
+    return disconnect_aborts(d) > aborts0 && running(d) == 0;
+  });
+  INFO("seconds since the requests: " << std::chrono::duration<double>(Clock::now() - t0).count());
+  CHECK(cancelled);
+  CHECK(disconnect_aborts(d) > aborts0);
+  CHECK(drains_to_close(ws.next_layer(), std::chrono::seconds(5)));
+  ws.next_layer().close();
+
+  serves_others(d);
+  CHECK(wait_until(std::chrono::seconds(10), [&] { return running(d) == 0; }));
+}
