@@ -103,12 +103,11 @@ bool drains_to_close(tcp::socket& s, std::chrono::seconds limit) {
   read();
   io.restart();
   while (!closed && Clock::now() < end) io.run_for(std::chrono::milliseconds(100));
-  if (!closed) {
-    s.cancel();
-    io.restart();
-    io.run_for(std::chrono::seconds(1));
-  }
-  return closed;
+  if (closed) return true;
+  s.cancel();  // the handler runs (operation_aborted) before `buf` and `read` go away
+  io.restart();
+  io.run_for(std::chrono::seconds(1));
+  return false;
 }
 
 // A normal request on the same daemon (a fresh connection) succeeds. Its priority puts it
