@@ -61,7 +61,8 @@ const char* kNonDefaults =
     "--batch-wait-ms 5 --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
     "--num-speculative-tokens 3 --speculative-method draft --ngram-min 1 --ngram-max 5 --no-adaptive-speculation "
     "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
-    "--max-connections 10 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --served-model-name tiny "
+    "--max-connections 10 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
+    "--ws-max-queued-bytes 65536 --served-model-name tiny "
     "--chat-template t.jinja --warmup 2 --heartbeat-interval 2.5";
 
 }  // namespace
@@ -82,6 +83,8 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
   CHECK_FALSE(c.o.engine.speculative.adaptive);
   CHECK(c.o.engine.quantization.method == quant::Method::Int4);
   CHECK(c.o.server.port == 1234);
+  CHECK(c.o.server.write_timeout_s == 5);
+  CHECK(c.o.server.ws_max_queued_bytes == 65536);
   CHECK(c.o.service.chat_template_path == "t.jinja");
   // Every value differs from the default, so the round trips below cannot pass by accident.
   const json::object d = ServeLike().run("--model m.gguf");
