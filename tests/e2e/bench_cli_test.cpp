@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "client/http_client.h"
+#include "serve_process.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -306,60 +307,9 @@ TEST_CASE("bench throughput --compare-no-spec refuses what it cannot do instead 
 
 TEST_CASE("bench serve --json against a running troupe serve", "[cli][bench]") {
   const std::string dir = test::temp_dir("bench-serve");
-  const std::string log = dir + "/serve.log", js = dir + "/serve.json";
-  const std::string bin = test::troupe_bin();
-  std::vector<std::string> args = {bin, "serve", "--model", model(), "--port", "0", "--warmup", "0"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&fa);
-  // Stops the daemon however the test ends.
-  struct Stop {
-    pid_t pid;
-    int status = -1;
-    bool exited = false;
-    void now() {
-      if (exited || pid <= 0) return;
-      kill(pid, SIGTERM);
-      for (int i = 0; i < 200 && !exited; ++i) {
-        exited = waitpid(pid, &status, WNOHANG) == pid;
-        if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      if (!exited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        exited = true;
-        status = -1;
-      }
-    }
-    ~Stop() { now(); }
-  } stop{pid};
-
-  uint16_t port = 0;
-  for (int i = 0; i < 600 && port == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const std::string text = test::read_file(log);
-    const auto at = text.find("listening on http://127.0.0.1:");
-    if (at != std::string::npos) port = uint16_t(std::stoi(text.substr(at + 30)));
-  }
-  INFO(test::read_file(log));
-  REQUIRE(port != 0);
-  int health = 0;
-  for (int i = 0; i < 600 && health != 200; ++i) {
-    try {
-      HttpClient c("127.0.0.1", port, 10);
-      health = c.request("GET", "/health").status;
-    } catch (const std::exception&) {
-    }
-    if (health != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  REQUIRE(health == 200);
+  const std::string js = dir + "/serve.json";
+  test::ServeProcess serve({"--model", model(), "--warmup", "0"}, dir + "/serve.log");
+  const uint16_t port = serve.port();
 
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
   auto r = bench("serve --url " + url + " --num-prompts 5 --request-rate inf --input-len 4:8 --output-len 6 "
@@ -399,8 +349,6 @@ TEST_CASE("bench serve --json against a running troupe serve", "[cli][bench]") {
   CHECK(!o2.contains("goodput_requests_per_s"));
   CHECK(!o2.contains("good_requests"));
 
-  stop.now();
-  CHECK(stop.exited);
-  CHECK(WIFEXITED(stop.status));
-  CHECK(WEXITSTATUS(stop.status) == 0);
+  INFO(serve.log_text());
+  CHECK(serve.stop());  // SIGTERM: exits by itself with status 0
 }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "client/http_client.h"
+#include "serve_process.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -80,37 +81,10 @@ TEST_CASE("serve: bad config files fail with a message naming the problem") {
 
 TEST_CASE("serve: reports ready after warmup, serves, and exits cleanly on SIGTERM") {
   const std::string dir = test::temp_dir("serve-proc");
-  const std::string log = dir + "/serve.log";
-  const std::string bin = test::troupe_bin();
   const std::string model = test::model_path("tinystories-656k");
-  std::vector<std::string> args = {bin, "serve", "--model", model, "--port", "0", "--warmup", "3", "--heartbeat-interval", "0.2"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&fa);
-
-  uint16_t port = 0;
-  for (int i = 0; i < 600 && port == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const std::string text = test::read_file(log);
-    const auto at = text.find("listening on http://127.0.0.1:");
-    if (at != std::string::npos) port = uint16_t(std::stoi(text.substr(at + 30)));
-  }
-  REQUIRE(port != 0);
-  int health = 0;
-  for (int i = 0; i < 600 && health != 200; ++i) {
-    HttpClient c("127.0.0.1", port, 10);
-    health = c.request("GET", "/health").status;
-    if (health != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  REQUIRE(health == 200);
-  CHECK(test::read_file(log).find("cold-start ratio") != std::string::npos);
+  test::ServeProcess serve({"--model", model, "--warmup", "3", "--heartbeat-interval", "0.2"}, dir + "/serve.log");
+  const uint16_t port = serve.port();
+  CHECK(serve.log_text().find("cold-start ratio") != std::string::npos);
   HttpClient c("127.0.0.1", port, 30);
   CHECK(c.request("POST", "/v1/completions", R"({"prompt": "Once", "max_tokens": 4})").status == 200);
   // Idle past the heartbeat interval: heartbeat requests keep the engine stepping.
@@ -125,19 +99,7 @@ TEST_CASE("serve: reports ready after warmup, serves, and exits cleanly on SIGTE
   CHECK(steps() > steps0);
   CHECK(c.request("GET", "/health").status == 200);
 
-  REQUIRE(kill(pid, SIGTERM) == 0);
-  int status = 0;
-  bool exited = false;
-  for (int i = 0; i < 200 && !exited; ++i) {
-    exited = waitpid(pid, &status, WNOHANG) == pid;
-    if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  if (!exited) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
-  INFO(test::read_file(log));
-  CHECK(exited);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  const bool clean = serve.stop();
+  INFO(serve.log_text());
+  CHECK(clean);  // SIGTERM: exits by itself with status 0
 }

@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include <sstream>
+#include <thread>
+#include <chrono>
 
 #include "test_util.h"
 
@@ -107,6 +109,26 @@ Streamed stream_completion(uint16_t port, const std::string& body, int stop_afte
   });
   s.status = r.status;
   return s;
+}
+
+std::string completion_body(const std::string& prompt, int max_tokens, bool stream, bool ignore_eos) {
+  boost::json::object o{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
+  if (ignore_eos) o["ignore_eos"] = true;
+  if (stream) o["stream_options"] = boost::json::object{{"include_usage", true}};
+  return boost::json::serialize(o);
+}
+
+std::string label(const Daemon& d) { return "{model_name=\"" + d.service->model_name() + "\"}"; }
+
+std::string wait_metrics(const Daemon& d, const std::function<bool(const std::string&)>& pred, double timeout_s) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  std::string m;
+  while (std::chrono::steady_clock::now() < end) {
+    m = d.metrics();
+    if (pred(m)) return m;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return m;
 }
 
 }  // namespace troupe::test

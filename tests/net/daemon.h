@@ -42,6 +42,14 @@ struct Streamed {
 // walks away after that many choice chunks.
 Streamed stream_completion(uint16_t port, const std::string& body, int stop_after = 0);
 
+// A /v1/completions body: greedy, `max_tokens`, streamed with a usage chunk or not.
+std::string completion_body(const std::string& prompt, int max_tokens, bool stream, bool ignore_eos = false);
+// `{model_name="..."}`, the label every sample of this daemon carries.
+std::string label(const Daemon& d);
+// Polls /metrics until `pred` holds or `timeout_s` passes; returns the last exposition
+// (the engine retires cancelled sequences asynchronously).
+std::string wait_metrics(const Daemon& d, const std::function<bool(const std::string&)>& pred, double timeout_s = 20);
+
 // A sample's value in a Prometheus exposition (first line starting with `series`), or -1.
 double metric_value(const std::string& exposition, const std::string& series);
 

@@ -21,24 +21,11 @@ namespace json = boost::json;
 
 namespace {
 
-std::string label(const Daemon& d) { return "{model_name=\"" + d.service->model_name() + "\"}"; }
 double value(const Daemon& d, const std::string& m, const std::string& name) { return metric_value(m, name + label(d)); }
 
-std::string body(const std::string& prompt, int max_tokens, bool stream = false, bool ignore_eos = true) {
-  json::object o{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
-  if (ignore_eos) o["ignore_eos"] = true;
-  return json::serialize(o);
-}
-
-std::string wait_metrics(const Daemon& d, const std::function<bool(const std::string&)>& pred, double timeout_s = 20) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  std::string m;
-  while (std::chrono::steady_clock::now() < end) {
-    m = d.metrics();
-    if (pred(m)) return m;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return m;
+// Greedy completions that run to max_tokens.
+std::string body(const std::string& prompt, int max_tokens, bool stream = false) {
+  return completion_body(prompt, max_tokens, stream, /*ignore_eos=*/true);
 }
 
 const std::string kLongPrompt =

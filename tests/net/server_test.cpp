@@ -18,31 +18,6 @@ using namespace troupe;
 using namespace troupe::test;
 namespace json = boost::json;
 
-namespace {
-
-std::string completion_body(const std::string& prompt, int max_tokens, bool stream, bool ignore_eos = false) {
-  json::object o{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
-  if (ignore_eos) o["ignore_eos"] = true;
-  if (stream) o["stream_options"] = json::object{{"include_usage", true}};
-  return json::serialize(o);
-}
-
-// Polls /metrics until `pred` holds (the engine retires cancelled sequences asynchronously).
-std::string wait_metrics(Daemon& d, const std::function<bool(const std::string&)>& pred, double timeout_s = 20) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  std::string m;
-  while (std::chrono::steady_clock::now() < end) {
-    m = d.metrics();
-    if (pred(m)) return m;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return m;
-}
-
-std::string label(const Daemon& d) { return "{model_name=\"" + d.service->model_name() + "\"}"; }
-
-}  // namespace
-
 TEST_CASE("health and metrics: ready after warmup, vLLM names, passes promtool") {
   Daemon& d = main_daemon();
   HttpResponse h = d.get("/health", false);

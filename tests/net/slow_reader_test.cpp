@@ -59,7 +59,6 @@ std::unique_ptr<Daemon> slow_daemon() {
     return std::make_unique<Daemon>(so, o, ec);
 }
 
-std::string label(const Daemon& d) { return "{model_name=\"" + d.service->model_name() + "\"}"; }
 double running(const Daemon& d) { return metric_value(d.metrics(), "vllm_num_requests_running" + label(d)); }
 double disconnect_aborts(const Daemon& d) {
   return metric_value(d.metrics(), "troupe_requests_aborted_total{model_name=\"" + d.service->model_name() +

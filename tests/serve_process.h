@@ -1,0 +1,94 @@
+#pragma once
+// A real `troupe serve` child process for tests that need the daemon as users run it:
+// started on a free loopback port (--port 0, read back from its log), ready once /health
+// answers 200, stopped with SIGTERM (SIGKILL after 10 s) however the test ends.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/http_client.h"
+#include "test_util.h"
+
+extern char** environ;
+
+namespace troupe::test {
+
+class ServeProcess {
+ public:
+  // `args` follow `troupe serve` (without --port); stdout and stderr go to `log`.
+  ServeProcess(const std::vector<std::string>& args, std::string log) : log_(std::move(log)) {
+    std::vector<std::string> all = {troupe_bin(), "serve"};
+    all.insert(all.end(), args.begin(), args.end());
+    all.insert(all.end(), {"--port", "0"});
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    const int rc = posix_spawn(&pid_, all[0].c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE(rc == 0);
+    for (int i = 0; i < 600 && port_ == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      const std::string text = log_text();
+      const auto at = text.find("listening on http://127.0.0.1:");
+      if (at != std::string::npos) port_ = uint16_t(std::stoi(text.substr(at + 30)));
+    }
+    INFO(log_text());
+    REQUIRE(port_ != 0);
+    int health = 0;
+    for (int i = 0; i < 600 && health != 200; ++i) {
+      try {
+        HttpClient c("127.0.0.1", port_, 10);
+        health = c.request("GET", "/health").status;
+      } catch (const std::exception&) {
+      }
+      if (health != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    REQUIRE(health == 200);
+  }
+  ~ServeProcess() { stop(); }
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
+
+  uint16_t port() const { return port_; }
+  std::string log_text() const { return read_file(log_); }
+
+  // SIGTERM and wait; true when the daemon exited by itself with status 0.
+  bool stop() {
+    if (!exited_ && pid_ > 0) {
+      kill(pid_, SIGTERM);
+      for (int i = 0; i < 200 && !exited_; ++i) {
+        exited_ = waitpid(pid_, &status_, WNOHANG) == pid_;
+        if (!exited_) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (!exited_) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status_, 0);
+        killed_ = true;
+        exited_ = true;
+      }
+    }
+    return exited_ && !killed_ && WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = 0;
+  uint16_t port_ = 0;
+  int status_ = -1;
+  bool exited_ = false, killed_ = false;
+};
+
+}  // namespace troupe::test
