@@ -61,7 +61,7 @@ void SchedulerCore::finish_request(int64_t request_id, FinishReason reason) {
     if ((*it)->id == request_id) {
       auto s = *it;
       waiting_.erase(it);
-      finish(*s, reason, Clock::now());
+      finish(*s, reason);
       retire(s);
       return;
     }
@@ -75,7 +75,7 @@ std::optional<StepPlan> SchedulerCore::plan(Clock::time_point now,
   // Step boundary: retire cancelled sequences and (continuous) finished ones first, so
   // their blocks are free for this very step.
   for (auto& s : running_)
-    if (s->aborted() && !s->finished) finish(*s, *s->abort, now);
+    if (s->aborted() && !s->finished) finish(*s, *s->abort);
   const bool static_mode = cfg_.scheduling == Scheduling::Static;
   if (!static_mode || static_batch_done()) {
     std::erase_if(running_, [&](const SequencePtr& s) {
@@ -280,7 +280,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
     // sequences in it, keep serving the rest.
     for (const auto& p : plan.seqs)
       if (Sequence* s = find(p.seq_id()); s && !s->finished)
-        finish(*s, FinishReason::Error, now, ErrorKind::Internal, result.error);
+        finish(*s, FinishReason::Error, ErrorKind::Internal, result.error);
     return;
   }
   size_t next_outcome = 0;
@@ -299,7 +299,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
     if (!sp || !blocks_.has_sequence(sp->id)) continue;  // preempted after planning (cannot happen today)
     Sequence& s = *sp;
     if (p.num_draft_slots > 0) {
-      complete_speculative(p, s, *outcome);
+      complete_speculative(s, *outcome);
       continue;
     }
     const int64_t before = s.num_computed;
@@ -334,8 +334,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
 // A decode step that had draft slots: the last token and the accepted drafts now have KV;
 // the slots of rejected (or never proposed) drafts are rolled back, freeing blocks past
 // the new end, so the next step overwrites them (and the prefix cache never sees them).
-void SchedulerCore::complete_speculative(const PlannedSeq& p, Sequence& s, const SeqOutcome& o) {
-  (void)p;
+void SchedulerCore::complete_speculative(Sequence& s, const SeqOutcome& o) {
   const int64_t L = int64_t(s.tokens.size());  // the last token is at L - 1
   spec_->observe_proposal(s.spec, o.num_drafts > 0);
   if (o.num_drafts > 0) {
@@ -383,7 +382,7 @@ SeqUpdate& SchedulerCore::update_for(int64_t id) {
 void SchedulerCore::emit_tokens(Sequence& s, const std::vector<int32_t>& tokens) {
   for (int32_t token : tokens) {
     if (is_stop_token(s.params, s.eos_ids, token)) {
-      finish(s, FinishReason::Stop, Clock::now());
+      finish(s, FinishReason::Stop);
       return;
     }
     s.tokens.push_back(token);
@@ -391,15 +390,13 @@ void SchedulerCore::emit_tokens(Sequence& s, const std::vector<int32_t>& tokens)
     stats_.generated_tokens++;
     update_for(s.id).token_ids.push_back(token);
     if (s.num_generated() >= s.params.max_tokens || int64_t(s.tokens.size()) >= s.max_model_len) {
-      finish(s, FinishReason::Length, Clock::now());
+      finish(s, FinishReason::Length);
       return;
     }
   }
 }
 
-void SchedulerCore::finish(Sequence& s, FinishReason reason, Clock::time_point now, ErrorKind kind,
-                           const std::string& error) {
-  (void)now;
+void SchedulerCore::finish(Sequence& s, FinishReason reason, ErrorKind kind, const std::string& error) {
   if (s.finished) return;
   s.finished = true;
   SeqUpdate& u = update_for(s.id);

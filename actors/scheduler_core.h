@@ -53,12 +53,11 @@ class SchedulerCore {
   void attach_context(PlannedSeq& p, Sequence& s);
   void start_running(const SequencePtr& s, int64_t cached, Clock::time_point now);
   void plan_drafts(StepPlan& plan, int64_t budget);
-  void complete_speculative(const PlannedSeq& p, Sequence& s, const SeqOutcome& o);
+  void complete_speculative(Sequence& s, const SeqOutcome& o);
   void emit_tokens(Sequence& s, const std::vector<int32_t>& tokens);
   void retire(const SequencePtr& s);
   void preempt(const SequencePtr& victim);
-  void finish(Sequence& s, FinishReason reason, Clock::time_point now, ErrorKind kind = ErrorKind::None,
-              const std::string& error = "");
+  void finish(Sequence& s, FinishReason reason, ErrorKind kind = ErrorKind::None, const std::string& error = "");
   SeqUpdate& update_for(int64_t id);
   bool static_batch_done() const;
   Sequence* find(int64_t id);
