@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "actors/request.h"
+#include "actors/scheduler_stats.h"
 #include "kv/block_manager.h"
 #include "model/step.h"
 #include "sampling/sampler.h"
@@ -229,7 +230,7 @@ using scheduler_tick_atom = caf::atom_constant<caf::atom("tsched")>;
 
 using scheduler_actor =
     caf::typed_actor<caf::reacts_to<EnqueueSeq>, caf::reacts_to<FinishRequest>,
-                     caf::replies_to<StatsQuery>::with<struct SchedulerStats>,
+                     caf::replies_to<StatsQuery>::with<SchedulerStats>,
                      caf::reacts_to<SchedulerLinks>, caf::reacts_to<scheduler_tick_atom>>;
 
 using admission_actor = caf::typed_actor<caf::reacts_to<AdmitRequest>, caf::reacts_to<FinishRequest>,
@@ -255,11 +256,6 @@ struct AdmissionLinks {
   bool operator==(const AdmissionLinks&) const = default;
 };
 
-}  // namespace troupe
-
-#include "actors/scheduler_stats.h"
-
-namespace troupe {
 
 // ---------------------------------------------------------------------------------------
 // inspect() overloads (CAF 0.17): field lists for the serializer, deep_to_string and logs

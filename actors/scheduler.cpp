@@ -82,7 +82,7 @@ void on_result(SchedulerSelf self, StepResult& r) {
   const auto now = Clock::now();
   const double wall_ms = std::chrono::duration<double, std::milli>(now - st.sent_at).count();
   st.core->record_step_time(wall_ms, r);
-  st.core->complete(st.plan, r, now);
+  st.core->complete(st.plan, r);
   if (!st.links.observers.empty()) {
     StepObservation obs = st.core->last_observation();
     obs.wall_ms = wall_ms;

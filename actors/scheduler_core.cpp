@@ -266,7 +266,7 @@ std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
   return plan;
 }
 
-void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clock::time_point now) {
+void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
   stats_.steps++;
   observation_ = StepObservation{};
   observation_.step_id = plan.step_id;

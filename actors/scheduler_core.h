@@ -28,7 +28,7 @@ class SchedulerCore {
   // The next step, or nullopt when there is nothing to run now. For static batching,
   // `wait_hint` says how long to wait before asking again (batch still filling).
   std::optional<StepPlan> plan(Clock::time_point now, std::optional<Clock::duration>* wait_hint);
-  void complete(const StepPlan& plan, const StepResult& result, Clock::time_point now);
+  void complete(const StepPlan& plan, const StepResult& result);
 
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
   int64_t num_waiting() const { return int64_t(waiting_.size()); }
