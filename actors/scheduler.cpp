@@ -14,7 +14,8 @@ struct SchedulerState {
   bool in_flight = false;     // one step at a time: the next is planned when it returns
   bool timer_pending = false; // static batching waits for its batch to fill
   QueueDepth reported;        // last QueueDepth sent to admission
-  // The plan in flight, kept to apply its result (the message itself went to the executor).
+  // The plan in flight, kept to apply its result (the message itself went to the executor);
+  // see kept_for_completion.
   StepPlan plan;
   Clock::time_point sent_at;
   static inline const char* name = "scheduler";
@@ -44,6 +45,21 @@ void flush(SchedulerSelf self) {
 
 void on_result(SchedulerSelf self, StepResult& r);
 
+// What complete() reads of the plan in flight: each sequence's step and flags. Not the
+// contexts (a drafting sequence's whole token history), which only the receivers need.
+StepPlan kept_for_completion(const StepPlan& plan) {
+  StepPlan kept;
+  kept.step_id = plan.step_id;
+  kept.seqs.reserve(plan.seqs.size());
+  for (const auto& p : plan.seqs) {
+    PlannedSeq& k = kept.seqs.emplace_back();
+    k.step = p.step;
+    k.sample = p.sample;
+    k.num_draft_slots = p.num_draft_slots;
+  }
+  return kept;
+}
+
 // Plans and sends the next step if none is in flight. Continuous batching is this loop:
 // the step result comes back, finished sequences leave, waiting ones join, and the next
 // step goes out at once.
@@ -64,7 +80,7 @@ void kick(SchedulerSelf self) {
   st.in_flight = true;
   const bool drafts = st.links.drafter && std::any_of(plan->seqs.begin(), plan->seqs.end(),
                                                       [](const PlannedSeq& p) { return p.num_draft_slots > 0; });
-  st.plan = *plan;
+  st.plan = kept_for_completion(*plan);
   st.sent_at = Clock::now();
   self->request(drafts ? st.links.drafter : st.links.executor, caf::infinite, std::move(*plan))
       .then([self](StepResult& r) { on_result(self, r); },
