@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
+#include "actors/remote/cluster_protocol.h"
+#include "actors/remote/pipeline_stages.h"
 #include "backends/backend_factory.h"
 #include "core/error.h"
 #include "model/tokenizer_loader.h"
@@ -26,13 +29,16 @@ struct Engine::Impl {
   std::unique_ptr<caf::actor_system> system;
   std::shared_ptr<const Tokenizer> tokenizer;
   Pipeline pipeline;
+  std::optional<PipelineStages> stages;  // --pipeline-workers
   std::string speculation;
   std::atomic<int64_t> next_id{1};
   bool stopped = false;
 };
 
 Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl_(std::make_unique<Impl>()) {
-  impl_->system = std::make_unique<caf::actor_system>(configure_actor_system(impl_->caf_cfg));
+  configure_actor_system(impl_->caf_cfg);
+  if (cfg_.cluster.enabled()) configure_remoting(impl_->caf_cfg);
+  impl_->system = std::make_unique<caf::actor_system>(impl_->caf_cfg);
   impl_->tokenizer = load_tokenizer(cfg_.model);
   Checkpoint weights = load_checkpoint(cfg_.model);  // float, GGUF or pre-quantized
   const ModelConfig mc = weights.weights.config;
@@ -48,15 +54,27 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
                           ? cfg_.kv.kv_cache_bytes
                           : std::min(bytes_per_token * max_model_len_ * cfg_.scheduler.max_num_seqs,
                                      physical_memory_bytes() / 4);
-  std::shared_ptr<Backend> backend = make_backend(std::move(weights), bo);
-  const KvCacheShape kv = backend->kv_shape();
+  PipelineBuilder builder(*impl_->system);
+  std::shared_ptr<Backend> backend;
+  KvCacheShape kv;
+  if (cfg_.cluster.enabled()) {
+    if (cfg_.speculative.enabled())
+      fail("speculative decoding does not run over --pipeline-workers yet; drop one of them");
+    const int64_t block_bytes = bytes_per_token * bo.block_size;
+    impl_->stages = start_pipeline_stages(*impl_->system, cfg_, weights.weights, bo.kv_cache_bytes / block_bytes);
+    kv = impl_->stages->kv;
+    builder.shard(impl_->stages->chain, kv);
+  } else {
+    backend = make_backend(std::move(weights), bo);
+    kv = backend->kv_shape();
+  }
+  if (kv.num_blocks < 1) fail("the KV cache budget of {} bytes holds no block", bo.kv_cache_bytes);
   // A sequence must fit the pool on its own, or preemption could never make room for it.
   max_model_len_ = std::min(max_model_len_, kv.num_blocks * kv.block_size);
 
   SchedulerConfig sc = cfg_.scheduler;
   sc.max_model_len = max_model_len_;
   AdmissionConfig ac{max_model_len_, cfg_.max_waiting, mc.vocab_size};
-  PipelineBuilder builder(*impl_->system);
   // Speculation is set up while the backend is still ours alone (calibration runs on it).
   if (cfg_.speculative.enabled()) {
     spec::SpecSetup setup = spec::setup_speculation(cfg_, *backend, *impl_->tokenizer);
@@ -67,9 +85,11 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
   }
   spec::VerifyOptions vo;
   vo.skip_residual = cfg_.speculative.test_skip_residual;
-  builder.tokenizer(impl_->tokenizer).backend(std::move(backend)).scheduler(sc).admission(ac).verify_options(vo);
+  builder.tokenizer(impl_->tokenizer).scheduler(sc).admission(ac).verify_options(vo);
+  if (backend) builder.backend(std::move(backend));
   if (hooks.customize) hooks.customize(builder, *impl_->system);
   impl_->pipeline = builder.build();
+  if (impl_->stages) caf::anon_send(impl_->stages->chain, ChainLinks{impl_->pipeline.scheduler});
 }
 
 Engine::~Engine() { stop(); }
@@ -95,6 +115,8 @@ void Engine::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
   impl_->pipeline.stop();
+  if (impl_->stages)
+    for (auto& a : impl_->stages->owned) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   impl_->system->await_all_actors_done();
 }
 
@@ -103,6 +125,10 @@ const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
 std::string Engine::speculation() const { return impl_->speculation; }
 
 const Pipeline& Engine::pipeline() const { return impl_->pipeline; }
+
+std::shared_ptr<const ClusterStatus> Engine::cluster() const {
+  return impl_->stages ? impl_->stages->status : nullptr;
+}
 
 caf::actor_system& Engine::system() { return *impl_->system; }
 

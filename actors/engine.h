@@ -13,6 +13,7 @@
 #include <string>
 
 #include "actors/pipeline.h"
+#include "actors/remote/cluster_status.h"
 #include "actors/request.h"
 #include "actors/scheduler.h"
 #include "config/engine_config.h"
@@ -47,6 +48,8 @@ class Engine {
   int64_t max_model_len() const { return max_model_len_; }
   std::string speculation() const;    // what drafts ("" without speculation), for logs
   const Pipeline& pipeline() const;   // the stages' handles
+  // The pipeline's workers (--pipeline-workers), null without remote stages.
+  std::shared_ptr<const ClusterStatus> cluster() const;
   caf::actor_system& system();
 
  private:

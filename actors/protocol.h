@@ -85,6 +85,13 @@ struct StatsQuery {
   bool operator==(const StatsQuery&) const = default;
 };
 
+// Shard (a pipeline of remote stages) -> scheduler: a stage was rebuilt with empty KV
+// memory, so the prefix cache must forget what it holds.
+struct KvLost {
+  std::string why;
+  bool operator==(const KvLost&) const = default;
+};
+
 // What a stage may not know about a sequence yet: sent with a planned step when the
 // executor first samples for it (to build its sampler) and whenever the drafter drafts
 // for it (a proposer reads the whole context).
@@ -149,12 +156,16 @@ struct StepResult {
 struct ShardStep {
   StepBatch batch;
   std::vector<BlockCopy> copies;  // run first, in order
+  // Pipeline stages after the first: [num_tokens, hidden_size] activations from the stage
+  // before (raw bytes on the wire); empty for a whole-model shard or the first stage.
+  std::vector<float> hidden;
   bool operator==(const ShardStep&) const = default;
 };
 
 // Shard -> executor, the reply to a ShardStep.
 struct ShardOutput {
-  StepOutput out;       // logits of the requested rows (raw bytes on the wire)
+  StepOutput out;       // logits of the requested rows (raw bytes on the wire); last stage
+  std::vector<float> hidden;  // stages before the last: activations for the next stage
   double forward_ms = 0;
   std::string error;    // non-empty: the backend rejected the step
   bool operator==(const ShardOutput&) const = default;
@@ -222,6 +233,15 @@ using observer_actor = caf::typed_actor<caf::reacts_to<StepObservation>>;
 struct OutputLinks;
 struct SchedulerLinks;
 struct AdmissionLinks;
+struct StageUp;
+struct StageDown;
+struct ChainLinks;
+
+// A pipeline of shard stages (each a slice of the layers, on this node or another) behind
+// one shard interface (actors/stage_chain.h); StageUp/StageDown come from whoever keeps
+// the stages alive (cluster/ for remote workers).
+using stage_chain_actor = shard_actor::extend<caf::reacts_to<StageUp>, caf::reacts_to<StageDown>,
+                                              caf::reacts_to<ChainLinks>>;
 
 using output_actor = caf::typed_actor<caf::reacts_to<OpenStream>, caf::reacts_to<StepUpdates>,
                                       caf::reacts_to<OutputLinks>>;
@@ -229,7 +249,7 @@ using output_actor = caf::typed_actor<caf::reacts_to<OpenStream>, caf::reacts_to
 using scheduler_tick_atom = caf::atom_constant<caf::atom("tsched")>;
 
 using scheduler_actor =
-    caf::typed_actor<caf::reacts_to<EnqueueSeq>, caf::reacts_to<FinishRequest>,
+    caf::typed_actor<caf::reacts_to<EnqueueSeq>, caf::reacts_to<FinishRequest>, caf::reacts_to<KvLost>,
                      caf::replies_to<StatsQuery>::with<SchedulerStats>,
                      caf::reacts_to<SchedulerLinks>, caf::reacts_to<scheduler_tick_atom>>;
 
@@ -254,6 +274,26 @@ struct AdmissionLinks {
   scheduler_actor scheduler;
   output_actor output;              // receives rejections
   bool operator==(const AdmissionLinks&) const = default;
+};
+
+// -> stage chain: stage `index` serves (again) through `shard`. kv_lost: it was rebuilt
+// after a loss, so its KV memory is empty (the chain tells the scheduler: KvLost).
+struct StageUp {
+  int32_t index = 0;
+  shard_actor shard;
+  bool kv_lost = false;
+  bool operator==(const StageUp&) const = default;
+};
+// -> stage chain: stage `index` is gone; steps in flight fail with `why`, and so does every
+// step until it is up again.
+struct StageDown {
+  int32_t index = 0;
+  std::string why;
+  bool operator==(const StageDown&) const = default;
+};
+struct ChainLinks {
+  scheduler_actor scheduler;        // receives KvLost
+  bool operator==(const ChainLinks&) const = default;
 };
 
 
@@ -389,6 +429,10 @@ typename Inspector::result_type inspect(Inspector& f, StatsQuery&) {
   return f(caf::meta::type_name("StatsQuery"));
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, KvLost& x) {
+  return f(caf::meta::type_name("KvLost"), x.why);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SeqContext& x) {
   return f(caf::meta::type_name("SeqContext"), x.params, x.tokens, x.prompt_len);
 }
@@ -417,11 +461,13 @@ typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ShardStep& x) {
-  return f(caf::meta::type_name("ShardStep"), x.batch, x.copies);
+  wire::RawFloats hidden{&x.hidden};
+  return f(caf::meta::type_name("ShardStep"), x.batch, x.copies, hidden);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ShardOutput& x) {
-  return f(caf::meta::type_name("ShardOutput"), x.out, x.forward_ms, x.error);
+  wire::RawFloats hidden{&x.hidden};
+  return f(caf::meta::type_name("ShardOutput"), x.out, hidden, x.forward_ms, x.error);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SeqUpdate& x) {
@@ -457,6 +503,19 @@ typename Inspector::result_type inspect(Inspector& f, AdmissionLinks& x) {
   return f(caf::meta::type_name("AdmissionLinks"), x.scheduler, x.output);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StageUp& x) {
+  return f(caf::meta::type_name("StageUp"), x.index, x.shard, x.kv_lost);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, StageDown& x) {
+  return f(caf::meta::type_name("StageDown"), x.index, x.why);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ChainLinks& x) {
+  return f(caf::meta::type_name("ChainLinks"), x.scheduler);
+}
+
 // Registers every protocol type with an actor system (both ends of a remote link must).
 void add_protocol_types(caf::actor_system_config& cfg);
 
@@ -470,6 +529,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe_protocol, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::EnqueueSeq))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::QueueDepth))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::StatsQuery))
+  CAF_ADD_TYPE_ID(troupe_protocol, (troupe::KvLost))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::SchedulerStats))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::StepPlan))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::ReleaseSeqs))
@@ -481,10 +541,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe_protocol, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::SchedulerLinks))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::OutputLinks))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::AdmissionLinks))
+  CAF_ADD_TYPE_ID(troupe_protocol, (troupe::StageUp))
+  CAF_ADD_TYPE_ID(troupe_protocol, (troupe::StageDown))
+  CAF_ADD_TYPE_ID(troupe_protocol, (troupe::ChainLinks))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::shard_actor))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::step_actor))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::scheduler_actor))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::admission_actor))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::output_actor))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::observer_actor))
+  CAF_ADD_TYPE_ID(troupe_protocol, (troupe::stage_chain_actor))
 CAF_END_TYPE_ID_BLOCK(troupe_protocol)

@@ -123,6 +123,7 @@ scheduler_actor::behavior_type scheduler_behavior(SchedulerSelf self, SchedulerC
         kick(self);
         flush(self);
       },
+      [self](KvLost&) { self->state.core->forget_cached_prefixes(); },
       [self](StatsQuery) -> SchedulerStats { return self->state.core->stats(); },
       [self](SchedulerLinks& links) {
         self->state.links = std::move(links);

@@ -42,6 +42,9 @@ class SchedulerCore {
   std::vector<int64_t> take_released();
   // What the last complete() saw (the actor adds wall time and sends it to observers).
   const StepObservation& last_observation() const { return observation_; }
+  // The shard's KV memory was lost and rebuilt (a remote stage came back): cached prefixes
+  // no longer hold what they say.
+  void forget_cached_prefixes() { blocks_.forget_cached_prefixes(); }
   const BlockManager& blocks() const { return blocks_; }  // for tests
   const Sequence* sequence(int64_t id) const;               // waiting or running; for tests
 

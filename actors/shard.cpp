@@ -14,7 +14,8 @@ shard_actor::behavior_type shard_behavior(shard_actor::pointer self, std::shared
         const auto t0 = std::chrono::steady_clock::now();
         try {
           for (const auto& c : s.copies) backend->copy_block(c.src, c.dst);
-          backend->run_step(s.batch, r.out);
+          backend->run_stage(s.batch, s.hidden, r.out);
+          r.hidden = std::move(s.hidden);
         } catch (const std::exception& e) {
           r.error = e.what();
         }

@@ -53,6 +53,7 @@ caf::behavior wire_relay(caf::event_based_actor* self, caf::actor target) {
       [forward](AdmitRequest& m) { forward(m); },
       [forward](FinishRequest& m) { forward(m); },
       [forward](EnqueueSeq& m) { forward(m); },
+      [forward](KvLost& m) { forward(m); },
       [forward](QueueDepth& m) { forward(m); },
       [forward](StepUpdates& m) { forward(m); },
       [forward](StepObservation& m) { forward(m); },

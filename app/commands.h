@@ -11,6 +11,7 @@ void register_bench(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_worker(CLI::App& app);
 // Subcommands of `troupe bench`.
 void register_bench_throughput(CLI::App& bench);
 void register_bench_serve(CLI::App& bench);

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   troupe::app::register_quantize(app);
   troupe::app::register_eval(app);
   troupe::app::register_serve(app);
+  troupe::app::register_worker(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

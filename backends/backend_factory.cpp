@@ -15,6 +15,8 @@ cpu::CpuBackendOptions cpu_options(const BackendOptions& o) {
   c.kv_cache_bytes = o.kv_cache_bytes;
   c.quantization = o.quantization;
   c.huge_page_weights = o.huge_page_weights;
+  c.layer_begin = o.layers.begin;
+  c.layer_end = o.layers.end;
   return c;
 }
 

@@ -21,6 +21,7 @@ struct BackendOptions {
   int64_t kv_cache_bytes = int64_t(256) << 20;
   quant::Options quantization;       // round-to-nearest at load, or as stored (see quant/options.h)
   bool huge_page_weights = true;     // copy streamed float weights onto huge pages (cpu)
+  LayerRange layers;                 // a pipeline stage's layers ({0, 0}: the whole model)
 };
 
 // Any checkpoint (load_checkpoint()). Throws troupe::Error for an unknown device, or

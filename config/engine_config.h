@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "config/cluster_config.h"
 #include "config/kv_config.h"
 #include "config/quant_config.h"
 #include "config/scheduler_config.h"
@@ -35,6 +36,7 @@ struct EngineConfig {
   quant::Options quantization;         // none | int8 | int4 (+ group) at load | awq (pre-quantized)
   SchedulerConfig scheduler;
   SpeculativeConfig speculative;
+  ClusterConfig cluster;               // remote pipeline stages (actors/remote/)
 };
 
 }  // namespace troupe

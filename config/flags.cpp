@@ -134,6 +134,19 @@ void add_engine_flags(FlagSet& f, EngineConfig& cfg) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   add_quantization_flags(f, cfg.quantization);
+  add_cluster_flags(f, cfg.cluster);
+}
+
+void add_cluster_flags(FlagSet& f, ClusterConfig& cfg) {
+  f.option("--pipeline-workers", cfg.pipeline_workers,
+           "Pipeline-parallel stages, in layer order: HOST:PORT of a `troupe worker`, or local")
+      ->delimiter(',');
+  f.option("--pipeline-layers", cfg.pipeline_layers,
+           "Layers of each stage, e.g. 0:6,6:12 (default: divided evenly)");
+  f.option("--worker-timeout", cfg.worker_timeout_s,
+           "Seconds to wait for a worker to connect and load its stage")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
 }
 
 void add_scheduler_flags(FlagSet& f, SchedulerConfig& cfg) {

@@ -135,17 +135,21 @@ CpuBackend::CpuBackend(Checkpoint ck, const CpuBackendOptions& opts)
   const auto& c = w_.config;
   c.validate(w_.source);
   quant::validate(quant_);
+  layers_ = {opts.layer_begin, opts.layer_end > 0 ? opts.layer_end : c.num_layers};
+  if (layers_.begin < 0 || layers_.begin >= layers_.end || layers_.end > c.num_layers)
+    fail("{}: layer range {}:{} is not inside the model's {} layers", w_.source, layers_.begin,
+         layers_.end, c.num_layers);
   prepare_weights(ck);
 
   kv_shape_.block_size = opts.block_size;
   if (opts.block_size <= 0) fail("KV block size must be positive, got {}", opts.block_size);
-  kv_shape_.bytes_per_block = 2 * c.num_layers * opts.block_size * c.kv_dim() * int64_t(sizeof(float));
+  kv_shape_.bytes_per_block = 2 * layers_.size() * opts.block_size * c.kv_dim() * int64_t(sizeof(float));
   kv_shape_.num_blocks = opts.num_blocks > 0 ? opts.num_blocks
                                              : opts.kv_cache_bytes / kv_shape_.bytes_per_block;
   if (kv_shape_.num_blocks < 1)
     fail("KV cache budget of {} bytes holds no block ({} bytes each)", opts.kv_cache_bytes,
          kv_shape_.bytes_per_block);
-  const size_t per_cache = static_cast<size_t>(c.num_layers * kv_shape_.num_blocks *
+  const size_t per_cache = static_cast<size_t>(layers_.size() * kv_shape_.num_blocks *
                                                opts.block_size * c.kv_dim());
   k_cache_.assign(per_cache, 0.0f);
   v_cache_.assign(per_cache, 0.0f);
@@ -173,7 +177,9 @@ void CpuBackend::prepare_weights(Checkpoint& ck) {
 
   bool any = false;
   qlinear_.resize(w_.layers.size());
-  for (size_t l = 0; l < w_.layers.size(); ++l) {
+  // A stage prepares only its own layers (and the LM head only on the last stage); the
+  // others stay untouched views into the mapped file.
+  for (size_t l = size_t(layers_.begin); l < size_t(layers_.end); ++l) {
     auto& L = w_.layers[l];
     for (int i = 0; i < kNumLinears; ++i) {
       TensorView& v = linear_view(L, i);
@@ -192,6 +198,11 @@ void CpuBackend::prepare_weights(Checkpoint& ck) {
       make_f32(w_, *v, false);
   }
   if (!any) qlinear_.clear();
+  if (last_stage()) prepare_lm_head();
+  move_weights_to_huge_pages();
+}
+
+void CpuBackend::prepare_lm_head() {
   make_f32(w_, w_.final_norm, false);
 
   if (const auto f = lm_head_format(quant_))
@@ -204,7 +215,6 @@ void CpuBackend::prepare_weights(Checkpoint& ck) {
     if (tied && w_.tok_embeddings.dtype != w_.lm_head.dtype && w_.lm_head.dtype == DType::F32)
       w_.tok_embeddings = w_.lm_head;  // share the converted copy instead of converting twice
   }
-  move_weights_to_huge_pages();
 }
 
 void CpuBackend::move_weights_to_huge_pages() {
@@ -212,7 +222,7 @@ void CpuBackend::move_weights_to_huge_pages() {
   // would hold two copies.
   if (!huge_page_weights_ || converted_matrix_ || !transparent_huge_pages_available()) return;
   std::vector<TensorView*> views;
-  for (size_t l = 0; l < w_.layers.size(); ++l) {
+  for (size_t l = size_t(layers_.begin); l < size_t(layers_.end); ++l) {
     auto& L = w_.layers[l];
     for (int i = 0; i < kNumLinears; ++i) {
       const bool q = !qlinear_.empty() && !qlinear_[l][static_cast<size_t>(i)].empty();
@@ -221,7 +231,7 @@ void CpuBackend::move_weights_to_huge_pages() {
     }
   }
   const void* lm = w_.lm_head.data;
-  if (qlm_head_.empty() && !w_.lm_head.empty()) views.push_back(&w_.lm_head);
+  if (last_stage() && qlm_head_.empty() && !w_.lm_head.empty()) views.push_back(&w_.lm_head);
   copy_to_huge_pages(w_, views, pool_);
   if (w_.tok_embeddings.data == lm && w_.tok_embeddings.dtype == w_.lm_head.dtype)
     w_.tok_embeddings.data = w_.lm_head.data;
@@ -234,16 +244,20 @@ std::string CpuBackend::name() const {
     return m.format() == quant::QFormat::Int4 ? f + " g" + std::to_string(m.group()) : f;
   };
   std::string q;
-  if (const quant::QuantizedMatrix* m = quantized(0, kLinQ))
+  if (const quant::QuantizedMatrix* m = quantized(layers_.begin, kLinQ))
     q += (quant_.method == quant::Method::Awq ? ", awq " : ", ") + fmt_of(*m);
   if (!qlm_head_.empty()) q += ", lm_head " + fmt_of(qlm_head_);
   if (!q.empty()) q += ", " + std::string(quant::qisa_name(quant::current_qisa()));
-  return fmt::format("cpu ({} threads{})", pool_.size(), q);
+  const std::string stage = layers_.size() == w_.config.num_layers
+                                ? std::string()
+                                : fmt::format(", layers {}:{}", layers_.begin, layers_.end);
+  return fmt::format("cpu ({} threads{}{})", pool_.size(), q, stage);
 }
 
 int64_t CpuBackend::weight_bytes_per_token() const {
-  int64_t n = w_.final_norm.nbytes + (qlm_head_.empty() ? w_.lm_head.nbytes : qlm_head_.nbytes());
-  for (size_t l = 0; l < w_.layers.size(); ++l) {
+  int64_t n = !last_stage() ? 0
+              : w_.final_norm.nbytes + (qlm_head_.empty() ? w_.lm_head.nbytes : qlm_head_.nbytes());
+  for (size_t l = size_t(layers_.begin); l < size_t(layers_.end); ++l) {
     const auto& L = w_.layers[l];
     for (const TensorView* v : {&L.attn_norm, &L.ffn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm})
       n += v->empty() ? 0 : v->nbytes;
@@ -299,6 +313,13 @@ void CpuBackend::check_batch(const StepBatch& batch) const {
 }
 
 void CpuBackend::run_step(const StepBatch& batch, StepOutput& out) {
+  if (!first_stage() || !last_stage())
+    fail("run_step on a pipeline stage (layers {}:{}); use run_stage", layers_.begin, layers_.end);
+  std::vector<float> none;
+  run_stage(batch, none, out);
+}
+
+void CpuBackend::run_stage(const StepBatch& batch, std::vector<float>& hidden, StepOutput& out) {
   check_batch(batch);
   const auto& c = w_.config;
   const int64_t T = batch.num_tokens();
@@ -307,6 +328,9 @@ void CpuBackend::run_step(const StepBatch& batch, StepOutput& out) {
   s.reserve(c, T);
   s.pos.resize(T);
   s.seq_of.resize(T);
+  if (!first_stage() && int64_t(hidden.size()) != T * H)
+    fail("step: stage {}:{} got {} hidden values for {} tokens of width {}", layers_.begin,
+         layers_.end, hidden.size(), T, H);
 
   int64_t t = 0;
   for (size_t i = 0; i < batch.seqs.size(); ++i) {
@@ -314,11 +338,19 @@ void CpuBackend::run_step(const StepBatch& batch, StepOutput& out) {
     for (size_t j = 0; j < sq.tokens.size(); ++j, ++t) {
       s.pos[t] = sq.start_pos + int32_t(j);
       s.seq_of[t] = int32_t(i);
-      embedding_row(w_.tok_embeddings, sq.tokens[j], s.x.data() + t * H);
+      if (first_stage()) embedding_row(w_.tok_embeddings, sq.tokens[j], s.x.data() + t * H);
     }
   }
+  if (!first_stage()) std::copy_n(hidden.data(), T * H, s.x.data());
 
-  for (int64_t l = 0; l < c.num_layers; ++l) forward_layer(l, batch, s);
+  for (int64_t l = layers_.begin; l < layers_.end; ++l) forward_layer(l, batch, s);
+  if (!last_stage()) {
+    hidden.assign(s.x.begin(), s.x.begin() + T * H);
+    out.vocab_size = c.vocab_size;
+    out.logits.clear();
+    return;
+  }
+  hidden.clear();
 
   // Final norm + LM head only on the rows whose logits were asked for.
   const int64_t R = batch.num_logit_rows();
@@ -357,7 +389,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   linear(l, kLinV, s.xb.data(), T, s.v.data(), L.bv.empty() ? nullptr : f32(L.bv));
 
   const int64_t bs = kv_shape_.block_size;
-  const size_t layer_off = static_cast<size_t>(l * kv_shape_.num_blocks * bs * KVD);
+  const size_t layer_off = static_cast<size_t>((l - layers_.begin) * kv_shape_.num_blocks * bs * KVD);
   float* kc = k_cache_.data() + layer_off;
   float* vc = v_cache_.data() + layer_off;
   for (int64_t t = 0; t < T; ++t) {
@@ -412,7 +444,7 @@ void CpuBackend::copy_block(int32_t src, int32_t dst) {
     fail("copy_block: block {} -> {} outside the pool of {}", src, dst, kv_shape_.num_blocks);
   const auto& c = w_.config;
   const int64_t blk = kv_shape_.block_size * c.kv_dim();
-  for (int64_t l = 0; l < c.num_layers; ++l) {
+  for (int64_t l = 0; l < layers_.size(); ++l) {
     const int64_t base = l * kv_shape_.num_blocks * blk;
     std::copy_n(k_cache_.data() + base + src * blk, blk, k_cache_.data() + base + dst * blk);
     std::copy_n(v_cache_.data() + base + src * blk, blk, v_cache_.data() + base + dst * blk);

@@ -37,6 +37,9 @@ struct CpuBackendOptions {
   // reclaimable); decode gains ~10-15% from fewer TLB misses. Skipped when THP is off or
   // the weights are more than half of RAM.
   bool huge_page_weights = true;
+  // A pipeline-parallel stage holds layers [layer_begin, layer_end) only (their KV, their
+  // quantized copies); layer_end 0: up to the last layer.
+  int64_t layer_begin = 0, layer_end = 0;
 };
 
 // The inputs of the four groups of linear layers that share one input (and so one AWQ
@@ -65,6 +68,8 @@ class CpuBackend final : public Backend {
   std::string name() const override;
   KvCacheShape kv_shape() const override { return kv_shape_; }
   void run_step(const StepBatch& batch, StepOutput& out) override;
+  LayerRange layers() const override { return layers_; }
+  void run_stage(const StepBatch& batch, std::vector<float>& hidden, StepOutput& out) override;
   void copy_block(int32_t src, int32_t dst) override;
   // Counts quantized layers at their packed size (weights + scales + zero points).
   int64_t weight_bytes_per_token() const override;
@@ -85,6 +90,7 @@ class CpuBackend final : public Backend {
   void check_batch(const StepBatch& batch) const;
   void forward_layer(int64_t layer, const StepBatch& batch, Scratch& s);
   void prepare_weights(Checkpoint& ck);
+  void prepare_lm_head();
   void move_weights_to_huge_pages();
   // y = x W^T (+ bias) for linear i of layer l, through qmatmul or the float matmul.
   void linear(int64_t l, int i, const float* x, int64_t T, float* y, const float* bias = nullptr);
@@ -102,8 +108,11 @@ class CpuBackend final : public Backend {
   std::vector<std::array<quant::QuantizedMatrix, kNumLinears>> qlinear_;
   quant::QuantizedMatrix qlm_head_;
   ActivationObserver* observer_ = nullptr;
+  LayerRange layers_;
+  bool first_stage() const { return layers_.begin == 0; }
+  bool last_stage() const { return layers_.end == w_.config.num_layers; }
   KvCacheShape kv_shape_;
-  std::vector<float> k_cache_, v_cache_;  // [layer][block][slot][kv_dim]
+  std::vector<float> k_cache_, v_cache_;  // [layer - layers_.begin][block][slot][kv_dim]
   std::unique_ptr<Scratch> scratch_;
 };
 

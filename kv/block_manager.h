@@ -141,6 +141,11 @@ class BlockManager {
   // Throws on an unknown (or already freed) seq_id.
   void free(int64_t seq_id);
 
+  // Forgets every cached prefix (the KV memory behind them was lost, e.g. a pipeline stage
+  // on another node was rebuilt): unreferenced cached blocks go back to the free list,
+  // referenced ones stay with their sequences but can no longer be matched. O(num_blocks).
+  void forget_cached_prefixes();
+
   // ---- queries ----
   bool has_sequence(int64_t seq_id) const { return seqs_.count(seq_id) != 0; }
   int64_t num_sequences() const { return static_cast<int64_t>(seqs_.size()); }

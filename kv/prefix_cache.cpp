@@ -101,4 +101,15 @@ void BlockManager::unregister_block(int32_t b) {
   --num_cached_;
 }
 
+void BlockManager::forget_cached_prefixes() {
+  for (int32_t b = 0; b < int32_t(num_blocks_); ++b) {
+    Block& blk = blocks_[b];
+    if (blk.prefix_id == 0) continue;
+    const bool evictable = blk.ref == 0;
+    if (evictable) lru_unlink(b);
+    unregister_block(b);
+    if (evictable) free_list_.push_back(b);
+  }
+}
+
 }  // namespace troupe

@@ -275,8 +275,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void not_ready() {
-    ApiError e(503, "the model is " + to_string(ctx_.service.state()) + "; retry shortly", "", "server_error",
-               "not_ready");
+    ApiError e(503, ctx_.service.unavailable_reason() + "; retry shortly", "", "server_error", "not_ready");
     e.retry_after_s = 1;
     send_error(e);
   }

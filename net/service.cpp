@@ -220,10 +220,30 @@ void Service::heartbeat() {
   });
 }
 
+bool Service::degraded() const {
+  if (state() != ServiceState::Ready) return false;  // engine_ is published with WarmingUp
+  const auto cluster = engine_->cluster();
+  return cluster && !cluster->all_up();
+}
+
+std::string Service::unavailable_reason() const {
+  if (state() != ServiceState::Ready) return "the model is " + to_string(state());
+  if (degraded()) return "pipeline degraded: " + engine_->cluster()->first_problem();
+  return "";
+}
+
 std::string Service::health_body() const {
   const ServiceState s = state();
-  boost::json::object o{{"status", to_string(s)}, {"model", model_.name}};
+  boost::json::object o{{"status", degraded() ? "degraded" : to_string(s)}, {"model", model_.name}};
   if (s == ServiceState::Ready) o["max_model_len"] = model_.max_model_len;
+  if (s == ServiceState::Ready || s == ServiceState::WarmingUp)
+    if (const auto cluster = engine_->cluster()) {
+      boost::json::array workers;
+      for (const WorkerStatus& w : cluster->snapshot())
+        workers.push_back({{"address", w.address}, {"role", w.role}, {"state", to_string(w.state)},
+                           {"detail", w.detail}, {"losses", w.losses}});
+      o["workers"] = std::move(workers);
+    }
   o["uptime_s"] = int64_t(std::time(nullptr)) - started_unix_;
   return boost::json::serialize(o);
 }

@@ -30,7 +30,12 @@ class Service {
   void stop();
 
   ServiceState state() const { return state_.load(); }
-  bool ready() const { return state() == ServiceState::Ready; }
+  // Ready, and (with --pipeline-workers) every pipeline stage is up.
+  bool ready() const { return state() == ServiceState::Ready && !degraded(); }
+  // A pipeline stage's worker is down or refused: requests get 503 until it is back.
+  bool degraded() const;
+  // Why requests are turned away now ("the model is loading", "pipeline degraded: ...").
+  std::string unavailable_reason() const;
   const ModelInfo& model() const { return model_; }  // valid once ready
   const std::string& model_name() const { return model_.name; }
   Metrics& metrics() { return metrics_; }

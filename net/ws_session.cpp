@@ -93,7 +93,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   }
 
   void generate(const json::object& o, const json::value& idv) {
-    if (!ctx_.service.ready()) return send_error(idv, 503, "the model is not ready; retry shortly");
+    if (!ctx_.service.ready()) return send_error(idv, 503, ctx_.service.unavailable_reason() + "; retry shortly");
     WsGenerate g;
     try {
       g = parse_ws_generate(o, ctx_.service.model());

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "actors/protocol.h"
+#include "actors/remote/cluster_protocol.h"
 #include "actors/wire_relay.h"
 #include "engine_harness.h"
 #include "test_util.h"
@@ -119,13 +120,16 @@ TEST_CASE("every protocol message round-trips through the binary serializer", "[
   plan.draft_stats = propose_stats();
   check_roundtrip(sys, plan);
   check_roundtrip(sys, StepResult{46, {SeqOutcome{1, {5, 6}, 1, 2}}, 1.5, 0.25, propose_stats(), "oops"});
-  check_roundtrip(sys, ShardStep{StepBatch{{step_seq(1), step_seq(2)}}, {BlockCopy{5, 6}}});
+  check_roundtrip(sys, ShardStep{StepBatch{{step_seq(1), step_seq(2)}}, {BlockCopy{5, 6}}, {0.5f, -1.0f, 3e-20f}});
   ShardOutput out;
   out.out.vocab_size = 3;
   out.out.logits = {1.0f, -2.0f, 3.5f, 1e-30f, -0.0f, 7.0f};
+  out.hidden = {2.0f, -0.25f};
   out.forward_ms = 9.5;
   out.error = "bad";
   check_roundtrip(sys, out);
+  check_roundtrip(sys, KvLost{"stage 1 rebuilt"});
+  check_roundtrip(sys, StageDown{1, "worker lost"});
   SeqUpdate u{47, {9, 10}, true, FinishReason::Error, ErrorKind::Overloaded, "busy", usage(), 3.5};
   check_roundtrip(sys, StepUpdates{{u, u}});
   check_roundtrip(sys, StepObservation{48, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1.5, 2.5, 3.5, 4.5, "e"});
@@ -138,6 +142,31 @@ TEST_CASE("every protocol message round-trips through the binary serializer", "[
   links.observers = {obs};
   check_roundtrip(sys, links);
   caf::anon_send_exit(obs, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("the cluster handshake round-trips too", "[actors][protocol][cluster]") {
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg);
+  configure_remoting(cfg);
+  caf::actor_system sys{cfg};
+  HostStage h;
+  h.model = "/models/m";
+  h.expect = ModelIdentity{0x1234567890abcdefULL, "llama, 2 layers", "int4 g64"};
+  h.quantization = "int4";
+  h.group_size = 64;
+  h.lm_head = "auto";
+  h.layers = {3, 7};
+  h.num_blocks = 99;
+  h.block_size = 32;
+  check_roundtrip(sys, h);
+  auto shard = sys.spawn([]() -> shard_actor::behavior_type { return {[](ShardStep&) { return ShardOutput{}; }}; });
+  check_roundtrip(sys, Hosted{shard, "cpu (1 threads, layers 3:7)", "", false});
+  Hosted busy;
+  busy.error = "worker busy";
+  busy.busy = true;
+  CHECK(roundtrip(sys, busy).error == "worker busy");
+  check_roundtrip(sys, StageUp{2, shard, true});
+  caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("float tensors travel as raw bytes", "[actors][protocol]") {

@@ -1,0 +1,125 @@
+#include "actors/remote/pipeline_stages.h"
+
+#include <fmt/format.h>
+
+#include "actors/remote/model_identity.h"
+#include "actors/remote/worker_link.h"
+#include "actors/shard.h"
+#include "actors/stage_chain.h"
+#include "backends/backend_factory.h"
+#include "core/error.h"
+#include "model/quantized_checkpoint.h"
+
+namespace troupe {
+
+namespace {
+
+int64_t parse_layer(const std::string& text, const std::string& spec) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v < 0) fail("--pipeline-layers '{}': '{}' is not a layer number", spec, text);
+  return v;
+}
+
+}  // namespace
+
+std::vector<LayerRange> split_layers(int64_t num_layers, size_t stages, const std::string& spec) {
+  if (stages == 0) fail("a pipeline needs at least one stage");
+  if (int64_t(stages) > num_layers)
+    fail("{} pipeline stages for a model of {} layers: every stage needs a layer", stages, num_layers);
+  std::vector<LayerRange> out;
+  if (spec.empty()) {
+    const int64_t base = num_layers / int64_t(stages), extra = num_layers % int64_t(stages);
+    int64_t begin = 0;
+    for (size_t i = 0; i < stages; ++i) {
+      const int64_t n = base + (int64_t(i) < extra ? 1 : 0);
+      out.push_back({begin, begin + n});
+      begin += n;
+    }
+    return out;
+  }
+  size_t pos = 0;
+  while (pos <= spec.size()) {
+    const size_t comma = std::min(spec.find(',', pos), spec.size());
+    const std::string item = spec.substr(pos, comma - pos);
+    const size_t colon = item.find(':');
+    if (colon == std::string::npos) fail("--pipeline-layers '{}': '{}' is not BEGIN:END", spec, item);
+    out.push_back({parse_layer(item.substr(0, colon), spec), parse_layer(item.substr(colon + 1), spec)});
+    pos = comma + 1;
+  }
+  if (out.size() != stages)
+    fail("--pipeline-layers '{}' has {} ranges for {} --pipeline-workers", spec, out.size(), stages);
+  int64_t expect = 0;
+  for (const LayerRange& r : out) {
+    if (r.begin != expect || r.end <= r.begin)
+      fail("--pipeline-layers '{}': ranges must be contiguous and non-empty from 0 (expected {}:..., got {}:{})",
+           spec, expect, r.begin, r.end);
+    expect = r.end;
+  }
+  if (expect != num_layers) fail("--pipeline-layers '{}' ends at layer {}; the model has {}", spec, expect, num_layers);
+  return out;
+}
+
+PipelineStages start_pipeline_stages(caf::actor_system& sys, const EngineConfig& cfg, const ModelWeights& weights,
+                                     int64_t num_blocks) {
+  const ClusterConfig& cc = cfg.cluster;
+  const ModelConfig& mc = weights.config;
+  const auto ranges = split_layers(mc.num_layers, cc.pipeline_workers.size(), cc.pipeline_layers);
+  const ModelIdentity identity = model_identity(weights, cfg.quantization);
+
+  PipelineStages p;
+  std::vector<WorkerStatus> rows;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const std::string& where = cc.pipeline_workers[i];
+    rows.push_back({where, fmt::format("stage {} (layers {}:{})", i, ranges[i].begin, ranges[i].end),
+                    WorkerState::Connecting, "", 0});
+    names.push_back(where == "local" ? "local" : "worker " + where);
+  }
+  p.status = std::make_shared<ClusterStatus>(rows);
+  p.chain = spawn_stage_chain(sys, names);
+  p.owned.push_back(caf::actor_cast<caf::actor>(p.chain));
+  p.kv.num_blocks = num_blocks;
+  p.kv.block_size = cfg.kv.block_size;
+  p.kv.bytes_per_block = 2 * mc.num_layers * cfg.kv.block_size * mc.kv_dim() * int64_t(sizeof(float));
+
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const std::string& where = cc.pipeline_workers[i];
+    if (where == "local") {
+      BackendOptions bo;
+      bo.num_threads = cfg.threads;
+      bo.block_size = cfg.kv.block_size;
+      bo.num_blocks = num_blocks;
+      bo.quantization = cfg.quantization;
+      bo.layers = ranges[i];
+      std::shared_ptr<Backend> backend = make_backend(load_checkpoint(cfg.model), bo);
+      p.status->set(i, WorkerState::Up, backend->name());
+      shard_actor shard = spawn_shard(sys, std::move(backend));
+      p.owned.push_back(caf::actor_cast<caf::actor>(shard));
+      caf::anon_send(p.chain, StageUp{int32_t(i), shard, false});
+      continue;
+    }
+    WorkerLinkSpec spec;
+    std::tie(spec.host, spec.port) = parse_host_port(where);
+    spec.stage = int32_t(i);
+    spec.timeout_s = cc.worker_timeout_s;
+    HostStage& h = spec.request;
+    h.model = cfg.model;
+    h.expect = identity;
+    h.quantization = std::string(quant::method_name(cfg.quantization.method));
+    h.group_size = cfg.quantization.group_size;
+    h.lm_head = std::string(quant::lm_head_name(cfg.quantization.lm_head));
+    h.layers = ranges[i];
+    h.num_blocks = num_blocks;
+    h.block_size = cfg.kv.block_size;
+    p.owned.push_back(spawn_worker_link(sys, std::move(spec), p.chain, p.status));
+  }
+  std::string why;
+  if (!p.status->wait_all_up(std::chrono::milliseconds(int64_t(cc.worker_timeout_s * 1000)), &why)) {
+    for (auto& a : p.owned) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    fail("pipeline: {}", why);
+  }
+  return p;
+}
+
+}  // namespace troupe

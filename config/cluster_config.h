@@ -1,0 +1,23 @@
+#pragma once
+// Where the engine's stages run when not all in this process: pipeline-parallel shard
+// stages on `troupe worker` processes (CAF remoting, actors/remote/). Flags (config/flags.h):
+// --pipeline-workers, --pipeline-layers, --worker-timeout.
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+struct ClusterConfig {
+  // HOST:PORT of a worker per stage, in layer order; "local" runs that stage in this
+  // process. Empty: no pipeline (one in-process shard).
+  std::vector<std::string> pipeline_workers;
+  // The split, "0:6,6:12" (one range per worker, contiguous, covering every layer); empty:
+  // the layers divided evenly.
+  std::string pipeline_layers;
+  // Seconds to wait at startup for every worker to load its stage (and the longest a
+  // reconnect attempt waits for one).
+  double worker_timeout_s = 120;
+  bool enabled() const { return !pipeline_workers.empty(); }
+};
+
+}  // namespace troupe

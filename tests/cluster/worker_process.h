@@ -1,0 +1,95 @@
+#pragma once
+// A real `troupe worker` child process: started on a loopback port (0: any free one, read
+// back from its log), killed with SIGKILL (a crash, as a lost node looks to the head) or
+// stopped with SIGTERM, and restartable on the same port.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+extern char** environ;
+
+namespace troupe::test {
+
+class WorkerProcess {
+ public:
+  WorkerProcess(std::string log, std::vector<std::string> extra = {}, uint16_t port = 0)
+      : log_(std::move(log)), extra_(std::move(extra)) {
+    start(port);
+  }
+  ~WorkerProcess() { stop(); }
+  WorkerProcess(const WorkerProcess&) = delete;
+  WorkerProcess& operator=(const WorkerProcess&) = delete;
+
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string log_text() const { return read_file(log_); }
+
+  void kill9() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = 0;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill9();
+  }
+  // Starts it again on the same port.
+  void restart() {
+    stop();
+    start(port_);
+  }
+
+ private:
+  void start(uint16_t port) {
+    std::vector<std::string> all = {troupe_bin(), "worker", "--listen", "127.0.0.1:" + std::to_string(port),
+                                    "--threads", "1"};
+    all.insert(all.end(), extra_.begin(), extra_.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    const int rc = posix_spawn(&pid_, all[0].c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE(rc == 0);
+    port_ = 0;
+    for (int i = 0; i < 400 && port_ == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      const std::string text = log_text();
+      const auto at = text.find("listening on 127.0.0.1:");
+      if (at != std::string::npos) port_ = uint16_t(std::stoi(text.substr(at + 23)));
+    }
+    INFO(log_text());
+    REQUIRE(port_ != 0);
+  }
+
+  std::string log_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = 0;
+  uint16_t port_ = 0;
+};
+
+}  // namespace troupe::test
