@@ -30,6 +30,7 @@ struct Engine::Impl {
   std::shared_ptr<const Tokenizer> tokenizer;
   Pipeline pipeline;
   std::optional<PipelineStages> stages;  // --pipeline-workers
+  std::optional<ReplicaSet> replicas;    // --replica-workers
   std::string speculation;
   std::atomic<int64_t> next_id{1};
   bool stopped = false;
@@ -57,14 +58,19 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
   PipelineBuilder builder(*impl_->system);
   std::shared_ptr<Backend> backend;
   KvCacheShape kv;
-  if (cfg_.cluster.enabled()) {
+  const ClusterConfig& cc = cfg_.cluster;
+  if (cc.enabled()) {
     if (cfg_.speculative.enabled())
-      fail("speculative decoding does not run over --pipeline-workers yet; drop one of them");
+      fail("speculative decoding does not run with --pipeline-workers or --replica-workers yet; drop one of them");
+    if (!cc.pipeline_workers.empty() && !cc.replica_workers.empty())
+      fail("--pipeline-workers and --replica-workers cannot be combined yet");
     const int64_t block_bytes = bytes_per_token * bo.block_size;
-    impl_->stages = start_pipeline_stages(*impl_->system, cfg_, weights.weights, bo.kv_cache_bytes / block_bytes);
-    kv = impl_->stages->kv;
+    kv = KvCacheShape{bo.kv_cache_bytes / block_bytes, bo.block_size, block_bytes};
+  }
+  if (!cc.pipeline_workers.empty()) {
+    impl_->stages = start_pipeline_stages(*impl_->system, cfg_, weights.weights, kv.num_blocks);
     builder.shard(impl_->stages->chain, kv);
-  } else {
+  } else if (cc.replica_workers.empty()) {
     backend = make_backend(std::move(weights), bo);
     kv = backend->kv_shape();
   }
@@ -75,6 +81,10 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
   SchedulerConfig sc = cfg_.scheduler;
   sc.max_model_len = max_model_len_;
   AdmissionConfig ac{max_model_len_, cfg_.max_waiting, mc.vocab_size};
+  if (!cc.replica_workers.empty()) {
+    impl_->replicas = start_replicas(*impl_->system, cfg_, weights.weights, kv.num_blocks, sc);
+    builder.scheduler_stage(impl_->replicas->router);
+  }
   // Speculation is set up while the backend is still ours alone (calibration runs on it).
   if (cfg_.speculative.enabled()) {
     spec::SpecSetup setup = spec::setup_speculation(cfg_, *backend, *impl_->tokenizer);
@@ -117,6 +127,8 @@ void Engine::stop() {
   impl_->pipeline.stop();
   if (impl_->stages)
     for (auto& a : impl_->stages->owned) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  if (impl_->replicas)
+    for (auto& a : impl_->replicas->owned) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   impl_->system->await_all_actors_done();
 }
 
@@ -127,7 +139,8 @@ std::string Engine::speculation() const { return impl_->speculation; }
 const Pipeline& Engine::pipeline() const { return impl_->pipeline; }
 
 std::shared_ptr<const ClusterStatus> Engine::cluster() const {
-  return impl_->stages ? impl_->stages->status : nullptr;
+  if (impl_->stages) return impl_->stages->status;
+  return impl_->replicas ? impl_->replicas->status : nullptr;
 }
 
 caf::actor_system& Engine::system() { return *impl_->system; }

@@ -57,6 +57,10 @@ PipelineBuilder& PipelineBuilder::scheduler(SchedulerConfig cfg) {
   sched_ = cfg;
   return *this;
 }
+PipelineBuilder& PipelineBuilder::scheduler_stage(scheduler_actor stage) {
+  scheduler_stage_ = std::move(stage);
+  return *this;
+}
 PipelineBuilder& PipelineBuilder::admission(AdmissionConfig cfg) {
   adm_ = cfg;
   return *this;
@@ -94,8 +98,9 @@ Handle PipelineBuilder::maybe_relay(Pipeline& p, Handle h) {
 
 Pipeline PipelineBuilder::build() {
   if (!tok_) fail("pipeline: no tokenizer");
-  if (!backend_ && !shard_) fail("pipeline: no backend or shard");
-  if (kv_.num_blocks <= 0) fail("pipeline: the KV pool has no blocks");
+  if (!backend_ && !shard_ && !scheduler_stage_) fail("pipeline: no backend or shard");
+  if (!scheduler_stage_ && kv_.num_blocks <= 0) fail("pipeline: the KV pool has no blocks");
+  if (scheduler_stage_ && proposer_) fail("pipeline: speculation needs troupe's scheduler, not a scheduler stage");
   if (adm_.vocab_size <= 0) adm_.vocab_size = tok_->vocab_size();
   if (adm_.max_model_len <= 0) adm_.max_model_len = sched_.max_model_len;
   if (sched_.max_model_len <= 0) sched_.max_model_len = adm_.max_model_len;
@@ -103,12 +108,16 @@ Pipeline PipelineBuilder::build() {
   if (!proposer_) spec_.controller.num_speculative_tokens = 0;  // nobody to draft
 
   Pipeline p;
-  if (backend_) shard_ = spawn_shard(sys_, std::move(backend_));
-  p.shard = maybe_relay(p, shard_);
-  p.executor = maybe_relay(p, spawn_executor(sys_, p.shard, verify_));
-  if (proposer_) p.drafter = maybe_relay(p, spawn_drafter(sys_, p.executor, proposer_));
+  if (scheduler_stage_) {
+    p.scheduler = scheduler_stage_;  // owned by whoever made it
+  } else {
+    if (backend_) shard_ = spawn_shard(sys_, std::move(backend_));
+    p.shard = maybe_relay(p, shard_);
+    p.executor = maybe_relay(p, spawn_executor(sys_, p.shard, verify_));
+    if (proposer_) p.drafter = maybe_relay(p, spawn_drafter(sys_, p.executor, proposer_));
+  }
   p.output = maybe_relay(p, spawn_output(sys_, tok_));
-  p.scheduler = maybe_relay(p, spawn_scheduler(sys_, sched_, kv_, std::move(spec_)));
+  if (!scheduler_stage_) p.scheduler = maybe_relay(p, spawn_scheduler(sys_, sched_, kv_, std::move(spec_)));
   admission_actor next = maybe_relay(p, spawn_admission(sys_, tok_, adm_));
   p.admission = next;
   if (policy_) {

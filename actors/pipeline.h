@@ -65,6 +65,11 @@ class PipelineBuilder {
   // Any shard: remote, or a user's own; `kv` is the KV pool it manages.
   PipelineBuilder& shard(shard_actor shard, KvCacheShape kv);
   PipelineBuilder& scheduler(SchedulerConfig cfg);
+  // A stage of the user's (or troupe's replica router) in place of the scheduler, executor
+  // and shard: it gets EnqueueSeq/FinishRequest and SchedulerLinks (output, admission; no
+  // executor) and must send StepUpdates to the output. scheduler() still sets
+  // max_model_len for admission; no backend or shard is needed.
+  PipelineBuilder& scheduler_stage(scheduler_actor stage);
   PipelineBuilder& admission(AdmissionConfig cfg);
   PipelineBuilder& admission_policy(AdmissionPolicy policy);
   // Speculative decoding with `proposer` (its controller settings and cost curves in
@@ -86,6 +91,7 @@ class PipelineBuilder {
   std::shared_ptr<const Tokenizer> tok_;
   std::shared_ptr<Backend> backend_;
   shard_actor shard_;
+  scheduler_actor scheduler_stage_;
   KvCacheShape kv_;
   SchedulerConfig sched_;
   AdmissionConfig adm_;

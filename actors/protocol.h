@@ -236,6 +236,8 @@ struct AdmissionLinks;
 struct StageUp;
 struct StageDown;
 struct ChainLinks;
+struct ReplicaUp;
+struct ReplicaDown;
 
 // A pipeline of shard stages (each a slice of the layers, on this node or another) behind
 // one shard interface (actors/stage_chain.h); StageUp/StageDown come from whoever keeps
@@ -252,6 +254,12 @@ using scheduler_actor =
     caf::typed_actor<caf::reacts_to<EnqueueSeq>, caf::reacts_to<FinishRequest>, caf::reacts_to<KvLost>,
                      caf::replies_to<StatsQuery>::with<SchedulerStats>,
                      caf::reacts_to<SchedulerLinks>, caf::reacts_to<scheduler_tick_atom>>;
+
+// Engine replicas (each a scheduler with its own executor, shard and KV, on this node or a
+// worker) behind one scheduler interface (actors/replica_router.h). Replicas send their
+// StepUpdates to the router, which forwards them to the output stage.
+using replica_router_actor =
+    scheduler_actor::extend<caf::reacts_to<StepUpdates>, caf::reacts_to<ReplicaUp>, caf::reacts_to<ReplicaDown>>;
 
 using admission_actor = caf::typed_actor<caf::reacts_to<AdmitRequest>, caf::reacts_to<FinishRequest>,
                                          caf::reacts_to<QueueDepth>, caf::reacts_to<AdmissionLinks>>;
@@ -294,6 +302,20 @@ struct StageDown {
 struct ChainLinks {
   scheduler_actor scheduler;        // receives KvLost
   bool operator==(const ChainLinks&) const = default;
+};
+
+// -> replica router: replica `index` serves (again) through `scheduler`.
+struct ReplicaUp {
+  int32_t index = 0;
+  scheduler_actor scheduler;
+  bool operator==(const ReplicaUp&) const = default;
+};
+// -> replica router: replica `index` is gone; its requests that produced no token yet go to
+// another replica, the others end with `why`.
+struct ReplicaDown {
+  int32_t index = 0;
+  std::string why;
+  bool operator==(const ReplicaDown&) const = default;
 };
 
 
@@ -515,6 +537,14 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ChainLinks& x) {
   return f(caf::meta::type_name("ChainLinks"), x.scheduler);
 }
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ReplicaUp& x) {
+  return f(caf::meta::type_name("ReplicaUp"), x.index, x.scheduler);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ReplicaDown& x) {
+  return f(caf::meta::type_name("ReplicaDown"), x.index, x.why);
+}
 
 // Registers every protocol type with an actor system (both ends of a remote link must).
 void add_protocol_types(caf::actor_system_config& cfg);
@@ -544,6 +574,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe_protocol, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::StageUp))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::StageDown))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::ChainLinks))
+  CAF_ADD_TYPE_ID(troupe_protocol, (troupe::ReplicaUp))
+  CAF_ADD_TYPE_ID(troupe_protocol, (troupe::ReplicaDown))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::shard_actor))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::step_actor))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::scheduler_actor))
@@ -551,4 +583,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe_protocol, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::output_actor))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::observer_actor))
   CAF_ADD_TYPE_ID(troupe_protocol, (troupe::stage_chain_actor))
+  CAF_ADD_TYPE_ID(troupe_protocol, (troupe::replica_router_actor))
 CAF_END_TYPE_ID_BLOCK(troupe_protocol)

@@ -1,7 +1,8 @@
 #pragma once
 // Where the engine's stages run when not all in this process: pipeline-parallel shard
-// stages on `troupe worker` processes (CAF remoting, actors/remote/). Flags (config/flags.h):
-// --pipeline-workers, --pipeline-layers, --worker-timeout.
+// stages or engine replicas on `troupe worker` processes (CAF remoting, actors/remote/).
+// Flags (config/flags.h): --pipeline-workers, --pipeline-layers, --replica-workers,
+// --worker-timeout.
 #include <string>
 #include <vector>
 
@@ -14,10 +15,13 @@ struct ClusterConfig {
   // The split, "0:6,6:12" (one range per worker, contiguous, covering every layer); empty:
   // the layers divided evenly.
   std::string pipeline_layers;
+  // HOST:PORT of a worker per engine replica ("local": one in this process); requests are
+  // routed between them. Empty: no replicas.
+  std::vector<std::string> replica_workers;
   // Seconds to wait at startup for every worker to load its stage (and the longest a
   // reconnect attempt waits for one).
   double worker_timeout_s = 120;
-  bool enabled() const { return !pipeline_workers.empty(); }
+  bool enabled() const { return !pipeline_workers.empty() || !replica_workers.empty(); }
 };
 
 }  // namespace troupe

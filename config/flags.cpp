@@ -143,6 +143,9 @@ void add_cluster_flags(FlagSet& f, ClusterConfig& cfg) {
       ->delimiter(',');
   f.option("--pipeline-layers", cfg.pipeline_layers,
            "Layers of each stage, e.g. 0:6,6:12 (default: divided evenly)");
+  f.option("--replica-workers", cfg.replica_workers,
+           "Engine replicas: HOST:PORT of a `troupe worker`, or local; requests are routed between them")
+      ->delimiter(',');
   f.option("--worker-timeout", cfg.worker_timeout_s,
            "Seconds to wait for a worker to connect and load its stage")
       ->capture_default_str()

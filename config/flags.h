@@ -72,7 +72,8 @@ class FlagSet {
   bool print_config_ = false;
 };
 
-// --pipeline-workers, --pipeline-layers, --worker-timeout (part of add_engine_flags).
+// --pipeline-workers, --pipeline-layers, --replica-workers, --worker-timeout (part of
+// add_engine_flags).
 void add_cluster_flags(FlagSet& f, ClusterConfig& cfg);
 // --threads (compute threads, 0: all cores).
 CLI::Option* add_threads_flag(FlagSet& f, int& threads);

@@ -14,6 +14,7 @@ struct SchedulerConfig {
   int64_t max_model_len = 0;              // prompt + generated
   bool enable_prefix_caching = true;
   int64_t batch_wait_ms = 50;             // static: wait this long to fill a batch
+  bool operator==(const SchedulerConfig&) const = default;
 };
 
 }  // namespace troupe

@@ -226,9 +226,15 @@ bool Service::degraded() const {
   return cluster && !cluster->all_up();
 }
 
+bool Service::ready() const {
+  if (state() != ServiceState::Ready) return false;
+  const auto cluster = engine_->cluster();
+  return !cluster || cluster->serving();
+}
+
 std::string Service::unavailable_reason() const {
   if (state() != ServiceState::Ready) return "the model is " + to_string(state());
-  if (degraded()) return "pipeline degraded: " + engine_->cluster()->first_problem();
+  if (!ready()) return "degraded: " + engine_->cluster()->first_problem();
   return "";
 }
 
@@ -241,7 +247,7 @@ std::string Service::health_body() const {
       boost::json::array workers;
       for (const WorkerStatus& w : cluster->snapshot())
         workers.push_back({{"address", w.address}, {"role", w.role}, {"state", to_string(w.state)},
-                           {"detail", w.detail}, {"losses", w.losses}});
+                           {"detail", w.detail}, {"losses", w.losses}, {"routed", w.routed}});
       o["workers"] = std::move(workers);
     }
   o["uptime_s"] = int64_t(std::time(nullptr)) - started_unix_;

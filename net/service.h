@@ -30,9 +30,9 @@ class Service {
   void stop();
 
   ServiceState state() const { return state_.load(); }
-  // Ready, and (with --pipeline-workers) every pipeline stage is up.
-  bool ready() const { return state() == ServiceState::Ready && !degraded(); }
-  // A pipeline stage's worker is down or refused: requests get 503 until it is back.
+  // Ready, and with workers able to serve: every pipeline stage up, or some replica up.
+  bool ready() const;
+  // A worker is down or refused (requests still run while ready()).
   bool degraded() const;
   // Why requests are turned away now ("the model is loading", "pipeline degraded: ...").
   std::string unavailable_reason() const;

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "actors/protocol.h"
+#include "config/scheduler_config.h"
 #include "model/backend.h"
 
 namespace troupe {
@@ -33,7 +34,9 @@ struct ModelIdentity {
   bool operator==(const ModelIdentity&) const = default;
 };
 
-// Head -> worker: host one pipeline stage.
+// Head -> worker: host one pipeline stage, or (replica) a whole engine replica: a
+// scheduler, executor and shard over all layers with its own KV pool, whose updates go to
+// `output` (the head's replica router).
 struct HostStage {
   int32_t protocol_version = kClusterProtocolVersion;
   std::string model;          // the path as the worker sees it
@@ -41,15 +44,19 @@ struct HostStage {
   std::string quantization;   // --quantization value (none|int8|int4|awq)
   int32_t group_size = 128;
   std::string lm_head;        // --lm-head value
-  LayerRange layers;
-  int64_t num_blocks = 0;     // KV pool (the head's scheduler allocates blocks for all stages)
+  LayerRange layers;          // a stage's layers (a replica: all)
+  int64_t num_blocks = 0;     // KV pool (a stage: the head's scheduler allocates for all stages)
   int64_t block_size = 16;
+  bool replica = false;
+  SchedulerConfig scheduler;  // replica only
+  output_actor output;        // replica only
   bool operator==(const HostStage&) const = default;
 };
 
 // Worker -> head, the reply to HostStage.
 struct Hosted {
-  shard_actor shard;          // null with an error
+  shard_actor shard;          // a stage (null with an error)
+  scheduler_actor scheduler;  // a replica (null with an error)
   std::string backend;        // the stage backend's name, for logs ("cpu (2 threads, layers 0:1)")
   std::string error;          // non-empty: refused (names the difference) or failed to load
   bool busy = false;          // refused because it serves another head (may change: retry)
@@ -67,9 +74,9 @@ typename Inspector::result_type inspect(Inspector& f, ModelIdentity& x) {
   return f(caf::meta::type_name("ModelIdentity"), x.hash, x.summary, x.quantization);
 }
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, HostStage& x) {
-  return f(caf::meta::type_name("HostStage"), x.protocol_version, x.model, x.expect, x.quantization,
-           x.group_size, x.lm_head, x.layers, x.num_blocks, x.block_size);
+typename Inspector::result_type inspect(Inspector& f, SchedulerConfig& x) {
+  return f(caf::meta::type_name("SchedulerConfig"), x.scheduling, x.max_num_seqs, x.max_num_batched_tokens,
+           x.max_model_len, x.enable_prefix_caching, x.batch_wait_ms);
 }
 namespace wire {
 // A handle that may be null, as a flag and the handle: with the io middleman loaded, CAF
@@ -97,9 +104,16 @@ typename Inspector::result_type inspect(Inspector& f, OptionalHandle<Handle>& x)
 }  // namespace wire
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, HostStage& x) {
+  wire::OptionalHandle<output_actor> output{&x.output};
+  return f(caf::meta::type_name("HostStage"), x.protocol_version, x.model, x.expect, x.quantization,
+           x.group_size, x.lm_head, x.layers, x.num_blocks, x.block_size, x.replica, x.scheduler, output);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Hosted& x) {
   wire::OptionalHandle<shard_actor> shard{&x.shard};
-  return f(caf::meta::type_name("Hosted"), shard, x.backend, x.error, x.busy);
+  wire::OptionalHandle<scheduler_actor> scheduler{&x.scheduler};
+  return f(caf::meta::type_name("Hosted"), shard, scheduler, x.backend, x.error, x.busy);
 }
 
 // Registers the protocol and cluster types, and loads CAF's io middleman (remoting).

@@ -27,6 +27,17 @@ void ClusterStatus::set(size_t i, WorkerState s, std::string detail) {
   cv_.notify_all();
 }
 
+void ClusterStatus::add_routed(size_t i) {
+  std::lock_guard lk(mu_);
+  workers_.at(i).routed++;
+}
+
+bool ClusterStatus::serving() const {
+  std::lock_guard lk(mu_);
+  const auto up = [](const WorkerStatus& w) { return w.state == WorkerState::Up; };
+  return all_needed_ ? std::all_of(workers_.begin(), workers_.end(), up) : std::any_of(workers_.begin(), workers_.end(), up);
+}
+
 std::vector<WorkerStatus> ClusterStatus::snapshot() const {
   std::lock_guard lk(mu_);
   return workers_;

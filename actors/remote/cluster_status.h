@@ -24,13 +24,20 @@ struct WorkerStatus {
   WorkerState state = WorkerState::Connecting;
   std::string detail;   // why it is down or refused; the backend's name when up
   int64_t losses = 0;   // times it went down after being up
+  int64_t routed = 0;   // replicas: requests sent to it
 };
 
 class ClusterStatus {
  public:
-  explicit ClusterStatus(std::vector<WorkerStatus> workers) : workers_(std::move(workers)) {}
+  // `all_needed`: a pipeline, which serves only with every stage up; replicas serve while
+  // any one is up.
+  ClusterStatus(std::vector<WorkerStatus> workers, bool all_needed)
+      : workers_(std::move(workers)), all_needed_(all_needed) {}
 
   void set(size_t i, WorkerState s, std::string detail);
+  void add_routed(size_t i);
+  // Requests can be served (all stages up; or at least one replica up).
+  bool serving() const;
   std::vector<WorkerStatus> snapshot() const;
   bool all_up() const;
   // The first worker that is not up, as "stage 1 (layers 1:2) on 127.0.0.1:7001 is down: ..."
@@ -45,6 +52,7 @@ class ClusterStatus {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::vector<WorkerStatus> workers_;
+  bool all_needed_;
 };
 
 }  // namespace troupe

@@ -4,6 +4,9 @@
 
 #include "actors/remote/model_identity.h"
 #include "actors/remote/worker_link.h"
+#include "actors/executor.h"
+#include "actors/replica_router.h"
+#include "actors/scheduler.h"
 #include "actors/shard.h"
 #include "actors/stage_chain.h"
 #include "backends/backend_factory.h"
@@ -19,6 +22,42 @@ int64_t parse_layer(const std::string& text, const std::string& spec) {
   const long v = std::strtol(text.c_str(), &end, 10);
   if (text.empty() || *end != '\0' || v < 0) fail("--pipeline-layers '{}': '{}' is not a layer number", spec, text);
   return v;
+}
+
+BackendOptions local_options(const EngineConfig& cfg, int64_t num_blocks, LayerRange layers) {
+  BackendOptions bo;
+  bo.num_threads = cfg.threads;
+  bo.block_size = cfg.kv.block_size;
+  bo.num_blocks = num_blocks;
+  bo.quantization = cfg.quantization;
+  bo.layers = layers;
+  return bo;
+}
+
+// What the link to the worker at `where` asks it to host (the caller sets the role).
+WorkerLinkSpec link_spec(const EngineConfig& cfg, const std::string& where, int32_t index,
+                         const ModelIdentity& identity, int64_t num_blocks) {
+  WorkerLinkSpec spec;
+  std::tie(spec.host, spec.port) = parse_host_port(where);
+  spec.stage = index;
+  spec.timeout_s = cfg.cluster.worker_timeout_s;
+  HostStage& h = spec.request;
+  h.model = cfg.model;
+  h.expect = identity;
+  h.quantization = std::string(quant::method_name(cfg.quantization.method));
+  h.group_size = cfg.quantization.group_size;
+  h.lm_head = std::string(quant::lm_head_name(cfg.quantization.lm_head));
+  h.num_blocks = num_blocks;
+  h.block_size = cfg.kv.block_size;
+  return spec;
+}
+
+void wait_until_up(const std::shared_ptr<ClusterStatus>& status, const std::vector<caf::actor>& owned,
+                   double timeout_s, const char* what) {
+  std::string why;
+  if (status->wait_all_up(std::chrono::milliseconds(int64_t(timeout_s * 1000)), &why)) return;
+  for (auto& a : owned) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  fail("{}: {}", what, why);
 }
 
 }  // namespace
@@ -73,10 +112,10 @@ PipelineStages start_pipeline_stages(caf::actor_system& sys, const EngineConfig&
   for (size_t i = 0; i < ranges.size(); ++i) {
     const std::string& where = cc.pipeline_workers[i];
     rows.push_back({where, fmt::format("stage {} (layers {}:{})", i, ranges[i].begin, ranges[i].end),
-                    WorkerState::Connecting, "", 0});
+                    WorkerState::Connecting, "", 0, 0});
     names.push_back(where == "local" ? "local" : "worker " + where);
   }
-  p.status = std::make_shared<ClusterStatus>(rows);
+  p.status = std::make_shared<ClusterStatus>(rows, true);
   p.chain = spawn_stage_chain(sys, names);
   p.owned.push_back(caf::actor_cast<caf::actor>(p.chain));
   p.kv.num_blocks = num_blocks;
@@ -86,40 +125,61 @@ PipelineStages start_pipeline_stages(caf::actor_system& sys, const EngineConfig&
   for (size_t i = 0; i < ranges.size(); ++i) {
     const std::string& where = cc.pipeline_workers[i];
     if (where == "local") {
-      BackendOptions bo;
-      bo.num_threads = cfg.threads;
-      bo.block_size = cfg.kv.block_size;
-      bo.num_blocks = num_blocks;
-      bo.quantization = cfg.quantization;
-      bo.layers = ranges[i];
-      std::shared_ptr<Backend> backend = make_backend(load_checkpoint(cfg.model), bo);
+      std::shared_ptr<Backend> backend = make_backend(load_checkpoint(cfg.model), local_options(cfg, num_blocks, ranges[i]));
       p.status->set(i, WorkerState::Up, backend->name());
       shard_actor shard = spawn_shard(sys, std::move(backend));
       p.owned.push_back(caf::actor_cast<caf::actor>(shard));
       caf::anon_send(p.chain, StageUp{int32_t(i), shard, false});
       continue;
     }
-    WorkerLinkSpec spec;
-    std::tie(spec.host, spec.port) = parse_host_port(where);
-    spec.stage = int32_t(i);
-    spec.timeout_s = cc.worker_timeout_s;
-    HostStage& h = spec.request;
-    h.model = cfg.model;
-    h.expect = identity;
-    h.quantization = std::string(quant::method_name(cfg.quantization.method));
-    h.group_size = cfg.quantization.group_size;
-    h.lm_head = std::string(quant::lm_head_name(cfg.quantization.lm_head));
-    h.layers = ranges[i];
-    h.num_blocks = num_blocks;
-    h.block_size = cfg.kv.block_size;
-    p.owned.push_back(spawn_worker_link(sys, std::move(spec), p.chain, p.status));
+    WorkerLinkSpec spec = link_spec(cfg, where, int32_t(i), identity, num_blocks);
+    spec.request.layers = ranges[i];
+    p.owned.push_back(spawn_worker_link(sys, std::move(spec), caf::actor_cast<caf::actor>(p.chain), p.status));
   }
-  std::string why;
-  if (!p.status->wait_all_up(std::chrono::milliseconds(int64_t(cc.worker_timeout_s * 1000)), &why)) {
-    for (auto& a : p.owned) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    fail("pipeline: {}", why);
-  }
+  wait_until_up(p.status, p.owned, cc.worker_timeout_s, "pipeline");
   return p;
+}
+
+ReplicaSet start_replicas(caf::actor_system& sys, const EngineConfig& cfg, const ModelWeights& weights,
+                          int64_t num_blocks, const SchedulerConfig& sched) {
+  const ClusterConfig& cc = cfg.cluster;
+  const ModelIdentity identity = model_identity(weights, cfg.quantization);
+  ReplicaSet r;
+  std::vector<WorkerStatus> rows;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < cc.replica_workers.size(); ++i) {
+    const std::string& where = cc.replica_workers[i];
+    rows.push_back({where, fmt::format("replica {}", i), WorkerState::Connecting, "", 0, 0});
+    names.push_back(where == "local" ? "local" : "worker " + where);
+  }
+  r.status = std::make_shared<ClusterStatus>(rows, false);
+  r.router = spawn_replica_router(sys, names, cfg.kv.block_size, r.status);
+  r.owned.push_back(caf::actor_cast<caf::actor>(r.router));
+  const auto as_output = caf::actor_cast<output_actor>(r.router);  // replicas send it their StepUpdates
+  for (size_t i = 0; i < cc.replica_workers.size(); ++i) {
+    const std::string& where = cc.replica_workers[i];
+    if (where == "local") {
+      std::shared_ptr<Backend> backend = make_backend(load_checkpoint(cfg.model), local_options(cfg, num_blocks, {}));
+      const KvCacheShape kv = backend->kv_shape();
+      r.status->set(i, WorkerState::Up, backend->name());
+      shard_actor shard = spawn_shard(sys, std::move(backend));
+      step_actor executor = spawn_executor(sys, shard);
+      scheduler_actor scheduler = spawn_scheduler(sys, sched, kv);
+      caf::anon_send(scheduler, SchedulerLinks{executor, step_actor{}, as_output, admission_actor{}, {}});
+      for (caf::actor a : {caf::actor_cast<caf::actor>(shard), caf::actor_cast<caf::actor>(executor),
+                           caf::actor_cast<caf::actor>(scheduler)})
+        r.owned.push_back(a);
+      caf::anon_send(r.router, ReplicaUp{int32_t(i), scheduler});
+      continue;
+    }
+    WorkerLinkSpec spec = link_spec(cfg, where, int32_t(i), identity, num_blocks);
+    spec.request.replica = true;
+    spec.request.scheduler = sched;
+    spec.request.output = as_output;
+    r.owned.push_back(spawn_worker_link(sys, std::move(spec), caf::actor_cast<caf::actor>(r.router), r.status));
+  }
+  wait_until_up(r.status, r.owned, cc.worker_timeout_s, "replicas");
+  return r;
 }
 
 }  // namespace troupe

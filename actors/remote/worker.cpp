@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "actors/remote/model_identity.h"
+#include "actors/executor.h"
+#include "actors/scheduler.h"
 #include "actors/shard.h"
 #include "backends/backend_factory.h"
 #include "model/quantized_checkpoint.h"
@@ -17,7 +19,7 @@ namespace {
 struct WorkerState {
   caf::actor_addr head;       // the link that hosted first; null: free
   caf::node_id head_node;
-  std::vector<shard_actor> hosted;
+  std::vector<caf::actor> hosted;  // shards; a replica's scheduler and executor too
   static inline const char* name = "worker";
 };
 
@@ -26,16 +28,20 @@ using WorkerSelf = worker_actor::stateful_pointer<WorkerState>;
 void release(WorkerSelf self, const char* why) {
   auto& st = self->state;
   spdlog::info("worker: {}; releasing {} stage(s)", why, st.hosted.size());
-  for (auto& s : st.hosted) {
-    self->unlink_from(s);
-    self->send_exit(s, caf::exit_reason::user_shutdown);
+  for (auto& a : st.hosted) {
+    self->unlink_from(a);
+    self->send_exit(a, caf::exit_reason::user_shutdown);
   }
   st.hosted.clear();
   st.head = nullptr;
   st.head_node = caf::node_id{};
 }
 
-Hosted host_stage(WorkerSelf self, const HostStage& h, const WorkerOptions& opts) {
+std::string what(const HostStage& h) {
+  return h.replica ? std::string("a replica") : fmt::format("layers {}:{}", h.layers.begin, h.layers.end);
+}
+
+Hosted host(WorkerSelf self, const HostStage& h, const WorkerOptions& opts) {
   Hosted r;
   if (h.protocol_version != kClusterProtocolVersion) {
     r.error = fmt::format("protocol version differs: head speaks {}, worker {}", h.protocol_version,
@@ -58,13 +64,22 @@ Hosted host_stage(WorkerSelf self, const HostStage& h, const WorkerOptions& opts
     bo.block_size = h.block_size;
     bo.num_blocks = h.num_blocks;
     bo.quantization = q;
-    bo.layers = h.layers;
+    bo.layers = h.replica ? LayerRange{} : h.layers;
     std::shared_ptr<Backend> backend = make_backend(std::move(ck), bo);
     r.backend = backend->name();
+    const KvCacheShape kv = backend->kv_shape();
     r.shard = spawn_shard(self->system(), std::move(backend));
+    self->state.hosted.push_back(caf::actor_cast<caf::actor>(r.shard));
+    if (h.replica) {
+      // The replica's own scheduler and executor, reporting to the head's router.
+      step_actor executor = spawn_executor(self->system(), r.shard, spec::VerifyOptions{});
+      r.scheduler = spawn_scheduler(self->system(), h.scheduler, kv, SpecSchedule{});
+      self->state.hosted.push_back(caf::actor_cast<caf::actor>(executor));
+      self->state.hosted.push_back(caf::actor_cast<caf::actor>(r.scheduler));
+      self->send(r.scheduler, SchedulerLinks{executor, step_actor{}, h.output, admission_actor{}, {}});
+    }
   } catch (const std::exception& e) {
-    r.error = fmt::format("worker could not host layers {}:{} of {}: {}", h.layers.begin, h.layers.end, h.model,
-                          e.what());
+    r.error = fmt::format("worker could not host {} of {}: {}", what(h), h.model, e.what());
   }
   return r;
 }
@@ -84,19 +99,22 @@ worker_actor::behavior_type worker_behavior(WorkerSelf self, WorkerOptions opts)
           spdlog::warn("worker: refused a second head: {}", busy.error);
           return busy;
         }
-        Hosted r = host_stage(self, h, opts);
+        const size_t before = st.hosted.size();
+        Hosted r = host(self, h, opts);
         if (!r.error.empty()) {
-          spdlog::warn("worker: refused layers {}:{}: {}", h.layers.begin, h.layers.end, r.error);
+          spdlog::warn("worker: refused {}: {}", what(h), r.error);
+          for (size_t i = before; i < st.hosted.size(); ++i) self->send_exit(st.hosted[i], caf::exit_reason::user_shutdown);
+          st.hosted.resize(before);
           return r;
         }
-        st.hosted.push_back(r.shard);
-        self->link_to(r.shard);  // a worker that exits takes its stages with it
+        // A worker that exits takes what it hosts with it.
+        for (size_t i = before; i < st.hosted.size(); ++i) self->link_to(st.hosted[i]);
         if (!st.head && sender) {
           st.head = sender->address();
           st.head_node = sender->node();
           self->monitor(sender);
         }
-        spdlog::info("worker: hosting layers {}:{} of {} ({})", h.layers.begin, h.layers.end, h.model, r.backend);
+        spdlog::info("worker: hosting {} of {} ({})", what(h), h.model, r.backend);
         return r;
       },
   };

@@ -22,7 +22,7 @@ constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
 
 struct LinkState {
   WorkerLinkSpec spec;
-  stage_chain_actor chain;
+  caf::actor target;            // the stage chain, or the replica router
   std::shared_ptr<ClusterStatus> status;
   worker_actor worker;
   bool was_up = false;          // the stage served before: a rebuilt one has empty KV
@@ -55,7 +55,7 @@ void connect(LinkSelf self) {
       .then(
           [self](Hosted& h) {
             auto& st = self->state;
-            if (!h.error.empty() || !h.shard) {
+            if (!h.error.empty() || (st.spec.request.replica ? !h.scheduler : !h.shard)) {
               spdlog::error("worker {} refused stage {}: {}", address(st), st.spec.stage, h.error);
               // Busy with another head is temporary; another model or version is not.
               st.status->set(size_t(st.spec.stage), h.busy ? WorkerState::Connecting : WorkerState::Refused, h.error);
@@ -64,7 +64,10 @@ void connect(LinkSelf self) {
               return retry_later(self);
             }
             spdlog::info("worker {} hosts stage {} ({})", address(st), st.spec.stage, h.backend);
-            self->send(st.chain, StageUp{st.spec.stage, h.shard, st.was_up});
+            if (st.spec.request.replica)
+              self->send(st.target, ReplicaUp{st.spec.stage, h.scheduler});
+            else
+              self->send(st.target, StageUp{st.spec.stage, h.shard, st.was_up});
             st.was_up = true;
             st.backoff = kFirstBackoff;
             st.status->set(size_t(st.spec.stage), WorkerState::Up, h.backend);
@@ -80,17 +83,20 @@ void connect(LinkSelf self) {
           });
 }
 
-caf::behavior link_behavior(LinkSelf self, WorkerLinkSpec spec, stage_chain_actor chain,
+caf::behavior link_behavior(LinkSelf self, WorkerLinkSpec spec, caf::actor target,
                             std::shared_ptr<ClusterStatus> status) {
   self->state.spec = std::move(spec);
-  self->state.chain = std::move(chain);
+  self->state.target = std::move(target);
   self->state.status = std::move(status);
   self->set_down_handler([self](caf::down_msg& d) {
     auto& st = self->state;
     if (!st.worker || d.source != st.worker.address()) return;
     const std::string why = fmt::format("worker {} lost ({})", address(st), self->system().render(d.reason));
     spdlog::error("{}; reconnecting", why);
-    self->send(st.chain, StageDown{st.spec.stage, why});
+    if (st.spec.request.replica)
+      self->send(st.target, ReplicaDown{st.spec.stage, why});
+    else
+      self->send(st.target, StageDown{st.spec.stage, why});
     st.status->set(size_t(st.spec.stage), WorkerState::Down, why);
     st.worker = worker_actor{};
     st.backoff = kFirstBackoff;
@@ -116,9 +122,9 @@ std::pair<std::string, uint16_t> parse_host_port(const std::string& address, boo
   return {address.substr(0, colon), uint16_t(p)};
 }
 
-caf::actor spawn_worker_link(caf::actor_system& sys, WorkerLinkSpec spec, stage_chain_actor chain,
+caf::actor spawn_worker_link(caf::actor_system& sys, WorkerLinkSpec spec, caf::actor target,
                              std::shared_ptr<ClusterStatus> status) {
-  return sys.spawn<caf::detached>(link_behavior, std::move(spec), std::move(chain), std::move(status));
+  return sys.spawn<caf::detached>(link_behavior, std::move(spec), std::move(target), std::move(status));
 }
 
 }  // namespace troupe

@@ -1,10 +1,12 @@
 #pragma once
-// The head side of one remote pipeline stage: a link actor connects to a `troupe worker`
-// (CAF remoting), has it host the stage (HostStage), hands the shard to the stage chain
-// (StageUp) and monitors the worker. When the worker is lost, the chain hears StageDown at
-// once (its steps in flight fail, naming the worker), the status table says so, and the
-// link reconnects with backoff; once the worker is back, the stage is rebuilt and the chain
-// serves again (StageUp with kv_lost: the scheduler forgets cached prefixes).
+// The head side of one remote pipeline stage or replica: a link actor connects to a
+// `troupe worker` (CAF remoting), has it host the stage or replica (HostStage), hands the
+// shard to the stage chain (StageUp) or the scheduler to the replica router (ReplicaUp),
+// and monitors the worker. When the worker is lost, the chain or router hears it at once
+// (StageDown / ReplicaDown: what was in flight fails, naming the worker), the status table
+// says so, and the link reconnects with backoff; once the worker is back, the stage or
+// replica is rebuilt and serves again (StageUp with kv_lost: the head's scheduler forgets
+// cached prefixes).
 #include <caf/all.hpp>
 
 #include <memory>
@@ -18,7 +20,7 @@ namespace troupe {
 struct WorkerLinkSpec {
   std::string host;
   uint16_t port = 0;
-  int32_t stage = 0;            // index in the chain and in the status table
+  int32_t stage = 0;            // index in the chain or router, and in the status table
   HostStage request;            // what the worker is asked to host
   double timeout_s = 120;       // for connecting and loading
 };
@@ -27,7 +29,8 @@ struct WorkerLinkSpec {
 std::pair<std::string, uint16_t> parse_host_port(const std::string& address, bool allow_zero = false);
 
 // Detached: connecting blocks the link's own thread, never CAF's worker pool.
-caf::actor spawn_worker_link(caf::actor_system& sys, WorkerLinkSpec spec, stage_chain_actor chain,
+// `target`: the stage chain (a stage) or the replica router (spec.request.replica).
+caf::actor spawn_worker_link(caf::actor_system& sys, WorkerLinkSpec spec, caf::actor target,
                              std::shared_ptr<ClusterStatus> status);
 
 }  // namespace troupe

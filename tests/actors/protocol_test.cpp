@@ -130,6 +130,7 @@ TEST_CASE("every protocol message round-trips through the binary serializer", "[
   check_roundtrip(sys, out);
   check_roundtrip(sys, KvLost{"stage 1 rebuilt"});
   check_roundtrip(sys, StageDown{1, "worker lost"});
+  check_roundtrip(sys, ReplicaDown{2, "worker lost"});
   SeqUpdate u{47, {9, 10}, true, FinishReason::Error, ErrorKind::Overloaded, "busy", usage(), 3.5};
   check_roundtrip(sys, StepUpdates{{u, u}});
   check_roundtrip(sys, StepObservation{48, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1.5, 2.5, 3.5, 4.5, "e"});
@@ -160,7 +161,17 @@ TEST_CASE("the cluster handshake round-trips too", "[actors][protocol][cluster]"
   h.block_size = 32;
   check_roundtrip(sys, h);
   auto shard = sys.spawn([]() -> shard_actor::behavior_type { return {[](ShardStep&) { return ShardOutput{}; }}; });
-  check_roundtrip(sys, Hosted{shard, "cpu (1 threads, layers 3:7)", "", false});
+  check_roundtrip(sys, Hosted{shard, scheduler_actor{}, "cpu (1 threads, layers 3:7)", "", false});
+  auto out = sys.spawn([]() -> output_actor::behavior_type {
+    return {[](OpenStream&) {}, [](StepUpdates&) {}, [](OutputLinks&) {}};
+  });
+  HostStage replica = h;
+  replica.replica = true;
+  replica.scheduler.max_num_seqs = 3;
+  replica.scheduler.scheduling = Scheduling::Static;
+  replica.output = out;
+  check_roundtrip(sys, replica);
+  caf::anon_send_exit(out, caf::exit_reason::user_shutdown);
   Hosted busy;
   busy.error = "worker busy";
   busy.busy = true;

@@ -116,7 +116,7 @@ TEST_CASE("kill -9 of a pipeline worker mid-stream, then its restart", "[cluster
     INFO(r.body);
     CHECK(r.status == 503);
     CHECK(r.header("retry-after") == "1");
-    CHECK_THAT(r.body, Catch::Contains("pipeline degraded"));
+    CHECK_THAT(r.body, Catch::Contains("degraded: stage 1 (layers 1:2) on " + w2.address()));
   }
 
   w2.restart();
