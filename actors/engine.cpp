@@ -38,7 +38,7 @@ struct Engine::Impl {
 
 Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl_(std::make_unique<Impl>()) {
   configure_actor_system(impl_->caf_cfg);
-  if (cfg_.cluster.enabled()) configure_remoting(impl_->caf_cfg);
+  if (cfg_.cluster.enabled()) configure_remoting(impl_->caf_cfg, cfg_.cluster.tls);
   impl_->system = std::make_unique<caf::actor_system>(impl_->caf_cfg);
   impl_->tokenizer = load_tokenizer(cfg_.model);
   Checkpoint weights = load_checkpoint(cfg_.model);  // float, GGUF or pre-quantized

@@ -23,6 +23,7 @@ namespace {
 struct WorkerOpts {
   std::string listen;
   WorkerOptions worker;
+  TlsFiles tls;
 };
 
 void run_worker(const WorkerOpts& o) {
@@ -36,16 +37,16 @@ void run_worker(const WorkerOpts& o) {
 
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
-  configure_remoting(cfg);
+  configure_remoting(cfg, o.tls);
   caf::actor_system sys{cfg};
   worker_actor worker = spawn_worker(sys, o.worker);
-  // reuse_addr: a restarted worker can bind its port again at once (TIME_WAIT).
-  auto bound = sys.middleman().publish(worker, port, host.c_str(), true);
+  auto bound = publish_worker(sys, worker, port, host, o.tls.enabled());
   if (!bound) {
     caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
     fail("worker: cannot listen on {}: {}", o.listen, sys.render(bound.error()));
   }
-  std::printf("troupe worker: listening on %s:%u\n", host.c_str(), unsigned(*bound));
+  std::printf("troupe worker: listening on %s:%u%s\n", host.c_str(), unsigned(*bound),
+              o.tls.enabled() ? " (TLS, peers need a certificate from the CA)" : "");
   std::fflush(stdout);
   int sig = -1;
   while (sig < 0) sig = sigwaitinfo(&sigs, nullptr);
@@ -65,6 +66,9 @@ void register_worker(CLI::App& app) {
   cmd->add_option("--threads", o->worker.threads, "Compute threads per hosted stage (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
+  cmd->add_option("--tls-cert", o->tls.cert, "TLS: this worker's certificate (PEM)");
+  cmd->add_option("--tls-key", o->tls.key, "TLS: its private key (PEM)");
+  cmd->add_option("--tls-ca", o->tls.ca, "TLS: the CA whose certificates heads must present (PEM)");
   cmd->callback([o] { run_worker(*o); });
 }
 

@@ -58,12 +58,13 @@ if(NOT TARGET troupe::openblas)
   target_link_libraries(troupe::openblas INTERFACE ${OPENBLAS_LIBRARY})
 endif()
 
-# CAF 0.17.6 has no CMake package on Debian: define CAF::core and CAF::io by hand.
+# CAF 0.17.6 has no CMake package on Debian: define CAF::core, CAF::io and CAF::openssl by hand.
 if(NOT TARGET CAF::core)
   find_path(CAF_INCLUDE_DIR caf/all.hpp)
   find_library(CAF_CORE_LIBRARY caf_core)
   find_library(CAF_IO_LIBRARY caf_io)
-  if(NOT CAF_INCLUDE_DIR OR NOT CAF_CORE_LIBRARY OR NOT CAF_IO_LIBRARY)
+  find_library(CAF_OPENSSL_LIBRARY caf_openssl)
+  if(NOT CAF_INCLUDE_DIR OR NOT CAF_CORE_LIBRARY OR NOT CAF_IO_LIBRARY OR NOT CAF_OPENSSL_LIBRARY)
     _troupe_dependency_missing("CAF 0.17")
   endif()
   add_library(CAF::core UNKNOWN IMPORTED)
@@ -72,6 +73,9 @@ if(NOT TARGET CAF::core)
   add_library(CAF::io UNKNOWN IMPORTED)
   set_target_properties(CAF::io PROPERTIES IMPORTED_LOCATION ${CAF_IO_LIBRARY}
     INTERFACE_LINK_LIBRARIES CAF::core)
+  add_library(CAF::openssl UNKNOWN IMPORTED)
+  set_target_properties(CAF::openssl PROPERTIES IMPORTED_LOCATION ${CAF_OPENSSL_LIBRARY}
+    INTERFACE_LINK_LIBRARIES CAF::io)
 endif()
 
 # CLI11 is header-only; Debian's package may or may not ship the CMake config.

@@ -8,6 +8,13 @@
 
 namespace troupe {
 
+// TLS for remoting (CAF's OpenSSL module), the same three files on a head and its workers:
+// each side presents its certificate and refuses a peer whose certificate the CA did not sign.
+struct TlsFiles {
+  std::string cert, key, ca;   // PEM paths; all empty: plain TCP (private networks only)
+  bool enabled() const { return !cert.empty() || !key.empty() || !ca.empty(); }
+};
+
 struct ClusterConfig {
   // HOST:PORT of a worker per stage, in layer order; "local" runs that stage in this
   // process. Empty: no pipeline (one in-process shard).
@@ -21,6 +28,7 @@ struct ClusterConfig {
   // Seconds to wait at startup for every worker to load its stage (and the longest a
   // reconnect attempt waits for one).
   double worker_timeout_s = 120;
+  TlsFiles tls;
   bool enabled() const { return !pipeline_workers.empty() || !replica_workers.empty(); }
 };
 

@@ -137,6 +137,12 @@ void add_engine_flags(FlagSet& f, EngineConfig& cfg) {
   add_cluster_flags(f, cfg.cluster);
 }
 
+void add_tls_flags(FlagSet& f, TlsFiles& tls) {
+  f.option("--tls-cert", tls.cert, "Remoting over TLS: this side's certificate (PEM)");
+  f.option("--tls-key", tls.key, "Remoting over TLS: its private key (PEM)");
+  f.option("--tls-ca", tls.ca, "Remoting over TLS: the CA whose certificates peers must present (PEM)");
+}
+
 void add_cluster_flags(FlagSet& f, ClusterConfig& cfg) {
   f.option("--pipeline-workers", cfg.pipeline_workers,
            "Pipeline-parallel stages, in layer order: HOST:PORT of a `troupe worker`, or local")
@@ -146,6 +152,7 @@ void add_cluster_flags(FlagSet& f, ClusterConfig& cfg) {
   f.option("--replica-workers", cfg.replica_workers,
            "Engine replicas: HOST:PORT of a `troupe worker`, or local; requests are routed between them")
       ->delimiter(',');
+  add_tls_flags(f, cfg.tls);
   f.option("--worker-timeout", cfg.worker_timeout_s,
            "Seconds to wait for a worker to connect and load its stage")
       ->capture_default_str()

@@ -72,9 +72,11 @@ class FlagSet {
   bool print_config_ = false;
 };
 
-// --pipeline-workers, --pipeline-layers, --replica-workers, --worker-timeout (part of
-// add_engine_flags).
+// --pipeline-workers, --pipeline-layers, --replica-workers, --worker-timeout and the TLS
+// flags (part of add_engine_flags).
 void add_cluster_flags(FlagSet& f, ClusterConfig& cfg);
+// --tls-cert, --tls-key, --tls-ca (heads: part of add_cluster_flags; `troupe worker`).
+void add_tls_flags(FlagSet& f, TlsFiles& tls);
 // --threads (compute threads, 0: all cores).
 CLI::Option* add_threads_flag(FlagSet& f, int& threads);
 // --quantization, --group-size, --lm-head.

@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config git
   libcaf-dev                      # C++ Actor Framework 0.17.6 (core + io)
+  libcaf-openssl0.17 openssl      # CAF's TLS transport for remoting; certificates in the TLS test
   libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev   # Asio, Beast (header-only), JSON
   libspdlog-dev libfmt-dev        # logging / formatting
   catch2                          # Catch2 v2 (<catch2/catch.hpp>)

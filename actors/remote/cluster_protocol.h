@@ -16,6 +16,7 @@
 #include <string>
 
 #include "actors/protocol.h"
+#include "config/cluster_config.h"
 #include "config/scheduler_config.h"
 #include "model/backend.h"
 
@@ -116,8 +117,14 @@ typename Inspector::result_type inspect(Inspector& f, Hosted& x) {
   return f(caf::meta::type_name("Hosted"), shard, scheduler, x.backend, x.error, x.busy);
 }
 
-// Registers the protocol and cluster types, and loads CAF's io middleman (remoting).
-void configure_remoting(caf::actor_system_config& cfg);
+// Registers the protocol and cluster types and loads CAF's io middleman (remoting), and
+// with `tls` enabled the OpenSSL module with those files (throws troupe::Error naming a
+// file that cannot be read, or a partial set).
+void configure_remoting(caf::actor_system_config& cfg, const TlsFiles& tls = {});
+// Publishes `worker` (TLS when configured) / connects to one.
+caf::expected<uint16_t> publish_worker(caf::actor_system& sys, const worker_actor& worker, uint16_t port,
+                                       const std::string& host, bool tls);
+caf::expected<worker_actor> connect_worker(caf::actor_system& sys, const std::string& host, uint16_t port, bool tls);
 
 }  // namespace troupe
 

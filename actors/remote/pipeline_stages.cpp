@@ -41,6 +41,7 @@ WorkerLinkSpec link_spec(const EngineConfig& cfg, const std::string& where, int3
   std::tie(spec.host, spec.port) = parse_host_port(where);
   spec.stage = index;
   spec.timeout_s = cfg.cluster.worker_timeout_s;
+  spec.tls = cfg.cluster.tls.enabled();
   HostStage& h = spec.request;
   h.model = cfg.model;
   h.expect = identity;

@@ -42,7 +42,7 @@ void retry_later(LinkSelf self) {
 
 void connect(LinkSelf self) {
   auto& st = self->state;
-  auto w = self->system().middleman().remote_actor<worker_actor>(st.spec.host, st.spec.port);
+  auto w = connect_worker(self->system(), st.spec.host, st.spec.port, st.spec.tls);
   if (!w) {
     st.status->set(size_t(st.spec.stage), st.was_up ? WorkerState::Down : WorkerState::Connecting,
                    "cannot connect: " + self->system().render(w.error()));

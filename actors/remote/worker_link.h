@@ -23,6 +23,7 @@ struct WorkerLinkSpec {
   int32_t stage = 0;            // index in the chain or router, and in the status table
   HostStage request;            // what the worker is asked to host
   double timeout_s = 120;       // for connecting and loading
+  bool tls = false;             // connect over TLS (configure_remoting set the files)
 };
 
 // "HOST:PORT" -> host, port (throws troupe::Error naming the text). Port 0 only with allow_zero.

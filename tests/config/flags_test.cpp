@@ -64,7 +64,8 @@ const char* kNonDefaults =
     "--max-connections 10 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
     "--ws-max-queued-bytes 65536 --served-model-name tiny "
     "--chat-template t.jinja --warmup 2 --heartbeat-interval 2.5 --pipeline-workers local,h:1 "
-    "--pipeline-layers 0:1,1:2 --replica-workers h:2,local --worker-timeout 30";
+    "--pipeline-layers 0:1,1:2 --replica-workers h:2,local --worker-timeout 30 --tls-cert c.pem --tls-key k.pem "
+    "--tls-ca ca.pem";
 
 }  // namespace
 
