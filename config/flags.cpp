@@ -202,13 +202,21 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
            "Output queued for a WebSocket client that stops reading before it is dropped")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1024), int64_t(1) << 32));
+  f.option("--shutdown-timeout", o.shutdown_timeout_s,
+           "Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are ended with an error")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  f.option("--allowed-origins", o.allowed_origins,
+           "Browser origins (scheme://host[:port], comma-separated, or *) allowed besides same-origin and loopback; "
+           "enables CORS for them")
+      ->delimiter(',');
 }
 
 void add_service_flags(FlagSet& f, ServiceOptions& o) {
   f.option("--served-model-name", o.served_model_name, "Model name in the API (default: the model's directory or file name)");
   f.option("--chat-template", o.chat_template_path,
            "Jinja chat template file (or a tokenizer_config.json) overriding the model's");
-  f.option("--warmup", o.warmup, "Synthetic requests to run before reporting ready")->capture_default_str()->check(CLI::Range(0, 10000));
+  f.option("--warmup", o.warmup, "Synthetic requests to run before reporting ready (at least 1 catches a broken model at startup)")->capture_default_str()->check(CLI::Range(0, 10000));
   f.option("--heartbeat-interval", o.heartbeat_interval_s,
            "Seconds of idleness after which a tiny request keeps the engine warm (0: off)")
       ->capture_default_str()

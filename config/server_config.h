@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "config/engine_config.h"
 
@@ -21,13 +22,17 @@ struct ServerOptions {
   int ws_ping_interval_s = 20;     // WebSocket keepalive ping when idle
   int ws_max_inflight = 64;        // concurrent requests per WebSocket connection
   size_t ws_max_queued_bytes = 8u << 20;  // a WebSocket client this far behind is dropped (and cancelled)
+  double shutdown_timeout_s = 30;  // SIGTERM/SIGINT: in-flight requests get this long to finish
+  // Browser origins (scheme://host[:port], or "*") allowed beyond same-origin and loopback
+  // ones on /v1/stream; CORS headers are sent only for these.
+  std::vector<std::string> allowed_origins;
 };
 
 struct ServiceOptions {
   std::string model_path;
   std::string served_model_name;   // empty: the model path's last component
   std::string chat_template_path;  // empty: the model's own template (or the fallback)
-  int warmup = 0;                  // synthetic requests before reporting ready
+  int warmup = 1;                  // synthetic requests before reporting ready (a broken model fails here)
   double heartbeat_interval_s = 0; // > 0: a tiny request whenever the server idled this long
 };
 

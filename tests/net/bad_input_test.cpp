@@ -148,11 +148,21 @@ std::vector<Case> cases() {
       Case{"garbage instead of HTTP", "", "", "", 400, "invalid_request_error", nullptr, true,
            "GARBAGE GARBAGE GARBAGE\r\n\r\n"},
       Case{"bad Content-Length", "", "", "", 400, "invalid_request_error", nullptr, true,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: banana\r\n\r\n"},
+           "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: banana\r\n\r\n"},
       Case{"headers too large", "", "", "", 431, "invalid_request_error", nullptr, true,
-           "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n"},
+           "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n"},
       Case{"declared body over the limit", "", "", "", 413, "invalid_request_error", nullptr, true,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{}"},
+           "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n{}"},
+      // Browser-origin safety (net/README.md "Safety").
+      Case{"HTTP/1.1 without Host", "", "", "", 400, "invalid_request_error", nullptr, true,
+           "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"},
+      Case{"foreign Host on a loopback bind (DNS rebinding)", "", "", "", 403, "invalid_request_error", nullptr, true,
+           "GET /v1/models HTTP/1.1\r\nHost: attacker.example:8000\r\nConnection: close\r\n\r\n"},
+      Case{"POST as text/plain (a cross-site form or fetch without preflight)", "POST", C, R"({"prompt": "a"})", 415,
+           "invalid_request_error", nullptr, true, "", Headers{{"Content-Type", "text/plain"}}},
+      Case{"POST without Content-Type", "", "", "", 415, "invalid_request_error", nullptr, true,
+           std::string("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                       "Authorization: Bearer ") + kApiKey + "\r\nContent-Length: 2\r\n\r\n{}"},
   };
   return v;
 }

@@ -1,6 +1,9 @@
 // The daemon end to end over real sockets: health and metrics (through promtool), 128
 // concurrent streaming clients checked against single-request references, cancellation of
 // a client that walks away, overload (429) and not-ready/too-many-connections (503).
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
@@ -241,8 +244,8 @@ TEST_CASE("HTTP/1.0 clients get a streamed reply that ends with the connection")
 TEST_CASE("pipelined requests are answered in order, a stream first") {
   Daemon& d = main_daemon();
   auto req = [](const std::string& body, bool close) {
-    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + std::string(kApiKey) +
-           "\r\nContent-Length: " + std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" +
+    return "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + std::string(kApiKey) +
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" +
            body;
   };
   const std::string raw = raw_http_exchange(
@@ -256,4 +259,31 @@ TEST_CASE("pipelined requests are answered in order, a stream first") {
   CHECK(second != std::string::npos);
   CHECK(done < second);
   CHECK(raw.find("\"object\":\"text_completion\"", second) != std::string::npos);
+}
+
+TEST_CASE("a client that pipelined more bytes and then left has its non-streaming request cancelled") {
+  Daemon& d = main_daemon();
+  const std::string aborted = "troupe_requests_aborted_total{model_name=\"" + d.service->model_name() +
+                              "\",cause=\"client_disconnect\"}";
+  const double aborted0 = metric_value(d.metrics(), aborted);
+  // 8 long choices, not streamed: nothing is written until they are all done.
+  const std::string body = json::serialize(json::object{{"prompt", "Once upon a time"}, {"max_tokens", 500},
+                                                        {"ignore_eos", true}, {"n", 8}, {"temperature", 0.7}});
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket s(io);
+  s.connect({boost::asio::ip::make_address("127.0.0.1"), d.port()});
+  boost::asio::write(s, boost::asio::buffer("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                                            std::string(kApiKey) + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                                            std::to_string(body.size()) + "\r\n\r\n" + body));
+  // Once the request runs, the client pipelines the next one (read by the disconnect watch)...
+  wait_metrics(d, [&](const std::string& m) { return metric_value(m, "vllm_num_requests_running" + label(d)) >= 1; });
+  boost::asio::write(s, boost::asio::buffer(std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the watch takes those bytes in
+  s.close();  // ...and leaves
+  const std::string m = wait_metrics(d, [&](const std::string& t) {
+    return metric_value(t, aborted) >= aborted0 + 8 && metric_value(t, "vllm_num_requests_running" + label(d)) == 0;
+  });
+  CHECK(metric_value(m, aborted) == aborted0 + 8);  // every choice cancelled, none ran to its end
+  CHECK(metric_value(m, "vllm_num_requests_running" + label(d)) == 0);
+  CHECK(metric_value(m, "troupe_kv_cache_blocks_used" + label(d)) == 0);
 }
