@@ -318,7 +318,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Shu
       }
       return method_not_allowed(r.method == http::verb::get ? "GET, HEAD" : "POST");
     }
-    send_error(ApiError(404, "no route for " + std::string(req.method_string()) + " " + path, "", "not_found_error",
+    send_error(ApiError(404, "no route for " + std::string(req.method_string()) + " " + printable(path), "", "not_found_error",
                         "not_found"));
   }
 

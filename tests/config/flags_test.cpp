@@ -62,7 +62,8 @@ const char* kNonDefaults =
     "--num-speculative-tokens 3 --speculative-method draft --ngram-min 1 --ngram-max 5 --no-adaptive-speculation "
     "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
     "--max-connections 10 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
-    "--ws-max-queued-bytes 65536 --served-model-name tiny "
+    "--ws-max-queued-bytes 65536 --shutdown-timeout 5 --allowed-origins https://a.example,http://b.example:8080 "
+    "--served-model-name tiny "
     "--chat-template t.jinja --warmup 2 --heartbeat-interval 2.5";
 
 }  // namespace
@@ -85,6 +86,8 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
   CHECK(c.o.server.port == 1234);
   CHECK(c.o.server.write_timeout_s == 5);
   CHECK(c.o.server.ws_max_queued_bytes == 65536);
+  CHECK(c.o.server.shutdown_timeout_s == 5);
+  CHECK(c.o.server.allowed_origins == std::vector<std::string>{"https://a.example", "http://b.example:8080"});
   CHECK(c.o.service.chat_template_path == "t.jinja");
   // Every value differs from the default, so the round trips below cannot pass by accident.
   const json::object d = ServeLike().run("--model m.gguf");

@@ -153,6 +153,8 @@ std::vector<Case> cases() {
            "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n"},
       Case{"declared body over the limit", "", "", "", 413, "invalid_request_error", nullptr, true,
            "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n{}"},
+      Case{"non-UTF-8 path (never echoed raw)", "", "", "", 404, "not_found_error", nullptr, true,
+           "GET /\xff\xfe/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"},
       // Browser-origin safety (net/README.md "Safety").
       Case{"HTTP/1.1 without Host", "", "", "", 400, "invalid_request_error", nullptr, true,
            "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"},
