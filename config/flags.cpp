@@ -202,6 +202,10 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
            "Output queued for a WebSocket client that stops reading before it is dropped")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1024), int64_t(1) << 32));
+  f.option("--max-queued-output-bytes", o.max_queued_output_bytes,
+           "Output queued for slow readers across all connections; past it the largest are dropped first")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(64 * 1024), int64_t(1) << 40));
   f.option("--shutdown-timeout", o.shutdown_timeout_s,
            "Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are ended with an error")
       ->capture_default_str()

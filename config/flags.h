@@ -90,8 +90,8 @@ void add_scheduling_flag(FlagSet& f, Scheduling& s);
 // --speculative-min-gain, --speculative-draft-threads.
 void add_speculative_flags(FlagSet& f, SpeculativeConfig& cfg);
 // --host, --port, --api-key, --max-body-bytes, --max-connections, --io-threads,
-// --ws-ping-interval, --ws-max-inflight, --write-timeout, --ws-max-queued-bytes, --shutdown-timeout,
-// --allowed-origins.
+// --ws-ping-interval, --ws-max-inflight, --write-timeout, --ws-max-queued-bytes,
+// --max-queued-output-bytes, --shutdown-timeout, --allowed-origins.
 void add_server_flags(FlagSet& f, ServerOptions& o);
 // --served-model-name, --chat-template, --warmup, --heartbeat-interval.
 void add_service_flags(FlagSet& f, ServiceOptions& o);

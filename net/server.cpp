@@ -3,6 +3,7 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <cassert>
 #include <chrono>
@@ -21,7 +22,7 @@ namespace net_detail {
 
 namespace websocket = beast::websocket;
 
-void SessionRegistry::add(std::weak_ptr<ShutdownListener> s) {
+void SessionRegistry::add(std::weak_ptr<SessionControl> s) {
   std::lock_guard lk(mu_);
   if (sessions_.size() >= prune_at_) {
     std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
@@ -30,14 +31,37 @@ void SessionRegistry::add(std::weak_ptr<ShutdownListener> s) {
   sessions_.push_back(std::move(s));
 }
 
+std::vector<std::shared_ptr<SessionControl>> SessionRegistry::live() {
+  std::vector<std::shared_ptr<SessionControl>> out;
+  std::lock_guard lk(mu_);
+  for (const auto& w : sessions_)
+    if (auto s = w.lock()) out.push_back(std::move(s));
+  return out;
+}
+
+// The callers below run outside mu_: a session may be destroyed when its pointer goes.
 void SessionRegistry::notify(ShutdownStep step) {
-  std::vector<std::shared_ptr<ShutdownListener>> live;
-  {
-    std::lock_guard lk(mu_);
-    for (const auto& w : sessions_)
-      if (auto s = w.lock()) live.push_back(std::move(s));
+  for (auto& s : live()) s->on_shutdown(step);
+}
+
+void SessionRegistry::shed_largest(const OutputBudget& budget) {
+  std::lock_guard lk(shed_mu_);
+  auto sessions = live();
+  // What sessions already being dropped hold is as good as released.
+  size_t kept = budget.total();
+  std::vector<std::pair<size_t, SessionControl*>> candidates;
+  for (auto& s : sessions) {
+    const size_t n = s->queued_output_bytes();
+    if (s->dropping()) kept -= std::min(n, kept);
+    else if (n > 0) candidates.emplace_back(n, s.get());
   }
-  for (auto& s : live) s->on_shutdown(step);  // outside the lock: a session may be destroyed here
+  std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (const auto& [n, s] : candidates) {
+    if (kept <= budget.limit()) break;
+    spdlog::warn("output budget ({} bytes) exceeded: dropping a connection that has {} bytes queued", budget.limit(), n);
+    s->drop_slow_reader();
+    kept -= std::min(n, kept);
+  }
 }
 
 ApiError shutting_down_error() {
@@ -76,10 +100,10 @@ std::string_view query_param(std::string_view target, std::string_view name) {
 
 // One HTTP connection. Its lifecycle is `Phase` (see `enter` for the transitions); facts
 // about the current request's response live in `Exchange`, reset before each request.
-class HttpSession : public std::enable_shared_from_this<HttpSession>, public ShutdownListener {
+class HttpSession : public std::enable_shared_from_this<HttpSession>, public SessionControl {
  public:
   HttpSession(tcp::socket&& socket, ServerCtx& ctx, bool over_limit)
-      : stream_(std::move(socket)), ctx_(ctx), over_limit_(over_limit) {
+      : stream_(std::move(socket)), ctx_(ctx), over_limit_(over_limit), queued_(ctx.output, ctx.sessions) {
     ctx_.connections++;
     ctx_.service.metrics().connection_opened(false);
   }
@@ -102,6 +126,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Shu
       if (step == ShutdownStep::Abort) return self->end_for_shutdown();
       if (self->phase_ == Phase::ReadingRequest) self->close();  // idle keep-alive (Close)
     });
+  }
+
+  size_t queued_output_bytes() const override { return queued_.bytes(); }
+  bool dropping() const override { return dropping_; }
+  void drop_slow_reader() override {
+    if (dropping_.exchange(true)) return;
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->client_gone(); });
   }
 
  private:
@@ -500,7 +531,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Shu
         append_sse(usage_chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(),
                                     total_usage(res, g.req.n)));
       }
-      pending_ += "data: [DONE]\n\n";
+      queue_sse("data: [DONE]\n\n");
       g.ending = true;
     }
     // Headers go out once every choice has produced something, so an admission error on
@@ -510,9 +541,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Shu
   }
 
   void append_sse(const std::string& json) {
-    pending_ += "data: ";
-    pending_ += json;
-    pending_ += "\n\n";
+    queue_sse("data: " + json + "\n\n");
+  }
+
+  void queue_sse(const std::string& bytes) {
+    pending_ += bytes;
+    queued_.hold(bytes.size());
   }
 
   void finish_json() {
@@ -556,7 +590,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Shu
     auto data = std::make_shared<std::string>(std::move(pending_));
     pending_.clear();
     stream_.expires_after(std::chrono::seconds(ctx_.opts.write_timeout_s));
-    auto done = [self = shared_from_this(), data](beast::error_code ec, size_t) { self->on_stream_written(ec); };
+    auto done = [self = shared_from_this(), data](beast::error_code ec, size_t) {
+      self->queued_.release(data->size());
+      self->on_stream_written(ec);
+    };
     if (ex_.chunked) asio::async_write(stream_, http::make_chunk(asio::buffer(*data)), std::move(done));
     else asio::async_write(stream_, asio::buffer(*data), std::move(done));
   }
@@ -635,6 +672,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Shu
     for (auto& c : gen_->choices)
       if (!c.done) ctx_.service.cancel(c.engine_id, cause);
     end_generation();
+    queued_.release(pending_.size());
     pending_.clear();
   }
 
@@ -733,6 +771,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Shu
   std::unique_ptr<Generation> gen_;
   uint64_t gen_seq_ = 0;
   std::string pending_;  // SSE bytes not yet written
+  QueuedOutput queued_;  // pending_ and the SSE write in flight, in the global output budget
+  std::atomic<bool> dropping_{false};  // over the output budget: being closed
   Phase phase_ = Phase::ReadingRequest;
   Exchange ex_;
   // Two socket operations that run alongside the phases rather than being phases of their

@@ -34,22 +34,74 @@ enum class ShutdownStep {
   Close,  // close idle connections; the rest close once their last bytes are written
 };
 
-class ShutdownListener {
+// Output queued for clients across every connection (WebSocket queues, SSE data not yet
+// written): bounded as a whole, so many slow readers cannot exhaust memory even when each
+// stays under its own cap.
+class OutputBudget {
  public:
-  virtual ~ShutdownListener() = default;
-  virtual void on_shutdown(ShutdownStep step) = 0;
-};
-
-// Every open session, so a shutdown can reach them. Weak: a session's lifetime is its own.
-class SessionRegistry {
- public:
-  void add(std::weak_ptr<ShutdownListener> s);
-  void notify(ShutdownStep step);
+  explicit OutputBudget(size_t limit) : limit_(limit) {}
+  // Counts `n` more queued bytes; true when the total is now over the limit.
+  bool add(size_t n) { return total_.fetch_add(n) + n > limit_; }
+  void release(size_t n) { total_.fetch_sub(n); }
+  size_t total() const { return total_.load(); }
+  size_t limit() const { return limit_; }
 
  private:
+  std::atomic<size_t> total_{0};
+  const size_t limit_;
+};
+
+// What the server as a whole asks of a connection. Called from any thread; sessions post
+// the work to their own strand.
+class SessionControl {
+ public:
+  virtual ~SessionControl() = default;
+  virtual void on_shutdown(ShutdownStep step) = 0;
+  virtual size_t queued_output_bytes() const = 0;
+  virtual bool dropping() const = 0;
+  // Over the output budget: close the connection and cancel its requests (as a disconnect).
+  virtual void drop_slow_reader() = 0;
+};
+
+// Every open session, so a shutdown or the output budget can reach them. Weak: a session's
+// lifetime is its own.
+class SessionRegistry {
+ public:
+  void add(std::weak_ptr<SessionControl> s);
+  void notify(ShutdownStep step);
+  // Drops the connections with the most queued output, largest first, until what the rest
+  // hold fits `budget`.
+  void shed_largest(const OutputBudget& budget);
+
+ private:
+  std::vector<std::shared_ptr<SessionControl>> live();
+
   std::mutex mu_;
-  std::vector<std::weak_ptr<ShutdownListener>> sessions_;
+  std::mutex shed_mu_;  // one shedding at a time, so two threads never drop for the same excess
+  std::vector<std::weak_ptr<SessionControl>> sessions_;
   size_t prune_at_ = 64;  // forget the expired ones when the list grows past this
+};
+
+// A session's share of the OutputBudget: what it queued and has not written yet. Used on
+// the session's strand only; the count is atomic because shedding reads it from elsewhere.
+class QueuedOutput {
+ public:
+  QueuedOutput(OutputBudget& budget, SessionRegistry& sessions) : budget_(budget), sessions_(sessions) {}
+  ~QueuedOutput() { budget_.release(bytes_.load()); }
+  void hold(size_t n) {
+    bytes_ += n;
+    if (budget_.add(n)) sessions_.shed_largest(budget_);
+  }
+  void release(size_t n) {
+    bytes_ -= n;
+    budget_.release(n);
+  }
+  size_t bytes() const { return bytes_.load(); }
+
+ private:
+  OutputBudget& budget_;
+  SessionRegistry& sessions_;
+  std::atomic<size_t> bytes_{0};
 };
 
 // Counts a request the network layer is serving (from parsing until its last byte is
@@ -68,7 +120,8 @@ class InFlightToken {
 };
 
 struct ServerCtx {
-  ServerCtx(ServerOptions o, Service& s) : opts(std::move(o)), service(s), origins(opts.host, opts.allowed_origins) {}
+  ServerCtx(ServerOptions o, Service& s)
+      : opts(std::move(o)), service(s), origins(opts.host, opts.allowed_origins), output(opts.max_queued_output_bytes) {}
   ServerOptions opts;
   Service& service;
   OriginPolicy origins;
@@ -76,6 +129,7 @@ struct ServerCtx {
   std::atomic<int> requests_in_flight{0};
   std::atomic<bool> draining{false};  // a shutdown began: no new work, no keep-alive
   std::atomic<bool> closing{false};   // the shutdown's last step: idle connections close
+  OutputBudget output;
   SessionRegistry sessions;
 };
 

@@ -16,9 +16,10 @@ namespace json = boost::json;
 
 namespace {
 
-class WsSession : public std::enable_shared_from_this<WsSession>, public ShutdownListener {
+class WsSession : public std::enable_shared_from_this<WsSession>, public SessionControl {
  public:
-  WsSession(beast::tcp_stream&& stream, ServerCtx& ctx) : ws_(std::move(stream)), ctx_(ctx) {
+  WsSession(beast::tcp_stream&& stream, ServerCtx& ctx)
+      : ws_(std::move(stream)), ctx_(ctx), queued_(ctx.output, ctx.sessions) {
     ctx_.connections++;
     ctx_.service.metrics().connection_opened(true);
   }
@@ -57,6 +58,13 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Shutdow
       if (step == ShutdownStep::Abort) self->end_for_shutdown();
       if (step != ShutdownStep::Drain || self->inflight_.empty()) self->close_going_away();
     });
+  }
+
+  size_t queued_output_bytes() const override { return queued_.bytes(); }
+  bool dropping() const override { return dropping_; }
+  void drop_slow_reader() override {
+    if (dropping_.exchange(true)) return;
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->drop(); });
   }
 
  private:
@@ -205,15 +213,18 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Shutdow
 
   void send(std::string msg) {
     if (phase_ == Phase::Closed || phase_ == Phase::Closing) return;
-    queued_bytes_ += msg.size();
+    queued_.hold(msg.size());
     outq_.push_back(std::move(msg));
-    if (queued_bytes_ > ctx_.opts.ws_max_queued_bytes) {  // Open -> Closed: the client stopped reading
-      phase_ = Phase::Closed;
-      cancel_all(AbortCause::ClientDisconnect);
-      beast::get_lowest_layer(ws_).close();  // pending reads and writes fail; the session ends
-      return;
-    }
+    if (queued_.bytes() > ctx_.opts.ws_max_queued_bytes) return drop();  // the client stopped reading
     if (!writing_) do_write();
+  }
+
+  // Open or Closing -> Closed: a slow reader past its own cap or the global output budget.
+  void drop() {
+    if (phase_ == Phase::Closed) return;
+    phase_ = Phase::Closed;
+    cancel_all(AbortCause::ClientDisconnect);
+    beast::get_lowest_layer(ws_).close();  // pending reads and writes fail; the session ends
   }
 
   void do_write() {
@@ -229,7 +240,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Shutdow
       cancel_all(AbortCause::ClientDisconnect);
       return;
     }
-    queued_bytes_ -= outq_.front().size();
+    queued_.release(outq_.front().size());
     outq_.pop_front();
     if (phase_ == Phase::Closed) return;
     if (!outq_.empty()) do_write();
@@ -246,7 +257,8 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Shutdow
   beast::flat_buffer buf_;
   std::unordered_map<std::string, Inflight> inflight_;  // by the client's id, serialized
   std::deque<std::string> outq_;
-  size_t queued_bytes_ = 0;
+  QueuedOutput queued_;  // outq_, in the global output budget
+  std::atomic<bool> dropping_{false};  // over the output budget: being dropped
   // Handshake -> Open when async_accept succeeds; Open -> Closing when a shutdown closes
   // the connection (a close frame follows what is queued; nothing new is queued);
   // Open or Closing -> Closed when a read or a write fails or the client falls
