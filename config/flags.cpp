@@ -188,6 +188,10 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
   f.option("--max-connections", o.max_connections, "Open connections beyond which clients get 503")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  f.option("--max-connections-per-ip", o.max_connections_per_ip,
+           "Open connections one client address may hold before it gets 503 (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   f.option("--io-threads", o.io_threads, "Network threads")->capture_default_str()->check(CLI::Range(1, 64));
   f.option("--ws-ping-interval", o.ws_ping_interval_s, "Seconds between WebSocket keepalive pings on an idle connection")
       ->capture_default_str()
@@ -195,6 +199,12 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
   f.option("--ws-max-inflight", o.ws_max_inflight, "Requests in flight per WebSocket connection")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  f.option("--idle-timeout", o.idle_timeout_s, "Seconds a keep-alive connection may wait for its next request")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  f.option("--header-timeout", o.header_timeout_s, "Seconds a request's headers may take once it has begun")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   f.option("--write-timeout", o.write_timeout_s, "Seconds a client may stop reading before it is dropped (HTTP)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));

@@ -17,7 +17,9 @@ struct ServerOptions {
   size_t max_body_bytes = 1 << 20; // request bodies and WebSocket messages (413 / close 1009)
   int io_threads = 1;
   int max_connections = 1024;      // beyond this: 503 + Retry-After
-  int idle_timeout_s = 60;         // keep-alive idle and slow-header limit
+  int max_connections_per_ip = 0;  // > 0: one client address beyond this gets 503 too
+  int idle_timeout_s = 60;         // keep-alive idle (waiting for a request to begin), and body reads
+  int header_timeout_s = 10;       // a request's headers, from its first byte
   int write_timeout_s = 60;        // a client that stops reading is dropped (and cancelled)
   int ws_ping_interval_s = 20;     // WebSocket keepalive ping when idle
   int ws_max_inflight = 64;        // concurrent requests per WebSocket connection

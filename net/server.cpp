@@ -64,6 +64,30 @@ void SessionRegistry::shed_largest(const OutputBudget& budget) {
   }
 }
 
+int ConnectionsPerIp::count(const asio::ip::address& a) {
+  std::lock_guard lk(mu_);
+  auto it = open_.find(a.to_string());
+  return it == open_.end() ? 0 : it->second;
+}
+
+ConnectionsPerIp::Slot::Slot(ConnectionsPerIp& table, asio::ip::address a) : table_(table), addr_(std::move(a)) {
+  std::lock_guard lk(table_.mu_);
+  table_.open_[addr_.to_string()]++;
+}
+
+ConnectionsPerIp::Slot::~Slot() {
+  std::lock_guard lk(table_.mu_);
+  auto it = table_.open_.find(addr_.to_string());
+  if (it != table_.open_.end() && --it->second == 0) table_.open_.erase(it);
+}
+
+// The peer's address, or an unspecified one if the socket already failed.
+asio::ip::address peer_address(const tcp::socket& s) {
+  beast::error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  return ec ? asio::ip::address() : ep.address();
+}
+
 ApiError shutting_down_error() {
   ApiError e(503, "the server is shutting down; retry on another instance", "", "server_error", "shutting_down");
   e.retry_after_s = 1;
@@ -103,7 +127,11 @@ std::string_view query_param(std::string_view target, std::string_view name) {
 class HttpSession : public std::enable_shared_from_this<HttpSession>, public SessionControl {
  public:
   HttpSession(tcp::socket&& socket, ServerCtx& ctx, bool over_limit)
-      : stream_(std::move(socket)), ctx_(ctx), over_limit_(over_limit), queued_(ctx.output, ctx.sessions) {
+      : stream_(std::move(socket)),
+        ctx_(ctx),
+        over_limit_(over_limit),
+        ip_slot_(ctx.per_ip, peer_address(stream_.socket())),
+        queued_(ctx.output, ctx.sessions) {
     ctx_.connections++;
     ctx_.service.metrics().connection_opened(false);
   }
@@ -237,13 +265,27 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(ctx_.opts.max_body_bytes);
+    if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
+    // Keep-alive idle: the next request may take --idle-timeout to begin...
     stream_.expires_after(std::chrono::seconds(ctx_.opts.idle_timeout_s));
+    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      if (ec) return self->read_failed(ec);
+      self->buffer_.commit(n);
+      self->read_header();
+    });
+  }
+
+  // ...but once it has begun, its headers must be complete within --header-timeout (a client
+  // trickling them in, slowloris-style, cannot hold a connection for long).
+  void read_header() {
+    stream_.expires_after(std::chrono::seconds(ctx_.opts.header_timeout_s));
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
 
   void on_header(beast::error_code ec, size_t) {
     if (ec) return read_failed(ec);
+    stream_.expires_after(std::chrono::seconds(ctx_.opts.idle_timeout_s));  // the body: as long as an idle gap
     auto& req = parser_->get();
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body.
@@ -767,6 +809,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
   beast::flat_buffer buffer_;
   ServerCtx& ctx_;
   const bool over_limit_;
+  ConnectionsPerIp::Slot ip_slot_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::unique_ptr<Generation> gen_;
   uint64_t gen_seq_ = 0;
@@ -825,7 +868,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);  // tokens are small writes: no Nagle delay
-      const bool over = ctx_.connections.load() >= ctx_.opts.max_connections;
+      const int per_ip = ctx_.opts.max_connections_per_ip;
+      const bool over = ctx_.connections.load() >= ctx_.opts.max_connections ||
+                        (per_ip > 0 && ctx_.per_ip.count(peer_address(socket)) >= per_ip);
       std::make_shared<HttpSession>(std::move(socket), ctx_, over)->run();
       return accept();
     }

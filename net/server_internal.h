@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "net/origin_policy.h"
@@ -119,6 +120,28 @@ class InFlightToken {
   std::atomic<int>* n_;
 };
 
+// Open connections by client address, for --max-connections-per-ip.
+class ConnectionsPerIp {
+ public:
+  int count(const asio::ip::address& a);
+  // Held by every session (HTTP and WebSocket) for its lifetime.
+  class Slot {
+   public:
+    Slot(ConnectionsPerIp& table, asio::ip::address a);
+    ~Slot();
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+
+   private:
+    ConnectionsPerIp& table_;
+    asio::ip::address addr_;
+  };
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, int> open_;  // by address, as text
+};
+
 struct ServerCtx {
   ServerCtx(ServerOptions o, Service& s)
       : opts(std::move(o)), service(s), origins(opts.host, opts.allowed_origins), output(opts.max_queued_output_bytes) {}
@@ -126,12 +149,15 @@ struct ServerCtx {
   Service& service;
   OriginPolicy origins;
   std::atomic<int> connections{0};
+  ConnectionsPerIp per_ip;
   std::atomic<int> requests_in_flight{0};
   std::atomic<bool> draining{false};  // a shutdown began: no new work, no keep-alive
   std::atomic<bool> closing{false};   // the shutdown's last step: idle connections close
   OutputBudget output;
   SessionRegistry sessions;
 };
+
+asio::ip::address peer_address(const tcp::socket& s);
 
 // The 503 every request gets once the server is shutting down.
 ApiError shutting_down_error();

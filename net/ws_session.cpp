@@ -19,7 +19,10 @@ namespace {
 class WsSession : public std::enable_shared_from_this<WsSession>, public SessionControl {
  public:
   WsSession(beast::tcp_stream&& stream, ServerCtx& ctx)
-      : ws_(std::move(stream)), ctx_(ctx), queued_(ctx.output, ctx.sessions) {
+      : ws_(std::move(stream)),
+        ctx_(ctx),
+        ip_slot_(ctx.per_ip, peer_address(beast::get_lowest_layer(ws_).socket())),
+        queued_(ctx.output, ctx.sessions) {
     ctx_.connections++;
     ctx_.service.metrics().connection_opened(true);
   }
@@ -254,6 +257,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
 
   websocket::stream<beast::tcp_stream> ws_;
   ServerCtx& ctx_;
+  ConnectionsPerIp::Slot ip_slot_;
   beast::flat_buffer buf_;
   std::unordered_map<std::string, Inflight> inflight_;  // by the client's id, serialized
   std::deque<std::string> outq_;

@@ -61,8 +61,8 @@ const char* kNonDefaults =
     "--batch-wait-ms 5 --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
     "--num-speculative-tokens 3 --speculative-method draft --ngram-min 1 --ngram-max 5 --no-adaptive-speculation "
     "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
-    "--max-connections 10 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
-    "--ws-max-queued-bytes 65536 --max-queued-output-bytes 1048576 --shutdown-timeout 5 --allowed-origins https://a.example,http://b.example:8080 "
+    "--max-connections 10 --max-connections-per-ip 3 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
+    "--ws-max-queued-bytes 65536 --idle-timeout 9 --header-timeout 4 --max-queued-output-bytes 1048576 --shutdown-timeout 5 --allowed-origins https://a.example,http://b.example:8080 "
     "--served-model-name tiny "
     "--chat-template t.jinja --warmup 2 --heartbeat-interval 2.5";
 

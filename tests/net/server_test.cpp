@@ -4,6 +4,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
+#include <poll.h>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
@@ -286,4 +287,91 @@ TEST_CASE("a client that pipelined more bytes and then left has its non-streamin
   CHECK(metric_value(m, aborted) == aborted0 + 8);  // every choice cancelled, none ran to its end
   CHECK(metric_value(m, "vllm_num_requests_running" + label(d)) == 0);
   CHECK(metric_value(m, "troupe_kv_cache_blocks_used" + label(d)) == 0);
+}
+
+namespace {
+
+// Reads until the server closes (true) or `limit` passes (false).
+bool closed_within(boost::asio::ip::tcp::socket& s, std::chrono::duration<double> limit) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(limit);
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < end) {
+    boost::system::error_code ec;
+    if (s.available(ec) == 0) {
+      pollfd p{s.native_handle(), POLLIN, 0};
+      ::poll(&p, 1, 50);
+      if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    }
+    s.read_some(boost::asio::buffer(buf), ec);
+    if (ec) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("headers have --header-timeout once a request begins; an idle keep-alive connection waits longer") {
+  ServiceOptions so;
+  so.model_path = model_path("tinystories-656k");
+  ServerOptions o;
+  o.port = 0;
+  o.header_timeout_s = 1;
+  o.idle_timeout_s = 60;
+  EngineConfig ec;
+  ec.model = so.model_path;
+  Daemon d(so, o, ec);
+  boost::asio::io_context io;
+  const boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"), d.port());
+
+  // Slowloris: a request that begins and never ends is cut after the header timeout.
+  boost::asio::ip::tcp::socket slow(io);
+  slow.connect(ep);
+  boost::asio::write(slow, boost::asio::buffer(std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")));
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(closed_within(slow, std::chrono::seconds(15)));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(took < 15);
+
+  // An idle connection outlives the header timeout: it may still send a whole request.
+  boost::asio::ip::tcp::socket idle(io);
+  idle.connect(ep);
+  CHECK_FALSE(closed_within(idle, std::chrono::milliseconds(2500)));
+  const std::string reply = [&] {
+    boost::asio::write(idle, boost::asio::buffer(std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")));
+    std::string got;
+    char buf[4096];
+    boost::system::error_code e;
+    for (size_t n; (n = idle.read_some(boost::asio::buffer(buf), e)) > 0 || !e;) got.append(buf, n);
+    return got;
+  }();
+  CHECK(reply.rfind("HTTP/1.1 200", 0) == 0);
+}
+
+TEST_CASE("--max-connections-per-ip: one address beyond the limit gets 503, and a slot frees when a connection closes") {
+  ServiceOptions so;
+  so.model_path = model_path("tinystories-656k");
+  ServerOptions o;
+  o.port = 0;
+  o.max_connections_per_ip = 2;
+  EngineConfig ec;
+  ec.model = so.model_path;
+  Daemon d(so, o, ec);
+  auto a = std::make_unique<HttpClient>("127.0.0.1", d.port());
+  HttpClient b("127.0.0.1", d.port());
+  REQUIRE(a->request("GET", "/health").status == 200);  // two kept-alive connections from 127.0.0.1
+  REQUIRE(b.request("GET", "/health").status == 200);
+  {
+    HttpClient c("127.0.0.1", d.port());
+    HttpResponse r = c.request("GET", "/health");
+    CHECK(r.status == 503);
+    CHECK(json::parse(r.body).at("error").at("code") == "too_many_connections");
+  }
+  a.reset();  // closes one: the next connection is welcome again
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {  // the server notices the close asynchronously
+    HttpClient c("127.0.0.1", d.port());
+    served = c.request("GET", "/health").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(served);
 }
