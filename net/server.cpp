@@ -358,12 +358,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
         return send_error(ApiError(426, "/v1/stream is a WebSocket endpoint: send an Upgrade request"));
       }
       if (!ctx_.origins.websocket_origin_allowed(req[http::field::origin], req[http::field::host]))
-        return send_error(ApiError(403, "WebSocket connections from origin '" + std::string(req[http::field::origin]) +
+        return send_error(ApiError(403, "WebSocket connections from origin '" + printable(req[http::field::origin]) +
                                             "' are not allowed; start the server with --allowed-origins to permit it",
                                    "", "invalid_request_error", "origin_not_allowed"));
+      if (auto bad = handshake_error(req)) {
+        ex_.keep_alive = false;  // the client expected another protocol on this connection
+        return send_error(*bad);
+      }
       if (!ctx_.service.ready()) return not_ready();
       enter(Phase::Closed);  // the WebSocket session owns the socket from here
-      start_websocket(ctx_, std::move(stream_), std::move(req));
+      // Whatever the client sent right behind the handshake (messages it did not wait for the
+      // 101 to send) is already in buffer_: it goes along.
+      start_websocket(ctx_, std::move(stream_), std::move(req), beast::buffers_to_string(buffer_.data()));
       return;
     }
     struct Route {
@@ -421,6 +427,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
                                  "", "invalid_request_error", "origin_not_allowed"));
     ex_.preflight_headers = std::string(req[http::field::access_control_request_headers]);
     send(http::status::no_content, "", "text/plain");
+  }
+
+  // What Beast's accept would refuse with a plain-text reply, refused here with a JSON body
+  // and counted under its real status.
+  static std::optional<ApiError> handshake_error(const http::request<http::string_body>& req) {
+    const std::string_view key = req[http::field::sec_websocket_key];
+    if (key.empty() || key.size() > 24)  // base64 of 16 bytes (RFC 6455 4.2.1)
+      return ApiError(400, "WebSocket handshake without a valid Sec-WebSocket-Key");
+    if (req[http::field::sec_websocket_version] != "13")
+      return ApiError(426, "unsupported WebSocket version; this server speaks version 13");
+    return std::nullopt;
   }
 
   static bool is_json(std::string_view content_type) {
@@ -737,6 +754,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     if (retry_after_s > 0) res->set(http::field::retry_after, std::to_string(retry_after_s));
     if (status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer");
     if (status == http::status::method_not_allowed) res->set(http::field::allow, ex_.allow);
+    if (status == http::status::upgrade_required) res->set(http::field::sec_websocket_version, "13");
     set_cors_headers(*res);
     if (ctx_.draining) ex_.keep_alive = false;
     res->keep_alive(ex_.keep_alive);

@@ -162,8 +162,10 @@ asio::ip::address peer_address(const tcp::socket& s);
 // The 503 every request gets once the server is shutting down.
 ApiError shutting_down_error();
 
-// Takes over an HTTP connection whose request asked to upgrade to /v1/stream.
-void start_websocket(ServerCtx& ctx, beast::tcp_stream&& stream, http::request<http::string_body>&& req);
+// Takes over an HTTP connection whose request asked to upgrade to /v1/stream; `early` holds
+// bytes that arrived after the request (the client's first frames).
+void start_websocket(ServerCtx& ctx, beast::tcp_stream&& stream, http::request<http::string_body>&& req,
+                     std::string early);
 
 // Constant-time comparison of the presented key with the configured one.
 bool key_matches(std::string_view presented, const std::string& expected);

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include <deque>
+#include <sstream>
 #include <unordered_map>
 
 #include "net/server_internal.h"
@@ -32,7 +33,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
     ctx_.service.metrics().connection_closed(true);
   }
 
-  void run(http::request<http::string_body>&& req) {
+  void run(http::request<http::string_body>&& req, std::string early) {
     ctx_.sessions.add(weak_from_this());
     beast::get_lowest_layer(ws_).expires_never();  // the websocket stream has its own timeouts
     websocket::stream_base::timeout t;
@@ -44,8 +45,12 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(http::field::server, "troupe"); }));
     ws_.read_message_max(ctx_.opts.max_body_bytes);
-    ctx_.service.metrics().http_response(101);
-    ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
+    // Beast reads the handshake again from these bytes, so what followed it stays in the
+    // stream's read buffer for the first read instead of being lost.
+    std::ostringstream handshake;
+    handshake << req;
+    auto bytes = std::make_shared<std::string>(handshake.str() + early);
+    ws_.async_accept(asio::buffer(*bytes), [self = shared_from_this(), bytes](beast::error_code ec) { self->on_accept(ec); });
   }
 
  private:
@@ -72,10 +77,11 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
 
  private:
   void on_accept(beast::error_code ec) {
-    if (ec) {  // the handshake failed or timed out: nothing was ever open
+    if (ec) {  // timed out or cut (server.cpp checked the request): nothing was ever open or sent
       phase_ = Phase::Closed;
       return;
     }
+    ctx_.service.metrics().http_response(101);
     phase_ = Phase::Open;
     do_read();
     if (ctx_.draining) close_going_away();  // accepted just as the shutdown began
@@ -277,8 +283,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
 
 }  // namespace
 
-void start_websocket(ServerCtx& ctx, beast::tcp_stream&& stream, http::request<http::string_body>&& req) {
-  std::make_shared<WsSession>(std::move(stream), ctx)->run(std::move(req));
+void start_websocket(ServerCtx& ctx, beast::tcp_stream&& stream, http::request<http::string_body>&& req,
+                     std::string early) {
+  std::make_shared<WsSession>(std::move(stream), ctx)->run(std::move(req), std::move(early));
 }
 
 }  // namespace troupe::net_detail
