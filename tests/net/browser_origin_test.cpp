@@ -41,18 +41,6 @@ int ws_handshake(uint16_t port, const std::string& origin, const std::string& ho
   return res.result_int();
 }
 
-std::unique_ptr<Daemon> daemon_allowing(std::vector<std::string> origins) {
-  ServiceOptions so;
-  so.model_path = model_path("tinystories-656k");
-  ServerOptions o;
-  o.port = 0;
-  o.api_key = kApiKey;
-  o.allowed_origins = std::move(origins);
-  EngineConfig ec;
-  ec.model = so.model_path;
-  return std::make_unique<Daemon>(so, o, ec);
-}
-
 HttpResponse request(uint16_t port, const std::string& method, const std::string& target, const Headers& headers,
                      const std::string& body = "") {
   HttpClient c("127.0.0.1", port, 30);
@@ -94,7 +82,9 @@ TEST_CASE("without --allowed-origins there is no CORS: preflights get 403 and re
 }
 
 TEST_CASE("--allowed-origins: those origins get CORS and WebSockets, others still do not", "[net][origin]") {
-  auto daemon = daemon_allowing({"https://app.example", "http://tools.example:8080"});
+  auto daemon = own_daemon([](ServerOptions& o, EngineConfig&) {
+    o.allowed_origins = {"https://app.example", "http://tools.example:8080"};
+  });
   Daemon& d = *daemon;
   const std::string self = "127.0.0.1:" + std::to_string(d.port());
 

@@ -273,9 +273,7 @@ TEST_CASE("a client that pipelined more bytes and then left has its non-streamin
   boost::asio::io_context io;
   boost::asio::ip::tcp::socket s(io);
   s.connect({boost::asio::ip::make_address("127.0.0.1"), d.port()});
-  boost::asio::write(s, boost::asio::buffer("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
-                                            std::string(kApiKey) + "\r\nContent-Type: application/json\r\nContent-Length: " +
-                                            std::to_string(body.size()) + "\r\n\r\n" + body));
+  boost::asio::write(s, boost::asio::buffer(raw_completion_request(body)));
   // Once the request runs, the client pipelines the next one (read by the disconnect watch)...
   wait_metrics(d, [&](const std::string& m) { return metric_value(m, "vllm_num_requests_running" + label(d)) >= 1; });
   boost::asio::write(s, boost::asio::buffer(std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")));
@@ -311,15 +309,11 @@ bool closed_within(boost::asio::ip::tcp::socket& s, std::chrono::duration<double
 }  // namespace
 
 TEST_CASE("headers have --header-timeout once a request begins; an idle keep-alive connection waits longer") {
-  ServiceOptions so;
-  so.model_path = model_path("tinystories-656k");
-  ServerOptions o;
-  o.port = 0;
-  o.header_timeout_s = 1;
-  o.idle_timeout_s = 60;
-  EngineConfig ec;
-  ec.model = so.model_path;
-  Daemon d(so, o, ec);
+  auto daemon = own_daemon([](ServerOptions& o, EngineConfig&) {
+    o.header_timeout_s = 1;
+    o.idle_timeout_s = 60;
+  });
+  Daemon& d = *daemon;
   boost::asio::io_context io;
   const boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"), d.port());
 
@@ -348,14 +342,8 @@ TEST_CASE("headers have --header-timeout once a request begins; an idle keep-ali
 }
 
 TEST_CASE("--max-connections-per-ip: one address beyond the limit gets 503, and a slot frees when a connection closes") {
-  ServiceOptions so;
-  so.model_path = model_path("tinystories-656k");
-  ServerOptions o;
-  o.port = 0;
-  o.max_connections_per_ip = 2;
-  EngineConfig ec;
-  ec.model = so.model_path;
-  Daemon d(so, o, ec);
+  auto daemon = own_daemon([](ServerOptions& o, EngineConfig&) { o.max_connections_per_ip = 2; });
+  Daemon& d = *daemon;
   auto a = std::make_unique<HttpClient>("127.0.0.1", d.port());
   HttpClient b("127.0.0.1", d.port());
   REQUIRE(a->request("GET", "/health").status == 200);  // two kept-alive connections from 127.0.0.1

@@ -55,11 +55,6 @@ HttpResponse try_request(uint16_t port, const std::string& method, const std::st
   }
 }
 
-std::string raw_post(const std::string& target, const std::string& body) {
-  return "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body;
-}
-
 // Reads from `s` until `done(all bytes so far)` holds, EOF, or `limit` passes.
 std::string read_until(tcp::socket& s, std::chrono::duration<double> limit,
                        const std::function<bool(const std::string&)>& done, std::string got = "") {
@@ -111,7 +106,7 @@ TEST_CASE("SIGTERM drains: streams in flight finish, /health says stopping, new 
   s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
   const std::string body = json::serialize(json::object{
       {"prompt", "Once upon a time"}, {"n", 16}, {"max_tokens", 480}, {"ignore_eos", true}, {"stream", true}});
-  asio::write(s, asio::buffer(raw_post("/v1/completions", body)));
+  asio::write(s, asio::buffer(raw_completion_request(body)));
   // The stream has started; the client now stops reading for a while.
   std::string got = read_until(s, std::chrono::seconds(30), [](const std::string& t) { return t.find("data: ") != std::string::npos; });
   REQUIRE(got.rfind("HTTP/1.1 200", 0) == 0);
@@ -143,18 +138,9 @@ TEST_CASE("SIGTERM drains: streams in flight finish, /health says stopping, new 
 
 TEST_CASE("the shutdown timeout ends unfinished requests with terminal errors, counted as shutdown aborts",
           "[net][shutdown]") {
-  ServiceOptions so;
-  so.model_path = model_path("tinystories-656k");
-  ServerOptions o;
-  o.port = 0;
-  o.api_key = kApiKey;
-  o.io_threads = 2;
-  EngineConfig ec;
-  ec.model = so.model_path;
   // A KV pool for ~1000 tokens: once the WebSocket's requests (priority 0) arrive, the
   // stream (priority 1) is preempted and waits behind ~30k tokens of their work.
-  ec.kv.kv_cache_bytes = 1 << 20;
-  auto daemon = std::make_unique<Daemon>(so, o, ec);
+  auto daemon = own_daemon([](ServerOptions&, EngineConfig& ec) { ec.kv.kv_cache_bytes = 1 << 20; });
   Daemon& d = *daemon;
 
   asio::io_context io;
@@ -162,10 +148,7 @@ TEST_CASE("the shutdown timeout ends unfinished requests with terminal errors, c
   s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), d.port()));
   const std::string body = json::serialize(json::object{
       {"prompt", "Once upon a time"}, {"max_tokens", 480}, {"ignore_eos", true}, {"priority", 1}, {"stream", true}});
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
-                          std::string(kApiKey) + "\r\nContent-Type: application/json\r\nContent-Length: " +
-                          std::to_string(body.size()) + "\r\n\r\n" + body;
-  asio::write(s, asio::buffer(req));
+  asio::write(s, asio::buffer(raw_completion_request(body)));
   std::string sse = read_until(s, std::chrono::seconds(30), [](const std::string& t) { return t.find("data: ") != std::string::npos; });
   REQUIRE(sse.rfind("HTTP/1.1 200", 0) == 0);
 

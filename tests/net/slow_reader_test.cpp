@@ -140,10 +140,7 @@ TEST_CASE("an HTTP stream whose client stops reading is dropped after the write 
                                                         {"ignore_eos", true},
                                                         {"priority", 1},
                                                         {"stream", true}});
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
-                          std::string(kApiKey) + "\r\nContent-Type: application/json\r\nContent-Length: " +
-                          std::to_string(body.size()) + "\r\n\r\n" + body;
-  asio::write(s, asio::buffer(req));
+  asio::write(s, asio::buffer(raw_completion_request(body)));
   const auto t0 = Clock::now();
   // Background load, a well-behaved client: 3 x 16 x 480 tokens, a few seconds of work.
   std::atomic<int> load_ok{0};  // Catch's assertions are not for other threads
@@ -219,16 +216,9 @@ TEST_CASE("a WebSocket client that stops reading is dropped once its queue passe
 
 TEST_CASE("past the global output budget the largest slow reader is dropped; smaller ones are served",
           "[net][slow][budget]") {
-  ServiceOptions so;
-  so.model_path = model_path("tinystories-656k");
-  ServerOptions o;
-  o.port = 0;
-  o.api_key = kApiKey;
-  o.io_threads = 2;
-  o.max_queued_output_bytes = 512 * 1024;  // far below the per-connection cap (8 MiB, the default)
-  EngineConfig ec;
-  ec.model = so.model_path;
-  auto daemon = std::make_unique<Daemon>(so, o, ec);
+  auto daemon = own_daemon([](ServerOptions& o, EngineConfig&) {
+    o.max_queued_output_bytes = 512 * 1024;  // far below the per-connection cap (8 MiB, the default)
+  });
   Daemon& d = *daemon;
   const double aborts0 = disconnect_aborts(d);
 
