@@ -1,8 +1,11 @@
 // `troupe serve`: the daemon. Listens first (so /health can say "loading"), loads the model
-// and runs the warmup on a helper thread, then serves until SIGINT/SIGTERM.
+// and runs the warmup on a helper thread, then serves until SIGINT/SIGTERM, which drains:
+// requests in flight get --shutdown-timeout seconds to finish (Server::shutdown). A signal
+// while the model loads or warms up stops the process promptly instead.
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -19,6 +22,23 @@
 namespace troupe::app {
 
 namespace {
+
+// Nothing is served yet, so there is nothing to drain. The warmup stops between requests;
+// loading a model cannot be interrupted, so after a short grace the process exits without
+// waiting for it (no file is half-written by loading: there is nothing to clean up).
+void stop_during_startup(int sig, Service& service, Server& server, const std::atomic<bool>& loaded,
+                         std::thread& loader) {
+  spdlog::info("signal {} while the model loads or warms up: stopping", sig);
+  service.interrupt_startup();
+  for (int i = 0; i < 20 && !loaded; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server.stop();
+  if (!loaded) {
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
+  loader.join();
+  service.stop();
+}
 
 void serve(ServeOpts& o) {
   o.service.model_path = o.engine.model;
@@ -58,11 +78,17 @@ void serve(ServeOpts& o) {
     sig = sigtimedwait(&sigs, nullptr, &tick);
     if (sig < 0 && loaded && load_error) break;
   }
+  if (sig >= 0 && !loaded) return stop_during_startup(sig, service, server, loaded, loader);
   loader.join();
-  if (sig >= 0) spdlog::info("signal {}: shutting down", sig);
-  server.stop();
+  if (load_error) {
+    server.stop();
+    service.stop();
+    std::rethrow_exception(load_error);
+  }
+  spdlog::info("signal {}: shutting down", sig);
+  const int ended = server.shutdown(std::chrono::duration<double>(o.server.shutdown_timeout_s));
   service.stop();
-  if (load_error) std::rethrow_exception(load_error);
+  spdlog::info("shut down ({} requests ended by the timeout)", ended);
 }
 
 }  // namespace

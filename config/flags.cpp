@@ -211,6 +211,10 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
   f.option("--max-connections", o.max_connections, "Open connections beyond which clients get 503")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  f.option("--max-connections-per-ip", o.max_connections_per_ip,
+           "Open connections one client address may hold before it gets 503 (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   f.option("--io-threads", o.io_threads, "Network threads")->capture_default_str()->check(CLI::Range(1, 64));
   f.option("--ws-ping-interval", o.ws_ping_interval_s, "Seconds between WebSocket keepalive pings on an idle connection")
       ->capture_default_str()
@@ -218,6 +222,12 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
   f.option("--ws-max-inflight", o.ws_max_inflight, "Requests in flight per WebSocket connection")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  f.option("--idle-timeout", o.idle_timeout_s, "Seconds a keep-alive connection may wait for its next request")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  f.option("--header-timeout", o.header_timeout_s, "Seconds a request's headers may take once it has begun")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   f.option("--write-timeout", o.write_timeout_s, "Seconds a client may stop reading before it is dropped (HTTP)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
@@ -225,13 +235,25 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
            "Output queued for a WebSocket client that stops reading before it is dropped")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1024), int64_t(1) << 32));
+  f.option("--max-queued-output-bytes", o.max_queued_output_bytes,
+           "Output queued for slow readers across all connections; past it the largest are dropped first")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(64 * 1024), int64_t(1) << 40));
+  f.option("--shutdown-timeout", o.shutdown_timeout_s,
+           "Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are ended with an error")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  f.option("--allowed-origins", o.allowed_origins,
+           "Browser origins (scheme://host[:port], comma-separated, or *) allowed besides same-origin and loopback; "
+           "enables CORS for them")
+      ->delimiter(',');
 }
 
 void add_service_flags(FlagSet& f, ServiceOptions& o) {
   f.option("--served-model-name", o.served_model_name, "Model name in the API (default: the model's directory or file name)");
   f.option("--chat-template", o.chat_template_path,
            "Jinja chat template file (or a tokenizer_config.json) overriding the model's");
-  f.option("--warmup", o.warmup, "Synthetic requests to run before reporting ready")->capture_default_str()->check(CLI::Range(0, 10000));
+  f.option("--warmup", o.warmup, "Synthetic requests to run before reporting ready (at least 1 catches a broken model at startup)")->capture_default_str()->check(CLI::Range(0, 10000));
   f.option("--heartbeat-interval", o.heartbeat_interval_s,
            "Seconds of idleness after which a tiny request keeps the engine warm (0: off)")
       ->capture_default_str()

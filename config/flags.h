@@ -94,8 +94,9 @@ void add_scheduling_flag(FlagSet& f, Scheduling& s);
 // --speculative-method draft|ngram, --ngram-min N, --ngram-max M, --no-adaptive-speculation,
 // --speculative-min-gain, --speculative-draft-threads.
 void add_speculative_flags(FlagSet& f, SpeculativeConfig& cfg);
-// --host, --port, --api-key, --max-body-bytes, --max-connections, --io-threads,
-// --ws-ping-interval, --ws-max-inflight.
+// --host, --port, --api-key, --max-body-bytes, --max-connections, --max-connections-per-ip, --io-threads,
+// --ws-ping-interval, --ws-max-inflight, --idle-timeout, --header-timeout, --write-timeout, --ws-max-queued-bytes,
+// --max-queued-output-bytes, --shutdown-timeout, --allowed-origins.
 void add_server_flags(FlagSet& f, ServerOptions& o);
 // --served-model-name, --chat-template, --warmup, --heartbeat-interval.
 void add_service_flags(FlagSet& f, ServiceOptions& o);

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "config/engine_config.h"
 
@@ -16,18 +17,25 @@ struct ServerOptions {
   size_t max_body_bytes = 1 << 20; // request bodies and WebSocket messages (413 / close 1009)
   int io_threads = 1;
   int max_connections = 1024;      // beyond this: 503 + Retry-After
-  int idle_timeout_s = 60;         // keep-alive idle and slow-header limit
+  int max_connections_per_ip = 0;  // > 0: one client address beyond this gets 503 too
+  int idle_timeout_s = 60;         // keep-alive idle (waiting for a request to begin), and body reads
+  int header_timeout_s = 10;       // a request's headers, from its first byte
   int write_timeout_s = 60;        // a client that stops reading is dropped (and cancelled)
   int ws_ping_interval_s = 20;     // WebSocket keepalive ping when idle
   int ws_max_inflight = 64;        // concurrent requests per WebSocket connection
   size_t ws_max_queued_bytes = 8u << 20;  // a WebSocket client this far behind is dropped (and cancelled)
+  size_t max_queued_output_bytes = 64u << 20;  // all connections together; the largest slow readers are dropped
+  double shutdown_timeout_s = 30;  // SIGTERM/SIGINT: in-flight requests get this long to finish
+  // Browser origins (scheme://host[:port], or "*") allowed beyond same-origin and loopback
+  // ones on /v1/stream; CORS headers are sent only for these.
+  std::vector<std::string> allowed_origins;
 };
 
 struct ServiceOptions {
   std::string model_path;
   std::string served_model_name;   // empty: the model path's last component
   std::string chat_template_path;  // empty: the model's own template (or the fallback)
-  int warmup = 0;                  // synthetic requests before reporting ready
+  int warmup = 1;                  // synthetic requests before reporting ready (a broken model fails here)
   double heartbeat_interval_s = 0; // > 0: a tiny request whenever the server idled this long
 };
 

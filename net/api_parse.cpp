@@ -276,6 +276,28 @@ json::array normalize_messages(const json::value& v) {
   return out;
 }
 
+// What a template reads from the request beyond role and content, checked for shape before
+// rendering: a wrong type there is the client's error (400), not a template failure (500).
+void check_template_inputs(const json::array& msgs, const json::object* kwargs) {
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    const json::value* calls = msgs[i].get_object().if_contains("tool_calls");
+    if (!calls || calls->is_null()) continue;
+    const std::string at = "messages[" + std::to_string(i) + "].tool_calls";
+    if (!calls->is_array()) wrong_type(at, "an array", *calls);
+    for (size_t j = 0; j < calls->get_array().size(); ++j) {
+      const json::value& c = calls->get_array()[j];
+      const std::string cat = at + "[" + std::to_string(j) + "]";
+      const json::value* fn = c.is_object() ? c.get_object().if_contains("function") : nullptr;
+      if (!fn || !fn->is_object()) throw bad_request(cat + " must be an object with a 'function' object", cat);
+      const json::value* name = fn->get_object().if_contains("name");
+      if (!name || !name->is_string()) throw bad_request(cat + ".function.name must be a string", cat + ".function.name");
+    }
+  }
+  // The tools policy (400 "tools": the engine does not call tools) holds for kwargs too.
+  if (kwargs && kwargs->contains("tools"))
+    throw bad_request("tools are not supported, also not through chat_template_kwargs", "chat_template_kwargs.tools");
+}
+
 // Renders a chat conversation to the prompt text. Tokenization and the length check happen
 // once, in admission (actors/admission.cpp); a template writes its own BOS, so the text is
 // tokenized without special tokens when the model has one.
@@ -287,12 +309,16 @@ std::string chat_prompt(const json::value& messages, const json::object& o, cons
     if (!k->is_object()) wrong_type("chat_template_kwargs", "an object", *k);
     kwargs = &k->get_object();
   }
+  check_template_inputs(msgs, kwargs);
   std::string text;
   try {
     text = m.chat->render(msgs, add_generation_prompt, kwargs);
   } catch (const jinja::RaisedError& e) {
     throw bad_request(std::string("the chat template rejected the messages: ") + e.what(), "messages");
   } catch (const jinja::TemplateError& e) {
+    // With request-supplied template variables, a failure is most likely theirs.
+    if (kwargs) throw bad_request(std::string("the chat template failed on chat_template_kwargs: ") + e.what(),
+                                  "chat_template_kwargs");
     throw ApiError(500, e.what(), "", "server_error");
   }
   if (text.empty()) throw bad_request("the messages render to an empty prompt", "messages");

@@ -3,10 +3,12 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <cassert>
 #include <chrono>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -20,6 +22,19 @@ namespace net_detail {
 
 namespace websocket = beast::websocket;
 
+// The peer's address, or an unspecified one if the socket already failed.
+asio::ip::address peer_address(const tcp::socket& s) {
+  beast::error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  return ec ? asio::ip::address() : ep.address();
+}
+
+ApiError shutting_down_error() {
+  ApiError e(503, "the server is shutting down; retry on another instance", "", "server_error", "shutting_down");
+  e.retry_after_s = 1;
+  return e;
+}
+
 bool key_matches(std::string_view presented, const std::string& expected) {
   unsigned diff = presented.size() == expected.size() ? 0u : 1u;
   for (size_t i = 0; i < presented.size(); ++i)
@@ -30,6 +45,8 @@ bool key_matches(std::string_view presented, const std::string& expected) {
 namespace {
 
 using namespace std::chrono_literals;
+
+constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
@@ -48,10 +65,14 @@ std::string_view query_param(std::string_view target, std::string_view name) {
 
 // One HTTP connection. Its lifecycle is `Phase` (see `enter` for the transitions); facts
 // about the current request's response live in `Exchange`, reset before each request.
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+class HttpSession : public std::enable_shared_from_this<HttpSession>, public SessionControl {
  public:
   HttpSession(tcp::socket&& socket, ServerCtx& ctx, bool over_limit)
-      : stream_(std::move(socket)), ctx_(ctx), over_limit_(over_limit) {
+      : stream_(std::move(socket)),
+        ctx_(ctx),
+        over_limit_(over_limit),
+        ip_slot_(ctx.per_ip, peer_address(stream_.socket())),
+        queued_(ctx.output, ctx.sessions) {
     ctx_.connections++;
     ctx_.service.metrics().connection_opened(false);
   }
@@ -62,7 +83,25 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void run() {
+    ctx_.sessions.add(weak_from_this());
     asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+  }
+
+  // Drain needs nothing here: while ctx_.draining, requests get 503 and every response
+  // closes its connection (handle, send).
+  void on_shutdown(ShutdownStep step) override {
+    if (step == ShutdownStep::Drain) return;
+    asio::post(stream_.get_executor(), [self = shared_from_this(), step] {
+      if (step == ShutdownStep::Abort) return self->end_for_shutdown();
+      if (self->phase_ == Phase::ReadingRequest) self->close();  // idle keep-alive (Close)
+    });
+  }
+
+  size_t queued_output_bytes() const override { return queued_.bytes(); }
+  bool dropping() const override { return dropping_; }
+  void drop_slow_reader() override {
+    if (dropping_.exchange(true)) return;
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->client_gone(); });
   }
 
  private:
@@ -77,6 +116,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   };
   // (Whether its SSE headers have gone out is the session's phase: Streaming.)
   struct Generation {
+    explicit Generation(std::atomic<int>& in_flight_count) : in_flight(in_flight_count) {}
+    InFlightToken in_flight;  // until the response's last byte is written (or it is abandoned)
     uint64_t seq = 0;
     ApiRequest req;
     std::string id;
@@ -153,22 +194,39 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool chunked = true;        // SSE framing: chunked (HTTP/1.1) or ended by closing (HTTP/1.0)
     bool input_unread = false;  // the request was not read to its end: drain before closing
     std::string allow;          // the Allow header of a 405
+    std::string cors_origin;    // an --allowed-origins Origin: the response carries CORS headers for it
+    std::string preflight_headers;  // a preflight's Access-Control-Request-Headers, allowed back
   };
 
   void do_read() {
     if (phase_ == Phase::Closed) return;
+    if (ctx_.closing) return close();  // the shutdown's last step: no further requests
     enter(Phase::ReadingRequest);
     ex_ = {};
     parser_.emplace();
-    parser_->header_limit(16 * 1024);
+    parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(ctx_.opts.max_body_bytes);
+    if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
+    // Keep-alive idle: the next request may take --idle-timeout to begin...
     stream_.expires_after(std::chrono::seconds(ctx_.opts.idle_timeout_s));
+    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      if (ec) return self->read_failed(ec);
+      self->buffer_.commit(n);
+      self->read_header();
+    });
+  }
+
+  // ...but once it has begun, its headers must be complete within --header-timeout (a client
+  // trickling them in, slowloris-style, cannot hold a connection for long).
+  void read_header() {
+    stream_.expires_after(std::chrono::seconds(ctx_.opts.header_timeout_s));
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
 
   void on_header(beast::error_code ec, size_t) {
     if (ec) return read_failed(ec);
+    stream_.expires_after(std::chrono::seconds(ctx_.opts.idle_timeout_s));  // the body: as long as an idle gap
     auto& req = parser_->get();
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       // curl and others wait for this before sending a large body.
@@ -227,6 +285,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     const std::string path(path_of(req.target()));
     const http::verb m = req.method();
+    if (auto rejected = browser_check(req)) return send_error(*rejected);
+    if (m == http::verb::options && !req[http::field::access_control_request_method].empty()) return preflight(req);
+    if (ctx_.draining && path != "/health" && path != "/metrics") return send_error(shutting_down_error());
     const bool v1 = path.rfind("/v1/", 0) == 0;
     if (v1 && !authorized(req, path == "/v1/stream")) {
       return send_error(ApiError(401, "Incorrect or missing API key. Pass it as 'Authorization: Bearer <key>'.", "",
@@ -237,9 +298,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         if (m != http::verb::get) return method_not_allowed("GET");
         return send_error(ApiError(426, "/v1/stream is a WebSocket endpoint: send an Upgrade request"));
       }
+      if (!ctx_.origins.websocket_origin_allowed(req[http::field::origin], req[http::field::host]))
+        return send_error(ApiError(403, "WebSocket connections from origin '" + printable(req[http::field::origin]) +
+                                            "' are not allowed; start the server with --allowed-origins to permit it",
+                                   "", "invalid_request_error", "origin_not_allowed"));
+      if (auto bad = handshake_error(req)) {
+        ex_.keep_alive = false;  // the client expected another protocol on this connection
+        return send_error(*bad);
+      }
       if (!ctx_.service.ready()) return not_ready();
       enter(Phase::Closed);  // the WebSocket session owns the socket from here
-      start_websocket(ctx_, std::move(stream_), std::move(req));
+      // Whatever the client sent right behind the handshake (messages it did not wait for the
+      // 101 to send) is already in buffer_: it goes along.
+      start_websocket(ctx_, std::move(stream_), std::move(req), beast::buffers_to_string(buffer_.data()));
       return;
     }
     struct Route {
@@ -260,12 +331,67 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (path != r.path) continue;
       if (m == r.method || (m == http::verb::head && r.method == http::verb::get)) {
         ex_.head_only = m == http::verb::head;
+        if (m == http::verb::post && !is_json(req[http::field::content_type]))
+          return send_error(ApiError(415, "Content-Type must be application/json", "", "invalid_request_error",
+                                     "unsupported_media_type"));
         return (this->*r.fn)(req);
       }
       return method_not_allowed(r.method == http::verb::get ? "GET, HEAD" : "POST");
     }
-    send_error(ApiError(404, "no route for " + std::string(req.method_string()) + " " + path, "", "not_found_error",
+    send_error(ApiError(404, "no route for " + std::string(req.method_string()) + " " + printable(path), "", "not_found_error",
                         "not_found"));
+  }
+
+  // Checks that protect browsers' users: a request without Host (HTTP/1.1 requires one), a
+  // Host that is not a loopback name on a loopback bind (DNS rebinding). Also notes an
+  // Origin allowed for CORS. Returns the error to send, if any.
+  std::optional<ApiError> browser_check(const http::request<http::string_body>& req) {
+    const std::string_view host = req[http::field::host];
+    if (host.empty() && req.version() >= 11)
+      return ApiError(400, "HTTP/1.1 requests must carry a Host header", "", "invalid_request_error", "missing_host");
+    if (!host.empty() && !ctx_.origins.host_allowed(host))
+      return ApiError(403, "Host '" + printable(host) + "' is not allowed on a loopback bind (DNS rebinding "
+                      "protection); use localhost or 127.0.0.1, or list the origin in --allowed-origins",
+                      "", "invalid_request_error", "host_not_allowed");
+    const std::string_view origin = req[http::field::origin];
+    if (ctx_.origins.cors_allowed(origin)) ex_.cors_origin = std::string(origin);
+    return std::nullopt;
+  }
+
+  // A CORS preflight (OPTIONS with Access-Control-Request-Method). Allowed origins get 204
+  // with what they asked for; without --allowed-origins (or from another origin) it is a 403,
+  // so the browser never sends the real request.
+  void preflight(const http::request<http::string_body>& req) {
+    if (ex_.cors_origin.empty())
+      return send_error(ApiError(403, "cross-origin requests from '" + printable(req[http::field::origin]) +
+                                          "' are not allowed; see --allowed-origins",
+                                 "", "invalid_request_error", "origin_not_allowed"));
+    ex_.preflight_headers = std::string(req[http::field::access_control_request_headers]);
+    send(http::status::no_content, "", "text/plain");
+  }
+
+  // What Beast's accept would refuse with a plain-text reply, refused here with a JSON body
+  // and counted under its real status.
+  static std::optional<ApiError> handshake_error(const http::request<http::string_body>& req) {
+    const std::string_view key = req[http::field::sec_websocket_key];
+    if (key.empty() || key.size() > 24)  // base64 of 16 bytes (RFC 6455 4.2.1)
+      return ApiError(400, "WebSocket handshake without a valid Sec-WebSocket-Key");
+    if (req[http::field::sec_websocket_version] != "13")
+      return ApiError(426, "unsupported WebSocket version; this server speaks version 13");
+    return std::nullopt;
+  }
+
+  static bool is_json(std::string_view content_type) {
+    const std::string_view media = content_type.substr(0, content_type.find(';'));
+    const size_t end = media.find_last_not_of(" \t");
+    return end != std::string_view::npos && beast::iequals(media.substr(0, end + 1), "application/json");
+  }
+
+  // Header values echoed in error messages: printable ASCII only (the body must be valid UTF-8).
+  static std::string printable(std::string_view v) {
+    std::string out;
+    for (char c : v.substr(0, 200)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+    return out;
   }
 
   void method_not_allowed(const char* allow) {
@@ -275,6 +401,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void not_ready() {
+    if (ctx_.draining) return send_error(shutting_down_error());
     ApiError e(503, ctx_.service.unavailable_reason() + "; retry shortly", "", "server_error", "not_ready");
     e.retry_after_s = 1;
     send_error(e);
@@ -320,7 +447,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     } catch (const std::exception& e) {  // e.g. the tokenizer rejecting something
       return send_error(ApiError(400, e.what()));
     }
-    gen_ = std::make_unique<Generation>();
+    gen_ = std::make_unique<Generation>(ctx_.requests_in_flight);
     gen_->hold = shared_from_this();
     gen_->seq = ++gen_seq_;
     gen_->id = new_response_id(ep);
@@ -403,7 +530,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         append_sse(usage_chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(),
                                     total_usage(res, g.req.n)));
       }
-      pending_ += "data: [DONE]\n\n";
+      queue_sse("data: [DONE]\n\n");
       g.ending = true;
     }
     // Headers go out once every choice has produced something, so an admission error on
@@ -413,9 +540,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void append_sse(const std::string& json) {
-    pending_ += "data: ";
-    pending_ += json;
-    pending_ += "\n\n";
+    queue_sse("data: " + json + "\n\n");
+  }
+
+  void queue_sse(const std::string& bytes) {
+    pending_ += bytes;
+    queued_.hold(bytes.size());
   }
 
   void finish_json() {
@@ -433,9 +563,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     res->set(http::field::server, "troupe");
     res->set(http::field::content_type, "text/event-stream");
     res->set(http::field::cache_control, "no-cache");
+    set_cors_headers(*res);
     // HTTP/1.0 has no chunked encoding: the stream then ends by closing the connection.
     ex_.chunked = ex_.version >= 11;
-    if (!ex_.chunked) ex_.keep_alive = false;
+    if (!ex_.chunked || ctx_.draining) ex_.keep_alive = false;
     res->keep_alive(ex_.keep_alive);
     res->chunked(ex_.chunked);
     ctx_.service.metrics().http_response(200);
@@ -458,7 +589,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto data = std::make_shared<std::string>(std::move(pending_));
     pending_.clear();
     stream_.expires_after(std::chrono::seconds(ctx_.opts.write_timeout_s));
-    auto done = [self = shared_from_this(), data](beast::error_code ec, size_t) { self->on_stream_written(ec); };
+    auto done = [self = shared_from_this(), data](beast::error_code ec, size_t) {
+      self->queued_.release(data->size());
+      self->on_stream_written(ec);
+    };
     if (ex_.chunked) asio::async_write(stream_, http::make_chunk(asio::buffer(*data)), std::move(done));
     else asio::async_write(stream_, asio::buffer(*data), std::move(done));
   }
@@ -497,10 +631,33 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     watching_ = false;
     if (!ec) {
       buffer_.commit(n);  // a pipelined request: parsed once this response is done
+      // Keep watching: the client may still leave before the response is done. Past a
+      // whole request's worth of pipelined bytes the socket is left unread (backpressure).
+      const bool running = phase_ == Phase::Handling || phase_ == Phase::Responding || phase_ == Phase::Streaming;
+      if (running && buffer_.size() < kMaxHeaderBytes + ctx_.opts.max_body_bytes) return watch_disconnect();
     } else if (ec != asio::error::operation_aborted) {
       return client_gone();
     }
     if (phase_ == Phase::Resuming) do_read();
+  }
+
+  // The shutdown timeout passed with this connection's request unfinished: it ends with a
+  // terminal error the client can tell from a cut connection.
+  void end_for_shutdown() {
+    if (!gen_ || phase_ == Phase::Closed) return;
+    Generation& g = *gen_;
+    const ApiError error = shutting_down_error();
+    if (!g.req.stream) {  // nothing written yet
+      abandon_generation(AbortCause::Shutdown);
+      return send_error(error);
+    }
+    for (auto& c : g.choices) {
+      if (c.done) continue;
+      ctx_.service.cancel(c.engine_id, AbortCause::Shutdown);
+      append_sse(error_body(error));
+      mark_done(g, c, "error");
+    }
+    after_event(g);  // [DONE]; the SSE headers first if they were not out yet
   }
 
   void client_gone() {
@@ -514,6 +671,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     for (auto& c : gen_->choices)
       if (!c.done) ctx_.service.cancel(c.engine_id, cause);
     end_generation();
+    queued_.release(pending_.size());
     pending_.clear();
   }
 
@@ -536,6 +694,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (retry_after_s > 0) res->set(http::field::retry_after, std::to_string(retry_after_s));
     if (status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer");
     if (status == http::status::method_not_allowed) res->set(http::field::allow, ex_.allow);
+    if (status == http::status::upgrade_required) res->set(http::field::sec_websocket_version, "13");
+    set_cors_headers(*res);
+    if (ctx_.draining) ex_.keep_alive = false;
     res->keep_alive(ex_.keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();
@@ -546,6 +707,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (ec) return self->client_gone();
       self->after_response(!res->keep_alive());
     });
+  }
+
+  template <class Body>
+  void set_cors_headers(http::response<Body>& res) const {
+    if (ex_.cors_origin.empty()) return;
+    res.set(http::field::access_control_allow_origin, ex_.cors_origin);
+    res.set(http::field::vary, "Origin");
+    if (res.result() != http::status::no_content) return;  // the rest answers a preflight
+    res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+    res.set(http::field::access_control_allow_headers,
+            ex_.preflight_headers.empty() ? "Authorization, Content-Type" : ex_.preflight_headers);
+    res.set(http::field::access_control_max_age, "600");
   }
 
   // A response (whole or streamed) is fully written: close, drain, or go on to the next request.
@@ -594,10 +767,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   ServerCtx& ctx_;
   const bool over_limit_;
+  ConnectionsPerIp::Slot ip_slot_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::unique_ptr<Generation> gen_;
   uint64_t gen_seq_ = 0;
   std::string pending_;  // SSE bytes not yet written
+  QueuedOutput queued_;  // pending_ and the SSE write in flight, in the global output budget
+  std::atomic<bool> dropping_{false};  // over the output budget: being closed
   Phase phase_ = Phase::ReadingRequest;
   Exchange ex_;
   // Two socket operations that run alongside the phases rather than being phases of their
@@ -650,7 +826,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);  // tokens are small writes: no Nagle delay
-      const bool over = ctx_.connections.load() >= ctx_.opts.max_connections;
+      const int per_ip = ctx_.opts.max_connections_per_ip;
+      const bool over = ctx_.connections.load() >= ctx_.opts.max_connections ||
+                        (per_ip > 0 && ctx_.per_ip.count(peer_address(socket)) >= per_ip);
       std::make_shared<HttpSession>(std::move(socket), ctx_, over)->run();
       return accept();
     }
@@ -671,7 +849,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 using namespace net_detail;
 
 struct Server::Impl {
-  Impl(ServerOptions o, Service& s) : ctx{std::move(o), s} {}
+  Impl(ServerOptions o, Service& s) : ctx(std::move(o), s) {}
   ServerCtx ctx;  // declared first: sessions destroyed with ioc still use it
   asio::io_context ioc;
   std::shared_ptr<Listener> listener;
@@ -697,6 +875,47 @@ void Server::start() {
 }
 
 uint16_t Server::port() const { return impl_->port; }
+
+namespace {
+
+// Polls `done` every 20 ms until it holds or `limit` passes.
+bool wait_until(std::chrono::duration<double> limit, const std::function<bool()>& done) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(limit);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+int Server::shutdown(std::chrono::duration<double> timeout) {
+  auto& I = *impl_;
+  if (I.stopped) return 0;
+  ServerCtx& ctx = I.ctx;
+  // The listener stays open: load balancers probing /health see 503 "stopping", and new
+  // clients get a 503 with Retry-After instead of a refused connection.
+  ctx.draining = true;
+  ctx.service.begin_shutdown();
+  ctx.sessions.notify(ShutdownStep::Drain);
+  spdlog::info("shutting down: {} requests in flight get up to {:g} s to finish", ctx.requests_in_flight.load(),
+               timeout.count());
+  int ended = 0;
+  if (!wait_until(timeout, [&] { return ctx.requests_in_flight.load() == 0; })) {
+    ended = ctx.requests_in_flight.load();
+    spdlog::warn("shutdown timeout: ending {} unfinished requests with an error", ended);
+    ctx.sessions.notify(ShutdownStep::Abort);
+  }
+  ctx.closing = true;
+  ctx.sessions.notify(ShutdownStep::Close);
+  // Connections close once their last bytes are out; a client that does not read them
+  // does not hold the process up for long.
+  if (!wait_until(5s, [&] { return ctx.connections.load() == 0; }))
+    spdlog::warn("shutdown: closing {} connections whose last bytes were not read", ctx.connections.load());
+  stop();
+  return ended;
+}
 
 void Server::stop() {
   auto& I = *impl_;

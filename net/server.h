@@ -10,6 +10,7 @@
 //   GET  /v1/stream             WebSocket upgrade (docs/websocket.md)
 // Requests reach the engine through Service; its token events are posted back to the
 // connection's strand, so neither side ever blocks the other.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,11 @@ class Server {
   // network threads.
   void start();
   uint16_t port() const;
+  // Graceful stop (SIGTERM/SIGINT): requests get 503 and /health "stopping" from now on,
+  // requests in flight get up to `timeout` to finish, the rest end with a terminal error
+  // (counted as aborted by "shutdown"); then every connection closes once its last bytes
+  // are written (a few seconds at most) and stop() runs. Returns the number ended early.
+  int shutdown(std::chrono::duration<double> timeout);
   void stop();  // idempotent: closes the listener and every connection
 
  private:

@@ -108,6 +108,11 @@ void Service::stop() {
   if (engine_) engine_->stop();
 }
 
+void Service::begin_shutdown() {
+  ServiceState s = ServiceState::Ready;
+  state_.compare_exchange_strong(s, ServiceState::Stopping);
+}
+
 int64_t Service::submit_internal(const std::string& prompt, int max_tokens, TokenSink sink) {
   GenerateRequest req;
   req.prompt = prompt;
@@ -123,6 +128,7 @@ int64_t Service::submit_internal(const std::string& prompt, int max_tokens, Toke
 void Service::warm_up() {
   std::vector<double> ttft;
   for (int i = 0; i < opts_.warmup; ++i) {
+    if (startup_interrupted_) fail("warmup interrupted by a signal");
     auto done = std::make_shared<std::promise<TokenEvent>>();
     auto fut = done->get_future();
     submit_internal(kWarmupPrompt, 8, [done](const TokenEvent& ev) {

@@ -28,6 +28,12 @@ class Service {
   // the warmup and becomes ready. Throws troupe::Error (state Failed) if loading fails.
   void start(const EngineConfig& cfg);
   void stop();
+  // A graceful shutdown began: ready() turns false and /health says "stopping"; requests
+  // already submitted run on.
+  void begin_shutdown();
+  // A signal arrived while start() runs: the warmup stops after its current request and
+  // start() throws. (Loading itself cannot be interrupted; the caller stops waiting for it.)
+  void interrupt_startup() { startup_interrupted_ = true; }
 
   ServiceState state() const { return state_.load(); }
   // Ready, and with workers able to serve: every pipeline stage up, or some replica up.
@@ -68,6 +74,7 @@ class Service {
   std::atomic<int64_t> last_activity_ns_{0};
 
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> startup_interrupted_{false};
   // One thread running an Asio io_context: scrape() jobs are posted to it and the
   // heartbeat timer fires on it (service.cpp; keeps Asio out of this header).
   struct Helper;

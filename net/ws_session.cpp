@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include <deque>
+#include <sstream>
 #include <unordered_map>
 
 #include "net/server_internal.h"
@@ -16,9 +17,13 @@ namespace json = boost::json;
 
 namespace {
 
-class WsSession : public std::enable_shared_from_this<WsSession> {
+class WsSession : public std::enable_shared_from_this<WsSession>, public SessionControl {
  public:
-  WsSession(beast::tcp_stream&& stream, ServerCtx& ctx) : ws_(std::move(stream)), ctx_(ctx) {
+  WsSession(beast::tcp_stream&& stream, ServerCtx& ctx)
+      : ws_(std::move(stream)),
+        ctx_(ctx),
+        ip_slot_(ctx.per_ip, peer_address(beast::get_lowest_layer(ws_).socket())),
+        queued_(ctx.output, ctx.sessions) {
     ctx_.connections++;
     ctx_.service.metrics().connection_opened(true);
   }
@@ -28,7 +33,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     ctx_.service.metrics().connection_closed(true);
   }
 
-  void run(http::request<http::string_body>&& req) {
+  void run(http::request<http::string_body>&& req, std::string early) {
+    ctx_.sessions.add(weak_from_this());
     beast::get_lowest_layer(ws_).expires_never();  // the websocket stream has its own timeouts
     websocket::stream_base::timeout t;
     t.handshake_timeout = std::chrono::seconds(30);
@@ -39,23 +45,70 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(http::field::server, "troupe"); }));
     ws_.read_message_max(ctx_.opts.max_body_bytes);
-    ctx_.service.metrics().http_response(101);
-    ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
+    // Beast reads the handshake again from these bytes, so what followed it stays in the
+    // stream's read buffer for the first read instead of being lost.
+    std::ostringstream handshake;
+    handshake << req;
+    auto bytes = std::make_shared<std::string>(handshake.str() + early);
+    ws_.async_accept(asio::buffer(*bytes), [self = shared_from_this(), bytes](beast::error_code ec) { self->on_accept(ec); });
   }
 
  private:
   struct Inflight {
     json::value id;
     int64_t engine_id = 0;
+    InFlightToken in_flight;  // a graceful shutdown waits for it
   };
 
+ public:
+  void on_shutdown(ShutdownStep step) override {
+    asio::post(ws_.get_executor(), [self = shared_from_this(), step] {
+      if (step == ShutdownStep::Abort) self->end_for_shutdown();
+      if (step != ShutdownStep::Drain || self->inflight_.empty()) self->close_going_away();
+    });
+  }
+
+  size_t queued_output_bytes() const override { return queued_.bytes(); }
+  bool dropping() const override { return dropping_; }
+  void drop_slow_reader() override {
+    if (dropping_.exchange(true)) return;
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->drop(); });
+  }
+
+ private:
   void on_accept(beast::error_code ec) {
-    if (ec) {  // the handshake failed or timed out: nothing was ever open
+    if (ec) {  // timed out or cut (server.cpp checked the request): nothing was ever open or sent
       phase_ = Phase::Closed;
       return;
     }
+    ctx_.service.metrics().http_response(101);
     phase_ = Phase::Open;
     do_read();
+    if (ctx_.draining) close_going_away();  // accepted just as the shutdown began
+  }
+
+  // The shutdown timeout passed: each unfinished request gets an `error` (503).
+  void end_for_shutdown() {
+    const ApiError e = shutting_down_error();
+    for (auto& [key, f] : inflight_) {
+      send_error(f.id, e.status, e.message);
+      ctx_.service.cancel(f.engine_id, AbortCause::Shutdown);
+    }
+    inflight_.clear();
+  }
+
+  // Open -> Closing: a close frame (1001 going away) follows the queued messages.
+  void close_going_away() {
+    if (phase_ != Phase::Open) return;
+    phase_ = Phase::Closing;
+    if (!writing_) start_close();
+  }
+
+  void start_close() {
+    ws_.async_close(websocket::close_reason(websocket::close_code::going_away, "server shutting down"),
+                    [self = shared_from_this()](beast::error_code ec) {
+                      if (ec) beast::get_lowest_layer(self->ws_).close();  // the read loop ends the session
+                    });
   }
 
   void do_read() { ws_.async_read(buf_, beast::bind_front_handler(&WsSession::on_read, shared_from_this())); }
@@ -93,6 +146,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   }
 
   void generate(const json::object& o, const json::value& idv) {
+    if (ctx_.draining) return send_error(idv, 503, shutting_down_error().message);
     if (!ctx_.service.ready()) return send_error(idv, 503, ctx_.service.unavailable_reason() + "; retry shortly");
     WsGenerate g;
     try {
@@ -112,8 +166,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
       });
     };
     const std::string key = g.id_json;
-    inflight_[key] = Inflight{idv, 0};
-    inflight_[key].engine_id = ctx_.service.submit(std::move(g.req), std::move(sink));
+    auto& entry = inflight_.emplace(key, Inflight{idv, 0, InFlightToken(ctx_.requests_in_flight)}).first->second;
+    entry.engine_id = ctx_.service.submit(std::move(g.req), std::move(sink));
   }
 
   void cancel(const json::object& o, const json::value& idv) {
@@ -159,6 +213,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
                                         {"timings", std::move(timings)}}));
     }
     inflight_.erase(it);
+    if (ctx_.draining && inflight_.empty()) close_going_away();
   }
 
   void send_error(const json::value& id, int code, const std::string& message) {
@@ -166,16 +221,19 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   }
 
   void send(std::string msg) {
-    if (phase_ == Phase::Closed) return;
-    queued_bytes_ += msg.size();
+    if (phase_ == Phase::Closed || phase_ == Phase::Closing) return;
+    queued_.hold(msg.size());
     outq_.push_back(std::move(msg));
-    if (queued_bytes_ > ctx_.opts.ws_max_queued_bytes) {  // Open -> Closed: the client stopped reading
-      phase_ = Phase::Closed;
-      cancel_all(AbortCause::ClientDisconnect);
-      beast::get_lowest_layer(ws_).close();  // pending reads and writes fail; the session ends
-      return;
-    }
+    if (queued_.bytes() > ctx_.opts.ws_max_queued_bytes) return drop();  // the client stopped reading
     if (!writing_) do_write();
+  }
+
+  // Open or Closing -> Closed: a slow reader past its own cap or the global output budget.
+  void drop() {
+    if (phase_ == Phase::Closed) return;
+    phase_ = Phase::Closed;
+    cancel_all(AbortCause::ClientDisconnect);
+    beast::get_lowest_layer(ws_).close();  // pending reads and writes fail; the session ends
   }
 
   void do_write() {
@@ -191,9 +249,11 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
       cancel_all(AbortCause::ClientDisconnect);
       return;
     }
-    queued_bytes_ -= outq_.front().size();
+    queued_.release(outq_.front().size());
     outq_.pop_front();
-    if (!outq_.empty() && phase_ != Phase::Closed) do_write();
+    if (phase_ == Phase::Closed) return;
+    if (!outq_.empty()) do_write();
+    else if (phase_ == Phase::Closing) start_close();
   }
 
   void cancel_all(AbortCause cause) {
@@ -203,15 +263,19 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 
   websocket::stream<beast::tcp_stream> ws_;
   ServerCtx& ctx_;
+  ConnectionsPerIp::Slot ip_slot_;
   beast::flat_buffer buf_;
   std::unordered_map<std::string, Inflight> inflight_;  // by the client's id, serialized
   std::deque<std::string> outq_;
-  size_t queued_bytes_ = 0;
-  // Handshake -> Open when async_accept succeeds; Open -> Closed when a read or a write
-  // fails or the client falls ws_max_queued_bytes behind (Handshake -> Closed when the
-  // handshake fails). Closed is final: its requests are cancelled and nothing more is
-  // sent; the session ends when the last pending operation returns.
-  enum class Phase { Handshake, Open, Closed } phase_ = Phase::Handshake;
+  QueuedOutput queued_;  // outq_, in the global output budget
+  std::atomic<bool> dropping_{false};  // over the output budget: being dropped
+  // Handshake -> Open when async_accept succeeds; Open -> Closing when a shutdown closes
+  // the connection (a close frame follows what is queued; nothing new is queued);
+  // Open or Closing -> Closed when a read or a write fails or the client falls
+  // ws_max_queued_bytes behind (Handshake -> Closed when the handshake fails). Closed is
+  // final: its requests are cancelled and nothing more is sent; the session ends when the
+  // last pending operation returns.
+  enum class Phase { Handshake, Open, Closing, Closed } phase_ = Phase::Handshake;
   // An async_write is in flight (at most one; the rest of outq_ waits). Independent of the
   // phase: a write can still be pending after the session is Closed.
   bool writing_ = false;
@@ -219,8 +283,9 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 
 }  // namespace
 
-void start_websocket(ServerCtx& ctx, beast::tcp_stream&& stream, http::request<http::string_body>&& req) {
-  std::make_shared<WsSession>(std::move(stream), ctx)->run(std::move(req));
+void start_websocket(ServerCtx& ctx, beast::tcp_stream&& stream, http::request<http::string_body>&& req,
+                     std::string early) {
+  std::make_shared<WsSession>(std::move(stream), ctx)->run(std::move(req), std::move(early));
 }
 
 }  // namespace troupe::net_detail

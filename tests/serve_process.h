@@ -1,7 +1,8 @@
 #pragma once
 // A real `troupe serve` child process for tests that need the daemon as users run it:
 // started on a free loopback port (--port 0, read back from its log), ready once /health
-// answers 200, stopped with SIGTERM (SIGKILL after 10 s) however the test ends.
+// answers 200 (unless told not to wait), stopped with SIGTERM (SIGKILL after 10 s) however
+// the test ends.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -24,8 +25,9 @@ namespace troupe::test {
 
 class ServeProcess {
  public:
-  // `args` follow `troupe serve` (without --port); stdout and stderr go to `log`.
-  ServeProcess(const std::vector<std::string>& args, std::string log) : log_(std::move(log)) {
+  // `args` follow `troupe serve` (without --port); stdout and stderr go to `log`. With
+  // `wait_ready` false the constructor returns once the daemon listens.
+  ServeProcess(const std::vector<std::string>& args, std::string log, bool wait_ready = true) : log_(std::move(log)) {
     std::vector<std::string> all = {troupe_bin(), "serve"};
     all.insert(all.end(), args.begin(), args.end());
     all.insert(all.end(), {"--port", "0"});
@@ -47,6 +49,7 @@ class ServeProcess {
     }
     INFO(log_text());
     REQUIRE(port_ != 0);
+    if (!wait_ready) return;
     int health = 0;
     for (int i = 0; i < 600 && health != 200; ++i) {
       try {
@@ -65,14 +68,26 @@ class ServeProcess {
   uint16_t port() const { return port_; }
   std::string log_text() const { return read_file(log_); }
 
+  void signal(int sig) const { kill(pid_, sig); }
+
+  // Waits up to `limit` for the daemon to exit by itself; true if it did.
+  bool wait_exit(std::chrono::duration<double> limit) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(limit);
+    while (!exited_ && pid_ > 0) {
+      exited_ = waitpid(pid_, &status_, WNOHANG) == pid_;
+      if (exited_ || std::chrono::steady_clock::now() >= end) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return exited_ && !killed_;
+  }
+  // The exit status once exited by itself (-1 before, or when killed by a signal).
+  int exit_code() const { return exited_ && !killed_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1; }
+
   // SIGTERM and wait; true when the daemon exited by itself with status 0.
   bool stop() {
     if (!exited_ && pid_ > 0) {
       kill(pid_, SIGTERM);
-      for (int i = 0; i < 200 && !exited_; ++i) {
-        exited_ = waitpid(pid_, &status_, WNOHANG) == pid_;
-        if (!exited_) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
+      wait_exit(std::chrono::seconds(10));
       if (!exited_) {
         kill(pid_, SIGKILL);
         waitpid(pid_, &status_, 0);

@@ -61,8 +61,9 @@ const char* kNonDefaults =
     "--batch-wait-ms 5 --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
     "--num-speculative-tokens 3 --speculative-method draft --ngram-min 1 --ngram-max 5 --no-adaptive-speculation "
     "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
-    "--max-connections 10 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
-    "--ws-max-queued-bytes 65536 --served-model-name tiny "
+    "--max-connections 10 --max-connections-per-ip 3 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
+    "--ws-max-queued-bytes 65536 --idle-timeout 9 --header-timeout 4 --max-queued-output-bytes 1048576 --shutdown-timeout 5 --allowed-origins https://a.example,http://b.example:8080 "
+    "--served-model-name tiny "
     "--chat-template t.jinja --warmup 2 --heartbeat-interval 2.5 --pipeline-workers local,h:1 "
     "--pipeline-layers 0:1,1:2 --replica-workers h:2,local --worker-timeout 30 --tls-cert c.pem --tls-key k.pem "
     "--tls-ca ca.pem";
@@ -87,6 +88,8 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
   CHECK(c.o.server.port == 1234);
   CHECK(c.o.server.write_timeout_s == 5);
   CHECK(c.o.server.ws_max_queued_bytes == 65536);
+  CHECK(c.o.server.shutdown_timeout_s == 5);
+  CHECK(c.o.server.allowed_origins == std::vector<std::string>{"https://a.example", "http://b.example:8080"});
   CHECK(c.o.service.chat_template_path == "t.jinja");
   // Every value differs from the default, so the round trips below cannot pass by accident.
   const json::object d = ServeLike().run("--model m.gguf");

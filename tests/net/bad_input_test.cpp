@@ -3,11 +3,13 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <map>
 #include <optional>
 #include <random>
 
 #include "daemon.h"
+#include "test_util.h"
 
 using namespace troupe;
 using namespace troupe::test;
@@ -148,11 +150,23 @@ std::vector<Case> cases() {
       Case{"garbage instead of HTTP", "", "", "", 400, "invalid_request_error", nullptr, true,
            "GARBAGE GARBAGE GARBAGE\r\n\r\n"},
       Case{"bad Content-Length", "", "", "", 400, "invalid_request_error", nullptr, true,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: banana\r\n\r\n"},
+           "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: banana\r\n\r\n"},
       Case{"headers too large", "", "", "", 431, "invalid_request_error", nullptr, true,
-           "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n"},
+           "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n"},
       Case{"declared body over the limit", "", "", "", 413, "invalid_request_error", nullptr, true,
-           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{}"},
+           "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n{}"},
+      Case{"non-UTF-8 path (never echoed raw)", "", "", "", 404, "not_found_error", nullptr, true,
+           "GET /\xff\xfe/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"},
+      // Browser-origin safety (net/README.md "Safety").
+      Case{"HTTP/1.1 without Host", "", "", "", 400, "invalid_request_error", nullptr, true,
+           "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"},
+      Case{"foreign Host on a loopback bind (DNS rebinding)", "", "", "", 403, "invalid_request_error", nullptr, true,
+           "GET /v1/models HTTP/1.1\r\nHost: attacker.example:8000\r\nConnection: close\r\n\r\n"},
+      Case{"POST as text/plain (a cross-site form or fetch without preflight)", "POST", C, R"({"prompt": "a"})", 415,
+           "invalid_request_error", nullptr, true, "", Headers{{"Content-Type", "text/plain"}}},
+      Case{"POST without Content-Type", "", "", "", 415, "invalid_request_error", nullptr, true,
+           std::string("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                       "Authorization: Bearer ") + kApiKey + "\r\nContent-Length: 2\r\n\r\n{}"},
   };
   return v;
 }
@@ -276,4 +290,47 @@ TEST_CASE("seeded random mutations of valid requests never take the daemon down"
   HttpResponse again = d.post("/v1/completions", ref_body);
   REQUIRE(again.status == 200);
   CHECK(json_text(again.body) == json_text(ref.body));
+}
+
+TEST_CASE("what a chat template reads from the request is checked: wrong shapes are 400, not 500") {
+  const std::string dir = temp_dir("template-inputs");
+  std::ofstream(dir + "/t.jinja")
+      << "{% for m in messages %}{% if m.tool_calls %}{% for t in m.tool_calls %}[{{ t.function.name }}]{% endfor %}"
+         "{% endif %}{{ m.content }}\n{% endfor %}"
+         "{% if extra_items is defined %}{% for i in extra_items %}{{ i }}{% endfor %}{% endif %}";
+  ServiceOptions so;
+  so.model_path = model_path("tinystories-656k");
+  so.chat_template_path = dir + "/t.jinja";
+  ServerOptions o;
+  o.port = 0;
+  o.api_key = kApiKey;
+  EngineConfig ec;
+  ec.model = so.model_path;
+  Daemon d(so, o, ec);
+  const std::string C = "/v1/chat/completions";
+  const std::string user = R"({"role": "user", "content": "Hi"})";
+  auto chat = [&](const std::string& extra_message, const std::string& extra_fields) {
+    return R"({"max_tokens": 2, "messages": [)" + user + extra_message + "]" + extra_fields + "}";
+  };
+  struct Row {
+    const char* name;
+    std::string body;
+    int status;
+    const char* param;
+  };
+  const std::vector<Row> rows = {
+      {"valid tool_calls", chat(R"(, {"role": "assistant", "content": null, "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]})", ""), 200, nullptr},
+      {"tool_calls not a list", chat(R"(, {"role": "assistant", "content": "x", "tool_calls": 5})", ""), 400, "messages[1].tool_calls"},
+      {"tool_call without a function", chat(R"(, {"role": "assistant", "content": "x", "tool_calls": [7]})", ""), 400, "messages[1].tool_calls[0]"},
+      {"tool_call name not a string", chat(R"(, {"role": "assistant", "content": "x", "tool_calls": [{"function": {"name": 3}}]})", ""), 400, "messages[1].tool_calls[0].function.name"},
+      {"kwargs the template cannot use", chat("", R"(, "chat_template_kwargs": {"extra_items": 5})"), 400, "chat_template_kwargs"},
+      {"kwargs the template can use", chat("", R"(, "chat_template_kwargs": {"extra_items": ["a", "b"]})"), 200, nullptr},
+      {"tools smuggled in kwargs", chat("", R"(, "chat_template_kwargs": {"tools": [{"type": "function"}]})"), 400, "chat_template_kwargs.tools"},
+  };
+  for (const Row& r : rows) {
+    INFO(r.name << ": " << r.body);
+    HttpResponse res = d.post(C, r.body);
+    CHECK(res.status == r.status);
+    if (r.status != 200) check_error_body(Reply{res.status, res.headers, res.body}, Case(r.name, "POST", C, r.body, r.status, "invalid_request_error", r.param));
+  }
 }

@@ -76,6 +76,24 @@ Daemon& main_daemon() {
   return *g_main;
 }
 
+std::unique_ptr<Daemon> own_daemon(const std::function<void(ServerOptions&, EngineConfig&)>& tweak) {
+  ServiceOptions so;
+  so.model_path = model_path("tinystories-656k");
+  ServerOptions o;
+  o.port = 0;
+  o.api_key = kApiKey;
+  o.io_threads = 2;
+  EngineConfig ec;
+  ec.model = so.model_path;
+  if (tweak) tweak(o, ec);
+  return std::make_unique<Daemon>(so, o, ec);
+}
+
+std::string raw_completion_request(const std::string& body) {
+  return "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + std::string(kApiKey) +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 // Tears the shared daemon down before static destruction (its threads must be gone first).
 struct DaemonTeardown : Catch::TestEventListenerBase {
   using TestEventListenerBase::TestEventListenerBase;

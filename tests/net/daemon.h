@@ -28,6 +28,12 @@ struct Daemon {
 
 // The shared daemon: tinystories-656k, API key, 64 KiB body limit, warmup 2.
 Daemon& main_daemon();
+// A daemon of a test's own: tinystories-656k, API key, 2 network threads, any free port;
+// `tweak` changes what the test is about.
+std::unique_ptr<Daemon> own_daemon(const std::function<void(ServerOptions&, EngineConfig&)>& tweak = {});
+// The raw bytes of an authorized POST /v1/completions with a JSON `body`, for tests that
+// drive the socket themselves.
+std::string raw_completion_request(const std::string& body);
 Headers auth_headers();
 // One streamed (SSE) /v1/completions reply, as a client sees it.
 struct Streamed {

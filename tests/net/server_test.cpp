@@ -1,6 +1,10 @@
 // The daemon end to end over real sockets: health and metrics (through promtool), 128
 // concurrent streaming clients checked against single-request references, cancellation of
 // a client that walks away, overload (429) and not-ready/too-many-connections (503).
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <poll.h>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
@@ -241,8 +245,8 @@ TEST_CASE("HTTP/1.0 clients get a streamed reply that ends with the connection")
 TEST_CASE("pipelined requests are answered in order, a stream first") {
   Daemon& d = main_daemon();
   auto req = [](const std::string& body, bool close) {
-    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + std::string(kApiKey) +
-           "\r\nContent-Length: " + std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" +
+    return "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + std::string(kApiKey) +
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" +
            body;
   };
   const std::string raw = raw_http_exchange(
@@ -256,4 +260,106 @@ TEST_CASE("pipelined requests are answered in order, a stream first") {
   CHECK(second != std::string::npos);
   CHECK(done < second);
   CHECK(raw.find("\"object\":\"text_completion\"", second) != std::string::npos);
+}
+
+TEST_CASE("a client that pipelined more bytes and then left has its non-streaming request cancelled") {
+  Daemon& d = main_daemon();
+  const std::string aborted = "troupe_requests_aborted_total{model_name=\"" + d.service->model_name() +
+                              "\",cause=\"client_disconnect\"}";
+  const double aborted0 = metric_value(d.metrics(), aborted);
+  // 8 long choices, not streamed: nothing is written until they are all done.
+  const std::string body = json::serialize(json::object{{"prompt", "Once upon a time"}, {"max_tokens", 500},
+                                                        {"ignore_eos", true}, {"n", 8}, {"temperature", 0.7}});
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket s(io);
+  s.connect({boost::asio::ip::make_address("127.0.0.1"), d.port()});
+  boost::asio::write(s, boost::asio::buffer(raw_completion_request(body)));
+  // Once the request runs, the client pipelines the next one (read by the disconnect watch)...
+  wait_metrics(d, [&](const std::string& m) { return metric_value(m, "vllm_num_requests_running" + label(d)) >= 1; });
+  boost::asio::write(s, boost::asio::buffer(std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the watch takes those bytes in
+  s.close();  // ...and leaves
+  const std::string m = wait_metrics(d, [&](const std::string& t) {
+    return metric_value(t, aborted) >= aborted0 + 8 && metric_value(t, "vllm_num_requests_running" + label(d)) == 0;
+  });
+  CHECK(metric_value(m, aborted) == aborted0 + 8);  // every choice cancelled, none ran to its end
+  CHECK(metric_value(m, "vllm_num_requests_running" + label(d)) == 0);
+  CHECK(metric_value(m, "troupe_kv_cache_blocks_used" + label(d)) == 0);
+}
+
+namespace {
+
+// Reads until the server closes (true) or `limit` passes (false).
+bool closed_within(boost::asio::ip::tcp::socket& s, std::chrono::duration<double> limit) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(limit);
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < end) {
+    boost::system::error_code ec;
+    if (s.available(ec) == 0) {
+      pollfd p{s.native_handle(), POLLIN, 0};
+      ::poll(&p, 1, 50);
+      if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    }
+    s.read_some(boost::asio::buffer(buf), ec);
+    if (ec) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("headers have --header-timeout once a request begins; an idle keep-alive connection waits longer") {
+  auto daemon = own_daemon([](ServerOptions& o, EngineConfig&) {
+    o.header_timeout_s = 1;
+    o.idle_timeout_s = 60;
+  });
+  Daemon& d = *daemon;
+  boost::asio::io_context io;
+  const boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"), d.port());
+
+  // Slowloris: a request that begins and never ends is cut after the header timeout.
+  boost::asio::ip::tcp::socket slow(io);
+  slow.connect(ep);
+  boost::asio::write(slow, boost::asio::buffer(std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")));
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(closed_within(slow, std::chrono::seconds(15)));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(took < 15);
+
+  // An idle connection outlives the header timeout: it may still send a whole request.
+  boost::asio::ip::tcp::socket idle(io);
+  idle.connect(ep);
+  CHECK_FALSE(closed_within(idle, std::chrono::milliseconds(2500)));
+  const std::string reply = [&] {
+    boost::asio::write(idle, boost::asio::buffer(std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")));
+    std::string got;
+    char buf[4096];
+    boost::system::error_code e;
+    for (size_t n; (n = idle.read_some(boost::asio::buffer(buf), e)) > 0 || !e;) got.append(buf, n);
+    return got;
+  }();
+  CHECK(reply.rfind("HTTP/1.1 200", 0) == 0);
+}
+
+TEST_CASE("--max-connections-per-ip: one address beyond the limit gets 503, and a slot frees when a connection closes") {
+  auto daemon = own_daemon([](ServerOptions& o, EngineConfig&) { o.max_connections_per_ip = 2; });
+  Daemon& d = *daemon;
+  auto a = std::make_unique<HttpClient>("127.0.0.1", d.port());
+  HttpClient b("127.0.0.1", d.port());
+  REQUIRE(a->request("GET", "/health").status == 200);  // two kept-alive connections from 127.0.0.1
+  REQUIRE(b.request("GET", "/health").status == 200);
+  {
+    HttpClient c("127.0.0.1", d.port());
+    HttpResponse r = c.request("GET", "/health");
+    CHECK(r.status == 503);
+    CHECK(json::parse(r.body).at("error").at("code") == "too_many_connections");
+  }
+  a.reset();  // closes one: the next connection is welcome again
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {  // the server notices the close asynchronously
+    HttpClient c("127.0.0.1", d.port());
+    served = c.request("GET", "/health").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(served);
 }

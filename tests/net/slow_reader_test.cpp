@@ -140,10 +140,7 @@ TEST_CASE("an HTTP stream whose client stops reading is dropped after the write 
                                                         {"ignore_eos", true},
                                                         {"priority", 1},
                                                         {"stream", true}});
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
-                          std::string(kApiKey) + "\r\nContent-Type: application/json\r\nContent-Length: " +
-                          std::to_string(body.size()) + "\r\n\r\n" + body;
-  asio::write(s, asio::buffer(req));
+  asio::write(s, asio::buffer(raw_completion_request(body)));
   const auto t0 = Clock::now();
   // Background load, a well-behaved client: 3 x 16 x 480 tokens, a few seconds of work.
   std::atomic<int> load_ok{0};  // Catch's assertions are not for other threads
@@ -215,4 +212,52 @@ TEST_CASE("a WebSocket client that stops reading is dropped once its queue passe
 
   serves_others(d);
   CHECK(wait_until(std::chrono::seconds(10), [&] { return running(d) == 0; }));
+}
+
+TEST_CASE("past the global output budget the largest slow reader is dropped; smaller ones are served",
+          "[net][slow][budget]") {
+  auto daemon = own_daemon([](ServerOptions& o, EngineConfig&) {
+    o.max_queued_output_bytes = 512 * 1024;  // far below the per-connection cap (8 MiB, the default)
+  });
+  Daemon& d = *daemon;
+  const double aborts0 = disconnect_aborts(d);
+
+  asio::io_context io;
+  auto connect = [&](boost::beast::websocket::stream<tcp::socket>& ws) {
+    open_small(ws.next_layer(), d.port());
+    ws.set_option(boost::beast::websocket::stream_base::decorator([](boost::beast::websocket::request_type& r) {
+      r.set(boost::beast::http::field::authorization, std::string("Bearer ") + kApiKey);
+    }));
+    ws.handshake("127.0.0.1", "/v1/stream");
+  };
+  auto generate = [](boost::beast::websocket::stream<tcp::socket>& ws, int requests) {
+    for (int i = 0; i < requests; ++i)
+      ws.write(asio::buffer(json::serialize(json::object{
+          {"type", "generate"}, {"id", i}, {"prompt", "Once upon a time"}, {"max_tokens", 480}, {"ignore_eos", true}})));
+  };
+  // Neither reads for now. The large one asks for ~30k tokens of events (~2 MB, well past
+  // the budget on its own); the small one for ~2k (~150 KB, within it).
+  boost::beast::websocket::stream<tcp::socket> large(io), small(io);
+  connect(large);
+  connect(small);
+  generate(small, 4);
+  generate(large, 64);
+
+  // The large reader is dropped (its requests cancelled as a disconnect)...
+  CHECK(wait_until(std::chrono::seconds(30), [&] { return disconnect_aborts(d) > aborts0; }));
+  CHECK(drains_to_close(large.next_layer(), std::chrono::seconds(10)));
+  // ...while the small one, reading at last, gets every request to its end.
+  int done = 0;
+  while (done < 4) {
+    boost::beast::flat_buffer b;
+    boost::system::error_code ec;
+    small.read(b, ec);
+    REQUIRE(!ec);
+    const json::value m = json::parse(boost::beast::buffers_to_string(b.data()));
+    REQUIRE(m.at("type") != "error");
+    done += m.at("type") == "done";
+  }
+  CHECK(done == 4);
+  serves_others(d);
+  CHECK(wait_until(std::chrono::seconds(20), [&] { return running(d) == 0; }));
 }
