@@ -16,12 +16,6 @@ using namespace troupe;
 
 namespace {
 
-std::string source_dir() {
-  const char* s = std::getenv("TROUPE_SOURCE_DIR");
-  if (!s || !*s) FAIL("TROUPE_SOURCE_DIR is not set (run through ctest)");
-  return s;
-}
-
 std::string render(const std::string& tmpl, const std::string& context_json) {
   jinja::Value ctx = jinja::from_json(boost::json::parse(context_json));
   return jinja::Template(tmpl).render(ctx.as_dict());
@@ -30,7 +24,7 @@ std::string render(const std::string& tmpl, const std::string& context_json) {
 }  // namespace
 
 TEST_CASE("chat templates render exactly as Jinja2 does (Llama-3, Qwen3, Mistral, ChatML, features)") {
-  auto root = boost::json::parse(test::read_file(source_dir() + "/tests/chat/data/chat_templates.json"));
+  auto root = boost::json::parse(test::read_file(test::source_path("tests/chat/data/chat_templates.json")));
   const auto& templates = root.at("templates").as_object();
   const auto& cases = root.at("cases").as_array();
   REQUIRE(cases.size() >= 50);
