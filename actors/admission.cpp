@@ -39,6 +39,9 @@ EnqueueSeq admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& c
                                                   cfg.max_model_len - int64_t(e.prompt_ids.size())));
   e.priority = req.priority;
   e.num_speculative_tokens = req.num_speculative_tokens;
+  // Verification picks tokens without a logprob for each: a request that wants them
+  // decodes one token per step (its output is the same either way).
+  if (e.params.return_logprobs) e.num_speculative_tokens = 0;
   e.eos_ids = tok.eos_ids();
   e.max_model_len = cfg.max_model_len;
   return e;

@@ -80,6 +80,7 @@ const char* to_string(ErrorKind k);
 struct TokenEvent {
   int64_t request_id = 0;
   std::vector<int32_t> token_ids;
+  std::vector<TokenLogprobs> logprobs;  // one per token id when params.return_logprobs
   std::string text;
   bool finished = false;
   FinishReason finish_reason = FinishReason::None;

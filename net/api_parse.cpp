@@ -210,6 +210,28 @@ SamplingParams sampling(const json::object& o, const ModelInfo& m, int64_t defau
   return p;
 }
 
+// How many top logprobs per token the client wants (0: only the chosen token's), or none.
+// Chat: `logprobs` (a boolean) and `top_logprobs` (0..20, needs logprobs); completions:
+// `logprobs` (0..20).
+std::optional<int32_t> requested_logprobs(const json::object& o, bool chat) {
+  constexpr int64_t kMax = 20;  // OpenAI's top_logprobs limit (and vLLM's default max_logprobs)
+  auto in_range = [&](const char* key, int64_t v) {
+    if (v < 0 || v > kMax)
+      throw bad_request(std::string("'") + key + "' must be in [0, " + std::to_string(kMax) + "], got " +
+                            std::to_string(v), key);
+    return int32_t(v);
+  };
+  if (!chat) {
+    const auto n = get_integer(o, "logprobs");
+    return n ? std::optional<int32_t>(in_range("logprobs", *n)) : std::nullopt;
+  }
+  const bool on = get_bool(o, "logprobs").value_or(false);
+  const auto top = get_integer(o, "top_logprobs");
+  if (top && !on) throw bad_request("'top_logprobs' requires 'logprobs' to be true", "top_logprobs");
+  if (!on) return std::nullopt;
+  return top ? in_range("top_logprobs", *top) : 0;
+}
+
 int32_t priority(const json::object& o) {
   auto v = get_integer(o, "priority");
   if (!v) return 0;
@@ -362,10 +384,12 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
     r.include_usage = get_bool(so->get_object(), "include_usage").value_or(false);
   }
 
+  const std::optional<int32_t> logprobs = requested_logprobs(o, chat);
+  const bool echo = !chat && get_bool(o, "echo").value_or(false);
+  if (echo && logprobs)
+    throw bad_request("'echo' with 'logprobs' (the prompt's logprobs) is not supported by this server", "echo");
+
   // Accepted only at their defaults: features the engine does not have.
-  only_default(o, "logprobs", chat ? json::value(false) : json::value(0), "is not supported by this server");
-  only_default(o, "top_logprobs", json::value(0), "is not supported by this server");
-  only_default(o, "echo", json::value(false), "is not supported by this server");
   only_default(o, "min_tokens", json::value(0), "is not supported by this server");
   only_default(o, "skip_special_tokens", json::value(true), "can only be true on this server");
   only_default(o, "include_stop_str_in_output", json::value(false), "is not supported by this server");
@@ -389,6 +413,11 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
 
   // Completions default to 16 tokens (OpenAI); chat runs to the end of the context.
   SamplingParams params = sampling(o, m, chat ? m.max_model_len : 16);
+  if (logprobs) {
+    params.return_logprobs = true;
+    params.logprobs = *logprobs;
+    r.logprobs = true;
+  }
   const int32_t prio = priority(o);
   std::vector<GenerateRequest> prompts;
   if (chat) {
@@ -411,6 +440,7 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
       // n > 1 with a fixed seed must still give n different samples.
       if (g.params.seed && i > 0) g.params.seed = *g.params.seed + uint64_t(i);
       g.priority = prio;
+      if (echo) r.echo.push_back(g.prompt.empty() ? m.tokenizer->decode(g.prompt_ids, false) : g.prompt);
       r.choices.push_back(std::move(g));
     }
   }

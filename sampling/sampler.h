@@ -25,6 +25,7 @@ struct SamplingParams {
   std::vector<std::string> stop;   // stop strings (not included in the output)
   bool ignore_eos = false;
   int32_t logprobs = 0;            // top-n logprobs per generated token (0 = none)
+  bool return_logprobs = false;    // report each generated token's logprob (and the top-n)
 
   bool greedy() const { return temperature <= 0.0f; }
   // Throws troupe::Error with a message naming the field if a value is out of range.
@@ -33,8 +34,17 @@ struct SamplingParams {
 };
 
 struct TokenLogprob {
-  int32_t id;
-  float logprob;
+  int32_t id = -1;
+  float logprob = 0.0f;
+  bool operator==(const TokenLogprob&) const = default;
+};
+
+// What a client that asked for logprobs gets for one generated token (SampleResult's view).
+struct TokenLogprobs {
+  int32_t token = -1;
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top;  // params.logprobs entries, most likely first
+  bool operator==(const TokenLogprobs&) const = default;
 };
 
 struct SampleResult {
