@@ -99,7 +99,7 @@ TEST_CASE("bad request bodies name the field") {
       {Endpoint::Completions, R"({"prompt":"a","foo":1})", "foo"},
       {Endpoint::Completions, R"({"prompt":[70000]})", "prompt"},
       {Endpoint::Completions, R"({"prompt":""})", "prompt"},
-      {Endpoint::Completions, R"({"prompt":"a","logprobs":2})", "logprobs"},
+      {Endpoint::Completions, R"({"prompt":"a","logprobs":21})", "logprobs"},
       {Endpoint::Completions, R"({"prompt":"a","stream_options":{"include_usage":true}})", "stream_options"},
       {Endpoint::Chat, R"({"messages":[{"role":"bot","content":"x"}]})", "messages[0].role"},
       {Endpoint::Chat, R"({"messages":[{"role":"user"}]})", "messages[0].content"},
