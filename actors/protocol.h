@@ -314,7 +314,12 @@ typename Inspector::result_type inspect(Inspector& f, SamplingParams& x) {
   wire::OptionalU64 seed{&x.seed};
   return f(caf::meta::type_name("SamplingParams"), x.temperature, x.top_k, x.top_p, x.min_p,
            x.repetition_penalty, x.presence_penalty, x.frequency_penalty, seed, x.max_tokens,
-           x.stop_token_ids, x.stop, x.ignore_eos, x.logprobs, x.return_logprobs);
+           x.stop_token_ids, x.stop, x.ignore_eos, x.logprobs, x.return_logprobs, x.logit_bias, x.min_tokens,
+           x.min_tokens_stop_ids);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TokenBias& x) {
+  return f(caf::meta::type_name("TokenBias"), x.id, x.bias);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, TokenLogprob& x) {
@@ -327,7 +332,7 @@ typename Inspector::result_type inspect(Inspector& f, TokenLogprobs& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, GenerateRequest& x) {
   return f(caf::meta::type_name("GenerateRequest"), x.prompt, x.prompt_ids, x.add_special_tokens, x.params,
-           x.priority, x.user, x.num_speculative_tokens);
+           x.priority, x.user, x.num_speculative_tokens, x.strict_max_tokens);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Usage& x) {
