@@ -68,6 +68,27 @@ constexpr int kMaxStopStrings = 16;
 
 ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelInfo& model);
 
+// vLLM's /tokenize: {"prompt": text} or {"messages": [...]} (rendered with the chat
+// template, add_generation_prompt default true), "add_special_tokens" (default true for a
+// prompt; for messages, whether the model has no template to write them), and
+// "return_token_strs".
+struct TokenizeRequest {
+  std::string text;
+  bool add_special_tokens = true;
+  bool return_token_strs = false;
+};
+TokenizeRequest parse_tokenize_request(std::string_view body, const ModelInfo& model);
+// vLLM's /detokenize: {"tokens": [ids]}, optional "skip_special_tokens" (default false, as
+// Hugging Face's decode).
+struct DetokenizeRequest {
+  std::vector<int32_t> tokens;
+  bool skip_special_tokens = false;
+};
+DetokenizeRequest parse_detokenize_request(std::string_view body, const ModelInfo& model);
+std::string tokenize_body(const std::vector<int32_t>& ids, const ModelInfo& model, bool with_token_strs);
+std::string detokenize_body(const std::string& text);
+std::string version_body();
+
 // WebSocket `generate` message (docs/websocket.md). `id` is echoed back verbatim.
 struct WsGenerate {
   std::string id_json;  // the client's id, serialized (a string or an integer)

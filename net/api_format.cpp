@@ -142,6 +142,25 @@ std::string usage_chunk_body(Endpoint ep, const std::string& id, int64_t created
   return json::serialize(o);
 }
 
+std::string tokenize_body(const std::vector<int32_t>& ids, const ModelInfo& model, bool with_token_strs) {
+  json::value strs = nullptr;
+  if (with_token_strs) {
+    json::array a;
+    for (int32_t id : ids) a.push_back(json::string(token_text(*model.tokenizer, id)));
+    strs = std::move(a);
+  }
+  return json::serialize(json::object{{"count", ids.size()},
+                                      {"max_model_len", model.max_model_len},
+                                      {"tokens", json::value_from(ids)},
+                                      {"token_strs", std::move(strs)}});
+}
+
+std::string detokenize_body(const std::string& text) {
+  return json::serialize(json::object{{"prompt", unicode::sanitize_utf8(text)}});
+}
+
+std::string version_body() { return json::serialize(json::object{{"version", TROUPE_VERSION}}); }
+
 std::string models_body(const std::string& model, int64_t created, int64_t max_model_len) {
   json::object m{{"id", model},           {"object", "model"}, {"created", created},
                  {"owned_by", "troupe"},  {"root", model},     {"parent", nullptr},

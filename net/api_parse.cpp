@@ -497,6 +497,44 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
   return r;
 }
 
+TokenizeRequest parse_tokenize_request(std::string_view body, const ModelInfo& m) {
+  static const std::unordered_set<std::string_view> kKeys = {
+      "model", "prompt", "messages", "add_special_tokens", "add_generation_prompt", "chat_template_kwargs",
+      "return_token_strs"};
+  json::value v = parse_json_body(body);
+  if (!v.is_object()) throw bad_request(std::string("the request body must be a JSON object, got ") + kind_name(v));
+  const json::object& o = v.get_object();
+  ignore_unknown(o, {&kKeys});
+  check_model(o, m);
+  TokenizeRequest r;
+  const json::value* prompt = field(o, "prompt");
+  const json::value* messages = field(o, "messages");
+  if ((prompt != nullptr) == (messages != nullptr))
+    throw bad_request("exactly one of 'prompt' or 'messages' is required", prompt ? "messages" : "prompt");
+  if (prompt) {
+    if (!prompt->is_string()) wrong_type("prompt", "a string", *prompt);
+    r.text = std::string(prompt->get_string());
+  } else {
+    r.text = chat_prompt(*messages, o, m, get_bool(o, "add_generation_prompt").value_or(true));
+    r.add_special_tokens = !m.chat->has_template();
+  }
+  r.add_special_tokens = get_bool(o, "add_special_tokens").value_or(r.add_special_tokens);
+  r.return_token_strs = get_bool(o, "return_token_strs").value_or(false);
+  return r;
+}
+
+DetokenizeRequest parse_detokenize_request(std::string_view body, const ModelInfo& m) {
+  static const std::unordered_set<std::string_view> kKeys = {"model", "tokens", "skip_special_tokens"};
+  json::value v = parse_json_body(body);
+  if (!v.is_object()) throw bad_request(std::string("the request body must be a JSON object, got ") + kind_name(v));
+  const json::object& o = v.get_object();
+  ignore_unknown(o, {&kKeys});
+  check_model(o, m);
+  const json::value* tokens = field(o, "tokens");
+  if (!tokens) throw bad_request("'tokens' is required", "tokens");
+  return {token_ids(*tokens, "tokens", m), get_bool(o, "skip_special_tokens").value_or(false)};
+}
+
 WsGenerate parse_ws_generate(const json::object& o, const ModelInfo& m) {
   static const std::unordered_set<std::string_view> kWsKeys = {"type", "id", "prompt", "prompt_ids", "messages",
                                                               "chat_template_kwargs", "add_generation_prompt"};

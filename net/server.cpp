@@ -259,6 +259,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         {"/v1/models", http::verb::get, &HttpSession::models},
         {"/v1/completions", http::verb::post, &HttpSession::completions},
         {"/v1/chat/completions", http::verb::post, &HttpSession::chat},
+        {"/tokenize", http::verb::post, &HttpSession::tokenize},
+        {"/detokenize", http::verb::post, &HttpSession::detokenize},
+        {"/version", http::verb::get, &HttpSession::version},
     };
     for (const auto& r : routes) {
       if (path != r.path) continue;
@@ -312,6 +315,32 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     send(http::status::ok, models_body(m.name, ctx_.service.started_unix(), m.max_model_len), "application/json");
   }
   const Tokenizer& tokenizer() const { return *ctx_.service.model().tokenizer; }
+
+  // vLLM's /tokenize and /detokenize: the served model's tokenizer (and chat template).
+  void tokenize(http::request<http::string_body>& req) {
+    if (!ctx_.service.ready()) return not_ready();
+    try {
+      const TokenizeRequest r = parse_tokenize_request(req.body(), ctx_.service.model());
+      const auto ids = tokenizer().encode(r.text, r.add_special_tokens);
+      send(http::status::ok, tokenize_body(ids, ctx_.service.model(), r.return_token_strs), "application/json");
+    } catch (const ApiError& e) {
+      send_error(e);
+    } catch (const std::exception& e) {  // the template or tokenizer rejecting the input
+      send_error(ApiError(400, e.what()));
+    }
+  }
+  void detokenize(http::request<http::string_body>& req) {
+    if (!ctx_.service.ready()) return not_ready();
+    try {
+      const DetokenizeRequest r = parse_detokenize_request(req.body(), ctx_.service.model());
+      send(http::status::ok, detokenize_body(tokenizer().decode(r.tokens, r.skip_special_tokens)), "application/json");
+    } catch (const ApiError& e) {
+      send_error(e);
+    } catch (const std::exception& e) {
+      send_error(ApiError(400, e.what()));
+    }
+  }
+  void version(http::request<http::string_body>&) { send(http::status::ok, version_body(), "application/json"); }
 
   void completions(http::request<http::string_body>& req) { generate(Endpoint::Completions, req.body()); }
   void chat(http::request<http::string_body>& req) { generate(Endpoint::Chat, req.body()); }
