@@ -52,6 +52,9 @@ std::string template_of(const boost::json::object& cfg) {
   return "";
 }
 
+// Said with every template error: the way out when the model's own template is the problem.
+constexpr const char* kOverrideHint = " (--chat-template FILE or TEXT replaces the template)";
+
 // --chat-template's argument is the template itself when it is no file and has Jinja tags.
 bool is_inline_template(const std::string& arg) {
   return arg.find("{{") != std::string::npos || arg.find("{%") != std::string::npos;
@@ -73,7 +76,7 @@ ChatTemplate ChatTemplate::from_source(const std::string& source, std::string bo
   try {
     t.tmpl_ = std::make_shared<const jinja::Template>(source);
   } catch (const jinja::TemplateError& e) {
-    fail("{}: {}", origin, e.what());
+    fail("{}: {}{}", origin, e.what(), kOverrideHint);
   }
   t.check_probe_conversations();
   return t;
@@ -102,11 +105,11 @@ void ChatTemplate::check_probe_conversations() const {
       } catch (const jinja::RaisedError& e) {
         if (refusal.empty()) refusal = e.what();
       } catch (const Error& e) {
-        fail("{}: the chat template fails on a probe conversation: {}", origin_, e.what());
+        fail("{}: the chat template fails on a probe conversation: {}{}", origin_, e.what(), kOverrideHint);
       }
     }
   }
-  if (!accepted) fail("{}: the chat template rejects every probe conversation: {}", origin_, refusal);
+  if (!accepted) fail("{}: the chat template rejects every probe conversation: {}{}", origin_, refusal, kOverrideHint);
 }
 
 ChatTemplate ChatTemplate::load(const std::string& model_path, const std::string& override_spec,
