@@ -173,6 +173,11 @@ Value call_method(const Value& obj, const std::string& m, const Args& a, SrcPos 
       }
       return Value(false);
     }
+    if (m == "splitlines") {
+      List out;
+      for (auto& l : split_lines(s)) out.emplace_back(std::move(l));
+      return Value(std::move(out));
+    }
     if (m == "split" || m == "rsplit") {
       Value max = a.or_default(1, "maxsplit", Value(int64_t(-1)));
       List out;
@@ -337,6 +342,7 @@ Value apply_filter(const std::string& f, const Value& v, const Args& a, SrcPos l
       if (std::find(out.begin(), out.end(), item) == out.end()) out.push_back(item);
     return Value(std::move(out));
   }
+  if (auto r = apply_more_filter(f, v, a, line)) return *r;
   error(line, "unknown filter '" + f + "'");
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Internal to the Jinja interpreter: the builtins (filters, tests, methods) and the value
 // helpers the renderer shares with them.
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,5 +42,9 @@ Value call_method(const Value& obj, const std::string& m, const Args& a, SrcPos 
 Value apply_filter(const std::string& f, const Value& v, const Args& a, SrcPos line);
 bool apply_test(const std::string& t, const Value& v, const Args& a, SrcPos line);
 bool contains(const Value& container, const Value& item, SrcPos line);
+// sum, min, max, sort, round, indent, truncate (jinja_filters_more.cpp); nullopt: not one of them.
+std::optional<Value> apply_more_filter(const std::string& f, const Value& v, const Args& a, SrcPos line);
+// Python's str.splitlines() (ASCII line boundaries).
+std::vector<std::string> split_lines(const std::string& s);
 
 }  // namespace troupe::jinja::detail
