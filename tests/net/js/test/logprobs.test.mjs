@@ -19,7 +19,7 @@ function assertSortedTop(top, n) {
 }
 
 test("chat: logprobs and top_logprobs, streamed and not, agree", async () => {
-  const body = { model, messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 10, temperature: 0,
+  const body = { model, messages: [{ role: "user", content: "A girl named Mia" }], max_tokens: 10, temperature: 0,
                  logprobs: true, top_logprobs: 3 };
   const whole = await client.chat.completions.create(body);
   const content = whole.choices[0].logprobs.content;
@@ -62,12 +62,12 @@ test("completions: logprobs N, streamed and not, agree; text_offset indexes the 
 });
 
 test("completions: echo starts the text with the prompt", async () => {
-  const r = await client.completions.create({ model, prompt: "Once upon a time", max_tokens: 4, temperature: 0, echo: true });
-  assert.ok(r.choices[0].text.startsWith("Once upon a time"));
+  const r = await client.completions.create({ model, prompt: "A girl named Mia", max_tokens: 4, temperature: 0, echo: true });
+  assert.ok(r.choices[0].text.startsWith("A girl named Mia"));
 });
 
 test("logit_bias steers, unknown fields are ignored, out-of-range values are typed errors", async () => {
-  const base = { model, prompt: "Once upon a time", max_tokens: 3, temperature: 0, logprobs: 0 };
+  const base = { model, prompt: "A girl named Mia", max_tokens: 3, temperature: 0, logprobs: 0 };
   const plain = await client.completions.create(base);
   const tok = await (await fetch(`${URL}/tokenize`, {
     method: "POST", body: JSON.stringify({ prompt: "cat", add_special_tokens: false, return_token_strs: true }),
