@@ -30,16 +30,28 @@ EnqueueSeq admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& c
   if (int64_t(ids.size()) >= cfg.max_model_len)
     fail("This model's maximum context length is {} tokens. However, your prompt resulted in {} tokens "
          "(the prompt must leave room for at least one completion token).", cfg.max_model_len, ids.size());
+  const int64_t room = cfg.max_model_len - int64_t(ids.size());
+  if (req.strict_max_tokens && req.params.max_tokens > room)
+    fail("This model's maximum context length is {} tokens. However, you requested {} tokens ({} in the prompt, "
+         "{} in the completion). Please reduce the length of the prompt or max_tokens.",
+         cfg.max_model_len, int64_t(ids.size()) + req.params.max_tokens, ids.size(), req.params.max_tokens);
   EnqueueSeq e;
   e.request_id = a.request_id;
   e.prompt_ids = std::move(ids);
   e.params = std::move(req.params);
   // max_tokens is capped by what is left of the model length.
-  e.params.max_tokens = int32_t(std::min<int64_t>(e.params.max_tokens,
-                                                  cfg.max_model_len - int64_t(e.prompt_ids.size())));
+  e.params.max_tokens = int32_t(std::min<int64_t>(e.params.max_tokens, room));
   e.priority = req.priority;
   e.num_speculative_tokens = req.num_speculative_tokens;
+  // Verification picks tokens without a logprob for each: a request that wants them
+  // decodes one token per step (its output is the same either way).
+  if (e.params.return_logprobs) e.num_speculative_tokens = 0;
   e.eos_ids = tok.eos_ids();
+  if (e.params.min_tokens > 0) {
+    auto& ban = e.params.min_tokens_stop_ids;
+    ban = e.params.stop_token_ids;
+    if (!e.params.ignore_eos) ban.insert(ban.end(), e.eos_ids.begin(), e.eos_ids.end());
+  }
   e.max_model_len = cfg.max_model_len;
   return e;
 }

@@ -44,13 +44,15 @@ void sample_outcomes(const StepPlan& plan, const StepOutput& out, Samplers& samp
       const size_t k = p.drafts.size();
       const std::span<const float> rows(out.row(first_row), (k + 1) * size_t(out.vocab_size));
       auto v = spec::verify_drafts(sampler, p.drafts, p.draft_probs, rows, out.vocab_size, vo);
-      res.outcomes.push_back(SeqOutcome{p.seq_id(), std::move(v.tokens), v.accepted, int32_t(k)});
+      // (Requests that want logprobs never draft: admission turns speculation off for them.)
+      res.outcomes.push_back(SeqOutcome{p.seq_id(), std::move(v.tokens), v.accepted, int32_t(k), {}});
       continue;
     }
     const float* logits = out.row(first_row + int64_t(p.step.logit_rows.size()) - 1);
     SampleResult r = sampler.sample({logits, size_t(out.vocab_size)});
     sampler.accept(r.token);
-    res.outcomes.push_back(SeqOutcome{p.seq_id(), {r.token}, 0, 0});
+    SeqOutcome& o = res.outcomes.emplace_back(SeqOutcome{p.seq_id(), {r.token}, 0, 0, {}});
+    if (sampler.params().return_logprobs) o.logprobs.push_back({r.token, r.logprob, std::move(r.top)});
   }
 }
 

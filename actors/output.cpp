@@ -27,7 +27,8 @@ struct OutputState {
 using OutputSelf = output_actor::stateful_pointer<OutputState>;
 
 void on_tokens(OutputSelf self, int64_t id, Stream& s, const SeqUpdate& u, Clock::time_point now) {
-  for (int32_t token : u.token_ids) {
+  for (size_t i = 0; i < u.token_ids.size(); ++i) {
+    const int32_t token = u.token_ids[i];
     if (s.text.stopped()) return;  // produced before the scheduler heard of the stop string
     if (s.first_token == Clock::time_point{}) s.first_token = now;
     s.last_token = now;
@@ -35,6 +36,7 @@ void on_tokens(OutputSelf self, int64_t id, Stream& s, const SeqUpdate& u, Clock
     TokenEvent ev;
     ev.request_id = id;
     ev.token_ids = {token};
+    if (i < u.logprobs.size()) ev.logprobs = {u.logprobs[i]};
     ev.text = s.text.push(token);
     if (s.sink) s.sink(ev);
     if (s.text.stopped() && !u.finished && self->state.links.scheduler)

@@ -138,6 +138,7 @@ struct SeqOutcome {
   std::vector<int32_t> tokens;    // new tokens: accepted drafts then one sampled token
   int32_t accepted_drafts = 0;
   int32_t num_drafts = 0;         // drafts verified (0: a plain decode or prefill sample)
+  std::vector<TokenLogprobs> logprobs;  // one per token when the request asked (return_logprobs)
   bool operator==(const SeqOutcome&) const = default;
 };
 
@@ -181,6 +182,7 @@ struct SeqUpdate {
   std::string error;
   Usage usage;                              // with finished
   double queue_ms = 0;                      // with finished: arrival -> first scheduled
+  std::vector<TokenLogprobs> logprobs;      // one per token id when the request asked
   bool operator==(const SeqUpdate&) const = default;
 };
 
@@ -374,12 +376,25 @@ typename Inspector::result_type inspect(Inspector& f, SamplingParams& x) {
   wire::OptionalU64 seed{&x.seed};
   return f(caf::meta::type_name("SamplingParams"), x.temperature, x.top_k, x.top_p, x.min_p,
            x.repetition_penalty, x.presence_penalty, x.frequency_penalty, seed, x.max_tokens,
-           x.stop_token_ids, x.stop, x.ignore_eos, x.logprobs);
+           x.stop_token_ids, x.stop, x.ignore_eos, x.logprobs, x.return_logprobs, x.logit_bias, x.min_tokens,
+           x.min_tokens_stop_ids);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TokenBias& x) {
+  return f(caf::meta::type_name("TokenBias"), x.id, x.bias);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TokenLogprob& x) {
+  return f(caf::meta::type_name("TokenLogprob"), x.id, x.logprob);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TokenLogprobs& x) {
+  return f(caf::meta::type_name("TokenLogprobs"), x.token, x.logprob, x.top);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, GenerateRequest& x) {
   return f(caf::meta::type_name("GenerateRequest"), x.prompt, x.prompt_ids, x.add_special_tokens, x.params,
-           x.priority, x.user, x.num_speculative_tokens);
+           x.priority, x.user, x.num_speculative_tokens, x.strict_max_tokens);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Usage& x) {
@@ -474,7 +489,7 @@ typename Inspector::result_type inspect(Inspector& f, ReleaseSeqs& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SeqOutcome& x) {
-  return f(caf::meta::type_name("SeqOutcome"), x.seq_id, x.tokens, x.accepted_drafts, x.num_drafts);
+  return f(caf::meta::type_name("SeqOutcome"), x.seq_id, x.tokens, x.accepted_drafts, x.num_drafts, x.logprobs);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
@@ -494,7 +509,7 @@ typename Inspector::result_type inspect(Inspector& f, ShardOutput& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SeqUpdate& x) {
   return f(caf::meta::type_name("SeqUpdate"), x.request_id, x.token_ids, x.finished, x.reason, x.error_kind,
-           x.error, x.usage, x.queue_ms);
+           x.error, x.usage, x.queue_ms, x.logprobs);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepUpdates& x) {

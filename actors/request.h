@@ -37,6 +37,9 @@ struct GenerateRequest {
   // Speculative decoding for this request when the engine has it: -1 the engine's
   // num_speculative_tokens, 0 none, n at most n drafts per step.
   int32_t num_speculative_tokens = -1;
+  // The client chose max_tokens: prompt + max_tokens beyond the model length is an error
+  // (vLLM's 400), not a silent cap to what is left.
+  bool strict_max_tokens = false;
   bool operator==(const GenerateRequest&) const = default;  // field by field (protocol tests)
 };
 
@@ -80,6 +83,7 @@ const char* to_string(ErrorKind k);
 struct TokenEvent {
   int64_t request_id = 0;
   std::vector<int32_t> token_ids;
+  std::vector<TokenLogprobs> logprobs;  // one per token id when params.return_logprobs
   std::string text;
   bool finished = false;
   FinishReason finish_reason = FinishReason::None;

@@ -309,7 +309,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
     s.usage.computed_prompt_tokens += prompt_part;
     stats_.prompt_tokens_computed += prompt_part;
     prefill += prompt_part;
-    if (outcome && !s.aborted() && !s.finished) emit_tokens(s, outcome->tokens);
+    if (outcome && !s.aborted() && !s.finished) emit_tokens(s, *outcome);
   }
   observation_.num_tokens = step_tokens;
   observation_.num_prefill_tokens = prefill;
@@ -346,7 +346,7 @@ void SchedulerCore::complete_speculative(Sequence& s, const SeqOutcome& o) {
     // The draft model fed the last token and all drafts but the last one.
     s.spec.draft_pos = L + std::min(o.accepted_drafts, o.num_drafts - 1);
   }
-  if (!s.aborted() && !s.finished) emit_tokens(s, o.tokens);
+  if (!s.aborted() && !s.finished) emit_tokens(s, o);
   s.num_computed = std::min<int64_t>(L + o.accepted_drafts, int64_t(s.tokens.size()));
   blocks_.commit_tokens(s.id, std::span<const int32_t>(s.tokens.data(), size_t(s.num_computed)));
   blocks_.truncate(s.id, s.num_computed);
@@ -379,8 +379,10 @@ SeqUpdate& SchedulerCore::update_for(int64_t id) {
 // Appends new tokens until one ends the sequence: an end-of-sequence or stop id (not part
 // of the output), max_tokens or the model length. Stop strings are the output stage's
 // (it answers with a FinishRequest).
-void SchedulerCore::emit_tokens(Sequence& s, const std::vector<int32_t>& tokens) {
-  for (int32_t token : tokens) {
+void SchedulerCore::emit_tokens(Sequence& s, const SeqOutcome& o) {
+  const std::vector<int32_t>& tokens = o.tokens;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int32_t token = tokens[i];
     if (is_stop_token(s.params, s.eos_ids, token)) {
       finish(s, FinishReason::Stop);
       return;
@@ -388,7 +390,9 @@ void SchedulerCore::emit_tokens(Sequence& s, const std::vector<int32_t>& tokens)
     s.tokens.push_back(token);
     s.usage.completion_tokens++;
     stats_.generated_tokens++;
-    update_for(s.id).token_ids.push_back(token);
+    SeqUpdate& u = update_for(s.id);
+    u.token_ids.push_back(token);
+    if (i < o.logprobs.size()) u.logprobs.push_back(o.logprobs[i]);
     if (s.num_generated() >= s.params.max_tokens || int64_t(s.tokens.size()) >= s.max_model_len) {
       finish(s, FinishReason::Length);
       return;

@@ -57,7 +57,7 @@ class SchedulerCore {
   void start_running(const SequencePtr& s, int64_t cached, Clock::time_point now);
   void plan_drafts(StepPlan& plan, int64_t budget);
   void complete_speculative(Sequence& s, const SeqOutcome& o);
-  void emit_tokens(Sequence& s, const std::vector<int32_t>& tokens);
+  void emit_tokens(Sequence& s, const SeqOutcome& o);
   void retire(const SequencePtr& s);
   void preempt(const SequencePtr& victim);
   void finish(Sequence& s, FinishReason reason, ErrorKind kind = ErrorKind::None, const std::string& error = "");

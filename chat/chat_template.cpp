@@ -52,27 +52,67 @@ std::string template_of(const boost::json::object& cfg) {
   return "";
 }
 
+// Said with every template error: the way out when the model's own template is the problem.
+constexpr const char* kOverrideHint = " (--chat-template FILE or TEXT replaces the template)";
+
+// --chat-template's argument is the template itself when it is no file and has Jinja tags.
+bool is_inline_template(const std::string& arg) {
+  return arg.find("{{") != std::string::npos || arg.find("{%") != std::string::npos;
+}
+
 std::string piece(const Tokenizer& tok, int32_t id) {
   return id >= 0 && id < tok.vocab_size() ? tok.token_bytes(id) : std::string();
 }
 
 }  // namespace
 
-ChatTemplate ChatTemplate::from_source(const std::string& source, std::string bos, std::string eos) {
+ChatTemplate ChatTemplate::from_source(const std::string& source, std::string bos, std::string eos,
+                                       const std::string& origin) {
   ChatTemplate t;
   t.bos_ = std::move(bos);
   t.eos_ = std::move(eos);
   if (source.empty()) return t;
-  t.origin_ = "template";
+  t.origin_ = origin;
   try {
     t.tmpl_ = std::make_shared<const jinja::Template>(source);
   } catch (const jinja::TemplateError& e) {
-    t.error_ = e.what();
+    fail("{}: {}{}", origin, e.what(), kOverrideHint);
   }
+  t.check_probe_conversations();
   return t;
 }
 
-ChatTemplate ChatTemplate::load(const std::string& model_path, const std::string& override_path,
+// A template that parses may still use something this Jinja subset lacks, or fail on an
+// ordinary conversation; that must stop the server at startup, not turn every chat request
+// into a 500. A template may reject some shapes on purpose (raise_exception: no system
+// role, strict alternation), so it passes when it renders one of the probes and fails
+// only on the template's own refusals.
+void ChatTemplate::check_probe_conversations() const {
+  static const char* const kProbes[] = {
+      R"([{"role":"system","content":"You are helpful."},{"role":"user","content":"Hi!"},)"
+      R"({"role":"assistant","content":"Hello."},{"role":"user","content":"Tell me a story."}])",
+      R"([{"role":"user","content":"Hi!"},{"role":"assistant","content":"Hello."},)"
+      R"({"role":"user","content":"Tell me a story."}])",
+      R"([{"role":"user","content":"Hi!"}])"};
+  bool accepted = false;
+  std::string refusal;
+  for (const char* probe : kProbes) {
+    const boost::json::value messages = boost::json::parse(probe);
+    for (const bool generation_prompt : {true, false}) {
+      try {
+        render(messages.as_array(), generation_prompt);
+        accepted = true;
+      } catch (const jinja::RaisedError& e) {
+        if (refusal.empty()) refusal = e.what();
+      } catch (const Error& e) {
+        fail("{}: the chat template fails on a probe conversation: {}{}", origin_, e.what(), kOverrideHint);
+      }
+    }
+  }
+  if (!accepted) fail("{}: the chat template rejects every probe conversation: {}{}", origin_, refusal, kOverrideHint);
+}
+
+ChatTemplate ChatTemplate::load(const std::string& model_path, const std::string& override_spec,
                                 const Tokenizer& tok) {
   std::string source, origin, bos, eos;
   const int32_t eos_id = tok.eos_ids().empty() ? -1 : tok.eos_ids().front();
@@ -95,26 +135,29 @@ ChatTemplate ChatTemplate::load(const std::string& model_path, const std::string
       origin = model_path + " (tokenizer.chat_template)";
     }
   }
-  if (!override_path.empty()) {
-    std::string text = read_text(override_path);
-    source = text;
-    // A tokenizer_config.json passed as the override: take its template field.
-    if (fs::path(override_path).extension() == ".json") {
-      boost::system::error_code ec;
-      auto v = boost::json::parse(text, ec);
-      if (!ec && v.is_object()) source = template_of(v.get_object());
+  if (!override_spec.empty()) {
+    std::error_code ec;
+    if (!fs::is_regular_file(override_spec, ec) && is_inline_template(override_spec)) {
+      source = override_spec;  // vLLM's rule: not a file, but looks like Jinja
+      origin = "--chat-template (inline)";
+    } else {
+      std::string text = read_text(override_spec);
+      source = text;
+      // A tokenizer_config.json passed as the override: take its template field.
+      if (fs::path(override_spec).extension() == ".json") {
+        boost::system::error_code jec;
+        auto v = boost::json::parse(text, jec);
+        if (!jec && v.is_object()) source = template_of(v.get_object());
+      }
+      if (source.empty()) fail("--chat-template {}: no template found in the file", override_spec);
+      origin = "--chat-template " + override_spec;
     }
-    if (source.empty()) fail("--chat-template {}: no template found in the file", override_path);
-    origin = override_path;
   }
-  ChatTemplate t = from_source(source, bos, eos);
-  if (!source.empty()) t.origin_ = origin;
-  return t;
+  return from_source(source, bos, eos, origin);
 }
 
 std::string ChatTemplate::render(const boost::json::array& messages, bool add_generation_prompt,
                                  const boost::json::object* extra) const {
-  if (!error_.empty()) throw jinja::TemplateError("the model's chat template is not supported: " + error_);
   if (!tmpl_) {
     // Base models: the conversation's text itself, one message per paragraph, so chat on a
     // completion model continues the text the way /v1/completions would.

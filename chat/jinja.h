@@ -20,6 +20,13 @@
 
 namespace troupe::jinja {
 
+// Where something is in a template's source (1-based; the column counts characters).
+struct SrcPos {
+  int line = 0;
+  int col = 0;
+};
+std::string to_string(SrcPos at);  // "line 3, column 14"
+
 class Value;
 using List = std::vector<Value>;
 

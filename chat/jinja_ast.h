@@ -32,7 +32,7 @@ struct Expr {
     Binary,     // a op b
     Ternary,    // b if a else c
   } kind;
-  int line = 0;
+  SrcPos line;
   Value value;
   std::string name;  // identifier, attribute, filter/test name or operator
   bool negate = false;  // `is not`
@@ -42,7 +42,7 @@ struct Expr {
 
 struct Node {
   enum Kind { Text, Output, If, For, Set, Break, Continue, Block } kind;
-  int line = 0;
+  SrcPos line;
   std::string text;                // Text
   ExprPtr expr;                    // Output, Set value, For iterable
   // If: conds[i] guards bodies[i]; a trailing body without a cond is the else branch.

@@ -8,8 +8,8 @@
 
 namespace troupe::jinja::detail {
 
-[[noreturn]] void error(int line, const std::string& what) {
-  throw TemplateError("chat template line " + std::to_string(line) + ": " + what);
+[[noreturn]] void error(SrcPos line, const std::string& what) {
+  throw TemplateError("chat template " + to_string(line) + ": " + what);
 }
 
 namespace {
@@ -106,7 +106,7 @@ std::vector<int64_t> slice_indices(int64_t n, const Value& start, const Value& s
 }
 
 
-List iterate(const Value& v, int line) {
+List iterate(const Value& v, SrcPos line) {
   if (v.is_list()) return v.as_list();
   if (v.is_dict()) {
     List keys;
@@ -122,7 +122,7 @@ List iterate(const Value& v, int line) {
   error(line, std::string("cannot iterate over a ") + v.type_name());
 }
 
-Value get_item(const Value& obj, const Value& key, int line) {
+Value get_item(const Value& obj, const Value& key, SrcPos line) {
   if (obj.is_dict()) {
     if (!key.is_string()) return {};
     const Value* v = obj.as_dict().find(key.as_string());
@@ -143,12 +143,12 @@ Value get_item(const Value& obj, const Value& key, int line) {
   return {};  // undefined, as Jinja's lenient lookup gives
 }
 
-const std::string& need_string(const Value* v, const char* what, int line) {
+const std::string& need_string(const Value* v, const char* what, SrcPos line) {
   if (!v || !v->is_string()) error(line, std::string(what) + " expects a string argument");
   return v->as_string();
 }
 
-Value call_method(const Value& obj, const std::string& m, const Args& a, int line) {
+Value call_method(const Value& obj, const std::string& m, const Args& a, SrcPos line) {
   if (obj.is_string()) {
     const std::string& s = obj.as_string();
     auto chars = [&] {
@@ -172,6 +172,11 @@ Value call_method(const Value& obj, const std::string& m, const Args& a, int lin
         if (m == "startswith" ? s.starts_with(x) : s.ends_with(x)) return Value(true);
       }
       return Value(false);
+    }
+    if (m == "splitlines") {
+      List out;
+      for (auto& l : split_lines(s)) out.emplace_back(std::move(l));
+      return Value(std::move(out));
     }
     if (m == "split" || m == "rsplit") {
       Value max = a.or_default(1, "maxsplit", Value(int64_t(-1)));
@@ -218,7 +223,7 @@ Value call_method(const Value& obj, const std::string& m, const Args& a, int lin
   error(line, std::string("unknown method '") + m + "' on a " + obj.type_name());
 }
 
-Value apply_filter(const std::string& f, const Value& v, const Args& a, int line) {
+Value apply_filter(const std::string& f, const Value& v, const Args& a, SrcPos line) {
   if (f == "trim") {
     if (!v.is_string()) return Value(strip_chars(v.str(), kWhitespace, true, true));
     return Value(strip_chars(v.as_string(), kWhitespace, true, true));
@@ -337,10 +342,11 @@ Value apply_filter(const std::string& f, const Value& v, const Args& a, int line
       if (std::find(out.begin(), out.end(), item) == out.end()) out.push_back(item);
     return Value(std::move(out));
   }
+  if (auto r = apply_more_filter(f, v, a, line)) return *r;
   error(line, "unknown filter '" + f + "'");
 }
 
-bool apply_test(const std::string& t, const Value& v, const Args& a, int line) {
+bool apply_test(const std::string& t, const Value& v, const Args& a, SrcPos line) {
   if (t == "defined") return !v.is_undefined();
   if (t == "undefined") return v.is_undefined();
   if (t == "none") return v.is_none();
@@ -374,7 +380,7 @@ bool apply_test(const std::string& t, const Value& v, const Args& a, int line) {
   error(line, "unknown test '" + t + "'");
 }
 
-bool contains(const Value& container, const Value& item, int line) {
+bool contains(const Value& container, const Value& item, SrcPos line) {
   if (container.is_string()) {
     if (!item.is_string()) error(line, "'in <string>' requires a string on the left");
     return container.as_string().find(item.as_string()) != std::string::npos;

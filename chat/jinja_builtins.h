@@ -1,6 +1,7 @@
 #pragma once
 // Internal to the Jinja interpreter: the builtins (filters, tests, methods) and the value
 // helpers the renderer shares with them.
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -9,7 +10,7 @@
 
 namespace troupe::jinja::detail {
 
-[[noreturn]] void error(int line, const std::string& what);
+[[noreturn]] void error(SrcPos line, const std::string& what);
 
 // Call arguments: positional, then keyword.
 struct Args {
@@ -32,14 +33,18 @@ std::vector<std::string> chars_of(const std::string& s);
 // Python's slice semantics (negative indices and steps) over n elements.
 std::vector<int64_t> slice_indices(int64_t n, const Value& start, const Value& stop, const Value& step);
 // What `for x in v` iterates: list items, dict keys, string characters (none: nothing).
-List iterate(const Value& v, int line);
+List iterate(const Value& v, SrcPos line);
 // v.key / v[key]; undefined when absent (Jinja's lenient lookup).
-Value get_item(const Value& obj, const Value& key, int line);
-const std::string& need_string(const Value* v, const char* what, int line);
+Value get_item(const Value& obj, const Value& key, SrcPos line);
+const std::string& need_string(const Value* v, const char* what, SrcPos line);
 
-Value call_method(const Value& obj, const std::string& m, const Args& a, int line);
-Value apply_filter(const std::string& f, const Value& v, const Args& a, int line);
-bool apply_test(const std::string& t, const Value& v, const Args& a, int line);
-bool contains(const Value& container, const Value& item, int line);
+Value call_method(const Value& obj, const std::string& m, const Args& a, SrcPos line);
+Value apply_filter(const std::string& f, const Value& v, const Args& a, SrcPos line);
+bool apply_test(const std::string& t, const Value& v, const Args& a, SrcPos line);
+bool contains(const Value& container, const Value& item, SrcPos line);
+// sum, min, max, sort, round, indent, truncate (jinja_filters_more.cpp); nullopt: not one of them.
+std::optional<Value> apply_more_filter(const std::string& f, const Value& v, const Args& a, SrcPos line);
+// Python's str.splitlines() (ASCII line boundaries).
+std::vector<std::string> split_lines(const std::string& s);
 
 }  // namespace troupe::jinja::detail

@@ -34,7 +34,7 @@ class Renderer {
  private:
   enum class Flow { Normal, Break, Continue };
 
-  void tick(int line) {
+  void tick(SrcPos line) {
     if (++steps_ > kMaxSteps) error(line, "template exceeded its evaluation budget");
   }
 
@@ -106,7 +106,7 @@ class Renderer {
     return false;
   }
 
-  void emit(const std::string& s, int line) {
+  void emit(const std::string& s, SrcPos line) {
     if (out_.size() + s.size() > kMaxOutput) error(line, "template output too large");
     out_ += s;
   }

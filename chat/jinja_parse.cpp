@@ -1,6 +1,7 @@
 // Jinja lexer and recursive-descent parser. Whitespace handling follows Hugging Face's
 // chat-template environment: trim_blocks (drop the newline after a block tag) and
 // lstrip_blocks (drop indentation before a block tag), plus the explicit `-` markers.
+#include <algorithm>
 #include <cstring>
 
 #include "chat/jinja_ast.h"
@@ -13,13 +14,13 @@ namespace {
 struct Tok {
   enum Type { Text, VarBegin, VarEnd, BlockBegin, BlockEnd, Name, Str, Int, Float, Op, Eof } type;
   std::string s;
-  int line = 0;
+  SrcPos line;
   int64_t i = 0;
   double f = 0;
 };
 
-[[noreturn]] void syntax_error(int line, const std::string& what) {
-  throw TemplateError("chat template line " + std::to_string(line) + ": " + what);
+[[noreturn]] void syntax_error(SrcPos at, const std::string& what) {
+  throw TemplateError("chat template " + to_string(at) + ": " + what);
 }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -28,7 +29,10 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 class Lexer {
  public:
-  explicit Lexer(std::string_view src) : src_(src) {}
+  explicit Lexer(std::string_view src) : src_(src) {
+    for (size_t k = 0; k < src_.size(); ++k)
+      if (src_[k] == '\n') line_starts_.push_back(k + 1);
+  }
 
   std::vector<Tok> run() {
     size_t pos = 0;
@@ -56,12 +60,11 @@ class Lexer {
           if (j == 0 || src_[j - 1] == '\n') text.resize(text.size() - std::min(text.size(), tag - j));
         }
       }
-      if (!text.empty()) push(Tok::Text, text);
-      line_ += count_newlines(pos, tag);
+      if (!text.empty()) push(Tok::Text, text, pos);
       if (tag >= src_.size()) break;
       pos = lex_tag(tag);
     }
-    push(Tok::Eof, "");
+    push(Tok::Eof, "", src_.size());
     return std::move(toks_);
   }
 
@@ -72,12 +75,15 @@ class Lexer {
     }
     return src_.size();
   }
-  int count_newlines(size_t a, size_t b) const {
-    int n = 0;
-    for (size_t k = a; k < b && k < src_.size(); ++k) n += src_[k] == '\n';
-    return n;
+  // Line and column (in characters, 1-based) of byte offset `at`.
+  SrcPos where(size_t at) const {
+    const auto next_line = std::upper_bound(line_starts_.begin(), line_starts_.end(), at);
+    const size_t start = *(next_line - 1);
+    int col = 1;
+    for (size_t k = start; k < at && k < src_.size(); ++k) col += (uint8_t(src_[k]) & 0xC0) != 0x80;
+    return {int(next_line - line_starts_.begin()), col};
   }
-  void push(Tok::Type t, std::string s) { toks_.push_back(Tok{t, std::move(s), line_}); }
+  void push(Tok::Type t, std::string s, size_t at) { toks_.push_back(Tok{t, std::move(s), where(at)}); }
 
   // Lexes one {{ }}, {% %} or {# #} starting at `p`; returns the position after it.
   size_t lex_tag(size_t p) {
@@ -86,22 +92,21 @@ class Lexer {
     if (q < src_.size() && (src_[q] == '-' || src_[q] == '+')) ++q;
     if (kind == '#') {
       size_t end = src_.find("#}", q);
-      if (end == std::string_view::npos) syntax_error(line_, "unterminated comment");
-      line_ += count_newlines(q, end);
+      if (end == std::string_view::npos) syntax_error(where(p), "unterminated comment");
       if (end > q && src_[end - 1] == '-') lstrip_next_ = true;
       else trim_newline_ = true;
       return end + 2;
     }
-    push(kind == '{' ? Tok::VarBegin : Tok::BlockBegin, "");
+    push(kind == '{' ? Tok::VarBegin : Tok::BlockBegin, "", p);
     int depth = 0;
     while (true) {
-      while (q < src_.size() && is_space(src_[q])) line_ += src_[q++] == '\n';
-      if (q >= src_.size()) syntax_error(line_, "unterminated tag");
+      while (q < src_.size() && is_space(src_[q])) ++q;
+      if (q >= src_.size()) syntax_error(where(p), "unterminated tag");
       const std::string_view rest = src_.substr(q);
       const char* close = kind == '{' ? "}}" : "%}";
       if (depth == 0 && (rest.starts_with(close) || (rest[0] == '-' && rest.substr(1).starts_with(close)))) {
         const bool minus = rest[0] == '-';
-        push(kind == '{' ? Tok::VarEnd : Tok::BlockEnd, "");
+        push(kind == '{' ? Tok::VarEnd : Tok::BlockEnd, "", q);
         if (minus) lstrip_next_ = true;
         else if (kind == '%') trim_newline_ = true;
         return q + 2 + (minus ? 1 : 0);
@@ -115,7 +120,7 @@ class Lexer {
     if (is_ident_start(c)) {
       size_t e = q;
       while (e < src_.size() && (is_ident_start(src_[e]) || is_digit(src_[e]))) ++e;
-      push(Tok::Name, std::string(src_.substr(q, e - q)));
+      push(Tok::Name, std::string(src_.substr(q, e - q)), q);
       return e;
     }
     if (is_digit(c)) return lex_number(q);
@@ -123,15 +128,15 @@ class Lexer {
     static const char* two[] = {"==", "!=", "<=", ">=", "//", "**"};
     for (const char* op : two) {
       if (src_.substr(q).starts_with(op)) {
-        push(Tok::Op, op);
+        push(Tok::Op, op, q);
         return q + 2;
       }
     }
     if (std::strchr("+-*/%~<>()[]{},:.|=", c) == nullptr || c == '\0')
-      syntax_error(line_, std::string("unexpected character '") + c + "'");
+      syntax_error(where(q), std::string("unexpected character '") + c + "'");
     if (c == '(' || c == '[' || c == '{') ++depth;
     if (c == ')' || c == ']' || c == '}') --depth;
-    push(Tok::Op, std::string(1, c));
+    push(Tok::Op, std::string(1, c), q);
     return q + 1;
   }
 
@@ -154,12 +159,12 @@ class Lexer {
       }
     }
     std::string s(src_.substr(q, e - q));
-    Tok t{is_float ? Tok::Float : Tok::Int, s, line_};
+    Tok t{is_float ? Tok::Float : Tok::Int, s, where(q)};
     try {
       if (is_float) t.f = std::stod(s);
       else t.i = std::stoll(s);
     } catch (const std::exception&) {
-      syntax_error(line_, "number out of range: " + s);
+      syntax_error(t.line, "number out of range: " + s);
     }
     toks_.push_back(t);
     return e;
@@ -170,10 +175,9 @@ class Lexer {
     std::string out;
     size_t e = q + 1;
     while (true) {
-      if (e >= src_.size()) syntax_error(line_, "unterminated string");
+      if (e >= src_.size()) syntax_error(where(q), "unterminated string");
       char c = src_[e];
       if (c == quote) break;
-      if (c == '\n') ++line_;
       if (c == '\\' && e + 1 < src_.size()) {
         char n = src_[e + 1];
         e += 2;
@@ -185,7 +189,7 @@ class Lexer {
           case '\'': out += '\''; break;
           case '"': out += '"'; break;
           case 'u': {
-            if (e + 4 > src_.size()) syntax_error(line_, "bad \\u escape");
+            if (e + 4 > src_.size()) syntax_error(where(e - 2), "bad \\u escape");
             char32_t cp = char32_t(std::stoul(std::string(src_.substr(e, 4)), nullptr, 16));
             unicode::append_utf8(out, cp);
             e += 4;
@@ -198,13 +202,13 @@ class Lexer {
       out += c;
       ++e;
     }
-    push(Tok::Str, out);
+    push(Tok::Str, out, q);
     return e + 1;
   }
 
   std::string_view src_;
   std::vector<Tok> toks_;
-  int line_ = 1;
+  std::vector<size_t> line_starts_{0};  // byte offset where each line begins
   bool lstrip_next_ = false, trim_newline_ = false;
 };
 
@@ -283,7 +287,7 @@ class Parser {
 
   std::unique_ptr<Node> statement() {
     ++p_;  // {%
-    const int line = peek().line;
+    const SrcPos line = peek().line;
     const std::string kw = expect_name();
     auto n = std::make_unique<Node>();
     n->line = line;
@@ -361,7 +365,7 @@ class Parser {
     return n;
   }
 
-  ExprPtr make(Expr::Kind k, int line) {
+  ExprPtr make(Expr::Kind k, SrcPos line) {
     auto e = std::make_unique<Expr>();
     e->kind = k;
     e->line = line;
@@ -410,7 +414,7 @@ class Parser {
   }
   ExprPtr not_expr() {
     if (is_name("not")) {
-      const int line = next().line;
+      const SrcPos line = next().line;
       if (++depth_ > kMaxDepth) syntax_error(line, "expression nesting too deep");
       auto e = make(Expr::Unary, line);
       e->name = "not";

@@ -8,6 +8,10 @@
 
 namespace troupe::jinja {
 
+std::string to_string(SrcPos at) {
+  return "line " + std::to_string(at.line) + ", column " + std::to_string(at.col);
+}
+
 const Value* Dict::find(std::string_view key) const {
   for (const auto& [k, v] : items)
     if (k == key) return &v;

@@ -252,7 +252,8 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
 void add_service_flags(FlagSet& f, ServiceOptions& o) {
   f.option("--served-model-name", o.served_model_name, "Model name in the API (default: the model's directory or file name)");
   f.option("--chat-template", o.chat_template_path,
-           "Jinja chat template file (or a tokenizer_config.json) overriding the model's");
+           "Jinja chat template overriding the model's: a file, a tokenizer_config.json, or the "
+           "template text itself (an argument that is no file and contains {{ or {%)");
   f.option("--warmup", o.warmup, "Synthetic requests to run before reporting ready (at least 1 catches a broken model at startup)")->capture_default_str()->check(CLI::Range(0, 10000));
   f.option("--heartbeat-interval", o.heartbeat_interval_s,
            "Seconds of idleness after which a tiny request keeps the engine warm (0: off)")

@@ -2,10 +2,11 @@
 // The request/response vocabulary of the daemon, independent of sockets: parsing OpenAI
 // and WebSocket request bodies into engine requests (strictly: wrong types, unknown fields
 // and out-of-range values are 400s naming the field), and OpenAI-shaped error bodies.
-#include <boost/json/fwd.hpp>
+#include <boost/json/value.hpp>
 
 #include <cstdint>
 #include <exception>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,9 @@ struct ApiRequest {
   bool stream = false;
   bool include_usage = false;            // stream_options.include_usage
   int n = 1;                             // choices per prompt (choices = prompts x n)
+  bool logprobs = false;                 // choices carry `logprobs` (chat: logprobs, completions: logprobs N)
+  // Completions' `echo`: each choice's text starts with its prompt (one entry per choice).
+  std::vector<std::string> echo;
 };
 
 // Limits on what one HTTP request may ask for.
@@ -63,6 +67,27 @@ constexpr int kMaxChoices = 16;        // prompts x n
 constexpr int kMaxStopStrings = 16;
 
 ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelInfo& model);
+
+// vLLM's /tokenize: {"prompt": text} or {"messages": [...]} (rendered with the chat
+// template, add_generation_prompt default true), "add_special_tokens" (default true for a
+// prompt; for messages, whether the model has no template to write them), and
+// "return_token_strs".
+struct TokenizeRequest {
+  std::string text;
+  bool add_special_tokens = true;
+  bool return_token_strs = false;
+};
+TokenizeRequest parse_tokenize_request(std::string_view body, const ModelInfo& model);
+// vLLM's /detokenize: {"tokens": [ids]}, optional "skip_special_tokens" (default false, as
+// Hugging Face's decode).
+struct DetokenizeRequest {
+  std::vector<int32_t> tokens;
+  bool skip_special_tokens = false;
+};
+DetokenizeRequest parse_detokenize_request(std::string_view body, const ModelInfo& model);
+std::string tokenize_body(const std::vector<int32_t>& ids, const ModelInfo& model, bool with_token_strs);
+std::string detokenize_body(const std::string& text);
+std::string version_body();
 
 // WebSocket `generate` message (docs/websocket.md). `id` is echoed back verbatim.
 struct WsGenerate {
@@ -76,7 +101,13 @@ struct ChoiceResult {
   std::string text;
   std::string finish_reason;
   Usage usage;
+  boost::json::value logprobs;  // null unless asked for (logprobs_json)
 };
+// A choice's `logprobs` in the endpoint's shape: chat {"content": [{token, logprob, bytes,
+// top_logprobs}]}, completions {tokens, token_logprobs, top_logprobs, text_offset} with
+// text offsets counted from `text_offset` (where these tokens' text starts in the choice).
+boost::json::value logprobs_json(Endpoint ep, std::span<const TokenLogprobs> lps, const Tokenizer& tok,
+                                 size_t text_offset);
 // "cmpl-..." / "chatcmpl-..." with 24 random hex digits.
 std::string new_response_id(Endpoint ep);
 // Sums usage over choices; a prompt shared by n choices counts once.
@@ -86,7 +117,8 @@ std::string completion_body(Endpoint ep, const std::string& id, int64_t created,
 // One SSE chunk's JSON. Chat: `role` adds {"role": "assistant"} to the delta (first chunk).
 // finish_reason empty: null.
 std::string chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model, int index,
-                       std::string_view text, std::string_view finish_reason, bool role);
+                       std::string_view text, std::string_view finish_reason, bool role,
+                       boost::json::value logprobs = nullptr);
 // The final usage-only chunk of stream_options.include_usage (choices: []).
 std::string usage_chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model,
                              const Usage& usage);

@@ -4,6 +4,8 @@
 #include <random>
 
 #include "net/api.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace troupe {
 
@@ -21,7 +23,53 @@ json::object usage_json(const Usage& u) {
 
 json::value finish(std::string_view r) { return r.empty() ? json::value(nullptr) : json::value(r); }
 
+// A token as logprobs show it: its text (invalid UTF-8 of a partial character replaced, so
+// the JSON stays valid) and, for chat, its exact bytes.
+std::string token_text(const Tokenizer& tok, int32_t id) { return unicode::sanitize_utf8(tok.token_bytes(id)); }
+
+json::array token_bytes_json(const Tokenizer& tok, int32_t id) {
+  json::array out;
+  for (char c : tok.token_bytes(id)) out.push_back(uint8_t(c));
+  return out;
+}
+
+json::object chat_logprob(const Tokenizer& tok, int32_t id, float logprob) {
+  return {{"token", token_text(tok, id)}, {"logprob", logprob}, {"bytes", token_bytes_json(tok, id)}};
+}
+
 }  // namespace
+
+json::value logprobs_json(Endpoint ep, std::span<const TokenLogprobs> lps, const Tokenizer& tok,
+                          size_t text_offset) {
+  if (ep == Endpoint::Chat) {
+    json::array content;
+    for (const auto& lp : lps) {
+      json::object entry = chat_logprob(tok, lp.token, lp.logprob);
+      json::array top;
+      for (const auto& t : lp.top) top.push_back(chat_logprob(tok, t.id, t.logprob));
+      entry["top_logprobs"] = std::move(top);
+      content.push_back(std::move(entry));
+    }
+    return json::object{{"content", std::move(content)}};
+  }
+  json::array tokens, token_logprobs, top_logprobs, offsets;
+  for (const auto& lp : lps) {
+    const std::string text = token_text(tok, lp.token);
+    tokens.push_back(json::string(text));
+    token_logprobs.push_back(lp.logprob);
+    // The legacy shape: {token text: logprob} of the top N and the chosen token.
+    json::object top;
+    for (const auto& t : lp.top) top[token_text(tok, t.id)] = t.logprob;
+    top[text] = lp.logprob;
+    top_logprobs.push_back(std::move(top));
+    offsets.push_back(text_offset);
+    text_offset += text.size();
+  }
+  return json::object{{"tokens", std::move(tokens)},
+                      {"token_logprobs", std::move(token_logprobs)},
+                      {"top_logprobs", std::move(top_logprobs)},
+                      {"text_offset", std::move(offsets)}};
+}
 
 std::string new_response_id(Endpoint ep) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -49,7 +97,7 @@ std::string completion_body(Endpoint ep, const std::string& id, int64_t created,
   const bool chat = ep == Endpoint::Chat;
   json::array arr;
   for (size_t i = 0; i < choices.size(); ++i) {
-    json::object c{{"index", i}, {"logprobs", nullptr}, {"finish_reason", finish(choices[i].finish_reason)}};
+    json::object c{{"index", i}, {"logprobs", choices[i].logprobs}, {"finish_reason", finish(choices[i].finish_reason)}};
     if (chat) c["message"] = json::object{{"role", "assistant"}, {"content", choices[i].text}};
     else c["text"] = choices[i].text;
     arr.push_back(std::move(c));
@@ -64,9 +112,9 @@ std::string completion_body(Endpoint ep, const std::string& id, int64_t created,
 }
 
 std::string chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model, int index,
-                       std::string_view text, std::string_view finish_reason, bool role) {
+                       std::string_view text, std::string_view finish_reason, bool role, json::value logprobs) {
   const bool chat = ep == Endpoint::Chat;
-  json::object c{{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish(finish_reason)}};
+  json::object c{{"index", index}, {"logprobs", std::move(logprobs)}, {"finish_reason", finish(finish_reason)}};
   if (chat) {
     json::object delta;
     if (role) delta["role"] = "assistant";
@@ -93,6 +141,25 @@ std::string usage_chunk_body(Endpoint ep, const std::string& id, int64_t created
                  {"usage", usage_json(usage)}};
   return json::serialize(o);
 }
+
+std::string tokenize_body(const std::vector<int32_t>& ids, const ModelInfo& model, bool with_token_strs) {
+  json::value strs = nullptr;
+  if (with_token_strs) {
+    json::array a;
+    for (int32_t id : ids) a.push_back(json::string(token_text(*model.tokenizer, id)));
+    strs = std::move(a);
+  }
+  return json::serialize(json::object{{"count", ids.size()},
+                                      {"max_model_len", model.max_model_len},
+                                      {"tokens", json::value_from(ids)},
+                                      {"token_strs", std::move(strs)}});
+}
+
+std::string detokenize_body(const std::string& text) {
+  return json::serialize(json::object{{"prompt", unicode::sanitize_utf8(text)}});
+}
+
+std::string version_body() { return json::serialize(json::object{{"version", TROUPE_VERSION}}); }
 
 std::string models_body(const std::string& model, int64_t created, int64_t max_model_len) {
   json::object m{{"id", model},           {"object", "model"}, {"created", created},

@@ -1,10 +1,13 @@
 // Request bodies -> engine requests. Every rejection is a 400 naming the field, produced
 // here on the network thread, so a bad request never reaches the engine.
 #include <boost/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <unordered_set>
 
@@ -139,21 +142,43 @@ std::vector<int32_t> token_ids(const json::value& v, std::string_view key, const
 // Keys both OpenAI endpoints and the WebSocket protocol share.
 const std::unordered_set<std::string_view> kSamplingKeys = {
     "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
-    "repetition_penalty", "seed", "stop", "stop_token_ids", "ignore_eos", "priority"};
+    "repetition_penalty", "seed", "stop", "stop_token_ids", "ignore_eos", "priority", "min_tokens", "logit_bias"};
 const std::unordered_set<std::string_view> kOpenAiKeys = {
-    "model", "n", "stream", "stream_options", "user", "logprobs", "top_logprobs", "logit_bias",
-    "best_of", "skip_special_tokens", "include_stop_str_in_output", "min_tokens"};
+    "model", "n", "stream", "stream_options", "user", "logprobs", "top_logprobs",
+    "best_of", "skip_special_tokens", "include_stop_str_in_output", "prompt_logprobs"};
 const std::unordered_set<std::string_view> kCompletionKeys = {"prompt", "echo", "suffix"};
 const std::unordered_set<std::string_view> kChatKeys = {
     "messages", "max_completion_tokens", "response_format", "tools", "tool_choice", "parallel_tool_calls",
     "chat_template_kwargs", "add_generation_prompt", "store", "metadata", "service_tier"};
 
-void reject_unknown(const json::object& o, std::initializer_list<const std::unordered_set<std::string_view>*> sets) {
-  for (const auto& kv : o) {
-    bool known = false;
-    for (const auto* s : sets) known = known || s->count(kv.key()) != 0;
-    if (!known)
+using KeySets = std::initializer_list<const std::unordered_set<std::string_view>*>;
+
+bool known_key(std::string_view key, KeySets sets) {
+  for (const auto* s : sets)
+    if (s->count(key)) return true;
+  return false;
+}
+
+// The WebSocket protocol is troupe's own: a field it does not define is a mistake.
+void reject_unknown(const json::object& o, KeySets sets) {
+  for (const auto& kv : o)
+    if (!known_key(kv.key(), sets))
       throw bad_request("Unrecognized request argument supplied: " + std::string(kv.key()), std::string(kv.key()));
+}
+
+// OpenAI requests: as vLLM does, a field this server does not know is ignored (clients
+// written for vLLM or llama.cpp send their own extras) and logged once per field name.
+// Fields it knows but cannot honour still get a 400 (only_default and friends).
+void ignore_unknown(const json::object& o, KeySets sets) {
+  // Bounded, so a client inventing names cannot grow it: past the bound, no more warnings.
+  constexpr size_t kMaxWarned = 256;
+  static std::mutex mu;
+  static std::unordered_set<std::string> warned;
+  for (const auto& kv : o) {
+    if (known_key(kv.key(), sets)) continue;
+    std::lock_guard<std::mutex> lock(mu);
+    if (warned.size() < kMaxWarned && warned.emplace(kv.key()).second)
+      spdlog::warn("ignoring unknown request field '{}' (logged once per field name)", std::string_view(kv.key()));
   }
 }
 
@@ -163,6 +188,24 @@ void only_default(const json::object& o, std::string_view key, const json::value
   const json::value* v = field(o, key);
   if (v && *v != allowed && !(v->is_int64() && allowed.is_int64() && v->get_int64() == allowed.get_int64()))
     throw bad_request("'" + std::string(key) + "' " + why, std::string(key));
+}
+
+// OpenAI's logit_bias: {"token id": bias}, the id as a decimal string.
+std::vector<TokenBias> logit_bias(const json::value& v, const ModelInfo& m) {
+  if (!v.is_object()) wrong_type("logit_bias", "an object mapping token ids to biases", v);
+  std::vector<TokenBias> out;
+  for (const auto& kv : v.get_object()) {
+    const std::string key(kv.key());
+    int64_t id = -1;
+    const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+    if (ec != std::errc() || end != key.data() + key.size() || id < 0 || id >= m.vocab_size)
+      throw bad_request("'logit_bias' keys must be token ids in [0, " + std::to_string(m.vocab_size) + "), got '" +
+                            key + "'",
+                        "logit_bias");
+    if (!kv.value().is_number()) wrong_type("logit_bias", "an object mapping token ids to numbers", kv.value());
+    out.push_back({int32_t(id), to_float(kv.value().to_number<double>())});
+  }
+  return out;
 }
 
 SamplingParams sampling(const json::object& o, const ModelInfo& m, int64_t default_max_tokens) {
@@ -180,11 +223,19 @@ SamplingParams sampling(const json::object& o, const ModelInfo& m, int64_t defau
   for (const char* key : {"max_tokens", "max_completion_tokens"}) {
     if (auto v = get_integer(o, key)) {
       if (*v < 1) throw bad_request(std::string("'") + key + "' must be at least 1, got " + std::to_string(*v), key);
+      // A client's own value past the model length is an error, as in vLLM (admission
+      // checks it again against the tokenized prompt); only defaults are capped.
+      if (*v >= m.max_model_len)
+        throw bad_request(std::string("'") + key + "' is " + std::to_string(*v) + ", but this model's maximum context length is " +
+                              std::to_string(m.max_model_len) + " tokens, prompt included",
+                          key);
       max_tokens = *v;
     }
   }
-  // Capped by the model length here; admission caps it again by what the prompt leaves.
+  // Defaults are capped by the model length here and by what the prompt leaves in admission.
   p.max_tokens = int32_t(std::min<int64_t>(max_tokens, std::max<int64_t>(m.max_model_len, 1)));
+  if (auto v = get_integer(o, "min_tokens")) p.min_tokens = clamp_i32(*v);
+  if (const json::value* lb = field(o, "logit_bias")) p.logit_bias = logit_bias(*lb, m);
   if (const json::value* s = field(o, "stop")) {
     if (s->is_string()) {
       p.stop.emplace_back(s->get_string());
@@ -208,6 +259,28 @@ SamplingParams sampling(const json::object& o, const ModelInfo& m, int64_t defau
     throw bad_request(msg, param);
   }
   return p;
+}
+
+// How many top logprobs per token the client wants (0: only the chosen token's), or none.
+// Chat: `logprobs` (a boolean) and `top_logprobs` (0..20, needs logprobs); completions:
+// `logprobs` (0..20).
+std::optional<int32_t> requested_logprobs(const json::object& o, bool chat) {
+  constexpr int64_t kMax = 20;  // OpenAI's top_logprobs limit (and vLLM's default max_logprobs)
+  auto in_range = [&](const char* key, int64_t v) {
+    if (v < 0 || v > kMax)
+      throw bad_request(std::string("'") + key + "' must be in [0, " + std::to_string(kMax) + "], got " +
+                            std::to_string(v), key);
+    return int32_t(v);
+  };
+  if (!chat) {
+    const auto n = get_integer(o, "logprobs");
+    return n ? std::optional<int32_t>(in_range("logprobs", *n)) : std::nullopt;
+  }
+  const bool on = get_bool(o, "logprobs").value_or(false);
+  const auto top = get_integer(o, "top_logprobs");
+  if (top && !on) throw bad_request("'top_logprobs' requires 'logprobs' to be true", "top_logprobs");
+  if (!on) return std::nullopt;
+  return top ? in_range("top_logprobs", *top) : 0;
 }
 
 int32_t priority(const json::object& o) {
@@ -372,7 +445,7 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
   if (!v.is_object()) throw bad_request(std::string("the request body must be a JSON object, got ") + kind_name(v));
   const json::object& o = v.get_object();
   const bool chat = ep == Endpoint::Chat;
-  reject_unknown(o, {&kSamplingKeys, &kOpenAiKeys, chat ? &kChatKeys : &kCompletionKeys});
+  ignore_unknown(o, {&kSamplingKeys, &kOpenAiKeys, chat ? &kChatKeys : &kCompletionKeys});
   check_model(o, m);
 
   ApiRequest r;
@@ -388,17 +461,17 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
     r.include_usage = get_bool(so->get_object(), "include_usage").value_or(false);
   }
 
+  const std::optional<int32_t> logprobs = requested_logprobs(o, chat);
+  const bool echo = !chat && get_bool(o, "echo").value_or(false);
+  if (echo && logprobs)
+    throw bad_request("'echo' with 'logprobs' (the prompt's logprobs) is not supported by this server", "echo");
+
   // Accepted only at their defaults: features the engine does not have.
-  only_default(o, "logprobs", chat ? json::value(false) : json::value(0), "is not supported by this server");
-  only_default(o, "top_logprobs", json::value(0), "is not supported by this server");
-  only_default(o, "echo", json::value(false), "is not supported by this server");
-  only_default(o, "min_tokens", json::value(0), "is not supported by this server");
+  if (field(o, "prompt_logprobs")) throw bad_request("'prompt_logprobs' is not supported by this server", "prompt_logprobs");
   only_default(o, "skip_special_tokens", json::value(true), "can only be true on this server");
   only_default(o, "include_stop_str_in_output", json::value(false), "is not supported by this server");
   if (const json::value* s = field(o, "suffix"); s && !(s->is_string() && s->get_string().empty()))
     throw bad_request("'suffix' is not supported by this server", "suffix");
-  if (const json::value* lb = field(o, "logit_bias"); lb && !(lb->is_object() && lb->get_object().empty()))
-    throw bad_request("'logit_bias' is not supported by this server", "logit_bias");
   if (chat) {
     if (const json::value* t = field(o, "tools"); t && !(t->is_array() && t->get_array().empty()))
       throw bad_request("'tools' is not supported by this server", "tools");
@@ -415,6 +488,11 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
 
   // Completions default to 16 tokens (OpenAI); chat runs to the end of the context.
   SamplingParams params = sampling(o, m, chat ? m.max_model_len : 16);
+  if (logprobs) {
+    params.return_logprobs = true;
+    params.logprobs = *logprobs;
+    r.logprobs = true;
+  }
   const int32_t prio = priority(o);
   std::vector<GenerateRequest> prompts;
   if (chat) {
@@ -437,10 +515,50 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
       // n > 1 with a fixed seed must still give n different samples.
       if (g.params.seed && i > 0) g.params.seed = *g.params.seed + uint64_t(i);
       g.priority = prio;
+      g.strict_max_tokens = field(o, "max_tokens") || field(o, "max_completion_tokens");
+      if (echo) r.echo.push_back(g.prompt.empty() ? m.tokenizer->decode(g.prompt_ids, false) : g.prompt);
       r.choices.push_back(std::move(g));
     }
   }
   return r;
+}
+
+TokenizeRequest parse_tokenize_request(std::string_view body, const ModelInfo& m) {
+  static const std::unordered_set<std::string_view> kKeys = {
+      "model", "prompt", "messages", "add_special_tokens", "add_generation_prompt", "chat_template_kwargs",
+      "return_token_strs"};
+  json::value v = parse_json_body(body);
+  if (!v.is_object()) throw bad_request(std::string("the request body must be a JSON object, got ") + kind_name(v));
+  const json::object& o = v.get_object();
+  ignore_unknown(o, {&kKeys});
+  check_model(o, m);
+  TokenizeRequest r;
+  const json::value* prompt = field(o, "prompt");
+  const json::value* messages = field(o, "messages");
+  if ((prompt != nullptr) == (messages != nullptr))
+    throw bad_request("exactly one of 'prompt' or 'messages' is required", prompt ? "messages" : "prompt");
+  if (prompt) {
+    if (!prompt->is_string()) wrong_type("prompt", "a string", *prompt);
+    r.text = std::string(prompt->get_string());
+  } else {
+    r.text = chat_prompt(*messages, o, m, get_bool(o, "add_generation_prompt").value_or(true));
+    r.add_special_tokens = !m.chat->has_template();
+  }
+  r.add_special_tokens = get_bool(o, "add_special_tokens").value_or(r.add_special_tokens);
+  r.return_token_strs = get_bool(o, "return_token_strs").value_or(false);
+  return r;
+}
+
+DetokenizeRequest parse_detokenize_request(std::string_view body, const ModelInfo& m) {
+  static const std::unordered_set<std::string_view> kKeys = {"model", "tokens", "skip_special_tokens"};
+  json::value v = parse_json_body(body);
+  if (!v.is_object()) throw bad_request(std::string("the request body must be a JSON object, got ") + kind_name(v));
+  const json::object& o = v.get_object();
+  ignore_unknown(o, {&kKeys});
+  check_model(o, m);
+  const json::value* tokens = field(o, "tokens");
+  if (!tokens) throw bad_request("'tokens' is required", "tokens");
+  return {token_ids(*tokens, "tokens", m), get_bool(o, "skip_special_tokens").value_or(false)};
 }
 
 WsGenerate parse_ws_generate(const json::object& o, const ModelInfo& m) {

@@ -21,6 +21,7 @@ namespace troupe {
 namespace net_detail {
 
 namespace websocket = beast::websocket;
+namespace json = boost::json;
 
 // The peer's address, or an unspecified one if the socket already failed.
 asio::ip::address peer_address(const tcp::socket& s) {
@@ -112,7 +113,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     std::string text;  // non-streaming: accumulated
     std::string finish_reason;
     Usage usage;
+    std::vector<TokenLogprobs> logprobs;  // non-streaming, when asked: accumulated
+    size_t text_len = 0;                  // streaming: bytes of text sent (logprobs' text_offset)
     bool started = false, done = false, role_sent = false;
+    bool started_text = false;  // the first event (which carries the echoed prompt) came
   };
   // (Whether its SSE headers have gone out is the session's phase: Streaming.)
   struct Generation {
@@ -326,6 +330,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
         {"/v1/models", http::verb::get, &HttpSession::models},
         {"/v1/completions", http::verb::post, &HttpSession::completions},
         {"/v1/chat/completions", http::verb::post, &HttpSession::chat},
+        {"/tokenize", http::verb::post, &HttpSession::tokenize},
+        {"/detokenize", http::verb::post, &HttpSession::detokenize},
+        {"/version", http::verb::get, &HttpSession::version},
     };
     for (const auto& r : routes) {
       if (path != r.path) continue;
@@ -433,6 +440,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     const auto& m = ctx_.service.model();
     send(http::status::ok, models_body(m.name, ctx_.service.started_unix(), m.max_model_len), "application/json");
   }
+  const Tokenizer& tokenizer() const { return *ctx_.service.model().tokenizer; }
+
+  // vLLM's /tokenize and /detokenize: the served model's tokenizer (and chat template).
+  void tokenize(http::request<http::string_body>& req) {
+    if (!ctx_.service.ready()) return not_ready();
+    try {
+      const TokenizeRequest r = parse_tokenize_request(req.body(), ctx_.service.model());
+      const auto ids = tokenizer().encode(r.text, r.add_special_tokens);
+      send(http::status::ok, tokenize_body(ids, ctx_.service.model(), r.return_token_strs), "application/json");
+    } catch (const ApiError& e) {
+      send_error(e);
+    } catch (const std::exception& e) {  // the template or tokenizer rejecting the input
+      send_error(ApiError(400, e.what()));
+    }
+  }
+  void detokenize(http::request<http::string_body>& req) {
+    if (!ctx_.service.ready()) return not_ready();
+    try {
+      const DetokenizeRequest r = parse_detokenize_request(req.body(), ctx_.service.model());
+      send(http::status::ok, detokenize_body(tokenizer().decode(r.tokens, r.skip_special_tokens)), "application/json");
+    } catch (const ApiError& e) {
+      send_error(e);
+    } catch (const std::exception& e) {
+      send_error(ApiError(400, e.what()));
+    }
+  }
+  void version(http::request<http::string_body>&) { send(http::status::ok, version_body(), "application/json"); }
+
   void completions(http::request<http::string_body>& req) { generate(Endpoint::Completions, req.body()); }
   void chat(http::request<http::string_body>& req) { generate(Endpoint::Chat, req.body()); }
 
@@ -492,17 +527,32 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
       g.started++;
     }
     c.usage = ev.finished ? ev.usage : c.usage;
+    const std::string* echo = !c.started_text && index < g.req.echo.size() ? &g.req.echo[index] : nullptr;
+    c.started_text = true;
     if (!g.req.stream) {
+      if (echo) c.text = *echo;
       c.text += ev.text;
+      c.logprobs.insert(c.logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
       if (ev.finished) mark_done(g, c, to_string(ev.finish_reason));
       if (g.done == int(g.choices.size())) finish_json();
       return;
     }
     const bool chat = g.req.endpoint == Endpoint::Chat;
     const bool role = chat && !c.role_sent;
-    if (!ev.text.empty() || role) {
-      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), ev.text, "", role));
+    if (echo && !echo->empty()) {
+      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), *echo, "", false));
+      c.text_len += echo->size();
+    }
+    // A token whose text is held back (part of a character or of a possible stop string)
+    // still gets its chunk when logprobs were asked for.
+    const bool with_logprobs = g.req.logprobs && !ev.logprobs.empty();
+    if (!ev.text.empty() || role || with_logprobs) {
+      json::value lp = with_logprobs ? logprobs_json(g.req.endpoint, ev.logprobs, tokenizer(), c.text_len)
+                                     : json::value(nullptr);
+      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), ev.text, "", role,
+                            std::move(lp)));
       c.role_sent = true;
+      c.text_len += ev.text.size();
     }
     if (ev.finished) {
       append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), "",
@@ -526,7 +576,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     if (g.done == int(g.choices.size()) && !g.ending) {
       if (g.req.include_usage) {
         std::vector<ChoiceResult> res;
-        for (auto& c : g.choices) res.push_back({"", c.finish_reason, c.usage});
+        for (auto& c : g.choices) res.push_back({"", c.finish_reason, c.usage, nullptr});
         append_sse(usage_chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(),
                                     total_usage(res, g.req.n)));
       }
@@ -550,7 +600,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
 
   void finish_json() {
     std::vector<ChoiceResult> res;
-    for (auto& c : gen_->choices) res.push_back({std::move(c.text), c.finish_reason, c.usage});
+    for (size_t i = 0; i < gen_->choices.size(); ++i) {
+      Choice& c = gen_->choices[i];
+      const size_t echo_len = i < gen_->req.echo.size() ? gen_->req.echo[i].size() : 0;
+      json::value lp = gen_->req.logprobs ? logprobs_json(gen_->req.endpoint, c.logprobs, tokenizer(), echo_len)
+                                          : json::value(nullptr);
+      res.push_back({std::move(c.text), c.finish_reason, c.usage, std::move(lp)});
+    }
     std::string body = completion_body(gen_->req.endpoint, gen_->id, gen_->created, ctx_.service.model_name(), res,
                                        gen_->req.n);
     end_generation();

@@ -35,6 +35,12 @@ void SamplingParams::validate() const {
   if (max_tokens < 1) fail("max_tokens must be >= 1, got {}", max_tokens);
   if (logprobs < 0 || logprobs > kMaxLogprobs)
     fail("logprobs must be in [0, {}], got {}", kMaxLogprobs, logprobs);
+  for (const TokenBias& b : logit_bias) {
+    if (b.id < 0) fail("logit_bias token ids must be non-negative, got {}", b.id);
+    if (!in_closed(b.bias, -100.0f, 100.0f)) fail("logit_bias values must be in [-100, 100], got {}", b.bias);
+  }
+  if (min_tokens < 0 || min_tokens > max_tokens)
+    fail("min_tokens must be in [0, max_tokens = {}], got {}", max_tokens, min_tokens);
   for (size_t i = 0; i < stop_token_ids.size(); ++i) {
     if (stop_token_ids[i] < 0)
       fail("stop_token_ids must be non-negative, got {} at index {}", stop_token_ids[i], i);

@@ -96,6 +96,12 @@ void Sampler::apply_penalties(std::span<float> logits) const {
         logits[static_cast<size_t>(id)] -= presence + frequency * static_cast<float>(count);
     }
   }
+  for (const TokenBias& b : params_.logit_bias)
+    if (static_cast<size_t>(b.id) < vocab) logits[static_cast<size_t>(b.id)] += b.bias;
+  if (step_ < params_.min_tokens) {
+    for (int32_t id : params_.min_tokens_stop_ids)
+      if (static_cast<size_t>(id) < vocab) logits[static_cast<size_t>(id)] = -INFINITY;
+  }
 }
 
 void Sampler::probabilities(std::span<const float> logits, std::vector<float>& probs) const {
@@ -116,7 +122,8 @@ SampleResult Sampler::sample(std::span<const float> logits) {
   const bool repetition = params_.repetition_penalty != 1.0f && !seen_.empty();
   const bool additive = (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) &&
                         !generated_counts_.empty();
-  if (repetition || additive) {
+  const bool biased = !params_.logit_bias.empty() || step_ < params_.min_tokens;
+  if (repetition || additive || biased) {
     s.logits.assign(logits.begin(), logits.end());
     apply_penalties(s.logits);
     x = s.logits;

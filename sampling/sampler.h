@@ -11,6 +11,13 @@
 
 namespace troupe {
 
+// OpenAI's logit_bias entry: added to the token's logit before sampling.
+struct TokenBias {
+  int32_t id = -1;
+  float bias = 0.0f;  // [-100, 100]
+  bool operator==(const TokenBias&) const = default;
+};
+
 struct SamplingParams {
   float temperature = 1.0f;        // 0 = greedy
   int32_t top_k = 0;               // 0 or <0: disabled
@@ -25,6 +32,13 @@ struct SamplingParams {
   std::vector<std::string> stop;   // stop strings (not included in the output)
   bool ignore_eos = false;
   int32_t logprobs = 0;            // top-n logprobs per generated token (0 = none)
+  bool return_logprobs = false;    // report each generated token's logprob (and the top-n)
+  std::vector<TokenBias> logit_bias;
+  // vLLM's min_tokens: before this many tokens, none of `min_tokens_stop_ids` (the model's
+  // end-of-sequence ids unless ignore_eos, and stop_token_ids: admission fills them in)
+  // can be sampled.
+  int32_t min_tokens = 0;
+  std::vector<int32_t> min_tokens_stop_ids;
 
   bool greedy() const { return temperature <= 0.0f; }
   // Throws troupe::Error with a message naming the field if a value is out of range.
@@ -33,8 +47,17 @@ struct SamplingParams {
 };
 
 struct TokenLogprob {
-  int32_t id;
-  float logprob;
+  int32_t id = -1;
+  float logprob = 0.0f;
+  bool operator==(const TokenLogprob&) const = default;
+};
+
+// What a client that asked for logprobs gets for one generated token (SampleResult's view).
+struct TokenLogprobs {
+  int32_t token = -1;
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top;  // params.logprobs entries, most likely first
+  bool operator==(const TokenLogprobs&) const = default;
 };
 
 struct SampleResult {
@@ -59,7 +82,8 @@ class Sampler {
   int32_t num_generated() const { return step_; }
 
   // Building blocks (public for speculative decoding and tests):
-  // penalties in place (uses prompt+generated for repetition, generated for presence/frequency)
+  // penalties in place (uses prompt+generated for repetition, generated for presence/frequency),
+  // then logit_bias, then min_tokens' ban on stop ids
   void apply_penalties(std::span<float> logits) const;
   // probs over the vocabulary after temperature/top-k/top-p/min-p (zeros outside the kept set)
   void probabilities(std::span<const float> logits, std::vector<float>& probs) const;

@@ -36,6 +36,12 @@ std::string tokenizer_path(const std::string& rel) {
   return must_exist(fs::path(models_dir()) / ".." / "tokenizers" / rel, "tokenizer");
 }
 
+std::string source_path(const std::string& rel) {
+  const char* dir = std::getenv("TROUPE_SOURCE_DIR");
+  if (!dir || !*dir) FAIL("TROUPE_SOURCE_DIR is not set (run through ctest)");
+  return must_exist(fs::path(dir) / rel, "source file");
+}
+
 std::string temp_dir(const std::string& tag) {
   auto p = fs::temp_directory_path() / ("troupe-test-" + tag + "-" + std::to_string(::getpid()));
   fs::remove_all(p);

@@ -12,6 +12,9 @@ std::string model_path(const std::string& rel);
 std::string fixture_path(const std::string& name);
 // $TROUPE_MODELS/../tokenizers/<rel>.
 std::string tokenizer_path(const std::string& rel);
+// $TROUPE_SOURCE_DIR/<rel> (a file in this repository); fails the test if it does not exist.
+std::string source_path(const std::string& rel);
+
 // A fresh empty temporary directory for this test.
 std::string temp_dir(const std::string& tag);
 // Reads a whole file.

@@ -340,10 +340,17 @@ std::vector<int32_t> HfBpeTokenizer::encode(std::string_view text, bool add_spec
 
   std::vector<AddedTokenSplitter::Piece> raw_pieces, norm_pieces;
   std::vector<std::string> words;
+  // Where the first added token written in the text landed in `out` (not an <unk> the
+  // model produced for an unknown character: that keeps its "▁", as transformers does).
+  size_t first_added = std::string::npos;
+  auto push_added = [&](int32_t id) {
+    if (first_added == std::string::npos) first_added = out.size();
+    out.push_back(id);
+  };
   raw_added_.split(text, raw_pieces);
   for (const auto& rp : raw_pieces) {
     if (rp.id >= 0) {
-      out.push_back(rp.id);
+      push_added(rp.id);
       continue;
     }
     const std::string norm = normalize(rp.text);
@@ -351,7 +358,7 @@ std::vector<int32_t> HfBpeTokenizer::encode(std::string_view text, bool add_spec
     norm_added_.split(norm, norm_pieces);
     for (const auto& np : norm_pieces) {
       if (np.id >= 0) {
-        out.push_back(np.id);
+        push_added(np.id);
         continue;
       }
       // "First" = this text starts the input (Metaspace's prepend_scheme "first").
@@ -360,7 +367,7 @@ std::vector<int32_t> HfBpeTokenizer::encode(std::string_view text, bool add_spec
       for (const auto& w : words) bpe(w, out);
     }
   }
-  if (spec_.drop_prefix_before_special && prefix_id_ >= 0 && out.size() >= body + 2 &&
+  if (spec_.drop_prefix_before_special && prefix_id_ >= 0 && first_added == body + 1 &&
       out[body] == prefix_id_ && is_special(out[body + 1]))
     out.erase(out.begin() + ptrdiff_t(body));
   return out;

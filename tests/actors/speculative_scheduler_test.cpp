@@ -62,7 +62,7 @@ TEST_CASE("verification commits accepted drafts and rolls KV back across blocks"
   REQUIRE(plan);
   REQUIRE(plan->seqs.size() == 1);
   CHECK(plan->seqs[0].num_draft_slots == 0);
-  core.complete(*plan, result_of(*plan, {{1, {100}, 0, 0}}));
+  core.complete(*plan, result_of(*plan, {{1, {100}, 0, 0, {}}}));
   REQUIRE(s->tokens.size() == 8);
 
   // Decode with K = 5 draft slots: positions 7..12 span blocks 1..3.
@@ -74,7 +74,7 @@ TEST_CASE("verification commits accepted drafts and rolls KV back across blocks"
   CHECK(int64_t(p.step.block_table.size()) == blocks_for(8 + 5));
   CHECK(core.blocks().num_used_blocks() == 4);
   // One draft accepted, then the target's correction: KV valid for 9 tokens.
-  core.complete(*plan, result_of(*plan, {{1, {200, 201}, 1, 5}}));
+  core.complete(*plan, result_of(*plan, {{1, {200, 201}, 1, 5, {}}}));
   CHECK(s->tokens.size() == 10);
   CHECK(s->num_computed == 9);
   const auto table = core.blocks().block_table(1);
@@ -89,14 +89,14 @@ TEST_CASE("verification commits accepted drafts and rolls KV back across blocks"
   plan = core.plan(now, nullptr);
   REQUIRE(plan);
   CHECK(plan->seqs[0].num_draft_slots == 5);
-  core.complete(*plan, result_of(*plan, {{1, {300}, 0, 5}}));
+  core.complete(*plan, result_of(*plan, {{1, {300}, 0, 5, {}}}));
   CHECK(s->num_computed == 10);
   CHECK(int64_t(core.blocks().block_table(1).size()) == blocks_for(10));
 
   // Everything accepted plus the bonus token: KV for the last token and the 5 drafts.
   plan = core.plan(now, nullptr);
   REQUIRE(plan);
-  core.complete(*plan, result_of(*plan, {{1, {1, 2, 3, 4, 5, 6}, 5, 5}}));
+  core.complete(*plan, result_of(*plan, {{1, {1, 2, 3, 4, 5, 6}, 5, 5, {}}}));
   CHECK(s->tokens.size() == 17);
   CHECK(s->num_computed == 16);
   CHECK(int64_t(core.blocks().block_table(1).size()) == blocks_for(16));
@@ -107,7 +107,7 @@ TEST_CASE("verification commits accepted drafts and rolls KV back across blocks"
   plan = core.plan(now, nullptr);
   REQUIRE(plan);
   CHECK(int64_t(plan->seqs[0].step.block_table.size()) == blocks_for(17 + 5));
-  core.complete(*plan, result_of(*plan, {{1, {7}, 0, 0}}));
+  core.complete(*plan, result_of(*plan, {{1, {7}, 0, 0, {}}}));
   CHECK(s->num_computed == 17);
   CHECK(int64_t(core.blocks().block_table(1).size()) == blocks_for(17));
 
@@ -133,7 +133,7 @@ TEST_CASE("drafts never preempt, exceed the budget, or reach requests that opted
     REQUIRE(plan);
     std::vector<SeqOutcome> outs;
     for (auto& p : plan->seqs)
-      if (p.sample) outs.push_back({p.seq_id(), {50}, 0, 0});
+      if (p.sample) outs.push_back({p.seq_id(), {50}, 0, 0, {}});
     core.complete(*plan, result_of(*plan, outs));
   }
   auto plan = core.plan(now, nullptr);
@@ -152,7 +152,7 @@ TEST_CASE("drafts never preempt, exceed the budget, or reach requests that opted
   SchedulerCore tight(g.cfg, KvCacheShape{3, kBlock, 0}, g.spec);
   tight.add(g.seq(9, 7, 20), now);
   auto p1 = tight.plan(now, nullptr);
-  tight.complete(*p1, result_of(*p1, {{9, {60}, 0, 0}}));
+  tight.complete(*p1, result_of(*p1, {{9, {60}, 0, 0, {}}}));
   auto p2 = tight.plan(now, nullptr);
   REQUIRE(p2);
   CHECK(p2->seqs[0].num_draft_slots == 4);  // 12 slots: last token at 7, drafts at 8..11

@@ -16,12 +16,6 @@ using namespace troupe;
 
 namespace {
 
-std::string source_dir() {
-  const char* s = std::getenv("TROUPE_SOURCE_DIR");
-  if (!s || !*s) FAIL("TROUPE_SOURCE_DIR is not set (run through ctest)");
-  return s;
-}
-
 std::string render(const std::string& tmpl, const std::string& context_json) {
   jinja::Value ctx = jinja::from_json(boost::json::parse(context_json));
   return jinja::Template(tmpl).render(ctx.as_dict());
@@ -30,7 +24,7 @@ std::string render(const std::string& tmpl, const std::string& context_json) {
 }  // namespace
 
 TEST_CASE("chat templates render exactly as Jinja2 does (Llama-3, Qwen3, Mistral, ChatML, features)") {
-  auto root = boost::json::parse(test::read_file(source_dir() + "/tests/chat/data/chat_templates.json"));
+  auto root = boost::json::parse(test::read_file(test::source_path("tests/chat/data/chat_templates.json")));
   const auto& templates = root.at("templates").as_object();
   const auto& cases = root.at("cases").as_array();
   REQUIRE(cases.size() >= 50);
@@ -120,4 +114,54 @@ TEST_CASE("broken and hostile templates fail cleanly") {
   CHECK(render("{% set a = namespace(v=1) %}{% set b = namespace(o=a) %}{{ b.o.v }}", "{}") == "1");
   CHECK(render("{{ [[1, [2]], {'a': [3]}] }}", "{}") == "[[1, [2]], {'a': [3]}]");
   CHECK_THROWS_AS(render("{{ " + std::string(150, '[') + std::string(150, ']') + " }}", "{}"), jinja::TemplateError);
+}
+
+TEST_CASE("template errors give the line and the column") {
+  CHECK_THROWS_WITH(jinja::Template("ab\ncd {% macro m() %}{% endmacro %}"),
+                    Catch::Contains("line 2, column 7") && Catch::Contains("unsupported tag 'macro'"));
+  CHECK_THROWS_WITH(jinja::Template("{{ 'é' }}\n  {{ x | }}"), Catch::Contains("line 2, column 10: expected a name"));
+  CHECK_THROWS_WITH(jinja::Template("x\n\n   {{ 'open"), Catch::Contains("line 3, column 7: unterminated string"));
+  CHECK_THROWS_WITH(render("{{ 1 }}\n{{ x | nosuchfilter }}", "{}"),
+                    Catch::Contains("line 2, column 4") && Catch::Contains("unknown filter 'nosuchfilter'"));
+}
+
+TEST_CASE("chat templates are validated when loaded, by rendering probe conversations") {
+  // Parses, but fails on any conversation: caught at load, with where and what.
+  CHECK_THROWS_WITH(ChatTemplate::from_source("{% for m in messages %}\n{{ m.content | shout }}{% endfor %}", "<s>",
+                                              "</s>", "t.jinja"),
+                    Catch::Contains("t.jinja") && Catch::Contains("line 2, column 4") &&
+                        Catch::Contains("unknown filter 'shout'"));
+  // Fails only in the system branch: still caught (the first probe has a system message).
+  CHECK_THROWS_WITH(ChatTemplate::from_source(
+                        "{% for m in messages %}{% if m.role == 'system' %}{{ m.content.nope() }}{% endif %}"
+                        "{{ m.content }}{% endfor %}",
+                        "", "", "sys.jinja"),
+                    Catch::Contains("sys.jinja") && Catch::Contains("line 1"));
+  CHECK_THROWS_WITH(ChatTemplate::from_source("{% macro m() %}{% endmacro %}", "", "", "m.jinja"),
+                    Catch::Contains("m.jinja: chat template line 1, column 4: unsupported tag"));
+  // A template refusing everything is useless: fail, quoting its refusal.
+  CHECK_THROWS_WITH(ChatTemplate::from_source("{{ raise_exception('never') }}", "", "", "r.jinja"),
+                    Catch::Contains("rejects every probe conversation: never"));
+  // Refusing some shapes on purpose (no system role, as Mistral's templates do) is fine.
+  ChatTemplate no_system = ChatTemplate::from_source(
+      "{% if messages[0].role == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+      "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}",
+      "", "", "nosys.jinja");
+  CHECK(no_system.has_template());
+  // Every real template in the shared tokenizers passes.
+  for (const char* name : {"llama3", "qwen3"}) {
+    const std::string dir = test::tokenizer_path(name);
+    auto tok = load_tokenizer(dir);
+    CHECK_NOTHROW(ChatTemplate::load(dir, "", *tok));
+  }
+}
+
+TEST_CASE("--chat-template takes an inline template when the argument is no file") {
+  const std::string dir = test::model_path("tinystories-656k");
+  auto tok = load_tokenizer(dir);
+  ChatTemplate inline_t = ChatTemplate::load(dir, "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}", *tok);
+  CHECK(inline_t.origin() == "--chat-template (inline)");
+  auto msgs = boost::json::parse(R"([{"role":"user","content":"Hi"}])");
+  CHECK(inline_t.render(msgs.as_array(), true) == "<user>Hi");
+  CHECK_THROWS_WITH(ChatTemplate::load(dir, dir + "/no-such-template.jinja", *tok), Catch::Contains("cannot read"));
 }

@@ -5,8 +5,10 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
 #include <sys/wait.h>
 
+#include "model/tokenizer_loader.h"
 #include "test_util.h"
 
 using namespace troupe;
@@ -66,6 +68,22 @@ TEST_CASE("troupe tokenize prints the reference ids", "[cli]") {
   auto r = run("tokenize --model " + shell_quote(test::tokenizer_path("llama3")) + " --text 'Hello, world!' --json");
   REQUIRE(r.status == 0);
   CHECK(ints(boost::json::parse(r.out).at("ids")) == std::vector<int64_t>{9906, 11, 1917, 0});
+}
+
+TEST_CASE("troupe tokenize reads the text from a file or stdin, byte for byte", "[cli]") {
+  const std::string model = test::tokenizer_path("llama3");
+  const std::string text("tab\tNUL\0 and a newline\n", 23);  // no command-line argument can hold the NUL
+  const std::string file = test::temp_dir("tokenize-file") + "/text.bin";
+  std::ofstream(file, std::ios::binary) << text;
+  const auto expected = load_tokenizer(model)->encode(text, false);
+  std::vector<int64_t> want(expected.begin(), expected.end());
+  auto from_file = run("tokenize --model " + shell_quote(model) + " --text-file " + shell_quote(file) + " --json");
+  REQUIRE(from_file.status == 0);
+  CHECK(ints(boost::json::parse(from_file.out).at("ids")) == want);
+  auto from_stdin = run("tokenize --model " + shell_quote(model) + " --json < " + shell_quote(file));
+  REQUIRE(from_stdin.status == 0);
+  CHECK(ints(boost::json::parse(from_stdin.out).at("ids")) == want);
+  CHECK(run("tokenize --model " + shell_quote(model) + " --text x --text-file " + shell_quote(file)).status != 0);
 }
 
 TEST_CASE("troupe reports bad input as one clear error", "[cli]") {

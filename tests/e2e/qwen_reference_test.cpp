@@ -35,11 +35,7 @@ std::string python_with_numpy() {
   return {};
 }
 
-std::string reference_script() {
-  const char* s = std::getenv("TROUPE_SOURCE_DIR");
-  if (!s || !*s) FAIL("TROUPE_SOURCE_DIR is not set (run through ctest)");
-  return std::string(s) + "/tests/e2e/qwen_reference.py";
-}
+std::string reference_script() { return test::source_path("tests/e2e/qwen_reference.py"); }
 
 std::vector<std::vector<double>> reference_logits(const std::string& dir, const std::vector<int32_t>& ids) {
   std::string cmd = test::shell_quote(python_with_numpy()) + " " + test::shell_quote(reference_script()) + " " +

@@ -62,13 +62,24 @@ TEST_CASE("completion requests map onto engine requests") {
   CHECK(r.stream);
   CHECK(r.include_usage);
 
-  // Defaults: 16 tokens for completions; chat runs to the context end; max_tokens capped.
-  CHECK(parse_openai_request(Endpoint::Completions, R"({"prompt":"a"})", model().info).choices[0].params.max_tokens == 16);
-  CHECK(parse_openai_request(Endpoint::Completions, R"({"prompt":"a","max_tokens":99999999})", model().info)
-            .choices[0].params.max_tokens == 512);
+  // Defaults: 16 tokens for completions; chat runs to the context end (capped by
+  // admission); a client's own max_tokens is strict (past the model length: 400).
+  const auto dflt = parse_openai_request(Endpoint::Completions, R"({"prompt":"a"})", model().info);
+  CHECK(dflt.choices[0].params.max_tokens == 16);
+  CHECK_FALSE(dflt.choices[0].strict_max_tokens);
+  CHECK(g.strict_max_tokens);
   auto chat = parse_openai_request(Endpoint::Chat, R"({"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]}]})",
                                    model().info);
   CHECK(chat.choices[0].params.max_tokens == 512);
+  CHECK_FALSE(chat.choices[0].strict_max_tokens);
+  // Unknown fields are ignored (vLLM); known ones the server cannot honour are not.
+  CHECK(parse_openai_request(Endpoint::Completions, R"({"prompt":"a","foo":1,"cache_prompt":true})", model().info)
+            .choices.size() == 1);
+  // logit_bias (ids as strings) and min_tokens.
+  const auto biased = parse_openai_request(
+      Endpoint::Completions, R"({"prompt":"a","logit_bias":{"5":-100,"7":2.5},"min_tokens":3})", model().info);
+  CHECK(biased.choices[0].params.logit_bias == std::vector<TokenBias>{{5, -100.0f}, {7, 2.5f}});
+  CHECK(biased.choices[0].params.min_tokens == 3);
   // Chat renders to text; admission tokenizes it (once), with BOS since the fallback
   // template writes none.
   CHECK(chat.choices[0].prompt_ids.empty());
@@ -96,16 +107,25 @@ TEST_CASE("bad request bodies name the field") {
       {Endpoint::Completions, R"({"prompt":"a","max_tokens":0})", "max_tokens"},
       {Endpoint::Completions, R"({"prompt":"a","max_tokens":2.5})", "max_tokens"},
       {Endpoint::Completions, R"({"prompt":"a","stop":[1]})", "stop"},
-      {Endpoint::Completions, R"({"prompt":"a","foo":1})", "foo"},
+      {Endpoint::Completions, R"({"prompt":"a","max_tokens":99999999})", "max_tokens"},
+      {Endpoint::Completions, R"({"prompt":"a","max_completion_tokens":512})", "max_completion_tokens"},
+      {Endpoint::Completions, R"({"prompt":"a","logit_bias":{"x":1}})", "logit_bias"},
+      {Endpoint::Completions, R"({"prompt":"a","logit_bias":{"70000":1}})", "logit_bias"},
+      {Endpoint::Completions, R"({"prompt":"a","logit_bias":{"5":101}})", "logit_bias"},
+      {Endpoint::Completions, R"({"prompt":"a","logit_bias":[1]})", "logit_bias"},
+      {Endpoint::Completions, R"({"prompt":"a","min_tokens":-1})", "min_tokens"},
+      {Endpoint::Completions, R"({"prompt":"a","min_tokens":20,"max_tokens":10})", "min_tokens"},
+      {Endpoint::Completions, R"({"prompt":"a","suffix":"x"})", "suffix"},
+      {Endpoint::Completions, R"({"prompt":"a","prompt_logprobs":1})", "prompt_logprobs"},
       {Endpoint::Completions, R"({"prompt":[70000]})", "prompt"},
       {Endpoint::Completions, R"({"prompt":""})", "prompt"},
-      {Endpoint::Completions, R"({"prompt":"a","logprobs":2})", "logprobs"},
+      {Endpoint::Completions, R"({"prompt":"a","logprobs":21})", "logprobs"},
       {Endpoint::Completions, R"({"prompt":"a","stream_options":{"include_usage":true}})", "stream_options"},
       {Endpoint::Chat, R"({"messages":[{"role":"bot","content":"x"}]})", "messages[0].role"},
       {Endpoint::Chat, R"({"messages":[{"role":"user"}]})", "messages[0].content"},
       {Endpoint::Chat, R"({"messages":[{"role":"user","content":"x","extra":1}]})", "messages[0]"},
       {Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools"},
-      {Endpoint::Chat, R"({"prompt":"x"})", "prompt"},
+      {Endpoint::Chat, R"({"prompt":"x"})", "messages"},
   };
   for (const auto& c : cases) {
     INFO(c.body);

@@ -103,3 +103,15 @@ TEST_CASE("serve: reports ready after warmup, serves, and exits cleanly on SIGTE
   INFO(serve.log_text());
   CHECK(clean);  // SIGTERM: exits by itself with status 0
 }
+
+TEST_CASE("serve: a chat template that fails on a probe conversation stops the server at startup") {
+  const std::string dir = test::temp_dir("serve-bad-template");
+  const std::string tmpl = write(dir, "bad.jinja", "{% for m in messages %}\n{{ m.content | shout }}{% endfor %}");
+  auto [rc, out] = test::run_troupe("serve --model " + test::model_path("tinystories-656k") + " --port 0 --chat-template " + tmpl);
+  INFO(out);
+  CHECK(rc != 0);
+  CHECK(out.find("bad.jinja") != std::string::npos);
+  CHECK(out.find("line 2, column 4") != std::string::npos);
+  CHECK(out.find("unknown filter 'shout'") != std::string::npos);
+  CHECK(out.find("troupe serve: ready") == std::string::npos);
+}

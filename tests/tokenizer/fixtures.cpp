@@ -21,11 +21,9 @@ const boost::json::object& fixture_root() {
   return root.get_object();
 }
 
-}  // namespace
-
-std::vector<TokCase> tokenizer_cases(const std::string& key) {
-  const auto& root = fixture_root();
-  if (!root.contains(key)) FAIL("tokenizer_reference.json has no key " << key);
+std::vector<TokCase> cases_of(const boost::json::object& root, const std::string& file,
+                              const std::string& key) {
+  if (!root.contains(key)) FAIL(file << " has no key " << key);
   std::vector<TokCase> cases;
   for (const auto& c : root.at(key).as_array()) {
     TokCase tc;
@@ -35,6 +33,16 @@ std::vector<TokCase> tokenizer_cases(const std::string& key) {
   }
   REQUIRE(!cases.empty());
   return cases;
+}
+
+}  // namespace
+
+std::vector<TokCase> tokenizer_cases(const std::string& key) {
+  return cases_of(fixture_root(), "tokenizer_reference.json", key);
+}
+
+std::vector<TokCase> tokenizer_cases_in(const std::string& json_path, const std::string& key) {
+  return cases_of(boost::json::parse(read_file(json_path)).as_object(), json_path, key);
 }
 
 std::string llama3_chat_text() {

@@ -17,6 +17,8 @@ struct TokCase {
 // The cases under `key` ("llama3", "qwen3", "llama2_spm", "stories260k_spm",
 // "tinystories656k"); fails the test when the fixture or key is missing.
 std::vector<TokCase> tokenizer_cases(const std::string& key);
+// The cases under `key` of another reference file in the same shape (a path).
+std::vector<TokCase> tokenizer_cases_in(const std::string& json_path, const std::string& key);
 // The rendered Llama 3 chat prompt of the fixture ("llama3_chat.text").
 std::string llama3_chat_text();
 

@@ -100,6 +100,20 @@ firstuser={{ (messages|selectattr('role', 'equalto', 'user')|list|first).content
 {{ "double \\"quoted\\"" }} {{ 'it\\'s' }} {{ "tab\\tand\\\\slash" }}
 """
 
+# The filters and string methods added for issue 14, over the conversation's own data.
+FILTERS = """{%- set lens = messages | map(attribute='content') | map('length') | list -%}
+sum={{ lens | sum }} sum0={{ [] | sum }} sumstart={{ lens | sum(start=10) }} sumattr={{ [{'n': 2}, {'n': 3.5}] | sum(attribute='n') }}
+min={{ lens | min }} max={{ lens | max }} minstr={{ ['b', 'A', 'c'] | min }} maxstr={{ ['b', 'A', 'c'] | max }} maxcs={{ ['b', 'A', 'c'] | max(case_sensitive=true) }}
+roles={{ messages | map(attribute='role') | sort | join(',') }} rev={{ messages | map(attribute='role') | sort(reverse=true) | join(',') }}
+byattr={{ messages | sort(attribute='content') | map(attribute='role') | join(',') }} mixed={{ ['b', 'A', 'a', 'C'] | sort | join }}
+round={{ 2.5 | round }} {{ 3.5 | round }} {{ 2.675 | round(2) }} {{ 7 | round }} {{ 2.1 | round(method='ceil') }} {{ 2.9 | round(0, 'floor') }} {{ (lens | sum / 3) | round(1) }}
+{% for m in messages -%}
+[{{ m.content | indent(2) }}] [{{ ('x\n\ny\n' ~ m.content) | indent(3, first=true) }}] [{{ 'a\n\nb' | indent('> ', blank=true) }}]
+[{{ m.content | truncate(9) }}] [{{ m.content | truncate(4, true, '~', 0) }}] [{{ (m.content ~ ' and a much longer tail of words') | truncate(16) }}]
+lines={{ ('one\ntwo\r\nthree\n\n' ~ m.content).splitlines() | length }} {{ 'a\nb'.splitlines() | join('|') }}
+{% endfor -%}
+"""
+
 CONVERSATIONS = {
     "basic": [{"role": "user", "content": "Hello there"}],
     "system": [{"role": "system", "content": "You are terse."},
@@ -124,6 +138,7 @@ def main():
         "mistral_v3": MISTRAL_V3,
         "chatml": CHATML,
         "features": FEATURES,
+        "filters": FILTERS,
     }
     cases = []
     for tname, source in templates.items():
