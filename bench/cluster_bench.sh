@@ -11,17 +11,21 @@ mkdir -p "$out"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-start_worker() {  # $1: log name; prints HOST:PORT
+start_worker() {  # $1: log name (in this shell, so the EXIT trap knows the pid)
   "$troupe" worker --listen 127.0.0.1:0 --threads 1 > "$out/$1.log" 2>&1 &
   pids+=($!)
+}
+address_of() {  # $1: log name; prints HOST:PORT once the worker listens
   for _ in $(seq 200); do
     grep -q "listening on" "$out/$1.log" && break
     sleep 0.05
   done
   grep -o "127.0.0.1:[0-9]*" "$out/$1.log" | head -1
 }
-w1=$(start_worker w1)
-w2=$(start_worker w2)
+start_worker w1
+start_worker w2
+w1=$(address_of w1)
+w2=$(address_of w2)
 run() {  # $1: label, rest: flags
   local label=$1
   shift

@@ -11,6 +11,7 @@
 // whose protocol version, model identity or quantization differ from its own, or that
 // comes from a second head while it serves one.
 #include <caf/all.hpp>
+#include <caf/io/middleman_actor.hpp>
 
 #include <cstdint>
 #include <string>
@@ -124,7 +125,9 @@ void configure_remoting(caf::actor_system_config& cfg, const TlsFiles& tls = {})
 // Publishes `worker` (TLS when configured) / connects to one.
 caf::expected<uint16_t> publish_worker(caf::actor_system& sys, const worker_actor& worker, uint16_t port,
                                        const std::string& host, bool tls);
-caf::expected<worker_actor> connect_worker(caf::actor_system& sys, const std::string& host, uint16_t port, bool tls);
+// The middleman actor that connects to workers (the OpenSSL one with `tls`); it answers
+// (connect_atom, host, port) with the published actor.
+caf::io::middleman_actor worker_connector(caf::actor_system& sys, bool tls);
 
 }  // namespace troupe
 

@@ -1,7 +1,6 @@
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
 #include <caf/openssl/publish.hpp>
-#include <caf/openssl/remote_actor.hpp>
 
 #include <fstream>
 
@@ -34,9 +33,8 @@ caf::expected<uint16_t> publish_worker(caf::actor_system& sys, const worker_acto
   return sys.middleman().publish(worker, port, host.c_str(), true);
 }
 
-caf::expected<worker_actor> connect_worker(caf::actor_system& sys, const std::string& host, uint16_t port, bool tls) {
-  if (tls) return caf::openssl::remote_actor<worker_actor>(sys, host, port);
-  return sys.middleman().remote_actor<worker_actor>(host, port);
+caf::io::middleman_actor worker_connector(caf::actor_system& sys, bool tls) {
+  return tls ? sys.openssl_manager().actor_handle() : sys.middleman().actor_handle();
 }
 
 }  // namespace troupe

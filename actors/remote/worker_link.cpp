@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "core/error.h"
 
@@ -19,6 +20,7 @@ using connect_atom = caf::atom_constant<caf::atom("wconnect")>;
 // or two, and a head waiting for a dead one costs one connection attempt every 5 s.
 constexpr auto kFirstBackoff = std::chrono::milliseconds(200);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
+constexpr auto kConnectTimeout = std::chrono::seconds(5);
 
 struct LinkState {
   WorkerLinkSpec spec;
@@ -40,16 +42,33 @@ void retry_later(LinkSelf self) {
   st.backoff = std::min(st.backoff * 2, kMaxBackoff);
 }
 
+void connect_failed(LinkSelf self, const std::string& why) {
+  auto& st = self->state;
+  st.status->set(size_t(st.spec.stage), st.was_up ? WorkerState::Down : WorkerState::Connecting,
+                 "cannot connect: " + why);
+  retry_later(self);
+}
+
+void host(LinkSelf self);
+
+// Asks the middleman (the TLS one with --tls-*) to connect, with a timeout: the blocking
+// remote_actor() has none, and a link stuck in it could neither retry nor stop.
 void connect(LinkSelf self) {
   auto& st = self->state;
-  auto w = connect_worker(self->system(), st.spec.host, st.spec.port, st.spec.tls);
-  if (!w) {
-    st.status->set(size_t(st.spec.stage), st.was_up ? WorkerState::Down : WorkerState::Connecting,
-                   "cannot connect: " + self->system().render(w.error()));
-    return retry_later(self);
-  }
-  st.worker = *w;
-  self->monitor(st.worker);
+  self->request(worker_connector(self->system(), st.spec.tls), kConnectTimeout, caf::connect_atom::value,
+                st.spec.host, st.spec.port)
+      .then(
+          [self](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
+            if (!ptr) return connect_failed(self, "no worker published there");
+            self->state.worker = caf::actor_cast<worker_actor>(ptr);
+            self->monitor(self->state.worker);
+            host(self);
+          },
+          [self](caf::error& e) { connect_failed(self, self->system().render(e)); });
+}
+
+void host(LinkSelf self) {
+  auto& st = self->state;
   const auto timeout = std::chrono::milliseconds(int64_t(st.spec.timeout_s * 1000));
   self->request(st.worker, timeout, st.spec.request)
       .then(
@@ -124,7 +143,7 @@ std::pair<std::string, uint16_t> parse_host_port(const std::string& address, boo
 
 caf::actor spawn_worker_link(caf::actor_system& sys, WorkerLinkSpec spec, caf::actor target,
                              std::shared_ptr<ClusterStatus> status) {
-  return sys.spawn<caf::detached>(link_behavior, std::move(spec), std::move(target), std::move(status));
+  return sys.spawn(link_behavior, std::move(spec), std::move(target), std::move(status));
 }
 
 }  // namespace troupe

@@ -29,7 +29,7 @@ struct WorkerLinkSpec {
 // "HOST:PORT" -> host, port (throws troupe::Error naming the text). Port 0 only with allow_zero.
 std::pair<std::string, uint16_t> parse_host_port(const std::string& address, bool allow_zero = false);
 
-// Detached: connecting blocks the link's own thread, never CAF's worker pool.
+// Never blocks: connecting goes through the middleman actor with a timeout.
 // `target`: the stage chain (a stage) or the replica router (spec.request.replica).
 caf::actor spawn_worker_link(caf::actor_system& sys, WorkerLinkSpec spec, caf::actor target,
                              std::shared_ptr<ClusterStatus> status);

@@ -27,15 +27,7 @@ std::vector<GenerateRequest> mixed_requests(int n, int vocab) {
   return reqs;
 }
 
-EngineConfig config_for(const std::string& model) {
-  EngineConfig ec;
-  ec.model = model;
-  ec.threads = 1;
-  ec.max_model_len = 256;
-  ec.scheduler.max_num_seqs = 16;
-  ec.cluster.worker_timeout_s = 60;
-  return ec;
-}
+EngineConfig config_for(const std::string& model) { return test::cluster_config(model, 256); }
 
 // Runs `reqs` on `engine`: the first `alone` one at a time, then all of them at once.
 std::vector<std::vector<int32_t>> run_on(Engine& engine, const std::vector<GenerateRequest>& reqs, size_t alone) {

@@ -32,15 +32,7 @@ std::vector<GenerateRequest> mixed_requests(int n, int vocab, int max_tokens_bas
   return reqs;
 }
 
-EngineConfig config_for(const std::string& model) {
-  EngineConfig ec;
-  ec.model = model;
-  ec.threads = 1;
-  ec.max_model_len = 512;
-  ec.scheduler.max_num_seqs = 16;
-  ec.cluster.worker_timeout_s = 60;
-  return ec;
-}
+EngineConfig config_for(const std::string& model) { return test::cluster_config(model, 512); }
 
 }  // namespace
 

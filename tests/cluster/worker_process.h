@@ -15,11 +15,23 @@
 #include <thread>
 #include <vector>
 
+#include "config/engine_config.h"
+#include "serve_process.h"
 #include "test_util.h"
 
-extern char** environ;
-
 namespace troupe::test {
+
+// A head's engine configuration for the cluster tests: one thread, a small batch, workers
+// given a minute to load.
+inline EngineConfig cluster_config(const std::string& model, int64_t max_model_len) {
+  EngineConfig ec;
+  ec.model = model;
+  ec.threads = 1;
+  ec.max_model_len = max_model_len;
+  ec.scheduler.max_num_seqs = 16;
+  ec.cluster.worker_timeout_s = 60;
+  return ec;
+}
 
 class WorkerProcess {
  public:
@@ -65,16 +77,7 @@ class WorkerProcess {
     std::vector<std::string> all = {troupe_bin(), "worker", "--listen", "127.0.0.1:" + std::to_string(port),
                                     "--threads", "1"};
     all.insert(all.end(), extra_.begin(), extra_.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    const int rc = posix_spawn(&pid_, all[0].c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE(rc == 0);
+    pid_ = spawn_logged(std::move(all), log_);
     port_ = 0;
     for (int i = 0; i < 400 && port_ == 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(25));

@@ -70,7 +70,7 @@ test("logit_bias steers, unknown fields are ignored, out-of-range values are typ
   const base = { model, prompt: "A girl named Mia", max_tokens: 3, temperature: 0, logprobs: 0 };
   const plain = await client.completions.create(base);
   const tok = await (await fetch(`${URL}/tokenize`, {
-    method: "POST", body: JSON.stringify({ prompt: "cat", add_special_tokens: false, return_token_strs: true }),
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: "cat", add_special_tokens: false, return_token_strs: true }),
   })).json();
   const [id, text] = [tok.tokens.at(-1), tok.token_strs.at(-1)];
   const forced = await client.completions.create({ ...base, logit_bias: { [id]: 100 } });
