@@ -1,5 +1,6 @@
 // `troupe`: the command-line entry point. Every failure the user can cause (bad flag, bad
 // model file, bad prompt) is a troupe::Error printed as one line, exit code 1.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -8,6 +9,8 @@
 #include "core/error.h"
 
 int main(int argc, char** argv) {
+  // Logs go to stderr: stdout carries results (`generate --json`, `tokenize --json`, ...).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("troupe"));
   CLI::App app{"troupe - an actor-based LLM inference runtime"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "troupe 0.1.0");

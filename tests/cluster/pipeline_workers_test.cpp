@@ -137,3 +137,19 @@ TEST_CASE("the handshake refuses another model and a second head", "[cluster][ha
     CHECK_THAT(e.what(), Catch::Contains("contiguous"));
   }
 }
+
+TEST_CASE("troupe generate --pipeline-workers prints the single-process JSON result", "[cluster][cli]") {
+  const std::string dir = test::temp_dir("cluster_cli");
+  WorkerProcess w(dir + "/w.log");
+  const std::string common = test::troupe_bin() + " generate --model " + test::model_path("tinystories-656k") +
+                             " --prompt 'Once upon a time' --max-tokens 24 --temperature 0 --json";
+  const auto single = test::run_command("(" + common + " 2>/dev/null)");  // stdout alone
+  const auto piped = test::run_command("(" + common + " --pipeline-workers local," + w.address() + " 2>/dev/null)");
+  REQUIRE(single.status == 0);
+  REQUIRE(piped.status == 0);
+  // stdout is the JSON alone (logs go to stderr); the token ids agree.
+  const auto ids = [](const std::string& out) { return out.substr(out.find("\"token_ids\""), out.find("\"text\"") - out.find("\"token_ids\"")); };
+  INFO(piped.out);
+  CHECK(piped.out.front() == '{');
+  CHECK(ids(piped.out) == ids(single.out));
+}
