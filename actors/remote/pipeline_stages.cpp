@@ -102,6 +102,8 @@ std::vector<LayerRange> split_layers(int64_t num_layers, size_t stages, const st
 
 PipelineStages start_pipeline_stages(caf::actor_system& sys, const EngineConfig& cfg, const ModelWeights& weights,
                                      int64_t num_blocks) {
+  // Every stage holds `num_blocks` blocks for its own layers: the caller's one KV shape
+  // (the head's scheduler allocates blocks for all stages at once).
   const ClusterConfig& cc = cfg.cluster;
   const ModelConfig& mc = weights.config;
   const auto ranges = split_layers(mc.num_layers, cc.pipeline_workers.size(), cc.pipeline_layers);
@@ -119,9 +121,6 @@ PipelineStages start_pipeline_stages(caf::actor_system& sys, const EngineConfig&
   p.status = std::make_shared<ClusterStatus>(rows, true);
   p.chain = spawn_stage_chain(sys, names);
   p.owned.push_back(caf::actor_cast<caf::actor>(p.chain));
-  p.kv.num_blocks = num_blocks;
-  p.kv.block_size = cfg.kv.block_size;
-  p.kv.bytes_per_block = 2 * mc.num_layers * cfg.kv.block_size * mc.kv_dim() * int64_t(sizeof(float));
 
   for (size_t i = 0; i < ranges.size(); ++i) {
     const std::string& where = cc.pipeline_workers[i];

@@ -22,7 +22,6 @@ namespace troupe {
 
 struct PipelineStages {
   stage_chain_actor chain;
-  KvCacheShape kv;                         // the pool every stage holds (its own layers' part)
   std::shared_ptr<ClusterStatus> status;   // one row per stage
   std::vector<caf::actor> owned;           // links and local shards (stop with the engine)
 };

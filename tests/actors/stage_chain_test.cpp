@@ -29,6 +29,14 @@ std::vector<GenerateRequest> mixed_requests(int n, int vocab) {
   return reqs;
 }
 
+// Each request alone on a one-thread engine over the whole model: what the stages must give.
+std::vector<std::vector<int32_t>> single_shard_tokens(const std::string& model, const std::vector<GenerateRequest>& reqs) {
+  EngineConfig ec;
+  ec.model = model;
+  ec.threads = 1;
+  return test::run_alone(ec, reqs);
+}
+
 // Stage backends over `ranges` of the model's layers, all with the same block pool.
 std::vector<shard_actor> spawn_stages(caf::actor_system& sys, const std::string& model,
                                       const std::vector<LayerRange>& ranges, KvCacheShape* kv) {
@@ -59,10 +67,7 @@ TEST_CASE("layers split over stages give the single-shard tokens", "[actors][pip
     INFO(c.model);
     std::shared_ptr<const Tokenizer> tok = load_tokenizer(model);
     const auto reqs = mixed_requests(12, int(tok->vocab_size()));
-    EngineConfig ec;
-    ec.model = model;
-    ec.threads = 1;
-    const auto reference = test::run_alone(ec, reqs);
+    const auto reference = single_shard_tokens(model, reqs);
 
     caf::actor_system_config cfg;
     caf::actor_system sys{configure_actor_system(cfg)};
@@ -92,10 +97,7 @@ TEST_CASE("a stage going down fails its steps by name; back up, it serves exactl
   const std::string model = test::model_path("tinystories-656k");
   std::shared_ptr<const Tokenizer> tok = load_tokenizer(model);
   const auto reqs = mixed_requests(4, int(tok->vocab_size()));
-  EngineConfig ec;
-  ec.model = model;
-  ec.threads = 1;
-  const auto reference = test::run_alone(ec, reqs);
+  const auto reference = single_shard_tokens(model, reqs);
 
   caf::actor_system_config cfg;
   caf::actor_system sys{configure_actor_system(cfg)};
