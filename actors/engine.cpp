@@ -80,6 +80,10 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
 
   SchedulerConfig sc = cfg_.scheduler;
   sc.max_model_len = max_model_len_;
+  if (!cc.pipeline_workers.empty())
+    sc.max_steps_in_flight = cc.pipeline_depth > 0 ? cc.pipeline_depth : int64_t(cc.pipeline_workers.size());
+  else if (cc.pipeline_depth > 1)
+    fail("--pipeline-depth {} needs --pipeline-workers (one in-process shard runs one step at a time)", cc.pipeline_depth);
   AdmissionConfig ac{max_model_len_, cfg_.max_waiting, mc.vocab_size};
   if (!cc.replica_workers.empty()) {
     impl_->replicas = start_replicas(*impl_->system, cfg_, weights.weights, kv.num_blocks, sc);

@@ -1,6 +1,7 @@
 #include "actors/scheduler.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "actors/scheduler_core.h"
 
@@ -8,16 +9,21 @@ namespace troupe {
 
 namespace {
 
+// A step sent to the executor and not back yet: what complete() needs of its plan (the
+// message itself went to the executor; see kept_for_completion) and when it left.
+struct StepInFlight {
+  StepPlan plan;
+  Clock::time_point sent_at;
+};
+
 struct SchedulerState {
   std::unique_ptr<SchedulerCore> core;
   SchedulerLinks links;
-  bool in_flight = false;     // one step at a time: the next is planned when it returns
+  // Usually one step at a time (the next is planned when it returns); with pipeline
+  // stages, up to core->max_steps_in_flight() over disjoint sequences.
+  std::unordered_map<int64_t, StepInFlight> in_flight;  // by step id
   bool timer_pending = false; // static batching waits for its batch to fill
   QueueDepth reported;        // last QueueDepth sent to admission
-  // The plan in flight, kept to apply its result (the message itself went to the executor);
-  // see kept_for_completion.
-  StepPlan plan;
-  Clock::time_point sent_at;
   static inline const char* name = "scheduler";
 };
 
@@ -43,7 +49,7 @@ void flush(SchedulerSelf self) {
   }
 }
 
-void on_result(SchedulerSelf self, StepResult& r);
+void on_result(SchedulerSelf self, int64_t step_id, StepResult& r);
 
 // What complete() reads of the plan in flight: each sequence's step and flags. Not the
 // contexts (a drafting sequence's whole token history), which only the receivers need.
@@ -60,45 +66,49 @@ StepPlan kept_for_completion(const StepPlan& plan) {
   return kept;
 }
 
-// Plans and sends the next step if none is in flight. Continuous batching is this loop:
-// the step result comes back, finished sequences leave, waiting ones join, and the next
-// step goes out at once.
+// Plans and sends steps while there is room for one in flight. Continuous batching is this
+// loop: the step result comes back, finished sequences leave, waiting ones join, and the
+// next step goes out at once.
 void kick(SchedulerSelf self) {
   auto& st = self->state;
-  if (st.in_flight || !st.links.executor) return;
-  std::optional<Clock::duration> wait_hint;
-  auto plan = st.core->plan(Clock::now(), &wait_hint);
-  flush(self);
-  if (!plan) {
-    if (wait_hint && !st.timer_pending) {
-      st.timer_pending = true;
-      self->delayed_send(self, std::chrono::duration_cast<std::chrono::microseconds>(*wait_hint) +
-                                   std::chrono::microseconds(100), scheduler_tick_atom::value);
+  if (!st.links.executor) return;
+  while (st.core->steps_in_flight() < st.core->max_steps_in_flight()) {
+    std::optional<Clock::duration> wait_hint;
+    auto plan = st.core->plan(Clock::now(), &wait_hint);
+    flush(self);
+    if (!plan) {
+      if (wait_hint && !st.timer_pending) {
+        st.timer_pending = true;
+        self->delayed_send(self, std::chrono::duration_cast<std::chrono::microseconds>(*wait_hint) +
+                                     std::chrono::microseconds(100), scheduler_tick_atom::value);
+      }
+      return;
     }
-    return;
+    const bool drafts = st.links.drafter && std::any_of(plan->seqs.begin(), plan->seqs.end(),
+                                                        [](const PlannedSeq& p) { return p.num_draft_slots > 0; });
+    const int64_t step_id = plan->step_id;
+    st.in_flight[step_id] = StepInFlight{kept_for_completion(*plan), Clock::now()};
+    self->request(drafts ? st.links.drafter : st.links.executor, caf::infinite, std::move(*plan))
+        .then([self, step_id](StepResult& r) { on_result(self, step_id, r); },
+              [self, step_id](caf::error& e) {
+                StepResult r;
+                r.step_id = step_id;
+                r.error = "executor failed: " + caf::to_string(e);
+                on_result(self, step_id, r);
+              });
   }
-  st.in_flight = true;
-  const bool drafts = st.links.drafter && std::any_of(plan->seqs.begin(), plan->seqs.end(),
-                                                      [](const PlannedSeq& p) { return p.num_draft_slots > 0; });
-  st.plan = kept_for_completion(*plan);
-  st.sent_at = Clock::now();
-  self->request(drafts ? st.links.drafter : st.links.executor, caf::infinite, std::move(*plan))
-      .then([self](StepResult& r) { on_result(self, r); },
-            [self](caf::error& e) {
-              StepResult r;
-              r.step_id = self->state.plan.step_id;
-              r.error = "executor failed: " + caf::to_string(e);
-              on_result(self, r);
-            });
 }
 
-void on_result(SchedulerSelf self, StepResult& r) {
+void on_result(SchedulerSelf self, int64_t step_id, StepResult& r) {
   auto& st = self->state;
-  st.in_flight = false;
+  auto it = st.in_flight.find(step_id);
+  if (it == st.in_flight.end()) return;  // (cannot happen: each step is answered once)
+  StepInFlight done = std::move(it->second);
+  st.in_flight.erase(it);
   const auto now = Clock::now();
-  const double wall_ms = std::chrono::duration<double, std::milli>(now - st.sent_at).count();
+  const double wall_ms = std::chrono::duration<double, std::milli>(now - done.sent_at).count();
   st.core->record_step_time(wall_ms, r);
-  st.core->complete(st.plan, r);
+  st.core->complete(done.plan, r);
   if (!st.links.observers.empty()) {
     StepObservation obs = st.core->last_observation();
     obs.wall_ms = wall_ms;

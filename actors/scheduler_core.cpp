@@ -1,6 +1,7 @@
 #include "actors/scheduler_core.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 
@@ -30,6 +31,11 @@ SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule 
     spec_->draft_cost().set_calibration(std::move(spec.draft_calibration));
     stats_.spec = spec::SpecMetrics(K);
   }
+  if (cfg_.max_steps_in_flight < 1) fail("pipeline depth must be at least 1, got {}", cfg_.max_steps_in_flight);
+  // Static batching decodes its batch in lockstep, and speculation plans from the previous
+  // step's acceptance: both keep one step in flight.
+  const bool one_at_a_time = spec_.has_value() || cfg_.scheduling == Scheduling::Static;
+  max_in_flight_ = one_at_a_time ? 1 : cfg_.max_steps_in_flight;
 }
 
 void SchedulerCore::add(EnqueueSeq e, Clock::time_point now) {
@@ -74,18 +80,34 @@ std::optional<StepPlan> SchedulerCore::plan(Clock::time_point now,
                                             std::optional<Clock::duration>* wait_hint) {
   // Step boundary: retire cancelled sequences and (continuous) finished ones first, so
   // their blocks are free for this very step.
+  // (A sequence inside a step still in flight keeps its blocks until that step is back.)
   for (auto& s : running_)
     if (s->aborted() && !s->finished) finish(*s, *s->abort);
   const bool static_mode = cfg_.scheduling == Scheduling::Static;
   if (!static_mode || static_batch_done()) {
     std::erase_if(running_, [&](const SequencePtr& s) {
-      if (!s->finished && !s->aborted()) return false;
+      if ((!s->finished && !s->aborted()) || s->in_step) return false;
       if (blocks_.has_sequence(s->id)) blocks_.free(s->id);
       retire(s);
       return true;
     });
   }
-  return static_mode ? plan_static(now, wait_hint) : plan_continuous(now);
+  if (steps_in_flight_ >= max_in_flight_) return std::nullopt;
+  auto plan = static_mode ? plan_static(now, wait_hint) : plan_continuous(now);
+  if (!plan) return std::nullopt;
+  plan->step_id = next_step_id_++;
+  plan->copies = blocks_.take_pending_copies();
+  for (const auto& p : plan->seqs) find(p.seq_id())->in_step = true;
+  steps_in_flight_++;
+  return plan;
+}
+
+// With several steps in flight, each takes an even share of the sequences there are, so
+// pipeline stages get steps of similar size (the same sequences rotate through them).
+int64_t SchedulerCore::max_seqs_this_step() const {
+  if (max_in_flight_ == 1) return std::numeric_limits<int64_t>::max();
+  const int64_t there = std::min<int64_t>(cfg_.max_num_seqs, int64_t(running_.size() + waiting_.size()));
+  return std::max<int64_t>(1, (there + max_in_flight_ - 1) / max_in_flight_);
 }
 
 void SchedulerCore::add_step(StepPlan& plan, const SequencePtr& s, int64_t n) {
@@ -129,11 +151,14 @@ void SchedulerCore::preempt(const SequencePtr& victim) {
 }
 
 // Grows `s` by n tokens, preempting from the back of running_ (lowest priority) until the
-// blocks fit. Returns false if `s` itself had to be preempted.
+// blocks fit. Returns false if `s` itself had to be preempted. Sequences inside a step in
+// flight are never victims (that step is writing their KV); `s` is not in one, so the
+// search from the back ends at `s` at the latest.
 bool SchedulerCore::grow_or_preempt(const SequencePtr& s, int64_t n) {
   while (!blocks_.append_slots(s->id, n)) {
-    SequencePtr victim = running_.back();
-    running_.pop_back();
+    auto it = std::find_if(running_.rbegin(), running_.rend(), [](const SequencePtr& v) { return !v->in_step; });
+    SequencePtr victim = *it;
+    running_.erase(std::next(it).base());
     preempt(victim);
     if (victim == s) return false;
   }
@@ -143,10 +168,12 @@ bool SchedulerCore::grow_or_preempt(const SequencePtr& s, int64_t n) {
 std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
   StepPlan plan;
   int64_t budget = cfg_.max_num_batched_tokens;
+  const size_t max_seqs = size_t(max_seqs_this_step());
   bool preempted = false;
   std::stable_sort(running_.begin(), running_.end(), runs_before);
-  for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+  for (size_t i = 0; i < running_.size() && budget > 0 && plan.seqs.size() < max_seqs; ++i) {
     SequencePtr s = running_[i];
+    if (s->in_step) continue;
     const int64_t n = std::min<int64_t>(int64_t(s->tokens.size()) - s->num_computed, budget);
     if (n <= 0) continue;
     const size_t before = running_.size();
@@ -158,7 +185,7 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
   }
   // New sequences join only when no one was preempted this step (vLLM's rule: memory is
   // tight, admitting more would just thrash).
-  while (!preempted && budget > 0 && !waiting_.empty() &&
+  while (!preempted && budget > 0 && !waiting_.empty() && plan.seqs.size() < max_seqs &&
          int64_t(running_.size()) < cfg_.max_num_seqs) {
     SequencePtr s = waiting_.front();
     auto cached = blocks_.allocate_prompt(s->id, s->tokens, budget);
@@ -171,8 +198,6 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
   }
   if (plan.seqs.empty()) return std::nullopt;
   if (spec_) plan_drafts(plan, budget);
-  plan.step_id = next_step_id_++;
-  plan.copies = blocks_.take_pending_copies();
   return plan;
 }
 
@@ -261,12 +286,13 @@ std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
     }
   }
   if (plan.seqs.empty()) return std::nullopt;
-  plan.step_id = next_step_id_++;
-  plan.copies = blocks_.take_pending_copies();
   return plan;
 }
 
 void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
+  steps_in_flight_--;
+  for (const auto& p : plan.seqs)
+    if (Sequence* s = find(p.seq_id())) s->in_step = false;
   stats_.steps++;
   observation_ = StepObservation{};
   observation_.step_id = plan.step_id;

@@ -29,6 +29,10 @@ class SchedulerCore {
   // `wait_hint` says how long to wait before asking again (batch still filling).
   std::optional<StepPlan> plan(Clock::time_point now, std::optional<Clock::duration>* wait_hint);
   void complete(const StepPlan& plan, const StepResult& result);
+  // How many steps may be in flight now (cfg.max_steps_in_flight; 1 for static batching
+  // and speculation, whose plans depend on the previous step's outcome).
+  int64_t max_steps_in_flight() const { return max_in_flight_; }
+  int64_t steps_in_flight() const { return steps_in_flight_; }
 
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
   int64_t num_waiting() const { return int64_t(waiting_.size()); }
@@ -52,6 +56,8 @@ class SchedulerCore {
   std::optional<StepPlan> plan_continuous(Clock::time_point now);
   std::optional<StepPlan> plan_static(Clock::time_point now, std::optional<Clock::duration>* wait_hint);
   bool grow_or_preempt(const SequencePtr& s, int64_t n);
+  int64_t max_seqs_this_step() const;
+  std::optional<StepPlan> seal(StepPlan plan);
   void add_step(StepPlan& plan, const SequencePtr& s, int64_t n);
   void attach_context(PlannedSeq& p, Sequence& s);
   void start_running(const SequencePtr& s, int64_t cached, Clock::time_point now);
@@ -71,6 +77,8 @@ class SchedulerCore {
   std::vector<SequencePtr> running_;
   std::unordered_map<int64_t, SequencePtr> by_id_;  // every waiting or running sequence
   int64_t next_step_id_ = 0;
+  int64_t max_in_flight_ = 1;
+  int64_t steps_in_flight_ = 0;
   int64_t arrivals_ = 0;
   SchedulerStats stats_;
   std::optional<spec::SpecController> spec_;  // engaged when speculation is on

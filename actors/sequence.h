@@ -35,6 +35,9 @@ struct Sequence {
   std::optional<FinishReason> abort;
   bool finished = false;        // final update sent (static batching: may still hold its slot)
   bool executor_has_context = false;  // the executor built this sequence's sampler
+  // Inside a step that has not come back yet (with several steps in flight, the others
+  // may not touch it: not plan it, preempt it, or free its blocks).
+  bool in_step = false;
   Usage usage;
   spec::SeqSpecState spec;      // speculative decoding: this request's K, acceptance, probes
   Clock::time_point enqueued, first_scheduled{};

@@ -1,8 +1,8 @@
 #pragma once
 // Where the engine's stages run when not all in this process: pipeline-parallel shard
 // stages or engine replicas on `troupe worker` processes (CAF remoting, actors/remote/).
-// Flags (config/flags.h): --pipeline-workers, --pipeline-layers, --replica-workers,
-// --worker-timeout.
+// Flags (config/flags.h): --pipeline-workers, --pipeline-layers, --pipeline-depth,
+// --replica-workers, --worker-timeout.
 #include <string>
 #include <vector>
 
@@ -22,6 +22,9 @@ struct ClusterConfig {
   // The split, "0:6,6:12" (one range per worker, contiguous, covering every layer); empty:
   // the layers divided evenly.
   std::string pipeline_layers;
+  // Steps the scheduler keeps in flight through the pipeline, each over disjoint sequences,
+  // so stage i works on one step while stage i+1 works on another. 0: one per stage.
+  int64_t pipeline_depth = 0;
   // HOST:PORT of a worker per engine replica ("local": one in this process); requests are
   // routed between them. Empty: no replicas.
   std::vector<std::string> replica_workers;

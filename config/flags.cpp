@@ -149,6 +149,10 @@ void add_cluster_flags(FlagSet& f, ClusterConfig& cfg) {
       ->delimiter(',');
   f.option("--pipeline-layers", cfg.pipeline_layers,
            "Layers of each stage, e.g. 0:6,6:12 (default: divided evenly)");
+  f.option("--pipeline-depth", cfg.pipeline_depth,
+           "Steps in flight through the pipeline stages, each over different sequences (0: one per stage)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), int64_t(1024)));
   f.option("--replica-workers", cfg.replica_workers,
            "Engine replicas: HOST:PORT of a `troupe worker`, or local; requests are routed between them")
       ->delimiter(',');

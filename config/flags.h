@@ -72,7 +72,7 @@ class FlagSet {
   bool print_config_ = false;
 };
 
-// --pipeline-workers, --pipeline-layers, --replica-workers, --worker-timeout and the TLS
+// --pipeline-workers, --pipeline-layers, --pipeline-depth, --replica-workers, --worker-timeout and the TLS
 // flags (part of add_engine_flags).
 void add_cluster_flags(FlagSet& f, ClusterConfig& cfg);
 // --tls-cert, --tls-key, --tls-ca (heads: part of add_cluster_flags; `troupe worker`).

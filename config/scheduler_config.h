@@ -14,6 +14,11 @@ struct SchedulerConfig {
   int64_t max_model_len = 0;              // prompt + generated
   bool enable_prefix_caching = true;
   int64_t batch_wait_ms = 50;             // static: wait this long to fill a batch
+  // Steps in flight at once, each over disjoint sequences (continuous batching without
+  // speculation only). 1: plan the next step when the last returns. More lets pipeline
+  // stages work on different steps at the same time (the engine sets it from
+  // --pipeline-depth).
+  int64_t max_steps_in_flight = 1;
   bool operator==(const SchedulerConfig&) const = default;
 };
 

@@ -83,16 +83,21 @@ TEST_CASE("two worker processes and local+worker pipelines give the single-proce
       }
     }  // the engine goes: the workers release their stages for the next head
   }
-  // An uneven split named explicitly.
+  // An uneven split named explicitly, with one step in flight and with more steps in
+  // flight than stages (the default above is one per stage).
   const std::string model = test::model_path("stories260k/stories260K.gguf");
   auto tok = load_tokenizer(model);
   const auto reqs = mixed_requests(8, int(tok->vocab_size()));
   const auto reference = test::run_alone(config_for(model), reqs);
-  EngineConfig ec = config_for(model);
-  ec.cluster.pipeline_workers = {w1.address(), "local", w2.address()};
-  ec.cluster.pipeline_layers = "0:1,1:4,4:5";
-  Engine engine(ec);
-  CHECK(run_on(engine, reqs, 0) == reference);
+  for (int64_t depth : {1, 5}) {
+    INFO("--pipeline-depth " << depth);
+    EngineConfig ec = config_for(model);
+    ec.cluster.pipeline_workers = {w1.address(), "local", w2.address()};
+    ec.cluster.pipeline_layers = "0:1,1:4,4:5";
+    ec.cluster.pipeline_depth = depth;
+    Engine engine(ec);
+    CHECK(run_on(engine, reqs, 0) == reference);
+  }
 }
 
 TEST_CASE("the handshake refuses another model and a second head", "[cluster][handshake]") {

@@ -65,7 +65,7 @@ const char* kNonDefaults =
     "--ws-max-queued-bytes 65536 --idle-timeout 9 --header-timeout 4 --max-queued-output-bytes 1048576 --shutdown-timeout 5 --allowed-origins https://a.example,http://b.example:8080 "
     "--served-model-name tiny "
     "--chat-template t.jinja --warmup 2 --heartbeat-interval 2.5 --pipeline-workers local,h:1 "
-    "--pipeline-layers 0:1,1:2 --replica-workers h:2,local --worker-timeout 30 --tls-cert c.pem --tls-key k.pem "
+    "--pipeline-layers 0:1,1:2 --pipeline-depth 3 --replica-workers h:2,local --worker-timeout 30 --tls-cert c.pem --tls-key k.pem "
     "--tls-ca ca.pem";
 
 }  // namespace
