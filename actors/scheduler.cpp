@@ -133,7 +133,10 @@ scheduler_actor::behavior_type scheduler_behavior(SchedulerSelf self, SchedulerC
         kick(self);
         flush(self);
       },
-      [self](KvLost&) { self->state.core->forget_cached_prefixes(); },
+      [self](KvLost&) {
+        self->state.core->kv_lost();
+        kick(self);
+      },
       [self](StatsQuery) -> SchedulerStats { return self->state.core->stats(); },
       [self](SchedulerLinks& links) {
         self->state.links = std::move(links);

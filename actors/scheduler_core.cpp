@@ -324,6 +324,13 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
     Sequence* sp = find(p.seq_id());
     if (!sp || !blocks_.has_sequence(sp->id)) continue;  // preempted after planning (cannot happen today)
     Sequence& s = *sp;
+    if (s.kv_stale) {  // computed over KV that was lost meanwhile: drop it, start over
+      s.kv_stale = false;
+      SequencePtr ptr = by_id_.at(s.id);
+      std::erase(running_, ptr);
+      preempt(ptr);
+      continue;
+    }
     if (p.num_draft_slots > 0) {
       complete_speculative(s, *outcome);
       continue;
@@ -376,6 +383,20 @@ void SchedulerCore::complete_speculative(Sequence& s, const SeqOutcome& o) {
   s.num_computed = std::min<int64_t>(L + o.accepted_drafts, int64_t(s.tokens.size()));
   blocks_.commit_tokens(s.id, std::span<const int32_t>(s.tokens.data(), size_t(s.num_computed)));
   blocks_.truncate(s.id, s.num_computed);
+}
+
+void SchedulerCore::kv_lost() {
+  std::vector<SequencePtr> start_over;
+  for (const auto& s : running_) {
+    if (s->finished || s->aborted()) continue;  // retired at the next step boundary anyway
+    if (s->in_step) s->kv_stale = true;
+    else start_over.push_back(s);
+  }
+  for (const auto& s : start_over) {
+    std::erase(running_, s);
+    preempt(s);
+  }
+  blocks_.forget_cached_prefixes();
 }
 
 void SchedulerCore::retire(const SequencePtr& s) {

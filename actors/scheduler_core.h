@@ -47,8 +47,10 @@ class SchedulerCore {
   // What the last complete() saw (the actor adds wall time and sends it to observers).
   const StepObservation& last_observation() const { return observation_; }
   // The shard's KV memory was lost and rebuilt (a remote stage came back): cached prefixes
-  // no longer hold what they say.
-  void forget_cached_prefixes() { blocks_.forget_cached_prefixes(); }
+  // no longer hold what they say, and running sequences' KV is gone. Those between steps
+  // start over at once (recompute, as after a preemption, so outputs stay exact); one
+  // inside a step in flight does so when that step is back, dropping what it computed.
+  void kv_lost();
   const BlockManager& blocks() const { return blocks_; }  // for tests
   const Sequence* sequence(int64_t id) const;               // waiting or running; for tests
 

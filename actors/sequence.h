@@ -38,6 +38,9 @@ struct Sequence {
   // Inside a step that has not come back yet (with several steps in flight, the others
   // may not touch it: not plan it, preempt it, or free its blocks).
   bool in_step = false;
+  // The shard's KV memory was rebuilt while this sequence was in a step: what that step
+  // computed read lost KV, so it is dropped and the sequence starts over (SchedulerCore::kv_lost).
+  bool kv_stale = false;
   Usage usage;
   spec::SeqSpecState spec;      // speculative decoding: this request's K, acceptance, probes
   Clock::time_point enqueued, first_scheduled{};

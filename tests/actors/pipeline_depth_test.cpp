@@ -154,3 +154,37 @@ TEST_CASE("static batching and speculation keep one step in flight", "[actors][p
   CHECK(SchedulerCore(depth_config(3), KvCacheShape{64, kBlock, 0}, spec).max_steps_in_flight() == 1);
   CHECK_THROWS(SchedulerCore(depth_config(0), KvCacheShape{64, kBlock, 0}));
 }
+
+TEST_CASE("KV lost (a stage rebuilt): running sequences start over, in-flight ones when back",
+          "[actors][pipeline-depth][kv-lost]") {
+  SchedulerCore core(depth_config(2), KvCacheShape{64, kBlock, 0});
+  const auto now = Clock::now();
+  core.add(seq(1, 6), now);
+  core.add(seq(2, 6), now);
+  auto a = core.plan(now, nullptr);
+  auto b = core.plan(now, nullptr);
+  REQUIRE(a);
+  REQUIRE(b);
+  core.complete(*a, one_token_each(*a));  // sequence 1 has its first token, between steps
+  core.take_updates();
+  REQUIRE(core.sequence(1)->num_computed == 6);
+
+  core.kv_lost();
+  CHECK(core.sequence(1)->num_computed == 0);  // recomputes prompt + its token
+  CHECK(core.sequence(1)->num_generated() == 1);
+  CHECK_FALSE(core.blocks().has_sequence(1));
+  CHECK(core.blocks().has_sequence(2));  // its step is still out
+
+  core.complete(*b, one_token_each(*b));  // computed over lost KV: dropped
+  CHECK(core.sequence(2)->num_generated() == 0);
+  CHECK(core.sequence(2)->num_computed == 0);
+  CHECK(core.take_updates().empty());
+  CHECK(core.stats().waiting == 2);
+
+  // Both come back with their whole history as the prompt to recompute.
+  auto c = core.plan(now, nullptr);
+  REQUIRE(c);
+  REQUIRE(c->seqs.size() == 1);
+  CHECK(c->seqs[0].step.tokens.size() == 7);
+  CHECK(c->seqs[0].step.start_pos == 0);
+}
