@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "model/tokenizer_loader.h"
 #include "model/weights.h"
+#include "spec/calibrate.h"
 #include "spec/spec_setup.h"
 
 namespace troupe {
@@ -90,6 +91,12 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
     builder.scheduler_stage(impl_->replicas->router);
   }
   // Speculation is set up while the backend is still ours alone (calibration runs on it).
+  // SLO-aware scheduling starts from the same measured curve; without speculation it is
+  // measured here (remote stages and replicas learn theirs from the steps they run).
+  if ((sc.slo_ttft_ms > 0 || sc.slo_tpot_ms > 0) && backend && !cfg_.speculative.enabled()) {
+    const int64_t largest = std::min<int64_t>(sc.max_num_batched_tokens, 512);
+    builder.step_calibration(spec::calibrate_backend(*backend, spec::calibration_sizes(largest), 2));
+  }
   if (cfg_.speculative.enabled()) {
     spec::SpecSetup setup = spec::setup_speculation(cfg_, *backend, *impl_->tokenizer);
     impl_->speculation = setup.description;

@@ -74,6 +74,10 @@ PipelineBuilder& PipelineBuilder::speculation(std::shared_ptr<spec::Proposer> pr
   spec_ = std::move(schedule);
   return *this;
 }
+PipelineBuilder& PipelineBuilder::step_calibration(std::vector<std::pair<int64_t, double>> tokens_ms) {
+  spec_.target_calibration = std::move(tokens_ms);
+  return *this;
+}
 PipelineBuilder& PipelineBuilder::observer(observer_actor obs) {
   observers_.push_back(std::move(obs));
   return *this;

@@ -522,10 +522,15 @@ typename Inspector::result_type inspect(Inspector& f, StepObservation& x) {
            x.waiting, x.running, x.wall_ms, x.forward_ms, x.sample_ms, x.draft_ms, x.error);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SloStats& x) {
+  return f(caf::meta::type_name("SloStats"), x.met, x.missed, x.rejected, x.step_tokens_histogram,
+           x.step_tokens_sum);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SchedulerStats& x) {
   return f(caf::meta::type_name("SchedulerStats"), x.running, x.waiting, x.steps, x.prompt_tokens_computed,
            x.generated_tokens, x.preemptions, x.finished, x.cancelled, x.failed, x.kv, x.step_wall_ms_total,
-           x.forward_ms_total, x.sample_ms_total, x.spec);
+           x.forward_ms_total, x.sample_ms_total, x.spec, x.slo);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SchedulerLinks& x) {

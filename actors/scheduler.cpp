@@ -107,8 +107,8 @@ void on_result(SchedulerSelf self, int64_t step_id, StepResult& r) {
   st.in_flight.erase(it);
   const auto now = Clock::now();
   const double wall_ms = std::chrono::duration<double, std::milli>(now - done.sent_at).count();
-  st.core->record_step_time(wall_ms, r);
   st.core->complete(done.plan, r);
+  st.core->record_step_time(wall_ms, r);
   if (!st.links.observers.empty()) {
     StepObservation obs = st.core->last_observation();
     obs.wall_ms = wall_ms;

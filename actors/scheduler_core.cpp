@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <limits>
 
+#include <fmt/format.h>
+
+#include <cmath>
+
 #include "core/error.h"
 
 namespace troupe {
@@ -22,6 +26,7 @@ SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule 
     : cfg_(cfg), blocks_(kv.num_blocks, kv.block_size, cfg.enable_prefix_caching) {
   if (cfg_.max_num_seqs < 1) fail("max-num-seqs must be at least 1");
   if (cfg_.max_num_batched_tokens < 1) fail("max-num-batched-tokens must be at least 1");
+  step_time_.seed(spec.target_calibration);
   const int32_t K = spec.controller.num_speculative_tokens;
   if (K < 0) fail("num-speculative-tokens must be at least 0, got {}", K);
   // Static batching is the naive baseline: it never speculates.
@@ -49,7 +54,46 @@ void SchedulerCore::add(EnqueueSeq e, Clock::time_point now) {
     seq->spec.deterministic = P.seed.has_value() && !P.greedy();
   }
   by_id_[seq->id] = seq;
+  if (cfg_.slo_ttft_ms > 0 && cfg_.scheduling == Scheduling::Continuous && !meets_ttft_target(*seq)) {
+    if (cfg_.slo_reject) {
+      stats_.slo.rejected++;
+      finish(*seq, FinishReason::Error, ErrorKind::Overloaded,
+             fmt::format("the server cannot meet its time-to-first-token target of {} ms at the current load",
+                         cfg_.slo_ttft_ms));
+      retire(seq);
+      return;
+    }
+    seq->priority++;  // queued behind the requests that can still meet it
+  }
   waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, runs_before), std::move(seq));
+}
+
+// Admission's estimate of a new request's time to first token at the current load: every
+// prompt token ahead of it (sequences still prefilling, waiting ones that run before it)
+// and its own, prefilled at the rate the step-time model allows beside today's decodes
+// (with a TPOT target: only the time each step has left after them).
+bool SchedulerCore::meets_ttft_target(const Sequence& s) const {
+  StepShape decodes;
+  double pending = double(s.tokens.size());
+  for (const auto& r : running_) {
+    const int64_t left = int64_t(r->tokens.size()) - r->num_computed;
+    if (left <= 1) decodes += chunk_shape(r->num_computed, 1);
+    else pending += double(left);
+  }
+  for (const auto& w : waiting_)
+    if (runs_before(w, by_id_.at(s.id))) pending += double(w->tokens.size());
+  const double decode_ms = step_time_.predict(decodes);  // (the base cost when no one decodes)
+  // Each step prefills `per_step` tokens next to the decodes and takes `step_ms`.
+  int64_t per_step = std::min<int64_t>(std::max<int64_t>(0, cfg_.max_num_batched_tokens - int64_t(decodes.tokens)),
+                                       int64_t(pending));
+  double step_ms = decode_ms + step_time_.chunk_ms(0, per_step);
+  if (cfg_.slo_tpot_ms > 0 && decodes.tokens > 0) {
+    per_step = step_time_.max_chunk_within(cfg_.slo_tpot_ms - decode_ms, 0, per_step);
+    step_ms = cfg_.slo_tpot_ms;
+  }
+  if (per_step <= 0) return false;
+  const double ttft = s.admit_ms + std::ceil(pending / double(per_step)) * step_ms;
+  return ttft <= cfg_.slo_ttft_ms;
 }
 
 Sequence* SchedulerCore::find(int64_t id) {
@@ -171,10 +215,27 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
   const size_t max_seqs = size_t(max_seqs_this_step());
   bool preempted = false;
   std::stable_sort(running_.begin(), running_.end(), runs_before);
+  // With a TPOT target, the sequences decoding now are what it protects: prefill chunks
+  // (and newcomers) get only the time the step-time model says is left after them.
+  StepShape decodes;
+  double room_ms = std::numeric_limits<double>::infinity();
+  if (cfg_.slo_tpot_ms > 0) {
+    for (const auto& s : running_)
+      if (!s->in_step && int64_t(s->tokens.size()) - s->num_computed == 1) decodes += chunk_shape(s->num_computed, 1);
+    if (decodes.tokens > 0) room_ms = cfg_.slo_tpot_ms - step_time_.predict(decodes);
+  }
+  // Caps a prefill chunk of `s` to the room left, and takes its time from the room.
+  auto fit_chunk = [&](int64_t start, int64_t n) {
+    if (n <= 1 || room_ms == std::numeric_limits<double>::infinity()) return n;
+    n = step_time_.max_chunk_within(room_ms, start, n);
+    if (n > 0) room_ms -= step_time_.chunk_ms(start, n);
+    return n;
+  };
   for (size_t i = 0; i < running_.size() && budget > 0 && plan.seqs.size() < max_seqs; ++i) {
     SequencePtr s = running_[i];
     if (s->in_step) continue;
-    const int64_t n = std::min<int64_t>(int64_t(s->tokens.size()) - s->num_computed, budget);
+    const int64_t n = fit_chunk(s->num_computed,
+                                std::min<int64_t>(int64_t(s->tokens.size()) - s->num_computed, budget));
     if (n <= 0) continue;
     const size_t before = running_.size();
     const bool ok = grow_or_preempt(s, n);
@@ -188,11 +249,22 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
   while (!preempted && budget > 0 && !waiting_.empty() && plan.seqs.size() < max_seqs &&
          int64_t(running_.size()) < cfg_.max_num_seqs) {
     SequencePtr s = waiting_.front();
-    auto cached = blocks_.allocate_prompt(s->id, s->tokens, budget);
+    int64_t first_chunk = budget;
+    if (room_ms != std::numeric_limits<double>::infinity()) {
+      // Another decoding sequence must not push the decodes past the target either.
+      StepShape more = decodes;
+      more += chunk_shape(int64_t(s->tokens.size()), 1);
+      if (step_time_.predict(more) > cfg_.slo_tpot_ms) break;
+      const int64_t start = blocks_.match_prefix(s->tokens);
+      first_chunk = fit_chunk(start, std::min<int64_t>(budget, int64_t(s->tokens.size()) - start));
+      if (first_chunk <= 0) break;
+      decodes = more;
+    }
+    auto cached = blocks_.allocate_prompt(s->id, s->tokens, first_chunk);
     if (!cached) break;
     waiting_.pop_front();
     start_running(s, *cached, now);
-    const int64_t n = std::min<int64_t>(int64_t(s->tokens.size()) - s->num_computed, budget);
+    const int64_t n = std::min<int64_t>(int64_t(s->tokens.size()) - s->num_computed, first_chunk);
     add_step(plan, s, n);
     budget -= n;
   }
@@ -294,6 +366,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
   for (const auto& p : plan.seqs)
     if (Sequence* s = find(p.seq_id())) s->in_step = false;
   stats_.steps++;
+  last_shape_ = StepShape{};
   observation_ = StepObservation{};
   observation_.step_id = plan.step_id;
   observation_.num_seqs = int64_t(plan.seqs.size());
@@ -316,6 +389,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
     const SeqOutcome* outcome = p.sample ? &result.outcomes.at(next_outcome++) : nullptr;
     const int64_t n = int64_t(p.step.tokens.size());
     step_tokens += n + (outcome ? outcome->num_drafts : 0);
+    last_shape_ += chunk_shape(p.step.start_pos, n + (outcome ? outcome->num_drafts : 0));
     step_drafts += outcome ? outcome->num_drafts : 0;
     accepted += outcome ? outcome->accepted_drafts : 0;
     outputs += outcome ? 1 : 0;
@@ -345,6 +419,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
     if (outcome && !s.aborted() && !s.finished) emit_tokens(s, *outcome);
   }
   observation_.num_tokens = step_tokens;
+  stats_.slo.record_step(step_tokens);
   observation_.num_prefill_tokens = prefill;
   observation_.num_outputs = outputs;
   observation_.num_generated = produced;
@@ -435,6 +510,7 @@ void SchedulerCore::emit_tokens(Sequence& s, const SeqOutcome& o) {
       return;
     }
     s.tokens.push_back(token);
+    if (s.first_token == Clock::time_point{}) s.first_token = Clock::now();
     s.usage.completion_tokens++;
     stats_.generated_tokens++;
     SeqUpdate& u = update_for(s.id);
@@ -460,8 +536,25 @@ void SchedulerCore::finish(Sequence& s, FinishReason reason, ErrorKind kind, con
   u.queue_ms = s.admit_ms;
   if (s.first_scheduled != Clock::time_point{}) u.queue_ms += ms_between(s.enqueued, s.first_scheduled);
   if (reason == FinishReason::Cancelled) stats_.cancelled++;
-  else if (reason == FinishReason::Error) stats_.failed++;
+  else if (reason == FinishReason::Error) stats_.failed += kind == ErrorKind::Overloaded ? 0 : 1;  // (SLO admission)
   else stats_.finished++;
+  account_slo(s, reason);
+}
+
+// Goodput: a request that ended normally met its targets if its first token came within
+// the TTFT target (admission time included) and its tokens after that averaged within the
+// TPOT target.
+void SchedulerCore::account_slo(const Sequence& s, FinishReason reason) {
+  if ((cfg_.slo_ttft_ms <= 0 && cfg_.slo_tpot_ms <= 0) || (reason != FinishReason::Stop && reason != FinishReason::Length))
+    return;
+  bool met = true;
+  if (s.first_token != Clock::time_point{}) {
+    const double ttft = s.admit_ms + ms_between(s.enqueued, s.first_token);
+    const int64_t n = s.num_generated();
+    const double tpot = n > 1 ? ms_between(s.first_token, Clock::now()) / double(n - 1) : 0;
+    met = (cfg_.slo_ttft_ms <= 0 || ttft <= cfg_.slo_ttft_ms) && (cfg_.slo_tpot_ms <= 0 || tpot <= cfg_.slo_tpot_ms);
+  }
+  (met ? stats_.slo.met : stats_.slo.missed)++;
 }
 
 SchedulerStats SchedulerCore::stats() const {
@@ -480,6 +573,7 @@ SchedulerStats SchedulerCore::stats() const {
 }
 
 void SchedulerCore::record_step_time(double wall_ms, const StepResult& r) {
+  if (r.error.empty() && last_shape_.tokens > 0) step_time_.observe(last_shape_, wall_ms);
   stats_.step_wall_ms_total += wall_ms;
   stats_.forward_ms_total += r.forward_ms;
   stats_.sample_ms_total += r.sample_ms;

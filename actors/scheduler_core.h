@@ -12,6 +12,7 @@
 
 #include "actors/scheduler.h"
 #include "actors/sequence.h"
+#include "actors/step_time_model.h"
 
 namespace troupe {
 
@@ -39,7 +40,9 @@ class SchedulerCore {
   int64_t num_running() const { return int64_t(running_.size()); }
   int64_t num_received() const { return arrivals_; }
   SchedulerStats stats() const;
+  // After complete(): adds the step's times to the stats and refines the step-time model.
   void record_step_time(double wall_ms, const StepResult& r);
+  const StepTimeModel& step_time_model() const { return step_time_; }
   // New tokens and final states since the last call, one entry per request.
   std::vector<SeqUpdate> take_updates();
   // Ids of retired sequences whose executor/drafter state can go (since the last call).
@@ -71,6 +74,8 @@ class SchedulerCore {
   void finish(Sequence& s, FinishReason reason, ErrorKind kind = ErrorKind::None, const std::string& error = "");
   SeqUpdate& update_for(int64_t id);
   bool static_batch_done() const;
+  bool meets_ttft_target(const Sequence& s) const;
+  void account_slo(const Sequence& s, FinishReason reason);
   Sequence* find(int64_t id);
 
   SchedulerConfig cfg_;
@@ -88,6 +93,8 @@ class SchedulerCore {
   std::vector<SeqUpdate> updates_;
   std::unordered_map<int64_t, size_t> update_index_;  // request id -> its entry in updates_
   StepObservation observation_;
+  StepTimeModel step_time_;   // SLO-aware sizing and admission
+  StepShape last_shape_;      // of the step complete() saw last
 };
 
 }  // namespace troupe

@@ -43,7 +43,7 @@ struct Sequence {
   bool kv_stale = false;
   Usage usage;
   spec::SeqSpecState spec;      // speculative decoding: this request's K, acceptance, probes
-  Clock::time_point enqueued, first_scheduled{};
+  Clock::time_point enqueued, first_scheduled{}, first_token{};
 
   int64_t num_generated() const { return int64_t(tokens.size()) - prompt_len; }
   bool aborted() const { return abort.has_value(); }

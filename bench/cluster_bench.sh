@@ -93,7 +93,6 @@ for delay in 0 0.2 1 5; do
   run "delay${delay}_pipeline_b1" --pipeline-workers "$r1,$r2" --num-prompts 4 --max-num-seqs 1
   run "delay${delay}_pipeline_b32_depth1" --pipeline-workers "$r1,$r2" --pipeline-depth 1 --num-prompts 32 --max-num-seqs 32
   run "delay${delay}_pipeline_b32_depth2" --pipeline-workers "$r1,$r2" --num-prompts 32 --max-num-seqs 32
-  run "delay${delay}_pipeline_b32_depth4" --pipeline-workers "$r1,$r2" --pipeline-depth 4 --num-prompts 32 --max-num-seqs 32
   run "delay${delay}_replicas_2" --replica-workers "$r1,$r2" --num-prompts 64 --max-num-seqs 32
   kill "${pids[-1]}" "${pids[-2]}" 2>/dev/null || true
 done

@@ -173,6 +173,18 @@ void add_scheduler_flags(FlagSet& f, SchedulerConfig& cfg) {
       ->check(CLI::Range(0, 1 << 30));
   f.flag("--enable-prefix-caching,!--no-enable-prefix-caching", cfg.enable_prefix_caching,
          "Automatic prefix caching (default on)");
+  f.option("--slo-ttft-ms", cfg.slo_ttft_ms, "Time-to-first-token target in ms (0: none): requests that cannot meet it are turned away")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  f.option("--slo-tpot-ms", cfg.slo_tpot_ms, "Time-per-output-token target in ms (0: none): steps are sized to keep it")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  f.remember(f.cmd()->add_option_function<std::string>(
+                    "--slo-admission", [&cfg](const std::string& v) { cfg.slo_reject = v == "reject"; },
+                    "A request that cannot meet --slo-ttft-ms: reject (429) or queue (behind the others)")
+                 ->check(CLI::IsMember({"reject", "queue"}))
+                 ->default_str("reject"),
+             [&cfg] { return boost::json::value(cfg.slo_reject ? "reject" : "queue"); });
 }
 
 void add_scheduling_flag(FlagSet& f, Scheduling& s) {

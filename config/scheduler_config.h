@@ -19,6 +19,15 @@ struct SchedulerConfig {
   // stages work on different steps at the same time (the engine sets it from
   // --pipeline-depth).
   int64_t max_steps_in_flight = 1;
+  // Latency targets (ms; 0: none). With them the scheduler sizes each step by its step-time
+  // model so decoding sequences keep the time-per-output-token target (prefill chunks get
+  // the time left), and admission turns away (or demotes) requests whose time-to-first-
+  // token target cannot be met at the current load. Without them: a fixed token budget.
+  double slo_ttft_ms = 0;
+  double slo_tpot_ms = 0;
+  // A request whose TTFT target cannot be met: rejected (429 with Retry-After) when true,
+  // else queued behind those that can (its priority lowered by one).
+  bool slo_reject = true;
   bool operator==(const SchedulerConfig&) const = default;
 };
 

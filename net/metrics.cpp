@@ -238,6 +238,24 @@ std::string Metrics::render(const SchedulerStats* st, bool ready, bool vllm_name
   counter("troupe_engine_requests_cancelled_total", "Requests the scheduler retired as cancelled.",
           double(s.cancelled));
   counter("troupe_engine_steps_total", "Engine steps (batched forward passes) run.", double(s.steps));
+  // SLO-aware scheduling (--slo-ttft-ms / --slo-tpot-ms; zero without targets).
+  counter("troupe_slo_goodput_requests_total", "Requests that ended normally within every SLO target.",
+          double(s.slo.met));
+  counter("troupe_slo_missed_requests_total", "Requests that ended normally but missed an SLO target.",
+          double(s.slo.missed));
+  counter("troupe_slo_rejected_requests_total", "Requests turned away at admission: their TTFT target could not be met.",
+          double(s.slo.rejected));
+  header(out, "troupe_engine_step_tokens", "histogram", "Tokens computed per engine step (the step size).");
+  int64_t cumulative = 0;
+  for (size_t b = 0; b < s.slo.step_tokens_histogram.size(); ++b) {
+    cumulative += s.slo.step_tokens_histogram[b];
+    const bool last = b + 1 == s.slo.step_tokens_histogram.size();
+    sample(out, "troupe_engine_step_tokens_bucket",
+           L + ",le=\"" + (last ? std::string("+Inf") : std::to_string(SloStats::bucket_upper(b))) + "\"",
+           double(cumulative));
+  }
+  sample(out, "troupe_engine_step_tokens_sum", L, double(s.slo.step_tokens_sum));
+  sample(out, "troupe_engine_step_tokens_count", L, double(cumulative));
   gauge("troupe_kv_cache_blocks", "KV-cache blocks in the pool.", double(s.kv.num_blocks));
   gauge("troupe_kv_cache_blocks_used", "KV-cache blocks referenced by a running sequence.", double(s.kv.used_blocks));
   header(out, "troupe_open_connections", "gauge", "Open client connections by protocol.");

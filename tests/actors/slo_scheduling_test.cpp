@@ -1,0 +1,181 @@
+// SLO-aware scheduling (--slo-tpot-ms, --slo-ttft-ms), driven by hand (no actors, no model):
+// time is measured in the scheduler's own step-time model, so nothing here depends on how
+// fast this machine is. A burst of long prompts must not push the decoding sequences' step
+// past the TPOT target (the fixed token budget does); admission turns away what cannot
+// meet the TTFT target; the model learns a step's cost from observations.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <set>
+
+#include "actors/scheduler_core.h"
+
+using namespace troupe;
+
+namespace {
+
+constexpr int64_t kBlock = 16;
+constexpr double kBaseMs = 10, kPerTokenMs = 0.05;
+
+// A startup curve of a machine where a step costs 10 ms + 0.05 ms per token.
+SpecSchedule calibrated() {
+  SpecSchedule s;
+  for (int64_t n = 1; n <= 2048; n *= 2) s.target_calibration.push_back({n, kBaseMs + kPerTokenMs * double(n)});
+  return s;
+}
+
+SchedulerConfig slo_config(double tpot_ms, double ttft_ms = 0) {
+  SchedulerConfig cfg;
+  cfg.max_num_seqs = 16;
+  cfg.max_num_batched_tokens = 2048;
+  cfg.max_model_len = 4096;
+  cfg.enable_prefix_caching = false;
+  cfg.slo_tpot_ms = tpot_ms;
+  cfg.slo_ttft_ms = ttft_ms;
+  return cfg;
+}
+
+EnqueueSeq seq(int64_t id, int n_prompt, int max_tokens = 1000) {
+  EnqueueSeq e;
+  e.request_id = id;
+  e.params.temperature = 0;
+  e.params.max_tokens = max_tokens;
+  e.params.ignore_eos = true;
+  for (int i = 0; i < n_prompt; ++i) e.prompt_ids.push_back(int32_t(1000 * id + i));
+  e.max_model_len = 4096;
+  return e;
+}
+
+StepShape shape_of(const StepPlan& plan) {
+  StepShape s;
+  for (const auto& p : plan.seqs) s += chunk_shape(p.step.start_pos, int64_t(p.step.tokens.size()));
+  return s;
+}
+
+StepResult one_token_each(const StepPlan& plan) {
+  StepResult r;
+  r.step_id = plan.step_id;
+  for (const auto& p : plan.seqs)
+    if (p.sample) r.outcomes.push_back(SeqOutcome{p.seq_id(), {7}, 0, 0, {}});
+  return r;
+}
+
+// Two short requests decode; then four 1500-token prompts arrive at once. Returns the
+// model's time of every step that had a decoding sequence in it, and checks the decoders
+// were in every step (their inter-token latency is one step each).
+std::vector<double> decode_step_times(SchedulerConfig cfg, int64_t* steps_to_first_tokens) {
+  SchedulerCore core(cfg, KvCacheShape{2048, kBlock, 0}, calibrated());
+  const auto now = Clock::now();
+  core.add(seq(1, 8), now);
+  core.add(seq(2, 8), now);
+  for (int i = 0; i < 3; ++i) {
+    auto p = core.plan(now, nullptr);
+    REQUIRE(p);
+    core.complete(*p, one_token_each(*p));
+  }
+  for (int64_t id = 3; id <= 6; ++id) core.add(seq(id, 1500), now);
+  std::vector<double> times;
+  *steps_to_first_tokens = -1;
+  for (int64_t step = 0; step < 200 && *steps_to_first_tokens < 0; ++step) {
+    auto p = core.plan(now, nullptr);
+    REQUIRE(p);
+    std::set<int64_t> in;
+    for (const auto& s : p->seqs) in.insert(s.seq_id());
+    CHECK(in.count(1) == 1);
+    CHECK(in.count(2) == 1);
+    times.push_back(core.step_time_model().predict(shape_of(*p)));
+    core.complete(*p, one_token_each(*p));
+    bool all = true;
+    for (int64_t id = 3; id <= 6; ++id) all = all && core.sequence(id)->num_generated() > 0;
+    if (all) *steps_to_first_tokens = step + 1;
+  }
+  return times;
+}
+
+}  // namespace
+
+TEST_CASE("the step-time model learns a step's cost and sizes chunks to fit", "[actors][slo]") {
+  StepTimeModel m;
+  // Observations of a machine: 4 ms + 0.1 ms per token + 0.02 ms per 1K positions read.
+  auto truth = [](const StepShape& s) { return 4 + 0.1 * s.tokens + 0.02 * s.context / 1024; };
+  for (int i = 0; i < 400; ++i) {
+    StepShape s = chunk_shape((i * 37) % 2000, 1 + (i * 53) % 300);
+    s += chunk_shape((i * 11) % 900, 1);
+    m.observe(s, truth(s));
+  }
+  const StepShape probe = chunk_shape(1000, 200);
+  CHECK(m.predict(probe) == Approx(truth(probe)).epsilon(0.02));
+  CHECK(m.coefficients()[1] == Approx(0.1).epsilon(0.05));
+  // The largest chunk that fits 10 ms of room, and one more does not.
+  const int64_t n = m.max_chunk_within(10, 0, 4096);
+  CHECK(m.chunk_ms(0, n) <= 10);
+  CHECK(m.chunk_ms(0, n + 1) > 10);
+  CHECK(m.max_chunk_within(0.01, 0, 4096) == 0);
+}
+
+TEST_CASE("a long-prompt burst does not push decoding steps past the TPOT target", "[actors][slo]") {
+  const double target = 30;
+  int64_t steps_fixed = 0, steps_slo = 0;
+  const auto fixed = decode_step_times(slo_config(0), &steps_fixed);
+  const auto slo = decode_step_times(slo_config(target), &steps_slo);
+  // The fixed budget prefills 2048 tokens next to the decodes: ~112 ms steps.
+  CHECK(*std::max_element(fixed.begin(), fixed.end()) > 100);
+  for (double t : slo) CHECK(t <= target + 1e-9);
+  // The burst still gets through, in smaller chunks: 6000 prompt tokens at ~(30 - 10) / 0.05
+  // ~ 400 per step.
+  CHECK(steps_slo > 0);
+  CHECK(steps_slo <= 20);
+  CHECK(steps_fixed < steps_slo);
+}
+
+TEST_CASE("admission turns away a request whose TTFT target cannot be met", "[actors][slo]") {
+  const auto now = Clock::now();
+  for (bool reject : {true, false}) {
+    SchedulerConfig cfg = slo_config(30, 200);
+    cfg.slo_reject = reject;
+    SchedulerCore core(cfg, KvCacheShape{2048, kBlock, 0}, calibrated());
+    core.add(seq(1, 8), now);
+    auto p = core.plan(now, nullptr);
+    REQUIRE(p);
+    core.complete(*p, one_token_each(*p));  // one sequence decoding: ~400 prefill tokens per 30 ms step
+    core.take_updates();
+    core.add(seq(2, 1000), now);  // 3 steps: ~90 ms, within 200
+    CHECK(core.take_updates().empty());
+    core.add(seq(3, 2000), now);  // 1000 + 2000 ahead: ~8 steps, ~240 ms
+    const auto updates = core.take_updates();
+    if (reject) {
+      REQUIRE(updates.size() == 1);
+      CHECK(updates[0].request_id == 3);
+      CHECK(updates[0].finished);
+      CHECK(updates[0].error_kind == ErrorKind::Overloaded);
+      CHECK_THAT(updates[0].error, Catch::Contains("time-to-first-token target of 200 ms"));
+      CHECK(core.stats().slo.rejected == 1);
+      CHECK(core.stats().failed == 0);
+      CHECK(core.sequence(3) == nullptr);
+    } else {
+      CHECK(updates.empty());
+      REQUIRE(core.sequence(3));
+      CHECK(core.sequence(3)->priority == 1);  // queued behind those that can meet it
+      core.add(seq(4, 8), now);
+      CHECK(core.sequence(4)->priority == 0);
+    }
+  }
+}
+
+TEST_CASE("goodput counts requests that met their targets; every step lands in the histogram", "[actors][slo]") {
+  SchedulerCore core(slo_config(1e6, 1e6), KvCacheShape{256, kBlock, 0}, calibrated());
+  const auto now = Clock::now();
+  for (int64_t id = 1; id <= 3; ++id) core.add(seq(id, 20, 5), now);
+  int64_t steps = 0;
+  while (auto p = core.plan(now, nullptr)) {
+    core.complete(*p, one_token_each(*p));
+    ++steps;
+  }
+  const auto st = core.stats();
+  CHECK(st.slo.met == 3);
+  CHECK(st.slo.missed == 0);
+  int64_t counted = 0;
+  for (int64_t c : st.slo.step_tokens_histogram) counted += c;
+  CHECK(counted == steps);
+  CHECK(st.slo.step_tokens_histogram[5] == 1);  // the 60-token prefill: bucket 32-63
+}
