@@ -95,7 +95,7 @@ TEST_CASE("Jinja whitespace control and expressions") {
 TEST_CASE("broken and hostile templates fail cleanly") {
   CHECK_THROWS_AS(jinja::Template("{% if x %}never closed"), jinja::TemplateError);
   CHECK_THROWS_AS(jinja::Template("{{ 1 + }}"), jinja::TemplateError);
-  CHECK_THROWS_AS(jinja::Template("{% macro m() %}{% endmacro %}"), jinja::TemplateError);
+  CHECK_THROWS_AS(jinja::Template("{% include 'm.jinja' %}"), jinja::TemplateError);
   CHECK_THROWS_WITH(jinja::Template("line1\n{{ x | }}"), Catch::Contains("line 2"));
   CHECK_THROWS_AS(render("{{ x | nosuchfilter }}", "{}"), jinja::TemplateError);
   CHECK_THROWS_AS(render("{{ 1 / 0 }}", "{}"), jinja::TemplateError);
@@ -117,8 +117,8 @@ TEST_CASE("broken and hostile templates fail cleanly") {
 }
 
 TEST_CASE("template errors give the line and the column") {
-  CHECK_THROWS_WITH(jinja::Template("ab\ncd {% macro m() %}{% endmacro %}"),
-                    Catch::Contains("line 2, column 7") && Catch::Contains("unsupported tag 'macro'"));
+  CHECK_THROWS_WITH(jinja::Template("ab\ncd {% include 'm.jinja' %}"),
+                    Catch::Contains("line 2, column 7") && Catch::Contains("unsupported tag 'include'"));
   CHECK_THROWS_WITH(jinja::Template("{{ 'é' }}\n  {{ x | }}"), Catch::Contains("line 2, column 10: expected a name"));
   CHECK_THROWS_WITH(jinja::Template("x\n\n   {{ 'open"), Catch::Contains("line 3, column 7: unterminated string"));
   CHECK_THROWS_WITH(render("{{ 1 }}\n{{ x | nosuchfilter }}", "{}"),
@@ -137,7 +137,7 @@ TEST_CASE("chat templates are validated when loaded, by rendering probe conversa
                         "{{ m.content }}{% endfor %}",
                         "", "", "sys.jinja"),
                     Catch::Contains("sys.jinja") && Catch::Contains("line 1"));
-  CHECK_THROWS_WITH(ChatTemplate::from_source("{% macro m() %}{% endmacro %}", "", "", "m.jinja"),
+  CHECK_THROWS_WITH(ChatTemplate::from_source("{% include 'm.jinja' %}", "", "", "m.jinja"),
                     Catch::Contains("m.jinja: chat template line 1, column 4: unsupported tag"));
   // A template refusing everything is useless: fail, quoting its refusal.
   CHECK_THROWS_WITH(ChatTemplate::from_source("{{ raise_exception('never') }}", "", "", "r.jinja"),
