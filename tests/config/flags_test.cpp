@@ -63,7 +63,7 @@ const char* kNonDefaults =
     "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
     "--max-connections 10 --max-connections-per-ip 3 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
     "--ws-max-queued-bytes 65536 --idle-timeout 9 --header-timeout 4 --max-queued-output-bytes 1048576 --shutdown-timeout 5 --allowed-origins https://a.example,http://b.example:8080 "
-    "--served-model-name tiny "
+    "--served-model-name tiny --api-key-file k.txt --log-stats-interval 5 "
     "--chat-template t.jinja --warmup 2 --heartbeat-interval 2.5 --pipeline-workers local,h:1 "
     "--pipeline-layers 0:1,1:2 --replica-workers h:2,local --worker-timeout 30 --tls-cert c.pem --tls-key k.pem "
     "--tls-ca ca.pem";
