@@ -17,6 +17,17 @@ namespace troupe::jinja::detail {
 }
 
 namespace {
+thread_local int64_t padding_used = 0;
+}
+
+void reset_padding_budget() { padding_used = 0; }
+
+void charge_padding(int64_t bytes, SrcPos line) {
+  padding_used += std::max<int64_t>(bytes, 0);
+  if (padding_used > kMaxPaddingBytes) error(line, "template padding exceeded its budget");
+}
+
+namespace {
 
 std::string strip_chars(const std::string& s, const std::string& chars, bool left, bool right) {
   size_t b = 0, e = s.size();
@@ -300,8 +311,10 @@ Value call_method(const Value& obj, const std::string& m, const Args& a, SrcPos 
       const Value w = a.or_default(0, "width");
       if (!w.is_int()) error(line, m + " expects an integer width");
       const std::string fill = m == "zfill" ? "0" : a.or_default(1, "fillchar", Value(" ")).str();
-      const int64_t n = int64_t(char_starts(s).size() - 1), missing = std::min<int64_t>(w.as_int(), 1 << 20) - n;
+      if (char_starts(fill).size() != 2) error(line, m + ": the fill character must be exactly one character");
+      const int64_t n = int64_t(char_starts(s).size() - 1), missing = w.as_int() - n;
       if (missing <= 0) return obj;
+      charge_padding(missing * int64_t(fill.size()), line);
       auto repeat = [&](int64_t k) {
         std::string r;
         for (int64_t i = 0; i < k; ++i) r += fill;

@@ -15,6 +15,13 @@ namespace troupe::jinja::detail {
 
 [[noreturn]] void error(SrcPos line, const std::string& what);
 
+// Bytes of padding a render may create (ljust, center, zfill, % widths, batch fill): a
+// template cannot multiply small inputs into gigabytes through a loop of them. The renderer
+// resets it per render (a thread renders one template at a time).
+inline constexpr int64_t kMaxPaddingBytes = 64 << 20;
+void reset_padding_budget();
+void charge_padding(int64_t bytes, SrcPos line);
+
 // Call arguments: positional, then keyword.
 struct Args {
   std::vector<Value> pos;

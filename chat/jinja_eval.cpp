@@ -23,6 +23,7 @@ constexpr int kMaxCallDepth = 100;  // macro recursion: bounded before the C++ s
 class Renderer {
  public:
   explicit Renderer(const Dict& ctx) {
+    reset_padding_budget();
     push_scope();
     for (const auto& [k, v] : ctx.items) scope()[k] = v;
   }

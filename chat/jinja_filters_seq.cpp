@@ -130,7 +130,10 @@ std::optional<Value> apply_collection_filter(const std::string& f, const Value& 
     if (f == "batch") {
       for (size_t i = 0; i < items.size(); i += size_t(n.as_int())) {
         List row(items.begin() + long(i), items.begin() + long(std::min(items.size(), i + size_t(n.as_int()))));
-        while (!fill.is_undefined() && !fill.is_none() && int64_t(row.size()) < n.as_int()) row.push_back(fill);
+        if (!fill.is_undefined() && !fill.is_none() && int64_t(row.size()) < n.as_int()) {
+          charge_padding(n.as_int() - int64_t(row.size()), line);
+          row.resize(size_t(n.as_int()), fill);
+        }
         out.emplace_back(std::move(row));
       }
     } else {  // n columns, the first `extra` one longer (Jinja2's slice)

@@ -17,9 +17,10 @@ size_t char_count(const std::string& s) {
   return n;
 }
 
-std::string pad(std::string s, int64_t width, bool left) {
+std::string pad(std::string s, int64_t width, bool left, SrcPos line) {
   const size_t n = char_count(s);
   if (width <= 0 || size_t(width) <= n) return s;
+  charge_padding(width - int64_t(n), line);
   const std::string fill(size_t(width) - n, ' ');
   return left ? s + fill : fill + s;
 }
@@ -31,7 +32,8 @@ struct Spec {
   char conv = 0;
 };
 
-std::string printf_number(const Spec& sp, char conv, double d, int64_t i, bool integral) {
+std::string printf_number(const Spec& sp, char conv, double d, int64_t i, bool integral, SrcPos line) {
+  if (sp.width > 1000 || sp.precision > 300) error(line, "format width or precision too large");
   std::string f = "%" + sp.flags;
   if (sp.width >= 0) f += std::to_string(std::min<int64_t>(sp.width, 1000));
   if (sp.precision >= 0) f += "." + std::to_string(std::min<int64_t>(sp.precision, 300));
@@ -69,20 +71,20 @@ std::string convert(const Spec& sp, const Value& v0, SrcPos line) {
           for (int64_t k = 0; k < sp.precision; ++k) s += chars[size_t(k)];
         }
       }
-      return pad(std::move(s), sp.width, left);
+      return pad(std::move(s), sp.width, left, line);
     }
     case 'c': {
       std::string s;
       if (v.is_int() && v.as_int() >= 0 && v.as_int() <= 0x10FFFF) unicode::append_utf8(s, char32_t(v.as_int()));
       else if (v.is_string() && char_count(v.as_string()) == 1) s = v.as_string();
       else error(line, "%c requires an int or a single character");
-      return pad(std::move(s), sp.width, left);
+      return pad(std::move(s), sp.width, left, line);
     }
     case 'd':
     case 'i':
     case 'u':
       if (!v.is_number()) error(line, std::string("%") + sp.conv + " format: a real number is required, not " + v0.type_name());
-      return printf_number(sp, 'd', 0, v.is_int() ? v.as_int() : int64_t(std::trunc(v.as_number())), true);
+      return printf_number(sp, 'd', 0, v.is_int() ? v.as_int() : int64_t(std::trunc(v.as_number())), true, line);
     case 'x':
     case 'X':
     case 'o':
@@ -91,7 +93,7 @@ std::string convert(const Spec& sp, const Value& v0, SrcPos line) {
         // C prints negatives as two's complement; Python as a sign and the magnitude.
         Spec s = sp;
         const int64_t x = v.as_int();
-        std::string body = printf_number(s, sp.conv, 0, x < 0 ? -x : x, true);
+        std::string body = printf_number(s, sp.conv, 0, x < 0 ? -x : x, true, line);
         if (x < 0) {
           const size_t first = body.find_first_not_of(' ');
           body.insert(first, "-");
@@ -106,7 +108,7 @@ std::string convert(const Spec& sp, const Value& v0, SrcPos line) {
     case 'g':
     case 'G':
       if (!v.is_number()) error(line, std::string("%") + sp.conv + " format: a real number is required, not " + v0.type_name());
-      return printf_number(sp, sp.conv, v.as_number(), 0, false);
+      return printf_number(sp, sp.conv, v.as_number(), 0, false, line);
     default: error(line, std::string("unsupported format character '") + sp.conv + "'");
   }
 }
@@ -132,7 +134,7 @@ std::string percent_format(const std::string& fmt, const Value& args, bool sprea
     }
     if (i < fmt.size() && std::isdigit((unsigned char)fmt[i])) {
       into = 0;
-      while (i < fmt.size() && std::isdigit((unsigned char)fmt[i])) into = std::min<int64_t>(into * 10 + (fmt[i++] - '0'), 100000);
+      while (i < fmt.size() && std::isdigit((unsigned char)fmt[i])) into = std::min<int64_t>(into * 10 + (fmt[i++] - '0'), 1000000000);
     }
   };
   std::string out;

@@ -19,11 +19,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string write(const std::string& dir, const std::string& name, const std::string& text) {
-  std::ofstream(dir + "/" + name) << text;
-  return dir + "/" + name;
-}
-
 Headers bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
 
 // The access-log line for request `id` in the log, or "".
@@ -38,7 +33,7 @@ std::string access_line(const std::string& log, const std::string& id) {
 TEST_CASE("serve: access-log lines, stats lines while busy, API key from --api-key-file (not in the command line)") {
   const std::string dir = test::temp_dir("serve-ops");
   const std::string key = "k-" + std::to_string(::getpid()) + "-secret";
-  const std::string key_file = write(dir, "key.txt", key + "\n");
+  const std::string key_file = test::write_file(dir, "key.txt", key + "\n");
   test::ServeProcess serve({"--model", test::model_path("tinystories-656k"), "--api-key-file", key_file,
                             "--log-stats-interval", "0.2", "--warmup", "1"},
                            dir + "/serve.log");
@@ -106,7 +101,7 @@ TEST_CASE("serve: bad API key sources and log levels are errors before anything 
   auto [rc, out] = test::run_troupe("serve --model " + model + " --port 0 --api-key-file " + dir + "/missing.txt");
   CHECK(rc != 0);
   CHECK(out.find("missing.txt: cannot read it") != std::string::npos);
-  const std::string empty = write(dir, "empty.txt", "\n");
+  const std::string empty = test::write_file(dir, "empty.txt", "\n");
   std::tie(rc, out) = test::run_troupe("serve --model " + model + " --port 0 --api-key-file " + empty);
   CHECK(rc != 0);
   CHECK(out.find("the first line is empty") != std::string::npos);
@@ -139,14 +134,14 @@ TEST_CASE("serve --print-config: its output read back by --config prints the sam
     INFO("--" << flag);
     CHECK(v.contains(flag));
   }
-  const std::string path = write(dir, "c.json", first);
+  const std::string path = test::write_file(dir, "c.json", first);
   auto [rc2, second] = test::run_troupe("serve --config " + path + " --print-config");
   CHECK(rc2 == 0);
   CHECK(second == first);
   // A key given on the command line prints as a placeholder, which is refused as a key.
   auto [rc3, with_key] = test::run_troupe("serve --model " + model + " --api-key hunter2 --print-config");
   CHECK(with_key.find("hunter2") == std::string::npos);
-  const std::string keyed = write(dir, "keyed.json", with_key);
+  const std::string keyed = test::write_file(dir, "keyed.json", with_key);
   auto [rc4, out4] = test::run_troupe("serve --config " + keyed + " --port 0");
   CHECK(rc4 != 0);
   CHECK(out4.find("placeholder") != std::string::npos);
