@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "app/bench_stats.h"
+#include "app/progress.h"
 #include "app/commands.h"
 #include "client/http_client.h"
 #include "config/bench_config.h"
@@ -164,7 +165,7 @@ void run_serve_bench(const ServeBenchOpts& o) {
   std::vector<std::thread> threads;
   std::mutex mu;
   size_t finished = 0;
-  Progress progress("requests", size_t(o.num_prompts));
+  Progress progress("requests", int64_t(o.num_prompts));
   const std::string target = u.path + o.endpoint;
   const auto start = BenchClock::now();
   for (size_t i = 0; i < traces.size(); ++i) {

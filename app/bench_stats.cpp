@@ -140,21 +140,4 @@ void plot_results(const std::vector<BenchResult>& results, const std::string& pn
   std::printf("plot written to %s\n", png_path.c_str());
 }
 
-Progress::Progress(std::string label, size_t total) : label_(std::move(label)), total_(total) {}
-
-void Progress::update(size_t done) {
-  if (!::isatty(2) && done != total_ && done % std::max<size_t>(1, total_ / 10) != 0) return;
-  if (done == shown_) return;
-  shown_ = done;
-  const int width = 30;
-  const int filled = total_ ? int(width * done / total_) : width;
-  std::fprintf(stderr, "\r%-11s [%s%s] %zu/%zu", label_.c_str(), std::string(filled, '#').c_str(),
-               std::string(width - filled, ' ').c_str(), done, total_);
-  if (!::isatty(2)) std::fprintf(stderr, "\n");
-}
-
-void Progress::finish() {
-  if (::isatty(2)) std::fprintf(stderr, "\n");
-}
-
 }  // namespace troupe::app

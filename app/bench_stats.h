@@ -41,17 +41,4 @@ boost::json::object to_json(const BenchResult& r);
 // TTFT and E2E latency distributions of each result as a PNG (gnuplot).
 void plot_results(const std::vector<BenchResult>& results, const std::string& png_path);
 
-// A one-line progress bar on stderr.
-class Progress {
- public:
-  Progress(std::string label, size_t total);
-  void update(size_t done);
-  void finish();
-
- private:
-  std::string label_;
-  size_t total_;
-  size_t shown_ = size_t(-1);
-};
-
 }  // namespace troupe::app

@@ -16,6 +16,7 @@
 
 #include "actors/engine.h"
 #include "app/bench_stats.h"
+#include "app/progress.h"
 #include "app/commands.h"
 #include "app/spec_options.h"
 #include "config/bench_config.h"
@@ -117,7 +118,7 @@ RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, 
   tr.traces.resize(w.prompts.size());
   std::mt19937_64 rng(o.seed + 1);
   std::exponential_distribution<double> gap(o.request_rate > 0 ? o.request_rate : 1.0);
-  Progress progress(label, w.prompts.size());
+  Progress progress(label, int64_t(w.prompts.size()));
 
   const auto t0 = Clock::now();
   for (size_t i = 0; i < w.prompts.size(); ++i) {
@@ -139,7 +140,7 @@ RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, 
         t.ok = ev.finish_reason == FinishReason::Length || ev.finish_reason == FinishReason::Stop;
         t.error = ev.error;
         ++tr.done;
-        progress.update(tr.done);
+        progress.update(int64_t(tr.done));
         tr.cv.notify_all();
       }
     });
@@ -235,7 +236,7 @@ void compare_speculation(const ThroughputOpts& o) {
     const size_t e = std::min(w.prompts.size(), wave);
     for (bool spec : {false, true}) run_wave(engine, o, w, 0, e, spec, warm);
   }
-  Progress progress("spec vs no-spec", size_t(o.compare_rounds) * ((w.prompts.size() + wave - 1) / wave));
+  Progress progress("spec vs no-spec", int64_t(size_t(o.compare_rounds) * ((w.prompts.size() + wave - 1) / wave)));
   size_t done = 0;
   for (int r = 0; r < o.compare_rounds; ++r) {
     for (size_t b = 0; b < w.prompts.size(); b += wave) {

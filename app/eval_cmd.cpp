@@ -12,6 +12,7 @@
 
 #include "app/commands.h"
 #include "app/loaded_model.h"
+#include "app/progress.h"
 #include "app/text_data.h"
 #include "config/flags.h"
 #include "core/error.h"
@@ -84,6 +85,7 @@ void run_eval(const EvalOpts& o) {
   std::vector<double> token_kl, lm, lr;
   double nll = 0, ref_nll = 0, kl = 0;
   int64_t n_tok = 0, agree = 0;
+  Progress progress("eval", int64_t(texts.size()));
   for (size_t i = 0; i < texts.size(); ++i) {
     const auto ids = sample_ids(*m.tokenizer, texts[i], max_len);
     if (ids.size() < 2) continue;
@@ -114,9 +116,9 @@ void run_eval(const EvalOpts& o) {
     agree += s.agree;
     n_tok += s.tokens;
     scores.push_back(s);
-    std::fprintf(stderr, "\reval %zu/%zu samples, %lld tokens", i + 1, texts.size(), (long long)n_tok);
+    progress.update(int64_t(i + 1), fmt::format("samples, {} tokens", n_tok));
   }
-  std::fprintf(stderr, "\n");
+  progress.finish();
   if (n_tok == 0) fail("{}: no sample has two or more tokens", o.data);
 
   const double ppl = std::exp(nll / double(n_tok));

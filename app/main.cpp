@@ -14,6 +14,16 @@ int main(int argc, char** argv) {
   CLI::App app{"troupe - an actor-based LLM inference runtime"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "troupe 0.1.0");
+  // Before or after the command (`troupe serve ... --log-level debug`): fallthrough hands
+  // options a command does not know to this top level. Applied as parsing reaches it, so
+  // before any command runs.
+  app.fallthrough();
+  app.add_option_function<std::string>(
+         "--log-level", [](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); },
+         "Log verbosity on stderr: trace, debug, info (default), warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->envname("TROUPE_LOG_LEVEL")
+      ->trigger_on_parse();
   troupe::app::register_generate(app);
   troupe::app::register_tokenize(app);
   troupe::app::register_synth(app);

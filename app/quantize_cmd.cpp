@@ -22,6 +22,7 @@
 #include <memory>
 
 #include "app/commands.h"
+#include "app/progress.h"
 #include "app/text_data.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
@@ -101,26 +102,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string bar(int64_t done, int64_t total, int width = 24) {
-  const int64_t k = total > 0 ? done * width / total : width;
-  return "[" + std::string(size_t(k), '#') + std::string(size_t(width - k), '.') + "]";
-}
-
-// Redraws a progress line only when its bar moves (a log file gets ~25 updates, not one per
-// step).
-class Progress {
- public:
-  void update(const std::string& label, int64_t done, int64_t total, const std::string& tail) {
-    const std::string b = bar(done, total);
-    if (b == last_ && done != total) return;
-    last_ = b;
-    std::fprintf(stderr, "\r%s %s %s", label.c_str(), b.c_str(), tail.c_str());
-  }
-
- private:
-  std::string last_;
-};
-
 std::string pct(double before, double after) {
   return before > 0 ? fmt::format("{:+.0f}%", 100.0 * (after - before) / before) : "n/a";
 }
@@ -135,28 +116,29 @@ void calibrate(cpu::CpuBackend& be, const Tokenizer& tok, const QuantizeOpts& o,
   const auto t0 = std::chrono::steady_clock::now();
   if (!o.calib.empty()) {
     const auto texts = read_text_samples(o.calib, o.calib_samples);
-    Progress pr;
+    Progress pr("calibration", int64_t(texts.size()));
     for (size_t i = 0; i < texts.size(); ++i) {
       forward_sequence(be, sample_ids(tok, texts[i], o.calib_len), false);
-      pr.update("calibration", int64_t(i + 1), int64_t(texts.size()),
-                fmt::format("{}/{} samples, {} tokens", i + 1, texts.size(), col.tokens()));
+      pr.update(int64_t(i + 1), fmt::format("samples, {} tokens", col.tokens()));
     }
+    pr.finish();
   } else {
     // No data given: the model's own samples (the observer sees every decoded token).
     std::fprintf(stderr, "calibration: no --calib file, sampling %lld x %lld tokens from the model\n",
                  (long long)o.calib_samples, (long long)o.calib_len);
-    Progress pr;
     const int64_t steps = (o.calib_samples + kSampleBatch - 1) / kSampleBatch * (o.calib_len - 1);
+    Progress pr("calibration", steps);
     for (int64_t first = 0, done = 0; first < o.calib_samples; first += kSampleBatch) {
       const int64_t n = std::min(kSampleBatch, o.calib_samples - first);
       sample_from_model(be, tok, n, o.calib_len, o.seed + 1 + uint64_t(first), [&](int64_t) {
         ++done;
-        pr.update("calibration", done, steps, fmt::format("{}/{} samples", first + n, o.calib_samples));
+        pr.update(done, fmt::format("steps ({}/{} samples)", first + n, o.calib_samples));
       });
     }
+    pr.finish();
   }
   be.set_observer(nullptr);
-  std::fprintf(stderr, "\ncalibration: %lld tokens in %.1f s\n", (long long)col.tokens(), seconds_since(t0));
+  std::fprintf(stderr, "calibration: %lld tokens in %.1f s\n", (long long)col.tokens(), seconds_since(t0));
 }
 
 void run_quantize(const QuantizeOpts& o) {
@@ -272,8 +254,9 @@ void run_quantize(const QuantizeOpts& o) {
       ck.floats.push_back(stored(hf_tensor_name(l, &LayerWeights::q_norm), L.q_norm));
       ck.floats.push_back(stored(hf_tensor_name(l, &LayerWeights::k_norm), L.k_norm));
     }
-    std::fprintf(stderr, "layer %3lld/%lld %s %.1fs %s\n", (long long)l + 1, (long long)c.num_layers,
-                 bar(l + 1, c.num_layers).c_str(), seconds_since(t0), note.c_str());
+    // One plain line per layer (a bounded count), terminal or not.
+    std::fprintf(stderr, "layer %3lld/%lld %.1fs %s\n", (long long)l + 1, (long long)c.num_layers, seconds_since(t0),
+                 note.c_str());
   }
   write_checkpoint(ck);
   std::fprintf(stderr, "wrote %s (%s, %d-bit%s) in %.1f s\n", o.out.c_str(), o.method.c_str(), o.bits,

@@ -42,6 +42,7 @@ void stop_during_startup(int sig, Service& service, Server& server, const std::a
 
 void serve(ServeOpts& o) {
   o.service.model_path = o.engine.model;
+  resolve_api_key(o.server);
 
   // Signals go to sigwait below, not to whichever thread happens to run: block them before
   // any thread starts so every thread inherits the mask.

@@ -1,8 +1,10 @@
 #pragma once
 // A small Jinja2 interpreter: the subset Hugging Face chat templates use (Llama-3, Qwen /
-// ChatML, Mistral, ...). Rendering follows HF's environment: trim_blocks and lstrip_blocks
-// on, loop controls (break/continue), `raise_exception`, `strftime_now`, `namespace`, and
-// Python-like `tojson` (", " and ": " separators, no ASCII escaping).
+// ChatML, Mistral, Gemma, Phi, ...). Rendering follows HF's environment: trim_blocks and
+// lstrip_blocks on, loop controls (break/continue), `raise_exception`, `strftime_now`,
+// `namespace`, macros and call blocks, and HF's `tojson` (json.dumps with ensure_ascii=False
+// unless asked, indent, separators, sort_keys). tests/chat/jinja_differential_test.cpp holds
+// it to Python's Jinja2 byte for byte.
 //
 // Values are immutable once built except namespaces (the one thing `set ns.x = ...` may
 // change), so lists and dicts are shared by pointer and copying a Value is cheap.
@@ -41,6 +43,17 @@ struct Dict {
 
 struct Undefined {};
 struct None {};
+// A macro or a call block's body (`caller`): defined by the renderer (jinja_ast.h).
+struct Callable;
+
+// json.dumps's options, as HF's tojson filter passes them through.
+struct JsonOptions {
+  bool indented = false;    // indent=None: one line
+  std::string indent;       // per level (indent=2 -> "  ", indent='\t' -> "\t")
+  bool ensure_ascii = false;
+  bool sort_keys = false;
+  std::string item_sep = ", ", key_sep = ": ";  // json.dumps's defaults (item "," when indented)
+};
 
 class Value {
  public:
@@ -55,6 +68,7 @@ class Value {
   Value(List l) : v_(std::make_shared<List>(std::move(l))) {}
   Value(Dict d) : v_(std::make_shared<Dict>(std::move(d))) {}
   Value(std::shared_ptr<Dict> d) : v_(std::move(d)) {}
+  Value(std::shared_ptr<const Callable> c) : v_(std::move(c)) {}
 
   bool is_undefined() const { return std::holds_alternative<Undefined>(v_); }
   bool is_none() const { return std::holds_alternative<None>(v_); }
@@ -65,6 +79,7 @@ class Value {
   bool is_string() const { return std::holds_alternative<std::string>(v_); }
   bool is_list() const { return std::holds_alternative<std::shared_ptr<List>>(v_); }
   bool is_dict() const { return std::holds_alternative<std::shared_ptr<Dict>>(v_); }
+  bool is_callable() const { return std::holds_alternative<std::shared_ptr<const Callable>>(v_); }
 
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const { return std::get<int64_t>(v_); }
@@ -73,6 +88,7 @@ class Value {
   const List& as_list() const { return *std::get<std::shared_ptr<List>>(v_); }
   const Dict& as_dict() const { return *std::get<std::shared_ptr<Dict>>(v_); }
   Dict& mutable_dict() const { return *std::get<std::shared_ptr<Dict>>(v_); }
+  const Callable& as_callable() const { return *std::get<std::shared_ptr<const Callable>>(v_); }
 
   bool truthy() const;
   // {{ value }}: Python's str() (None -> "None", True -> "True", lists as their repr).
@@ -81,13 +97,14 @@ class Value {
   std::string repr() const;
   // json.dumps(value, ensure_ascii=False, indent=indent) - indent < 0 means none.
   std::string to_json(int indent = -1) const;
+  std::string to_json(const JsonOptions& opts) const;
   const char* type_name() const;
 
   friend bool operator==(const Value& a, const Value& b);
 
  private:
   std::variant<Undefined, None, bool, int64_t, double, std::string, std::shared_ptr<List>,
-               std::shared_ptr<Dict>>
+               std::shared_ptr<Dict>, std::shared_ptr<const Callable>>
       v_;
 };
 

@@ -18,12 +18,14 @@ namespace {
 // Budgets that bound what any template can cost (range(10**9), exponential strings).
 constexpr int64_t kMaxSteps = 5'000'000;
 constexpr size_t kMaxOutput = 64u << 20;
+constexpr int kMaxCallDepth = 100;  // macro recursion: bounded before the C++ stack is
 
 class Renderer {
  public:
   explicit Renderer(const Dict& ctx) {
-    scopes_.emplace_back();
-    for (const auto& [k, v] : ctx.items) scopes_.back()[k] = v;
+    reset_padding_budget();
+    push_scope();
+    for (const auto& [k, v] : ctx.items) scope()[k] = v;
   }
 
   std::string run(const Node& root) {
@@ -40,10 +42,22 @@ class Renderer {
 
   Value lookup(const std::string& name) const {
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
-      auto f = it->find(name);
-      if (f != it->end()) return f->second;
+      auto f = (*it)->find(name);
+      if (f != (*it)->end()) return f->second;
     }
     return {};
+  }
+  Scope& scope() { return *scopes_.back(); }
+  void push_scope() { scopes_.push_back(std::make_shared<Scope>()); }
+
+  // Renders `body` into a string of its own (block set, macro and filter bodies).
+  std::string capture(const Node& body) {
+    std::string saved = std::move(out_);
+    out_.clear();
+    exec(body);
+    std::string got = std::move(out_);
+    out_ = std::move(saved);
+    return got;
   }
 
   Flow exec(const Node& n) {
@@ -67,15 +81,14 @@ class Renderer {
         Value v;
         if (n.expr) {
           v = eval(*n.expr);
-        } else {  // block set: capture the rendered body
-          std::string saved = std::move(out_);
-          out_.clear();
-          exec(*n.bodies[0]);
-          v = Value(std::move(out_));
-          out_ = std::move(saved);
+        } else {  // block set: the rendered body, through its filters if any
+          v = Value(capture(*n.bodies[0]));
+          if (n.filter) v = filter_block_value(*n.filter, std::move(v));
         }
-        if (n.attr.empty()) {
-          scopes_.back()[n.targets[0]] = std::move(v);
+        if (n.targets.size() > 1) {
+          unpack(n.targets, v, n.line);
+        } else if (n.attr.empty()) {
+          scope()[n.targets[0]] = std::move(v);
         } else {
           Value ns = lookup(n.targets[0]);
           if (!ns.is_dict() || !ns.as_dict().is_namespace)
@@ -86,6 +99,34 @@ class Renderer {
           ns.mutable_dict().set(n.attr, std::move(v));
         }
         return Flow::Normal;
+      }
+      case Node::Macro: {
+        auto m = std::make_shared<Callable>();
+        m->node = &n;
+        m->name = n.text;
+        for (const auto& sc : scopes_) m->frame.push_back(sc);
+        scope()[n.text] = Value(std::shared_ptr<const Callable>(std::move(m)));
+        return Flow::Normal;
+      }
+      case Node::CallBlock: {
+        auto c = std::make_shared<Callable>();
+        c->node = &n;
+        c->name = "caller";
+        for (const auto& sc : scopes_) c->frame.push_back(sc);
+        emit(call(*n.expr, Value(std::shared_ptr<const Callable>(std::move(c)))).str(), n.line);
+        return Flow::Normal;
+      }
+      case Node::FilterBlock:
+        emit(filter_block_value(*n.filter, Value(capture(*n.bodies[0]))).str(), n.line);
+        return Flow::Normal;
+      case Node::With: {
+        std::vector<Value> values;
+        for (const auto& d : n.defaults) values.push_back(eval(*d));
+        push_scope();
+        for (size_t k = 0; k < n.targets.size(); ++k) scope()[n.targets[k]] = values[k];
+        Flow f = exec(*n.bodies[0]);
+        scopes_.pop_back();
+        return f;
       }
       case Node::Break: return Flow::Break;
       case Node::Continue: return Flow::Continue;
@@ -106,6 +147,20 @@ class Renderer {
     return false;
   }
 
+  Value filter_block_value(const Expr& chain, Value body) {
+    push_scope();
+    scope()[kBlockBody] = std::move(body);
+    Value v = eval(chain);
+    scopes_.pop_back();
+    return v;
+  }
+
+  void unpack(const std::vector<std::string>& targets, const Value& item, SrcPos line) {
+    if (!item.is_list() || item.as_list().size() != targets.size())
+      error(line, "cannot unpack " + std::string(item.type_name()) + " into " + std::to_string(targets.size()) + " variables");
+    for (size_t k = 0; k < targets.size(); ++k) scope()[targets[k]] = item.as_list()[k];
+  }
+
   void emit(const std::string& s, SrcPos line) {
     if (out_.size() + s.size() > kMaxOutput) error(line, "template output too large");
     out_ += s;
@@ -114,7 +169,7 @@ class Renderer {
 
   Flow exec_for(const Node& n) {
     List items = iterate(eval(*n.expr), n.line);
-    scopes_.emplace_back();
+    push_scope();
     if (n.filter) {
       List kept;
       for (auto& it : items) {
@@ -137,7 +192,7 @@ class Renderer {
                     {"length", len},
                     {"previtem", i > 0 ? items[size_t(i - 1)] : Value()},
                     {"nextitem", i + 1 < len ? items[size_t(i + 1)] : Value()}};
-      scopes_.back()["loop"] = Value(std::move(loop));
+      scope()["loop"] = Value(std::move(loop));
       if (exec(*n.bodies[0]) == Flow::Break) break;
     }
     scopes_.pop_back();
@@ -146,14 +201,8 @@ class Renderer {
   }
 
   void bind(const Node& n, const Value& item) {
-    auto& scope = scopes_.back();
-    if (n.targets.size() == 1) {
-      scope[n.targets[0]] = item;
-      return;
-    }
-    if (!item.is_list() || item.as_list().size() != n.targets.size())
-      error(n.line, "cannot unpack loop item into " + std::to_string(n.targets.size()) + " variables");
-    for (size_t k = 0; k < n.targets.size(); ++k) scope[n.targets[k]] = item.as_list()[k];
+    if (n.targets.size() == 1) scope()[n.targets[0]] = item;
+    else unpack(n.targets, item, n.line);
   }
 
   Value eval(const Expr& e) {
@@ -175,8 +224,8 @@ class Renderer {
         }
         return Value(std::move(d));
       }
-      case Expr::Attr: return get_item(eval(*e.a), Value(e.name), e.line);
-      case Expr::Index: return get_item(eval(*e.a), eval(*e.b), e.line);
+      case Expr::Attr: return get_item(defined(*e.a), Value(e.name), e.line);
+      case Expr::Index: return get_item(defined(*e.a), eval(*e.b), e.line);
       case Expr::Slice: return slice(e);
       case Expr::Call: return call(e);
       case Expr::Filter: return filter(e);
@@ -192,6 +241,16 @@ class Renderer {
         return v.is_int() ? Value(-v.as_int()) : Value(-v.as_number());
       }
       case Expr::Binary: return binary(e);
+      case Expr::Compare: {
+        Value l = eval(*e.args[0].value);
+        for (size_t i = 1; i < e.args.size(); ++i) {
+          Value r = eval(*e.args[i].value);
+          Value ok = compare(e.args[i].name, l, r, e.line);
+          if (!ok.truthy()) return ok;
+          l = std::move(r);
+        }
+        return Value(true);
+      }
       case Expr::Ternary: {
         if (eval(*e.a).truthy()) return eval(*e.b);
         return e.c ? eval(*e.c) : Value();
@@ -230,14 +289,39 @@ class Renderer {
     return out;
   }
 
-  Value call(const Expr& e) {
+  // `obj.attr` / `obj[i]` of an undefined obj is an error, as Jinja2's default Undefined
+  // makes it (an undefined value itself prints as nothing).
+  Value defined(const Expr& obj) {
+    Value v = eval(obj);
+    if (v.is_undefined()) error(obj.line, "'" + describe(obj) + "' is undefined");
+    return v;
+  }
+  static std::string describe(const Expr& e) {
+    if (e.kind == Expr::Name) return e.name;
+    if (e.kind == Expr::Attr) return describe(*e.a) + "." + e.name;
+    return "value";
+  }
+
+  // A call; `caller` is the body of a {% call %} block that makes it.
+  Value call(const Expr& e, Value caller = {}) {
     Args args = eval_args(e.args);
+    if (!caller.is_undefined()) args.kw.emplace_back("caller", std::move(caller));
     if (e.a->kind == Expr::Attr) {  // a method call: obj.name(args)
-      Value obj = eval(*e.a->a);
+      Value obj = defined(*e.a->a);
+      if (Value m = get_item(obj, Value(e.a->name), e.line); m.is_callable()) return invoke(m.as_callable(), args, e.line);
+      if (e.a->name == "cycle" && obj.is_dict() && obj.as_dict().find("index0")) {  // loop.cycle(a, b, ...)
+        if (args.pos.empty()) error(e.line, "loop.cycle needs at least one value");
+        return args.pos[size_t(obj.as_dict().find("index0")->as_int()) % args.pos.size()];
+      }
       return call_method(obj, e.a->name, args, e.line);
     }
-    if (e.a->kind != Expr::Name) error(e.line, "only functions and methods can be called");
+    if (e.a->kind != Expr::Name) {
+      Value callee = eval(*e.a);
+      if (callee.is_callable()) return invoke(callee.as_callable(), args, e.line);
+      error(e.line, "only functions, macros and methods can be called");
+    }
     const std::string& fn = e.a->name;
+    if (Value callee = lookup(fn); callee.is_callable()) return invoke(callee.as_callable(), args, e.line);
     if (fn == "raise_exception") {
       throw RaisedError(args.pos.empty() ? "the chat template rejected the conversation" : args.pos[0].str());
     }
@@ -276,6 +360,60 @@ class Renderer {
   }
 
 
+  // Runs a macro (or a call block's body) in the scopes it was defined in plus one for its
+  // arguments; returns what it rendered. Arguments bind as in Jinja2: positional, then by
+  // name, extras to varargs / kwargs where the body reads them, else an error.
+  Value invoke(const Callable& c, const Args& args, SrcPos line) {
+    const Node& n = *c.node;
+    if (++call_depth_ > kMaxCallDepth) error(line, "macro calls nested too deeply");
+    std::vector<std::shared_ptr<Scope>> frame;
+    for (const auto& w : c.frame) {
+      auto sc = w.lock();
+      if (!sc) error(line, "macro '" + c.name + "' called after its scope ended");
+      frame.push_back(std::move(sc));
+    }
+    auto locals = std::make_shared<Scope>();
+    const bool is_macro = n.kind == Node::Macro;
+    List extra_pos;
+    for (size_t i = 0; i < args.pos.size(); ++i) {
+      if (i < n.targets.size()) (*locals)[n.targets[i]] = args.pos[i];
+      else extra_pos.push_back(args.pos[i]);
+    }
+    Dict extra_kw;
+    for (const auto& [k, v] : args.kw) {
+      const auto it = std::find(n.targets.begin(), n.targets.end(), k);
+      if (it != n.targets.end()) {
+        if (size_t(it - n.targets.begin()) < args.pos.size()) error(line, "macro '" + c.name + "' got multiple values for '" + k + "'");
+        (*locals)[k] = v;
+      } else if (k == "caller" && is_macro) {
+        if (n.uses_caller) (*locals)["caller"] = v;
+      } else {
+        extra_kw.set(k, v);
+      }
+    }
+    if (!extra_pos.empty() && is_macro && !n.uses_varargs)
+      error(line, "macro '" + c.name + "' takes not more than " + std::to_string(n.targets.size()) + " argument(s)");
+    if (!extra_kw.items.empty() && is_macro && !n.uses_kwargs)
+      error(line, "macro '" + c.name + "' takes no keyword argument '" + extra_kw.items[0].first + "'");
+    if (is_macro) {
+      (*locals)["varargs"] = Value(std::move(extra_pos));
+      (*locals)["kwargs"] = Value(std::move(extra_kw));
+    }
+    frame.push_back(locals);
+    std::swap(scopes_, frame);
+    std::string saved = std::move(out_);
+    out_.clear();
+    // Defaults are evaluated at the call, in the macro's scopes (they may read globals).
+    for (size_t i = 0; i < n.targets.size(); ++i)
+      if (!locals->count(n.targets[i]) && n.defaults[i]) (*locals)[n.targets[i]] = eval(*n.defaults[i]);
+    exec(*n.bodies[0]);
+    std::string got = std::move(out_);
+    out_ = std::move(saved);
+    std::swap(scopes_, frame);
+    --call_depth_;
+    return Value(std::move(got));
+  }
+
   Value filter(const Expr& e) {
     Value v = eval(*e.a);
     return apply_filter(e.name, v, eval_args(e.args), e.line);
@@ -289,32 +427,43 @@ class Renderer {
 
 
 
+  // Python's bool is an int in arithmetic and ordering (True + 1 == 2, False < True).
+  static Value as_number_if_bool(const Value& v) { return v.is_bool() ? Value(int64_t(v.as_bool())) : v; }
+
+  Value compare(const std::string& op, const Value& l0, const Value& r0, SrcPos line) {
+    if (op == "==") return Value(l0 == r0);
+    if (op == "!=") return Value(!(l0 == r0));
+    if (op == "in") return Value(contains(r0, l0, line));
+    if (op == "not in") return Value(!contains(r0, l0, line));
+    const Value l = as_number_if_bool(l0), r = as_number_if_bool(r0);
+    int c;
+    if (l.is_number() && r.is_number()) c = l.as_number() < r.as_number() ? -1 : (l.as_number() > r.as_number() ? 1 : 0);
+    else if (l.is_string() && r.is_string()) c = l.as_string().compare(r.as_string());
+    else error(line, "'" + op + "' not supported between " + l.type_name() + " and " + r.type_name());
+    return Value(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
+  }
+
   Value binary(const Expr& e) {
-    if (e.name == "and") {
+    const std::string& op = e.name;
+    if (op == "and") {
       Value l = eval(*e.a);
       return l.truthy() ? eval(*e.b) : l;
     }
-    if (e.name == "or") {
+    if (op == "or") {
       Value l = eval(*e.a);
       return l.truthy() ? l : eval(*e.b);
     }
     Value l = eval(*e.a), r = eval(*e.b);
-    const std::string& op = e.name;
-    if (op == "==") return Value(l == r);
-    if (op == "!=") return Value(!(l == r));
-    if (op == "in") return Value(contains(r, l, e.line));
-    if (op == "not in") return Value(!contains(r, l, e.line));
+    if (op == "==" || op == "!=" || op == "in" || op == "not in" || op == "<" || op == ">" || op == "<=" || op == ">=")
+      return compare(op, l, r, e.line);
+    if (op == "%" && l.is_string()) {  // printf-style formatting; a tuple literal spreads
+      const bool spread = e.b->kind == Expr::ListLit && e.b->name == "tuple";
+      return Value(percent_format(l.as_string(), r, spread, e.line));
+    }
     if (op == "~") {
       std::string s = l.str() + r.str();
       if (s.size() > kMaxOutput) error(e.line, "string too large");
       return Value(std::move(s));
-    }
-    if (op == "<" || op == ">" || op == "<=" || op == ">=") {
-      int c;
-      if (l.is_number() && r.is_number()) c = l.as_number() < r.as_number() ? -1 : (l.as_number() > r.as_number() ? 1 : 0);
-      else if (l.is_string() && r.is_string()) c = l.as_string().compare(r.as_string());
-      else error(e.line, std::string("cannot compare ") + l.type_name() + " and " + r.type_name());
-      return Value(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
     }
     if (op == "+") {
       if (l.is_string() && r.is_string()) {
@@ -335,6 +484,8 @@ class Renderer {
       for (int64_t i = 0; i < n; ++i) out += s;
       return Value(std::move(out));
     }
+    l = as_number_if_bool(l);
+    r = as_number_if_bool(r);
     if (!l.is_number() || !r.is_number())
       error(e.line, "unsupported operand types for " + op + ": " + l.type_name() + " and " + r.type_name());
     const bool ints = l.is_int() && r.is_int();
@@ -366,9 +517,10 @@ class Renderer {
     error(e.line, "unknown operator " + op);
   }
 
-  std::vector<std::unordered_map<std::string, Value>> scopes_;
+  std::vector<std::shared_ptr<Scope>> scopes_;  // innermost last; a macro call swaps in its own
   std::string out_;
   int64_t steps_ = 0;
+  int call_depth_ = 0;
 };
 
 }  // namespace

@@ -12,22 +12,31 @@ namespace troupe::jinja::detail {
 
 namespace {
 
-// What sort/min/max compare: the item or its attribute, strings lowercased unless
-// case_sensitive (ASCII, as chat templates need).
+std::vector<std::string> split_on(const std::string& s, char sep);
+
+// What sort/min/max compare: the item or its attribute (several: "age,name" sorts by a
+// list of them), strings lowercased unless case_sensitive.
 Value sort_key(const Value& item, const Value& attribute, bool case_sensitive, SrcPos line) {
-  Value k = attribute.is_undefined() ? item : get_item(item, attribute, line);
-  if (k.is_string() && !case_sensitive) {
-    std::string s = k.as_string();
-    for (char& c : s) c = char(std::tolower((unsigned char)c));
-    return Value(std::move(s));
+  if (attribute.is_string() && attribute.as_string().find(',') != std::string::npos) {
+    List keys;
+    for (const std::string& part : split_on(attribute.as_string(), ','))
+      keys.push_back(sort_key(item, Value(part), case_sensitive, line));
+    return Value(std::move(keys));
   }
+  Value k = attribute.is_undefined() ? item : attribute_path(item, attribute, line);
+  if (k.is_string() && !case_sensitive) return Value(change_case(k.as_string(), CaseChange::Lower));
   return k;
 }
 
-bool less(const Value& a, const Value& b, SrcPos line) {
-  if (a.is_number() && b.is_number()) return a.as_number() < b.as_number();
-  if (a.is_string() && b.is_string()) return a.as_string() < b.as_string();
-  error(line, std::string("cannot compare ") + a.type_name() + " and " + b.type_name());
+bool less(const Value& a, const Value& b, SrcPos line) { return value_less(a, b, line); }
+
+std::vector<std::string> split_on(const std::string& s, char sep) {
+  std::vector<std::string> out(1);
+  for (char c : s) {
+    if (c == sep) out.emplace_back();
+    else out.back() += c;
+  }
+  return out;
 }
 
 // Python's round() to `digits` decimals: correctly rounded from the exact binary value,
@@ -43,6 +52,22 @@ double round_half_even(double x, int64_t digits) {
 }
 
 }  // namespace
+
+bool value_less(const Value& a0, const Value& b0, SrcPos line) {
+  const Value a = a0.is_bool() ? Value(int64_t(a0.as_bool())) : a0;
+  const Value b = b0.is_bool() ? Value(int64_t(b0.as_bool())) : b0;
+  if (a.is_number() && b.is_number()) return a.as_number() < b.as_number();
+  if (a.is_string() && b.is_string()) return a.as_string() < b.as_string();
+  if (a.is_list() && b.is_list()) {  // lexicographic, as Python compares tuples
+    const List &x = a.as_list(), &y = b.as_list();
+    for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+      if (value_less(x[i], y[i], line)) return true;
+      if (value_less(y[i], x[i], line)) return false;
+    }
+    return x.size() < y.size();
+  }
+  error(line, std::string("'<' not supported between ") + a.type_name() + " and " + b.type_name());
+}
 
 std::vector<std::string> split_lines(const std::string& s) {
   std::vector<std::string> out;
@@ -66,7 +91,7 @@ std::optional<Value> apply_more_filter(const std::string& f, const Value& v, con
     const Value attribute = a.or_default(99, "attribute");
     Value total = a.or_default(0, "start", Value(int64_t(0)));
     for (const auto& item : iterate(v, line)) {
-      const Value x = attribute.is_undefined() ? item : get_item(item, attribute, line);
+      const Value x = attribute.is_undefined() ? item : attribute_path(item, attribute, line);
       if (!x.is_number() || !total.is_number()) error(line, std::string("cannot sum ") + x.type_name());
       total = total.is_int() && x.is_int() ? Value(total.as_int() + x.as_int()) : Value(total.as_number() + x.as_number());
     }

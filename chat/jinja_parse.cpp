@@ -2,7 +2,9 @@
 // chat-template environment: trim_blocks (drop the newline after a block tag) and
 // lstrip_blocks (drop indentation before a block tag), plus the explicit `-` markers.
 #include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <map>
 
 #include "chat/jinja_ast.h"
 #include "tokenizer/unicode.h"
@@ -188,8 +190,22 @@ class Lexer {
           case '\\': out += '\\'; break;
           case '\'': out += '\''; break;
           case '"': out += '"'; break;
+          case 'a': out += '\a'; break;
+          case 'b': out += '\b'; break;
+          case 'f': out += '\f'; break;
+          case 'v': out += '\v'; break;
+          case '0': out += '\0'; break;
+          case 'x': {
+            if (e + 2 > src_.size() || !std::isxdigit((unsigned char)src_[e]) || !std::isxdigit((unsigned char)src_[e + 1]))
+              syntax_error(where(e - 2), "bad \\x escape");
+            unicode::append_utf8(out, char32_t(std::stoul(std::string(src_.substr(e, 2)), nullptr, 16)));
+            e += 2;
+            break;
+          }
           case 'u': {
-            if (e + 4 > src_.size()) syntax_error(where(e - 2), "bad \\u escape");
+            if (e + 4 > src_.size() || !std::all_of(src_.begin() + long(e), src_.begin() + long(e + 4),
+                                                    [](char h) { return std::isxdigit((unsigned char)h) != 0; }))
+              syntax_error(where(e - 2), "bad \\u escape");
             char32_t cp = char32_t(std::stoul(std::string(src_.substr(e, 4)), nullptr, 16));
             unicode::append_utf8(out, cp);
             e += 4;
@@ -333,8 +349,7 @@ class Parser {
         expect(Tok::BlockEnd, "'%}'");
         n->bodies.push_back(body({"endfor"}));
       }
-      p_ += 2;  // {% endfor
-      expect(Tok::BlockEnd, "'%}'");
+      end_block();
     } else if (kw == "set") {
       n->kind = Node::Set;
       n->targets.push_back(expect_name());
@@ -342,16 +357,58 @@ class Parser {
         ++p_;
         n->attr = expect_name();
       }
+      while (n->attr.empty() && is_op(",")) {  // {% set a, b = ... %}
+        ++p_;
+        n->targets.push_back(expect_name());
+      }
       if (is_op("=")) {
         ++p_;
-        n->expr = expr();
+        n->expr = tuple_or_expr();
         expect(Tok::BlockEnd, "'%}'");
-      } else {  // {% set x %}...{% endset %}
+      } else {  // {% set x %}...{% endset %}, optionally {% set x | filter %}
+        if (n->targets.size() > 1 || !n->attr.empty()) syntax_error(peek().line, "expected '='");
+        if (is_op("|")) n->filter = block_filters();
         expect(Tok::BlockEnd, "'%}'");
         n->bodies.push_back(body({"endset"}));
-        p_ += 2;
-        expect(Tok::BlockEnd, "'%}'");
+        end_block();
       }
+    } else if (kw == "macro") {
+      n->kind = Node::Macro;
+      n->text = expect_name();
+      params(*n);
+      expect(Tok::BlockEnd, "'%}'");
+      const auto before = names_seen_;
+      n->bodies.push_back(body({"endmacro"}));
+      n->uses_varargs = names_seen_["varargs"] != (before.count("varargs") ? before.at("varargs") : 0);
+      n->uses_kwargs = names_seen_["kwargs"] != (before.count("kwargs") ? before.at("kwargs") : 0);
+      n->uses_caller = names_seen_["caller"] != (before.count("caller") ? before.at("caller") : 0);
+      end_block();
+    } else if (kw == "call") {
+      n->kind = Node::CallBlock;
+      if (is_op("(")) params(*n);
+      n->expr = postfix(primary());
+      if (n->expr->kind != Expr::Call) syntax_error(line, "{% call %} expects a macro call");
+      expect(Tok::BlockEnd, "'%}'");
+      n->bodies.push_back(body({"endcall"}));
+      end_block();
+    } else if (kw == "filter") {
+      n->kind = Node::FilterBlock;
+      n->filter = block_filters();
+      expect(Tok::BlockEnd, "'%}'");
+      n->bodies.push_back(body({"endfilter"}));
+      end_block();
+    } else if (kw == "with") {
+      n->kind = Node::With;
+      while (peek().type == Tok::Name) {
+        n->targets.push_back(next().s);
+        expect_op("=");
+        n->defaults.push_back(expr());
+        if (!is_op(",")) break;
+        ++p_;
+      }
+      expect(Tok::BlockEnd, "'%}'");
+      n->bodies.push_back(body({"endwith"}));
+      end_block();
     } else if (kw == "break" || kw == "continue") {
       n->kind = kw == "break" ? Node::Break : Node::Continue;
       expect(Tok::BlockEnd, "'%}'");
@@ -363,6 +420,56 @@ class Parser {
       syntax_error(line, "unsupported tag '" + kw + "'");
     }
     return n;
+  }
+
+  // {% endX %} (body() stopped at it).
+  void end_block() {
+    p_ += 2;
+    expect(Tok::BlockEnd, "'%}'");
+  }
+
+  // (a, b=default, ...): a macro's parameters or a call block's caller parameters.
+  void params(Node& n) {
+    expect_op("(");
+    while (!is_op(")")) {
+      n.targets.push_back(expect_name());
+      ExprPtr dflt;
+      if (is_op("=")) {
+        ++p_;
+        dflt = expr();
+      }
+      n.defaults.push_back(std::move(dflt));
+      if (!is_op(",")) break;
+      ++p_;
+    }
+    expect_op(")");
+  }
+
+  // `name(args) | name2 ...` after {% filter or {% set x |: a chain over kBlockBody.
+  ExprPtr block_filters() {
+    if (is_op("|")) ++p_;
+    auto body_ref = make(Expr::Name, peek().line);
+    body_ref->name = kBlockBody;
+    auto f = make(Expr::Filter, peek().line);
+    f->name = expect_name();
+    f->a = std::move(body_ref);
+    if (is_op("(")) call_args(f->args);
+    return filters(std::move(f));
+  }
+
+  // `a, b` (a tuple) where a statement takes one: {% set a, b = 1, 2 %}.
+  ExprPtr tuple_or_expr() {
+    ExprPtr first = expr();
+    if (!is_op(",")) return first;
+    auto l = make(Expr::ListLit, first->line);
+    l->name = "tuple";
+    l->args.push_back(Arg{"", std::move(first)});
+    while (is_op(",")) {
+      ++p_;
+      if (peek().type == Tok::BlockEnd) break;
+      l->args.push_back(Arg{"", expr()});
+    }
+    return l;
   }
 
   ExprPtr make(Expr::Kind k, SrcPos line) {
@@ -424,23 +531,32 @@ class Parser {
     }
     return compare();
   }
+  // Comparisons chain as in Python: a < b < c is a < b and b < c (b evaluated once).
   ExprPtr compare() {
-    ExprPtr e = math1();
+    ExprPtr first = math1();
+    std::vector<Arg> rest;
     while (true) {
+      std::string op;
       if (peek().type == Tok::Op && (peek().s == "==" || peek().s == "!=" || peek().s == "<" ||
                                      peek().s == ">" || peek().s == "<=" || peek().s == ">=")) {
-        std::string op = next().s;
-        e = binary(op, std::move(e), math1());
+        op = next().s;
       } else if (is_name("in")) {
         ++p_;
-        e = binary("in", std::move(e), math1());
+        op = "in";
       } else if (is_name("not") && is_name("in", 1)) {
         p_ += 2;
-        e = binary("not in", std::move(e), math1());
+        op = "not in";
       } else {
-        return e;
+        break;
       }
+      rest.push_back(Arg{op, math1()});
     }
+    if (rest.empty()) return first;
+    if (rest.size() == 1) return binary(rest[0].name, std::move(first), std::move(rest[0].value));
+    auto c = make(Expr::Compare, first->line);
+    c->args.push_back(Arg{"", std::move(first)});
+    for (auto& r : rest) c->args.push_back(std::move(r));
+    return c;
   }
   ExprPtr math1() {
     ExprPtr e = concat();
@@ -508,8 +624,8 @@ class Parser {
         t->a = std::move(e);
         if (is_op("(")) {
           call_args(t->args);
-        } else if (peek().type == Tok::Str || peek().type == Tok::Int || peek().type == Tok::Float ||
-                   (peek().type == Tok::Name && !is_keyword(peek().s))) {
+        } else if (peek().type == Tok::Str || peek().type == Tok::Int || peek().type == Tok::Float || is_op("[") ||
+                   is_op("{") || (peek().type == Tok::Name && !is_keyword(peek().s))) {
           t->args.push_back(Arg{"", postfix(primary())});
         }
         e = std::move(t);
@@ -590,6 +706,7 @@ class Parser {
       else {
         e->kind = Expr::Name;
         e->name = tk.s;
+        ++names_seen_[tk.s];
       }
       return e;
     }
@@ -610,8 +727,9 @@ class Parser {
     if (is_op("(")) {
       ++p_;
       ExprPtr first = expr();
-      if (is_op(",")) {  // a tuple: behaves as a list here
+      if (is_op(",")) {  // a tuple: a list marked "tuple" ('%s %s' % (a, b) spreads it)
         auto l = make(Expr::ListLit, tk.line);
+        l->name = "tuple";
         l->args.push_back(Arg{"", std::move(first)});
         while (is_op(",")) {
           ++p_;
@@ -651,6 +769,7 @@ class Parser {
   }
 
   std::vector<Tok> t_;
+  std::map<std::string, int> names_seen_;  // how often each name was read (macros: varargs, ...)
   size_t p_ = 0;
   int depth_ = 0;
 };

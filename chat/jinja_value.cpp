@@ -1,10 +1,12 @@
 // jinja::Value: truthiness, Python-style str()/repr(), json.dumps-compatible tojson.
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "chat/jinja.h"
+#include "tokenizer/unicode.h"
 
 namespace troupe::jinja {
 
@@ -35,6 +37,7 @@ bool Value::truthy() const {
   if (is_float()) return as_number() != 0.0;
   if (is_string()) return !as_string().empty();
   if (is_list()) return !as_list().empty();
+  if (is_callable()) return true;
   return !as_dict().items.empty();
 }
 
@@ -70,9 +73,11 @@ std::string quote_py(const std::string& s) {
   return out;
 }
 
-void json_string(std::string& out, const std::string& s) {
+void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';
-  for (unsigned char c : s) {
+  char buf[16];
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -82,9 +87,19 @@ void json_string(std::string& out, const std::string& s) {
       case '\b': out += "\\b"; break;
       case '\f': out += "\\f"; break;
       default:
-        if (c < 0x20) {
-          char buf[8];
+        if (c < 0x20 || (ensure_ascii && c == 0x7f)) {
           std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else if (ensure_ascii && c >= 0x80) {
+          // Python escapes each code point, beyond the BMP as a UTF-16 surrogate pair.
+          char32_t cp = unicode::next_cp(s, i);
+          --i;  // next_cp moved past the character; the loop's ++i does that too
+          if (cp >= 0x10000) {
+            cp -= 0x10000;
+            std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", unsigned(0xD800 + (cp >> 10)), unsigned(0xDC00 + (cp & 0x3FF)));
+          } else {
+            std::snprintf(buf, sizeof buf, "\\u%04x", unsigned(cp));
+          }
           out += buf;
         } else {
           out += char(c);  // ensure_ascii=False: UTF-8 passes through
@@ -108,12 +123,12 @@ struct NestingGuard {
   ~NestingGuard() { --nesting; }
 };
 
-void to_json_impl(const Value& v, std::string& out, int indent, int level) {
+void to_json_impl(const Value& v, std::string& out, const JsonOptions& o, int level) {
   if (level > kMaxNesting) throw TemplateError("value nested too deeply to print");
   auto newline = [&](int lvl) {
-    if (indent < 0) return;
+    if (!o.indented) return;
     out += '\n';
-    out.append(size_t(indent) * size_t(lvl), ' ');
+    for (int k = 0; k < lvl; ++k) out += o.indent;
   };
   if (v.is_undefined() || v.is_none()) {
     out += "null";
@@ -125,29 +140,34 @@ void to_json_impl(const Value& v, std::string& out, int indent, int level) {
     const double d = v.as_number();
     out += std::isfinite(d) ? float_repr(d) : (std::isnan(d) ? "NaN" : (d > 0 ? "Infinity" : "-Infinity"));
   } else if (v.is_string()) {
-    json_string(out, v.as_string());
+    json_string(out, v.as_string(), o.ensure_ascii);
   } else if (v.is_list()) {
     const auto& l = v.as_list();
     out += '[';
     for (size_t i = 0; i < l.size(); ++i) {
-      if (i) out += indent < 0 ? ", " : ",";
+      if (i) out += o.item_sep;
       newline(level + 1);
-      to_json_impl(l[i], out, indent, level + 1);
+      to_json_impl(l[i], out, o, level + 1);
     }
     if (!l.empty()) newline(level);
     out += ']';
-  } else {
-    const auto& d = v.as_dict();
+  } else if (v.is_dict()) {
+    std::vector<const std::pair<std::string, Value>*> items;
+    for (const auto& kv : v.as_dict().items) items.push_back(&kv);
+    if (o.sort_keys)  // byte order of UTF-8 is code point order, as Python sorts str
+      std::stable_sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
     out += '{';
-    for (size_t i = 0; i < d.items.size(); ++i) {
-      if (i) out += indent < 0 ? ", " : ",";
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i) out += o.item_sep;
       newline(level + 1);
-      json_string(out, d.items[i].first);
-      out += ": ";
-      to_json_impl(d.items[i].second, out, indent, level + 1);
+      json_string(out, items[i]->first, o.ensure_ascii);
+      out += o.key_sep;
+      to_json_impl(items[i]->second, out, o, level + 1);
     }
-    if (!d.items.empty()) newline(level);
+    if (!items.empty()) newline(level);
     out += '}';
+  } else {
+    throw TemplateError(std::string("Object of type ") + v.type_name() + " is not JSON serializable");
   }
 }
 
@@ -166,6 +186,7 @@ std::string Value::repr() const {
   if (is_int()) return std::to_string(as_int());
   if (is_float()) return float_repr(as_number());
   if (is_string()) return quote_py(as_string());
+  if (is_callable()) return "<macro>";
   NestingGuard guard;
   std::string out;
   if (is_list()) {
@@ -182,8 +203,18 @@ std::string Value::repr() const {
 }
 
 std::string Value::to_json(int indent) const {
+  JsonOptions o;
+  if (indent >= 0) {
+    o.indented = true;
+    o.indent.assign(size_t(indent), ' ');
+    o.item_sep = ",";
+  }
+  return to_json(o);
+}
+
+std::string Value::to_json(const JsonOptions& opts) const {
   std::string out;
-  to_json_impl(*this, out, indent, 0);
+  to_json_impl(*this, out, opts, 0);
   return out;
 }
 
@@ -195,6 +226,7 @@ const char* Value::type_name() const {
   if (is_float()) return "float";
   if (is_string()) return "string";
   if (is_list()) return "list";
+  if (is_callable()) return "macro";
   return "dict";
 }
 
@@ -205,6 +237,7 @@ bool operator==(const Value& a, const Value& b) {
   if (a.is_string() && b.is_string()) return a.as_string() == b.as_string();
   if ((a.is_none() && b.is_none()) || (a.is_undefined() && b.is_undefined())) return true;
   if (a.is_list() && b.is_list()) return a.as_list() == b.as_list();
+  if (a.is_callable() && b.is_callable()) return &a.as_callable() == &b.as_callable();
   if (a.is_dict() && b.is_dict()) {
     const auto& x = a.as_dict().items;
     const auto& y = b.as_dict().items;

@@ -218,9 +218,12 @@ void add_speculative_flags(FlagSet& f, SpeculativeConfig& cfg) {
 void add_server_flags(FlagSet& f, ServerOptions& o) {
   f.option("--host", o.host, "Address to bind (loopback unless told otherwise)")->capture_default_str();
   f.option("--port", o.port, "Port (0: any free port)")->capture_default_str();
-  // Printed as "<set>", never the key itself.
-  f.remember(f.cmd()->add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' on /v1/*"),
+  // Printed as "<set>", never the key itself (resolve_api_key refuses that placeholder).
+  f.remember(f.cmd()->add_option("--api-key", o.api_key,
+                                 "Require 'Authorization: Bearer KEY' on /v1/* (visible in ps: prefer --api-key-file "
+                                 "or the TROUPE_API_KEY environment variable)"),
              [&o] { return boost::json::value(o.api_key.empty() ? "" : "<set>"); });
+  f.option("--api-key-file", o.api_key_file, "Read the API key from this file (its first line)");
   f.option("--max-body-bytes", o.max_body_bytes, "Largest request body / WebSocket message")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1024), int64_t(1) << 32));
@@ -273,6 +276,11 @@ void add_service_flags(FlagSet& f, ServiceOptions& o) {
   f.option("--warmup", o.warmup, "Synthetic requests to run before reporting ready (at least 1 catches a broken model at startup)")->capture_default_str()->check(CLI::Range(0, 10000));
   f.option("--heartbeat-interval", o.heartbeat_interval_s,
            "Seconds of idleness after which a tiny request keeps the engine warm (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
+  f.option("--log-stats-interval", o.log_stats_interval_s,
+           "Seconds between engine stats lines on stderr while busy: throughput, queue, KV, prefix-cache and "
+           "speculation rates (0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
 }

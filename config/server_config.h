@@ -14,6 +14,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";  // loopback unless told otherwise
   uint16_t port = 8000;            // 0: any free port (see Server::port())
   std::string api_key;             // non-empty: /v1/* requires "Authorization: Bearer <key>"
+  std::string api_key_file;        // the key's source instead of --api-key (see resolve_api_key)
   size_t max_body_bytes = 1 << 20; // request bodies and WebSocket messages (413 / close 1009)
   int io_threads = 1;
   int max_connections = 1024;      // beyond this: 503 + Retry-After
@@ -37,7 +38,14 @@ struct ServiceOptions {
   std::string chat_template_path;  // empty: the model's own template (or the fallback)
   int warmup = 1;                  // synthetic requests before reporting ready (a broken model fails here)
   double heartbeat_interval_s = 0; // > 0: a tiny request whenever the server idled this long
+  double log_stats_interval_s = 10;  // > 0: a stats line this often while the engine is busy
 };
+
+// Settles ServerOptions::api_key from its sources, which keep the key out of `ps`: --api-key,
+// else --api-key-file (its first line), else the TROUPE_API_KEY environment variable. Both
+// flags at once, an unreadable or empty file, or the "<set>" placeholder --print-config
+// writes are errors.
+void resolve_api_key(ServerOptions& o);
 
 }  // namespace troupe
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "net/access_log.h"
 #include "net/server_internal.h"
 
 namespace troupe {
@@ -200,6 +201,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     std::string allow;          // the Allow header of a 405
     std::string cors_origin;    // an --allowed-origins Origin: the response carries CORS headers for it
     std::string preflight_headers;  // a preflight's Access-Control-Request-Headers, allowed back
+    AccessRecord access;        // its access-log line, written once the response is
   };
 
   void do_read() {
@@ -248,7 +250,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
   void on_read(beast::error_code ec, size_t) {
     if (ec) return read_failed(ec);
     enter(Phase::Handling);
-    handle(parser_->release());
+    auto req = parser_->release();
+    ex_.access.id = next_request_id();
+    ex_.access.start = std::chrono::steady_clock::now();
+    ex_.access.route = std::string(req.method_string()) + " " + printable(path_of(req.target()));
+    handle(std::move(req));
+  }
+
+  // The request's access-log line (once: a response that ends twice logs the first end).
+  void log_request(int status, const char* finish = nullptr) {
+    if (ex_.access.status != 0) return;
+    ex_.access.status = status;
+    if (finish) ex_.access.finish = finish;
+    log_access(ex_.access);
   }
 
   void read_failed(beast::error_code ec) {
@@ -311,6 +325,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
         return send_error(*bad);
       }
       if (!ctx_.service.ready()) return not_ready();
+      log_request(101);
       enter(Phase::Closed);  // the WebSocket session owns the socket from here
       // Whatever the client sent right behind the handshake (messages it did not wait for the
       // 101 to send) is already in buffer_: it goes along.
@@ -486,6 +501,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     gen_->hold = shared_from_this();
     gen_->seq = ++gen_seq_;
     gen_->id = new_response_id(ep);
+    ex_.access.id = gen_->id;
     gen_->created = int64_t(std::time(nullptr));
     gen_->choices.resize(r.choices.size());
     std::vector<GenerateRequest> reqs = std::move(r.choices);
@@ -526,6 +542,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
       c.started = true;
       g.started++;
     }
+    if (ex_.access.ttft_ms < 0 && !ev.token_ids.empty())
+      ex_.access.ttft_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ex_.access.start).count();
     c.usage = ev.finished ? ev.usage : c.usage;
     const std::string* echo = !c.started_text && index < g.req.echo.size() ? &g.req.echo[index] : nullptr;
     c.started_text = true;
@@ -566,6 +584,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     c.done = true;
     c.finish_reason = reason;
     g.done++;
+    AccessRecord& a = ex_.access;
+    a.prompt_tokens = std::max(a.prompt_tokens, c.usage.prompt_tokens);  // one prompt for all n choices
+    a.output_tokens += c.usage.completion_tokens;
+    a.finish = a.finish == "-" ? reason : a.finish + "," + reason;
     if (!c.started) {
       c.started = true;
       g.started++;
@@ -656,6 +678,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
   void write_last_chunk() {
     if (!ex_.chunked) {
       end_generation();
+      log_request(200);
       return close();
     }
     writing_ = true;
@@ -663,6 +686,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
       self->writing_ = false;
       if (ec) return self->client_gone();
       self->end_generation();
+      self->log_request(200);
       self->after_response(!self->ex_.keep_alive);
     });
   }
@@ -717,6 +741,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
   }
 
   void client_gone() {
+    // nginx's 499: the client closed the connection before the response was complete.
+    if (gen_ || phase_ == Phase::Streaming || phase_ == Phase::Responding) log_request(499, "client_gone");
     abandon_generation(AbortCause::ClientDisconnect);
     close();
   }
@@ -761,6 +787,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     stream_.expires_after(std::chrono::seconds(ctx_.opts.write_timeout_s));
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
       if (ec) return self->client_gone();
+      self->log_request(int(res->result_int()));
       self->after_response(!res->keep_alive());
     });
   }

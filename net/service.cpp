@@ -1,4 +1,5 @@
 #include "net/service.h"
+#include "net/stats_log.h"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -41,6 +42,8 @@ struct Service::Helper {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
   asio::steady_timer heartbeat_timer{io};
+  asio::steady_timer stats_timer{io};
+  SchedulerStats last_stats;  // the stats line's previous snapshot (helper thread only)
   std::thread thread{[this] { io.run(); }};
 };
 
@@ -94,6 +97,25 @@ void Service::start(const EngineConfig& cfg) {
     const auto interval = std::chrono::duration<double>(opts_.heartbeat_interval_s);
     asio::post(helper_->io, [this, interval] { arm_heartbeat(interval); });
   }
+  if (opts_.log_stats_interval_s > 0)
+    asio::post(helper_->io, [this] {
+      helper_->last_stats = engine_->stats();
+      arm_stats_log();
+    });
+}
+
+// Every log_stats_interval_s: one stats line if the engine did anything (stats_log.h).
+void Service::arm_stats_log() {
+  if (stopping_) return;
+  const auto interval = std::chrono::duration<double>(opts_.log_stats_interval_s);
+  helper_->stats_timer.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(interval));
+  helper_->stats_timer.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    SchedulerStats now = engine_->stats();
+    if (auto line = stats_line(helper_->last_stats, now, opts_.log_stats_interval_s)) spdlog::info("{}", *line);
+    helper_->last_stats = std::move(now);
+    arm_stats_log();
+  });
 }
 
 void Service::stop() {
@@ -101,7 +123,10 @@ void Service::stop() {
   // The helper thread drains and ends: queued scrape jobs see stopping_ and drop their
   // callbacks unrun (those would post to network executors that are going away), the
   // heartbeat timer is cancelled, and run() returns once no work is left.
-  asio::post(helper_->io, [h = helper_.get()] { h->heartbeat_timer.cancel(); });
+  asio::post(helper_->io, [h = helper_.get()] {
+    h->heartbeat_timer.cancel();
+    h->stats_timer.cancel();
+  });
   helper_->work.reset();
   helper_->thread.join();
   if (state_ != ServiceState::Loading) state_ = ServiceState::Stopping;

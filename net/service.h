@@ -62,6 +62,7 @@ class Service {
   // The heartbeat: a timer on the helper's io_context, re-armed after every check.
   void arm_heartbeat(std::chrono::duration<double> after);
   void heartbeat();
+  void arm_stats_log();
   int64_t submit_internal(const std::string& prompt, int max_tokens, TokenSink sink);
 
   ServiceOptions opts_;

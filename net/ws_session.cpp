@@ -7,6 +7,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "net/access_log.h"
 #include "net/server_internal.h"
 #include "tokenizer/unicode.h"
 
@@ -189,6 +190,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
       send(json::serialize(json::object{{"type", "token"}, {"id", id}, {"text", ev.text}, {"token_ids", std::move(ids)}}));
     }
     if (!ev.finished) return;
+    log_generate(id, ev);
     if (ev.finish_reason == FinishReason::Error) {
       ApiError e = engine_error(ev);
       send_error(id, e.status, e.message);
@@ -214,6 +216,21 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
     }
     inflight_.erase(it);
     if (ctx_.draining && inflight_.empty()) close_going_away();
+  }
+
+  // A `generate` message's access-log line, as HTTP requests get theirs (net/access_log.h).
+  void log_generate(const json::value& id, const TokenEvent& ev) {
+    AccessRecord a;
+    a.id = "ws:" + (id.is_string() ? std::string(id.get_string()) : json::serialize(id));
+    a.route = "WS generate";
+    a.status = ev.finish_reason == FinishReason::Error ? engine_error(ev).status : 200;
+    a.prompt_tokens = ev.usage.prompt_tokens;
+    a.output_tokens = ev.usage.completion_tokens;
+    a.ttft_ms = ev.usage.completion_tokens > 0 ? ev.timings.ttft_ms : -1;
+    a.start = std::chrono::steady_clock::now() -
+              std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double, std::milli>(ev.timings.e2e_ms));
+    a.finish = to_string(ev.finish_reason);
+    log_access(a);
   }
 
   void send_error(const json::value& id, int code, const std::string& message) {

@@ -18,6 +18,7 @@ PKGS=(
   libxxhash-dev                   # prefix-cache block hashes
   libsentencepiece-dev            # reading sentencepiece .model files
   python3-numpy                   # ../shared/tools/grow_model.py
+  python3-jinja2                  # reference renderer of the differential chat-template test
   gnuplot-nox                     # bench --plot
   nodejs                          # tests/net/js: openai SDK, ws, puppeteer-core
   $(command -v npm > /dev/null || echo npm)   # NodeSource's nodejs ships npm (and conflicts with Debian's)

@@ -73,6 +73,7 @@ class ServeProcess {
   ServeProcess& operator=(const ServeProcess&) = delete;
 
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string log_text() const { return read_file(log_); }
 
   void signal(int sig) const { kill(pid_, sig); }

@@ -57,6 +57,12 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+std::string write_file(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
 std::string troupe_bin() {
   const char* b = std::getenv("TROUPE_BIN");
   if (!b || !*b) FAIL("TROUPE_BIN is not set (run the tests through ctest)");

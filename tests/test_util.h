@@ -19,6 +19,8 @@ std::string source_path(const std::string& rel);
 std::string temp_dir(const std::string& tag);
 // Reads a whole file.
 std::string read_file(const std::string& path);
+// Writes `text` to dir/name; returns that path.
+std::string write_file(const std::string& dir, const std::string& name, const std::string& text);
 // Path of the built `troupe` binary ($TROUPE_BIN).
 std::string troupe_bin();
 // Path of a built example program ($TROUPE_EXAMPLES_DIR/<name>).

@@ -95,7 +95,7 @@ TEST_CASE("Jinja whitespace control and expressions") {
 TEST_CASE("broken and hostile templates fail cleanly") {
   CHECK_THROWS_AS(jinja::Template("{% if x %}never closed"), jinja::TemplateError);
   CHECK_THROWS_AS(jinja::Template("{{ 1 + }}"), jinja::TemplateError);
-  CHECK_THROWS_AS(jinja::Template("{% macro m() %}{% endmacro %}"), jinja::TemplateError);
+  CHECK_THROWS_AS(jinja::Template("{% include 'm.jinja' %}"), jinja::TemplateError);
   CHECK_THROWS_WITH(jinja::Template("line1\n{{ x | }}"), Catch::Contains("line 2"));
   CHECK_THROWS_AS(render("{{ x | nosuchfilter }}", "{}"), jinja::TemplateError);
   CHECK_THROWS_AS(render("{{ 1 / 0 }}", "{}"), jinja::TemplateError);
@@ -114,11 +114,28 @@ TEST_CASE("broken and hostile templates fail cleanly") {
   CHECK(render("{% set a = namespace(v=1) %}{% set b = namespace(o=a) %}{{ b.o.v }}", "{}") == "1");
   CHECK(render("{{ [[1, [2]], {'a': [3]}] }}", "{}") == "[[1, [2]], {'a': [3]}]");
   CHECK_THROWS_AS(render("{{ " + std::string(150, '[') + std::string(150, ']') + " }}", "{}"), jinja::TemplateError);
+  // Macros, formatting and padding have budgets too.
+  CHECK_THROWS_WITH(render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "{}"), Catch::Contains("nested too deeply"));
+  CHECK_THROWS_WITH(render("{{ 'x'.ljust(1000000000) }}", "{}"), Catch::Contains("budget"));
+  CHECK_THROWS_WITH(render("{{ '%*s' % (1000000000, 'x') }}", "{}"), Catch::Contains("budget"));
+  CHECK_THROWS_WITH(render("{{ '%*d' % (1000000000, 1) }}", "{}"), Catch::Contains("too large"));
+  CHECK_THROWS_WITH(render("{% for i in range(1000) %}{{ 'x'.center(100000) }}{% endfor %}", "{}"), Catch::Contains("budget"));
+  CHECK_THROWS_WITH(render("{{ [1] | batch(1000000000, 0) | list }}", "{}"), Catch::Contains("budget"));
+  CHECK_THROWS_AS(render("{{ 'a'.ljust(3, 'ab') }}", "{}"), jinja::TemplateError);
+  CHECK_THROWS_AS(render("{{ '%(a)s' % 1 }}", "{}"), jinja::TemplateError);
+  CHECK_THROWS_AS(render("{{ '{0}{1}'.format(1) }}", "{}"), jinja::TemplateError);
+  CHECK_THROWS_AS(render("{{ '%' % 1 }}", "{}"), jinja::TemplateError);
+  CHECK_THROWS_AS(jinja::Template("{{ '\\u12' }}"), jinja::TemplateError);
+  CHECK_THROWS_AS(jinja::Template("{{ '\\xZ1' }}"), jinja::TemplateError);
+  CHECK_THROWS_AS(jinja::Template("{% macro m( %}{% endmacro %}"), jinja::TemplateError);
+  CHECK_THROWS_AS(jinja::Template("{% call nope %}x{% endcall %}"), jinja::TemplateError);
+  CHECK_THROWS_AS(render("{% set a, b = [1] %}", "{}"), jinja::TemplateError);
+  CHECK_THROWS_AS(render("{{ 1 < 'a' < 2 }}", "{}"), jinja::TemplateError);
 }
 
 TEST_CASE("template errors give the line and the column") {
-  CHECK_THROWS_WITH(jinja::Template("ab\ncd {% macro m() %}{% endmacro %}"),
-                    Catch::Contains("line 2, column 7") && Catch::Contains("unsupported tag 'macro'"));
+  CHECK_THROWS_WITH(jinja::Template("ab\ncd {% include 'm.jinja' %}"),
+                    Catch::Contains("line 2, column 7") && Catch::Contains("unsupported tag 'include'"));
   CHECK_THROWS_WITH(jinja::Template("{{ 'é' }}\n  {{ x | }}"), Catch::Contains("line 2, column 10: expected a name"));
   CHECK_THROWS_WITH(jinja::Template("x\n\n   {{ 'open"), Catch::Contains("line 3, column 7: unterminated string"));
   CHECK_THROWS_WITH(render("{{ 1 }}\n{{ x | nosuchfilter }}", "{}"),
@@ -137,7 +154,7 @@ TEST_CASE("chat templates are validated when loaded, by rendering probe conversa
                         "{{ m.content }}{% endfor %}",
                         "", "", "sys.jinja"),
                     Catch::Contains("sys.jinja") && Catch::Contains("line 1"));
-  CHECK_THROWS_WITH(ChatTemplate::from_source("{% macro m() %}{% endmacro %}", "", "", "m.jinja"),
+  CHECK_THROWS_WITH(ChatTemplate::from_source("{% include 'm.jinja' %}", "", "", "m.jinja"),
                     Catch::Contains("m.jinja: chat template line 1, column 4: unsupported tag"));
   // A template refusing everything is useless: fail, quoting its refusal.
   CHECK_THROWS_WITH(ChatTemplate::from_source("{{ raise_exception('never') }}", "", "", "r.jinja"),

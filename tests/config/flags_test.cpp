@@ -42,11 +42,6 @@ struct ServeLike {
   }
 };
 
-std::string write(const std::string& dir, const std::string& name, const std::string& text) {
-  std::ofstream(dir + "/" + name) << text;
-  return dir + "/" + name;
-}
-
 // The same configuration as a YAML mapping: key: <JSON scalar or flow list> per line.
 std::string to_yaml(const json::object& o) {
   std::ostringstream y;
@@ -63,7 +58,7 @@ const char* kNonDefaults =
     "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
     "--max-connections 10 --max-connections-per-ip 3 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
     "--ws-max-queued-bytes 65536 --idle-timeout 9 --header-timeout 4 --max-queued-output-bytes 1048576 --shutdown-timeout 5 --allowed-origins https://a.example,http://b.example:8080 "
-    "--served-model-name tiny "
+    "--served-model-name tiny --api-key-file k.txt --log-stats-interval 5 "
     "--chat-template t.jinja --warmup 2 --heartbeat-interval 2.5 --pipeline-workers local,h:1 "
     "--pipeline-layers 0:1,1:2 --pipeline-depth 3 --replica-workers h:2,local --worker-timeout 30 --tls-cert c.pem --tls-key k.pem "
     "--tls-ca ca.pem";
@@ -101,7 +96,7 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
 TEST_CASE("print-config -> JSON file -> --config gives the same configuration") {
   const std::string dir = test::temp_dir("config-json");
   const json::object v = ServeLike().run(kNonDefaults);
-  const std::string path = write(dir, "c.json", json::serialize(v));
+  const std::string path = test::write_file(dir, "c.json", json::serialize(v));
   const json::object back = ServeLike().run("--config " + path);
   CHECK(json::serialize(back) == json::serialize(v));
 }
@@ -109,21 +104,21 @@ TEST_CASE("print-config -> JSON file -> --config gives the same configuration") 
 TEST_CASE("print-config -> YAML file -> --config gives the same configuration") {
   const std::string dir = test::temp_dir("config-yaml");
   const json::object v = ServeLike().run(kNonDefaults);
-  const std::string path = write(dir, "c.yaml", to_yaml(v));
+  const std::string path = test::write_file(dir, "c.yaml", to_yaml(v));
   const json::object back = ServeLike().run("--config " + path);
   CHECK(json::serialize(back) == json::serialize(v));
 }
 
 TEST_CASE("flags on the command line win over the file") {
   const std::string dir = test::temp_dir("config-override");
-  const std::string js = write(dir, "c.json", R"({"model": "a", "port": 1234, "max_num_seqs": 7, "enable-prefix-caching": false})");
+  const std::string js = test::write_file(dir, "c.json", R"({"model": "a", "port": 1234, "max_num_seqs": 7, "enable-prefix-caching": false})");
   ServeLike c;
   const json::object v = c.run("--config " + js + " --port 4321 --enable-prefix-caching");
   CHECK(v.at("port") == 4321);
   CHECK(v.at("max-num-seqs") == 7);
   CHECK(v.at("enable-prefix-caching") == true);
   CHECK(c.o.server.port == 4321);
-  const std::string yml = write(dir, "c.yaml", "model: a\nmax-num-batched-tokens: 256\nenable_prefix_caching: no\nno-adaptive-speculation: yes\n");
+  const std::string yml = test::write_file(dir, "c.yaml", "model: a\nmax-num-batched-tokens: 256\nenable_prefix_caching: no\nno-adaptive-speculation: yes\n");
   const json::object y = ServeLike().run("--config " + yml + " --max-num-batched-tokens 512");
   CHECK(y.at("max-num-batched-tokens") == 512);
   CHECK(y.at("enable-prefix-caching") == false);
@@ -132,34 +127,34 @@ TEST_CASE("flags on the command line win over the file") {
 
 TEST_CASE("an unknown key is an error naming the key and the file") {
   const std::string dir = test::temp_dir("config-unknown");
-  const std::string js = write(dir, "u.json", R"({"model": "a", "max-num-sequences": 3})");
+  const std::string js = test::write_file(dir, "u.json", R"({"model": "a", "max-num-sequences": 3})");
   CHECK_THROWS_WITH(ServeLike().run("--config " + js), Catch::Contains("unknown key 'max-num-sequences'") && Catch::Contains(js));
-  const std::string yml = write(dir, "u.yaml", "model: a\nprint_confg: true\n");
+  const std::string yml = test::write_file(dir, "u.yaml", "model: a\nprint_confg: true\n");
   CHECK_THROWS_WITH(ServeLike().run("--config " + yml), Catch::Contains("unknown key 'print-confg'") && Catch::Contains(yml));
-  const std::string help = write(dir, "h.yaml", "help: true\n");
+  const std::string help = test::write_file(dir, "h.yaml", "help: true\n");
   CHECK_THROWS_WITH(ServeLike().run("--config " + help), Catch::Contains("unknown key 'help'"));
-  const std::string cfg = write(dir, "c.yaml", "config: other.yaml\n");
+  const std::string cfg = test::write_file(dir, "c.yaml", "config: other.yaml\n");
   CHECK_THROWS_WITH(ServeLike().run("--config " + cfg), Catch::Contains("'config' cannot be set"));
 }
 
 TEST_CASE("a value of the wrong type or out of range is an error naming the key and the file") {
   const std::string dir = test::temp_dir("config-type");
-  const std::string js = write(dir, "t.json", R"({"model": "a", "max-num-seqs": "many"})");
+  const std::string js = test::write_file(dir, "t.json", R"({"model": "a", "max-num-seqs": "many"})");
   CHECK_THROWS_WITH(ServeLike().run("--config " + js), Catch::Contains("bad value for 'max-num-seqs'") && Catch::Contains(js));
-  const std::string yml = write(dir, "t.yaml", "model: a\nport: eighty\n");
+  const std::string yml = test::write_file(dir, "t.yaml", "model: a\nport: eighty\n");
   CHECK_THROWS_WITH(ServeLike().run("--config " + yml), Catch::Contains("bad value for 'port'") && Catch::Contains(yml));
-  const std::string range = write(dir, "r.json", R"({"model": "a", "max-num-seqs": 0})");
+  const std::string range = test::write_file(dir, "r.json", R"({"model": "a", "max-num-seqs": 0})");
   CHECK_THROWS_WITH(ServeLike().run("--config " + range), Catch::Contains("bad value for 'max-num-seqs'"));
-  const std::string flag = write(dir, "f.yaml", "model: a\nenable-prefix-caching: maybe\n");
+  const std::string flag = test::write_file(dir, "f.yaml", "model: a\nenable-prefix-caching: maybe\n");
   CHECK_THROWS_WITH(ServeLike().run("--config " + flag), Catch::Contains("bad value for 'enable-prefix-caching'"));
-  const std::string quant = write(dir, "q.yaml", "model: a\nquantization: int3\n");
+  const std::string quant = test::write_file(dir, "q.yaml", "model: a\nquantization: int3\n");
   CHECK_THROWS_WITH(ServeLike().run("--config " + quant), Catch::Contains("bad value for 'quantization'"));
 }
 
 TEST_CASE("a required flag may come from the file, else it is an error") {
   const std::string dir = test::temp_dir("config-required");
   CHECK_THROWS_WITH(ServeLike().run("--port 1"), Catch::Contains("--model is required"));
-  const std::string yml = write(dir, "m.yaml", "model: from-file\n");
+  const std::string yml = test::write_file(dir, "m.yaml", "model: from-file\n");
   ServeLike c;
   c.run("--config " + yml);
   CHECK(c.o.engine.model == "from-file");

@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <sstream>
+
 #include <array>
 #include <cstdio>
 #include <fstream>
@@ -110,4 +112,21 @@ TEST_CASE("troupe reports bad input as one clear error", "[cli]") {
     CHECK(r.status == 1);
     CHECK(r.out.find("truncated.gguf") != std::string::npos);
   }
+}
+
+TEST_CASE("troupe quantize into a pipe writes plain progress lines, a bounded number of them", "[cli]") {
+  const std::string dir = test::temp_dir("quantize-pipe");
+  // ~1000 calibration steps: a redrawn bar per step (or per bar move) would flood a log.
+  auto [rc, out] = test::run_troupe("quantize --model " + test::model_path("tinystories-656k") + " --out " + dir +
+                                    "/q --method awq --bits 4 --group-size 32 --calib-samples 64 --calib-len 256 --threads 2");
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(out.find('\r') == std::string::npos);
+  CHECK(out.find("\033[") == std::string::npos);
+  int progress_lines = 0;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) progress_lines += line.rfind("calibration [", 0) == 0;
+  CHECK(progress_lines >= 1);  // the final count, at least
+  CHECK(progress_lines <= 4);  // one per 10 s, and the end
+  CHECK(out.find("calibration [########################] 1020/1020 steps") != std::string::npos);
 }

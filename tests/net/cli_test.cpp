@@ -23,19 +23,10 @@ extern char** environ;
 using namespace troupe;
 namespace json = boost::json;
 
-namespace {
-
-std::string write(const std::string& dir, const std::string& name, const std::string& text) {
-  std::ofstream(dir + "/" + name) << text;
-  return dir + "/" + name;
-}
-
-}  // namespace
-
 TEST_CASE("serve: config file values apply unless a flag overrides them") {
   const std::string dir = test::temp_dir("serve-config");
   const std::string model = test::model_path("tinystories-656k");
-  const std::string js = write(dir, "c.json",
+  const std::string js = test::write_file(dir, "c.json",
                                R"({"model": ")" + model + R"(", "port": 1234, "max_num_seqs": 7, "enable-prefix-caching": false,
                                    "served-model-name": "from-json", "scheduling": "static", "warmup": 3})");
   auto [rc, out] = test::run_troupe("serve --config " + js + " --port 4321 --print-config");
@@ -50,7 +41,7 @@ TEST_CASE("serve: config file values apply unless a flag overrides them") {
   CHECK(c.at("warmup") == 3);
   CHECK(c.at("host") == "127.0.0.1");  // loopback unless told otherwise
 
-  const std::string yml = write(dir, "c.yaml", "# serve config\nmodel: " + model +
+  const std::string yml = test::write_file(dir, "c.yaml", "# serve config\nmodel: " + model +
                                                    "\nhost: 0.0.0.0\nmax-num-batched-tokens: 256\nheartbeat_interval: 2.5\n"
                                                    "enable_prefix_caching: no\n");
   auto [rc2, out2] = test::run_troupe("serve --config " + yml + " --max-num-batched-tokens 512 --print-config");
@@ -65,10 +56,10 @@ TEST_CASE("serve: config file values apply unless a flag overrides them") {
 
 TEST_CASE("serve: bad config files fail with a message naming the problem") {
   const std::string dir = test::temp_dir("serve-config-bad");
-  auto [rc, out] = test::run_troupe("serve --config " + write(dir, "u.json", R"({"max-num-sequences": 3})") + " --print-config");
+  auto [rc, out] = test::run_troupe("serve --config " + test::write_file(dir, "u.json", R"({"max-num-sequences": 3})") + " --print-config");
   CHECK(rc == 1);
   CHECK(out.find("unknown key 'max-num-sequences'") != std::string::npos);
-  auto [rc2, out2] = test::run_troupe("serve --config " + write(dir, "r.json", R"({"max-num-seqs": 0})") + " --print-config");
+  auto [rc2, out2] = test::run_troupe("serve --config " + test::write_file(dir, "r.json", R"({"max-num-seqs": 0})") + " --print-config");
   CHECK(rc2 == 1);
   CHECK(out2.find("max-num-seqs") != std::string::npos);
   auto [rc3, out3] = test::run_troupe("serve --config " + dir + "/missing.yaml --print-config");
@@ -106,7 +97,7 @@ TEST_CASE("serve: reports ready after warmup, serves, and exits cleanly on SIGTE
 
 TEST_CASE("serve: a chat template that fails on a probe conversation stops the server at startup") {
   const std::string dir = test::temp_dir("serve-bad-template");
-  const std::string tmpl = write(dir, "bad.jinja", "{% for m in messages %}\n{{ m.content | shout }}{% endfor %}");
+  const std::string tmpl = test::write_file(dir, "bad.jinja", "{% for m in messages %}\n{{ m.content | shout }}{% endfor %}");
   auto [rc, out] = test::run_troupe("serve --model " + test::model_path("tinystories-656k") + " --port 0 --chat-template " + tmpl);
   INFO(out);
   CHECK(rc != 0);

@@ -11,20 +11,8 @@ import os
 import sys
 
 from jinja2.exceptions import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-
-def render(source, ctx):
-    def raise_exception(msg):
-        raise TemplateError(msg)
-
-    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
-    env.filters["tojson"] = tojson
-    env.globals["raise_exception"] = raise_exception
-    return env.from_string(source).render(**ctx)
+from jinja_reference import CONVERSATIONS, render
 
 
 MISTRAL_V1 = ("{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
@@ -113,21 +101,6 @@ round={{ 2.5 | round }} {{ 3.5 | round }} {{ 2.675 | round(2) }} {{ 7 | round }}
 lines={{ ('one\ntwo\r\nthree\n\n' ~ m.content).splitlines() | length }} {{ 'a\nb'.splitlines() | join('|') }}
 {% endfor -%}
 """
-
-CONVERSATIONS = {
-    "basic": [{"role": "user", "content": "Hello there"}],
-    "system": [{"role": "system", "content": "You are terse."},
-               {"role": "user", "content": "Hi!"},
-               {"role": "assistant", "content": "Hello."},
-               {"role": "user", "content": "Tell me a story."}],
-    "multi": [{"role": "user", "content": "  one  "},
-              {"role": "assistant", "content": "two"},
-              {"role": "user", "content": "thrée ✓"}],
-    "thinking": [{"role": "user", "content": "Why?"},
-                 {"role": "assistant", "content": "<think>\nlet me see\n</think>\n\nBecause."}],
-    "bad_order": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
-}
-
 
 def main():
     tok_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "../../../../shared/tokenizers")

@@ -25,3 +25,13 @@ export async function completion(body) {
   if (r.status !== 200) throw new Error(`completion: HTTP ${r.status}: ${await r.text()}`);
   return r.json();
 }
+
+export async function chatCompletion(body) {
+  const r = await fetch(`${URL}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${KEY}` },
+    body: JSON.stringify(body),
+  });
+  if (r.status !== 200) throw new Error(`chat completion: HTTP ${r.status}: ${await r.text()}`);
+  return r.json();
+}

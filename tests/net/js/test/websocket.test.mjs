@@ -2,6 +2,7 @@
 // connection, one of them cancelled; protocol errors; ping/pong keepalive.
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 import { KEY, URL, completion, waitReady } from "./helpers.mjs";
 
@@ -95,6 +96,11 @@ test("chat messages and token ids over the socket", async () => {
   const toks = c.msgs.filter((m) => m.id === "chat" && m.type === "token");
   assert.ok(toks.length > 0);
   for (const t of toks) assert.ok(Array.isArray(t.token_ids));
+  // Each generate message gets an access-log line in the daemon's log (run.sh's out/serve.log).
+  const done = c.msgs.find((m) => m.id === "chat" && m.type === "done");
+  const log = readFileSync("out/serve.log", "utf8");
+  assert.match(log, new RegExp(`access id=ws:chat route="WS generate" status=200 prompt_tokens=${done.usage.prompt_tokens} ` +
+                               `output_tokens=${done.usage.completion_tokens} ttft_ms=[0-9.]+ e2e_ms=[0-9.]+ finish=${done.finish_reason}`));
   ws.close();
 });
 
