@@ -29,6 +29,14 @@ TokenTable::TokenTable(const std::vector<std::string>& bytes, const std::vector<
     }
     lcp_.push_back(l);
   }
+  sorted_index_.assign(bytes.size(), -1);
+  for (size_t i = 0; i < ids_.size(); ++i) sorted_index_[size_t(ids_[i])] = int32_t(i);
+}
+
+const std::string& TokenTable::token_bytes(int32_t id) const {
+  static const std::string kNone;
+  if (id < 0 || id >= vocab_size_ || sorted_index_[size_t(id)] < 0) return kNone;
+  return bytes_[size_t(sorted_index_[size_t(id)])];
 }
 
 std::shared_ptr<const TokenTable> TokenTable::from_tokenizer(const Tokenizer& tok) {

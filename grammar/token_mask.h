@@ -37,6 +37,8 @@ class TokenTable {
   int32_t id(size_t i) const { return ids_[i]; }
   const std::string& bytes(size_t i) const { return bytes_[i]; }
   uint32_t lcp(size_t i) const { return lcp_[i]; }  // common prefix with the previous one
+  // A token's bytes by id; empty for special tokens and ids outside the table.
+  const std::string& token_bytes(int32_t id) const;
   const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
 
  private:
@@ -44,6 +46,7 @@ class TokenTable {
   std::vector<int32_t> ids_;
   std::vector<std::string> bytes_;
   std::vector<uint32_t> lcp_;
+  std::vector<int32_t> sorted_index_;  // by id: index into bytes_, or -1
   std::vector<int32_t> eos_ids_;
 };
 
