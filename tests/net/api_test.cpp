@@ -158,7 +158,7 @@ TEST_CASE("bad request bodies name the field") {
       {Endpoint::Completions, R"({"prompt":"a","guided_regex":"(a"})", "guided_regex"},
       {Endpoint::Completions, R"({"prompt":"a","guided_choice":[]})", "guided_choice"},
       {Endpoint::Completions, R"({"prompt":"a","grammar":"root ::= x"})", "grammar"},
-      {Endpoint::Completions, R"({"prompt":"a","guided_regex":"a","json_schema":{}})", "json_schema"},
+      {Endpoint::Completions, R"({"prompt":"a","guided_regex":"a","json_schema":{}})", "guided_regex"},
   };
   for (const auto& c : cases) {
     INFO(c.body);

@@ -40,12 +40,25 @@ async function startSecond() {
   });
 }
 
+async function waitHealthy(base) {
+  for (let i = 0; i < 1200; i++) {
+    try {
+      if ((await fetch(`${base}/health`)).status === 200) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${base} not ready in time`);
+}
+
 let model;
 let client;
+let secondClient;
 before(async () => {
   model = await waitReady();
   client = new OpenAI({ baseURL: `${URL}/v1`, apiKey: KEY, maxRetries: 0 });
   secondUrl = await startSecond();
+  await waitHealthy(secondUrl);
+  secondClient = new OpenAI({ baseURL: `${secondUrl}/v1`, apiKey: "unused", maxRetries: 0 });
 });
 after(() => second?.kill());
 
@@ -61,21 +74,32 @@ async function complete(base, key, body) {
 
 const prompts = ["Once upon a time", "Tom and Lily went to the park. They"];
 
-for (const [label, base, key] of [
-  ["TinyStories-656K", () => URL, KEY],
-  ["stories260K", () => secondUrl, null],
+// TinyStories-656K's vocabulary has no token for '{', '[', ']' or '@' and no byte fallback:
+// it cannot write a JSON object or array, an e-mail address, nor most non-ASCII text (the
+// grammar then allows only EOS and the output ends early). It gets the schemas it can write; stories260K (byte
+// fallback) gets all of them.
+function writable(schema) {
+  const text = JSON.stringify(schema);
+  return !/"(object|array)"|"const":\{|@/.test(text) && /^[\x00-\x7f]*$/.test(text);
+}
+
+for (const [label, base, key, all] of [
+  ["TinyStories-656K", () => URL, KEY, false],
+  ["stories260K", () => secondUrl, null, true],
 ]) {
-  test(`${label}: every completion under each of ${schemas.length} JSON schemas validates with ajv`, async () => {
+  test(`${label}: every completion under each JSON schema it can write validates with ajv`, async () => {
     assert.ok(schemas.length >= 50);
     const ajv = new Ajv2020({ strict: false });
     let checked = 0;
-    for (const { name, schema } of schemas) {
+    const mine = schemas.filter(({ schema }) => all || writable(schema));
+    assert.ok(mine.length >= (all ? 50 : 15), `${mine.length} schemas`);
+    for (const { name, schema } of mine) {
       const validate = ajv.compile(schema);
       // Greedy and two seeded samples: whatever the model "wants" to say.
       for (const [i, sampling] of [{ temperature: 0 }, { temperature: 1, seed: 1 }, { temperature: 1.2, seed: 2 }].entries()) {
         const body = {
           prompt: prompts[i % prompts.length],
-          max_tokens: 600,
+          max_tokens: 400,
           ...sampling,
           response_format: { type: "json_schema", json_schema: { name: "t", schema, strict: true } },
         };
@@ -89,16 +113,17 @@ for (const [label, base, key] of [
         checked++;
       }
     }
-    assert.equal(checked, schemas.length * 3);
+    assert.equal(checked, mine.length * 3);
   });
 
   test(`${label}: guided_regex and guided_choice outputs always match`, async () => {
-    const regexes = ["[A-Z][a-z]{2,8} (ran|saw|had) a [a-z]{3,10}\\.", "\\d{1,3}(,\\d{3})*", "(yes|no)!{0,3}", "[a-z ]{10,20}"];
+    const regexes = ["[A-Z][a-z]{2,8} (ran|saw|had) a [a-z]{3,10}\\.", "\\d{1,3}(,\\d{3}){0,3}", "(yes|no)!{0,3}", "[a-z ]{10,20}"];
     for (const re of regexes) {
       for (const seed of [1, 2, 3]) {
         const { status, json } = await complete(base(), key, { prompt: "Once", max_tokens: 200, temperature: 1, seed, guided_regex: re });
         assert.equal(status, 200, JSON.stringify(json));
-        const { text } = json.choices[0];
+        const { text, finish_reason: finish } = json.choices[0];
+        assert.equal(finish, "stop", `guided_regex ${re}: ${text}`);
         assert.match(text, new RegExp(`^(?:${re})$`), `guided_regex ${re}`);
       }
     }
@@ -121,9 +146,12 @@ const person = {
   additionalProperties: false,
 };
 
-test("openai client: response_format json_schema, non-streaming and streaming", async () => {
+// On stories260K: TinyStories-656K cannot write '{' (see above).
+test("openai client: response_format json_schema, non-streaming and streaming (stories260K)", async () => {
   const ajv = new Ajv2020();
   const validate = ajv.compile(person);
+  const client = secondClient;
+  const [{ id: model }] = (await client.models.list()).data;
   const body = {
     model,
     messages: [{ role: "user", content: "Describe a person." }],
@@ -141,10 +169,14 @@ test("openai client: response_format json_schema, non-streaming and streaming", 
   for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
   assert.equal(text, content);
 
+  // Any object: free-form keys and strings may run to max_tokens; a finished one parses.
   const obj = await client.chat.completions.create({ ...body, response_format: { type: "json_object" } });
-  const parsed = JSON.parse(obj.choices[0].message.content);
-  assert.equal(typeof parsed, "object");
-  assert.ok(!Array.isArray(parsed) && parsed !== null);
+  const objText = obj.choices[0].message.content;
+  assert.ok(objText.startsWith("{"), objText);
+  if (obj.choices[0].finish_reason === "stop") {
+    const parsed = JSON.parse(objText);
+    assert.ok(typeof parsed === "object" && !Array.isArray(parsed) && parsed !== null);
+  }
 });
 
 test("bad constraints are 400s naming the problem", async () => {
