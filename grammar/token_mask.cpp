@@ -64,21 +64,21 @@ size_t TokenMasker::cached_positions() const {
   return cache_.size();
 }
 
-const TokenMasker::PositionMasks& TokenMasker::masks_for(uint32_t pos) const {
+const TokenMasker::PositionMasks& TokenMasker::masks_for(const Stack& top) const {
   {
     std::lock_guard lock(mu_);
-    auto it = cache_.find(pos);
+    auto it = cache_.find(top);
     if (it != cache_.end()) return *it->second;
   }
-  auto fresh = std::make_unique<PositionMasks>(compute(pos));  // outside the lock: it is slow
+  auto fresh = std::make_unique<PositionMasks>(compute(top));  // outside the lock: it is slow
   std::lock_guard lock(mu_);
-  auto [it, _] = cache_.emplace(pos, std::move(fresh));
+  auto [it, _] = cache_.emplace(top, std::move(fresh));
   return *it->second;  // entries are never erased, so the reference stays valid
 }
 
-// One walk of the sorted table from the stack [pos] alone. A path that pops past pos's rule
+// One walk of the sorted table from the stack's top alone. A path that pops past it
 // ("bottom") with token bytes left depends on the real stack: the token is uncertain.
-TokenMasker::PositionMasks TokenMasker::compute(uint32_t pos) const {
+TokenMasker::PositionMasks TokenMasker::compute(const Stack& top) const {
   struct Level {
     std::vector<Stack> stacks;
     bool at_bottom = false;   // a path ended pos's rule exactly at this depth
@@ -87,7 +87,7 @@ TokenMasker::PositionMasks TokenMasker::compute(uint32_t pos) const {
   const TokenTable& t = *table_;
   PositionMasks out{TokenBitmask(t.vocab_size()), {}};
   std::vector<Level> levels(1);
-  levels[0].stacks.push_back(Stack{pos});
+  levels[0].stacks.push_back(top);
   size_t valid = 0;  // levels[0..valid] describe the current token's prefix
   for (size_t i = 0; i < t.num_sorted(); ++i) {
     const std::string& tok = t.bytes(i);
@@ -119,17 +119,20 @@ TokenMasker::PositionMasks TokenMasker::compute(uint32_t pos) const {
 void TokenMasker::fill(const Matcher& m, TokenBitmask& mask, const std::vector<int32_t>& extra_end_ids) const {
   const TokenTable& t = *table_;
   mask.reset(t.vocab_size());
-  std::vector<uint32_t> tops;
+  const auto top_of = [](const Stack& s) {
+    return Stack(s.end() - long(std::min(s.size(), kContextDepth)), s.end());
+  };
+  std::vector<Stack> tops;
   for (const Stack& s : m.stacks())
-    if (!s.empty()) tops.push_back(s.back());
+    if (!s.empty()) tops.push_back(top_of(s));
   std::sort(tops.begin(), tops.end());
   tops.erase(std::unique(tops.begin(), tops.end()), tops.end());
-  for (uint32_t top : tops) mask.merge(masks_for(top).accepted);
+  for (const Stack& top : tops) mask.merge(masks_for(top).accepted);
   // Uncertain tokens: checked against every stack with that top, the whole stack this time.
   std::vector<Stack> cur, next;
   for (const Stack& s : m.stacks()) {
     if (s.empty()) continue;
-    for (uint32_t idx : masks_for(s.back()).uncertain) {
+    for (uint32_t idx : masks_for(top_of(s)).uncertain) {
       const int32_t id = t.id(idx);
       if (mask.test(id)) continue;
       cur.assign(1, s);

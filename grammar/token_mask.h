@@ -5,17 +5,20 @@
 // neighbours and one walk of the sorted list is a walk of the token trie: the matcher state
 // after a shared prefix is computed once.
 //
-// TokenMasker keeps xgrammar's adaptive cache: for each grammar position that can be the
-// top of a stack, it walks the whole trie once from that position alone and sorts tokens
-// into accepted (the token's bytes are all matched before the position's rule ends: valid
-// whatever is below on the stack), rejected (fails before the rule ends), and uncertain (the
-// rule ends inside the token, so the rest depends on the stack). A step's mask is then, per
-// stack, the cached accepted set plus a full check of the few uncertain tokens.
+// TokenMasker keeps xgrammar's adaptive cache: for each top of a stack (its last
+// kContextDepth positions: the element to match and the rules it returns into), it walks the
+// whole trie once from that top alone and sorts tokens into accepted (all bytes matched
+// before the top is popped: valid whatever is below on the stack), rejected (fails before),
+// and uncertain (the top is popped inside the token, so the rest depends on the stack). A
+// step's mask is then, per stack, the cached accepted set plus a full check of the few
+// uncertain tokens. Keying on a few positions rather than one matters: a JSON string
+// character is its own one-character rule, so with one position nearly every token would be
+// uncertain; with the enclosing string's positions only tokens that close the string are.
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
+#include <map>
 #include <vector>
 
 #include "grammar/matcher.h"
@@ -77,19 +80,20 @@ class TokenMasker {
   const TokenTable& table() const { return *table_; }
   const std::shared_ptr<const Grammar>& grammar() const { return g_; }
   size_t cached_positions() const;
+  static constexpr size_t kContextDepth = 4;
 
  private:
   struct PositionMasks {
     TokenBitmask accepted;
     std::vector<uint32_t> uncertain;  // indices into the sorted table
   };
-  const PositionMasks& masks_for(uint32_t pos) const;
-  PositionMasks compute(uint32_t pos) const;
+  const PositionMasks& masks_for(const Stack& top) const;
+  PositionMasks compute(const Stack& top) const;
 
   std::shared_ptr<const Grammar> g_;
   std::shared_ptr<const TokenTable> table_;
   mutable std::mutex mu_;
-  mutable std::unordered_map<uint32_t, std::unique_ptr<PositionMasks>> cache_;
+  mutable std::map<Stack, std::unique_ptr<PositionMasks>> cache_;
 };
 
 }  // namespace troupe::grammar
