@@ -8,7 +8,7 @@ const Sampler& DraftSamplers::sync(int64_t seq_id, const SeqContext& ctx) {
   auto& e = by_seq[seq_id];
   const size_t prompt_len = size_t(std::min<int64_t>(ctx.prompt_len, int64_t(ctx.tokens.size())));
   if (!e.sampler || e.synced > ctx.tokens.size()) {
-    e.sampler = std::make_unique<Sampler>(ctx.params, std::span<const int32_t>(ctx.tokens.data(), prompt_len));
+    e.sampler = std::make_unique<Sampler>(ctx.params, std::span<const int32_t>(ctx.tokens.data(), prompt_len), vocab);
     e.synced = prompt_len;
   }
   for (; e.synced < ctx.tokens.size(); ++e.synced) e.sampler->accept(ctx.tokens[e.synced]);
@@ -52,7 +52,9 @@ struct DrafterState {
 };
 
 step_actor::behavior_type drafter_behavior(step_actor::stateful_pointer<DrafterState> self, step_actor executor,
-                                           std::shared_ptr<spec::Proposer> proposer) {
+                                           std::shared_ptr<spec::Proposer> proposer,
+                                           std::shared_ptr<const grammar::TokenTable> vocab) {
+  self->state.samplers.vocab = std::move(vocab);
   return {
       [self, executor, proposer](StepPlan& plan) -> caf::result<StepResult> {
         try {
@@ -78,8 +80,9 @@ step_actor::behavior_type drafter_behavior(step_actor::stateful_pointer<DrafterS
 
 }  // namespace
 
-step_actor spawn_drafter(caf::actor_system& sys, step_actor executor, std::shared_ptr<spec::Proposer> proposer) {
-  return sys.spawn<caf::detached>(drafter_behavior, std::move(executor), std::move(proposer));
+step_actor spawn_drafter(caf::actor_system& sys, step_actor executor, std::shared_ptr<spec::Proposer> proposer,
+                         std::shared_ptr<const grammar::TokenTable> vocab) {
+  return sys.spawn<caf::detached>(drafter_behavior, std::move(executor), std::move(proposer), std::move(vocab));
 }
 
 }  // namespace troupe

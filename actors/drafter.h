@@ -22,7 +22,8 @@
 
 namespace troupe {
 
-step_actor spawn_drafter(caf::actor_system& sys, step_actor executor, std::shared_ptr<spec::Proposer> proposer);
+step_actor spawn_drafter(caf::actor_system& sys, step_actor executor, std::shared_ptr<spec::Proposer> proposer,
+                         std::shared_ptr<const grammar::TokenTable> vocab = nullptr);
 
 // The drafting itself, outside the actor (tests call it directly): `plan` with the
 // proposer's drafts attached. `samplers` holds the drafter's sampler mirrors (updated
@@ -33,6 +34,7 @@ struct DraftSamplers {
     size_t synced = 0;  // context tokens the sampler has seen
   };
   std::unordered_map<int64_t, Entry> by_seq;
+  std::shared_ptr<const grammar::TokenTable> vocab;  // constrained requests draft under the grammar too
   const Sampler& sync(int64_t seq_id, const SeqContext& ctx);
 };
 void attach_drafts(StepPlan& plan, spec::Proposer& proposer, DraftSamplers& samplers, spec::ProposeStats& stats);

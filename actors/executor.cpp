@@ -17,13 +17,14 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 using Samplers = std::unordered_map<int64_t, std::unique_ptr<Sampler>>;
 
 // The sampler of a planned sequence, built from its context the first time.
-Sampler& sampler_for(Samplers& samplers, const PlannedSeq& p) {
+Sampler& sampler_for(Samplers& samplers, const PlannedSeq& p, const std::shared_ptr<const grammar::TokenTable>& vocab) {
   auto it = samplers.find(p.seq_id());
   if (it != samplers.end()) return *it->second;
   if (!p.has_context) fail("sequence {} samples without its context (parameters, prompt)", p.seq_id());
   const auto& c = p.context;
   const size_t prompt_len = size_t(std::min<int64_t>(c.prompt_len, int64_t(c.tokens.size())));
-  auto s = std::make_unique<Sampler>(c.params, std::span<const int32_t>(c.tokens.data(), prompt_len));
+  auto s = std::make_unique<Sampler>(c.params, std::span<const int32_t>(c.tokens.data(), prompt_len), vocab);
+  // Replaying the generated tokens also replays the grammar state (after preemption, say).
   for (size_t i = prompt_len; i < c.tokens.size(); ++i) s->accept(c.tokens[i]);
   return *samplers.emplace(p.seq_id(), std::move(s)).first->second;
 }
@@ -32,14 +33,15 @@ Sampler& sampler_for(Samplers& samplers, const PlannedSeq& p) {
 // Without drafts that is one sampled token from the last row; with k drafts the rows are
 // [last token, drafts...] and verification accepts a prefix of the drafts plus one token.
 void sample_outcomes(const StepPlan& plan, const StepOutput& out, Samplers& samplers,
-                     const spec::VerifyOptions& vo, StepResult& res) {
+                     const std::shared_ptr<const grammar::TokenTable>& vocab, const spec::VerifyOptions& vo,
+                     StepResult& res) {
   int64_t row = 0;
   for (const auto& p : plan.seqs) {
     if (p.step.logit_rows.empty()) continue;
     const int64_t first_row = row;
     row += int64_t(p.step.logit_rows.size());
     if (!p.sample) continue;
-    Sampler& sampler = sampler_for(samplers, p);
+    Sampler& sampler = sampler_for(samplers, p, vocab);
     if (!p.drafts.empty()) {
       const size_t k = p.drafts.size();
       const std::span<const float> rows(out.row(first_row), (k + 1) * size_t(out.vocab_size));
@@ -58,11 +60,13 @@ void sample_outcomes(const StepPlan& plan, const StepOutput& out, Samplers& samp
 
 struct ExecutorState {
   Samplers samplers;
+  std::shared_ptr<const grammar::TokenTable> vocab;  // for constrained requests' masks
   static inline const char* name = "executor";
 };
 
 step_actor::behavior_type executor_behavior(step_actor::stateful_pointer<ExecutorState> self, shard_actor shard,
-                                            spec::VerifyOptions vo) {
+                                            spec::VerifyOptions vo, std::shared_ptr<const grammar::TokenTable> vocab) {
+  self->state.vocab = std::move(vocab);
   return {
       [self, shard, vo](StepPlan& plan) -> caf::result<StepResult> {
         auto rp = self->make_response_promise<StepResult>();
@@ -82,7 +86,7 @@ step_actor::behavior_type executor_behavior(step_actor::stateful_pointer<Executo
                   if (res.error.empty()) {
                     const auto t0 = std::chrono::steady_clock::now();
                     try {
-                      sample_outcomes(plan, o.out, self->state.samplers, vo, res);
+                      sample_outcomes(plan, o.out, self->state.samplers, self->state.vocab, vo, res);
                     } catch (const std::exception& e) {  // malformed drafts or plan: fail the step, loudly
                       res.outcomes.clear();
                       res.error = std::string("executor: ") + e.what();
@@ -107,8 +111,9 @@ step_actor::behavior_type executor_behavior(step_actor::stateful_pointer<Executo
 
 }  // namespace
 
-step_actor spawn_executor(caf::actor_system& sys, shard_actor shard, spec::VerifyOptions verify) {
-  return sys.spawn(executor_behavior, std::move(shard), verify);
+step_actor spawn_executor(caf::actor_system& sys, shard_actor shard, spec::VerifyOptions verify,
+                          std::shared_ptr<const grammar::TokenTable> vocab) {
+  return sys.spawn(executor_behavior, std::move(shard), verify, std::move(vocab));
 }
 
 }  // namespace troupe

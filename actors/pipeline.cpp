@@ -117,8 +117,9 @@ Pipeline PipelineBuilder::build() {
   } else {
     if (backend_) shard_ = spawn_shard(sys_, std::move(backend_));
     p.shard = maybe_relay(p, shard_);
-    p.executor = maybe_relay(p, spawn_executor(sys_, p.shard, verify_));
-    if (proposer_) p.drafter = maybe_relay(p, spawn_drafter(sys_, p.executor, proposer_));
+    auto vocab = grammar::TokenTable::from_tokenizer(*tok_);  // constrained requests' masks
+    p.executor = maybe_relay(p, spawn_executor(sys_, p.shard, verify_, vocab));
+    if (proposer_) p.drafter = maybe_relay(p, spawn_drafter(sys_, p.executor, proposer_, vocab));
   }
   p.output = maybe_relay(p, spawn_output(sys_, tok_));
   if (!scheduler_stage_) p.scheduler = maybe_relay(p, spawn_scheduler(sys_, sched_, kv_, std::move(spec_)));

@@ -377,7 +377,7 @@ typename Inspector::result_type inspect(Inspector& f, SamplingParams& x) {
   return f(caf::meta::type_name("SamplingParams"), x.temperature, x.top_k, x.top_p, x.min_p,
            x.repetition_penalty, x.presence_penalty, x.frequency_penalty, seed, x.max_tokens,
            x.stop_token_ids, x.stop, x.ignore_eos, x.logprobs, x.return_logprobs, x.logit_bias, x.min_tokens,
-           x.min_tokens_stop_ids);
+           x.min_tokens_stop_ids, x.constraint.kind, x.constraint.text);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, TokenBias& x) {

@@ -9,12 +9,14 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
 
 #include "actors/engine.h"
+#include "app/bench_grammar.h"
 #include "app/bench_stats.h"
 #include "app/progress.h"
 #include "app/commands.h"
@@ -22,6 +24,8 @@
 #include "config/bench_config.h"
 #include "config/flags.h"
 #include "core/error.h"
+#include "grammar/constraint.h"
+#include "model/tokenizer_loader.h"
 
 namespace troupe::app {
 
@@ -83,8 +87,11 @@ Workload make_workload(const ThroughputOpts& o, const Tokenizer& tok, int64_t vo
 
 // Request i of the workload: its prompt and output length, the run's sampling settings
 // (seeded per request when sampling), ignore_eos so it produces exactly that many tokens.
-GenerateRequest workload_request(const ThroughputOpts& o, const Workload& w, size_t i) {
+GenerateRequest workload_request(const ThroughputOpts& o, const Workload& w, size_t i, bool constrained = false) {
   GenerateRequest req;
+  // ignore_eos keeps output lengths equal to the unconstrained run's: past the end of the
+  // document the grammar allows only EOS, which is still masked and sampled every step.
+  if (constrained) req.params.constraint = {"json_schema", o.json_schema};
   req.prompt_ids = w.prompts[i];
   req.params.temperature = o.temperature;
   req.params.top_p = o.top_p;
@@ -108,7 +115,8 @@ struct RunResult {
   std::string speculation;
 };
 
-RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, bool speculate) {
+RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, bool speculate,
+                   bool constrained = false) {
   EngineConfig cfg = o.engine;
   cfg.scheduler.scheduling = mode;
   if (!speculate) cfg.speculative = SpeculativeConfig{};
@@ -124,7 +132,7 @@ RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, 
   for (size_t i = 0; i < w.prompts.size(); ++i) {
     if (o.request_rate > 0 && i > 0)
       std::this_thread::sleep_for(std::chrono::duration<double>(gap(rng)));
-    GenerateRequest req = workload_request(o, w, i);
+    GenerateRequest req = workload_request(o, w, i, constrained);
     {
       std::lock_guard lk(tr.mu);
       tr.traces[i].submit = Clock::now();
@@ -300,8 +308,41 @@ void compare_speculation(const ThroughputOpts& o) {
   if (!o.json_path.empty()) std::ofstream(o.json_path) << boost::json::serialize(js) << "\n";
 }
 
+// --json-schema: the same workload unconstrained and constrained, then the grammar's own costs.
+void compare_constrained(ThroughputOpts o) {
+  std::ifstream in(o.json_schema);
+  if (!in) fail("--json-schema {}: cannot open", o.json_schema);
+  o.json_schema.assign(std::istreambuf_iterator<char>(in), {});
+  grammar::compile({"json_schema", o.json_schema});  // a bad schema fails before any run
+  // The grammar's own costs first (a fresh mask cache), then the engine runs.
+  const auto tok = load_tokenizer(o.engine.model);
+  const GrammarBenchResult g = bench_grammar_masks(o.json_schema, *tok, o.seed);
+  print_grammar_result(g);
+  std::fflush(stdout);
+  const bool speculate = o.engine.speculative.enabled();
+  const RunResult plain = run_once(o, Scheduling::Continuous, "unconstrained", speculate);
+  const RunResult constrained = run_once(o, Scheduling::Continuous, "constrained", speculate, true);
+  print_result(plain.bench);
+  print_result(constrained.bench);
+  const double ratio = constrained.bench.output_tokens_per_s / plain.bench.output_tokens_per_s;
+  std::printf("\nconstrained/unconstrained output throughput ratio: %.3f\n", ratio);
+  boost::json::object js;
+  js["unconstrained"] = to_json(plain.bench);
+  js["constrained"] = to_json(constrained.bench);
+  js["throughput_ratio"] = ratio;
+  js["grammar"] = to_json(g);
+  add_workload_json(o, js);
+  if (!o.json_path.empty()) std::ofstream(o.json_path) << boost::json::serialize(js) << "\n";
+}
+
 void run_throughput(const ThroughputOpts& o) {
   const bool speculate = o.engine.speculative.enabled();
+  if (!o.json_schema.empty()) {
+    if (o.compare || o.scheduling != "continuous" || !o.plot_path.empty())
+      fail("--json-schema runs its own comparison (unconstrained vs constrained, continuous batching); "
+           "it does not combine with --compare-no-spec, --scheduling or --plot");
+    return compare_constrained(o);
+  }
   if (o.compare) {
     // Refused rather than ignored: a run the user did not ask for, or a plot never written.
     if (!speculate)
@@ -371,6 +412,9 @@ void register_bench_throughput(CLI::App& bench) {
           "With speculation: run every wave of requests without and with it, alternating in one engine, "
           "and report the speedup against theory");
   f->option("--compare-rounds", o->compare_rounds, "Rounds of --compare-no-spec")->capture_default_str();
+  f->option("--json-schema", o->json_schema,
+            "Constrain every request's output to this JSON schema file; runs the workload unconstrained and "
+            "constrained and reports the ratio, the grammar compile time and the per-token mask time");
   c->callback([o, f] {
     if (f->finish()) return;
     o->model = o->engine.model;

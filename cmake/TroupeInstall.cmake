@@ -55,7 +55,7 @@ install(FILES ${PROJECT_BINARY_DIR}/troupeConfig.cmake ${PROJECT_BINARY_DIR}/tro
 # troupe.pc: every CPU library, in link order (each before what it uses), then the
 # dependencies. troupe_gpu (CUDA) is left out: nothing but the troupe binary links it; CMake
 # users get it as troupe::gpu. Static archives, so `pkg-config --libs troupe` is the whole line.
-set(_troupe_pc_order net client actors chat spec backends config cpu quant cpu_kernels kv sampling model tokenizer core)
+set(_troupe_pc_order net client actors chat spec backends config cpu quant cpu_kernels kv sampling grammar model tokenizer core)
 set(TROUPE_PC_LIBS)
 foreach(_troupe_name IN LISTS _troupe_pc_order)
   if(TARGET troupe_${_troupe_name})

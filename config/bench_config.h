@@ -33,6 +33,9 @@ struct ThroughputOpts {
   int32_t top_k = 0;
   bool compare = false;    // speculation vs none, interleaved in one engine (compare_speculation)
   int compare_rounds = 1;
+  // --json-schema FILE: every request's output follows this schema (the run is compared with
+  // the same workload unconstrained, and the grammar's compile and mask times are reported).
+  std::string json_schema;
 };
 
 // `troupe bench serve`

@@ -142,13 +142,15 @@ std::vector<int32_t> token_ids(const json::value& v, std::string_view key, const
 // Keys both OpenAI endpoints and the WebSocket protocol share.
 const std::unordered_set<std::string_view> kSamplingKeys = {
     "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
-    "repetition_penalty", "seed", "stop", "stop_token_ids", "ignore_eos", "priority", "min_tokens", "logit_bias"};
+    "repetition_penalty", "seed", "stop", "stop_token_ids", "ignore_eos", "priority", "min_tokens", "logit_bias",
+    // structured output (constraint_of)
+    "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar", "grammar", "json_schema"};
 const std::unordered_set<std::string_view> kOpenAiKeys = {
     "model", "n", "stream", "stream_options", "user", "logprobs", "top_logprobs",
     "best_of", "skip_special_tokens", "include_stop_str_in_output", "prompt_logprobs"};
 const std::unordered_set<std::string_view> kCompletionKeys = {"prompt", "echo", "suffix"};
 const std::unordered_set<std::string_view> kChatKeys = {
-    "messages", "max_completion_tokens", "response_format", "tools", "tool_choice", "parallel_tool_calls",
+    "messages", "max_completion_tokens", "tools", "tool_choice", "parallel_tool_calls",
     "chat_template_kwargs", "add_generation_prompt", "store", "metadata", "service_tier"};
 
 using KeySets = std::initializer_list<const std::unordered_set<std::string_view>*>;
@@ -208,6 +210,76 @@ std::vector<TokenBias> logit_bias(const json::value& v, const ModelInfo& m) {
   return out;
 }
 
+// OpenAI's response_format: text (no constraint), json_object, json_schema.
+std::optional<grammar::ConstraintSpec> response_format(const json::value& rf) {
+  if (!rf.is_object()) wrong_type("response_format", "an object", rf);
+  const json::object& o = rf.get_object();
+  const json::value* type = o.if_contains("type");
+  if (!type || !type->is_string())
+    throw bad_request("'response_format' needs a 'type': text, json_object or json_schema", "response_format");
+  if (*type == json::value("text")) return std::nullopt;
+  if (*type == json::value("json_object")) return grammar::ConstraintSpec{"json_object", ""};
+  if (*type != json::value("json_schema"))
+    throw bad_request("'response_format' type must be text, json_object or json_schema, got " +
+                          json::serialize(*type), "response_format");
+  const json::value* js = o.if_contains("json_schema");
+  if (!js || !js->is_object())
+    throw bad_request("'response_format' of type json_schema needs a 'json_schema' object", "response_format");
+  const json::object& j = js->get_object();
+  if (const json::value* n = j.if_contains("name"); n && !n->is_string())
+    wrong_type("response_format.json_schema.name", "a string", *n);
+  if (const json::value* st = j.if_contains("strict"); st && !st->is_bool() && !st->is_null())
+    wrong_type("response_format.json_schema.strict", "a boolean", *st);
+  const json::value* schema = j.if_contains("schema");
+  // No schema: any JSON object, as OpenAI's json_object.
+  if (!schema) return grammar::ConstraintSpec{"json_object", ""};
+  if (!schema->is_object()) wrong_type("response_format.json_schema.schema", "an object", *schema);
+  return grammar::ConstraintSpec{"json_schema", json::serialize(*schema)};
+}
+
+// The output constraint, from whichever ecosystem's field carries it: OpenAI's
+// response_format, vLLM's guided_*, llama.cpp's grammar / json_schema. At most one; it is
+// compiled here (cached) so a bad schema, regex or grammar is a 400 naming the problem.
+grammar::ConstraintSpec constraint_of(const json::object& o) {
+  std::vector<std::pair<std::string, grammar::ConstraintSpec>> found;
+  if (const json::value* rf = field(o, "response_format"))
+    if (auto c = response_format(*rf)) found.emplace_back("response_format", std::move(*c));
+  for (const char* key : {"guided_json", "json_schema"}) {
+    const json::value* v = field(o, key);
+    if (!v) continue;
+    if (v->is_string()) {
+      found.emplace_back(key, grammar::ConstraintSpec{"json_schema", std::string(v->get_string())});
+    } else if (v->is_object()) {
+      found.emplace_back(key, grammar::ConstraintSpec{"json_schema", json::serialize(*v)});
+    } else {
+      wrong_type(key, "a JSON schema (an object or a string)", *v);
+    }
+  }
+  for (auto [key, kind] : {std::pair{"guided_regex", "regex"}, {"guided_grammar", "gbnf"}, {"grammar", "gbnf"}}) {
+    const json::value* v = field(o, key);
+    if (!v) continue;
+    if (!v->is_string()) wrong_type(key, "a string", *v);
+    found.emplace_back(key, grammar::ConstraintSpec{kind, std::string(v->get_string())});
+  }
+  if (const json::value* v = field(o, "guided_choice")) {
+    if (!v->is_array() || v->get_array().empty()) wrong_type("guided_choice", "a non-empty array of strings", *v);
+    for (const auto& x : v->get_array())
+      if (!x.is_string()) wrong_type("guided_choice", "a non-empty array of strings", x);
+    found.emplace_back("guided_choice", grammar::ConstraintSpec{"choice", json::serialize(*v)});
+  }
+  if (found.empty()) return {};
+  if (found.size() > 1)
+    throw bad_request("only one output constraint may be given, got '" + found[0].first + "' and '" +
+                          found[1].first + "'",
+                      found[1].first);
+  try {
+    grammar::compile(found[0].second);
+  } catch (const Error& e) {
+    throw bad_request("'" + found[0].first + "': " + e.what(), found[0].first);
+  }
+  return found[0].second;
+}
+
 SamplingParams sampling(const json::object& o, const ModelInfo& m, int64_t default_max_tokens) {
   SamplingParams p;
   if (auto v = get_number(o, "temperature")) p.temperature = to_float(*v);
@@ -251,6 +323,7 @@ SamplingParams sampling(const json::object& o, const ModelInfo& m, int64_t defau
     }
   }
   if (const json::value* ids = field(o, "stop_token_ids")) p.stop_token_ids = token_ids(*ids, "stop_token_ids", m);
+  p.constraint = constraint_of(o);
   try {
     p.validate();
   } catch (const Error& e) {
@@ -475,11 +548,6 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
   if (chat) {
     if (const json::value* t = field(o, "tools"); t && !(t->is_array() && t->get_array().empty()))
       throw bad_request("'tools' is not supported by this server", "tools");
-    if (const json::value* rf = field(o, "response_format")) {
-      const json::value* type = rf->is_object() ? rf->get_object().if_contains("type") : nullptr;
-      if (!type || *type != json::value("text"))
-        throw bad_request("'response_format' only supports {\"type\": \"text\"}", "response_format");
-    }
   }
 
   const int64_t n = get_integer(o, "n").value_or(1);

@@ -48,6 +48,7 @@ void SamplingParams::validate() const {
   for (size_t i = 0; i < stop.size(); ++i) {
     if (stop[i].empty()) fail("stop strings must be non-empty, stop[{}] is empty", i);
   }
+  if (!constraint.empty()) grammar::compile(constraint);  // cached; throws naming the problem
 }
 
 }  // namespace troupe

@@ -52,9 +52,15 @@ void mark_seen(std::vector<uint8_t>& seen, int32_t id) {
 
 }  // namespace
 
-Sampler::Sampler(SamplingParams params, std::span<const int32_t> prompt_ids)
+Sampler::Sampler(SamplingParams params, std::span<const int32_t> prompt_ids,
+                 std::shared_ptr<const grammar::TokenTable> vocab)
     : params_(std::move(params)) {
   params_.validate();
+  if (!params_.constraint.empty()) {
+    if (!vocab) fail("sampler: a constrained request needs the model's vocabulary");
+    masker_ = grammar::masker(params_.constraint, vocab);
+    matcher_.emplace(masker_->grammar());
+  }
   if (params_.seed) {
     seed_ = *params_.seed;
   } else {
@@ -102,6 +108,16 @@ void Sampler::apply_penalties(std::span<float> logits) const {
     for (int32_t id : params_.min_tokens_stop_ids)
       if (static_cast<size_t>(id) < vocab) logits[static_cast<size_t>(id)] = -INFINITY;
   }
+  if (masker_) {
+    if (mask_step_ != step_) {
+      masker_->fill(*matcher_, mask_, params_.stop_token_ids);
+      mask_step_ = step_;
+    }
+    const size_t n = std::min(vocab, static_cast<size_t>(masker_->table().vocab_size()));
+    for (size_t i = 0; i < n; ++i)
+      if (!mask_.test(static_cast<int32_t>(i))) logits[i] = -INFINITY;
+    for (size_t i = n; i < vocab; ++i) logits[i] = -INFINITY;  // padding rows past the tokenizer
+  }
 }
 
 void Sampler::probabilities(std::span<const float> logits, std::vector<float>& probs) const {
@@ -122,7 +138,7 @@ SampleResult Sampler::sample(std::span<const float> logits) {
   const bool repetition = params_.repetition_penalty != 1.0f && !seen_.empty();
   const bool additive = (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) &&
                         !generated_counts_.empty();
-  const bool biased = !params_.logit_bias.empty() || step_ < params_.min_tokens;
+  const bool biased = !params_.logit_bias.empty() || step_ < params_.min_tokens || masker_;
   if (repetition || additive || biased) {
     s.logits.assign(logits.begin(), logits.end());
     apply_penalties(s.logits);
@@ -156,6 +172,9 @@ void Sampler::accept(int32_t token) {
   check_token_id(token, "accepted");
   ++generated_counts_[token];
   if (params_.repetition_penalty != 1.0f) mark_seen(seen_, token);
+  // End tokens carry no text; a token the grammar rejects (only a caller forcing one in)
+  // leaves the state where it was rather than poisoning it.
+  if (matcher_) matcher_->accept(masker_->table().token_bytes(token));
   ++step_;
 }
 

@@ -2,12 +2,15 @@
 // Turning logits into the next token: penalties, temperature, top-k, top-p, min-p, seeded
 // randomness, top-n logprobs, and stop conditions. Everything is per request.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "grammar/constraint.h"
 
 namespace troupe {
 
@@ -39,6 +42,10 @@ struct SamplingParams {
   // can be sampled.
   int32_t min_tokens = 0;
   std::vector<int32_t> min_tokens_stop_ids;
+  // Structured output: the text must follow this grammar (JSON schema, regex, choices,
+  // GBNF). Tokens it forbids are masked out before any other transform; EOS (and the
+  // stop_token_ids) only where the grammar may end.
+  grammar::ConstraintSpec constraint;
 
   bool greedy() const { return temperature <= 0.0f; }
   // Throws troupe::Error with a message naming the field if a value is out of range.
@@ -72,18 +79,25 @@ struct SampleResult {
 // whatever batch it runs in (and speculative decoding can re-derive draws).
 class Sampler {
  public:
-  Sampler(SamplingParams params, std::span<const int32_t> prompt_ids);
+  // `vocab` (the model's token bytes) is needed when params.constraint is set.
+  Sampler(SamplingParams params, std::span<const int32_t> prompt_ids,
+          std::shared_ptr<const grammar::TokenTable> vocab = nullptr);
   const SamplingParams& params() const { return params_; }
 
   // Applies penalties and the sampling transforms to a copy of `logits` and picks a token.
   SampleResult sample(std::span<const float> logits);
-  // Records an accepted token (updates penalty counts, advances the step counter).
+  // Records an accepted token (updates penalty counts, advances the step counter and the
+  // grammar state).
   void accept(int32_t token);
+  bool constrained() const { return masker_ != nullptr; }
+  // The grammar state (constrained samplers only): tests and tool-call parsing read it.
+  const grammar::Matcher* grammar_state() const { return matcher_ ? &*matcher_ : nullptr; }
   int32_t num_generated() const { return step_; }
 
   // Building blocks (public for speculative decoding and tests):
   // penalties in place (uses prompt+generated for repetition, generated for presence/frequency),
-  // then logit_bias, then min_tokens' ban on stop ids
+  // then logit_bias, then min_tokens' ban on stop ids, then the grammar's mask (-inf for
+  // every token the constraint forbids here)
   void apply_penalties(std::span<float> logits) const;
   // probs over the vocabulary after temperature/top-k/top-p/min-p (zeros outside the kept set)
   void probabilities(std::span<const float> logits, std::vector<float>& probs) const;
@@ -95,6 +109,12 @@ class Sampler {
   int32_t step_ = 0;
   std::unordered_map<int32_t, int32_t> generated_counts_;
   std::vector<uint8_t> seen_;           // prompt or generated (repetition penalty)
+  // Structured output: the shared compiled grammar + mask cache, this sequence's state, and
+  // the mask for the current step (computed once per step, however often it is applied).
+  std::shared_ptr<const grammar::TokenMasker> masker_;
+  std::optional<grammar::Matcher> matcher_;
+  mutable grammar::TokenBitmask mask_;
+  mutable int32_t mask_step_ = -1;
 };
 
 // Whether `token` ends generation on its own: an end-of-sequence id of the model (unless

@@ -95,6 +95,33 @@ TEST_CASE("completion requests map onto engine requests") {
   CHECK(multi.choices[1].params.seed == 11u);
 }
 
+TEST_CASE("structured output fields of every ecosystem become the request's constraint") {
+  const auto constraint = [](Endpoint ep, const std::string& body) {
+    return parse_openai_request(ep, body, model().info).choices[0].params.constraint;
+  };
+  const std::string schema = R"({"type":"object","properties":{"a":{"type":"integer"}}})";
+  CHECK(constraint(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema",)"
+                                   R"("json_schema":{"name":"n","strict":true,"schema":)" + schema + "}}}") ==
+        grammar::ConstraintSpec{"json_schema", schema});
+  CHECK(constraint(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})") ==
+        grammar::ConstraintSpec{"json_object", ""});
+  CHECK(constraint(Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})").empty());
+  CHECK(constraint(Endpoint::Completions, R"({"prompt":"a","guided_json":)" + schema + "}") ==
+        grammar::ConstraintSpec{"json_schema", schema});
+  CHECK(constraint(Endpoint::Completions, R"({"prompt":"a","json_schema":)" + schema + "}") ==
+        grammar::ConstraintSpec{"json_schema", schema});
+  CHECK(constraint(Endpoint::Completions, R"({"prompt":"a","guided_regex":"[0-9]+"})") ==
+        grammar::ConstraintSpec{"regex", "[0-9]+"});
+  CHECK(constraint(Endpoint::Completions, R"({"prompt":"a","guided_choice":["x","y"]})") ==
+        grammar::ConstraintSpec{"choice", R"(["x","y"])"});
+  CHECK(constraint(Endpoint::Completions, R"({"prompt":"a","guided_grammar":"root ::= \"x\""})") ==
+        grammar::ConstraintSpec{"gbnf", "root ::= \"x\""});
+  CHECK(constraint(Endpoint::Completions, R"({"prompt":"a","grammar":"root ::= \"x\""})") ==
+        grammar::ConstraintSpec{"gbnf", "root ::= \"x\""});
+  const auto ws = boost::json::parse(R"({"type":"generate","id":1,"prompt":"a","guided_regex":"ab"})").as_object();
+  CHECK(parse_ws_generate(ws, model().info).req.params.constraint == grammar::ConstraintSpec{"regex", "ab"});
+}
+
 TEST_CASE("bad request bodies name the field") {
   struct C {
     Endpoint ep;
@@ -126,6 +153,12 @@ TEST_CASE("bad request bodies name the field") {
       {Endpoint::Chat, R"({"messages":[{"role":"user","content":"x","extra":1}]})", "messages[0]"},
       {Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools"},
       {Endpoint::Chat, R"({"prompt":"x"})", "messages"},
+      {Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"xml"}})", "response_format"},
+      {Endpoint::Completions, R"({"prompt":"a","guided_json":{"type":"string","format":"date"}})", "guided_json"},
+      {Endpoint::Completions, R"({"prompt":"a","guided_regex":"(a"})", "guided_regex"},
+      {Endpoint::Completions, R"({"prompt":"a","guided_choice":[]})", "guided_choice"},
+      {Endpoint::Completions, R"({"prompt":"a","grammar":"root ::= x"})", "grammar"},
+      {Endpoint::Completions, R"({"prompt":"a","guided_regex":"a","json_schema":{}})", "guided_regex"},
   };
   for (const auto& c : cases) {
     INFO(c.body);
