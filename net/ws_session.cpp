@@ -8,7 +8,6 @@
 #include <unordered_map>
 
 #include "net/server_internal.h"
-#include "tokenizer/unicode.h"
 
 namespace troupe::net_detail {
 
@@ -129,20 +128,13 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
   }
 
   void handle(const std::string& text) {
-    if (!unicode::valid_utf8(text)) return send_error(json::value(nullptr), 400, "message is not valid UTF-8");
-    boost::system::error_code ec;
-    json::value v = json::parse(text, ec);
-    if (ec || !v.is_object()) return send_error(json::value(nullptr), 400, "message must be a JSON object");
-    const json::object& o = v.get_object();
-    const json::value* id = o.if_contains("id");
-    const json::value idv = id ? *id : json::value(nullptr);
-    const json::value* type = o.if_contains("type");
-    if (!type || !type->is_string()) return send_error(idv, 400, "'type' must be \"generate\", \"cancel\" or \"ping\"");
-    const std::string_view t = type->get_string();
-    if (t == "ping") return send(json::serialize(json::object{{"type", "pong"}, {"id", idv}}));
-    if (t == "cancel") return cancel(o, idv);
-    if (t != "generate") return send_error(idv, 400, "unknown message type '" + std::string(t) + "'");
-    generate(o, idv);
+    const WsMessage m = parse_ws_message(text);
+    switch (m.kind) {
+      case WsMessage::Kind::Invalid: return send_error(m.id, 400, m.error);
+      case WsMessage::Kind::Ping: return send(json::serialize(json::object{{"type", "pong"}, {"id", m.id}}));
+      case WsMessage::Kind::Cancel: return cancel(m.body, m.id);
+      case WsMessage::Kind::Generate: return generate(m.body, m.id);
+    }
   }
 
   void generate(const json::object& o, const json::value& idv) {
