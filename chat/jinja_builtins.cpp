@@ -2,7 +2,9 @@
 // Free functions: they need no renderer state (the renderer handles globals and scopes).
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
+#include <limits>
 
 #include "chat/jinja_builtins.h"
 
@@ -138,8 +140,12 @@ Value get_item(const Value& obj, const Value& key, SrcPos line) {
     return obj.is_list() ? obj.as_list()[size_t(i)] : Value(chars[size_t(i)]);
   }
   if (obj.is_list() && key.is_string() && !key.as_string().empty() &&
-      std::all_of(key.as_string().begin(), key.as_string().end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return get_item(obj, Value(int64_t(std::stoll(key.as_string()))), line);
+      std::all_of(key.as_string().begin(), key.as_string().end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    int64_t i = 0;
+    const std::string& k = key.as_string();
+    if (std::from_chars(k.data(), k.data() + k.size(), i).ec != std::errc()) return {};  // past any list's end
+    return get_item(obj, Value(i), line);
+  }
   return {};  // undefined, as Jinja's lenient lookup gives
 }
 
@@ -286,7 +292,14 @@ Value apply_filter(const std::string& f, const Value& v, const Args& a, SrcPos l
   if (f == "items") return call_method(v.is_dict() ? v : Value(Dict{}), "items", {}, line);
   if (f == "int") {
     if (v.is_int()) return v;
-    if (v.is_float()) return Value(int64_t(v.as_number()));
+    if (v.is_float()) {
+      // Python raises on inf/nan; a value past int64 (Python's ints are unbounded) saturates.
+      const double d = v.as_number();
+      if (!std::isfinite(d)) return a.or_default(0, "default", Value(int64_t(0)));
+      if (d >= 9.2233720368547758e18) return Value(std::numeric_limits<int64_t>::max());
+      if (d <= -9.2233720368547758e18) return Value(std::numeric_limits<int64_t>::min());
+      return Value(int64_t(d));
+    }
     if (v.is_string()) {
       try {
         return Value(int64_t(std::stoll(v.as_string())));

@@ -22,7 +22,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
       : ws_(std::move(stream)),
         ctx_(ctx),
         ip_slot_(ctx.per_ip, peer_address(beast::get_lowest_layer(ws_).socket())),
-        queued_(ctx.output, ctx.sessions) {
+        queued_(ctx.output, ctx.sessions, ctx.opts.max_queued_output_bytes_per_connection) {
     ctx_.connections++;
     ctx_.service.metrics().connection_opened(true);
   }
@@ -214,9 +214,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
 
   void send(std::string msg) {
     if (phase_ == Phase::Closed || phase_ == Phase::Closing) return;
-    queued_.hold(msg.size());
+    const bool over_cap = queued_.hold(msg.size());
     outq_.push_back(std::move(msg));
-    if (queued_.bytes() > ctx_.opts.ws_max_queued_bytes) return drop();  // the client stopped reading
+    if (over_cap) return drop();  // the client stopped reading
     if (!writing_) do_write();
   }
 
@@ -264,7 +264,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
   // Handshake -> Open when async_accept succeeds; Open -> Closing when a shutdown closes
   // the connection (a close frame follows what is queued; nothing new is queued);
   // Open or Closing -> Closed when a read or a write fails or the client falls
-  // ws_max_queued_bytes behind (Handshake -> Closed when the handshake fails). Closed is
+  // max_queued_output_bytes_per_connection behind (Handshake -> Closed when the handshake fails). Closed is
   // final: its requests are cancelled and nothing more is sent; the session ends when the
   // last pending operation returns.
   enum class Phase { Handshake, Open, Closing, Closed } phase_ = Phase::Handshake;

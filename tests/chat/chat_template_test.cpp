@@ -116,6 +116,18 @@ TEST_CASE("broken and hostile templates fail cleanly") {
   CHECK_THROWS_AS(render("{{ " + std::string(150, '[') + std::string(150, ']') + " }}", "{}"), jinja::TemplateError);
 }
 
+// Found by the jinja fuzz target (tests/fuzz/corpus/jinja/crash-*): each escaped the parser
+// or the renderer as a standard exception (a crash of `serve` at load, a 500 per request).
+TEST_CASE("malformed escapes, huge indices and non-finite numbers are template errors or values, not crashes") {
+  CHECK_THROWS_WITH(jinja::Template("{{ '\\uZZZZ' }}"), Catch::Contains("four hex digits"));
+  CHECK_THROWS_WITH(jinja::Template("{{ '\\u12' }}"), Catch::Contains("four hex digits"));
+  CHECK_THROWS_WITH(jinja::Template("{{ '\\u+1ab' }}"), Catch::Contains("four hex digits"));
+  CHECK_THROWS_WITH(jinja::Template("{{ '\\ud83d' }}"), Catch::Contains("surrogate"));
+  CHECK(render("{{ '\\u00e9\\ud83d\\ude42' }}", "{}") == "\u00e9\U0001F642");
+  CHECK(render("{{ [1, 2]['99999999999999999999999'] is defined }}", "{}") == "False");
+  CHECK(render("{{ (1e308 * 10) | int }}|{{ 1e300 | int }}", "{}") == "0|9223372036854775807");
+}
+
 TEST_CASE("template errors give the line and the column") {
   CHECK_THROWS_WITH(jinja::Template("ab\ncd {% macro m() %}{% endmacro %}"),
                     Catch::Contains("line 2, column 7") && Catch::Contains("unsupported tag 'macro'"));
