@@ -212,7 +212,8 @@ for (let i = 0; i < 300 && !idle; i++) {
 const kvAtEnd = await metric(url, 'troupe_kv_cache_blocks_used');
 
 // SIGTERM during a burst of long streams.
-const burst = Array.from({ length: 64 }, () => sseRequest(url, 'normal', 1000, { ignore_eos: true }));
+// 480 tokens each (the model's context is 512): longer than the shutdown timeout under load.
+const burst = Array.from({ length: 64 }, () => sseRequest(url, 'normal', 480, { ignore_eos: true }));
 await sleep(1000);
 const tTerm = Date.now();
 p.kill('SIGTERM');
