@@ -316,7 +316,11 @@ Value apply_filter(const std::string& f, const Value& v, const Args& a, SrcPos l
       return Value(0.0);
     }
   }
-  if (f == "abs" && v.is_number()) return v.is_int() ? Value(std::abs(v.as_int())) : Value(std::fabs(v.as_number()));
+  if (f == "abs" && v.is_number()) {
+    if (v.is_int() && v.as_int() == std::numeric_limits<int64_t>::min())
+      error(line, "integer overflow in abs (values past 64 bits)");
+    return v.is_int() ? Value(std::abs(v.as_int())) : Value(std::fabs(v.as_number()));
+  }
   if (f == "replace") return call_method(Value(v.str()), "replace", a, line);
   if (f == "selectattr" || f == "rejectattr" || f == "select" || f == "reject") {
     const bool by_attr = f == "selectattr" || f == "rejectattr";

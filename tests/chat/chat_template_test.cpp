@@ -126,6 +126,16 @@ TEST_CASE("malformed escapes, huge indices and non-finite numbers are template e
   CHECK(render("{{ '\\u00e9\\ud83d\\ude42' }}", "{}") == "\u00e9\U0001F642");
   CHECK(render("{{ [1, 2]['99999999999999999999999'] is defined }}", "{}") == "False");
   CHECK(render("{{ (1e308 * 10) | int }}|{{ 1e300 | int }}", "{}") == "0|9223372036854775807");
+  // Integers past 64 bits (Python's never overflow): a clean error, not undefined behaviour.
+  CHECK_THROWS_WITH(render("{{ 7 ** 23 }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK_THROWS_WITH(render("{{ 9223372036854775807 + 1 }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK_THROWS_WITH(render("{{ 4611686018427387904 * 2 }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK_THROWS_WITH(render("{{ -(-9223372036854775807 - 1) }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK_THROWS_WITH(render("{{ (-9223372036854775807 - 1) | abs }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK(render("{{ 2 ** 62 }}|{{ (-1) ** 1000000000000000001 }}|{{ 1 ** 999999999999 }}|{{ 3 ** 0 }}", "{}") ==
+        "4611686018427387904|-1|1|1");
+  CHECK(render("{{ 'ab' * 3 }}|{{ '' * 4611686018427387904 }}|{{ 'x' * -2 }}", "{}") == "ababab||");
+  CHECK_THROWS_WITH(render("{{ 'ab' * 4611686018427387904 }}", "{}"), Catch::Contains("too large"));
 }
 
 TEST_CASE("template errors give the line and the column") {
