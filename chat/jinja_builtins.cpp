@@ -2,10 +2,12 @@
 // Free functions: they need no renderer state (the renderer handles globals and scopes).
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <clocale>
 #include <cmath>
 #include <cstdlib>
 #include <cwctype>
+#include <limits>
 
 #include "chat/jinja_builtins.h"
 #include "tokenizer/unicode.h"
@@ -252,8 +254,12 @@ Value get_item(const Value& obj, const Value& key, SrcPos line) {
   if (obj.is_list() && obj.as_list().size() == 2 && key.is_string() && (key.as_string() == "grouper" || key.as_string() == "list"))
     return obj.as_list()[key.as_string() == "grouper" ? 0 : 1];
   if (obj.is_list() && key.is_string() && !key.as_string().empty() &&
-      std::all_of(key.as_string().begin(), key.as_string().end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return get_item(obj, Value(int64_t(std::stoll(key.as_string()))), line);
+      std::all_of(key.as_string().begin(), key.as_string().end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    int64_t i = 0;
+    const std::string& k = key.as_string();
+    if (std::from_chars(k.data(), k.data() + k.size(), i).ec != std::errc()) return {};  // past any list's end
+    return get_item(obj, Value(i), line);
+  }
   return {};  // undefined, as Jinja's lenient lookup gives
 }
 
@@ -475,12 +481,19 @@ Value apply_filter(const std::string& f, const Value& v, const Args& a, SrcPos l
   if (f == "int") {  // int(value, base), else int(float(value)), else the default
     if (v.is_int()) return v;
     if (v.is_bool()) return Value(int64_t(v.as_bool()));
-    if (v.is_float()) return Value(int64_t(v.as_number()));
+    // Python raises on inf/nan; a value past int64 (Python's ints are unbounded) saturates.
+    auto from_double = [&](double d) {
+      if (!std::isfinite(d)) return a.or_default(0, "default", Value(int64_t(0)));
+      if (d >= 9.2233720368547758e18) return Value(std::numeric_limits<int64_t>::max());
+      if (d <= -9.2233720368547758e18) return Value(std::numeric_limits<int64_t>::min());
+      return Value(int64_t(d));
+    };
+    if (v.is_float()) return from_double(v.as_number());
     if (v.is_string()) {
       const Value base = a.or_default(1, "base", Value(int64_t(10)));
       const std::string s = strip_chars(v.as_string(), kWhitespace, true, true);
       if (auto i = parse_int(s, base.is_int() ? int(base.as_int()) : 10)) return Value(*i);
-      if (auto d = parse_float(s)) return Value(int64_t(*d));
+      if (auto d = parse_float(s)) return from_double(*d);
     }
     return a.or_default(0, "default", Value(int64_t(0)));
   }
@@ -491,7 +504,11 @@ Value apply_filter(const std::string& f, const Value& v, const Args& a, SrcPos l
       if (auto d = parse_float(strip_chars(v.as_string(), kWhitespace, true, true))) return Value(*d);
     return a.or_default(0, "default", Value(0.0));
   }
-  if (f == "abs" && v.is_number()) return v.is_int() ? Value(std::abs(v.as_int())) : Value(std::fabs(v.as_number()));
+  if (f == "abs" && v.is_number()) {
+    if (v.is_int() && v.as_int() == std::numeric_limits<int64_t>::min())
+      error(line, "integer overflow in abs (values past 64 bits)");
+    return v.is_int() ? Value(std::abs(v.as_int())) : Value(std::fabs(v.as_number()));
+  }
   if (f == "replace") return call_method(Value(v.str()), "replace", a, line);
   if (f == "items" && !v.is_dict() && !v.is_undefined()) error(line, "items expects a mapping");
   if (f == "format") {

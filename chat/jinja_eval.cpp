@@ -3,6 +3,7 @@
 // TemplateError naming the line, never UB.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <ctime>
 #include <unordered_map>
 
@@ -238,6 +239,8 @@ class Renderer {
         if (e.name == "not") return Value(!v.truthy());
         if (!v.is_number()) error(e.line, std::string("bad operand for unary ") + e.name + ": " + v.type_name());
         if (e.name == "+") return v;
+        if (v.is_int() && v.as_int() == std::numeric_limits<int64_t>::min())
+          error(e.line, "integer overflow in unary - (values past 64 bits)");
         return v.is_int() ? Value(-v.as_int()) : Value(-v.as_number());
       }
       case Expr::Binary: return binary(e);
@@ -479,7 +482,8 @@ class Renderer {
     if (op == "*" && ((l.is_string() && r.is_int()) || (l.is_int() && r.is_string()))) {
       const std::string& s = l.is_string() ? l.as_string() : r.as_string();
       const int64_t n = l.is_int() ? l.as_int() : r.as_int();
-      if (n > 0 && s.size() * size_t(n) > kMaxOutput) error(e.line, "string too large");
+      if (n <= 0 || s.empty()) return Value(std::string());
+      if (uint64_t(n) > kMaxOutput / s.size()) error(e.line, "string too large");
       std::string out;
       for (int64_t i = 0; i < n; ++i) out += s;
       return Value(std::move(out));
@@ -489,15 +493,35 @@ class Renderer {
     if (!l.is_number() || !r.is_number())
       error(e.line, "unsupported operand types for " + op + ": " + l.type_name() + " and " + r.type_name());
     const bool ints = l.is_int() && r.is_int();
-    if (op == "+") return ints ? Value(l.as_int() + r.as_int()) : Value(l.as_number() + r.as_number());
-    if (op == "-") return ints ? Value(l.as_int() - r.as_int()) : Value(l.as_number() - r.as_number());
-    if (op == "*") return ints ? Value(l.as_int() * r.as_int()) : Value(l.as_number() * r.as_number());
-    if (op == "**") return ints && r.as_int() >= 0 && r.as_int() < 63 ? Value(int64_t(std::pow(l.as_int(), r.as_int())))
-                                                                   : Value(std::pow(l.as_number(), r.as_number()));
+    // Python's ints never overflow; ours are int64, so past it the template fails cleanly
+    // (found by tests/fuzz: a signed overflow, and a pow result cast back to int64).
+    const auto overflow = [&] { error(e.line, "integer overflow in " + op + " (values past 64 bits)"); };
+    if (ints && (op == "+" || op == "-" || op == "*")) {
+      int64_t v = 0;
+      const bool over = op == "+"   ? __builtin_add_overflow(l.as_int(), r.as_int(), &v)
+                        : op == "-" ? __builtin_sub_overflow(l.as_int(), r.as_int(), &v)
+                                    : __builtin_mul_overflow(l.as_int(), r.as_int(), &v);
+      if (over) overflow();
+      return Value(v);
+    }
+    if (op == "+") return Value(l.as_number() + r.as_number());
+    if (op == "-") return Value(l.as_number() - r.as_number());
+    if (op == "*") return Value(l.as_number() * r.as_number());
+    if (op == "**") {
+      if (!ints || r.as_int() < 0) return Value(std::pow(l.as_number(), r.as_number()));
+      const int64_t b = l.as_int(), n = r.as_int();
+      if (b == 0 || b == 1) return Value(n == 0 ? int64_t(1) : b);
+      if (b == -1) return Value(n % 2 ? int64_t(-1) : int64_t(1));
+      int64_t v = 1;  // |b| >= 2: past 64 bits within 64 steps
+      for (int64_t i = 0; i < n; ++i)
+        if (__builtin_mul_overflow(v, b, &v)) overflow();
+      return Value(v);
+    }
     if (r.as_number() == 0) error(e.line, "division by zero");
     if (op == "/") return Value(l.as_number() / r.as_number());
     if (op == "//") {
       if (ints) {
+        if (l.as_int() == std::numeric_limits<int64_t>::min() && r.as_int() == -1) overflow();
         int64_t q = l.as_int() / r.as_int();
         if ((l.as_int() % r.as_int() != 0) && ((l.as_int() < 0) != (r.as_int() < 0))) --q;
         return Value(q);
@@ -506,6 +530,7 @@ class Renderer {
     }
     if (op == "%") {
       if (ints) {
+        if (r.as_int() == -1) return Value(int64_t(0));  // INT64_MIN % -1 would trap
         int64_t m = l.as_int() % r.as_int();
         if (m != 0 && ((m < 0) != (r.as_int() < 0))) m += r.as_int();
         return Value(m);

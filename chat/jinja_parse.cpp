@@ -3,6 +3,7 @@
 // lstrip_blocks (drop indentation before a block tag), plus the explicit `-` markers.
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 #include <map>
 
@@ -172,6 +173,16 @@ class Lexer {
     return e;
   }
 
+  // The four hex digits of a \\u escape starting at `at`.
+  char32_t hex4(size_t at) {
+    uint32_t v = 0;
+    const char* b = src_.data() + std::min(at, src_.size());
+    const char* end = src_.data() + std::min(at + 4, src_.size());
+    const auto [p, ec] = std::from_chars(b, end, v, 16);
+    if (end - b != 4 || ec != std::errc() || p != end) syntax_error(where(at - 2), "bad \\u escape (four hex digits expected)");
+    return char32_t(v);
+  }
+
   size_t lex_string(size_t q) {
     const char quote = src_[q];
     std::string out;
@@ -203,12 +214,19 @@ class Lexer {
             break;
           }
           case 'u': {
-            if (e + 4 > src_.size() || !std::all_of(src_.begin() + long(e), src_.begin() + long(e + 4),
-                                                    [](char h) { return std::isxdigit((unsigned char)h) != 0; }))
-              syntax_error(where(e - 2), "bad \\u escape");
-            char32_t cp = char32_t(std::stoul(std::string(src_.substr(e, 4)), nullptr, 16));
-            unicode::append_utf8(out, cp);
+            // Exactly four hex digits; a UTF-16 surrogate pair (two escapes) is one code point,
+            // a lone surrogate has no UTF-8 form and is refused.
+            char32_t cp = hex4(e);
             e += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && src_.substr(e, 2) == "\\u") {
+              const char32_t lo = hex4(e + 2);
+              if (lo >= 0xDC00 && lo < 0xE000) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                e += 6;
+              }
+            }
+            if (cp >= 0xD800 && cp < 0xE000) syntax_error(where(e - 6), "bad \\u escape (a lone UTF-16 surrogate)");
+            unicode::append_utf8(out, cp);
             break;
           }
           default: out += '\\'; out += n;  // Python keeps unknown escapes verbatim

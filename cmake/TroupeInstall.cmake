@@ -34,7 +34,10 @@ endforeach()
 # A sanitized build (TROUPE_SANITIZE, the asan preset) gives sanitized archives: their users must
 # link the sanitizer runtimes too (the build itself gets them from add_link_options).
 set(TROUPE_PC_LDFLAGS)
-if(TROUPE_SANITIZE)
+if(TROUPE_SANITIZE STREQUAL "thread")
+  target_link_options(troupe_core INTERFACE $<INSTALL_INTERFACE:-fsanitize=thread>)
+  set(TROUPE_PC_LDFLAGS " -fsanitize=thread")
+elseif(TROUPE_SANITIZE)
   target_link_options(troupe_core INTERFACE $<INSTALL_INTERFACE:-fsanitize=address,undefined>)
   set(TROUPE_PC_LDFLAGS " -fsanitize=address,undefined")
 endif()

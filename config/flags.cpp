@@ -250,8 +250,9 @@ void add_server_flags(FlagSet& f, ServerOptions& o) {
   f.option("--write-timeout", o.write_timeout_s, "Seconds a client may stop reading before it is dropped (HTTP)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
-  f.option("--ws-max-queued-bytes", o.ws_max_queued_bytes,
-           "Output queued for a WebSocket client that stops reading before it is dropped")
+  // --ws-max-queued-bytes: its name from before it covered HTTP streams too.
+  f.option("--max-queued-output-bytes-per-connection,--ws-max-queued-bytes", o.max_queued_output_bytes_per_connection,
+           "Output queued for one client that stops reading (SSE or WebSocket) before it is dropped")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1024), int64_t(1) << 32));
   f.option("--max-queued-output-bytes", o.max_queued_output_bytes,

@@ -95,7 +95,7 @@ void add_scheduling_flag(FlagSet& f, Scheduling& s);
 // --speculative-min-gain, --speculative-draft-threads.
 void add_speculative_flags(FlagSet& f, SpeculativeConfig& cfg);
 // --host, --port, --api-key, --max-body-bytes, --max-connections, --max-connections-per-ip, --io-threads,
-// --ws-ping-interval, --ws-max-inflight, --idle-timeout, --header-timeout, --write-timeout, --ws-max-queued-bytes,
+// --ws-ping-interval, --ws-max-inflight, --idle-timeout, --header-timeout, --write-timeout, --max-queued-output-bytes-per-connection,
 // --max-queued-output-bytes, --shutdown-timeout, --allowed-origins.
 void add_server_flags(FlagSet& f, ServerOptions& o);
 // --served-model-name, --chat-template, --warmup, --heartbeat-interval.

@@ -24,7 +24,9 @@ struct ServerOptions {
   int write_timeout_s = 60;        // a client that stops reading is dropped (and cancelled)
   int ws_ping_interval_s = 20;     // WebSocket keepalive ping when idle
   int ws_max_inflight = 64;        // concurrent requests per WebSocket connection
-  size_t ws_max_queued_bytes = 8u << 20;  // a WebSocket client this far behind is dropped (and cancelled)
+  // A client this far behind (SSE data or WebSocket messages queued, not yet written) is
+  // dropped and its requests cancelled.
+  size_t max_queued_output_bytes_per_connection = 8u << 20;
   size_t max_queued_output_bytes = 64u << 20;  // all connections together; the largest slow readers are dropped
   double shutdown_timeout_s = 30;  // SIGTERM/SIGINT: in-flight requests get this long to finish
   // Browser origins (scheme://host[:port], or "*") allowed beyond same-origin and loopback

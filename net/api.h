@@ -89,6 +89,19 @@ std::string tokenize_body(const std::vector<int32_t>& ids, const ModelInfo& mode
 std::string detokenize_body(const std::string& text);
 std::string version_body();
 
+// One WebSocket text message, classified (docs/websocket.md): ping, cancel or generate, with
+// the client's id (null when absent). Invalid: a 400 whose message is `error` (not UTF-8, not
+// a JSON object, no known `type`). The generate fields are parsed by parse_ws_generate, once
+// the connection may start a request.
+struct WsMessage {
+  enum class Kind { Invalid, Ping, Cancel, Generate };
+  Kind kind = Kind::Invalid;
+  boost::json::value id;
+  boost::json::object body;
+  std::string error;
+};
+WsMessage parse_ws_message(std::string_view text);
+
 // WebSocket `generate` message (docs/websocket.md). `id` is echoed back verbatim.
 struct WsGenerate {
   std::string id_json;  // the client's id, serialized (a string or an integer)

@@ -629,6 +629,33 @@ DetokenizeRequest parse_detokenize_request(std::string_view body, const ModelInf
   return {token_ids(*tokens, "tokens", m), get_bool(o, "skip_special_tokens").value_or(false)};
 }
 
+WsMessage parse_ws_message(std::string_view text) {
+  WsMessage msg;
+  if (!unicode::valid_utf8(text)) {
+    msg.error = "message is not valid UTF-8";
+    return msg;
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) {
+    msg.error = "message must be a JSON object";
+    return msg;
+  }
+  msg.body = std::move(v.get_object());
+  if (const json::value* id = msg.body.if_contains("id")) msg.id = *id;
+  const json::value* type = msg.body.if_contains("type");
+  if (!type || !type->is_string()) {
+    msg.error = "'type' must be \"generate\", \"cancel\" or \"ping\"";
+    return msg;
+  }
+  const std::string_view t = type->get_string();
+  if (t == "ping") msg.kind = WsMessage::Kind::Ping;
+  else if (t == "cancel") msg.kind = WsMessage::Kind::Cancel;
+  else if (t == "generate") msg.kind = WsMessage::Kind::Generate;
+  else msg.error = "unknown message type '" + std::string(t) + "'";
+  return msg;
+}
+
 WsGenerate parse_ws_generate(const json::object& o, const ModelInfo& m) {
   static const std::unordered_set<std::string_view> kWsKeys = {"type", "id", "prompt", "prompt_ids", "messages",
                                                               "chat_template_kwargs", "add_generation_prompt"};

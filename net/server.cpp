@@ -74,7 +74,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
         ctx_(ctx),
         over_limit_(over_limit),
         ip_slot_(ctx.per_ip, peer_address(stream_.socket())),
-        queued_(ctx.output, ctx.sessions) {
+        queued_(ctx.output, ctx.sessions, ctx.opts.max_queued_output_bytes_per_connection) {
     ctx_.connections++;
     ctx_.service.metrics().connection_opened(false);
   }
@@ -617,7 +617,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
 
   void queue_sse(const std::string& bytes) {
     pending_ += bytes;
-    queued_.hold(bytes.size());
+    // Over this connection's own cap: the client stopped reading long before the write
+    // timeout would notice (a stream of many choices queues megabytes in a second).
+    if (queued_.hold(bytes.size())) drop_slow_reader();
   }
 
   void finish_json() {

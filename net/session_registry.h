@@ -75,15 +75,20 @@ class SessionRegistry {
   size_t prune_at_ = 64;  // forget the expired ones when the list grows past this
 };
 
-// A session's share of the OutputBudget: what it queued and has not written yet. Used on
-// the session's strand only; the count is atomic because shedding reads it from elsewhere.
+// A session's share of the OutputBudget: what it queued and has not written yet, under a
+// cap of its own (--max-queued-output-bytes-per-connection). Used on the session's strand
+// only; the count is atomic because shedding reads it from elsewhere.
 class QueuedOutput {
  public:
-  QueuedOutput(OutputBudget& budget, SessionRegistry& sessions) : budget_(budget), sessions_(sessions) {}
+  QueuedOutput(OutputBudget& budget, SessionRegistry& sessions, size_t cap)
+      : budget_(budget), sessions_(sessions), cap_(cap) {}
   ~QueuedOutput() { budget_.release(bytes_.load()); }
-  void hold(size_t n) {
+  // Counts `n` more queued bytes (shedding the largest connections when the global budget is
+  // exceeded); true when this connection is now over its own cap and must be dropped.
+  [[nodiscard]] bool hold(size_t n) {
     bytes_ += n;
     if (budget_.add(n)) sessions_.shed_largest(budget_);
+    return bytes_.load() > cap_;
   }
   void release(size_t n) {
     bytes_ -= n;
@@ -94,6 +99,7 @@ class QueuedOutput {
  private:
   OutputBudget& budget_;
   SessionRegistry& sessions_;
+  const size_t cap_;
   std::atomic<size_t> bytes_{0};
 };
 

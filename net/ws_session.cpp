@@ -9,7 +9,6 @@
 
 #include "net/access_log.h"
 #include "net/server_internal.h"
-#include "tokenizer/unicode.h"
 
 namespace troupe::net_detail {
 
@@ -24,7 +23,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
       : ws_(std::move(stream)),
         ctx_(ctx),
         ip_slot_(ctx.per_ip, peer_address(beast::get_lowest_layer(ws_).socket())),
-        queued_(ctx.output, ctx.sessions) {
+        queued_(ctx.output, ctx.sessions, ctx.opts.max_queued_output_bytes_per_connection) {
     ctx_.connections++;
     ctx_.service.metrics().connection_opened(true);
   }
@@ -130,20 +129,13 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
   }
 
   void handle(const std::string& text) {
-    if (!unicode::valid_utf8(text)) return send_error(json::value(nullptr), 400, "message is not valid UTF-8");
-    boost::system::error_code ec;
-    json::value v = json::parse(text, ec);
-    if (ec || !v.is_object()) return send_error(json::value(nullptr), 400, "message must be a JSON object");
-    const json::object& o = v.get_object();
-    const json::value* id = o.if_contains("id");
-    const json::value idv = id ? *id : json::value(nullptr);
-    const json::value* type = o.if_contains("type");
-    if (!type || !type->is_string()) return send_error(idv, 400, "'type' must be \"generate\", \"cancel\" or \"ping\"");
-    const std::string_view t = type->get_string();
-    if (t == "ping") return send(json::serialize(json::object{{"type", "pong"}, {"id", idv}}));
-    if (t == "cancel") return cancel(o, idv);
-    if (t != "generate") return send_error(idv, 400, "unknown message type '" + std::string(t) + "'");
-    generate(o, idv);
+    const WsMessage m = parse_ws_message(text);
+    switch (m.kind) {
+      case WsMessage::Kind::Invalid: return send_error(m.id, 400, m.error);
+      case WsMessage::Kind::Ping: return send(json::serialize(json::object{{"type", "pong"}, {"id", m.id}}));
+      case WsMessage::Kind::Cancel: return cancel(m.body, m.id);
+      case WsMessage::Kind::Generate: return generate(m.body, m.id);
+    }
   }
 
   void generate(const json::object& o, const json::value& idv) {
@@ -239,9 +231,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
 
   void send(std::string msg) {
     if (phase_ == Phase::Closed || phase_ == Phase::Closing) return;
-    queued_.hold(msg.size());
+    const bool over_cap = queued_.hold(msg.size());
     outq_.push_back(std::move(msg));
-    if (queued_.bytes() > ctx_.opts.ws_max_queued_bytes) return drop();  // the client stopped reading
+    if (over_cap) return drop();  // the client stopped reading
     if (!writing_) do_write();
   }
 
@@ -289,7 +281,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
   // Handshake -> Open when async_accept succeeds; Open -> Closing when a shutdown closes
   // the connection (a close frame follows what is queued; nothing new is queued);
   // Open or Closing -> Closed when a read or a write fails or the client falls
-  // ws_max_queued_bytes behind (Handshake -> Closed when the handshake fails). Closed is
+  // max_queued_output_bytes_per_connection behind (Handshake -> Closed when the handshake fails). Closed is
   // final: its requests are cancelled and nothing more is sent; the session ends when the
   // last pending operation returns.
   enum class Phase { Handshake, Open, Closing, Closed } phase_ = Phase::Handshake;

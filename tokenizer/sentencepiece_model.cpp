@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "tokenizer/sentencepiece_proto.h"
 #include "tokenizer/spm.h"
 #include "tokenizer/tokenizer.h"
@@ -17,14 +18,13 @@ namespace troupe {
 std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& model_path) {
   if (!std::filesystem::is_regular_file(model_path))
     fail("{}: sentencepiece model not found", model_path);
-  sentencepiece::SentencePieceProcessor sp;
-  if (const auto st = sp.Load(model_path); !st.ok())
-    fail("{}: cannot load sentencepiece model: {}", model_path, st.ToString());
-
-  SpmProto s = parse_spm_proto(sp.serialized_model_proto(), model_path);
-  const int n = sp.GetPieceSize();
-  if (int(s.pieces.size()) != n)
-    fail("{}: proto lists {} pieces, sentencepiece {}", model_path, s.pieces.size(), n);
+  // Our bounds-checked reader first, so what our encoder does not reproduce is refused before
+  // libsentencepiece sees it; libsentencepiece also throws on some corrupt models (its trie
+  // builder, on a piece holding a NUL byte: found by tests/fuzz), so its exceptions become
+  // ours too.
+  const auto file = MappedFile::open(model_path);
+  const SpmProto s =
+      parse_spm_proto({reinterpret_cast<const char*>(file->data()), file->size()}, model_path);
   // Only what our encoder reproduces exactly; anything else would silently give
   // different ids than the model was trained with.
   if (s.model_type != 2)
@@ -36,6 +36,19 @@ std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& model_pat
   if (s.treat_whitespace_as_suffix || !s.escape_whitespaces)
     fail("{}: unsupported whitespace handling (treat_whitespace_as_suffix / no escaping)",
          model_path);
+
+  sentencepiece::SentencePieceProcessor sp;
+  try {
+    if (const auto st = sp.Load(model_path); !st.ok())
+      fail("{}: cannot load sentencepiece model: {}", model_path, st.ToString());
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("{}: cannot load sentencepiece model: {}", model_path, e.what());
+  }
+  const int n = sp.GetPieceSize();
+  if (int(s.pieces.size()) != n)
+    fail("{}: proto lists {} pieces, sentencepiece {}", model_path, s.pieces.size(), n);
 
   SpmVocab v;
   v.tokens.reserve(n);

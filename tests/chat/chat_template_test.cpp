@@ -133,6 +133,28 @@ TEST_CASE("broken and hostile templates fail cleanly") {
   CHECK_THROWS_AS(render("{{ 1 < 'a' < 2 }}", "{}"), jinja::TemplateError);
 }
 
+// Found by the jinja fuzz target (tests/fuzz/corpus/jinja/crash-*): each escaped the parser
+// or the renderer as a standard exception (a crash of `serve` at load, a 500 per request).
+TEST_CASE("malformed escapes, huge indices and non-finite numbers are template errors or values, not crashes") {
+  CHECK_THROWS_WITH(jinja::Template("{{ '\\uZZZZ' }}"), Catch::Contains("four hex digits"));
+  CHECK_THROWS_WITH(jinja::Template("{{ '\\u12' }}"), Catch::Contains("four hex digits"));
+  CHECK_THROWS_WITH(jinja::Template("{{ '\\u+1ab' }}"), Catch::Contains("four hex digits"));
+  CHECK_THROWS_WITH(jinja::Template("{{ '\\ud83d' }}"), Catch::Contains("surrogate"));
+  CHECK(render("{{ '\\u00e9\\ud83d\\ude42' }}", "{}") == "\u00e9\U0001F642");
+  CHECK(render("{{ [1, 2]['99999999999999999999999'] is defined }}", "{}") == "False");
+  CHECK(render("{{ (1e308 * 10) | int }}|{{ 1e300 | int }}", "{}") == "0|9223372036854775807");
+  // Integers past 64 bits (Python's never overflow): a clean error, not undefined behaviour.
+  CHECK_THROWS_WITH(render("{{ 7 ** 23 }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK_THROWS_WITH(render("{{ 9223372036854775807 + 1 }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK_THROWS_WITH(render("{{ 4611686018427387904 * 2 }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK_THROWS_WITH(render("{{ -(-9223372036854775807 - 1) }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK_THROWS_WITH(render("{{ (-9223372036854775807 - 1) | abs }}", "{}"), Catch::Contains("integer overflow"));
+  CHECK(render("{{ 2 ** 62 }}|{{ (-1) ** 1000000000000000001 }}|{{ 1 ** 999999999999 }}|{{ 3 ** 0 }}", "{}") ==
+        "4611686018427387904|-1|1|1");
+  CHECK(render("{{ 'ab' * 3 }}|{{ '' * 4611686018427387904 }}|{{ 'x' * -2 }}", "{}") == "ababab||");
+  CHECK_THROWS_WITH(render("{{ 'ab' * 4611686018427387904 }}", "{}"), Catch::Contains("too large"));
+}
+
 TEST_CASE("template errors give the line and the column") {
   CHECK_THROWS_WITH(jinja::Template("ab\ncd {% include 'm.jinja' %}"),
                     Catch::Contains("line 2, column 7") && Catch::Contains("unsupported tag 'include'"));

@@ -82,7 +82,7 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
   CHECK(c.o.engine.quantization.method == quant::Method::Int4);
   CHECK(c.o.server.port == 1234);
   CHECK(c.o.server.write_timeout_s == 5);
-  CHECK(c.o.server.ws_max_queued_bytes == 65536);
+  CHECK(c.o.server.max_queued_output_bytes_per_connection == 65536);
   CHECK(c.o.server.shutdown_timeout_s == 5);
   CHECK(c.o.server.allowed_origins == std::vector<std::string>{"https://a.example", "http://b.example:8080"});
   CHECK(c.o.service.chat_template_path == "t.jinja");

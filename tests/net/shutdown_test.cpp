@@ -96,7 +96,11 @@ TEST_CASE("SIGTERM drains: streams in flight finish, /health says stopping, new 
   // Every SSE chunk names the model: a long name makes the stream below far larger than
   // the socket buffers, so it stays in flight for as long as the client does not read.
   const std::string name = "drain-" + std::string(4000, 'x');
-  ServeProcess serve({"--model", model_path("tinystories-656k"), "--served-model-name", name}, dir + "/serve.log");
+  // The ~31 MB of the stream stay queued while the client pauses: room for them, or the
+  // per-connection cap (8 MiB by default) would drop this reader (slow_reader_test.cpp).
+  ServeProcess serve({"--model", model_path("tinystories-656k"), "--served-model-name", name,
+                      "--max-queued-output-bytes-per-connection", std::to_string(48 << 20)},
+                     dir + "/serve.log");
   const uint16_t port = serve.port();
 
   asio::io_context io;

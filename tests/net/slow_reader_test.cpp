@@ -1,6 +1,7 @@
 // Clients that stop reading (net/README.md "Safety"): an HTTP stream is dropped after
-// --write-timeout, a WebSocket once --ws-max-queued-bytes are queued for it; either way the
-// connection is closed, its requests are cancelled and the daemon keeps serving others.
+// --write-timeout, and any connection (SSE or WebSocket) once
+// --max-queued-output-bytes-per-connection are queued for it; either way the connection is
+// closed, its requests are cancelled and the daemon keeps serving others.
 // Every wait here is bounded, so a server that never drops the reader fails, never hangs.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,21 +35,22 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr int kWriteTimeoutS = 1;
+constexpr size_t kPerConnectionCap = 64 * 1024;
 
 // Each SSE chunk names the model, so a long served name makes every chunk big: the one
 // stream below then outgrows any socket buffers long before its generation ends.
 const std::string kLongName = "slow-reader-" + std::string(1500, 'x');
 
 // A daemon of its own with short limits (the shared one keeps the defaults).
-std::unique_ptr<Daemon> slow_daemon() {
+std::unique_ptr<Daemon> slow_daemon(int write_timeout_s = kWriteTimeoutS, size_t per_connection_cap = kPerConnectionCap) {
   ServiceOptions so;
   so.model_path = model_path("tinystories-656k");
   so.served_model_name = kLongName;
   ServerOptions o;
   o.port = 0;
   o.api_key = kApiKey;
-  o.write_timeout_s = kWriteTimeoutS;
-  o.ws_max_queued_bytes = 64 * 1024;
+  o.write_timeout_s = write_timeout_s;
+  o.max_queued_output_bytes_per_connection = per_connection_cap;
   o.ws_max_inflight = 256;
   o.io_threads = 2;
   EngineConfig ec;
@@ -117,11 +119,10 @@ void serves_others(const Daemon& d) {
   CHECK(r.body.find("\"text_completion\"") != std::string::npos);
 }
 
-}  // namespace
-
-TEST_CASE("an HTTP stream whose client stops reading is dropped after the write timeout", "[net][slow]") {
-  auto daemon = slow_daemon();
-  Daemon& d = *daemon;
+// One SSE stream of ~12 MB that its client never reads, beside a well-behaved background
+// load: the daemon must drop it (its unfinished choices cancelled) within `limit`, close the
+// connection and keep serving everyone else.
+void check_stalled_stream_dropped(Daemon& d, std::chrono::seconds limit) {
   serves_others(d);
   REQUIRE(wait_until(std::chrono::seconds(10), [&] { return running(d) == 0; }));
   const double aborts0 = disconnect_aborts(d);
@@ -132,7 +133,7 @@ TEST_CASE("an HTTP stream whose client stops reading is dropped after the write 
   // 16 choices x 480 tokens, each token a ~1.6 KB SSE chunk: ~12 MB that nobody reads.
   // Priority 1: once its choices, all started, have filled the socket buffers and run out of
   // KV blocks, the background load (priority 0) runs ahead of them, so they are still
-  // unfinished when the write timeout drops the connection (this tiny model would otherwise
+  // unfinished when the connection is dropped (this tiny model would otherwise
   // finish all 16 in about a second).
   const std::string body = json::serialize(json::object{{"prompt", "Once upon a time"},
                                                         {"n", 16},
@@ -155,9 +156,9 @@ TEST_CASE("an HTTP stream whose client stops reading is dropped after the write 
   CHECK(wait_until(std::chrono::seconds(10), [&] { return running(d) >= 1; }));
   serves_others(d);
 
-  // Dropped: its unfinished choices are cancelled (as a disconnect) within the write
-  // timeout of the stall (plus, at worst, the background load running first).
-  const bool cancelled = wait_until(std::chrono::seconds(kWriteTimeoutS + 14), [&] { return disconnect_aborts(d) > aborts0; });
+  // Dropped: its unfinished choices are cancelled (as a disconnect) within `limit` of the
+  // stall (plus, at worst, the background load running first).
+  const bool cancelled = wait_until(limit, [&] { return disconnect_aborts(d) > aborts0; });
   INFO("seconds since the request: " << std::chrono::duration<double>(Clock::now() - t0).count());
   CHECK(cancelled);
   // The connection is closed: what the kernel held drains, then EOF (or a reset).
@@ -168,6 +169,21 @@ TEST_CASE("an HTTP stream whose client stops reading is dropped after the write 
   CHECK(load_ok == 3);
   serves_others(d);
   CHECK(wait_until(std::chrono::seconds(10), [&] { return running(d) == 0; }));
+}
+
+}  // namespace
+
+TEST_CASE("an HTTP stream whose client stops reading is dropped after the write timeout", "[net][slow]") {
+  // The per-connection cap out of the way (its maximum): only the write timeout can act.
+  auto daemon = slow_daemon(kWriteTimeoutS, size_t(1) << 32);
+  check_stalled_stream_dropped(*daemon, std::chrono::seconds(kWriteTimeoutS + 14));
+}
+
+TEST_CASE("an HTTP stream whose client stops reading is dropped once its queue passes the per-connection cap",
+          "[net][slow]") {
+  // A write timeout far past the wait below: only the 64 KiB cap can drop the stream.
+  auto daemon = slow_daemon(600);
+  check_stalled_stream_dropped(*daemon, std::chrono::seconds(14));
 }
 
 TEST_CASE("a WebSocket client that stops reading is dropped once its queue passes the cap", "[net][slow]") {

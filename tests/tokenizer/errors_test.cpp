@@ -61,6 +61,20 @@ TEST_CASE("tokenizer loading errors name the file", "[tokenizer][errors]") {
   CHECK_THROWS_AS(troupe::load_sentencepiece_model(garbage), troupe::Error);
   CHECK_THROWS_WITH(troupe::load_sentencepiece_model(garbage), Contains(garbage));
 
+  // A unigram model with a piece holding a NUL byte: libsentencepiece's trie builder threw its
+  // own exception on it, out of the loader (found by tests/fuzz, corpus/sentencepiece/
+  // crash-unigram-nul-piece.model); unsupported model types are now refused before it runs.
+  const auto proto_field = [](int num, const std::string& payload) {
+    return std::string(1, char(num << 3 | 2)) + char(payload.size()) + payload;
+  };
+  const auto piece = [&](const std::string& text, int type) {
+    return proto_field(1, proto_field(1, text) + std::string("\x15\0\0\0\0", 5) + char(0x18) + char(type));
+  };
+  const std::string pieces = piece("<unk>", 2) + piece("<s>", 3) + piece("</s>", 3) + piece(std::string("a\0b", 3), 4);
+  const std::string identity = proto_field(3, proto_field(1, "identity"));
+  const auto unigram_nul = write(dir, "unigram-nul.model", pieces + identity);
+  CHECK_THROWS_WITH(troupe::load_sentencepiece_model(unigram_nul), Contains(unigram_nul) && Contains("unigram"));
+
   // A tokenizer_config.json beside tokenizer.json is read and must be valid JSON too.
   const std::string sub = dir + "/withcfg";
   std::filesystem::create_directories(sub);
