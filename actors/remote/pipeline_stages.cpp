@@ -11,7 +11,9 @@
 #include "actors/stage_chain.h"
 #include "backends/backend_factory.h"
 #include "core/error.h"
+#include "grammar/token_mask.h"
 #include "model/quantized_checkpoint.h"
+#include "model/tokenizer_loader.h"
 
 namespace troupe {
 
@@ -163,7 +165,8 @@ ReplicaSet start_replicas(caf::actor_system& sys, const EngineConfig& cfg, const
       const KvCacheShape kv = backend->kv_shape();
       r.status->set(i, WorkerState::Up, backend->name());
       shard_actor shard = spawn_shard(sys, std::move(backend));
-      step_actor executor = spawn_executor(sys, shard);
+      step_actor executor =
+          spawn_executor(sys, shard, {}, grammar::TokenTable::from_tokenizer(*load_tokenizer(cfg.model)));
       scheduler_actor scheduler = spawn_scheduler(sys, sched, kv);
       caf::anon_send(scheduler, SchedulerLinks{executor, step_actor{}, as_output, admission_actor{}, {}});
       for (caf::actor a : {caf::actor_cast<caf::actor>(shard), caf::actor_cast<caf::actor>(executor),

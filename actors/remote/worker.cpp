@@ -10,7 +10,9 @@
 #include "actors/scheduler.h"
 #include "actors/shard.h"
 #include "backends/backend_factory.h"
+#include "grammar/token_mask.h"
 #include "model/quantized_checkpoint.h"
+#include "model/tokenizer_loader.h"
 
 namespace troupe {
 
@@ -53,7 +55,8 @@ Hosted host(WorkerSelf self, const HostStage& h, const WorkerOptions& opts) {
     q.method = quant::parse_method(h.quantization);
     q.group_size = h.group_size;
     q.lm_head = quant::parse_lm_head(h.lm_head);
-    Checkpoint ck = load_checkpoint(opts.model.empty() ? h.model : opts.model);
+    const std::string path = opts.model.empty() ? h.model : opts.model;
+    Checkpoint ck = load_checkpoint(path);
     const std::string diff = identity_difference(h.expect, model_identity(ck.weights, q));
     if (!diff.empty()) {
       r.error = diff;
@@ -72,7 +75,9 @@ Hosted host(WorkerSelf self, const HostStage& h, const WorkerOptions& opts) {
     self->state.hosted.push_back(caf::actor_cast<caf::actor>(r.shard));
     if (h.replica) {
       // The replica's own scheduler and executor, reporting to the head's router.
-      step_actor executor = spawn_executor(self->system(), r.shard, spec::VerifyOptions{});
+      // (Its own token table: constrained requests are masked where they are sampled.)
+      step_actor executor = spawn_executor(self->system(), r.shard, spec::VerifyOptions{},
+                                           grammar::TokenTable::from_tokenizer(*load_tokenizer(path)));
       r.scheduler = spawn_scheduler(self->system(), h.scheduler, kv, SpecSchedule{});
       self->state.hosted.push_back(caf::actor_cast<caf::actor>(executor));
       self->state.hosted.push_back(caf::actor_cast<caf::actor>(r.scheduler));
