@@ -4,11 +4,11 @@
 // step is back - its stage may still be writing its KV.
 #include <catch2/catch.hpp>
 
-#include <set>
-
-#include "actors/scheduler_core.h"
+#include "actors/scheduler_by_hand.h"
 
 using namespace troupe;
+using test::ids_of;
+using test::one_token_each;
 
 namespace {
 
@@ -24,31 +24,7 @@ SchedulerConfig depth_config(int64_t depth) {
   return cfg;
 }
 
-EnqueueSeq seq(int64_t id, int n_prompt, int max_tokens = 50) {
-  EnqueueSeq e;
-  e.request_id = id;
-  e.params.temperature = 0;
-  e.params.max_tokens = max_tokens;
-  e.params.ignore_eos = true;
-  for (int i = 0; i < n_prompt; ++i) e.prompt_ids.push_back(int32_t(100 * id + i));  // no shared prefixes
-  e.max_model_len = 256;
-  return e;
-}
-
-std::set<int64_t> ids_of(const StepPlan& plan) {
-  std::set<int64_t> ids;
-  for (const auto& p : plan.seqs) ids.insert(p.seq_id());
-  return ids;
-}
-
-// What the executor would answer: one new token for every sequence that samples.
-StepResult one_token_each(const StepPlan& plan) {
-  StepResult r;
-  r.step_id = plan.step_id;
-  for (const auto& p : plan.seqs)
-    if (p.sample) r.outcomes.push_back(SeqOutcome{p.seq_id(), {7}, 0, 0, {}});
-  return r;
-}
+EnqueueSeq seq(int64_t id, int n_prompt, int max_tokens = 50) { return test::by_hand_seq(id, n_prompt, max_tokens, 256); }
 
 }  // namespace
 

@@ -8,9 +8,10 @@
 #include <algorithm>
 #include <set>
 
-#include "actors/scheduler_core.h"
+#include "actors/scheduler_by_hand.h"
 
 using namespace troupe;
+using test::one_token_each;
 
 namespace {
 
@@ -35,29 +36,12 @@ SchedulerConfig slo_config(double tpot_ms, double ttft_ms = 0) {
   return cfg;
 }
 
-EnqueueSeq seq(int64_t id, int n_prompt, int max_tokens = 1000) {
-  EnqueueSeq e;
-  e.request_id = id;
-  e.params.temperature = 0;
-  e.params.max_tokens = max_tokens;
-  e.params.ignore_eos = true;
-  for (int i = 0; i < n_prompt; ++i) e.prompt_ids.push_back(int32_t(1000 * id + i));
-  e.max_model_len = 4096;
-  return e;
-}
+EnqueueSeq seq(int64_t id, int n_prompt, int max_tokens = 1000) { return test::by_hand_seq(id, n_prompt, max_tokens, 4096); }
 
 StepShape shape_of(const StepPlan& plan) {
   StepShape s;
   for (const auto& p : plan.seqs) s += chunk_shape(p.step.start_pos, int64_t(p.step.tokens.size()));
   return s;
-}
-
-StepResult one_token_each(const StepPlan& plan) {
-  StepResult r;
-  r.step_id = plan.step_id;
-  for (const auto& p : plan.seqs)
-    if (p.sample) r.outcomes.push_back(SeqOutcome{p.seq_id(), {7}, 0, 0, {}});
-  return r;
 }
 
 // Two short requests decode; then four 1500-token prompts arrive at once. Returns the
