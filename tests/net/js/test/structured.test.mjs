@@ -24,8 +24,12 @@ let second;
 let secondUrl;
 async function startSecond() {
   const model = path.join(process.env.TROUPE_MODELS, "stories260k", "stories260K.gguf");
+  // Without the suite's TROUPE_API_KEY: the daemon would take it as its key.
+  const env = { ...process.env };
+  delete env.TROUPE_API_KEY;
   second = spawn(process.env.TROUPE_BIN, ["serve", "--model", model, "--port", "0", "--warmup", "0"], {
     stdio: ["ignore", "pipe", "pipe"],
+    env,
   });
   let log = "";
   return new Promise((resolve, reject) => {
