@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace troupe::app {
@@ -10,8 +11,12 @@ namespace troupe::app {
 namespace {
 
 std::string bar(int64_t done, int64_t total, int width = 24) {
-  const int64_t k = total > 0 ? std::min<int64_t>(width, done * width / total) : width;
-  return "[" + std::string(size_t(k), '#') + std::string(size_t(width - k), '.') + "]";
+  const int64_t k = total > 0 ? std::clamp<int64_t>(done * width / total, 0, width) : width;
+  std::string out = "[";
+  out.append(size_t(k), '#');
+  out.append(size_t(width - k), '.');
+  out += ']';
+  return out;
 }
 
 }  // namespace
