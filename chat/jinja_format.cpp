@@ -36,7 +36,10 @@ std::string printf_number(const Spec& sp, char conv, double d, int64_t i, bool i
   if (sp.width > 1000 || sp.precision > 300) error(line, "format width or precision too large");
   std::string f = "%" + sp.flags;
   if (sp.width >= 0) f += std::to_string(std::min<int64_t>(sp.width, 1000));
-  if (sp.precision >= 0) f += "." + std::to_string(std::min<int64_t>(sp.precision, 300));
+  if (sp.precision >= 0) {  // (appended piecewise: gcc 12 -Wrestrict misfires on "." + string)
+    f += '.';
+    f += std::to_string(std::min<int64_t>(sp.precision, 300));
+  }
   char buf[2048];
   if (integral) {
     f += "ll";
@@ -50,7 +53,7 @@ std::string printf_number(const Spec& sp, char conv, double d, int64_t i, bool i
   // C writes 0X/0 for %#X/%#o; Python writes 0X and 0o.
   if (sp.flags.find('#') != std::string::npos && conv == 'o') {
     const size_t z = out.find('0');
-    if (z != std::string::npos && i != 0) out.insert(z + 1, "o");
+    if (z != std::string::npos && i != 0) out.insert(z + 1, 1, 'o');
     else if (i == 0) out.replace(out.find('0'), 1, "0o0");
   }
   return out;
@@ -96,7 +99,7 @@ std::string convert(const Spec& sp, const Value& v0, SrcPos line) {
         std::string body = printf_number(s, sp.conv, 0, x < 0 ? -x : x, true, line);
         if (x < 0) {
           const size_t first = body.find_first_not_of(' ');
-          body.insert(first, "-");
+          body.insert(first, 1, '-');
           if (first > 0) body.erase(0, 1);
         }
         return body;

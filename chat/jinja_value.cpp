@@ -207,7 +207,7 @@ std::string Value::to_json(int indent) const {
   if (indent >= 0) {
     o.indented = true;
     o.indent.assign(size_t(indent), ' ');
-    o.item_sep = ",";
+    o.item_sep.assign(1, ',');
   }
   return to_json(o);
 }

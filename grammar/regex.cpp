@@ -115,7 +115,9 @@ class RegexParser {
       const std::string_view body = p_.substr(pos_ + 1, close - pos_ - 1);
       if (body.empty() || body.find_first_not_of("0123456789,") != std::string_view::npos || body[0] == ',')
         error("bad repetition '{" + std::string(body) + "}'");
-      q = "{" + std::string(body) + "}";
+      q.assign(1, '{');
+      q += body;
+      q += '}';
       pos_ = close + 1;
     } else {
       return a;
