@@ -68,18 +68,24 @@ void SchedulerCore::add(EnqueueSeq e, Clock::time_point now) {
   waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, runs_before), std::move(seq));
 }
 
+bool SchedulerCore::decoding(const Sequence& s) { return int64_t(s.tokens.size()) - s.num_computed == 1; }
+
+StepShape SchedulerCore::decode_shape(bool skip_in_step) const {
+  StepShape shape;
+  for (const auto& s : running_)
+    if (decoding(*s) && !(skip_in_step && s->in_step)) shape += chunk_shape(s->num_computed, 1);
+  return shape;
+}
+
 // Admission's estimate of a new request's time to first token at the current load: every
 // prompt token ahead of it (sequences still prefilling, waiting ones that run before it)
 // and its own, prefilled at the rate the step-time model allows beside today's decodes
 // (with a TPOT target: only the time each step has left after them).
 bool SchedulerCore::meets_ttft_target(const Sequence& s) const {
-  StepShape decodes;
+  const StepShape decodes = decode_shape(false);
   double pending = double(s.tokens.size());
-  for (const auto& r : running_) {
-    const int64_t left = int64_t(r->tokens.size()) - r->num_computed;
-    if (left <= 1) decodes += chunk_shape(r->num_computed, 1);
-    else pending += double(left);
-  }
+  for (const auto& r : running_)
+    if (!decoding(*r)) pending += double(int64_t(r->tokens.size()) - r->num_computed);
   for (const auto& w : waiting_)
     if (runs_before(w, by_id_.at(s.id))) pending += double(w->tokens.size());
   const double decode_ms = step_time_.predict(decodes);  // (the base cost when no one decodes)
@@ -186,7 +192,9 @@ void SchedulerCore::start_running(const SequencePtr& s, int64_t cached, Clock::t
   running_.push_back(s);
 }
 
-void SchedulerCore::preempt(const SequencePtr& victim) {
+// Sends a running sequence back to the waiting queue to recompute (its blocks freed).
+void SchedulerCore::preempt(SequencePtr victim) {
+  std::erase(running_, victim);
   blocks_.free(victim->id);
   victim->num_computed = 0;  // recompute: prompt + generated so far become its new prompt
   victim->usage.preemptions++;
@@ -200,9 +208,7 @@ void SchedulerCore::preempt(const SequencePtr& victim) {
 // search from the back ends at `s` at the latest.
 bool SchedulerCore::grow_or_preempt(const SequencePtr& s, int64_t n) {
   while (!blocks_.append_slots(s->id, n)) {
-    auto it = std::find_if(running_.rbegin(), running_.rend(), [](const SequencePtr& v) { return !v->in_step; });
-    SequencePtr victim = *it;
-    running_.erase(std::next(it).base());
+    SequencePtr victim = *std::find_if(running_.rbegin(), running_.rend(), [](const SequencePtr& v) { return !v->in_step; });
     preempt(victim);
     if (victim == s) return false;
   }
@@ -220,8 +226,7 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
   StepShape decodes;
   double room_ms = std::numeric_limits<double>::infinity();
   if (cfg_.slo_tpot_ms > 0) {
-    for (const auto& s : running_)
-      if (!s->in_step && int64_t(s->tokens.size()) - s->num_computed == 1) decodes += chunk_shape(s->num_computed, 1);
+    decodes = decode_shape(true);
     if (decodes.tokens > 0) room_ms = cfg_.slo_tpot_ms - step_time_.predict(decodes);
   }
   // Caps a prefill chunk of `s` to the room left, and takes its time from the room.
@@ -362,9 +367,7 @@ std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
 }
 
 void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
-  steps_in_flight_--;
-  for (const auto& p : plan.seqs)
-    if (Sequence* s = find(p.seq_id())) s->in_step = false;
+  steps_in_flight_--;  // (its sequences' in_step flags are cleared in the loops below)
   stats_.steps++;
   last_shape_ = StepShape{};
   observation_ = StepObservation{};
@@ -378,8 +381,10 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
     // The backend rejected the step (it validates everything it is given): fail exactly the
     // sequences in it, keep serving the rest.
     for (const auto& p : plan.seqs)
-      if (Sequence* s = find(p.seq_id()); s && !s->finished)
-        finish(*s, FinishReason::Error, ErrorKind::Internal, result.error);
+      if (Sequence* s = find(p.seq_id())) {
+        s->in_step = false;
+        if (!s->finished) finish(*s, FinishReason::Error, ErrorKind::Internal, result.error);
+      }
     return;
   }
   size_t next_outcome = 0;
@@ -395,14 +400,14 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
     outputs += outcome ? 1 : 0;
     produced += outcome ? int64_t(outcome->tokens.size()) : 0;
     decode_only = decode_only && n == 1;
-    Sequence* sp = find(p.seq_id());
-    if (!sp || !blocks_.has_sequence(sp->id)) continue;  // preempted after planning (cannot happen today)
-    Sequence& s = *sp;
+    auto it = by_id_.find(p.seq_id());
+    if (it == by_id_.end()) continue;
+    Sequence& s = *it->second;
+    s.in_step = false;
+    if (!blocks_.has_sequence(s.id)) continue;  // preempted after planning (cannot happen today)
     if (s.kv_stale) {  // computed over KV that was lost meanwhile: drop it, start over
       s.kv_stale = false;
-      SequencePtr ptr = by_id_.at(s.id);
-      std::erase(running_, ptr);
-      preempt(ptr);
+      preempt(it->second);
       continue;
     }
     if (p.num_draft_slots > 0) {
@@ -467,10 +472,7 @@ void SchedulerCore::kv_lost() {
     if (s->in_step) s->kv_stale = true;
     else start_over.push_back(s);
   }
-  for (const auto& s : start_over) {
-    std::erase(running_, s);
-    preempt(s);
-  }
+  for (const auto& s : start_over) preempt(s);
   blocks_.forget_cached_prefixes();
 }
 

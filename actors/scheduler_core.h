@@ -70,11 +70,15 @@ class SchedulerCore {
   void complete_speculative(Sequence& s, const SeqOutcome& o);
   void emit_tokens(Sequence& s, const SeqOutcome& o);
   void retire(const SequencePtr& s);
-  void preempt(const SequencePtr& victim);
+  void preempt(SequencePtr victim);
   void finish(Sequence& s, FinishReason reason, ErrorKind kind = ErrorKind::None, const std::string& error = "");
   SeqUpdate& update_for(int64_t id);
   bool static_batch_done() const;
   bool meets_ttft_target(const Sequence& s) const;
+  // A running sequence with one token to compute: it decodes.
+  static bool decoding(const Sequence& s);
+  // The step shape of the decoding running sequences (without those in a step in flight).
+  StepShape decode_shape(bool skip_in_step) const;
   void account_slo(const Sequence& s, FinishReason reason);
   Sequence* find(int64_t id);
 
