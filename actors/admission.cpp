@@ -1,6 +1,7 @@
 #include "actors/admission.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -15,6 +16,22 @@ SeqUpdate rejection(int64_t request_id, ErrorKind kind, std::string message) {
   u.error = std::move(message);
   return u;
 }
+
+namespace {
+
+// A request's own latency target, checked against the server's floor (the tightest target
+// the server lets one request impose on the steps every request shares).
+double request_slo(double asked, double server, double floor, const char* name, const char* flag) {
+  if (asked < 0 || !std::isfinite(asked)) fail("slo.{} must be a non-negative number of milliseconds", name);
+  if (asked == 0) return server;
+  const double min = floor > 0 ? floor : server;
+  if (min <= 0)
+    fail("this server takes no per-request slo.{} (start it with {} or the matching server-wide target)", name, flag);
+  if (asked < min) fail("slo.{} must be at least {} ms on this server, got {}", name, min, asked);
+  return asked;
+}
+
+}  // namespace
 
 EnqueueSeq admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& cfg) {
   auto& req = a.req;
@@ -53,6 +70,8 @@ EnqueueSeq admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& c
     if (!e.params.ignore_eos) ban.insert(ban.end(), e.eos_ids.begin(), e.eos_ids.end());
   }
   e.max_model_len = cfg.max_model_len;
+  e.slo_ttft_ms = request_slo(req.slo_ttft_ms, cfg.slo_ttft_ms, cfg.slo_min_ttft_ms, "ttft_ms", "--slo-min-ttft-ms");
+  e.slo_tpot_ms = request_slo(req.slo_tpot_ms, cfg.slo_tpot_ms, cfg.slo_min_tpot_ms, "tpot_ms", "--slo-min-tpot-ms");
   return e;
 }
 

@@ -85,7 +85,8 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
     sc.max_steps_in_flight = cc.pipeline_depth > 0 ? cc.pipeline_depth : int64_t(cc.pipeline_workers.size());
   else if (cc.pipeline_depth > 1)
     fail("--pipeline-depth {} needs --pipeline-workers (one in-process shard runs one step at a time)", cc.pipeline_depth);
-  AdmissionConfig ac{max_model_len_, cfg_.max_waiting, mc.vocab_size};
+  AdmissionConfig ac{max_model_len_, cfg_.max_waiting, mc.vocab_size,
+                     sc.slo_ttft_ms, sc.slo_tpot_ms, sc.slo_min_ttft_ms, sc.slo_min_tpot_ms};
   if (!cc.replica_workers.empty()) {
     impl_->replicas = start_replicas(*impl_->system, cfg_, weights.weights, kv.num_blocks, sc);
     builder.scheduler_stage(impl_->replicas->router);
@@ -93,7 +94,7 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
   // Speculation is set up while the backend is still ours alone (calibration runs on it).
   // SLO-aware scheduling starts from the same measured curve; without speculation it is
   // measured here (remote stages and replicas learn theirs from the steps they run).
-  if ((sc.slo_ttft_ms > 0 || sc.slo_tpot_ms > 0) && backend && !cfg_.speculative.enabled()) {
+  if (sc.slo_aware() && backend && !cfg_.speculative.enabled()) {
     const int64_t largest = std::min<int64_t>(sc.max_num_batched_tokens, 512);
     builder.step_calibration(spec::calibrate_backend(*backend, spec::calibration_sizes(largest), 2));
   }

@@ -70,6 +70,9 @@ struct EnqueueSeq {
   std::vector<int32_t> eos_ids;       // end the sequence (unless params.ignore_eos)
   int64_t max_model_len = 0;
   double admit_ms = 0;                // arrival -> admission done (counted in queue time)
+  // Latency targets in ms (0: none), resolved by admission from the request and the server.
+  double slo_ttft_ms = 0;
+  double slo_tpot_ms = 0;
   bool operator==(const EnqueueSeq&) const = default;
 };
 
@@ -394,7 +397,7 @@ typename Inspector::result_type inspect(Inspector& f, TokenLogprobs& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, GenerateRequest& x) {
   return f(caf::meta::type_name("GenerateRequest"), x.prompt, x.prompt_ids, x.add_special_tokens, x.params,
-           x.priority, x.user, x.num_speculative_tokens, x.strict_max_tokens);
+           x.priority, x.user, x.num_speculative_tokens, x.strict_max_tokens, x.slo_ttft_ms, x.slo_tpot_ms);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Usage& x) {
@@ -455,7 +458,7 @@ typename Inspector::result_type inspect(Inspector& f, FinishRequest& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, EnqueueSeq& x) {
   return f(caf::meta::type_name("EnqueueSeq"), x.request_id, x.prompt_ids, x.params, x.priority,
-           x.num_speculative_tokens, x.eos_ids, x.max_model_len, x.admit_ms);
+           x.num_speculative_tokens, x.eos_ids, x.max_model_len, x.admit_ms, x.slo_ttft_ms, x.slo_tpot_ms);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, QueueDepth& x) {
@@ -523,8 +526,8 @@ typename Inspector::result_type inspect(Inspector& f, StepObservation& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SloStats& x) {
-  return f(caf::meta::type_name("SloStats"), x.met, x.missed, x.rejected, x.step_tokens_histogram,
-           x.step_tokens_sum);
+  return f(caf::meta::type_name("SloStats"), x.met, x.missed, x.rejected, x.ttft_missed, x.tpot_missed,
+           x.step_tokens_histogram, x.step_tokens_sum);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SchedulerStats& x) {

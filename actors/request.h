@@ -40,6 +40,10 @@ struct GenerateRequest {
   // The client chose max_tokens: prompt + max_tokens beyond the model length is an error
   // (vLLM's 400), not a silent cap to what is left.
   bool strict_max_tokens = false;
+  // This request's latency targets in ms (0: the server's --slo-ttft-ms / --slo-tpot-ms).
+  // Admission refuses targets tighter than the server allows (--slo-min-ttft-ms, ...).
+  double slo_ttft_ms = 0;
+  double slo_tpot_ms = 0;
   bool operator==(const GenerateRequest&) const = default;  // field by field (protocol tests)
 };
 

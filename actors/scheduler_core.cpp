@@ -13,12 +13,18 @@ namespace troupe {
 
 namespace {
 
-// Priority order: lower `priority` first, then earlier arrival (a preempted sequence keeps
-// its old arrival, so it goes back ahead of newer requests of the same priority).
+constexpr double kNoTarget = std::numeric_limits<double>::infinity();
+
+// Priority order: lower `priority` first, then the earlier TTFT deadline (with one target
+// for all, that is arrival order), then earlier arrival. A preempted sequence keeps its
+// deadline and arrival, so it goes back ahead of newer requests of the same priority.
 bool runs_before(const SequencePtr& a, const SequencePtr& b) {
   if (a->priority != b->priority) return a->priority < b->priority;
+  if (a->deadline != b->deadline) return a->deadline < b->deadline;
   return a->arrival_order < b->arrival_order;
 }
+
+double target_or_none(double ms) { return ms > 0 ? ms : kNoTarget; }
 
 }  // namespace
 
@@ -54,12 +60,19 @@ void SchedulerCore::add(EnqueueSeq e, Clock::time_point now) {
     seq->spec.deterministic = P.seed.has_value() && !P.greedy();
   }
   by_id_[seq->id] = seq;
-  if (cfg_.slo_ttft_ms > 0 && cfg_.scheduling == Scheduling::Continuous && !meets_ttft_target(*seq)) {
+  // Targets come resolved from admission; a caller that drives the core directly gets the
+  // server's.
+  if (seq->slo_ttft_ms <= 0) seq->slo_ttft_ms = cfg_.slo_ttft_ms;
+  if (seq->slo_tpot_ms <= 0) seq->slo_tpot_ms = cfg_.slo_tpot_ms;
+  if (seq->slo_ttft_ms > 0)
+    seq->deadline = now + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double, std::milli>(seq->slo_ttft_ms - seq->admit_ms));
+  if (seq->slo_ttft_ms > 0 && cfg_.scheduling == Scheduling::Continuous && !meets_ttft_target(*seq)) {
     if (cfg_.slo_reject) {
       stats_.slo.rejected++;
       finish(*seq, FinishReason::Error, ErrorKind::Overloaded,
-             fmt::format("the server cannot meet its time-to-first-token target of {} ms at the current load",
-                         cfg_.slo_ttft_ms));
+             fmt::format("the server cannot meet the time-to-first-token target of {} ms at the current load",
+                         seq->slo_ttft_ms));
       retire(seq);
       return;
     }
@@ -75,6 +88,13 @@ StepShape SchedulerCore::decode_shape(bool skip_in_step) const {
   for (const auto& s : running_)
     if (decoding(*s) && !(skip_in_step && s->in_step)) shape += chunk_shape(s->num_computed, 1);
   return shape;
+}
+
+double SchedulerCore::tightest_tpot(bool skip_in_step) const {
+  double t = kNoTarget;
+  for (const auto& s : running_)
+    if (decoding(*s) && !(skip_in_step && s->in_step)) t = std::min(t, target_or_none(s->slo_tpot_ms));
+  return t;
 }
 
 // Admission's estimate of a new request's time to first token at the current load: every
@@ -93,13 +113,14 @@ bool SchedulerCore::meets_ttft_target(const Sequence& s) const {
   int64_t per_step = std::min<int64_t>(std::max<int64_t>(0, cfg_.max_num_batched_tokens - int64_t(decodes.tokens)),
                                        int64_t(pending));
   double step_ms = decode_ms + step_time_.chunk_ms(0, per_step);
-  if (cfg_.slo_tpot_ms > 0 && decodes.tokens > 0) {
-    per_step = step_time_.max_chunk_within(cfg_.slo_tpot_ms - decode_ms, 0, per_step);
-    step_ms = cfg_.slo_tpot_ms;
+  const double tpot = tightest_tpot(false);
+  if (tpot != kNoTarget && decodes.tokens > 0) {
+    per_step = step_time_.max_chunk_within(tpot - decode_ms, 0, per_step);
+    step_ms = tpot;
   }
   if (per_step <= 0) return false;
   const double ttft = s.admit_ms + std::ceil(pending / double(per_step)) * step_ms;
-  return ttft <= cfg_.slo_ttft_ms;
+  return ttft <= s.slo_ttft_ms;
 }
 
 Sequence* SchedulerCore::find(int64_t id) {
@@ -221,17 +242,17 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
   const size_t max_seqs = size_t(max_seqs_this_step());
   bool preempted = false;
   std::stable_sort(running_.begin(), running_.end(), runs_before);
-  // With a TPOT target, the sequences decoding now are what it protects: prefill chunks
-  // (and newcomers) get only the time the step-time model says is left after them.
-  StepShape decodes;
-  double room_ms = std::numeric_limits<double>::infinity();
-  if (cfg_.slo_tpot_ms > 0) {
-    decodes = decode_shape(true);
-    if (decodes.tokens > 0) room_ms = cfg_.slo_tpot_ms - step_time_.predict(decodes);
-  }
+  // With TPOT targets, the sequences decoding now are what they protect: the step may take
+  // the tightest of their targets, and prefill chunks (and newcomers) get only the time the
+  // step-time model says is left after the decodes.
+  const StepShape decodes_now = decode_shape(true);
+  StepShape decodes = decodes_now;
+  const double tpot = tightest_tpot(true);
+  double room_ms = kNoTarget;
+  if (tpot != kNoTarget && decodes.tokens > 0) room_ms = tpot - step_time_.predict(decodes);
   // Caps a prefill chunk of `s` to the room left, and takes its time from the room.
   auto fit_chunk = [&](int64_t start, int64_t n) {
-    if (n <= 1 || room_ms == std::numeric_limits<double>::infinity()) return n;
+    if (n <= 1 || room_ms == kNoTarget) return n;
     n = step_time_.max_chunk_within(room_ms, start, n);
     if (n > 0) room_ms -= step_time_.chunk_ms(start, n);
     return n;
@@ -255,14 +276,20 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
          int64_t(running_.size()) < cfg_.max_num_seqs) {
     SequencePtr s = waiting_.front();
     int64_t first_chunk = budget;
-    if (room_ms != std::numeric_limits<double>::infinity()) {
-      // Another decoding sequence must not push the decodes past the target either.
+    // Another decoding sequence must not push the decodes past the running ones' target,
+    // nor past its own once it decodes.
+    const double limit = std::min(tpot, target_or_none(s->slo_tpot_ms));
+    if (limit != kNoTarget) {
       StepShape more = decodes;
       more += chunk_shape(int64_t(s->tokens.size()), 1);
-      if (step_time_.predict(more) > cfg_.slo_tpot_ms) break;
-      const int64_t start = blocks_.match_prefix(s->tokens);
-      first_chunk = fit_chunk(start, std::min<int64_t>(budget, int64_t(s->tokens.size()) - start));
-      if (first_chunk <= 0) break;
+      // (With no one decoding it runs anyway: a target no step can meet must not stall the
+      // queue; it is just missed.)
+      if (decodes.tokens > 0 && step_time_.predict(more) > limit) break;
+      if (room_ms != kNoTarget) {
+        const int64_t start = blocks_.match_prefix(s->tokens);
+        first_chunk = fit_chunk(start, std::min<int64_t>(budget, int64_t(s->tokens.size()) - start));
+        if (first_chunk <= 0) break;
+      }
       decodes = more;
     }
     auto cached = blocks_.allocate_prompt(s->id, s->tokens, first_chunk);
@@ -274,7 +301,14 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
     budget -= n;
   }
   if (plan.seqs.empty()) return std::nullopt;
-  if (spec_) plan_drafts(plan, budget);
+  if (spec_) {
+    // Draft tokens are verified in this step too: under a TPOT target, only as many as the
+    // time left allows (verification rows cost what prefill rows at that context do).
+    if (room_ms != kNoTarget && decodes_now.tokens > 0)
+      budget = std::min<int64_t>(
+          budget, step_time_.max_chunk_within(room_ms, int64_t(decodes_now.context / decodes_now.tokens), budget));
+    plan_drafts(plan, budget);
+  }
   return plan;
 }
 
@@ -547,16 +581,19 @@ void SchedulerCore::finish(Sequence& s, FinishReason reason, ErrorKind kind, con
 // the TTFT target (admission time included) and its tokens after that averaged within the
 // TPOT target.
 void SchedulerCore::account_slo(const Sequence& s, FinishReason reason) {
-  if ((cfg_.slo_ttft_ms <= 0 && cfg_.slo_tpot_ms <= 0) || (reason != FinishReason::Stop && reason != FinishReason::Length))
+  if ((s.slo_ttft_ms <= 0 && s.slo_tpot_ms <= 0) || (reason != FinishReason::Stop && reason != FinishReason::Length))
     return;
-  bool met = true;
+  bool ttft_met = true, tpot_met = true;
   if (s.first_token != Clock::time_point{}) {
     const double ttft = s.admit_ms + ms_between(s.enqueued, s.first_token);
     const int64_t n = s.num_generated();
     const double tpot = n > 1 ? ms_between(s.first_token, Clock::now()) / double(n - 1) : 0;
-    met = (cfg_.slo_ttft_ms <= 0 || ttft <= cfg_.slo_ttft_ms) && (cfg_.slo_tpot_ms <= 0 || tpot <= cfg_.slo_tpot_ms);
+    ttft_met = s.slo_ttft_ms <= 0 || ttft <= s.slo_ttft_ms;
+    tpot_met = s.slo_tpot_ms <= 0 || tpot <= s.slo_tpot_ms;
   }
-  (met ? stats_.slo.met : stats_.slo.missed)++;
+  stats_.slo.ttft_missed += !ttft_met;
+  stats_.slo.tpot_missed += !tpot_met;
+  (ttft_met && tpot_met ? stats_.slo.met : stats_.slo.missed)++;
 }
 
 SchedulerStats SchedulerCore::stats() const {

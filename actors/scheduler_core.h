@@ -79,6 +79,8 @@ class SchedulerCore {
   static bool decoding(const Sequence& s);
   // The step shape of the decoding running sequences (without those in a step in flight).
   StepShape decode_shape(bool skip_in_step) const;
+  // The tightest TPOT target among those decoding sequences (infinity: none has one).
+  double tightest_tpot(bool skip_in_step) const;
   void account_slo(const Sequence& s, FinishReason reason);
   Sequence* find(int64_t id);
 

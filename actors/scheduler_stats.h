@@ -8,12 +8,14 @@
 
 namespace troupe {
 
-// SLO-aware scheduling (--slo-ttft-ms / --slo-tpot-ms): requests that ended normally and
-// met both targets (goodput) or missed one, requests turned away at admission, and how
-// many tokens each step computed (buckets: 1, 2-3, 4-7, ... 2^k..2^(k+1)-1, the last open).
+// SLO-aware scheduling (--slo-ttft-ms / --slo-tpot-ms, or a request's own `slo`): requests
+// that ended normally and met both their targets (goodput) or missed one (and which target
+// they missed), requests turned away at admission, and how many tokens each step computed
+// (buckets: 1, 2-3, 4-7, ... 2^k..2^(k+1)-1, the last open).
 struct SloStats {
   static constexpr size_t kBuckets = 14;
   int64_t met = 0, missed = 0, rejected = 0;
+  int64_t ttft_missed = 0, tpot_missed = 0;
   std::vector<int64_t> step_tokens_histogram = std::vector<int64_t>(kBuckets, 0);
   int64_t step_tokens_sum = 0;
   // The largest token count bucket b holds (the last: none).
@@ -26,6 +28,7 @@ struct SloStats {
   }
   SloStats& operator+=(const SloStats& o) {
     met += o.met, missed += o.missed, rejected += o.rejected, step_tokens_sum += o.step_tokens_sum;
+    ttft_missed += o.ttft_missed, tpot_missed += o.tpot_missed;
     for (size_t i = 0; i < kBuckets && i < o.step_tokens_histogram.size(); ++i)
       step_tokens_histogram[i] += o.step_tokens_histogram[i];
     return *this;

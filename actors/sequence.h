@@ -16,7 +16,7 @@ struct Sequence {
       : id(e.request_id), params(std::move(e.params)), priority(e.priority),
         num_speculative_tokens(e.num_speculative_tokens), tokens(std::move(e.prompt_ids)),
         prompt_len(int64_t(tokens.size())), eos_ids(std::move(e.eos_ids)), max_model_len(e.max_model_len),
-        admit_ms(e.admit_ms), enqueued(enqueued_) {}
+        admit_ms(e.admit_ms), slo_ttft_ms(e.slo_ttft_ms), slo_tpot_ms(e.slo_tpot_ms), enqueued(enqueued_) {}
 
   int64_t id;
   SamplingParams params;
@@ -27,6 +27,11 @@ struct Sequence {
   std::vector<int32_t> eos_ids;  // end the sequence (unless params.ignore_eos)
   int64_t max_model_len = 0;     // prompt + generated may not exceed this
   double admit_ms = 0;
+  double slo_ttft_ms = 0;       // latency targets (0: none)
+  double slo_tpot_ms = 0;
+  // When the first token is due (enqueued + the TTFT target not spent in admission; the
+  // far future without a target): the waiting queue runs earliest deadline first.
+  Clock::time_point deadline = Clock::time_point::max();
 
   int64_t num_computed = 0;     // tokens whose KV is cached
   int64_t arrival_order = 0;    // FCFS tie-break (admission order)

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "app/bench_stats.h"
+#include "app/bench_sweep.h"
 #include "app/progress.h"
 #include "app/commands.h"
 #include "client/http_client.h"
@@ -119,16 +120,18 @@ void run_one(const HttpUrl& u, const Headers& headers, const std::string& target
 
 double ms(BenchClock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-void run_serve_bench(const ServeBenchOpts& o) {
-  const HttpUrl u = parse_http_url(o.url);
-  Headers headers;
-  if (!o.api_key.empty()) headers.emplace_back("Authorization", "Bearer " + o.api_key);
-  const std::string model = o.model.empty() ? discover_model(u, headers) : o.model;
+std::string rate_label(double rate) { return std::isfinite(rate) ? fmt::format("{:g}", rate) : "inf"; }
+
+// One run of the workload at `rate` requests/s: prints its summary and returns it as JSON.
+// `seed` picks the prompts and arrivals (a sweep gives each rate its own prompts, so one
+// rate's prefix-cache entries do not serve the next).
+json::object run_at_rate(const ServeBenchOpts& o, const HttpUrl& u, const Headers& headers, const std::string& model,
+                         double rate, uint64_t seed) {
   const bool chat = o.endpoint.find("chat") != std::string::npos;
   const auto in_len = parse_len(o.input_len, "--input-len");
   const auto out_len = parse_len(o.output_len, "--output-len");
 
-  std::mt19937_64 rng(o.seed);
+  std::mt19937_64 rng(seed);
   std::vector<std::string> bodies;
   for (int i = 0; i < o.num_prompts; ++i) {
     const int in = std::uniform_int_distribution<int>(in_len.first, in_len.second)(rng);
@@ -146,8 +149,8 @@ void run_serve_bench(const ServeBenchOpts& o) {
   }
   // Poisson arrivals: exponential gaps at the given rate (all at once when infinite).
   std::vector<double> arrival_s(size_t(o.num_prompts), 0.0);
-  if (std::isfinite(o.request_rate)) {
-    std::exponential_distribution<double> gap(o.request_rate);
+  if (std::isfinite(rate)) {
+    std::exponential_distribution<double> gap(rate);
     double t = 0;
     for (auto& a : arrival_s) {
       a = t;
@@ -156,8 +159,7 @@ void run_serve_bench(const ServeBenchOpts& o) {
   }
 
   std::printf("bench serve: %d requests to %s%s (model %s), rate %s req/s, max concurrency %s\n", o.num_prompts,
-              o.url.c_str(), o.endpoint.c_str(), model.c_str(),
-              std::isfinite(o.request_rate) ? fmt::format("{:g}", o.request_rate).c_str() : "inf",
+              o.url.c_str(), o.endpoint.c_str(), model.c_str(), rate_label(rate).c_str(),
               o.max_concurrency > 0 ? std::to_string(o.max_concurrency).c_str() : "unlimited");
   std::fflush(stdout);
   std::vector<Trace> traces(size_t(o.num_prompts));
@@ -186,12 +188,13 @@ void run_serve_bench(const ServeBenchOpts& o) {
   r.label = "serve " + o.endpoint;
   std::vector<double> ttft, tpot, itl, e2e;
   BenchClock::time_point end = start;
-  int64_t good = 0;
+  int64_t good = 0, rejected = 0;
   std::string first_error;
   for (const auto& t : traces) {
     r.requests++;
     if (!t.ok) {
       r.failed++;
+      rejected += t.error == "HTTP 429";
       if (first_error.empty()) first_error = t.error;
       continue;
     }
@@ -210,6 +213,9 @@ void run_serve_bench(const ServeBenchOpts& o) {
     const bool tpot_ok = o.slo_tpot_ms <= 0 || t.output_tokens <= 1 || t_tpot <= o.slo_tpot_ms;
     good += ttft_ok && tpot_ok;
   }
+  // Goodput is over the time the whole workload took (arrivals included), so turning
+  // requests away early does not shorten the denominator.
+  for (const auto& t : traces) end = std::max(end, t.finish);
   r.duration_s = std::chrono::duration<double>(end - start).count();
   if (r.duration_s > 0) {
     r.output_tokens_per_s = double(r.output_tokens) / r.duration_s;
@@ -231,26 +237,58 @@ void run_serve_bench(const ServeBenchOpts& o) {
   if (r.goodput_requests_per_s >= 0)
     std::printf("SLO: TTFT <= %.1f ms, TPOT <= %.1f ms: %lld of %lld requests (%.1f%%)\n", o.slo_ttft_ms,
                 o.slo_tpot_ms, (long long)good, (long long)r.requests, r.requests ? 100.0 * double(good) / double(r.requests) : 0.0);
-  if (r.failed) std::printf("first failure: %s\n", first_error.c_str());
-  if (!o.json_path.empty()) {
-    json::object j = to_json(r);
-    j["url"] = o.url;
-    j["endpoint"] = o.endpoint;
-    j["model"] = model;
-    j["num_prompts"] = o.num_prompts;
-    j["request_rate"] = std::isfinite(o.request_rate) ? json::value(o.request_rate) : json::value("inf");
-    j["max_concurrency"] = o.max_concurrency;
-    j["input_len"] = o.input_len;
-    j["output_len"] = o.output_len;
-    j["first_ttft_over_median"] = cold_ratio;
-    if (r.goodput_requests_per_s >= 0) {
-      j["slo_ttft_ms"] = o.slo_ttft_ms;
-      j["slo_tpot_ms"] = o.slo_tpot_ms;
-      j["good_requests"] = good;
-    }
-    std::ofstream(o.json_path) << json::serialize(j) << "\n";
+  if (r.failed) std::printf("failed: %lld (%lld turned away with 429); first failure: %s\n", (long long)r.failed,
+                            (long long)rejected, first_error.c_str());
+  json::object j = to_json(r);
+  j["request_rate"] = std::isfinite(rate) ? json::value(rate) : json::value("inf");
+  j["first_ttft_over_median"] = cold_ratio;
+  j["rejected_429"] = rejected;
+  if (r.goodput_requests_per_s >= 0) j["good_requests"] = good;
+  if (r.failed == r.requests && rejected < r.requests) fail("every request failed: {}", first_error);
+  return j;
+}
+
+void run_serve_bench(const ServeBenchOpts& o) {
+  if (!o.plot_only.empty()) {  // draw earlier sweeps, run nothing
+    if (o.plot_path.empty()) fail("--plot-only needs --plot PNG");
+    std::vector<json::object> series{read_sweep_json(o.plot_only)};
+    for (const auto& path : o.plot_with) series.push_back(read_sweep_json(path));
+    plot_rate_sweep(series, o.plot_path);
+    return;
   }
-  if (r.failed == r.requests) fail("every request failed: {}", first_error);
+  const HttpUrl u = parse_http_url(o.url);
+  Headers headers;
+  if (!o.api_key.empty()) headers.emplace_back("Authorization", "Bearer " + o.api_key);
+  const std::string model = o.model.empty() ? discover_model(u, headers) : o.model;
+  const std::vector<double> rates = parse_rates(o.request_rate);
+  json::object out{{"label", o.label.empty() ? o.endpoint : o.label},
+                   {"url", o.url},
+                   {"endpoint", o.endpoint},
+                   {"model", model},
+                   {"num_prompts", o.num_prompts},
+                   {"max_concurrency", o.max_concurrency},
+                   {"input_len", o.input_len},
+                   {"output_len", o.output_len},
+                   {"seed", o.seed}};
+  if (o.slo_ttft_ms > 0 || o.slo_tpot_ms > 0) {
+    out["slo_ttft_ms"] = o.slo_ttft_ms;
+    out["slo_tpot_ms"] = o.slo_tpot_ms;
+  }
+  json::array runs;
+  for (size_t i = 0; i < rates.size(); ++i) {
+    json::object j = run_at_rate(o, u, headers, model, rates[i], o.seed + i);
+    if (rates.size() == 1) {  // one rate: its figures at the top level, as before sweeps
+      for (auto& kv : j) out[kv.key()] = kv.value();
+    }
+    runs.push_back(std::move(j));
+  }
+  out["runs"] = std::move(runs);
+  if (!o.json_path.empty()) std::ofstream(o.json_path) << json::serialize(out) << "\n";
+  if (!o.plot_path.empty()) {
+    std::vector<json::object> series{out};
+    for (const auto& path : o.plot_with) series.push_back(read_sweep_json(path));
+    plot_rate_sweep(series, o.plot_path);
+  }
 }
 
 }  // namespace
@@ -265,14 +303,19 @@ void register_bench_serve(CLI::App& bench) {
   cmd->add_option("--model", o->model, "Model name (default: the server's, from /v1/models)");
   cmd->add_option("--api-key", o->api_key, "Bearer token for the server");
   cmd->add_option("--num-prompts", o->num_prompts, "Requests to send")->capture_default_str()->check(CLI::Range(1, 1000000));
-  cmd->add_option("--request-rate", o->request_rate, "Poisson arrival rate in requests/s (inf: all at once)")
+  cmd->add_option("--request-rate", o->request_rate,
+                  "Poisson arrival rate in requests/s (inf: all at once); a comma-separated list sweeps the rates in turn")
       ->capture_default_str()
       ->check(CLI::Validator(
           [](std::string& v) {
-            const double r = std::strtod(v.c_str(), nullptr);
-            return r > 0 ? std::string() : "must be a positive number or inf";
+            try {
+              parse_rates(v);
+              return std::string();
+            } catch (const std::exception& e) {
+              return std::string(e.what());
+            }
           },
-          "RATE > 0 or inf"));
+          "RATE[,RATE...]"));
   cmd->add_option("--max-concurrency", o->max_concurrency, "Requests in flight at most (0: unlimited)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));
@@ -282,7 +325,13 @@ void register_bench_serve(CLI::App& bench) {
   cmd->add_option("--slo-tpot-ms", o->slo_tpot_ms, "Goodput SLO on TPOT (ms)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", o->seed, "Seed for prompts and arrivals")->capture_default_str();
   cmd->add_option("--timeout", o->timeout_s, "Per-request timeout (s)")->capture_default_str();
-  cmd->add_option("--json", o->json_path, "Also write the results to this JSON file");
+  cmd->add_option("--json", o->json_path, "Also write the results to this JSON file (a sweep: one entry per rate in `runs`)");
+  cmd->add_option("--label", o->label, "Name of this run in the JSON and on plots (e.g. the server's configuration)");
+  cmd->add_option("--plot", o->plot_path, "Write a PNG (gnuplot) of goodput, p95 TTFT and p95 TPOT against the request rate");
+  cmd->add_option("--plot-with", o->plot_with, "Earlier --json files to draw on the same plot (one line each)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--plot-only", o->plot_only, "Run nothing: plot this earlier --json file (and --plot-with ones)")
+      ->check(CLI::ExistingFile);
   cmd->callback([o] { run_serve_bench(*o); });
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "config/engine_config.h"
 #include "config/quant_config.h"
@@ -43,8 +44,10 @@ struct ServeBenchOpts {
   std::string url = "http://127.0.0.1:8000", endpoint = "/v1/completions", model, api_key, json_path;
   std::string input_len = "128", output_len = "128";
   int num_prompts = 100;
-  double request_rate = std::numeric_limits<double>::infinity();
+  std::string request_rate = "inf";  // requests/s, or a comma-separated list to sweep
   int max_concurrency = 0;  // 0: unlimited
+  std::string label, plot_path, plot_only;
+  std::vector<std::string> plot_with;  // earlier --json sweeps drawn on the same plot
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
   uint64_t seed = 0;
   double timeout_s = 600;

@@ -179,6 +179,14 @@ void add_scheduler_flags(FlagSet& f, SchedulerConfig& cfg) {
   f.option("--slo-tpot-ms", cfg.slo_tpot_ms, "Time-per-output-token target in ms (0: none): steps are sized to keep it")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e9));
+  f.option("--slo-min-ttft-ms", cfg.slo_min_ttft_ms,
+           "Tightest TTFT target a request may set in its `slo` (0: --slo-ttft-ms; neither: requests cannot)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  f.option("--slo-min-tpot-ms", cfg.slo_min_tpot_ms,
+           "Tightest TPOT target a request may set in its `slo` (0: --slo-tpot-ms; neither: requests cannot)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
   f.remember(f.cmd()->add_option_function<std::string>(
                     "--slo-admission", [&cfg](const std::string& v) { cfg.slo_reject = v == "reject"; },
                     "A request that cannot meet --slo-ttft-ms: reject (429) or queue (behind the others)")

@@ -28,6 +28,13 @@ struct SchedulerConfig {
   // A request whose TTFT target cannot be met: rejected (429 with Retry-After) when true,
   // else queued behind those that can (its priority lowered by one).
   bool slo_reject = true;
+  // The tightest targets a request may ask for itself (its `slo` object; 0: the server's
+  // own target above). With neither set, requests cannot set that target.
+  double slo_min_ttft_ms = 0;
+  double slo_min_tpot_ms = 0;
+  // Whether any latency target can be in play (the engine then measures the step-time
+  // model at startup).
+  bool slo_aware() const { return slo_ttft_ms > 0 || slo_tpot_ms > 0 || slo_min_ttft_ms > 0 || slo_min_tpot_ms > 0; }
   bool operator==(const SchedulerConfig&) const = default;
 };
 

@@ -143,6 +143,7 @@ std::vector<int32_t> token_ids(const json::value& v, std::string_view key, const
 const std::unordered_set<std::string_view> kSamplingKeys = {
     "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
     "repetition_penalty", "seed", "stop", "stop_token_ids", "ignore_eos", "priority", "min_tokens", "logit_bias",
+    "slo",
     // structured output (constraint_of)
     "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar", "grammar", "json_schema"};
 const std::unordered_set<std::string_view> kOpenAiKeys = {
@@ -361,6 +362,29 @@ int32_t priority(const json::object& o) {
   if (!v) return 0;
   if (*v < -1'000'000 || *v > 1'000'000) throw bad_request("'priority' must be in [-1000000, 1000000]", "priority");
   return int32_t(*v);
+}
+
+// `slo`: this request's own latency targets, {"ttft_ms", "tpot_ms"} (each optional; the
+// engine checks them against the floors the server sets).
+void request_slo(const json::object& o, GenerateRequest& g) {
+  const json::value* v = field(o, "slo");
+  if (!v) return;
+  if (!v->is_object()) wrong_type("slo", "an object", *v);
+  const json::object& s = v->get_object();
+  for (const auto& kv : s)
+    if (kv.key() != "ttft_ms" && kv.key() != "tpot_ms")
+      throw bad_request("'slo' takes 'ttft_ms' and 'tpot_ms', not '" + std::string(kv.key()) + "'", "slo");
+  auto ms = [&](std::string_view key) {
+    const std::string name = "slo." + std::string(key);
+    const json::value* f = field(s, key);
+    if (f && !f->is_number()) wrong_type(name, "a number", *f);
+    auto x = get_number(s, key);
+    if (x && !(*x > 0 && *x <= 1e9))
+      throw bad_request("'slo." + std::string(key) + "' must be a number of milliseconds in (0, 1e9]", "slo");
+    return x.value_or(0);
+  };
+  g.slo_ttft_ms = ms("ttft_ms");
+  g.slo_tpot_ms = ms("tpot_ms");
 }
 
 void check_model(const json::object& o, const ModelInfo& m) {
@@ -583,6 +607,7 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
       // n > 1 with a fixed seed must still give n different samples.
       if (g.params.seed && i > 0) g.params.seed = *g.params.seed + uint64_t(i);
       g.priority = prio;
+      request_slo(o, g);
       g.strict_max_tokens = field(o, "max_tokens") || field(o, "max_completion_tokens");
       if (echo) r.echo.push_back(g.prompt.empty() ? m.tokenizer->decode(g.prompt_ids, false) : g.prompt);
       r.choices.push_back(std::move(g));
@@ -683,6 +708,7 @@ WsGenerate parse_ws_generate(const json::object& o, const ModelInfo& m) {
   }
   g.req.params = sampling(o, m, field(o, "messages") ? m.max_model_len : 16);
   g.req.priority = priority(o);
+  request_slo(o, g.req);
   return g;
 }
 

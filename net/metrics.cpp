@@ -245,6 +245,9 @@ std::string Metrics::render(const SchedulerStats* st, bool ready, bool vllm_name
           double(s.slo.missed));
   counter("troupe_slo_rejected_requests_total", "Requests turned away at admission: their TTFT target could not be met.",
           double(s.slo.rejected));
+  header(out, "troupe_slo_target_missed_requests_total", "counter", "Requests that ended normally past a target, by target.");
+  sample(out, "troupe_slo_target_missed_requests_total", L + ",target=\"ttft\"", double(s.slo.ttft_missed));
+  sample(out, "troupe_slo_target_missed_requests_total", L + ",target=\"tpot\"", double(s.slo.tpot_missed));
   header(out, "troupe_engine_step_tokens", "histogram", "Tokens computed per engine step (the step size).");
   int64_t cumulative = 0;
   for (size_t b = 0; b < s.slo.step_tokens_histogram.size(); ++b) {

@@ -24,7 +24,7 @@
 namespace troupe {
 
 // Bumped whenever a message of protocol.h or this file changes shape.
-constexpr int32_t kClusterProtocolVersion = 2;  // 2: SchedulerConfig: steps in flight, SLOs
+constexpr int32_t kClusterProtocolVersion = 3;  // 2: steps in flight, SLOs; 3: per-request SLOs
 
 // What a model is, compared across processes: a hash of its configuration and of every
 // tensor's name, shape and dtype, a readable summary for errors, and the quantization it
@@ -79,7 +79,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SchedulerConfig& x) {
   return f(caf::meta::type_name("SchedulerConfig"), x.scheduling, x.max_num_seqs, x.max_num_batched_tokens,
            x.max_model_len, x.enable_prefix_caching, x.batch_wait_ms, x.max_steps_in_flight,
-           x.slo_ttft_ms, x.slo_tpot_ms, x.slo_reject);
+           x.slo_ttft_ms, x.slo_tpot_ms, x.slo_reject, x.slo_min_ttft_ms, x.slo_min_tpot_ms);
 }
 namespace wire {
 // A handle that may be null, as a flag and the handle: with the io middleman loaded, CAF

@@ -163,3 +163,83 @@ TEST_CASE("goodput counts requests that met their targets; every step lands in t
   CHECK(counted == steps);
   CHECK(st.slo.step_tokens_histogram[5] == 1);  // the 60-token prefill: bucket 32-63
 }
+
+TEST_CASE("a request's own TPOT target sizes the steps it decodes in, without server targets", "[actors][slo]") {
+  // As the burst test above, but only request 1 has a target (30 ms), set by itself.
+  SchedulerCore core(slo_config(0), KvCacheShape{2048, kBlock, 0}, calibrated());
+  const auto now = Clock::now();
+  EnqueueSeq own = seq(1, 8);
+  own.slo_tpot_ms = 30;
+  core.add(own, now);
+  core.add(seq(2, 8), now);
+  for (int i = 0; i < 3; ++i) {
+    auto p = core.plan(now, nullptr);
+    REQUIRE(p);
+    core.complete(*p, one_token_each(*p));
+  }
+  for (int64_t id = 3; id <= 6; ++id) core.add(seq(id, 1500), now);
+  double longest = 0;
+  for (int step = 0; step < 8; ++step) {  // ~400 of the 6000 prompt tokens per step
+    auto p = core.plan(now, nullptr);
+    REQUIRE(p);
+    CHECK(test::ids_of(*p).count(1) == 1);
+    longest = std::max(longest, core.step_time_model().predict(shape_of(*p)));
+    core.complete(*p, one_token_each(*p));
+  }
+  CHECK(longest <= 30 + 1e-9);
+  CHECK(longest > 25);  // the room is used, not left empty
+  // Once it has finished, the steps go back to the fixed budget.
+  core.finish_request(1, FinishReason::Cancelled);
+  auto p = core.plan(now, nullptr);
+  REQUIRE(p);
+  core.complete(*p, one_token_each(*p));
+  p = core.plan(now, nullptr);
+  REQUIRE(p);
+  CHECK(core.step_time_model().predict(shape_of(*p)) > 2 * 30);  // the rest of the burst at once
+}
+
+TEST_CASE("the waiting queue runs earliest TTFT deadline first; without targets, first come first served",
+          "[actors][slo]") {
+  SchedulerConfig cfg = slo_config(0);
+  cfg.max_num_seqs = 1;  // one runs at a time: the plan shows who is next
+  const auto now = Clock::now();
+  auto first_planned = [&](std::vector<EnqueueSeq> seqs) {
+    SchedulerCore core(cfg, KvCacheShape{2048, kBlock, 0}, calibrated());
+    for (auto& e : seqs) core.add(e, now);
+    auto p = core.plan(now, nullptr);
+    REQUIRE(p);
+    return p->seqs.at(0).seq_id();
+  };
+  EnqueueSeq relaxed = seq(1, 8), urgent = seq(2, 8), none = seq(3, 8);
+  relaxed.slo_ttft_ms = 5000;
+  urgent.slo_ttft_ms = 100;
+  CHECK(first_planned({relaxed, urgent}) == 2);
+  CHECK(first_planned({none, urgent}) == 2);     // a target comes before none
+  CHECK(first_planned({seq(1, 8), seq(2, 8)}) == 1);  // FCFS
+  // Time already spent in admission counts against the deadline.
+  EnqueueSeq late = seq(4, 8);
+  late.slo_ttft_ms = 5000;
+  late.admit_ms = 4950;
+  CHECK(first_planned({urgent, late}) == 4);
+  // Priority still comes first.
+  EnqueueSeq important = seq(5, 8);
+  important.priority = -1;
+  CHECK(first_planned({urgent, important}) == 5);
+}
+
+TEST_CASE("goodput counts each request against its own targets", "[actors][slo]") {
+  SchedulerCore core(slo_config(0), KvCacheShape{256, kBlock, 0}, calibrated());
+  const auto now = Clock::now();
+  EnqueueSeq met = seq(1, 20, 5), impossible = seq(2, 20, 5), untimed = seq(3, 20, 5);
+  met.slo_tpot_ms = 1e6;
+  impossible.slo_tpot_ms = 1e-9;  // wall time between its tokens is never this short
+  core.add(met, now);
+  core.add(impossible, now);
+  core.add(untimed, now);
+  while (auto p = core.plan(now, nullptr)) core.complete(*p, one_token_each(*p));
+  const auto st = core.stats();
+  CHECK(st.slo.met == 1);
+  CHECK(st.slo.missed == 1);
+  CHECK(st.slo.tpot_missed == 1);
+  CHECK(st.slo.ttft_missed == 0);
+}

@@ -349,6 +349,35 @@ TEST_CASE("bench serve --json against a running troupe serve", "[cli][bench]") {
   CHECK(!o2.contains("goodput_requests_per_s"));
   CHECK(!o2.contains("good_requests"));
 
+  // A sweep: one run per rate, each with its own figures; --plot draws it beside another
+  // sweep (--plot-with), and --plot-only redraws from the files without running.
+  const std::string js3 = dir + "/sweep.json", png = dir + "/sweep.png", png2 = dir + "/again.png";
+  auto r3 = bench("serve --url " + url + " --num-prompts 3 --request-rate 40,inf --input-len 4 --output-len 3 "
+                  "--slo-ttft-ms 60000 --slo-tpot-ms 60000 --label tiny --json " + shell_quote(js3) + " --plot " +
+                  shell_quote(png) + " --plot-with " + shell_quote(js));
+  INFO(r3.out);
+  REQUIRE(r3.status == 0);
+  const json::object o3 = read_json(js3);
+  INFO(json::serialize(o3));
+  CHECK(str(o3, "label") == "tiny");
+  const auto& runs = o3.at("runs").as_array();
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[0].at("request_rate").to_number<double>() == 40);
+  CHECK(runs[1].at("request_rate").as_string() == "inf");
+  for (const auto& run : runs) {
+    check_result(run.as_object(), 3, 9, false);
+    CHECK(run.at("good_requests").as_int64() == 3);
+  }
+  CHECK(!o3.contains("requests"));  // a sweep keeps its figures per run
+  CHECK(is_png(png));
+  auto r4 = bench("serve --plot-only " + shell_quote(js3) + " --plot " + shell_quote(png2));
+  INFO(r4.out);
+  CHECK(r4.status == 0);
+  CHECK(is_png(png2));
+  auto bad = bench("serve --url " + url + " --request-rate 5,0");
+  CHECK(bad.status != 0);
+  CHECK(bad.out.find("request rates must be positive") != std::string::npos);
+
   INFO(serve.log_text());
   CHECK(serve.stop());  // SIGTERM: exits by itself with status 0
 }
