@@ -125,11 +125,6 @@ ToolRequest parse_tool_choice(const json::object& o, const ModelInfo& m) {
   if (mode == "auto") return r;
 
   // required / named: a grammar in the parser's format.
-  if (m.tool_parser == ToolParserKind::None)
-    throw bad_request("'tool_choice' " + (mode == "named" ? "naming a function" : std::string("\"required\"")) +
-                          " needs the server started with --tool-call-parser (hermes or llama3_json): the call "
-                          "is forced in that parser's format",
-                      "tool_choice");
   std::vector<grammar::ToolFunction> fns;
   for (const auto& t : tools->get_array()) {
     const json::object& f = t.at("function").get_object();
@@ -140,6 +135,11 @@ ToolRequest parse_tool_choice(const json::object& o, const ModelInfo& m) {
   }
   if (fns.empty())
     throw bad_request("'tool_choice' names function '" + named + "', which is not in 'tools'", "tool_choice");
+  if (m.tool_parser == ToolParserKind::None)
+    throw bad_request("'tool_choice' " + (mode == "named" ? "naming a function" : std::string("\"required\"")) +
+                          " needs the server started with --tool-call-parser (hermes or llama3_json): the call "
+                          "is forced in that parser's format",
+                      "tool_choice");
   const auto format = m.tool_parser == ToolParserKind::Hermes ? grammar::ToolCallFormat::Hermes
                                                                : grammar::ToolCallFormat::Llama3Json;
   if (m.tokenizer) {
