@@ -34,16 +34,19 @@ bool valid_function_name(std::string_view n) {
 // tokens count as their byte), per tokenizer: a forced call needs every byte of its tags.
 std::array<bool, 256> vocabulary_bytes(const Tokenizer& tok) {
   static std::mutex mu;
-  static std::map<const Tokenizer*, std::array<bool, 256>> cache;
+  // Keyed by address and size: a server has one tokenizer for its life, but tests load
+  // several, and a freed one's address may be reused by the next.
+  static std::map<std::pair<const Tokenizer*, int32_t>, std::array<bool, 256>> cache;
+  const auto key = std::make_pair(&tok, tok.vocab_size());
   std::lock_guard lock(mu);
-  if (auto it = cache.find(&tok); it != cache.end()) return it->second;
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
   std::array<bool, 256> have{};
   for (int32_t i = 0; i < tok.vocab_size(); ++i) {
     if (tok.is_special(i)) continue;
     for (unsigned char c : tok.token_bytes(i)) have[c] = true;
   }
   if (cache.size() > 16) cache.clear();
-  return cache[&tok] = have;
+  return cache[key] = have;
 }
 
 std::string printable(unsigned char c) {

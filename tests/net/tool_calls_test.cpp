@@ -185,3 +185,20 @@ TEST_CASE("tool calls in responses: message.tool_calls and delta.tool_calls", "[
   CHECK(second.at("choices").at(0).at("delta").at("tool_calls").at(0).at("function").at("arguments") == "{}");
   CHECK_FALSE(second.at("choices").at(0).at("delta").at("tool_calls").at(0).as_object().contains("id"));
 }
+
+TEST_CASE("llama3_json: a forced call is the JSON object form", "[net][tools]") {
+  Served llama(test::tokenizer_path("llama3"), ToolParserKind::Llama3Json);
+  const auto req = parse_openai_request(Endpoint::Chat, chat(R"(, "tool_choice": "required", "parallel_tool_calls": false)"),
+                                        llama.info);
+  CHECK(req.tool_parser == ToolParserKind::Llama3Json);
+  grammar::Matcher m(grammar::compile(req.choices[0].params.constraint));
+  CHECK_FALSE(m.can_accept("<tool_call>"));
+  CHECK(m.accept("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}"));
+  CHECK(m.finished());
+  const auto parallel = parse_openai_request(Endpoint::Chat, chat(R"(, "tool_choice": "required")"), llama.info);
+  grammar::Matcher p(grammar::compile(parallel.choices[0].params.constraint));
+  CHECK(p.accept("{\"name\": \"get_time\", \"parameters\": {}}; {\"name\": \"get_time\", \"parameters\": {}}"));
+  const auto r = parse_tool_calls(ToolParserKind::Llama3Json,
+                                  "{\"name\": \"get_time\", \"parameters\": {}}; {\"name\": \"get_time\", \"parameters\": {}}");
+  CHECK(r.calls.size() == 2);
+}
