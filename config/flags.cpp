@@ -282,6 +282,11 @@ void add_service_flags(FlagSet& f, ServiceOptions& o) {
   f.option("--chat-template", o.chat_template_path,
            "Jinja chat template overriding the model's: a file, a tokenizer_config.json, or the "
            "template text itself (an argument that is no file and contains {{ or {%)");
+  f.option("--tool-call-parser", o.tool_call_parser,
+           "How tool calls are read from chat output (and written when tool_choice forces one): none, hermes "
+           "(<tool_call>{json}</tool_call>, Qwen / Hermes templates) or llama3_json ({\"name\", \"parameters\"})")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "hermes", "llama3_json"}));
   f.option("--warmup", o.warmup, "Synthetic requests to run before reporting ready (at least 1 catches a broken model at startup)")->capture_default_str()->check(CLI::Range(0, 10000));
   f.option("--heartbeat-interval", o.heartbeat_interval_s,
            "Seconds of idleness after which a tiny request keeps the engine warm (0: off)")

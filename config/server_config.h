@@ -38,6 +38,7 @@ struct ServiceOptions {
   std::string model_path;
   std::string served_model_name;   // empty: the model path's last component
   std::string chat_template_path;  // empty: the model's own template (or the fallback)
+  std::string tool_call_parser = "none";  // none | hermes | llama3_json (chat/tool_parser.h)
   int warmup = 1;                  // synthetic requests before reporting ready (a broken model fails here)
   double heartbeat_interval_s = 0; // > 0: a tiny request whenever the server idled this long
   double log_stats_interval_s = 10;  // > 0: a stats line this often while the engine is busy

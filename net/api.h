@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "actors/request.h"
+#include "chat/tool_parser.h"
 
 namespace troupe {
 
@@ -47,6 +48,7 @@ struct ModelInfo {
   const Tokenizer* tokenizer = nullptr;
   const ChatTemplate* chat = nullptr;
   bool speculative = false;     // the engine drafts (done events then report spec_decode usage)
+  ToolParserKind tool_parser = ToolParserKind::None;  // --tool-call-parser (net/tool_calls.h)
 };
 
 enum class Endpoint { Completions, Chat };
@@ -60,6 +62,8 @@ struct ApiRequest {
   bool logprobs = false;                 // choices carry `logprobs` (chat: logprobs, completions: logprobs N)
   // Completions' `echo`: each choice's text starts with its prompt (one entry per choice).
   std::vector<std::string> echo;
+  // Chat with tools: the output is parsed for tool calls in this format (net/tool_calls.h).
+  ToolParserKind tool_parser = ToolParserKind::None;
 };
 
 // Limits on what one HTTP request may ask for.

@@ -14,6 +14,7 @@
 #include "chat/chat_template.h"
 #include "core/error.h"
 #include "net/api.h"
+#include "net/tool_calls.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -448,7 +449,7 @@ json::array normalize_messages(const json::value& v) {
 
 // What a template reads from the request beyond role and content, checked for shape before
 // rendering: a wrong type there is the client's error (400), not a template failure (500).
-void check_template_inputs(const json::array& msgs, const json::object* kwargs) {
+void check_template_inputs(const json::array& msgs) {
   for (size_t i = 0; i < msgs.size(); ++i) {
     const json::value* calls = msgs[i].get_object().if_contains("tool_calls");
     if (!calls || calls->is_null()) continue;
@@ -463,9 +464,6 @@ void check_template_inputs(const json::array& msgs, const json::object* kwargs) 
       if (!name || !name->is_string()) throw bad_request(cat + ".function.name must be a string", cat + ".function.name");
     }
   }
-  // The tools policy (400 "tools": the engine does not call tools) holds for kwargs too.
-  if (kwargs && kwargs->contains("tools"))
-    throw bad_request("tools are not supported, also not through chat_template_kwargs", "chat_template_kwargs.tools");
 }
 
 // Renders a chat conversation to the prompt text. Tokenization and the length check happen
@@ -479,7 +477,15 @@ std::string chat_prompt(const json::value& messages, const json::object& o, cons
     if (!k->is_object()) wrong_type("chat_template_kwargs", "an object", *k);
     kwargs = &k->get_object();
   }
-  check_template_inputs(msgs, kwargs);
+  check_template_inputs(msgs);
+  tool_call_arguments_for_template(msgs);
+  // The request's tools are the template's `tools` variable (over one in chat_template_kwargs).
+  json::object with_tools;
+  if (const json::value* tools = template_tools(o)) {
+    if (kwargs) with_tools = *kwargs;
+    with_tools["tools"] = *tools;
+    kwargs = &with_tools;
+  }
   std::string text;
   try {
     text = m.chat->render(msgs, add_generation_prompt, kwargs);
@@ -569,10 +575,6 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
   only_default(o, "include_stop_str_in_output", json::value(false), "is not supported by this server");
   if (const json::value* s = field(o, "suffix"); s && !(s->is_string() && s->get_string().empty()))
     throw bad_request("'suffix' is not supported by this server", "suffix");
-  if (chat) {
-    if (const json::value* t = field(o, "tools"); t && !(t->is_array() && t->get_array().empty()))
-      throw bad_request("'tools' is not supported by this server", "tools");
-  }
 
   const int64_t n = get_integer(o, "n").value_or(1);
   if (n < 1 || n > kMaxChoices) throw bad_request("'n' must be in [1, " + std::to_string(kMaxChoices) + "]", "n");
@@ -580,6 +582,16 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
 
   // Completions default to 16 tokens (OpenAI); chat runs to the end of the context.
   SamplingParams params = sampling(o, m, chat ? m.max_model_len : 16);
+  if (chat) {
+    ToolRequest tools = parse_tool_choice(o, m);
+    r.tool_parser = tools.parser;
+    if (!tools.constraint.empty()) {
+      if (!params.constraint.empty())
+        throw bad_request("'tool_choice' forcing a call cannot be combined with another output constraint "
+                          "(response_format, guided_*, grammar)", "tool_choice");
+      params.constraint = std::move(tools.constraint);
+    }
+  }
   if (logprobs) {
     params.return_logprobs = true;
     params.logprobs = *logprobs;

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "net/access_log.h"
 #include "net/server_internal.h"
+#include "net/tool_calls.h"
 
 namespace troupe {
 
@@ -118,6 +119,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     size_t text_len = 0;                  // streaming: bytes of text sent (logprobs' text_offset)
     bool started = false, done = false, role_sent = false;
     bool started_text = false;  // the first event (which carries the echoed prompt) came
+    std::unique_ptr<ToolCallParser> tools;  // streaming chat with a tool-call parser
   };
   // (Whether its SSE headers have gone out is the session's phase: Streaming.)
   struct Generation {
@@ -556,6 +558,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
       return;
     }
     const bool chat = g.req.endpoint == Endpoint::Chat;
+    if (chat && g.req.tool_parser != ToolParserKind::None) return stream_with_tools(g, c, index, ev);
     const bool role = chat && !c.role_sent;
     if (echo && !echo->empty()) {
       append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), *echo, "", false));
@@ -576,6 +579,42 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
       append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), "",
                             to_string(ev.finish_reason), false));
       mark_done(g, c, to_string(ev.finish_reason));
+    }
+    after_event(g);
+  }
+
+  // A streamed chat choice whose output is parsed for tool calls: content deltas until a
+  // call starts, then the call's delta.tool_calls once it is complete (net/tool_calls.h).
+  void stream_with_tools(Generation& g, Choice& c, size_t index, const TokenEvent& ev) {
+    if (!c.tools) c.tools = std::make_unique<ToolCallParser>(g.req.tool_parser);
+    std::vector<ToolStreamEvent> evs = c.tools->feed(ev.text);
+    if (ev.finished) {
+      auto rest = c.tools->finish();
+      evs.insert(evs.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+    }
+    bool role = !c.role_sent;
+    json::value lp = g.req.logprobs && !ev.logprobs.empty()
+                         ? logprobs_json(g.req.endpoint, ev.logprobs, tokenizer(), c.text_len)
+                         : json::value(nullptr);
+    const std::string& model = ctx_.service.model_name();
+    if (evs.empty() && (role || !lp.is_null()))
+      append_sse(chunk_body(g.req.endpoint, g.id, g.created, model, int(index), "", "", role, std::move(lp)));
+    for (const auto& e : evs) {
+      if (e.call < 0) {
+        append_sse(chunk_body(g.req.endpoint, g.id, g.created, model, int(index), e.text, "", role, std::move(lp)));
+      } else {
+        for (auto& chunk : tool_call_chunks(g.id, g.created, model, int(index), e, role)) append_sse(chunk);
+      }
+      role = false;
+      lp = nullptr;
+    }
+    c.role_sent = true;
+    c.text_len += ev.text.size();
+    if (ev.finished) {
+      std::string reason = to_string(ev.finish_reason);
+      if (c.tools->calls() > 0 && reason == "stop") reason = "tool_calls";
+      append_sse(chunk_body(g.req.endpoint, g.id, g.created, model, int(index), "", reason, false));
+      mark_done(g, c, reason);
     }
     after_event(g);
   }
@@ -633,6 +672,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     }
     std::string body = completion_body(gen_->req.endpoint, gen_->id, gen_->created, ctx_.service.model_name(), res,
                                        gen_->req.n);
+    if (gen_->req.tool_parser != ToolParserKind::None) body = with_tool_calls(body, gen_->req.tool_parser);
     end_generation();
     send(http::status::ok, std::move(body), "application/json");
   }

@@ -83,6 +83,8 @@ void Service::start(const EngineConfig& cfg) {
   model_.tokenizer = &tok;
   model_.chat = &chat_;
   model_.speculative = cfg.speculative.enabled();
+  if (auto parser = tool_parser_kind(opts_.tool_call_parser)) model_.tool_parser = *parser;
+  else fail("--tool-call-parser: unknown parser '{}' (none, hermes, llama3_json)", opts_.tool_call_parser);
   spdlog::info("model {} loaded: max_model_len {}, chat template: {}", model_.name, model_.max_model_len,
                chat_.origin());
   state_ = ServiceState::WarmingUp;  // publishes engine_ and model_ to the other threads

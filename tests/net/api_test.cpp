@@ -151,7 +151,7 @@ TEST_CASE("bad request bodies name the field") {
       {Endpoint::Chat, R"({"messages":[{"role":"bot","content":"x"}]})", "messages[0].role"},
       {Endpoint::Chat, R"({"messages":[{"role":"user"}]})", "messages[0].content"},
       {Endpoint::Chat, R"({"messages":[{"role":"user","content":"x","extra":1}]})", "messages[0]"},
-      {Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools"},
+      {Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", "tools[0].function"},
       {Endpoint::Chat, R"({"prompt":"x"})", "messages"},
       {Endpoint::Chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"xml"}})", "response_format"},
       {Endpoint::Completions, R"({"prompt":"a","guided_json":{"type":"string","format":"date"}})", "guided_json"},

@@ -94,9 +94,9 @@ TEST_CASE("logit_bias, min_tokens, strict max_tokens and unknown fields on a liv
     CHECK(count_of(log, "unknown request field 'cache_prompt'") == 1);
     CHECK(count_of(log, "unknown request field 'n_probs'") == 1);
     // Fields the server knows but cannot honour still fail, naming the field.
-    const auto tools = c.request("POST", "/v1/chat/completions",
-                                 R"({"messages": [{"role": "user", "content": "Hi"}], "tools": [{"type": "function"}]})");
-    CHECK(tools.status == 400);
-    CHECK(json::parse(tools.body).at("error").at("param") == "tools");
+    const auto special = c.request("POST", "/v1/chat/completions",
+                                   R"({"messages": [{"role": "user", "content": "Hi"}], "skip_special_tokens": false})");
+    CHECK(special.status == 400);
+    CHECK(json::parse(special.body).at("error").at("param") == "skip_special_tokens");
   }
 }
