@@ -67,12 +67,15 @@ void SchedulerCore::add(EnqueueSeq e, Clock::time_point now) {
   if (seq->slo_ttft_ms > 0)
     seq->deadline = now + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double, std::milli>(seq->slo_ttft_ms - seq->admit_ms));
-  if (seq->slo_ttft_ms > 0 && cfg_.scheduling == Scheduling::Continuous && !meets_ttft_target(*seq)) {
+  const double ttft = seq->slo_ttft_ms > 0 && cfg_.scheduling == Scheduling::Continuous ? estimated_ttft(*seq) : 0;
+  if (ttft > seq->slo_ttft_ms && seq->slo_ttft_ms > 0) {
     if (cfg_.slo_reject) {
       stats_.slo.rejected++;
+      const auto c = step_time_.coefficients();
       finish(*seq, FinishReason::Error, ErrorKind::Overloaded,
-             fmt::format("the server cannot meet the time-to-first-token target of {} ms at the current load",
-                         seq->slo_ttft_ms));
+             fmt::format("the server cannot meet the time-to-first-token target of {} ms at the current load "
+                         "(estimated {:.0f} ms; steps of {:.2f} ms + {:.4f} ms per token + {:.4f} ms per 1K context)",
+                         seq->slo_ttft_ms, ttft, c[0], c[1], c[2]));
       retire(seq);
       return;
     }
@@ -101,7 +104,7 @@ double SchedulerCore::tightest_tpot(bool skip_in_step) const {
 // prompt token ahead of it (sequences still prefilling, waiting ones that run before it)
 // and its own, prefilled at the rate the step-time model allows beside today's decodes
 // (with a TPOT target: only the time each step has left after them).
-bool SchedulerCore::meets_ttft_target(const Sequence& s) const {
+double SchedulerCore::estimated_ttft(const Sequence& s) const {
   const StepShape decodes = decode_shape(false);
   double pending = double(s.tokens.size());
   for (const auto& r : running_)
@@ -118,9 +121,8 @@ bool SchedulerCore::meets_ttft_target(const Sequence& s) const {
     per_step = step_time_.max_chunk_within(tpot - decode_ms, 0, per_step);
     step_ms = tpot;
   }
-  if (per_step <= 0) return false;
-  const double ttft = s.admit_ms + std::ceil(pending / double(per_step)) * step_ms;
-  return ttft <= s.slo_ttft_ms;
+  if (per_step <= 0) return kNoTarget;
+  return s.admit_ms + std::ceil(pending / double(per_step)) * step_ms;
 }
 
 Sequence* SchedulerCore::find(int64_t id) {

@@ -74,7 +74,9 @@ class SchedulerCore {
   void finish(Sequence& s, FinishReason reason, ErrorKind kind = ErrorKind::None, const std::string& error = "");
   SeqUpdate& update_for(int64_t id);
   bool static_batch_done() const;
-  bool meets_ttft_target(const Sequence& s) const;
+  // Admission's estimate of a new request's time to first token at the current load
+  // (infinity: no prefill fits beside the decodes).
+  double estimated_ttft(const Sequence& s) const;
   // A running sequence with one token to compute: it decodes.
   static bool decoding(const Sequence& s);
   // The step shape of the decoding running sequences (without those in a step in flight).

@@ -45,8 +45,10 @@ class StepTimeModel {
   int64_t observations() const { return observations_; }
 
  private:
-  std::array<double, 3> theta_;
+  std::array<double, 3> theta_;  // what predictions use: raw_'s non-negative part
+  std::array<double, 3> raw_;    // the RLS estimate
   std::array<std::array<double, 3>, 3> p_;  // inverse information (RLS)
+  std::array<double, 3> p_max_;             // p_'s diagonal at the start: its bound
   int64_t observations_ = 0;
 };
 

@@ -97,6 +97,33 @@ TEST_CASE("the step-time model learns a step's cost and sizes chunks to fit", "[
   CHECK(m.max_chunk_within(0.01, 0, 4096) == 0);
 }
 
+TEST_CASE("the step-time model is not thrown by steps the OS descheduled", "[actors][slo]") {
+  // A fast model (0.3 ms + 0.002 ms per token) on a busy machine: one step in ten takes
+  // 40 ms. Without clipping, RLS with forgetting learned a base of ~8 ms from these and
+  // admission turned away a third of the requests on an idle server.
+  StepTimeModel m;
+  std::vector<std::pair<int64_t, double>> startup;
+  for (int64_t n = 1; n <= 512; n *= 2) startup.push_back({n, 0.3 + 0.002 * double(n)});
+  m.seed(startup);
+  for (int i = 0; i < 2000; ++i) {
+    const StepShape s = chunk_shape(100 + i % 200, 1 + i % 64);
+    m.observe(s, i % 10 == 9 ? 40.0 : 0.3 + 0.002 * s.tokens);
+  }
+  CHECK(m.predict(chunk_shape(100, 32)) < 3);  // truth 0.36 ms; the outliers' mean alone is 4 ms
+  CHECK(m.predict(chunk_shape(100, 32)) > 0.2);
+
+  // A lasting slowdown (the machine got 3x slower) is still learned, and it stays stable.
+  StepTimeModel slow;
+  startup.clear();
+  for (int64_t n = 1; n <= 512; n *= 2) startup.push_back({n, 2 + 0.05 * double(n)});
+  slow.seed(startup);
+  for (int i = 0; i < 1000; ++i) {
+    const StepShape s = chunk_shape(100 + i % 200, 1 + (i * 7) % 300);
+    slow.observe(s, (i < 100 ? 1 : 3) * (2 + 0.05 * s.tokens));
+  }
+  CHECK(slow.predict(chunk_shape(100, 32)) == Approx(3 * (2 + 0.05 * 32)).epsilon(0.05));
+}
+
 TEST_CASE("a long-prompt burst does not push decoding steps past the TPOT target", "[actors][slo]") {
   const double target = 30;
   int64_t steps_fixed = 0, steps_slo = 0;
