@@ -60,6 +60,9 @@ struct ApiRequest {
   bool logprobs = false;                 // choices carry `logprobs` (chat: logprobs, completions: logprobs N)
   // Completions' `echo`: each choice's text starts with its prompt (one entry per choice).
   std::vector<std::string> echo;
+  std::vector<char> echo_from_ids;       // per choice: the echo is the decoded prompt ids, not its text
+  int32_t echo_logprobs = -1;            // echo with logprobs N: `logprobs` covers the prompt first (-1: no)
+  int32_t prompt_logprobs = -1;          // vLLM's prompt_logprobs N (-1: not asked)
 };
 
 // Limits on what one HTTP request may ask for.

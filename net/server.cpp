@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "net/access_log.h"
+#include "net/prompt_logprobs.h"
 #include "net/server_internal.h"
 
 namespace troupe {
@@ -115,6 +116,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     std::string finish_reason;
     Usage usage;
     std::vector<TokenLogprobs> logprobs;  // non-streaming, when asked: accumulated
+    std::vector<TokenLogprobs> prompt_logprobs;  // non-streaming, when asked: from the first event
     size_t text_len = 0;                  // streaming: bytes of text sent (logprobs' text_offset)
     bool started = false, done = false, role_sent = false;
     bool started_text = false;  // the first event (which carries the echoed prompt) came
@@ -551,24 +553,39 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
       if (echo) c.text = *echo;
       c.text += ev.text;
       c.logprobs.insert(c.logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
+      if (!ev.prompt_logprobs.empty()) c.prompt_logprobs = ev.prompt_logprobs;
       if (ev.finished) mark_done(g, c, to_string(ev.finish_reason));
       if (g.done == int(g.choices.size())) finish_json();
       return;
     }
     const bool chat = g.req.endpoint == Endpoint::Chat;
     const bool role = chat && !c.role_sent;
-    if (echo && !echo->empty()) {
-      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), *echo, "", false));
+    // The echoed prompt comes first, with its logprobs when asked (the first event has them).
+    const bool echo_lps = echo && g.req.echo_logprobs >= 0 && !ev.prompt_logprobs.empty();
+    if (echo && (!echo->empty() || echo_lps)) {
+      json::value lp = echo_lps ? echo_logprobs_json(ev.prompt_logprobs, tokenizer(), g.req.echo_logprobs, *echo,
+                                                     !g.req.echo_from_ids.at(index))
+                                : json::value(nullptr);
+      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), *echo, "", false,
+                            std::move(lp)));
       c.text_len += echo->size();
     }
     // A token whose text is held back (part of a character or of a possible stop string)
-    // still gets its chunk when logprobs were asked for.
+    // still gets its chunk when logprobs were asked for; so does the first event when it
+    // carries prompt_logprobs (vLLM sends them with the first chunk; chat's are the
+    // response's, shared by its choices: with choice 0's).
     const bool with_logprobs = g.req.logprobs && !ev.logprobs.empty();
-    if (!ev.text.empty() || role || with_logprobs) {
+    const bool with_prompt = g.req.prompt_logprobs >= 0 && !ev.prompt_logprobs.empty() &&
+                             (g.req.endpoint != Endpoint::Chat || index == 0);
+    if (!ev.text.empty() || role || with_logprobs || with_prompt) {
       json::value lp = with_logprobs ? logprobs_json(g.req.endpoint, ev.logprobs, tokenizer(), c.text_len)
                                      : json::value(nullptr);
-      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), ev.text, "", role,
-                            std::move(lp)));
+      std::string chunk = chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), ev.text,
+                                     "", role, std::move(lp));
+      if (with_prompt)
+        chunk = add_prompt_logprobs(chunk, g.req.endpoint, index,
+                                    prompt_logprobs_json(ev.prompt_logprobs, tokenizer(), g.req.prompt_logprobs));
+      append_sse(chunk);
       c.role_sent = true;
       c.text_len += ev.text.size();
     }
@@ -629,10 +646,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
       const size_t echo_len = i < gen_->req.echo.size() ? gen_->req.echo[i].size() : 0;
       json::value lp = gen_->req.logprobs ? logprobs_json(gen_->req.endpoint, c.logprobs, tokenizer(), echo_len)
                                           : json::value(nullptr);
+      if (gen_->req.echo_logprobs >= 0 && !c.prompt_logprobs.empty()) {  // the prompt's, then the generated
+        json::value all = echo_logprobs_json(c.prompt_logprobs, tokenizer(), gen_->req.echo_logprobs,
+                                             gen_->req.echo[i], !gen_->req.echo_from_ids.at(i));
+        append_completion_logprobs(all, lp);
+        lp = std::move(all);
+      }
       res.push_back({std::move(c.text), c.finish_reason, c.usage, std::move(lp)});
     }
     std::string body = completion_body(gen_->req.endpoint, gen_->id, gen_->created, ctx_.service.model_name(), res,
                                        gen_->req.n);
+    if (gen_->req.prompt_logprobs >= 0)
+      for (size_t i = 0; i < gen_->choices.size(); ++i) {
+        if (gen_->choices[i].prompt_logprobs.empty() || (gen_->req.endpoint == Endpoint::Chat && i > 0)) continue;
+        body = add_prompt_logprobs(body, gen_->req.endpoint, i,
+                                   prompt_logprobs_json(gen_->choices[i].prompt_logprobs, tokenizer(),
+                                                        gen_->req.prompt_logprobs));
+      }
     end_generation();
     send(http::status::ok, std::move(body), "application/json");
   }
