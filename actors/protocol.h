@@ -158,11 +158,11 @@ struct SeqPromptLogprobs {
 struct StepResult {
   int64_t step_id = 0;
   std::vector<SeqOutcome> outcomes;  // one per planned seq with sample == true, in plan order
-  std::vector<SeqPromptLogprobs> prompt_logprobs;  // one per planned seq with prompt_targets, in plan order
   double forward_ms = 0;             // backend time inside the shard
   double sample_ms = 0;              // sampling and draft verification
   spec::ProposeStats draft;          // the drafter's time for this step (no passes: none ran)
   std::string error;                 // non-empty: the step failed, nothing was computed
+  std::vector<SeqPromptLogprobs> prompt_logprobs;  // one per planned seq with prompt_targets, in plan order
   bool operator==(const StepResult&) const = default;
 };
 

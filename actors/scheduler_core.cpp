@@ -412,7 +412,11 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
   bool decode_only = true;  // every sequence computed one token (+ drafts): a decode/verify step
   for (const auto& p : plan.seqs) {
     const SeqOutcome* outcome = p.sample ? &result.outcomes.at(next_outcome++) : nullptr;
-    const SeqPromptLogprobs* prompt_lps = p.prompt_targets.empty() ? nullptr : &result.prompt_logprobs.at(next_prompt++);
+    // (In plan order, matched by id: the plan kept for completion does not carry prompt_targets.)
+    const SeqPromptLogprobs* prompt_lps = next_prompt < result.prompt_logprobs.size() &&
+                                                  result.prompt_logprobs[next_prompt].seq_id == p.seq_id()
+                                              ? &result.prompt_logprobs[next_prompt++]
+                                              : nullptr;
     const int64_t n = int64_t(p.step.tokens.size());
     step_tokens += n + (outcome ? outcome->num_drafts : 0);
     last_shape_ += chunk_shape(p.step.start_pos, n + (outcome ? outcome->num_drafts : 0));
@@ -431,7 +435,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
       preempt(it->second);
       continue;
     }
-    if (prompt_lps) s.prompt_logprobs.insert(s.prompt_logprobs.end(), prompt_lps->entries.begin(), prompt_lps->entries.end());
+      if (prompt_lps) s.prompt_logprobs.insert(s.prompt_logprobs.end(), prompt_lps->entries.begin(), prompt_lps->entries.end());
     if (p.num_draft_slots > 0) {
       complete_speculative(s, *outcome);
       continue;
