@@ -561,31 +561,33 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     const bool chat = g.req.endpoint == Endpoint::Chat;
     const bool role = chat && !c.role_sent;
     // The echoed prompt comes first, with its logprobs when asked (the first event has them).
+    // vLLM's prompt_logprobs go with the choice's first chunk (the echo, when there is one;
+    // chat's are the response's, shared by its choices: with choice 0's).
+    bool prompt_pending = g.req.prompt_logprobs >= 0 && !ev.prompt_logprobs.empty() &&
+                          (g.req.endpoint != Endpoint::Chat || index == 0);
+    auto first_chunk = [&](std::string chunk) {
+      if (!prompt_pending) return chunk;
+      prompt_pending = false;
+      return add_prompt_logprobs(chunk, g.req.endpoint, index,
+                                 prompt_logprobs_json(ev.prompt_logprobs, tokenizer(), g.req.prompt_logprobs));
+    };
     const bool echo_lps = echo && g.req.echo_logprobs >= 0 && !ev.prompt_logprobs.empty();
-    if (echo && (!echo->empty() || echo_lps)) {
+    if (echo && (!echo->empty() || echo_lps || prompt_pending)) {
       json::value lp = echo_lps ? echo_logprobs_json(ev.prompt_logprobs, tokenizer(), g.req.echo_logprobs, *echo,
                                                      !g.req.echo_from_ids.at(index))
                                 : json::value(nullptr);
-      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), *echo, "", false,
-                            std::move(lp)));
+      append_sse(first_chunk(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), *echo,
+                                        "", false, std::move(lp))));
       c.text_len += echo->size();
     }
     // A token whose text is held back (part of a character or of a possible stop string)
-    // still gets its chunk when logprobs were asked for; so does the first event when it
-    // carries prompt_logprobs (vLLM sends them with the first chunk; chat's are the
-    // response's, shared by its choices: with choice 0's).
+    // still gets its chunk when logprobs were asked for, and so do pending prompt_logprobs.
     const bool with_logprobs = g.req.logprobs && !ev.logprobs.empty();
-    const bool with_prompt = g.req.prompt_logprobs >= 0 && !ev.prompt_logprobs.empty() &&
-                             (g.req.endpoint != Endpoint::Chat || index == 0);
-    if (!ev.text.empty() || role || with_logprobs || with_prompt) {
+    if (!ev.text.empty() || role || with_logprobs || prompt_pending) {
       json::value lp = with_logprobs ? logprobs_json(g.req.endpoint, ev.logprobs, tokenizer(), c.text_len)
                                      : json::value(nullptr);
-      std::string chunk = chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), ev.text,
-                                     "", role, std::move(lp));
-      if (with_prompt)
-        chunk = add_prompt_logprobs(chunk, g.req.endpoint, index,
-                                    prompt_logprobs_json(ev.prompt_logprobs, tokenizer(), g.req.prompt_logprobs));
-      append_sse(chunk);
+      append_sse(first_chunk(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index),
+                                        ev.text, "", role, std::move(lp))));
       c.role_sent = true;
       c.text_len += ev.text.size();
     }

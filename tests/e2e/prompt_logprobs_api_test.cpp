@@ -203,6 +203,16 @@ TEST_CASE("prompt_logprobs and echo with logprobs over the API", "[e2e][prompt_l
         CHECK(text.substr(size_t(offsets[i]), tokens[i].size()) == tokens[i]);
     }
   }
+  SECTION("echo with prompt_logprobs, streamed: both in the first chunk (the echo)") {
+    const auto bodies = call(c, "/v1/completions",
+                             R"({"prompt": )" + ids_json + R"(, "max_tokens": 2, "echo": true, "prompt_logprobs": 1,
+                                 "stream": true})",
+                             true);
+    const auto& first = bodies.at(0).at("choices").at(0);
+    CHECK(first.at("text").as_string() == tok->decode(prompt, false));
+    check_prompt_logprobs(first.at("prompt_logprobs"), prompt, ref, *tok, 1);
+    for (size_t i = 1; i < bodies.size(); ++i) CHECK(!bodies[i].at("choices").at(0).as_object().contains("prompt_logprobs"));
+  }
   SECTION("bad values are 400s naming the field") {
     for (const char* v : {"21", "-1", "\"3\""}) {
       const auto e = c.request("POST", "/v1/completions", std::string(R"({"prompt": "Hi", "prompt_logprobs": )") + v + "}");
