@@ -435,7 +435,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
       preempt(it->second);
       continue;
     }
-      if (prompt_lps) s.prompt_logprobs.insert(s.prompt_logprobs.end(), prompt_lps->entries.begin(), prompt_lps->entries.end());
+    if (prompt_lps) s.prompt_logprobs.insert(s.prompt_logprobs.end(), prompt_lps->entries.begin(), prompt_lps->entries.end());
     if (p.num_draft_slots > 0) {
       complete_speculative(s, *outcome);
       continue;
