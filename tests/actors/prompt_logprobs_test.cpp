@@ -209,3 +209,21 @@ TEST_CASE("prompt logprobs come once and exact when sequences are preempted and 
   }
   CHECK(engine.stats().kv.used_blocks == 0);
 }
+
+TEST_CASE("prompt logprobs are the same with every message serialized, as across processes",
+          "[actors][prompt_logprobs][protocol]") {
+  const auto model = test::model_path("tinystories-656k");
+  EngineConfig cfg;
+  cfg.model = model;
+  cfg.scheduler.max_num_batched_tokens = 8;  // chunked: entries come back over several steps
+  EngineHooks hooks;
+  hooks.customize = [](PipelineBuilder& b, caf::actor_system&) { b.serialize_messages(); };
+  Engine engine(cfg, hooks);
+  const std::vector<int32_t> prompt = engine.tokenizer().encode(kStory, true);
+  PromptCollector pc;
+  const int64_t id = engine.submit(with_prompt_logprobs(prompt, 4), pc.sink());
+  pc.col.wait_done(1);
+  const auto got = pc.get(id);
+  REQUIRE(got.size() == 1);
+  check_against_reference(got[0], prompt, reference_logprobs(model, prompt), 4);
+}
