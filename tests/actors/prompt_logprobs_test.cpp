@@ -227,3 +227,22 @@ TEST_CASE("prompt logprobs are the same with every message serialized, as across
   REQUIRE(got.size() == 1);
   check_against_reference(got[0], prompt, reference_logprobs(model, prompt), 4);
 }
+
+TEST_CASE("prompt logprobs under static batching", "[actors][prompt_logprobs]") {
+  const auto model = test::model_path("tinystories-656k");
+  EngineConfig cfg;
+  cfg.model = model;
+  cfg.scheduler.scheduling = Scheduling::Static;
+  cfg.scheduler.max_num_seqs = 2;
+  Engine engine(cfg);
+  const std::vector<int32_t> prompt = engine.tokenizer().encode(kStory, true);
+  const std::vector<int32_t> shorter(prompt.begin(), prompt.begin() + 10);
+  PromptCollector pc;
+  const int64_t a = engine.submit(with_prompt_logprobs(prompt, 2), pc.sink());
+  const int64_t b = engine.submit(with_prompt_logprobs(shorter, 2), pc.sink());
+  pc.col.wait_done(2);
+  REQUIRE(pc.get(a).size() == 1);
+  REQUIRE(pc.get(b).size() == 1);
+  check_against_reference(pc.get(a)[0], prompt, reference_logprobs(model, prompt), 2);
+  check_against_reference(pc.get(b)[0], shorter, reference_logprobs(model, shorter), 2);
+}
