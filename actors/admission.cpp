@@ -62,7 +62,7 @@ EnqueueSeq admit(AdmitRequest& a, const Tokenizer& tok, const AdmissionConfig& c
   e.num_speculative_tokens = req.num_speculative_tokens;
   // Verification picks tokens without a logprob for each: a request that wants them
   // decodes one token per step (its output is the same either way).
-  if (e.params.return_logprobs) e.num_speculative_tokens = 0;
+  if (e.params.return_logprobs || e.params.prompt_logprobs >= 0) e.num_speculative_tokens = 0;
   e.eos_ids = tok.eos_ids();
   if (e.params.min_tokens > 0) {
     auto& ban = e.params.min_tokens_stop_ids;

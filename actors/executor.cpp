@@ -38,8 +38,17 @@ void sample_outcomes(const StepPlan& plan, const StepOutput& out, Samplers& samp
   int64_t row = 0;
   for (const auto& p : plan.seqs) {
     if (p.step.logit_rows.empty()) continue;
-    const int64_t first_row = row;
+    int64_t first_row = row;
     row += int64_t(p.step.logit_rows.size());
+    if (!p.prompt_targets.empty()) {
+      // prompt_logprobs: reduced here, so only the entries travel on to the scheduler.
+      auto& pl = res.prompt_logprobs.emplace_back(SeqPromptLogprobs{p.seq_id(), {}});
+      pl.entries.reserve(p.prompt_targets.size());
+      for (size_t i = 0; i < p.prompt_targets.size(); ++i)
+        pl.entries.push_back(prompt_token_logprobs({out.row(first_row + int64_t(i)), size_t(out.vocab_size)},
+                                                   p.prompt_targets[i], p.prompt_logprobs));
+      first_row += int64_t(p.prompt_targets.size());  // the sampling rows follow
+    }
     if (!p.sample) continue;
     Sampler& sampler = sampler_for(samplers, p, vocab);
     if (!p.drafts.empty()) {
@@ -50,7 +59,7 @@ void sample_outcomes(const StepPlan& plan, const StepOutput& out, Samplers& samp
       res.outcomes.push_back(SeqOutcome{p.seq_id(), std::move(v.tokens), v.accepted, int32_t(k), {}});
       continue;
     }
-    const float* logits = out.row(first_row + int64_t(p.step.logit_rows.size()) - 1);
+    const float* logits = out.row(row - 1);  // the last row
     SampleResult r = sampler.sample({logits, size_t(out.vocab_size)});
     sampler.accept(r.token);
     SeqOutcome& o = res.outcomes.emplace_back(SeqOutcome{p.seq_id(), {r.token}, 0, 0, {}});

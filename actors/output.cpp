@@ -37,6 +37,7 @@ void on_tokens(OutputSelf self, int64_t id, Stream& s, const SeqUpdate& u, Clock
     ev.request_id = id;
     ev.token_ids = {token};
     if (i < u.logprobs.size()) ev.logprobs = {u.logprobs[i]};
+    if (i == 0) ev.prompt_logprobs = u.prompt_logprobs;  // (the scheduler sends them once)
     ev.text = s.text.push(token);
     if (s.sink) s.sink(ev);
     if (s.text.stopped() && !u.finished && self->state.links.scheduler)
@@ -51,6 +52,7 @@ void on_finished(Stream& s, int64_t id, const SeqUpdate& u, Clock::time_point no
   ev.finish_reason = s.text.stopped() ? FinishReason::Stop : u.reason;
   ev.error = u.error;
   ev.error_kind = u.error_kind;
+  if (u.token_ids.empty()) ev.prompt_logprobs = u.prompt_logprobs;  // no token event carried them
   if (ev.finish_reason == FinishReason::Stop || ev.finish_reason == FinishReason::Length) ev.text = s.text.finish();
   ev.usage = u.usage;
   ev.usage.completion_tokens = s.delivered;  // not the tokens computed after a stop string

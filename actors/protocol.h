@@ -116,6 +116,11 @@ struct PlannedSeq {
   std::vector<float> draft_probs;
   bool has_context = false;     // `context` is filled (see SeqContext)
   SeqContext context;
+  // prompt_logprobs: the first prompt_targets.size() logit rows are prompt positions whose
+  // next prompt token is prompt_targets[i]; the executor reduces them to logprob, rank and
+  // the top `prompt_logprobs` (the rows' logits never leave it).
+  int32_t prompt_logprobs = -1;
+  std::vector<int32_t> prompt_targets;
 
   int64_t seq_id() const { return step.seq_id; }
   bool operator==(const PlannedSeq&) const = default;
@@ -145,6 +150,13 @@ struct SeqOutcome {
   bool operator==(const SeqOutcome&) const = default;
 };
 
+// The prompt logprobs one step computed for a sequence (its planned prompt_targets, in order).
+struct SeqPromptLogprobs {
+  int64_t seq_id = 0;
+  std::vector<TokenLogprobs> entries;
+  bool operator==(const SeqPromptLogprobs&) const = default;
+};
+
 // Executor -> scheduler, the reply to a StepPlan.
 struct StepResult {
   int64_t step_id = 0;
@@ -153,6 +165,7 @@ struct StepResult {
   double sample_ms = 0;              // sampling and draft verification
   spec::ProposeStats draft;          // the drafter's time for this step (no passes: none ran)
   std::string error;                 // non-empty: the step failed, nothing was computed
+  std::vector<SeqPromptLogprobs> prompt_logprobs;  // one per planned seq with prompt_targets, in plan order
   bool operator==(const StepResult&) const = default;
 };
 
@@ -186,6 +199,9 @@ struct SeqUpdate {
   Usage usage;                              // with finished
   double queue_ms = 0;                      // with finished: arrival -> first scheduled
   std::vector<TokenLogprobs> logprobs;      // one per token id when the request asked
+  // params.prompt_logprobs: one per prompt token (the first has no logprob: rank 0), once,
+  // with the first token (or the final update when there is none).
+  std::vector<TokenLogprobs> prompt_logprobs;
   bool operator==(const SeqUpdate&) const = default;
 };
 
@@ -380,7 +396,7 @@ typename Inspector::result_type inspect(Inspector& f, SamplingParams& x) {
   return f(caf::meta::type_name("SamplingParams"), x.temperature, x.top_k, x.top_p, x.min_p,
            x.repetition_penalty, x.presence_penalty, x.frequency_penalty, seed, x.max_tokens,
            x.stop_token_ids, x.stop, x.ignore_eos, x.logprobs, x.return_logprobs, x.logit_bias, x.min_tokens,
-           x.min_tokens_stop_ids, x.constraint.kind, x.constraint.text);
+           x.min_tokens_stop_ids, x.constraint.kind, x.constraint.text, x.prompt_logprobs);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, TokenBias& x) {
@@ -392,7 +408,7 @@ typename Inspector::result_type inspect(Inspector& f, TokenLogprob& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, TokenLogprobs& x) {
-  return f(caf::meta::type_name("TokenLogprobs"), x.token, x.logprob, x.top);
+  return f(caf::meta::type_name("TokenLogprobs"), x.token, x.logprob, x.top, x.rank);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, GenerateRequest& x) {
@@ -480,7 +496,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, PlannedSeq& x) {
   wire::RawFloats probs{&x.draft_probs};
   return f(caf::meta::type_name("PlannedSeq"), x.step, x.sample, x.num_draft_slots, x.drafts, probs,
-           x.has_context, x.context);
+           x.has_context, x.context, x.prompt_logprobs, x.prompt_targets);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepPlan& x) {
@@ -495,9 +511,13 @@ typename Inspector::result_type inspect(Inspector& f, SeqOutcome& x) {
   return f(caf::meta::type_name("SeqOutcome"), x.seq_id, x.tokens, x.accepted_drafts, x.num_drafts, x.logprobs);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SeqPromptLogprobs& x) {
+  return f(caf::meta::type_name("SeqPromptLogprobs"), x.seq_id, x.entries);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepResult& x) {
   return f(caf::meta::type_name("StepResult"), x.step_id, x.outcomes, x.forward_ms, x.sample_ms, x.draft,
-           x.error);
+           x.error, x.prompt_logprobs);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ShardStep& x) {
@@ -512,7 +532,7 @@ typename Inspector::result_type inspect(Inspector& f, ShardOutput& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SeqUpdate& x) {
   return f(caf::meta::type_name("SeqUpdate"), x.request_id, x.token_ids, x.finished, x.reason, x.error_kind,
-           x.error, x.usage, x.queue_ms, x.logprobs);
+           x.error, x.usage, x.queue_ms, x.logprobs, x.prompt_logprobs);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepUpdates& x) {

@@ -88,6 +88,9 @@ struct TokenEvent {
   int64_t request_id = 0;
   std::vector<int32_t> token_ids;
   std::vector<TokenLogprobs> logprobs;  // one per token id when params.return_logprobs
+  // params.prompt_logprobs: one per prompt token (the first has no logprob: rank 0), on
+  // the first event only.
+  std::vector<TokenLogprobs> prompt_logprobs;
   std::string text;
   bool finished = false;
   FinishReason finish_reason = FinishReason::None;

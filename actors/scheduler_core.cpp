@@ -26,6 +26,23 @@ bool runs_before(const SequencePtr& a, const SequencePtr& b) {
 
 double target_or_none(double ms) { return ms > 0 ? ms : kNoTarget; }
 
+// prompt_logprobs: the prompt positions this step computes whose entries are still missing
+// (row r predicts prompt token start + r + 1; the last prompt position predicts the first
+// generated token, which is sampled). Their rows go first, before the sampling row.
+void plan_prompt_logprobs(PlannedSeq& p, const Sequence& s) {
+  const int64_t start = p.step.start_pos, end = start + int64_t(p.step.tokens.size());
+  std::vector<int32_t> rows;
+  for (int64_t pos = std::max<int64_t>(start, int64_t(s.prompt_logprobs.size())); pos < std::min(end, s.prompt_len - 1);
+       ++pos) {
+    rows.push_back(int32_t(pos - start));
+    p.prompt_targets.push_back(s.tokens[size_t(pos + 1)]);
+  }
+  if (rows.empty()) return;
+  p.prompt_logprobs = s.params.prompt_logprobs;
+  rows.insert(rows.end(), p.step.logit_rows.begin(), p.step.logit_rows.end());
+  p.step.logit_rows = std::move(rows);
+}
+
 }  // namespace
 
 SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule spec)
@@ -193,6 +210,7 @@ void SchedulerCore::add_step(StepPlan& plan, const SequencePtr& s, int64_t n) {
     p.step.logit_rows = {int32_t(n) - 1};
     p.sample = !s->finished;  // a finished static-batch member only pads
   }
+  if (s->wants_prompt_logprobs()) plan_prompt_logprobs(p, *s);
   // The executor owns samplers; it learns a sequence's parameters and prompt the first
   // time it samples for it.
   if (p.sample && !s->executor_has_context) attach_context(p, *s);
@@ -294,7 +312,8 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
       }
       decodes = more;
     }
-    auto cached = blocks_.allocate_prompt(s->id, s->tokens, first_chunk);
+    // (prompt_logprobs needs every prompt position computed: no prefix-cache hits, as vLLM.)
+    auto cached = blocks_.allocate_prompt(s->id, s->tokens, first_chunk, !s->wants_prompt_logprobs());
     if (!cached) break;
     waiting_.pop_front();
     start_running(s, *cached, now);
@@ -380,7 +399,8 @@ std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
     }
     while (!waiting_.empty() && int64_t(running_.size()) < cfg_.max_num_seqs) {
       SequencePtr s = waiting_.front();
-      auto cached = blocks_.allocate_prompt(s->id, s->tokens);  // the whole prompt at once
+      auto cached = blocks_.allocate_prompt(s->id, s->tokens, std::numeric_limits<int64_t>::max(),
+                                            !s->wants_prompt_logprobs());  // the whole prompt at once
       if (!cached) break;
       waiting_.pop_front();
       start_running(s, *cached, now);
@@ -423,11 +443,16 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
       }
     return;
   }
-  size_t next_outcome = 0;
+  size_t next_outcome = 0, next_prompt = 0;
   int64_t step_tokens = 0, step_drafts = 0, outputs = 0, produced = 0, accepted = 0, prefill = 0;
   bool decode_only = true;  // every sequence computed one token (+ drafts): a decode/verify step
   for (const auto& p : plan.seqs) {
     const SeqOutcome* outcome = p.sample ? &result.outcomes.at(next_outcome++) : nullptr;
+    // (In plan order, matched by id: the plan kept for completion does not carry prompt_targets.)
+    const SeqPromptLogprobs* prompt_lps = next_prompt < result.prompt_logprobs.size() &&
+                                                  result.prompt_logprobs[next_prompt].seq_id == p.seq_id()
+                                              ? &result.prompt_logprobs[next_prompt++]
+                                              : nullptr;
     const int64_t n = int64_t(p.step.tokens.size());
     step_tokens += n + (outcome ? outcome->num_drafts : 0);
     last_shape_ += chunk_shape(p.step.start_pos, n + (outcome ? outcome->num_drafts : 0));
@@ -446,6 +471,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
       preempt(it->second);
       continue;
     }
+    if (prompt_lps) s.prompt_logprobs.insert(s.prompt_logprobs.end(), prompt_lps->entries.begin(), prompt_lps->entries.end());
     if (p.num_draft_slots > 0) {
       complete_speculative(s, *outcome);
       continue;
@@ -541,6 +567,7 @@ SeqUpdate& SchedulerCore::update_for(int64_t id) {
 // (it answers with a FinishRequest).
 void SchedulerCore::emit_tokens(Sequence& s, const SeqOutcome& o) {
   const std::vector<int32_t>& tokens = o.tokens;
+  send_prompt_logprobs(s);  // with the first token
   for (size_t i = 0; i < tokens.size(); ++i) {
     const int32_t token = tokens[i];
     if (is_stop_token(s.params, s.eos_ids, token)) {
@@ -561,9 +588,23 @@ void SchedulerCore::emit_tokens(Sequence& s, const SeqOutcome& o) {
   }
 }
 
+// Sends the prompt logprobs once all prompt positions have them (not a partial list for a
+// request cancelled or failed during prefill).
+void SchedulerCore::send_prompt_logprobs(Sequence& s) {
+  if (!s.wants_prompt_logprobs() || int64_t(s.prompt_logprobs.size()) < s.prompt_len - 1) return;
+  s.prompt_logprobs_sent = true;
+  // One entry per prompt token: the first only names its token (rank 0: no logprob).
+  auto& out = update_for(s.id).prompt_logprobs;
+  out.reserve(size_t(s.prompt_len));
+  out.push_back(TokenLogprobs{s.tokens[0], 0.0f, {}, 0});
+  out.insert(out.end(), s.prompt_logprobs.begin(), s.prompt_logprobs.end());
+  s.prompt_logprobs = {};
+}
+
 void SchedulerCore::finish(Sequence& s, FinishReason reason, ErrorKind kind, const std::string& error) {
   if (s.finished) return;
   s.finished = true;
+  send_prompt_logprobs(s);  // (none were sent when it ends before its first token)
   SeqUpdate& u = update_for(s.id);
   u.finished = true;
   u.reason = reason;

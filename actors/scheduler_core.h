@@ -69,6 +69,7 @@ class SchedulerCore {
   void plan_drafts(StepPlan& plan, int64_t budget);
   void complete_speculative(Sequence& s, const SeqOutcome& o);
   void emit_tokens(Sequence& s, const SeqOutcome& o);
+  void send_prompt_logprobs(Sequence& s);
   void retire(const SequencePtr& s);
   void preempt(SequencePtr victim);
   void finish(Sequence& s, FinishReason reason, ErrorKind kind = ErrorKind::None, const std::string& error = "");

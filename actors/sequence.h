@@ -46,12 +46,17 @@ struct Sequence {
   // The shard's KV memory was rebuilt while this sequence was in a step: what that step
   // computed read lost KV, so it is dropped and the sequence starts over (SchedulerCore::kv_lost).
   bool kv_stale = false;
+  // params.prompt_logprobs: entries for prompt positions 1.. as steps compute them, sent
+  // once with the first token (a recompute after preemption neither recomputes nor resends).
+  std::vector<TokenLogprobs> prompt_logprobs;
+  bool prompt_logprobs_sent = false;
   Usage usage;
   spec::SeqSpecState spec;      // speculative decoding: this request's K, acceptance, probes
   Clock::time_point enqueued, first_scheduled{}, first_token{};
 
   int64_t num_generated() const { return int64_t(tokens.size()) - prompt_len; }
   bool aborted() const { return abort.has_value(); }
+  bool wants_prompt_logprobs() const { return params.prompt_logprobs >= 0 && !prompt_logprobs_sent; }
 };
 
 using SequencePtr = std::shared_ptr<Sequence>;

@@ -65,14 +65,14 @@ int64_t BlockManager::match_prefix(std::span<const int32_t> prompt_ids) const {
 }
 
 std::optional<int64_t> BlockManager::allocate_prompt(int64_t seq_id, std::span<const int32_t> prompt_ids,
-                                                     int64_t max_new_tokens) {
+                                                     int64_t max_new_tokens, bool reuse_cached) {
   if (prompt_ids.empty()) fail("block manager: allocate_prompt: sequence {} has an empty prompt", seq_id);
   if (max_new_tokens < 0) fail("block manager: allocate_prompt: negative max_new_tokens {}", max_new_tokens);
   if (seqs_.count(seq_id)) fail("block manager: allocate_prompt: sequence {} already exists", seq_id);
   const auto len = static_cast<int64_t>(prompt_ids.size());
 
   scratch_.clear();
-  match_blocks(prompt_ids, (len - 1) / block_size_, scratch_);
+  if (reuse_cached) match_blocks(prompt_ids, (len - 1) / block_size_, scratch_);
   const auto num_hits = static_cast<int64_t>(scratch_.size());
   const int64_t cached = num_hits * block_size_;
   const int64_t num_new = std::min(max_new_tokens, len - cached);
@@ -92,8 +92,10 @@ std::optional<int64_t> BlockManager::allocate_prompt(int64_t seq_id, std::span<c
   while (static_cast<int64_t>(s.table.size()) < total) s.table.push_back(take_block());
   s.num_computed = cached;
   s.writable_end = cached + num_new;
-  prefix_query_tokens_ += len;
-  prefix_hit_tokens_ += cached;
+  if (reuse_cached) {  // (not a lookup otherwise: the hit rate counts real ones)
+    prefix_query_tokens_ += len;
+    prefix_hit_tokens_ += cached;
+  }
   return cached;
 }
 

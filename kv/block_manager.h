@@ -94,9 +94,11 @@ class BlockManager {
   // tokens, so chunked prefill can admit with its first chunk. Returns the number of prompt
   // tokens already computed (see match_prefix); nullopt, with nothing changed, when the pool
   // cannot supply the blocks. Throws on an empty prompt, a negative max_new_tokens, or an
-  // existing seq_id. Counts the prefix query/hit stats on success.
+  // existing seq_id. Counts the prefix query/hit stats on success. reuse_cached = false
+  // takes no cached prefix (a request that needs every prompt position's logits).
   std::optional<int64_t> allocate_prompt(int64_t seq_id, std::span<const int32_t> prompt_ids,
-                                         int64_t max_new_tokens = std::numeric_limits<int64_t>::max());
+                                         int64_t max_new_tokens = std::numeric_limits<int64_t>::max(),
+                                         bool reuse_cached = true);
 
   // ---- growing ----
   // Blocks append_slots(seq_id, num_new_tokens) would take from the pool now (new blocks

@@ -64,6 +64,9 @@ struct ApiRequest {
   std::vector<std::string> echo;
   // Chat with tools: the output is parsed for tool calls in this format (net/tool_calls.h).
   ToolParserKind tool_parser = ToolParserKind::None;
+  std::vector<char> echo_from_ids;       // per choice: the echo is the decoded prompt ids, not its text
+  int32_t echo_logprobs = -1;            // echo with logprobs N: `logprobs` covers the prompt first (-1: no)
+  int32_t prompt_logprobs = -1;          // vLLM's prompt_logprobs N (-1: not asked)
 };
 
 // Limits on what one HTTP request may ask for.

@@ -358,6 +358,14 @@ std::optional<int32_t> requested_logprobs(const json::object& o, bool chat) {
   return top ? in_range("top_logprobs", *top) : 0;
 }
 
+// vLLM's prompt_logprobs: null or absent (none), or N alternatives in [0, 20].
+std::optional<int32_t> requested_prompt_logprobs(const json::object& o) {
+  const auto n = get_integer(o, "prompt_logprobs");
+  if (!n) return std::nullopt;
+  if (*n < 0 || *n > 20) throw bad_request("'prompt_logprobs' must be in [0, 20], got " + std::to_string(*n), "prompt_logprobs");
+  return int32_t(*n);
+}
+
 int32_t priority(const json::object& o) {
   auto v = get_integer(o, "priority");
   if (!v) return 0;
@@ -566,11 +574,9 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
 
   const std::optional<int32_t> logprobs = requested_logprobs(o, chat);
   const bool echo = !chat && get_bool(o, "echo").value_or(false);
-  if (echo && logprobs)
-    throw bad_request("'echo' with 'logprobs' (the prompt's logprobs) is not supported by this server", "echo");
+  const std::optional<int32_t> prompt_lps = requested_prompt_logprobs(o);
 
   // Accepted only at their defaults: features the engine does not have.
-  if (field(o, "prompt_logprobs")) throw bad_request("'prompt_logprobs' is not supported by this server", "prompt_logprobs");
   only_default(o, "skip_special_tokens", json::value(true), "can only be true on this server");
   only_default(o, "include_stop_str_in_output", json::value(false), "is not supported by this server");
   if (const json::value* s = field(o, "suffix"); s && !(s->is_string() && s->get_string().empty()))
@@ -597,6 +603,11 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
     params.logprobs = *logprobs;
     r.logprobs = true;
   }
+  // The engine computes the prompt's logprobs once, with as many alternatives as either
+  // field shows (echo's logprobs show the generated tokens' N).
+  r.echo_logprobs = echo && logprobs ? *logprobs : -1;
+  r.prompt_logprobs = prompt_lps.value_or(-1);
+  params.prompt_logprobs = std::max(r.prompt_logprobs, r.echo_logprobs);
   const int32_t prio = priority(o);
   std::vector<GenerateRequest> prompts;
   if (chat) {
@@ -622,6 +633,7 @@ ApiRequest parse_openai_request(Endpoint ep, std::string_view body, const ModelI
       request_slo(o, g);
       g.strict_max_tokens = field(o, "max_tokens") || field(o, "max_completion_tokens");
       if (echo) r.echo.push_back(g.prompt.empty() ? m.tokenizer->decode(g.prompt_ids, false) : g.prompt);
+      if (echo) r.echo_from_ids.push_back(g.prompt.empty());
       r.choices.push_back(std::move(g));
     }
   }

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "net/access_log.h"
+#include "net/prompt_logprobs.h"
 #include "net/server_internal.h"
 #include "net/tool_calls.h"
 
@@ -116,6 +117,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     std::string finish_reason;
     Usage usage;
     std::vector<TokenLogprobs> logprobs;  // non-streaming, when asked: accumulated
+    std::vector<TokenLogprobs> prompt_logprobs;  // non-streaming, when asked: from the first event
     size_t text_len = 0;                  // streaming: bytes of text sent (logprobs' text_offset)
     bool started = false, done = false, role_sent = false;
     bool started_text = false;  // the first event (which carries the echoed prompt) came
@@ -553,6 +555,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
       if (echo) c.text = *echo;
       c.text += ev.text;
       c.logprobs.insert(c.logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
+      if (!ev.prompt_logprobs.empty()) c.prompt_logprobs = ev.prompt_logprobs;
       if (ev.finished) mark_done(g, c, to_string(ev.finish_reason));
       if (g.done == int(g.choices.size())) finish_json();
       return;
@@ -560,18 +563,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     const bool chat = g.req.endpoint == Endpoint::Chat;
     if (chat && g.req.tool_parser != ToolParserKind::None) return stream_with_tools(g, c, index, ev);
     const bool role = chat && !c.role_sent;
-    if (echo && !echo->empty()) {
-      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), *echo, "", false));
+    // The echoed prompt comes first, with its logprobs when asked (the first event has them).
+    // vLLM's prompt_logprobs go with the choice's first chunk (the echo, when there is one;
+    // chat's are the response's, shared by its choices: with choice 0's).
+    bool prompt_pending = g.req.prompt_logprobs >= 0 && !ev.prompt_logprobs.empty() &&
+                          (g.req.endpoint != Endpoint::Chat || index == 0);
+    auto first_chunk = [&](std::string chunk) {
+      if (!prompt_pending) return chunk;
+      prompt_pending = false;
+      return add_prompt_logprobs(chunk, g.req.endpoint, index,
+                                 prompt_logprobs_json(ev.prompt_logprobs, tokenizer(), g.req.prompt_logprobs));
+    };
+    const bool echo_lps = echo && g.req.echo_logprobs >= 0 && !ev.prompt_logprobs.empty();
+    if (echo && (!echo->empty() || echo_lps || prompt_pending)) {
+      json::value lp = echo_lps ? echo_logprobs_json(ev.prompt_logprobs, tokenizer(), g.req.echo_logprobs, *echo,
+                                                     !g.req.echo_from_ids.at(index))
+                                : json::value(nullptr);
+      append_sse(first_chunk(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), *echo,
+                                        "", false, std::move(lp))));
       c.text_len += echo->size();
     }
     // A token whose text is held back (part of a character or of a possible stop string)
-    // still gets its chunk when logprobs were asked for.
+    // still gets its chunk when logprobs were asked for, and so do pending prompt_logprobs.
     const bool with_logprobs = g.req.logprobs && !ev.logprobs.empty();
-    if (!ev.text.empty() || role || with_logprobs) {
+    if (!ev.text.empty() || role || with_logprobs || prompt_pending) {
       json::value lp = with_logprobs ? logprobs_json(g.req.endpoint, ev.logprobs, tokenizer(), c.text_len)
                                      : json::value(nullptr);
-      append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), ev.text, "", role,
-                            std::move(lp)));
+      append_sse(first_chunk(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index),
+                                        ev.text, "", role, std::move(lp))));
       c.role_sent = true;
       c.text_len += ev.text.size();
     }
@@ -668,10 +687,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
       const size_t echo_len = i < gen_->req.echo.size() ? gen_->req.echo[i].size() : 0;
       json::value lp = gen_->req.logprobs ? logprobs_json(gen_->req.endpoint, c.logprobs, tokenizer(), echo_len)
                                           : json::value(nullptr);
+      if (gen_->req.echo_logprobs >= 0 && !c.prompt_logprobs.empty()) {  // the prompt's, then the generated
+        json::value all = echo_logprobs_json(c.prompt_logprobs, tokenizer(), gen_->req.echo_logprobs,
+                                             gen_->req.echo[i], !gen_->req.echo_from_ids.at(i));
+        append_completion_logprobs(all, lp);
+        lp = std::move(all);
+      }
       res.push_back({std::move(c.text), c.finish_reason, c.usage, std::move(lp)});
     }
     std::string body = completion_body(gen_->req.endpoint, gen_->id, gen_->created, ctx_.service.model_name(), res,
                                        gen_->req.n);
+    if (gen_->req.prompt_logprobs >= 0)
+      for (size_t i = 0; i < gen_->choices.size(); ++i) {
+        if (gen_->choices[i].prompt_logprobs.empty() || (gen_->req.endpoint == Endpoint::Chat && i > 0)) continue;
+        body = add_prompt_logprobs(body, gen_->req.endpoint, i,
+                                   prompt_logprobs_json(gen_->choices[i].prompt_logprobs, tokenizer(),
+                                                        gen_->req.prompt_logprobs));
+      }
     if (gen_->req.tool_parser != ToolParserKind::None) body = with_tool_calls(body, gen_->req.tool_parser);
     end_generation();
     send(http::status::ok, std::move(body), "application/json");

@@ -35,6 +35,8 @@ void SamplingParams::validate() const {
   if (max_tokens < 1) fail("max_tokens must be >= 1, got {}", max_tokens);
   if (logprobs < 0 || logprobs > kMaxLogprobs)
     fail("logprobs must be in [0, {}], got {}", kMaxLogprobs, logprobs);
+  if (prompt_logprobs < -1 || prompt_logprobs > kMaxLogprobs)
+    fail("prompt_logprobs must be in [0, {}], got {}", kMaxLogprobs, prompt_logprobs);
   for (const TokenBias& b : logit_bias) {
     if (b.id < 0) fail("logit_bias token ids must be non-negative, got {}", b.id);
     if (!in_closed(b.bias, -100.0f, 100.0f)) fail("logit_bias values must be in [-100, 100], got {}", b.bias);

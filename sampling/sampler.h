@@ -36,6 +36,9 @@ struct SamplingParams {
   bool ignore_eos = false;
   int32_t logprobs = 0;            // top-n logprobs per generated token (0 = none)
   bool return_logprobs = false;    // report each generated token's logprob (and the top-n)
+  // vLLM's prompt_logprobs: -1 none; N >= 0: each prompt token's logprob given the tokens
+  // before it (the first has none), its rank and the top N, from the raw log-softmax.
+  int32_t prompt_logprobs = -1;
   std::vector<TokenBias> logit_bias;
   // vLLM's min_tokens: before this many tokens, none of `min_tokens_stop_ids` (the model's
   // end-of-sequence ids unless ignore_eos, and stop_token_ids: admission fills them in)
@@ -64,6 +67,7 @@ struct TokenLogprobs {
   int32_t token = -1;
   float logprob = 0.0f;
   std::vector<TokenLogprob> top;  // params.logprobs entries, most likely first
+  int32_t rank = 0;               // 1 + tokens more likely than `token` (prompt logprobs; 0: not computed)
   bool operator==(const TokenLogprobs&) const = default;
 };
 
@@ -116,6 +120,10 @@ class Sampler {
   mutable grammar::TokenBitmask mask_;
   mutable int32_t mask_step_ = -1;
 };
+
+// A prompt token's entry (params.prompt_logprobs): `target`'s logprob and rank under the raw
+// log-softmax of `logits` (no penalties, temperature 1, as vLLM reports), and the top n.
+TokenLogprobs prompt_token_logprobs(std::span<const float> logits, int32_t target, int32_t n);
 
 // Whether `token` ends generation on its own: an end-of-sequence id of the model (unless
 // params.ignore_eos) or one of params.stop_token_ids. The token is not part of the output.

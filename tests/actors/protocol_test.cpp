@@ -34,6 +34,7 @@ SamplingParams params() {
   p.ignore_eos = true;
   p.logprobs = 3;
   p.return_logprobs = true;
+  p.prompt_logprobs = 4;
   return p;
 }
 
@@ -54,6 +55,8 @@ PlannedSeq planned(int64_t id) {
   p.draft_probs = {0.25f, 0.5f, -1.5f, 3e-8f};
   p.has_context = true;
   p.context = SeqContext{params(), {1, 2, 3, 4}, 3};
+  p.prompt_logprobs = 2;
+  p.prompt_targets = {11, 12};
   return p;
 }
 
@@ -120,7 +123,10 @@ TEST_CASE("every protocol message round-trips through the binary serializer", "[
   plan.copies = {BlockCopy{1, 2}, BlockCopy{3, 4}};
   plan.draft_stats = propose_stats();
   check_roundtrip(sys, plan);
-  check_roundtrip(sys, StepResult{46, {SeqOutcome{1, {5, 6}, 1, 2, {{5, -0.5f, {{5, -0.5f}, {7, -1.25f}}}, {6, -2.0f, {}}}}}, 1.5, 0.25, propose_stats(), "oops"});
+  check_roundtrip(sys, StepResult{46, {SeqOutcome{1, {5, 6}, 1, 2, {{5, -0.5f, {{5, -0.5f}, {7, -1.25f}}}, {6, -2.0f, {}}}}}, 1.5, 0.25, propose_stats(), "oops", {}});
+  StepResult with_prompt;
+  with_prompt.prompt_logprobs = {SeqPromptLogprobs{3, {{11, -1.5f, {{4, -0.25f}}, 7}, {12, -0.5f, {}, 1}}}};
+  check_roundtrip(sys, with_prompt);
   check_roundtrip(sys, ShardStep{StepBatch{{step_seq(1), step_seq(2)}}, {BlockCopy{5, 6}}, {0.5f, -1.0f, 3e-20f}});
   ShardOutput out;
   out.out.vocab_size = 3;
@@ -132,7 +138,8 @@ TEST_CASE("every protocol message round-trips through the binary serializer", "[
   check_roundtrip(sys, KvLost{"stage 1 rebuilt"});
   check_roundtrip(sys, StageDown{1, "worker lost"});
   check_roundtrip(sys, ReplicaDown{2, "worker lost"});
-  SeqUpdate u{47, {9, 10}, true, FinishReason::Error, ErrorKind::Overloaded, "busy", usage(), 3.5, {{9, -0.75f, {{9, -0.75f}}}, {10, -3.0f, {}}}};
+  SeqUpdate u{47, {9, 10}, true, FinishReason::Error, ErrorKind::Overloaded, "busy", usage(), 3.5, {{9, -0.75f, {{9, -0.75f}}}, {10, -3.0f, {}}}, {}};
+  u.prompt_logprobs = {{1, 0.0f, {}, 0}, {9, -2.5f, {{3, -0.5f}}, 4}};
   check_roundtrip(sys, StepUpdates{{u, u}});
   check_roundtrip(sys, StepObservation{48, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1.5, 2.5, 3.5, 4.5, "e"});
   check_roundtrip(sys, scheduler_stats());

@@ -149,6 +149,24 @@ TEST_CASE("prefix hit shares full blocks only", "[kv]") {
   CHECK(st.prefix_hit_rate() == Approx(0.32));
 }
 
+TEST_CASE("reuse_cached false takes no cached prefix, and its blocks still get cached", "[kv]") {
+  // (A request that wants every prompt position's logprobs computes its whole prompt.)
+  BlockManager bm(32, 16);
+  const auto prompt = toks(0, 40);
+  CHECK(prefill(bm, 1, prompt) == 0);
+  bm.free(1);
+  auto cached = bm.allocate_prompt(2, prompt, std::numeric_limits<int64_t>::max(), false);
+  REQUIRE(cached.has_value());
+  CHECK(*cached == 0);
+  CHECK(bm.num_computed_tokens(2) == 0);
+  bm.commit_tokens(2, prompt);
+  bm.check_invariants();
+  CHECK(bm.stats().prefix_hit_tokens == 0);  // not a lookup: the hit rate counts real ones
+  bm.free(2);
+  CHECK(prefill(bm, 3, prompt) == 32);       // what it computed serves the next one
+  bm.check_invariants();
+}
+
 TEST_CASE("the whole prompt is never matched", "[kv]") {
   BlockManager bm(16, 16);
   auto p = toks(0, 32);

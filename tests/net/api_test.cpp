@@ -143,7 +143,7 @@ TEST_CASE("bad request bodies name the field") {
       {Endpoint::Completions, R"({"prompt":"a","min_tokens":-1})", "min_tokens"},
       {Endpoint::Completions, R"({"prompt":"a","min_tokens":20,"max_tokens":10})", "min_tokens"},
       {Endpoint::Completions, R"({"prompt":"a","suffix":"x"})", "suffix"},
-      {Endpoint::Completions, R"({"prompt":"a","prompt_logprobs":1})", "prompt_logprobs"},
+      {Endpoint::Completions, R"({"prompt":"a","prompt_logprobs":21})", "prompt_logprobs"},
       {Endpoint::Completions, R"({"prompt":[70000]})", "prompt"},
       {Endpoint::Completions, R"({"prompt":""})", "prompt"},
       {Endpoint::Completions, R"({"prompt":"a","logprobs":21})", "logprobs"},

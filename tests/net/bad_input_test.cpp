@@ -120,7 +120,7 @@ std::vector<Case> cases() {
       comp("known but unsupported field", R"({"prompt": "a", "suffix": "and then"})", 400, "suffix"),
       comp("n zero", R"({"prompt": "a", "n": 0})", 400, "n"),
       comp("logprobs out of range", R"({"prompt": "a", "logprobs": 21})", 400, "logprobs"),
-      comp("echo with logprobs unsupported", R"({"prompt": "a", "echo": true, "logprobs": 1})", 400, "echo"),
+      comp("prompt_logprobs out of range", R"({"prompt": "a", "echo": true, "prompt_logprobs": -1})", 400, "prompt_logprobs"),
       comp("priority out of range", R"({"prompt": "a", "priority": 1e12})", 400, "priority"),
       Case{"unknown model", "POST", C, R"({"model": "gpt-9", "prompt": "a"})", 404, "invalid_request_error", "model"},
       chat("messages missing", R"({"max_tokens": 3})", 400, "messages"),
