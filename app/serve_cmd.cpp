@@ -23,14 +23,16 @@ namespace troupe::app {
 
 namespace {
 
-// Nothing is served yet, so there is nothing to drain. The warmup stops between requests;
-// loading a model cannot be interrupted, so after a short grace the process exits without
-// waiting for it (no file is half-written by loading: there is nothing to clean up).
+// Nothing is served yet, so there is nothing to drain. The warmup stops between requests, so
+// it gets a short grace to end and the engine stops cleanly. Loading a model cannot be
+// interrupted (it may block on a slow disk for long), so then the process exits at once
+// without waiting for it (no file is half-written by loading: there is nothing to clean up).
 void stop_during_startup(int sig, Service& service, Server& server, const std::atomic<bool>& loaded,
                          std::thread& loader) {
-  spdlog::info("signal {} while the model loads or warms up: stopping", sig);
+  const bool warming_up = service.state() == ServiceState::WarmingUp;
+  spdlog::info("signal {} while the model {}: stopping", sig, warming_up ? "warms up" : "loads");
   service.interrupt_startup();
-  for (int i = 0; i < 20 && !loaded; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; warming_up && i < 20 && !loaded; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   server.stop();
   if (!loaded) {
     std::fflush(nullptr);
