@@ -23,6 +23,13 @@ namespace troupe::app {
 
 namespace {
 
+// A SIGINT/SIGTERM that reached a thread which does not block it: threads started before
+// serve() blocks them (OpenBLAS starts its pool when the library loads, TSan has its own) may
+// take one whenever the main thread is not inside sigtimedwait. With the default action that
+// killed the process; this handler keeps it for the wait loop to pick up.
+volatile std::sig_atomic_t g_stray_signal = 0;
+extern "C" void keep_stray_signal(int sig) { g_stray_signal = sig; }
+
 // Nothing is served yet, so there is nothing to drain. The warmup stops between requests, so
 // it gets a short grace to end and the engine stops cleanly. Loading a model cannot be
 // interrupted (it may block on a slow disk for long), so then the process exits at once
@@ -53,6 +60,8 @@ void serve(ServeOpts& o) {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::signal(SIGINT, keep_stray_signal);
+  std::signal(SIGTERM, keep_stray_signal);
   std::signal(SIGPIPE, SIG_IGN);
 
   Service service(o.service);
@@ -79,6 +88,7 @@ void serve(ServeOpts& o) {
   int sig = -1;
   while (sig < 0) {
     sig = sigtimedwait(&sigs, nullptr, &tick);
+    if (sig < 0 && g_stray_signal) sig = g_stray_signal;
     if (sig < 0 && loaded && load_error) break;
   }
   if (sig >= 0 && !loaded) return stop_during_startup(sig, service, server, loaded, loader);
