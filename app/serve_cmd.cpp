@@ -27,8 +27,10 @@ namespace {
 // serve() blocks them (OpenBLAS starts its pool when the library loads, TSan has its own) may
 // take one whenever the main thread is not inside sigtimedwait. With the default action that
 // killed the process; this handler keeps it for the wait loop to pick up.
-volatile std::sig_atomic_t g_stray_signal = 0;
-extern "C" void keep_stray_signal(int sig) { g_stray_signal = sig; }
+// An atomic, not a volatile sig_atomic_t: the handler runs on another thread than the reader.
+std::atomic<int> g_stray_signal{0};  // lock-free, so async-signal-safe
+static_assert(std::atomic<int>::is_always_lock_free);
+extern "C" void keep_stray_signal(int sig) { g_stray_signal.store(sig); }
 
 // Nothing is served yet, so there is nothing to drain. The warmup stops between requests, so
 // it gets a short grace to end and the engine stops cleanly. Loading a model cannot be
@@ -88,7 +90,7 @@ void serve(ServeOpts& o) {
   int sig = -1;
   while (sig < 0) {
     sig = sigtimedwait(&sigs, nullptr, &tick);
-    if (sig < 0 && g_stray_signal) sig = g_stray_signal;
+    if (sig < 0 && g_stray_signal.load()) sig = g_stray_signal.load();
     if (sig < 0 && loaded && load_error) break;
   }
   if (sig >= 0 && !loaded) return stop_during_startup(sig, service, server, loaded, loader);
