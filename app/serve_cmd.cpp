@@ -23,14 +23,25 @@ namespace troupe::app {
 
 namespace {
 
-// Nothing is served yet, so there is nothing to drain. The warmup stops between requests;
-// loading a model cannot be interrupted, so after a short grace the process exits without
-// waiting for it (no file is half-written by loading: there is nothing to clean up).
+// A SIGINT/SIGTERM that reached a thread which does not block it: threads started before
+// serve() blocks them (OpenBLAS starts its pool when the library loads, TSan has its own) may
+// take one whenever the main thread is not inside sigtimedwait. With the default action that
+// killed the process; this handler keeps it for the wait loop to pick up.
+// An atomic, not a volatile sig_atomic_t: the handler runs on another thread than the reader.
+std::atomic<int> g_stray_signal{0};  // lock-free, so async-signal-safe
+static_assert(std::atomic<int>::is_always_lock_free);
+extern "C" void keep_stray_signal(int sig) { g_stray_signal.store(sig); }
+
+// Nothing is served yet, so there is nothing to drain. The warmup stops between requests, so
+// it gets a short grace to end and the engine stops cleanly. Loading a model cannot be
+// interrupted (it may block on a slow disk for long), so then the process exits at once
+// without waiting for it (no file is half-written by loading: there is nothing to clean up).
 void stop_during_startup(int sig, Service& service, Server& server, const std::atomic<bool>& loaded,
                          std::thread& loader) {
-  spdlog::info("signal {} while the model loads or warms up: stopping", sig);
+  const bool warming_up = service.state() == ServiceState::WarmingUp;
+  spdlog::info("signal {} while the model {}: stopping", sig, warming_up ? "warms up" : "loads");
   service.interrupt_startup();
-  for (int i = 0; i < 20 && !loaded; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; warming_up && i < 20 && !loaded; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   server.stop();
   if (!loaded) {
     std::fflush(nullptr);
@@ -51,6 +62,8 @@ void serve(ServeOpts& o) {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::signal(SIGINT, keep_stray_signal);
+  std::signal(SIGTERM, keep_stray_signal);
   std::signal(SIGPIPE, SIG_IGN);
 
   Service service(o.service);
@@ -77,6 +90,7 @@ void serve(ServeOpts& o) {
   int sig = -1;
   while (sig < 0) {
     sig = sigtimedwait(&sigs, nullptr, &tick);
+    if (sig < 0 && g_stray_signal.load()) sig = g_stray_signal.load();
     if (sig < 0 && loaded && load_error) break;
   }
   if (sig >= 0 && !loaded) return stop_during_startup(sig, service, server, loaded, loader);

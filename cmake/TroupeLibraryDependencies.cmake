@@ -59,11 +59,24 @@ if(NOT TARGET troupe::openblas)
 endif()
 
 # CAF 0.17.6 has no CMake package on Debian: define CAF::core, CAF::io and CAF::openssl by hand.
+# TROUPE_CAF_ROOT: a prefix with another build of it, searched first (the TSan build uses the one
+# scripts/build-caf-tsan.sh makes: Debian's is not instrumented, README "Sanitizers").
+set(TROUPE_CAF_ROOT "" CACHE PATH "Prefix of a CAF 0.17 build to use instead of the system one")
 if(NOT TARGET CAF::core)
-  find_path(CAF_INCLUDE_DIR caf/all.hpp)
-  find_library(CAF_CORE_LIBRARY caf_core)
-  find_library(CAF_IO_LIBRARY caf_io)
-  find_library(CAF_OPENSSL_LIBRARY caf_openssl)
+  set(_troupe_caf_hints)
+  if(TROUPE_CAF_ROOT)
+    if(NOT EXISTS ${TROUPE_CAF_ROOT}/include/caf/all.hpp)
+      message(FATAL_ERROR "TROUPE_CAF_ROOT=${TROUPE_CAF_ROOT} has no include/caf/all.hpp "
+        "(for the TSan build run scripts/build-caf-tsan.sh first)")
+    endif()
+    # NO_DEFAULT_PATH: headers and libraries must come from that prefix together, never one of
+    # them from /usr.
+    set(_troupe_caf_hints PATHS ${TROUPE_CAF_ROOT} PATH_SUFFIXES lib include NO_DEFAULT_PATH)
+  endif()
+  find_path(CAF_INCLUDE_DIR caf/all.hpp ${_troupe_caf_hints})
+  find_library(CAF_CORE_LIBRARY caf_core ${_troupe_caf_hints})
+  find_library(CAF_IO_LIBRARY caf_io ${_troupe_caf_hints})
+  find_library(CAF_OPENSSL_LIBRARY caf_openssl ${_troupe_caf_hints})
   if(NOT CAF_INCLUDE_DIR OR NOT CAF_CORE_LIBRARY OR NOT CAF_IO_LIBRARY OR NOT CAF_OPENSSL_LIBRARY)
     _troupe_dependency_missing("CAF 0.17")
   endif()

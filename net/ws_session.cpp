@@ -90,11 +90,13 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
   // The shutdown timeout passed: each unfinished request gets an `error` (503).
   void end_for_shutdown() {
     const ApiError e = shutting_down_error();
-    for (auto& [key, f] : inflight_) {
-      send_error(f.id, e.status, e.message);
-      ctx_.service.cancel(f.engine_id, AbortCause::Shutdown);
-    }
+    // Taken out first: a send_error() can drop a slow reader, which clears inflight_.
+    auto ending = std::move(inflight_);
     inflight_.clear();
+    for (auto& [key, f] : ending) {
+      ctx_.service.cancel(f.engine_id, AbortCause::Shutdown);
+      send_error(f.id, e.status, e.message);
+    }
   }
 
   // Open -> Closing: a close frame (1001 going away) follows the queued messages.
@@ -175,13 +177,18 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
   void on_event(const std::string& key, const TokenEvent& ev) {
     auto it = inflight_.find(key);
     if (it == inflight_.end() || phase_ == Phase::Closed) return;
-    const json::value& id = it->second.id;
+    // A copy, and the entry erased before the last send: any send() can drop the connection
+    // (a slow reader past its cap), which clears inflight_ and so frees both (a finishing
+    // event that carried text crashed here now and then).
+    const json::value id = it->second.id;
     if (!ev.text.empty() || !ev.token_ids.empty()) {
       json::array ids;
       for (int32_t t : ev.token_ids) ids.push_back(t);
       send(json::serialize(json::object{{"type", "token"}, {"id", id}, {"text", ev.text}, {"token_ids", std::move(ids)}}));
+      if (phase_ == Phase::Closed) return;  // dropped: cancel_all() ended this request too
     }
     if (!ev.finished) return;
+    inflight_.erase(it);
     log_generate(id, ev);
     if (ev.finish_reason == FinishReason::Error) {
       ApiError e = engine_error(ev);
@@ -206,7 +213,6 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
                                         {"usage", std::move(usage)},
                                         {"timings", std::move(timings)}}));
     }
-    inflight_.erase(it);
     if (ctx_.draining && inflight_.empty()) close_going_away();
   }
 
