@@ -53,7 +53,7 @@ std::string to_yaml(const json::object& o) {
 const char* kNonDefaults =
     "--model m.gguf --threads 3 --block-size 32 --kv-cache-memory 1048576 --max-model-len 256 --max-waiting 9 "
     "--quantization int4 --group-size 64 --lm-head float --max-num-seqs 7 --max-num-batched-tokens 333 "
-    "--batch-wait-ms 5 --slo-ttft-ms 500 --slo-tpot-ms 40 --slo-admission queue --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
+    "--batch-wait-ms 5 --slo-ttft-ms 500 --slo-tpot-ms 40 --slo-min-ttft-ms 200 --slo-min-tpot-ms 20 --slo-admission queue --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
     "--num-speculative-tokens 3 --speculative-method draft --ngram-min 1 --ngram-max 5 --no-adaptive-speculation "
     "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
     "--max-connections 10 --max-connections-per-ip 3 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
