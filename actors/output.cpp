@@ -58,6 +58,7 @@ void on_finished(Stream& s, int64_t id, const SeqUpdate& u, Clock::time_point no
   ev.usage.completion_tokens = s.delivered;  // not the tokens computed after a stop string
   auto& T = ev.timings;
   T.queue_ms = u.queue_ms;
+  ev.slo = u.slo;
   if (s.first_token != Clock::time_point{}) T.ttft_ms = ms_between(s.arrival, s.first_token);
   T.e2e_ms = ms_between(s.arrival, now);
   if (s.delivered > 1) T.tpot_ms = ms_between(s.first_token, s.last_token) / double(s.delivered - 1);

@@ -202,6 +202,7 @@ struct SeqUpdate {
   // params.prompt_logprobs: one per prompt token (the first has no logprob: rank 0), once,
   // with the first token (or the final update when there is none).
   std::vector<TokenLogprobs> prompt_logprobs;
+  SloOutcome slo;                           // with finished: judged against its targets
   bool operator==(const SeqUpdate&) const = default;
 };
 
@@ -416,6 +417,10 @@ typename Inspector::result_type inspect(Inspector& f, GenerateRequest& x) {
            x.priority, x.user, x.num_speculative_tokens, x.strict_max_tokens, x.slo_ttft_ms, x.slo_tpot_ms);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SloOutcome& x) {
+  return f(caf::meta::type_name("SloOutcome"), x.ttft_target_ms, x.tpot_target_ms, x.ttft_ms, x.tpot_ms, x.met);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Usage& x) {
   return f(caf::meta::type_name("Usage"), x.prompt_tokens, x.completion_tokens, x.cached_prompt_tokens,
            x.computed_prompt_tokens, x.preemptions, x.spec_num_drafts, x.spec_num_draft_tokens,
@@ -532,7 +537,7 @@ typename Inspector::result_type inspect(Inspector& f, ShardOutput& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SeqUpdate& x) {
   return f(caf::meta::type_name("SeqUpdate"), x.request_id, x.token_ids, x.finished, x.reason, x.error_kind,
-           x.error, x.usage, x.queue_ms, x.logprobs, x.prompt_logprobs);
+           x.error, x.usage, x.queue_ms, x.logprobs, x.prompt_logprobs, x.slo);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepUpdates& x) {

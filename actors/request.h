@@ -72,6 +72,18 @@ struct Timings {
   double tpot_ms = 0;    // mean time per output token after the first
 };
 
+// How one request fared against its latency targets, judged by the scheduler when it ended
+// normally (the same judgement as the goodput counter). Targets 0: none (not judged).
+struct SloOutcome {
+  double ttft_target_ms = 0;
+  double tpot_target_ms = 0;
+  double ttft_ms = 0;  // arrival (admission included) -> first token, as the scheduler saw it
+  double tpot_ms = 0;  // mean time per output token after the first
+  bool met = true;     // within every target it had
+  bool judged() const { return ttft_target_ms > 0 || tpot_target_ms > 0; }
+  bool operator==(const SloOutcome&) const = default;
+};
+
 // Why a request ended (OpenAI's finish_reason, plus the two ends a client did not ask for).
 enum class FinishReason : uint8_t { None, Stop, Length, Cancelled, Error };
 // What kind of error ended it (FinishReason::Error); the daemon maps these to HTTP statuses.
@@ -98,6 +110,7 @@ struct TokenEvent {
   ErrorKind error_kind = ErrorKind::None;
   Usage usage;        // filled on the final event
   Timings timings;    // filled on the final event
+  SloOutcome slo;     // on the final event of a request that ended normally with targets
 };
 
 // Called from a pipeline actor's thread: must not block (post to your own thread/queue).

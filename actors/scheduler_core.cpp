@@ -24,7 +24,11 @@ bool runs_before(const SequencePtr& a, const SequencePtr& b) {
   return a->arrival_order < b->arrival_order;
 }
 
-double target_or_none(double ms) { return ms > 0 ? ms : kNoTarget; }
+// The step time a TPOT target allows. A request's time per token is the step's time plus
+// the gap between steps (planning, the output stage), and the model's prediction errs both
+// ways, so steps are sized to 90% of the target to keep the average within it.
+constexpr double kTpotHeadroom = 0.9;
+double target_or_none(double tpot_ms) { return tpot_ms > 0 ? tpot_ms * kTpotHeadroom : kNoTarget; }
 
 // prompt_logprobs: the prompt positions this step computes whose entries are still missing
 // (row r predicts prompt token start + r + 1; the last prompt position predicts the first
@@ -84,7 +88,8 @@ void SchedulerCore::add(EnqueueSeq e, Clock::time_point now) {
   if (seq->slo_ttft_ms > 0)
     seq->deadline = now + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double, std::milli>(seq->slo_ttft_ms - seq->admit_ms));
-  const double ttft = seq->slo_ttft_ms > 0 && cfg_.scheduling == Scheduling::Continuous ? estimated_ttft(*seq) : 0;
+  seq->estimated_ttft_ms = seq->slo_ttft_ms > 0 && cfg_.scheduling == Scheduling::Continuous ? estimated_ttft(*seq) : 0;
+  const double ttft = seq->estimated_ttft_ms * ttft_calibration();
   if (ttft > seq->slo_ttft_ms && seq->slo_ttft_ms > 0) {
     if (cfg_.slo_reject) {
       stats_.slo.rejected++;
@@ -121,13 +126,19 @@ double SchedulerCore::tightest_tpot(bool skip_in_step) const {
 // prompt token ahead of it (sequences still prefilling, waiting ones that run before it)
 // and its own, prefilled at the rate the step-time model allows beside today's decodes
 // (with a TPOT target: only the time each step has left after them).
+// When every slot is taken (max_num_seqs), it also waits for running ones to end: as many
+// as there are requests ahead of it, plus itself, beyond the free slots.
 double SchedulerCore::estimated_ttft(const Sequence& s) const {
   const StepShape decodes = decode_shape(false);
   double pending = double(s.tokens.size());
   for (const auto& r : running_)
     if (!decoding(*r)) pending += double(int64_t(r->tokens.size()) - r->num_computed);
+  int64_t ahead = 0;
   for (const auto& w : waiting_)
-    if (runs_before(w, by_id_.at(s.id))) pending += double(w->tokens.size());
+    if (runs_before(w, by_id_.at(s.id))) {
+      pending += double(w->tokens.size());
+      ++ahead;
+    }
   const double decode_ms = step_time_.predict(decodes);  // (the base cost when no one decodes)
   // Each step prefills `per_step` tokens next to the decodes and takes `step_ms`.
   int64_t per_step = std::min<int64_t>(std::max<int64_t>(0, cfg_.max_num_batched_tokens - int64_t(decodes.tokens)),
@@ -139,7 +150,45 @@ double SchedulerCore::estimated_ttft(const Sequence& s) const {
     step_ms = tpot;
   }
   if (per_step <= 0) return kNoTarget;
-  return s.admit_ms + std::ceil(pending / double(per_step)) * step_ms;
+  const double prefill_ms = std::ceil(pending / double(per_step)) * step_ms;
+  const int64_t need = ahead + 1 - (cfg_.max_num_seqs - int64_t(running_.size()));
+  const double own_ms = std::ceil(double(s.tokens.size()) / double(per_step)) * step_ms;
+  return s.admit_ms + std::max(prefill_ms, slot_wait_ms(need, std::max(step_ms, decode_ms)) + own_ms);
+}
+
+// Each running sequence ends at the latest after its remaining max_tokens, and is expected
+// to use output_share_ of them; the need-th to end frees the slot. Beyond one turnover of
+// the running set, each further round takes as long as an average remaining run.
+double SchedulerCore::slot_wait_ms(int64_t need, double step_ms) const {
+  if (need <= 0 || running_.empty()) return 0;
+  std::vector<double> left;
+  left.reserve(running_.size());
+  for (const auto& r : running_) {
+    const int64_t bound = std::max<int64_t>(
+        0, std::min<int64_t>(r->params.max_tokens - r->num_generated(), r->max_model_len - int64_t(r->tokens.size())));
+    const double expected = output_share_ * double(std::min<int64_t>(r->params.max_tokens, r->max_model_len - r->prompt_len));
+    left.push_back(std::clamp(expected - double(r->num_generated()), std::min(1.0, double(bound)), double(bound)));
+  }
+  std::sort(left.begin(), left.end());
+  const size_t n = left.size();
+  double mean = 0;
+  for (double l : left) mean += l / double(n);
+  const size_t rounds = size_t(need - 1) / n;
+  return (left[size_t(need - 1) % n] + double(rounds) * mean) * step_ms;
+}
+
+double SchedulerCore::ttft_calibration() const { return std::exp(ttft_log_ratio_p90_); }
+
+// A stochastic quantile estimate: up by 0.9 x eta when the observation is above it, down
+// by 0.1 x eta otherwise, so it settles where 90% fall below. Bounded so a burst of
+// outliers cannot shut admission (at most 4x) or open it wide (at least 0.5x).
+void SchedulerCore::observe_first_token(const Sequence& s) {
+  if (s.estimated_ttft_ms <= 0) return;
+  const double actual = s.admit_ms + ms_between(s.enqueued, s.first_token);
+  const double x = std::log(std::max(actual, 1e-3) / s.estimated_ttft_ms);
+  constexpr double eta = 0.05, q = 0.9;
+  ttft_log_ratio_p90_ += x > ttft_log_ratio_p90_ ? eta * q : -eta * (1 - q);
+  ttft_log_ratio_p90_ = std::clamp(ttft_log_ratio_p90_, std::log(0.5), std::log(4.0));
 }
 
 Sequence* SchedulerCore::find(int64_t id) {
@@ -575,7 +624,10 @@ void SchedulerCore::emit_tokens(Sequence& s, const SeqOutcome& o) {
       return;
     }
     s.tokens.push_back(token);
-    if (s.first_token == Clock::time_point{}) s.first_token = Clock::now();
+    if (s.first_token == Clock::time_point{}) {
+      s.first_token = Clock::now();
+      observe_first_token(s);
+    }
     s.usage.completion_tokens++;
     stats_.generated_tokens++;
     SeqUpdate& u = update_for(s.id);
@@ -617,26 +669,35 @@ void SchedulerCore::finish(Sequence& s, FinishReason reason, ErrorKind kind, con
   if (reason == FinishReason::Cancelled) stats_.cancelled++;
   else if (reason == FinishReason::Error) stats_.failed += kind == ErrorKind::Overloaded ? 0 : 1;  // (SLO admission)
   else stats_.finished++;
-  account_slo(s, reason);
+  if (reason == FinishReason::Stop || reason == FinishReason::Length) {
+    const int64_t budget = std::min<int64_t>(s.params.max_tokens, s.max_model_len - s.prompt_len);
+    if (budget > 0) output_share_ += 0.05 * (std::min(1.0, double(s.num_generated()) / double(budget)) - output_share_);
+  }
+  u.slo = account_slo(s, reason);
 }
 
 // Goodput: a request that ended normally met its targets if its first token came within
 // the TTFT target (admission time included) and its tokens after that averaged within the
 // TPOT target.
-void SchedulerCore::account_slo(const Sequence& s, FinishReason reason) {
+SloOutcome SchedulerCore::account_slo(const Sequence& s, FinishReason reason) {
+  SloOutcome o;
   if ((s.slo_ttft_ms <= 0 && s.slo_tpot_ms <= 0) || (reason != FinishReason::Stop && reason != FinishReason::Length))
-    return;
+    return o;
+  o.ttft_target_ms = std::max(0.0, s.slo_ttft_ms);
+  o.tpot_target_ms = std::max(0.0, s.slo_tpot_ms);
   bool ttft_met = true, tpot_met = true;
   if (s.first_token != Clock::time_point{}) {
-    const double ttft = s.admit_ms + ms_between(s.enqueued, s.first_token);
+    o.ttft_ms = s.admit_ms + ms_between(s.enqueued, s.first_token);
     const int64_t n = s.num_generated();
-    const double tpot = n > 1 ? ms_between(s.first_token, Clock::now()) / double(n - 1) : 0;
-    ttft_met = s.slo_ttft_ms <= 0 || ttft <= s.slo_ttft_ms;
-    tpot_met = s.slo_tpot_ms <= 0 || tpot <= s.slo_tpot_ms;
+    o.tpot_ms = n > 1 ? ms_between(s.first_token, Clock::now()) / double(n - 1) : 0;
+    ttft_met = o.ttft_target_ms <= 0 || o.ttft_ms <= o.ttft_target_ms;
+    tpot_met = o.tpot_target_ms <= 0 || o.tpot_ms <= o.tpot_target_ms;
   }
+  o.met = ttft_met && tpot_met;
   stats_.slo.ttft_missed += !ttft_met;
   stats_.slo.tpot_missed += !tpot_met;
-  (ttft_met && tpot_met ? stats_.slo.met : stats_.slo.missed)++;
+  (o.met ? stats_.slo.met : stats_.slo.missed)++;
+  return o;
 }
 
 SchedulerStats SchedulerCore::stats() const {

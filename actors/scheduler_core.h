@@ -84,7 +84,13 @@ class SchedulerCore {
   StepShape decode_shape(bool skip_in_step) const;
   // The tightest TPOT target among those decoding sequences (infinity: none has one).
   double tightest_tpot(bool skip_in_step) const;
-  void account_slo(const Sequence& s, FinishReason reason);
+  // Time until `need` slots free up (max_num_seqs is reached) at `step_ms` per step.
+  double slot_wait_ms(int64_t need, double step_ms) const;
+  // What admission multiplies its TTFT estimates by: learned from the first tokens.
+  double ttft_calibration() const;
+  void observe_first_token(const Sequence& s);
+  // Judges a request that ended against its targets (and counts it for goodput).
+  SloOutcome account_slo(const Sequence& s, FinishReason reason);
   Sequence* find(int64_t id);
 
   SchedulerConfig cfg_;
@@ -104,6 +110,14 @@ class SchedulerCore {
   StepObservation observation_;
   StepTimeModel step_time_;   // SLO-aware sizing and admission
   StepShape last_shape_;      // of the step complete() saw last
+  // Admission's TTFT estimate leaves out what the step-time model cannot see (the network
+  // and output stages, the OS, preemption), so it is corrected by the observed ratio of
+  // actual to estimated TTFT: a running estimate of that ratio's 90th percentile (in log
+  // terms), so nine in ten admitted requests should meet the target the estimate promised.
+  double ttft_log_ratio_p90_ = 0;
+  // The share of its max_tokens a finished request used (running mean): requests that stop
+  // at EOS free their slot sooner than max_tokens says.
+  double output_share_ = 1.0;
 };
 
 }  // namespace troupe

@@ -32,6 +32,7 @@ struct Sequence {
   // When the first token is due (enqueued + the TTFT target not spent in admission; the
   // far future without a target): the waiting queue runs earliest deadline first.
   Clock::time_point deadline = Clock::time_point::max();
+  double estimated_ttft_ms = 0;  // admission's estimate (0: none); calibrates later ones
 
   int64_t num_computed = 0;     // tokens whose KV is cached
   int64_t arrival_order = 0;    // FCFS tie-break (admission order)

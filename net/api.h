@@ -122,6 +122,7 @@ struct ChoiceResult {
   std::string finish_reason;
   Usage usage;
   boost::json::value logprobs;  // null unless asked for (logprobs_json)
+  SloOutcome slo;               // judged only when the request had latency targets
 };
 // A choice's `logprobs` in the endpoint's shape: chat {"content": [{token, logprob, bytes,
 // top_logprobs}]}, completions {tokens, token_logprobs, top_logprobs, text_offset} with
@@ -132,13 +133,19 @@ boost::json::value logprobs_json(Endpoint ep, std::span<const TokenLogprobs> lps
 std::string new_response_id(Endpoint ep);
 // Sums usage over choices; a prompt shared by n choices counts once.
 Usage total_usage(const std::vector<ChoiceResult>& choices, int n);
+// The request's SLO attainment (a troupe extension, present only when it had targets):
+// {"met", "ttft_ms", "tpot_ms", "ttft_target_ms", "tpot_target_ms"}; over n choices, met
+// only if every choice met its targets, with the slowest choice's times.
+SloOutcome request_slo(const std::vector<ChoiceResult>& choices);
+boost::json::object slo_json(const SloOutcome& slo);
+// With a top-level "slo" when the request had latency targets.
 std::string completion_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model,
                             const std::vector<ChoiceResult>& choices, int n);
 // One SSE chunk's JSON. Chat: `role` adds {"role": "assistant"} to the delta (first chunk).
-// finish_reason empty: null.
+// finish_reason empty: null. `slo` (the choice's final chunk): a top-level "slo" if judged.
 std::string chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model, int index,
                        std::string_view text, std::string_view finish_reason, bool role,
-                       boost::json::value logprobs = nullptr);
+                       boost::json::value logprobs = nullptr, const SloOutcome* slo = nullptr);
 // The final usage-only chunk of stream_options.include_usage (choices: []).
 std::string usage_chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model,
                              const Usage& usage);

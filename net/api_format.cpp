@@ -92,6 +92,26 @@ Usage total_usage(const std::vector<ChoiceResult>& choices, int n) {
   return t;
 }
 
+SloOutcome request_slo(const std::vector<ChoiceResult>& choices) {
+  SloOutcome r;
+  for (const auto& c : choices) {
+    if (!c.slo.judged()) continue;
+    r.ttft_target_ms = std::max(r.ttft_target_ms, c.slo.ttft_target_ms);
+    r.tpot_target_ms = std::max(r.tpot_target_ms, c.slo.tpot_target_ms);
+    r.ttft_ms = std::max(r.ttft_ms, c.slo.ttft_ms);
+    r.tpot_ms = std::max(r.tpot_ms, c.slo.tpot_ms);
+    r.met = r.met && c.slo.met;
+  }
+  return r;
+}
+
+json::object slo_json(const SloOutcome& slo) {
+  json::object o{{"met", slo.met}, {"ttft_ms", slo.ttft_ms}, {"tpot_ms", slo.tpot_ms}};
+  o["ttft_target_ms"] = slo.ttft_target_ms > 0 ? json::value(slo.ttft_target_ms) : json::value(nullptr);
+  o["tpot_target_ms"] = slo.tpot_target_ms > 0 ? json::value(slo.tpot_target_ms) : json::value(nullptr);
+  return o;
+}
+
 std::string completion_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model,
                             const std::vector<ChoiceResult>& choices, int n) {
   const bool chat = ep == Endpoint::Chat;
@@ -108,11 +128,13 @@ std::string completion_body(Endpoint ep, const std::string& id, int64_t created,
                  {"model", model},
                  {"choices", std::move(arr)},
                  {"usage", usage_json(total_usage(choices, n))}};
+  if (const SloOutcome slo = request_slo(choices); slo.judged()) o["slo"] = slo_json(slo);
   return json::serialize(o);
 }
 
 std::string chunk_body(Endpoint ep, const std::string& id, int64_t created, const std::string& model, int index,
-                       std::string_view text, std::string_view finish_reason, bool role, json::value logprobs) {
+                       std::string_view text, std::string_view finish_reason, bool role, json::value logprobs,
+                       const SloOutcome* slo) {
   const bool chat = ep == Endpoint::Chat;
   json::object c{{"index", index}, {"logprobs", std::move(logprobs)}, {"finish_reason", finish(finish_reason)}};
   if (chat) {
@@ -128,6 +150,7 @@ std::string chunk_body(Endpoint ep, const std::string& id, int64_t created, cons
                  {"created", created},
                  {"model", model},
                  {"choices", json::array{std::move(c)}}};
+  if (slo && slo->judged()) o["slo"] = slo_json(*slo);
   return json::serialize(o);
 }
 

@@ -28,6 +28,10 @@ std::vector<double> count_buckets() {
   return {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000};
 }
 
+// A request's time as a fraction of its target: <= 1 met it; the buckets resolve how close
+// it came on both sides (an operator tunes targets from this, not from the hit count alone).
+std::vector<double> attainment_buckets() { return {0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0, 10.0}; }
+
 std::string num(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
@@ -108,7 +112,9 @@ Metrics::Metrics(std::string model_name)
       prefill_(request_buckets()),
       decode_(request_buckets()),
       prompt_tokens_(count_buckets()),
-      gen_tokens_(count_buckets()) {
+      gen_tokens_(count_buckets()),
+      ttft_attainment_(attainment_buckets()),
+      tpot_attainment_(attainment_buckets()) {
   for (auto& a : aborted_) a.store(0);
   for (auto& a : http_by_code_) a.store(0);
 }
@@ -136,6 +142,9 @@ void Metrics::finished(const TokenEvent& ev) {
     decode_.observe(std::max(0.0, t.e2e_ms - t.ttft_ms) / 1e3);
   }
   if (u.completion_tokens > 1) tpot_.observe(t.tpot_ms / 1e3);
+  const SloOutcome& o = ev.slo;
+  if (o.ttft_target_ms > 0 && u.completion_tokens > 0) ttft_attainment_.observe(o.ttft_ms / o.ttft_target_ms);
+  if (o.tpot_target_ms > 0 && u.completion_tokens > 1) tpot_attainment_.observe(o.tpot_ms / o.tpot_target_ms);
 }
 
 void Metrics::aborted(AbortCause c) { aborted_[size_t(c)]++; }
@@ -248,6 +257,10 @@ std::string Metrics::render(const SchedulerStats* st, bool ready, bool vllm_name
   header(out, "troupe_slo_target_missed_requests_total", "counter", "Requests that ended normally past a target, by target.");
   sample(out, "troupe_slo_target_missed_requests_total", L + ",target=\"ttft\"", double(s.slo.ttft_missed));
   sample(out, "troupe_slo_target_missed_requests_total", L + ",target=\"tpot\"", double(s.slo.tpot_missed));
+  hist(ttft_attainment_, "troupe_slo_ttft_attainment_ratio",
+       "Each request's time to first token as a fraction of its target (<= 1: met).");
+  hist(tpot_attainment_, "troupe_slo_tpot_attainment_ratio",
+       "Each request's mean time per output token as a fraction of its target (<= 1: met).");
   header(out, "troupe_engine_step_tokens", "histogram", "Tokens computed per engine step (the step size).");
   int64_t cumulative = 0;
   for (size_t b = 0; b < s.slo.step_tokens_histogram.size(); ++b) {

@@ -56,6 +56,7 @@ class Metrics {
  private:
   std::string model_label_;
   Histogram ttft_, itl_, tpot_, e2e_, queue_, prefill_, decode_, prompt_tokens_, gen_tokens_;
+  Histogram ttft_attainment_, tpot_attainment_;  // per-request time / target, with SLO targets
   std::atomic<uint64_t> success_stop_{0}, success_length_{0}, success_abort_{0}, failed_{0};
   std::atomic<uint64_t> rejected_overloaded_{0}, rejected_invalid_{0};
   std::atomic<uint64_t> prompt_tokens_total_{0}, gen_tokens_total_{0};

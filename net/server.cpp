@@ -116,6 +116,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     std::string text;  // non-streaming: accumulated
     std::string finish_reason;
     Usage usage;
+    SloOutcome slo;                       // from the final event
     std::vector<TokenLogprobs> logprobs;  // non-streaming, when asked: accumulated
     std::vector<TokenLogprobs> prompt_logprobs;  // non-streaming, when asked: from the first event
     size_t text_len = 0;                  // streaming: bytes of text sent (logprobs' text_offset)
@@ -549,6 +550,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     if (ex_.access.ttft_ms < 0 && !ev.token_ids.empty())
       ex_.access.ttft_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ex_.access.start).count();
     c.usage = ev.finished ? ev.usage : c.usage;
+    if (ev.finished) c.slo = ev.slo;
     const std::string* echo = !c.started_text && index < g.req.echo.size() ? &g.req.echo[index] : nullptr;
     c.started_text = true;
     if (!g.req.stream) {
@@ -596,7 +598,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     }
     if (ev.finished) {
       append_sse(chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(), int(index), "",
-                            to_string(ev.finish_reason), false));
+                            to_string(ev.finish_reason), false, nullptr, &ev.slo));
       mark_done(g, c, to_string(ev.finish_reason));
     }
     after_event(g);
@@ -632,7 +634,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     if (ev.finished) {
       std::string reason = to_string(ev.finish_reason);
       if (c.tools->calls() > 0 && reason == "stop") reason = "tool_calls";
-      append_sse(chunk_body(g.req.endpoint, g.id, g.created, model, int(index), "", reason, false));
+      append_sse(chunk_body(g.req.endpoint, g.id, g.created, model, int(index), "", reason, false, nullptr, &ev.slo));
       mark_done(g, c, reason);
     }
     after_event(g);
@@ -693,7 +695,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
         append_completion_logprobs(all, lp);
         lp = std::move(all);
       }
-      res.push_back({std::move(c.text), c.finish_reason, c.usage, std::move(lp)});
+      res.push_back({std::move(c.text), c.finish_reason, c.usage, std::move(lp), c.slo});
     }
     std::string body = completion_body(gen_->req.endpoint, gen_->id, gen_->created, ctx_.service.model_name(), res,
                                        gen_->req.n);

@@ -207,11 +207,13 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Session
                                             {"mean_accepted_length", u.spec_mean_accepted_length()}};
       }
       json::object timings{{"queue_ms", t.queue_ms}, {"ttft_ms", t.ttft_ms}, {"e2e_ms", t.e2e_ms}, {"tpot_ms", t.tpot_ms}};
-      send(json::serialize(json::object{{"type", "done"},
-                                        {"id", id},
-                                        {"finish_reason", to_string(ev.finish_reason)},
-                                        {"usage", std::move(usage)},
-                                        {"timings", std::move(timings)}}));
+      json::object done{{"type", "done"},
+                        {"id", id},
+                        {"finish_reason", to_string(ev.finish_reason)},
+                        {"usage", std::move(usage)},
+                        {"timings", std::move(timings)}};
+      if (ev.slo.judged()) done["slo"] = slo_json(ev.slo);
+      send(json::serialize(done));
     }
     if (ctx_.draining && inflight_.empty()) close_going_away();
   }

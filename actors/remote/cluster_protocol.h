@@ -24,7 +24,8 @@
 namespace troupe {
 
 // Bumped whenever a message of protocol.h or this file changes shape.
-constexpr int32_t kClusterProtocolVersion = 4;  // 2: steps in flight, SLOs; 3: prompt logprobs; 4: per-request SLOs
+constexpr int32_t kClusterProtocolVersion = 5;  // 2: steps in flight, SLOs; 3: prompt logprobs; 4: per-request SLOs;
+                                                 // 5: per-request SLO outcome in SeqUpdate
 
 // What a model is, compared across processes: a hash of its configuration and of every
 // tensor's name, shape and dtype, a readable summary for errors, and the quantization it

@@ -173,6 +173,34 @@ TEST_CASE("admission turns away a request whose TTFT target cannot be met", "[ac
   }
 }
 
+TEST_CASE("admission counts the wait for a free slot when max_num_seqs are running", "[actors][slo]") {
+  const auto now = Clock::now();
+  for (int max_tokens : {100, 4}) {
+    SchedulerConfig cfg = slo_config(30, 200);
+    cfg.max_num_seqs = 2;
+    SchedulerCore core(cfg, KvCacheShape{2048, kBlock, 0}, calibrated());
+    core.add(seq(1, 8, max_tokens), now);
+    core.add(seq(2, 8, max_tokens), now);
+    auto p = core.plan(now, nullptr);
+    REQUIRE(p);
+    core.complete(*p, one_token_each(*p));  // both slots decode
+    core.take_updates();
+    // A short prompt that alone would take one step: it must wait for a slot, i.e. for a
+    // running request to end. 99 more tokens at 30 ms each cannot be within 200 ms;
+    // 3 more can.
+    core.add(seq(3, 8), now);
+    const auto updates = core.take_updates();
+    if (max_tokens == 100) {
+      REQUIRE(updates.size() == 1);
+      CHECK(updates[0].error_kind == ErrorKind::Overloaded);
+      CHECK(core.sequence(3) == nullptr);
+    } else {
+      CHECK(updates.empty());
+      CHECK(core.sequence(3));
+    }
+  }
+}
+
 TEST_CASE("goodput counts requests that met their targets; every step lands in the histogram", "[actors][slo]") {
   SchedulerCore core(slo_config(1e6, 1e6), KvCacheShape{256, kBlock, 0}, calibrated());
   const auto now = Clock::now();
