@@ -294,12 +294,12 @@ void plot_stack(const std::vector<RungResult>& results, const std::vector<Regime
       << "set multiplot layout 1,2\nset style data histograms\nset style histogram clustered gap 1\n"
       << "set style fill solid 0.8 border -1\nset grid ytics\nset datafile missing 'nan'\nset key top left\n"
       << "set title 'output tokens/s (bars) and offline p95 latency (lines, right axis)'\n"
-      << "set yrange [0:*]\nset y2range [0:*]\nset ytics nomirror\nset y2tics\nset y2label 'ms'\n"
+      << "set yrange [0:*]\nset logscale y2\nset ytics nomirror\nset y2tics\nset y2label 'ms (log)'\n"
       << "plot '" << dat << "' using 2:xtic(1) title 'offline', '' using 3 title '" << regimes[0].name
       << " capacity', '' using 4 title '" << regimes[1].name << " capacity', "
       << "'' using 0:5 axes x1y2 with linespoints lw 2 title 'TTFT p95 (offline)', "
       << "'' using 0:6 axes x1y2 with linespoints lw 2 title 'TPOT p95 (offline)'\n"
-      << "unset y2tics\nunset y2label\nset ytics mirror\nset key top right\n"
+      << "unset y2tics\nunset y2label\nunset logscale y2\nset ytics mirror\nset key top right\n"
       << "set title 'USD per 1M output tokens at goodput capacity'\n"
       << "plot '" << dat << "' using 7:xtic(1) title '" << regimes[0].name << "', '' using 8 title '"
       << regimes[1].name << "'\nunset multiplot\n";
@@ -438,6 +438,8 @@ void run_stack(StackOpts o) {
   json::object js;
   add_workload_json(o.run, js);
   js.erase("request_rate");  // searched per rung
+  js["dataset"] = o.run.dataset;
+  js["seed"] = o.run.seed;
   js["mean_output_len"] = mean_out;
   js["cores"] = cores;
   js["core_hour_price_usd"] = o.core_hour_price;

@@ -15,7 +15,7 @@ void add_workload_flags(config::FlagSet& f, ThroughputOpts& o) {
   f.option("--num-prompts", o.num_prompts)->capture_default_str()->check(CLI::Range(1, 1000000));
   f.option("--input-len", o.input_len, "Prompt tokens: N or MIN:MAX (uniform)")->capture_default_str();
   f.option("--output-len", o.output_len, "Output tokens: N or MIN:MAX (uniform)")->capture_default_str();
-  f.option("--dataset", o.dataset, "JSONL file of {\"prompt\": ..., \"output_len\": N}");
+  f.option("--dataset", o.dataset, "JSONL file of {\"prompt\": ..., \"output_len\": N} (cycled up to --num-prompts)");
   f.option("--seed", o.seed)->capture_default_str();
   f.option("--temperature", o.temperature, "Sampling temperature of every request (0 = greedy)")->capture_default_str();
   f.option("--top-p", o.top_p)->capture_default_str();
@@ -27,8 +27,6 @@ void add_workload_json(const ThroughputOpts& o, boost::json::object& js) {
   js["num_prompts"] = o.num_prompts;
   js["input_len"] = o.input_len;
   js["output_len"] = o.output_len;
-  if (!o.dataset.empty()) js["dataset"] = o.dataset;
-  js["seed"] = o.seed;
   js["request_rate"] = o.request_rate > 0 ? boost::json::value(o.request_rate) : boost::json::value("inf");
   js["max_num_seqs"] = o.engine.scheduler.max_num_seqs;
   js["max_num_batched_tokens"] = o.engine.scheduler.max_num_batched_tokens;
@@ -55,14 +53,18 @@ Workload make_workload(const ThroughputOpts& o, const Tokenizer& tok, int64_t vo
     if (!in) fail("{}: cannot open", o.dataset);
     std::string line;
     auto [omin, omax] = parse_range(o.output_len, "--output-len");
-    while (std::getline(in, line) && int(w.prompts.size()) < o.num_prompts) {
-      if (line.empty()) continue;
-      auto v = boost::json::parse(line).as_object();
+    std::vector<boost::json::object> rows;
+    while (std::getline(in, line) && int(rows.size()) < o.num_prompts)
+      if (!line.empty()) rows.push_back(boost::json::parse(line).as_object());
+    if (rows.empty()) fail("{}: no prompts", o.dataset);
+    // A file shorter than --num-prompts is cycled (as vLLM samples with replacement); each
+    // repeat draws its own output length when the file gives none.
+    for (int i = 0; i < o.num_prompts; ++i) {
+      const auto& v = rows[size_t(i) % rows.size()];
       w.prompts.push_back(tok.encode(std::string(v.at("prompt").as_string()), true));
       w.output_lens.push_back(v.contains("output_len") ? int(v.at("output_len").as_int64())
                                                        : omin + int(rng() % (omax - omin + 1)));
     }
-    if (w.prompts.empty()) fail("{}: no prompts", o.dataset);
     return w;
   }
   auto [imin, imax] = parse_range(o.input_len, "--input-len");
