@@ -20,6 +20,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -139,12 +140,13 @@ std::map<std::string, QualityVsReference> measure_quality(const StackOpts& o, co
     if (r.quant.method == quant::Method::None || out.count(key)) continue;
     if (!ref) ref = load_cpu_model(o.run.engine.model, backend_opts({}));
     const int64_t max_len = std::min(o.quality_max_len, ref->backend->config().max_position_embeddings);
-    std::vector<std::vector<int32_t>> seqs;
-    for (const auto& p : w.prompts) seqs.emplace_back(p.begin(), p.begin() + std::min<int64_t>(int64_t(p.size()), max_len));
+    // Each distinct prompt once: a dataset shorter than --num-prompts is cycled.
+    std::set<std::vector<int32_t>> seqs;
+    for (const auto& p : w.prompts) seqs.emplace(p.begin(), p.begin() + std::min<int64_t>(int64_t(p.size()), max_len));
     LoadedModel m = load_cpu_model(r.model, backend_opts(r.quant));
     if (m.backend->config().vocab_size != ref->backend->config().vocab_size)
       fail("{} and {} have different vocabularies", r.model, o.run.engine.model);
-    out[key] = compare_to_reference(*m.backend, *ref->backend, seqs);
+    out[key] = compare_to_reference(*m.backend, *ref->backend, {seqs.begin(), seqs.end()});
     std::fprintf(stderr, "quality of %s: KL %.6f nats/token, top-1 agreement %.4f over %lld positions\n", key.c_str(),
                  out[key].kl_mean, out[key].top1_agreement, (long long)out[key].tokens);
   }
@@ -292,14 +294,15 @@ void plot_stack(const std::vector<RungResult>& results, const std::vector<Regime
     std::ostringstream f;
     f << "set terminal pngcairo size 1500,500\nset output '" << png << "'\n"
       << "set multiplot layout 1,2\nset style data histograms\nset style histogram clustered gap 1\n"
-      << "set style fill solid 0.8 border -1\nset grid ytics\nset datafile missing 'nan'\nset key top left\n"
+      << "set style fill solid 0.8 border -1\nset grid ytics\nset datafile missing 'nan'\n"
+      << "set key below horizontal\n"
       << "set title 'output tokens/s (bars) and offline p95 latency (lines, right axis)'\n"
       << "set yrange [0:*]\nset logscale y2\nset ytics nomirror\nset y2tics\nset y2label 'ms (log)'\n"
       << "plot '" << dat << "' using 2:xtic(1) title 'offline', '' using 3 title '" << regimes[0].name
       << " capacity', '' using 4 title '" << regimes[1].name << " capacity', "
       << "'' using 0:5 axes x1y2 with linespoints lw 2 title 'TTFT p95 (offline)', "
       << "'' using 0:6 axes x1y2 with linespoints lw 2 title 'TPOT p95 (offline)'\n"
-      << "unset y2tics\nunset y2label\nunset logscale y2\nset ytics mirror\nset key top right\n"
+      << "unset y2tics\nunset y2label\nunset logscale y2\nset ytics mirror\n"
       << "set title 'USD per 1M output tokens at goodput capacity'\n"
       << "plot '" << dat << "' using 7:xtic(1) title '" << regimes[0].name << "', '' using 8 title '"
       << regimes[1].name << "'\nunset multiplot\n";
