@@ -95,6 +95,7 @@ void register_bench(CLI::App& app) {
   });
   register_bench_throughput(*bench);
   register_bench_serve(*bench);
+  register_bench_stack(*bench);
 }
 
 }  // namespace troupe::app

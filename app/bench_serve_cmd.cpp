@@ -209,9 +209,7 @@ json::object run_at_rate(const ServeBenchOpts& o, const HttpUrl& u, const Header
     e2e.push_back(t_e2e);
     if (t.output_tokens > 1) tpot.push_back(t_tpot);
     for (size_t k = 1; k < t.chunk_times.size(); ++k) itl.push_back(ms(t.chunk_times[k] - t.chunk_times[k - 1]));
-    const bool ttft_ok = o.slo_ttft_ms <= 0 || t_ttft <= o.slo_ttft_ms;
-    const bool tpot_ok = o.slo_tpot_ms <= 0 || t.output_tokens <= 1 || t_tpot <= o.slo_tpot_ms;
-    good += ttft_ok && tpot_ok;
+    good += meets_slo({o.slo_ttft_ms, o.slo_tpot_ms}, t_ttft, t_tpot, t.output_tokens);
   }
   // Goodput is over the time the whole workload took (arrivals included), so turning
   // requests away early does not shorten the denominator.

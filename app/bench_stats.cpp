@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <numeric>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -38,6 +39,23 @@ LatencyStats LatencyStats::of(std::vector<double> v) {
   s.p99 = percentile(v, 0.99);
   s.max = v.back();
   return s;
+}
+
+bool meets_slo(const Slo& slo, double ttft_ms, double tpot_ms, int64_t output_tokens) {
+  const bool ttft_ok = slo.ttft_ms <= 0 || ttft_ms <= slo.ttft_ms;
+  const bool tpot_ok = slo.tpot_ms <= 0 || output_tokens <= 1 || tpot_ms <= slo.tpot_ms;
+  return ttft_ok && tpot_ok;
+}
+
+int64_t count_within_slo(const std::vector<RequestTrace>& traces, const Slo& slo) {
+  int64_t good = 0;
+  for (const auto& t : traces) {
+    if (!t.ok || t.token_times.empty()) continue;
+    const auto n = int64_t(t.token_times.size());
+    const double tpot = n > 1 ? ms(t.token_times.back() - t.token_times.front()) / double(n - 1) : 0;
+    good += meets_slo(slo, ms(t.token_times.front() - t.submit), tpot, n);
+  }
+  return good;
 }
 
 BenchResult summarize(const std::vector<RequestTrace>& traces, BenchClock::time_point start) {
@@ -112,19 +130,27 @@ boost::json::object to_json(const BenchResult& r) {
   return o;
 }
 
+void run_gnuplot(const std::string& png_path, const std::string& data,
+                 const std::function<std::string(const std::string& dat_path)>& script) {
+  const std::string dat = png_path + ".dat", gp = png_path + ".gp";
+  std::ofstream(dat) << data;
+  std::ofstream(gp) << script(dat);
+  const std::string cmd = "gnuplot '" + gp + "' 2>&1";
+  if (std::system(cmd.c_str()) != 0) fail("gnuplot failed to write {} (is gnuplot installed?)", png_path);
+  std::remove(dat.c_str());
+  std::remove(gp.c_str());
+  std::printf("plot written to %s\n", png_path.c_str());
+}
+
 void plot_results(const std::vector<BenchResult>& results, const std::string& png_path) {
   // A bar chart of throughput and latency percentiles per mode: one data row per result.
-  const std::string dat = png_path + ".dat";
-  {
-    std::ofstream f(dat);
-    f << "# label tokens_per_s ttft_p50 ttft_p95 e2e_p50 e2e_p95\n";
-    for (const auto& r : results)
-      f << r.label << " " << r.output_tokens_per_s << " " << r.ttft.p50 << " " << r.ttft.p95 << " "
-        << r.e2e.p50 << " " << r.e2e.p95 << "\n";
-  }
-  const std::string gp = png_path + ".gp";
-  {
-    std::ofstream f(gp);
+  std::ostringstream d;
+  d << "# label tokens_per_s ttft_p50 ttft_p95 e2e_p50 e2e_p95\n";
+  for (const auto& r : results)
+    d << r.label << " " << r.output_tokens_per_s << " " << r.ttft.p50 << " " << r.ttft.p95 << " " << r.e2e.p50 << " "
+      << r.e2e.p95 << "\n";
+  run_gnuplot(png_path, d.str(), [&](const std::string& dat) {
+    std::ostringstream f;
     f << "set terminal pngcairo size 1000,420\nset output '" << png_path << "'\n"
       << "set multiplot layout 1,2\nset style data histograms\nset style fill solid 0.8 border -1\n"
       << "set boxwidth 0.8\nset grid ytics\nset yrange [0:*]\n"
@@ -132,12 +158,8 @@ void plot_results(const std::vector<BenchResult>& results, const std::string& pn
       << "set title 'latency (ms)'\nset key top left\n"
       << "plot '" << dat << "' using 3:xtic(1) title 'TTFT p50', '' using 4 title 'TTFT p95', "
       << "'' using 5 title 'E2E p50', '' using 6 title 'E2E p95'\nunset multiplot\n";
-  }
-  const std::string cmd = "gnuplot '" + gp + "' 2>&1";
-  if (std::system(cmd.c_str()) != 0) fail("gnuplot failed to write {} (is gnuplot installed?)", png_path);
-  std::remove(dat.c_str());
-  std::remove(gp.c_str());
-  std::printf("plot written to %s\n", png_path.c_str());
+    return f.str();
+  });
 }
 
 }  // namespace troupe::app

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,9 +36,24 @@ struct BenchResult {
   double goodput_requests_per_s = -1;  // set when an SLO is given
 };
 
+// Goodput's service-level objectives (0: no bound on that one).
+struct Slo {
+  double ttft_ms = 0, tpot_ms = 0;
+  bool any() const { return ttft_ms > 0 || tpot_ms > 0; }
+};
+// Whether one request met `slo`; TPOT is decode time over the tokens after the first (vLLM's),
+// so a one-token output has none and meets any TPOT bound.
+bool meets_slo(const Slo& slo, double ttft_ms, double tpot_ms, int64_t output_tokens);
+// Requests of `traces` that finished and met `slo`.
+int64_t count_within_slo(const std::vector<RequestTrace>& traces, const Slo& slo);
+
 BenchResult summarize(const std::vector<RequestTrace>& traces, BenchClock::time_point start);
 void print_result(const BenchResult& r);
 boost::json::object to_json(const BenchResult& r);
+// Writes `data` to PNG.dat and script(PNG.dat) to PNG.gp, runs gnuplot on it (which must
+// write png_path), removes both and says where the plot is; fails when gnuplot does.
+void run_gnuplot(const std::string& png_path, const std::string& data,
+                 const std::function<std::string(const std::string& dat_path)>& script);
 // TTFT and E2E latency distributions of each result as a PNG (gnuplot).
 void plot_results(const std::vector<BenchResult>& results, const std::string& png_path);
 

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "app/bench_stats.h"
 #include "core/error.h"
 
 namespace troupe::app {
@@ -60,24 +61,21 @@ std::string rate_of(const json::object& run) {
 
 void plot_rate_sweep(const std::vector<json::object>& sweeps, const std::string& png_path) {
   // One data block per sweep (gnuplot's `index`): rate, goodput, TTFT p95, TPOT p95.
-  const std::string dat = png_path + ".dat", gp = png_path + ".gp";
-  {
-    std::ofstream f(dat);
-    for (const auto& s : sweeps) {
-      f << "# " << json::serialize(s.at("label")) << "\n";
-      for (const auto& run : s.at("runs").as_array()) {
-        const json::object& r = run.as_object();
-        const double good = number(r, "goodput_requests_per_s");
-        f << rate_of(r) << " " << (std::isnan(good) ? number(r, "requests_per_s") : good) << " "
-          << number(r, "ttft_ms", "p95") << " " << number(r, "tpot_ms", "p95") << "\n";
-      }
-      f << "\n\n";
+  std::ostringstream d;
+  for (const auto& s : sweeps) {
+    d << "# " << json::serialize(s.at("label")) << "\n";
+    for (const auto& run : s.at("runs").as_array()) {
+      const json::object& r = run.as_object();
+      const double good = number(r, "goodput_requests_per_s");
+      d << rate_of(r) << " " << (std::isnan(good) ? number(r, "requests_per_s") : good) << " "
+        << number(r, "ttft_ms", "p95") << " " << number(r, "tpot_ms", "p95") << "\n";
     }
+    d << "\n\n";
   }
   const json::object& first = sweeps.front();
   const double slo_ttft = number(first, "slo_ttft_ms"), slo_tpot = number(first, "slo_tpot_ms");
-  {
-    std::ofstream f(gp);
+  run_gnuplot(png_path, d.str(), [&](const std::string& dat) {
+    std::ostringstream f;
     f << "set terminal pngcairo size 1500,450\nset output '" << png_path << "'\n"
       << "set multiplot layout 1,3\nset grid\nset key top left\nset xlabel 'request rate (req/s)'\n"
       << "set datafile missing 'nan'\n";
@@ -99,12 +97,8 @@ void plot_rate_sweep(const std::vector<json::object>& sweeps, const std::string&
     plot("TTFT p95 (ms)", 3, slo_ttft);
     plot("TPOT p95 (ms)", 4, slo_tpot);
     f << "unset multiplot\n";
-  }
-  const std::string cmd = "gnuplot '" + gp + "' 2>&1";
-  if (std::system(cmd.c_str()) != 0) fail("gnuplot failed to write {} (is gnuplot installed?)", png_path);
-  std::remove(dat.c_str());
-  std::remove(gp.c_str());
-  std::printf("plot written to %s\n", png_path.c_str());
+    return f.str();
+  });
 }
 
 }  // namespace troupe::app

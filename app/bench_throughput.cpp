@@ -18,6 +18,7 @@
 #include "actors/engine.h"
 #include "app/bench_grammar.h"
 #include "app/bench_stats.h"
+#include "app/bench_workload.h"
 #include "app/progress.h"
 #include "app/commands.h"
 #include "app/spec_options.h"
@@ -30,84 +31,6 @@
 namespace troupe::app {
 
 namespace {
-
-struct Workload {
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<int> output_lens;
-};
-
-// "N" or "A:B" (uniform in [A, B]).
-std::pair<int, int> parse_range(const std::string& s, const char* flag) {
-  try {
-    auto colon = s.find(':');
-    if (colon == std::string::npos) {
-      int v = std::stoi(s);
-      return {v, v};
-    }
-    return {std::stoi(s.substr(0, colon)), std::stoi(s.substr(colon + 1))};
-  } catch (const std::exception&) {
-    fail("{} must be N or MIN:MAX, got '{}'", flag, s);
-  }
-}
-
-Workload make_workload(const ThroughputOpts& o, const Tokenizer& tok, int64_t vocab) {
-  Workload w;
-  std::mt19937_64 rng(o.seed);
-  if (!o.dataset.empty()) {  // JSONL: {"prompt": "...", "output_len": N}
-    std::ifstream in(o.dataset);
-    if (!in) fail("{}: cannot open", o.dataset);
-    std::string line;
-    auto [omin, omax] = parse_range(o.output_len, "--output-len");
-    while (std::getline(in, line) && int(w.prompts.size()) < o.num_prompts) {
-      if (line.empty()) continue;
-      auto v = boost::json::parse(line).as_object();
-      w.prompts.push_back(tok.encode(std::string(v.at("prompt").as_string()), true));
-      w.output_lens.push_back(v.contains("output_len") ? int(v.at("output_len").as_int64())
-                                                       : omin + int(rng() % (omax - omin + 1)));
-    }
-    if (w.prompts.empty()) fail("{}: no prompts", o.dataset);
-    return w;
-  }
-  auto [imin, imax] = parse_range(o.input_len, "--input-len");
-  auto [omin, omax] = parse_range(o.output_len, "--output-len");
-  if (imin < 1 || imax < imin || omin < 1 || omax < omin) fail("bad --input-len/--output-len range");
-  for (int i = 0; i < o.num_prompts; ++i) {
-    const int n = imin + int(rng() % (imax - imin + 1));
-    std::vector<int32_t> ids;
-    if (tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-    while (int(ids.size()) < n) {  // random ordinary tokens, as vLLM's random dataset
-      const int32_t t = int32_t(rng() % vocab);
-      if (!tok.is_special(t)) ids.push_back(t);
-    }
-    w.prompts.push_back(std::move(ids));
-    w.output_lens.push_back(omin + int(rng() % (omax - omin + 1)));
-  }
-  return w;
-}
-
-// Request i of the workload: its prompt and output length, the run's sampling settings
-// (seeded per request when sampling), ignore_eos so it produces exactly that many tokens.
-GenerateRequest workload_request(const ThroughputOpts& o, const Workload& w, size_t i, bool constrained = false) {
-  GenerateRequest req;
-  // ignore_eos keeps output lengths equal to the unconstrained run's: past the end of the
-  // document the grammar allows only EOS, which is still masked and sampled every step.
-  if (constrained) req.params.constraint = {"json_schema", o.json_schema};
-  req.prompt_ids = w.prompts[i];
-  req.params.temperature = o.temperature;
-  req.params.top_p = o.top_p;
-  req.params.top_k = o.top_k;
-  if (o.temperature > 0) req.params.seed = o.seed + i;
-  req.params.ignore_eos = true;
-  req.params.max_tokens = w.output_lens[i];
-  return req;
-}
-
-struct Tracker {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<RequestTrace> traces;
-  size_t done = 0;
-};
 
 struct RunResult {
   BenchResult bench;
@@ -122,54 +45,10 @@ RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, 
   if (!speculate) cfg.speculative = SpeculativeConfig{};
   Engine engine(cfg);
   const Workload w = make_workload(o, engine.tokenizer(), engine.tokenizer().vocab_size());
-  Tracker tr;
-  tr.traces.resize(w.prompts.size());
-  std::mt19937_64 rng(o.seed + 1);
-  std::exponential_distribution<double> gap(o.request_rate > 0 ? o.request_rate : 1.0);
-  Progress progress(label, int64_t(w.prompts.size()));
-
-  const auto t0 = Clock::now();
-  for (size_t i = 0; i < w.prompts.size(); ++i) {
-    if (o.request_rate > 0 && i > 0)
-      std::this_thread::sleep_for(std::chrono::duration<double>(gap(rng)));
-    GenerateRequest req = workload_request(o, w, i, constrained);
-    {
-      std::lock_guard lk(tr.mu);
-      tr.traces[i].submit = Clock::now();
-      tr.traces[i].prompt_tokens = int64_t(w.prompts[i].size());
-    }
-    engine.submit(req, [&tr, &progress, i](const TokenEvent& ev) {
-      std::lock_guard lk(tr.mu);
-      auto& t = tr.traces[i];
-      const auto now = Clock::now();
-      for (size_t k = 0; k < ev.token_ids.size(); ++k) t.token_times.push_back(now);
-      if (ev.finished) {
-        t.finish = now;
-        t.ok = ev.finish_reason == FinishReason::Length || ev.finish_reason == FinishReason::Stop;
-        t.error = ev.error;
-        ++tr.done;
-        progress.update(int64_t(tr.done));
-        tr.cv.notify_all();
-      }
-    });
-  }
-  {
-    std::unique_lock lk(tr.mu);
-    tr.cv.wait(lk, [&] { return tr.done == tr.traces.size(); });
-  }
-  progress.finish();
-  auto st = engine.stats();
-  BenchResult r = summarize(tr.traces, t0);
-  r.label = label;
-  r.steps = st.steps;
-  r.preemptions = st.preemptions;
-  // The drafter's time is part of the step's wall time but not of the target's forward pass.
-  r.actor_overhead_ms_per_step =
-      st.steps ? (st.step_wall_ms_total - st.forward_ms_total - st.sample_ms_total - st.spec.draft_ms_total) /
-                     double(st.steps)
-               : 0;
-  r.forward_ms_per_step = st.steps ? st.forward_ms_total / double(st.steps) : 0;
-  return {r, st.spec, engine.speculation()};
+  const SchedulerStats before = engine.stats();
+  BenchClock::time_point t0;
+  const auto traces = run_workload(engine, o, w, o.request_rate, label, t0, constrained);
+  return {summarize_run(engine, traces, t0, before, label), engine.stats().spec, engine.speculation()};
 }
 
 // Speculation against the same workload without it, in ONE engine: the workload is cut
@@ -184,7 +63,7 @@ struct ModeTotals {
 
 void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t begin, size_t end, bool spec,
               ModeTotals& m) {
-  Tracker tr;
+  RequestTracker tr;
   tr.traces.resize(end - begin);
   const auto st0 = engine.stats();
   const auto t0 = Clock::now();
@@ -214,17 +93,6 @@ void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t
   }
   m.steps += st1.steps - st0.steps;
   m.forward_ms += st1.forward_ms_total - st0.forward_ms_total;
-}
-
-// The workload and engine limits, in every --json of this command.
-void add_workload_json(const ThroughputOpts& o, boost::json::object& js) {
-  js["model"] = o.model;
-  js["num_prompts"] = o.num_prompts;
-  js["input_len"] = o.input_len;
-  js["output_len"] = o.output_len;
-  js["request_rate"] = o.request_rate > 0 ? boost::json::value(o.request_rate) : boost::json::value("inf");
-  js["max_num_seqs"] = o.engine.scheduler.max_num_seqs;
-  js["max_num_batched_tokens"] = o.engine.scheduler.max_num_batched_tokens;
 }
 
 void compare_speculation(const ThroughputOpts& o) {
@@ -391,22 +259,15 @@ void register_bench_throughput(CLI::App& bench) {
   auto f = std::make_shared<config::FlagSet>(c);
   add_engine_flags(*f, o->engine);
   f->add_config_flags();
-  f->option("--num-prompts", o->num_prompts)->capture_default_str()->check(CLI::Range(1, 1000000));
-  f->option("--input-len", o->input_len, "Prompt tokens: N or MIN:MAX (uniform)")->capture_default_str();
-  f->option("--output-len", o->output_len, "Output tokens: N or MIN:MAX (uniform)")->capture_default_str();
-  f->option("--dataset", o->dataset, "JSONL file of {\"prompt\": ..., \"output_len\": N}");
+  add_workload_flags(*f, *o);
   f->option("--request-rate", o->request_rate, "Poisson arrivals per second (0 = all at once)")->capture_default_str();
   // Not add_scheduling_flag: "both" runs the two modes back to back.
   f->option("--scheduling", o->scheduling, "continuous, static, or both (back to back on the same workload)")
       ->check(CLI::IsMember({"continuous", "static", "both"}))
       ->capture_default_str();
-  f->option("--seed", o->seed)->capture_default_str();
   f->option("--json", o->json_path, "Write results as JSON");
   f->option("--plot", o->plot_path, "Write a PNG plot (gnuplot)");
   add_scheduler_flags(*f, o->engine.scheduler);
-  f->option("--temperature", o->temperature, "Sampling temperature of every request (0 = greedy)")->capture_default_str();
-  f->option("--top-p", o->top_p)->capture_default_str();
-  f->option("--top-k", o->top_k)->capture_default_str();
   add_speculative_flags(*f, o->engine.speculative);
   f->flag("--compare-no-spec", o->compare,
           "With speculation: run every wave of requests without and with it, alternating in one engine, "

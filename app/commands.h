@@ -15,5 +15,6 @@ void register_worker(CLI::App& app);
 // Subcommands of `troupe bench`.
 void register_bench_throughput(CLI::App& bench);
 void register_bench_serve(CLI::App& bench);
+void register_bench_stack(CLI::App& bench);
 
 }  // namespace troupe::app

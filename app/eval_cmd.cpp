@@ -12,6 +12,7 @@
 
 #include "app/commands.h"
 #include "app/loaded_model.h"
+#include "app/logit_compare.h"
 #include "app/progress.h"
 #include "app/text_data.h"
 #include "config/flags.h"
@@ -28,30 +29,12 @@ struct EvalOpts {
   quant::Options quantization;
 };
 
-// log-softmax of one logits row, in double.
-void log_softmax(const float* x, int64_t n, std::vector<double>& out) {
-  out.resize(static_cast<size_t>(n));
-  const double mx = *std::max_element(x, x + n);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - mx);
-  const double lse = mx + std::log(sum);
-  for (int64_t i = 0; i < n; ++i) out[i] = double(x[i]) - lse;
-}
-
 struct SampleScore {
   size_t index = 0;
   int64_t tokens = 0;  // predicted positions
   double nll = 0, ref_nll = 0, kl = 0;
   int64_t agree = 0;
 };
-
-double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  size_t k = size_t(std::ceil(q * double(v.size())));  // nearest rank
-  k = std::min(v.size() - 1, k > 0 ? k - 1 : 0);
-  std::nth_element(v.begin(), v.begin() + long(k), v.end());
-  return v[k];
-}
 
 std::string snippet(const std::string& s, size_t n = 80) {
   std::string r = s.substr(0, n);
@@ -101,14 +84,10 @@ void run_eval(const EvalOpts& o) {
       if (!r.backend) continue;
       log_softmax(rg.data() + t * V, V, lr);
       s.ref_nll -= lr[ids[t + 1]];
-      double k = 0;
-      for (int64_t j = 0; j < V; ++j) k += std::exp(lr[j]) * (lr[j] - lm[j]);
-      k = std::max(k, 0.0);  // rounding can make an exact 0 slightly negative
-      token_kl.push_back(k);
-      s.kl += k;
-      const auto am = std::max_element(lm.begin(), lm.end()) - lm.begin();
-      const auto ar = std::max_element(lr.begin(), lr.end()) - lr.begin();
-      s.agree += am == ar;
+      const PositionDiff d = compare_position(lm, lr);
+      token_kl.push_back(d.kl);
+      s.kl += d.kl;
+      s.agree += d.top1_agree;
     }
     nll += s.nll;
     ref_nll += s.ref_nll;
@@ -134,7 +113,7 @@ void run_eval(const EvalOpts& o) {
                          {"perplexity", ppl}};
   if (r.backend) {
     const double ref_ppl = std::exp(ref_nll / double(n_tok));
-    const double kl_mean = kl / double(n_tok), kl_p99 = percentile(token_kl, 0.99);
+    const double kl_mean = kl / double(n_tok), kl_p99 = nearest_rank_percentile(token_kl, 0.99);
     const double top1 = double(agree) / double(n_tok);
     std::printf("reference         %s\n", o.reference.c_str());
     std::printf("ref perplexity    %.4f (ratio %.4f)\n", ref_ppl, ppl / ref_ppl);

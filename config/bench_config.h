@@ -39,6 +39,24 @@ struct ThroughputOpts {
   std::string json_schema;
 };
 
+// `troupe bench stack`: the workload of `bench throughput` (its rate is searched, not given)
+// through a ladder of configurations, each priced at its goodput capacity.
+struct StackOpts {
+  ThroughputOpts run;  // workload, engine, speculation; run.request_rate is unused
+  std::string quantization_rungs = "int8,int4";  // one rung each; int4 is AWQ with awq_model
+  std::string awq_model;  // a calibrated checkpoint of the same model (`troupe quantize`)
+  // Interactive: a reader's pace (~20 tokens/s) and a first token within a second.
+  double slo_ttft_ms = 1000, slo_tpot_ms = 50;
+  // Batch: nobody watches the stream; a bound only so the queue cannot grow without end.
+  double batch_slo_ttft_ms = 30000, batch_slo_tpot_ms = 1000;
+  double attainment = 0.9;  // the share of requests inside both SLOs that counts as sustained
+  int search_steps = 3;
+  // USD per vCPU-hour. Public list price: AWS EC2 c7i.large (2 vCPUs) on demand, Linux,
+  // us-east-1, USD 0.08925 per hour.
+  double core_hour_price = 0.08925 / 2;
+  int64_t quality_max_len = 256;  // tokens of each prompt the quality comparison runs
+};
+
 // `troupe bench serve`
 struct ServeBenchOpts {
   std::string url = "http://127.0.0.1:8000", endpoint = "/v1/completions", model, api_key, json_path;

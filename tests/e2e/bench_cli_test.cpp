@@ -44,6 +44,14 @@ json::object read_json(const std::string& path) {
   return json::parse(text).as_object();
 }
 
+// `troupe bench ARGS` must exit 0; returns the JSON it wrote to `js`.
+json::object bench_json(const std::string& args, const std::string& js) {
+  auto r = bench(args);
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  return read_json(js);
+}
+
 // A field that must be present, as a finite number (int64, uint64 or double).
 double num(const json::object& o, const char* key) {
   INFO("field " << key << " in " << json::serialize(o));
@@ -151,12 +159,10 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
   const std::string dir = test::temp_dir("bench-throughput");
   const std::string js = dir + "/tp.json", png = dir + "/tp.png";
   // Fixed lengths so the token counts are known: 4 requests x 6 output tokens.
-  auto r = bench("throughput --model " + shell_quote(model()) +
-                 " --num-prompts 4 --input-len 12 --output-len 6 --max-num-seqs 2 --scheduling both --json " +
-                 shell_quote(js) + " --plot " + shell_quote(png));
-  INFO(r.out);
-  REQUIRE(r.status == 0);
-  const json::object o = read_json(js);
+  const json::object o = bench_json("throughput --model " + shell_quote(model()) +
+                                         " --num-prompts 4 --input-len 12 --output-len 6 --max-num-seqs 2 "
+                                         "--scheduling both --json " + shell_quote(js) + " --plot " + shell_quote(png),
+                                     js);
   INFO(json::serialize(o));
   check_result(obj(o, "continuous"), 4, 24, true);
   check_result(obj(o, "static"), 4, 24, true);
@@ -380,4 +386,142 @@ TEST_CASE("bench serve --json against a running troupe serve", "[cli][bench]") {
 
   INFO(serve.log_text());
   CHECK(serve.stop());  // SIGTERM: exits by itself with status 0
+}
+
+// `bench stack`: every rung of the ladder, in order, with every field docs/benchmarks.md lists
+// ("The stack: cost per 1M tokens"); the values are checked for consistency with each other
+// (cost = core-hours x price, capacity <= the offline rate, quality only where weights are
+// quantized), never for speed.
+namespace {
+
+void check_percentiles(const json::object& parent, const char* key) {
+  const json::object& s = obj(parent, key);
+  INFO(key << ": " << json::serialize(s));
+  CHECK(num(s, "p50") >= 0);
+  CHECK(num(s, "p50") <= num(s, "p95"));
+  CHECK(num(s, "p95") <= num(s, "p99"));
+}
+
+void check_stack_rung(const json::object& r, const std::string& name, const json::object& top) {
+  INFO("rung " << name << ": " << json::serialize(r));
+  CHECK(str(r, "name") == name);
+  CHECK(str(r, "model") == model());
+  CHECK(str(r, "scheduling") == (name == "naive" ? "static" : "continuous"));
+  const std::string q = str(r, "quantization");
+  const bool quantized = name == "+int8" || name == "+int4" || name == "stacked";
+  CHECK((q == "none") == !quantized);
+  const bool speculative = name == "+spec" || name == "stacked";
+  CHECK(str(r, "speculation").empty() == !speculative);
+  CHECK(r.contains("spec_decode") == speculative);
+  const double tps = num(r, "output_tokens_per_s"), rps = num(r, "requests_per_s");
+  CHECK(tps > 0);
+  CHECK(rps > 0);
+  const double cores = num(top, "cores"), price = num(top, "core_hour_price_usd"), mean_out = num(top, "mean_output_len");
+  CHECK(num(r, "tokens_per_core_s") == Approx(tps / cores));
+  CHECK(num(r, "cost_per_1m_output_tokens_offline") == Approx(cores * price * 1e6 / (tps * 3600)));
+  check_percentiles(r, "ttft_ms");
+  check_percentiles(r, "tpot_ms");
+  check_result(obj(r, "offline"), 4, integer(obj(r, "offline"), "output_tokens"), true);
+  CHECK(integer(obj(r, "offline"), "output_tokens") == integer(obj(top.at("rungs").as_array()[0].as_object(), "offline"), "output_tokens"));
+  const json::object& regimes = obj(r, "regimes");
+  CHECK(regimes.size() == 2);
+  for (const char* g : {"interactive", "batch"}) {
+    const json::object& x = obj(regimes, g);
+    INFO("regime " << g);
+    CHECK(num(x, "goodput_requests_per_s_offline") >= 0);
+    const double cap = num(x, "capacity_requests_per_s");
+    CHECK(cap >= 0);
+    CHECK(cap <= rps * (1 + 1e-9));
+    CHECK(num(x, "capacity_output_tokens_per_s") == Approx(cap * mean_out));
+    const json::array& probed = arr(x, "probed_rates");
+    REQUIRE(!probed.empty());
+    CHECK(probed[0].to_number<double>() == Approx(rps));  // the search starts at the offline rate
+    CHECK(int64_t(probed.size()) <= 1 + integer(top, "search_steps"));
+    if (cap > 0) {
+      CHECK(num(x, "attainment") >= num(top, "slo_attainment"));
+      CHECK(num(x, "goodput_requests_per_s") > 0);
+      const double hours = num(x, "core_hours_per_1m_output_tokens");
+      CHECK(hours == Approx(cores * 1e6 / (cap * mean_out * 3600)));
+      CHECK(num(x, "cost_per_1m_output_tokens") == Approx(hours * price));
+      check_percentiles(x, "ttft_ms");
+      check_percentiles(x, "tpot_ms");
+    } else {  // no probed rate met the SLOs: no price, and the lowest rate tried instead
+      for (const char* k : {"attainment", "goodput_requests_per_s", "core_hours_per_1m_output_tokens",
+                            "cost_per_1m_output_tokens", "ttft_ms", "tpot_ms"})
+        CHECK(x.at(k).is_null());
+      CHECK(num(x, "lowest_rate_probed") > 0);
+    }
+  }
+  REQUIRE(r.contains("quality"));
+  if (quantized) {
+    const json::object& qual = obj(r, "quality");
+    CHECK(num(qual, "kl_mean") >= 0);
+    CHECK(num(qual, "kl_p99") >= 0);
+    const double top1 = num(qual, "top1_agreement");
+    CHECK(top1 >= 0);
+    CHECK(top1 <= 1);
+    CHECK(integer(qual, "tokens") > 0);
+  } else {
+    CHECK(r.at("quality").is_null());
+  }
+  CHECK(str(r, "summary").rfind(name + ": ", 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("bench stack --json --plot reports every rung of the ladder with cost, capacity and quality", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-stack");
+  const std::string js = dir + "/stack.json", png = dir + "/stack.png";
+  const std::string args = "stack --model " + shell_quote(model()) +
+                           " --num-prompts 4 --input-len 8:16 --output-len 4:8 --max-num-seqs 4 --search-steps 1 "
+                           "--speculative-method ngram --num-speculative-tokens 2 --threads 2 --json " +
+                           shell_quote(js) + " --plot " + shell_quote(png);
+  const json::object o = bench_json(args, js);
+  INFO(json::serialize(o));
+  CHECK(str(o, "model") == model());
+  CHECK(integer(o, "num_prompts") == 4);
+  CHECK(str(o, "input_len") == "8:16");
+  CHECK(str(o, "output_len") == "4:8");
+  CHECK(integer(o, "max_num_seqs") == 4);
+  CHECK(integer(o, "cores") == 2);
+  CHECK(integer(o, "search_steps") == 1);
+  CHECK(num(o, "slo_attainment") == Approx(0.9));
+  CHECK(num(o, "core_hour_price_usd") == Approx(0.08925 / 2));
+  const double mean_out = num(o, "mean_output_len");
+  CHECK(mean_out >= 4);
+  CHECK(mean_out <= 8);
+  const json::object& regimes = obj(o, "regimes");
+  CHECK(num(obj(regimes, "interactive"), "slo_tpot_ms") == 50);
+  CHECK(num(obj(regimes, "interactive"), "slo_ttft_ms") == 1000);
+  CHECK(num(obj(regimes, "batch"), "slo_tpot_ms") > num(obj(regimes, "interactive"), "slo_tpot_ms"));
+  CHECK(num(obj(regimes, "batch"), "slo_ttft_ms") > num(obj(regimes, "interactive"), "slo_ttft_ms"));
+  const json::array& rungs = arr(o, "rungs");
+  const std::vector<std::string> names{"naive", "+continuous", "+int8", "+int4", "+spec", "stacked"};
+  REQUIRE(rungs.size() == names.size());
+  for (size_t i = 0; i < names.size(); ++i) check_stack_rung(rungs[i].as_object(), names[i], o);
+  // The stacked rung runs the last quantization rung's weights.
+  CHECK(str(rungs[5].as_object(), "quantization") == str(rungs[3].as_object(), "quantization"));
+  const json::object& ratio = obj(o, "stacked_over_naive_cost");
+  for (const char* g : {"interactive", "batch"}) {
+    const auto cost = [&](size_t i) {
+      return obj(obj(rungs[i].as_object(), "regimes"), g).at("cost_per_1m_output_tokens");
+    };
+    REQUIRE(ratio.contains(g));
+    if (cost(0).is_number() && cost(5).is_number())
+      CHECK(ratio.at(g).to_number<double>() == Approx(cost(5).to_number<double>() / cost(0).to_number<double>()));
+    else
+      CHECK(ratio.at(g).is_null());
+  }
+  CHECK(is_png(png));
+  CHECK(test::run_command("ls " + shell_quote(dir)).out == "stack.json\nstack.png\n");
+}
+
+TEST_CASE("bench stack refuses what would make a rung something else than it says", "[cli][bench]") {
+  // Each rung sets its own weights; an AWQ rung needs its checkpoint.
+  auto r = bench("stack --model " + shell_quote(model()) + " --quantization int8 --num-prompts 1");
+  CHECK(r.status != 0);
+  CHECK(r.out.find("--quantization-rungs") != std::string::npos);
+  r = bench("stack --model " + shell_quote(model()) + " --quantization-rungs awq --num-prompts 1");
+  CHECK(r.status != 0);
+  CHECK(r.out.find("--awq-model") != std::string::npos);
 }
