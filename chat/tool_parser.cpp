@@ -219,8 +219,7 @@ bool ToolCallParser::emit_call(std::string_view body, std::vector<ToolStreamEven
   const json::value v = json::parse(trim(body), ec);
   std::optional<ParsedToolCall> c;
   if (!ec) c = call_of(v, body);
-  const bool ok = close_call(std::move(c), out);
-  return ok;
+  return close_call(std::move(c), out);
 }
 
 bool ToolCallParser::close_call(std::optional<ParsedToolCall> c, std::vector<ToolStreamEvent>& out) {
