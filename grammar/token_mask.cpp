@@ -122,9 +122,11 @@ struct FlatStacks {
     ends.push_back(uint32_t(data.size()));
   }
   bool contains(const std::vector<uint32_t>& s) const {
+    // From the top down: stacks of one set share their bottoms and differ near the top.
     for (size_t i = 0; i < size(); ++i) {
       const uint32_t b = begin(i);
-      if (ends[i] - b == s.size() && std::equal(s.begin(), s.end(), data.begin() + b)) return true;
+      if (ends[i] - b == s.size() && std::equal(s.rbegin(), s.rend(), data.rbegin() + long(data.size() - ends[i])))
+        return true;
     }
     return false;
   }
