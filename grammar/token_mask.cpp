@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <functional>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -392,25 +392,23 @@ void TokenMasker::precompute() const {
   };
   std::vector<std::vector<uint32_t>> below_of(g.num_rules());
   for (uint32_t r = 0; r < g.num_rules(); ++r) below_of[r] = below(r);
-  // Depth first over keys (bottom..top), refining while the uncertain set is large. Only
-  // positions a stack can rest on (byte sets, and return points under them) appear.
-  // The callers are an over-approximation (not every chain occurs), so the walk is bounded.
-  std::vector<uint32_t> key;
-  size_t budget = 4096;
-  std::function<void(const Entry*)> refine = [&](const Entry* parent) {
-    if (parent->uncertain.size() <= kDirectCheck || key.size() >= kMaxDepth || budget == 0) return;
+  // Breadth first over keys (bottom..top), so the shallow entries every stack passes through
+  // come before deep ones, refining while the uncertain set is large. Only positions a stack
+  // can rest on (byte sets, and return points under them) appear. The callers are an
+  // over-approximation (not every chain occurs), so the number of refinements is bounded.
+  std::deque<std::pair<std::vector<uint32_t>, const Entry*>> todo;
+  for (uint32_t p = 0; p < g.num_positions(); ++p)
+    if (g.at(p).kind == Element::Kind::Bytes) todo.emplace_back(std::vector<uint32_t>{p}, &entry(&p, 1, nullptr));
+  for (size_t budget = 4096; !todo.empty() && budget > 0; todo.pop_front()) {
+    const auto& [key, parent] = todo.front();
+    if (parent->uncertain.size() <= kDirectCheck || key.size() >= kMaxDepth) continue;
     --budget;
-    const std::vector<uint32_t> unders = below_of[rule_of[key.front()]];
-    for (uint32_t u : unders) {
-      key.insert(key.begin(), u);
-      refine(&entry(key.data(), key.size(), parent));
-      key.erase(key.begin());
+    for (uint32_t u : below_of[rule_of[key.front()]]) {
+      std::vector<uint32_t> deeper{u};
+      deeper.insert(deeper.end(), key.begin(), key.end());
+      const Entry* e = &entry(deeper.data(), deeper.size(), parent);
+      todo.emplace_back(std::move(deeper), e);
     }
-  };
-  for (uint32_t p = 0; p < g.num_positions(); ++p) {
-    if (g.at(p).kind != Element::Kind::Bytes) continue;
-    key.assign(1, p);
-    refine(&entry(key.data(), 1, nullptr));
   }
 }
 
