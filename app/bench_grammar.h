@@ -16,6 +16,9 @@ struct GrammarBenchResult {
   LatencyStats cold_us;        // per-token mask time during the first walk (cache filling)
   LatencyStats warm_us;        // ...during the later walks
   int64_t tokens = 0;          // masked steps measured after warm-up
+  double precompute_ms = 0;    // TokenMasker::precompute() of the process-wide masker
+  size_t precomputed_entries = 0, lazy_entries = 0;
+  LatencyStats precomputed_us; // the same walks, on the precomputed masker
   int32_t vocab = 0;
 };
 

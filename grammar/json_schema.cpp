@@ -61,6 +61,16 @@ class SchemaCompiler {
   // already reserved).
   std::string ref(const std::string& r) {
     if (auto it = refs_.find(r); it != refs_.end()) return it->second;
+    const json::value* target = resolve(r);
+    if (!target) bad("$ref '" + r + "' does not resolve (supported: #, #/$defs/NAME, #/definitions/NAME)");
+    std::string name = "ref" + std::to_string(refs_.size()) + "-";
+    for (char c : r.substr(r.find_last_of('/') + 1)) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+    refs_[r] = name;
+    rules_[name] = rule_for(*target, name);
+    return name;
+  }
+
+  const json::value* resolve(const std::string& r) const {
     const json::value* target = nullptr;
     if (r == "#") {
       target = &root_;
@@ -74,12 +84,114 @@ class SchemaCompiler {
           target = defs->as_object().if_contains(r.substr(p.size()));
       }
     }
-    if (!target) bad("$ref '" + r + "' does not resolve (supported: #, #/$defs/NAME, #/definitions/NAME)");
-    std::string name = "ref" + std::to_string(refs_.size()) + "-";
-    for (char c : r.substr(r.find_last_of('/') + 1)) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
-    refs_[r] = name;
-    rules_[name] = rule_for(*target, name);
-    return name;
+    return target;
+  }
+
+  // What a schema can match, coarsely, for oneOf's exactness: the JSON types, the values
+  // when it lists them (const / enum), and its required properties pinned to listed values
+  // (a discriminator). `any`: nothing known.
+  struct Shape {
+    bool any = false;
+    std::set<std::string> types;  // "integer" counts as "number"
+    std::optional<std::set<std::string>> values;  // serialized
+    std::map<std::string, std::set<std::string>> tags;
+  };
+
+  static std::string type_of(const json::value& v) {
+    if (v.is_null()) return "null";
+    if (v.is_bool()) return "boolean";
+    if (v.is_number()) return "number";
+    if (v.is_string()) return "string";
+    return v.is_array() ? "array" : "object";
+  }
+
+  Shape shape(const json::value& s, int depth = 0) const {
+    Shape sh;
+    if (depth > 32 || !s.is_object()) {
+      sh.any = true;
+      return sh;
+    }
+    const json::object& o = s.as_object();
+    if (const auto* r = get(o, "$ref")) {
+      const json::value* t = r->is_string() ? resolve(std::string(r->as_string())) : nullptr;
+      if (!t) sh.any = true;
+      return t ? shape(*t, depth + 1) : sh;
+    }
+    const json::value* c = get(o, "const");
+    const json::value* e = get(o, "enum");
+    if (c || (e && e->is_array())) {
+      sh.values.emplace();
+      for (const json::value& v : c ? json::array{*c} : e->as_array()) {
+        sh.values->insert(json::serialize(v));
+        sh.types.insert(type_of(v));
+      }
+      return sh;
+    }
+    for (const char* k : {"anyOf", "oneOf"}) {
+      const auto* a = get(o, k);
+      if (!a || !a->is_array()) continue;
+      sh.values.emplace();
+      for (const auto& b : a->as_array()) {
+        Shape x = shape(b, depth + 1);
+        sh.any = sh.any || x.any;
+        sh.types.insert(x.types.begin(), x.types.end());
+        if (x.values && sh.values) sh.values->insert(x.values->begin(), x.values->end());
+        else sh.values.reset();
+      }
+      return sh;
+    }
+    const json::value* t = get(o, "type");
+    if (t && t->is_string()) {
+      sh.types.insert(std::string(t->as_string()));
+    } else if (t && t->is_array()) {
+      for (const auto& x : t->as_array())
+        if (x.is_string()) sh.types.insert(std::string(x.as_string()));
+    } else if (get(o, "properties")) {
+      sh.types.insert("object");
+    } else if (get(o, "items") || get(o, "prefixItems")) {
+      sh.types.insert("array");
+    } else {
+      sh.any = true;
+    }
+    if (sh.types.erase("integer")) sh.types.insert("number");
+    const auto* props = get(o, "properties");
+    const auto* req = get(o, "required");
+    if (sh.types.count("object") && props && props->is_object() && req && req->is_array())
+      for (const auto& k : req->as_array()) {
+        const json::value* p = k.is_string() ? props->as_object().if_contains(k.as_string()) : nullptr;
+        if (!p) continue;
+        Shape ps = shape(*p, depth + 1);
+        if (ps.values) sh.tags[std::string(k.as_string())] = *ps.values;
+      }
+    return sh;
+  }
+
+  static bool disjoint_sets(const std::set<std::string>& a, const std::set<std::string>& b) {
+    return std::none_of(a.begin(), a.end(), [&](const std::string& x) { return b.count(x) > 0; });
+  }
+
+  // Whether no value can match both: different types, disjoint listed values, or a required
+  // property pinned to disjoint values in each.
+  static bool disjoint(const Shape& a, const Shape& b) {
+    if (!a.any && !b.any && disjoint_sets(a.types, b.types)) return true;
+    if (a.values && b.values && disjoint_sets(*a.values, *b.values)) return true;
+    for (const auto& [k, va] : a.tags)
+      if (auto it = b.tags.find(k); it != b.tags.end() && disjoint_sets(va, it->second)) return true;
+    return false;
+  }
+
+  // oneOf means exactly one branch matches; compiled as a choice of branches, that holds
+  // only when no two branches can match the same value, so anything else is refused.
+  void check_one_of(const json::array& branches) const {
+    std::vector<Shape> shapes;
+    for (const auto& b : branches) shapes.push_back(shape(b));
+    for (size_t i = 0; i < shapes.size(); ++i)
+      for (size_t j = i + 1; j < shapes.size(); ++j)
+        if (!disjoint(shapes[i], shapes[j]))
+          bad("'oneOf' branches " + std::to_string(i) + " and " + std::to_string(j) +
+              " may match the same value; oneOf is supported when its branches are provably disjoint "
+              "(different types, disjoint const/enum values, or a required property with distinct const "
+              "values in each), otherwise use 'anyOf'");
   }
 
   static const json::value* get(const json::object& o, const char* k) { return o.if_contains(k); }
@@ -122,6 +234,7 @@ class SchemaCompiler {
       if (!a) continue;
       if (!a->is_array() || a->as_array().empty()) bad(std::string("'") + k + "' must be a non-empty array");
       if (std::string(k) == "allOf" && a->as_array().size() != 1) bad("'allOf' with more than one schema is not supported");
+      if (std::string(k) == "oneOf") check_one_of(a->as_array());
       std::string alts;
       for (const auto& v : a->as_array()) alts += (alts.empty() ? "" : " | ") + new_rule(hint, rule_for(v, hint));
       return "(" + alts + ")";

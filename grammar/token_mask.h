@@ -5,20 +5,23 @@
 // neighbours and one walk of the sorted list is a walk of the token trie: the matcher state
 // after a shared prefix is computed once.
 //
-// TokenMasker keeps xgrammar's adaptive cache: for each top of a stack (its last
-// kContextDepth positions: the element to match and the rules it returns into), it walks the
-// whole trie once from that top alone and sorts tokens into accepted (all bytes matched
-// before the top is popped: valid whatever is below on the stack), rejected (fails before),
-// and uncertain (the top is popped inside the token, so the rest depends on the stack). A
-// step's mask is then, per stack, the cached accepted set plus a full check of the few
-// uncertain tokens. Keying on a few positions rather than one matters: a JSON string
-// character is its own one-character rule, so with one position nearly every token would be
-// uncertain; with the enclosing string's positions only tokens that close the string are.
+// TokenMasker keeps xgrammar's adaptive cache, refined level by level. An entry is keyed by
+// the top d positions of a stack (the element to match, then the d - 1 places it returns
+// into) and sorts tokens into accepted (all bytes matched without popping past those d
+// positions: valid whatever lies below), rejected, and uncertain (the path pops past them
+// with bytes left, so the rest depends on the stack below). Depth 1 walks the whole token
+// trie once per grammar position; depth d + 1 only re-walks the uncertain tokens of depth d,
+// so deeper entries are cheap. A step's mask is, per stack, the entry at the shallowest
+// depth whose uncertain set is small (or the whole stack), plus one check of those few
+// uncertain tokens against the whole stack. Entries live in the masker, which
+// grammar::masker() shares across engines and sequences by (constraint, vocabulary), and
+// the hot path (a cached entry: bitset OR, a few token checks) allocates nothing.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
-#include <map>
 #include <vector>
 
 #include "grammar/matcher.h"
@@ -64,6 +67,11 @@ class TokenBitmask {
     for (size_t i = 0; i < words_.size(); ++i) words_[i] |= o.words_[i];
   }
   size_t count() const;
+  bool any() const;
+  size_t num_words() const { return words_.size(); }
+  uint64_t word(size_t i) const { return words_[i]; }
+  // -inf on every logit whose bit is clear (logits.size() at most the mask's size).
+  void apply_to(std::span<float> logits) const;
 
  private:
   std::vector<uint64_t> words_;
@@ -72,6 +80,7 @@ class TokenBitmask {
 class TokenMasker {
  public:
   TokenMasker(std::shared_ptr<const Grammar> g, std::shared_ptr<const TokenTable> table);
+  ~TokenMasker();
 
   // Tokens allowed after `m`'s bytes; the end-of-sequence ids (and `extra_end_ids`) only
   // where the grammar may end - and always when nothing else is allowed, so a finished
@@ -79,21 +88,24 @@ class TokenMasker {
   void fill(const Matcher& m, TokenBitmask& mask, const std::vector<int32_t>& extra_end_ids = {}) const;
   const TokenTable& table() const { return *table_; }
   const std::shared_ptr<const Grammar>& grammar() const { return g_; }
-  size_t cached_positions() const;
-  static constexpr size_t kContextDepth = 4;
+  size_t cached_positions() const;  // cache entries (all depths)
+  // Fills the depth-1 entry of every grammar position that can be a stack top, and the
+  // deeper ones their callers give, until the uncertain sets are small (what fill() would
+  // compute lazily on the way). Idempotent; safe to run beside fill().
+  void precompute() const;
+  // Uncertain sets at most this big are checked against the whole stack rather than refined.
+  static constexpr size_t kDirectCheck = 64;
+  static constexpr size_t kMaxDepth = 24;
+
+  struct Entry;
 
  private:
-  struct PositionMasks {
-    TokenBitmask accepted;
-    std::vector<uint32_t> uncertain;  // indices into the sorted table
-  };
-  const PositionMasks& masks_for(const Stack& top) const;
-  PositionMasks compute(const Stack& top) const;
+  const Entry& entry(const uint32_t* top, size_t depth, const Entry* parent) const;
 
   std::shared_ptr<const Grammar> g_;
   std::shared_ptr<const TokenTable> table_;
-  mutable std::mutex mu_;
-  mutable std::map<Stack, std::unique_ptr<PositionMasks>> cache_;
+  struct Cache;
+  std::unique_ptr<Cache> cache_;
 };
 
 }  // namespace troupe::grammar

@@ -605,7 +605,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
   }
 
   // A streamed chat choice whose output is parsed for tool calls: content deltas until a
-  // call starts, then the call's delta.tool_calls once it is complete (net/tool_calls.h).
+  // call starts, then the call's delta.tool_calls: its start, then pieces of its arguments
+  // as they are generated (net/tool_calls.h).
   void stream_with_tools(Generation& g, Choice& c, size_t index, const TokenEvent& ev) {
     if (!c.tools) c.tools = std::make_unique<ToolCallParser>(g.req.tool_parser);
     std::vector<ToolStreamEvent> evs = c.tools->feed(ev.text);
@@ -623,8 +624,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     for (const auto& e : evs) {
       if (e.call < 0) {
         append_sse(chunk_body(g.req.endpoint, g.id, g.created, model, int(index), e.text, "", role, std::move(lp)));
+      } else if (auto chunk = tool_call_chunk(g.id, g.created, model, int(index), e, role)) {
+        append_sse(*chunk);
       } else {
-        for (auto& chunk : tool_call_chunks(g.id, g.created, model, int(index), e, role)) append_sse(chunk);
+        continue;  // nothing sent: the role still goes with the next chunk
       }
       role = false;
       lp = nullptr;

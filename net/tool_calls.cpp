@@ -205,28 +205,29 @@ std::string with_tool_calls(const std::string& body, ToolParserKind parser) {
   return json::serialize(v);
 }
 
-std::vector<std::string> tool_call_chunks(const std::string& id, int64_t created, const std::string& model,
-                                          int choice, const ToolStreamEvent& e, bool role) {
-  auto chunk = [&](json::object call, bool with_role) {
-    json::object delta;
-    if (with_role) {
-      delta["role"] = "assistant";
-      delta["content"] = nullptr;
-    }
-    delta["tool_calls"] = json::array{std::move(call)};
-    json::object c{{"index", choice}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
-    return json::serialize(json::object{{"id", id},
-                                        {"object", "chat.completion.chunk"},
-                                        {"created", created},
-                                        {"model", model},
-                                        {"choices", json::array{std::move(c)}}});
-  };
-  return {chunk(json::object{{"index", e.call},
-                             {"id", e.tool.id},
-                             {"type", "function"},
-                             {"function", json::object{{"name", e.tool.name}, {"arguments", ""}}}},
-                role),
-          chunk(json::object{{"index", e.call}, {"function", json::object{{"arguments", e.tool.arguments}}}}, false)};
+std::optional<std::string> tool_call_chunk(const std::string& id, int64_t created, const std::string& model,
+                                           int choice, const ToolStreamEvent& e, bool role) {
+  if (e.call < 0 || e.failed) return std::nullopt;  // a failed call's text follows as content
+  json::object call{{"index", e.call}};
+  if (e.start) {
+    call["id"] = e.tool.id;
+    call["type"] = "function";
+    call["function"] = json::object{{"name", e.tool.name}, {"arguments", e.text}};
+  } else {
+    call["function"] = json::object{{"arguments", e.text}};
+  }
+  json::object delta;
+  if (role) {
+    delta["role"] = "assistant";
+    delta["content"] = nullptr;
+  }
+  delta["tool_calls"] = json::array{std::move(call)};
+  json::object c{{"index", choice}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+  return json::serialize(json::object{{"id", id},
+                                      {"object", "chat.completion.chunk"},
+                                      {"created", created},
+                                      {"model", model},
+                                      {"choices", json::array{std::move(c)}}});
 }
 
 }  // namespace troupe

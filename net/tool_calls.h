@@ -12,6 +12,7 @@
 #include <boost/json/fwd.hpp>
 #include <boost/json/value.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,10 @@ void tool_call_arguments_for_template(boost::json::array& messages);
 // message.tool_calls, content the text outside them (null when none), finish_reason
 // "tool_calls" when the model stopped after calling.
 std::string with_tool_calls(const std::string& body, ToolParserKind parser);
-// The SSE chunks of one streamed call: the first names it (index, id, type, function.name),
-// the second carries the arguments.
-std::vector<std::string> tool_call_chunks(const std::string& id, int64_t created, const std::string& model,
-                                          int choice, const ToolStreamEvent& call, bool role);
+// The SSE chunk of a piece of a streamed call (OpenAI's shape): its start names it (index,
+// id, type, function.name, function.arguments the first piece, often ""), later pieces carry
+// only index and a piece of function.arguments. None for a call marked failed.
+std::optional<std::string> tool_call_chunk(const std::string& id, int64_t created, const std::string& model,
+                                           int choice, const ToolStreamEvent& e, bool role);
 
 }  // namespace troupe

@@ -114,8 +114,7 @@ void Sampler::apply_penalties(std::span<float> logits) const {
       mask_step_ = step_;
     }
     const size_t n = std::min(vocab, static_cast<size_t>(masker_->table().vocab_size()));
-    for (size_t i = 0; i < n; ++i)
-      if (!mask_.test(static_cast<int32_t>(i))) logits[i] = -INFINITY;
+    mask_.apply_to(logits.first(n));
     for (size_t i = n; i < vocab; ++i) logits[i] = -INFINITY;  // padding rows past the tokenizer
   }
 }

@@ -12,24 +12,25 @@ namespace {
 // Streams `text` in pieces of `step` bytes and collects what the stream would send.
 ToolParseResult streamed(ToolParserKind kind, std::string_view text, size_t step) {
   ToolCallParser p(kind);
-  ToolParseResult r;
-  std::string content;
-  int expect = 0;
+  ToolCallCollector collect;
+  int next = 0, open = -1;
   auto take = [&](std::vector<ToolStreamEvent> evs) {
-    for (auto& e : evs) {
-      if (e.call >= 0) {
-        CHECK(e.call == expect++);
-        r.calls.push_back(e.tool);
+    for (const auto& e : evs) {
+      if (e.call >= 0 && e.start) {
+        CHECK(e.call == next++);  // calls start in order, one at a time
+        open = e.call;
+      } else if (e.call >= 0) {
+        CHECK(e.call == open);  // pieces of the call started last
       } else {
         CHECK(!e.text.empty());
-        content += e.text;
       }
     }
+    collect.add(std::move(evs));
   };
   for (size_t i = 0; i < text.size(); i += step) take(p.feed(text.substr(i, step)));
   take(p.finish());
+  const ToolParseResult r = collect.result();
   CHECK(p.calls() == int(r.calls.size()));
-  if (!content.empty()) r.content = content;
   return r;
 }
 
@@ -165,4 +166,70 @@ TEST_CASE("parser none passes text through") {
   const auto r = parse_tool_calls(ToolParserKind::None, "<tool_call>{\"name\": \"f\"}</tool_call>");
   CHECK(r.calls.empty());
   CHECK(r.content == std::optional<std::string>("<tool_call>{\"name\": \"f\"}</tool_call>"));
+}
+
+TEST_CASE("streamed arguments come in pieces that add up to the whole call's arguments") {
+  struct Case {
+    ToolParserKind kind;
+    std::string text;
+  };
+  const std::vector<Case> cases = {
+      {ToolParserKind::Hermes,
+       "Sure.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"S\\u00e3o \\\"Paulo\\\" {x}\",\n"
+       "  \"days\": [1, 2.50, -3e2], \"opts\": {\"unit\": null}}}\n</tool_call>\n<tool_call>{\"arguments\": {\"a\": 1}, "
+       "\"name\": \"late_name\"}</tool_call>"},
+      {ToolParserKind::Llama3Json,
+       "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo ; }\", \"days\": 3}}; "
+       "{\"name\": \"get_time\", \"parameters\": {}}"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.text);
+    const auto whole = parse_tool_calls(c.kind, c.text);
+    REQUIRE(whole.calls.size() == 2);
+    for (const auto& call : whole.calls) CHECK(boost::json::parse(call.arguments).is_object());
+    // Whitespace outside strings goes; everything else stays as the model wrote it.
+    if (c.kind == ToolParserKind::Hermes)
+      CHECK(whole.calls[0].arguments ==
+            R"({"city":"S\u00e3o \"Paulo\" {x}","days":[1,2.50,-3e2],"opts":{"unit":null}})");
+    for (size_t step : {size_t(1), size_t(2), size_t(5), size_t(13)}) {
+      INFO("step " << step);
+      ToolCallParser p(c.kind);
+      std::vector<std::string> pieces;  // of the first call's arguments
+      ToolCallCollector collect;
+      for (size_t i = 0; i < c.text.size(); i += step) {
+        auto evs = p.feed(std::string_view(c.text).substr(i, step));
+        for (const auto& e : evs)
+          if (e.call == 0 && !e.start && !e.failed) pieces.push_back(e.text);
+        collect.add(std::move(evs));
+      }
+      collect.add(p.finish());
+      const auto r = collect.result();
+      REQUIRE(r.calls.size() == 2);
+      for (size_t k = 0; k < 2; ++k) {
+        CHECK(r.calls[k].name == whole.calls[k].name);
+        CHECK(r.calls[k].arguments == whole.calls[k].arguments);
+      }
+      // The first call streamed as it was generated: many pieces, not one at the end.
+      if (step <= 5) CHECK(pieces.size() >= 4);
+    }
+  }
+}
+
+TEST_CASE("a streamed call that stops parsing is dropped and its text is content") {
+  const std::string text = "<tool_call>{\"name\": \"f\", \"arguments\": {\"x\": 1, \"y\": }}</tool_call> after";
+  ToolCallParser p(ToolParserKind::Hermes);
+  ToolCallCollector collect;
+  bool started = false, failed = false;
+  for (size_t i = 0; i < text.size(); i += 4) {
+    auto evs = p.feed(std::string_view(text).substr(i, 4));
+    for (const auto& e : evs) started |= e.start, failed |= e.failed;
+    collect.add(std::move(evs));
+  }
+  collect.add(p.finish());
+  CHECK(started);
+  CHECK(failed);
+  const auto r = collect.result();
+  CHECK(r.calls.empty());
+  CHECK(r.content == std::optional<std::string>(text));
+  CHECK(p.calls() == 0);
 }

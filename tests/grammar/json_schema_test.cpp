@@ -99,6 +99,39 @@ TEST_CASE("json_schema: unsupported keywords and bad schemas are errors naming t
   CHECK(schema_error(R"({"type":"integer","minimum":5})").find("integer bounds") != std::string::npos);
 }
 
+TEST_CASE("json_schema: oneOf is exact - provably disjoint branches, or an error naming it", "[grammar][json_schema]") {
+  // Different types (integer counts as a number).
+  const std::string types = R"({"oneOf":[{"type":"string"},{"type":"integer"},{"type":"null"}]})";
+  CHECK(accepts(types, R"("x")"));
+  CHECK(accepts(types, "12"));
+  CHECK(accepts(types, "null"));
+  CHECK_FALSE(accepts(types, "true"));
+  // Disjoint const / enum values, also of the same type.
+  const std::string values = R"({"oneOf":[{"enum":["a","b"]},{"const":"c"},{"enum":[1,null]}]})";
+  CHECK(accepts(values, R"("c")"));
+  CHECK(accepts(values, "1"));
+  CHECK_FALSE(accepts(values, R"("d")"));
+  // A discriminator: a required property with distinct const values, through $ref.
+  const std::string tagged = R"({"$defs":{"circle":{"type":"object","properties":{"kind":{"const":"circle"},
+    "r":{"type":"number"}},"required":["kind","r"],"additionalProperties":false}},
+    "oneOf":[{"$ref":"#/$defs/circle"},{"type":"object","properties":{"kind":{"enum":["square"]},
+    "side":{"type":"number"}},"required":["kind","side"],"additionalProperties":false}]})";
+  CHECK(accepts(tagged, R"({"kind": "circle", "r": 1})"));
+  CHECK(accepts(tagged, R"({"kind": "square", "side": 2})"));
+  CHECK_FALSE(accepts(tagged, R"({"kind": "square", "r": 1})"));
+  // Overlapping branches: refused, naming oneOf and the branches.
+  const std::string e1 = schema_error(R"({"oneOf":[{"type":"number"},{"type":"integer"}]})");
+  CHECK(e1.find("'oneOf' branches 0 and 1") != std::string::npos);
+  CHECK(schema_error(R"({"oneOf":[{"type":"string"},{"type":"string","maxLength":3}]})").find("'oneOf'") !=
+        std::string::npos);
+  CHECK(schema_error(R"({"oneOf":[{"enum":["a","b"]},{"enum":["b"]}]})").find("'oneOf'") != std::string::npos);
+  CHECK(schema_error(R"({"oneOf":[{"type":"object","properties":{"k":{"const":1}}},
+    {"type":"object","properties":{"k":{"const":2}}}]})").find("'oneOf'") != std::string::npos);  // k optional
+  CHECK(schema_error(R"({"oneOf":[{},{"type":"null"}]})").find("'oneOf'") != std::string::npos);
+  // anyOf keeps allowing overlap.
+  CHECK(accepts(R"({"anyOf":[{"type":"number"},{"type":"integer"}]})", "3"));
+}
+
 TEST_CASE("choice and regex constraints, cached by text", "[grammar][constraint]") {
   Matcher m(compile({"choice", R"(["yes","no","maybe so"])"}));
   CHECK(m.accept("maybe so"));

@@ -27,9 +27,15 @@ TokenBitmask brute_force(const Matcher& m, const std::vector<std::string>& bytes
 // Walks `text` byte by byte through the grammar and compares masks at every step.
 void check_masks_along(const ConstraintSpec& spec, const std::vector<std::string>& bytes,
                        const std::vector<bool>& special, const std::vector<int32_t>& eos, const std::string& text,
-                       size_t stride = 1) {
+                       size_t stride = 1, bool precomputed = false) {
   auto table = std::make_shared<const TokenTable>(bytes, special, eos);
   auto mk = masker(spec, table);
+  if (precomputed) {  // a masker of its own, its cache filled before the first mask
+    auto own = std::make_shared<TokenMasker>(compile(spec), table);
+    own->precompute();
+    CHECK(own->cached_positions() > 0);
+    mk = own;
+  }
   Matcher m(compile(spec));
   TokenBitmask got;
   for (size_t i = 0; i <= text.size(); ++i) {
@@ -107,4 +113,48 @@ TEST_CASE("EOS only where the grammar may end", "[grammar][mask]") {
   mk->fill(m, mask);
   CHECK(mask.test(0));  // finished: only EOS
   CHECK(mask.count() == 1);
+}
+
+TEST_CASE("precomputed mask caches equal a token-by-token check (recursive $ref, anyOf, patterns)", "[grammar][mask]") {
+  struct Doc {
+    std::string schema, text;
+  };
+  const std::vector<Doc> docs = {
+      {R"({"$defs":{"node":{"type":"object","properties":{"name":{"type":"string","maxLength":8},
+         "children":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":3}},"required":["name"]}},
+         "$ref":"#/$defs/node"})",
+       R"({"name": "a\"b", "children": [{"name": "bb", "children": []}, {"name": "c"}]})"},
+      {R"({"type":"object","properties":{"id":{"type":"string","pattern":"^[A-Z]{2}-[0-9]{3}$"},
+         "qty":{"type":"integer","minimum":1,"maximum":12},"kind":{"enum":["a","bc",null]},
+         "ship":{"anyOf":[{"type":"null"},{"type":"object","properties":{"zip":{"type":"string"}}}]}},
+         "required":["id","qty"],"additionalProperties":false})",
+       R"({"id": "AB-123", "qty": 11, "kind": null, "ship": {"zip": "x y"}})"},
+      {"", R"({"a": [1, -2.5e3, {"b": null, "c": [true, "s"]}], "d": "\u00e9"})"},
+  };
+  std::vector<std::unique_ptr<Tokenizer>> toks;
+  toks.push_back(load_tokenizer(test::model_path("stories260k/stories260K.gguf")));
+  toks.push_back(load_tokenizer_json(test::tokenizer_path("llama3/tokenizer.json")));
+  for (const auto& tok : toks) {
+    const int32_t n = tok->vocab_size();
+    INFO("vocabulary " << n);
+    std::vector<std::string> bytes(static_cast<size_t>(n));
+    std::vector<bool> special(static_cast<size_t>(n));
+    for (int32_t i = 0; i < n; ++i) {
+      special[size_t(i)] = tok->is_special(i);
+      if (!special[size_t(i)]) bytes[size_t(i)] = tok->token_bytes(i);
+    }
+    for (const Doc& d : docs) {
+      INFO(d.text);
+      const ConstraintSpec spec = d.schema.empty() ? ConstraintSpec{"json_object", ""} : ConstraintSpec{"json_schema", d.schema};
+      check_masks_along(spec, bytes, special, tok->eos_ids(), d.text, n > 10000 ? 11 : 1, true);
+    }
+  }
+}
+
+TEST_CASE("one token table per vocabulary: engines share maskers", "[grammar][mask]") {
+  auto a = load_tokenizer(test::model_path("stories260k/stories260K.gguf"));
+  auto b = load_tokenizer(test::model_path("stories260k/stories260K.gguf"));
+  auto ta = TokenTable::from_tokenizer(*a), tb = TokenTable::from_tokenizer(*b);
+  CHECK(ta == tb);
+  CHECK(masker({"regex", "[a-z]+"}, ta) == masker({"regex", "[a-z]+"}, tb));
 }

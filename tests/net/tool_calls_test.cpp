@@ -172,18 +172,39 @@ TEST_CASE("tool calls in responses: message.tool_calls and delta.tool_calls", "[
   CHECK(c1.at("message").at("content") == "Just text.");
   CHECK_FALSE(c1.at("message").as_object().contains("tool_calls"));
 
-  ToolStreamEvent e{"", 1, {"call_x", "get_time", "{}"}};
-  const auto chunks = tool_call_chunks("chatcmpl-1", 1, "m", 0, e, true);
-  REQUIRE(chunks.size() == 2);
-  const json::value first = json::parse(chunks[0]);
-  const auto& d0 = first.at("choices").at(0).at("delta");
+  // A streamed call: its start names it, then pieces of the arguments (index only).
+  ToolCallParser p(ToolParserKind::Hermes);
+  std::vector<ToolStreamEvent> evs;
+  for (std::string_view piece : {"<tool_call>\n{\"name\": \"get_time\", \"argu", "ments\": {\"tz\"", ": \"UT", "C\", \"n\": [1, ",
+                                 "2]}}\n</tool_call>"}) {
+    auto got = p.feed(piece);
+    evs.insert(evs.end(), got.begin(), got.end());
+  }
+  auto rest = p.finish();
+  evs.insert(evs.end(), rest.begin(), rest.end());
+  std::vector<json::value> chunks;
+  for (const auto& e : evs)
+    if (auto c = tool_call_chunk("chatcmpl-1", 1, "m", 0, e, chunks.empty())) chunks.push_back(json::parse(*c));
+  REQUIRE(chunks.size() >= 4);  // the start and at least three pieces
+  const auto& d0 = chunks[0].at("choices").at(0).at("delta");
   CHECK(d0.at("role") == "assistant");
-  CHECK(d0.at("tool_calls").at(0).at("index") == 1);
-  CHECK(d0.at("tool_calls").at(0).at("id") == "call_x");
+  CHECK(d0.at("tool_calls").at(0).at("index") == 0);
+  CHECK(d0.at("tool_calls").at(0).at("id").as_string().starts_with("call_"));
+  CHECK(d0.at("tool_calls").at(0).at("type") == "function");
   CHECK(d0.at("tool_calls").at(0).at("function").at("name") == "get_time");
-  const json::value second = json::parse(chunks[1]);
-  CHECK(second.at("choices").at(0).at("delta").at("tool_calls").at(0).at("function").at("arguments") == "{}");
-  CHECK_FALSE(second.at("choices").at(0).at("delta").at("tool_calls").at(0).as_object().contains("id"));
+  std::string args(d0.at("tool_calls").at(0).at("function").at("arguments").as_string());
+  for (size_t i = 1; i < chunks.size(); ++i) {
+    const auto& call = chunks[i].at("choices").at(0).at("delta").at("tool_calls").at(0).as_object();
+    CHECK(call.at("index") == 0);
+    CHECK_FALSE(call.contains("id"));
+    CHECK_FALSE(call.at("function").as_object().contains("name"));
+    args += call.at("function").at("arguments").as_string();
+  }
+  CHECK(args == R"({"tz":"UTC","n":[1,2]})");
+  const auto whole = parse_tool_calls(ToolParserKind::Hermes,
+                                      "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"tz\": \"UTC\", \"n\": [1, 2]}}\n</tool_call>");
+  REQUIRE(whole.calls.size() == 1);
+  CHECK(whole.calls[0].arguments == args);
 }
 
 TEST_CASE("llama3_json: a forced call is the JSON object form", "[net][tools]") {

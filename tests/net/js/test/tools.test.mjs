@@ -128,9 +128,11 @@ test("a named function: always that function, non-streaming and streaming", asyn
     assert.equal(r.choices[0].message.tool_calls.length, 1);
     checkCall(r.choices[0].message.tool_calls[0], ["search"]);
 
-    // The stream: delta.tool_calls with index, id, type and name first, then the arguments.
+    // The stream: delta.tool_calls with index, id, type and name first, then the arguments
+    // in pieces as they are generated (only index and function.arguments), as OpenAI sends.
     const stream = await client.chat.completions.create({ ...body, seed, stream: true });
     const calls = [];
+    const pieces = [];
     let finish = null;
     let content = "";
     for await (const chunk of stream) {
@@ -141,14 +143,21 @@ test("a named function: always that function, non-streaming and streaming", asyn
         if (!calls[d.index]) {
           assert.ok(d.id && d.type === "function" && d.function?.name, JSON.stringify(d));
           calls[d.index] = { id: d.id, type: d.type, function: { name: d.function.name, arguments: "" } };
+          pieces[d.index] = [];
+        } else {
+          assert.equal(d.id, undefined, JSON.stringify(d));
+          assert.equal(d.function?.name, undefined, JSON.stringify(d));
         }
         calls[d.index].function.arguments += d.function?.arguments ?? "";
+        if (d.function?.arguments) pieces[d.index].push(d.function.arguments);
       }
       if (c.finish_reason) finish = c.finish_reason;
     }
     assert.equal(finish, "tool_calls");
     assert.equal(content, "");
     assert.equal(calls.length, 1);
+    assert.ok(pieces[0].length > 1, `arguments in one piece: ${JSON.stringify(pieces[0])}`);
+    assert.equal(typeof JSON.parse(pieces[0].join("")), "object");
     checkCall(calls[0], ["search"]);
     // Same seed, same call.
     assert.equal(calls[0].function.arguments, r.choices[0].message.tool_calls[0].function.arguments);
