@@ -6,14 +6,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
-#include <ctime>
 #include <exception>
 #include <memory>
 #include <thread>
 
 #include "app/commands.h"
+#include "app/stop_signals.h"
 #include "config/flags.h"
 #include "core/error.h"
 #include "net/server.h"
@@ -22,15 +21,6 @@
 namespace troupe::app {
 
 namespace {
-
-// A SIGINT/SIGTERM that reached a thread which does not block it: threads started before
-// serve() blocks them (OpenBLAS starts its pool when the library loads, TSan has its own) may
-// take one whenever the main thread is not inside sigtimedwait. With the default action that
-// killed the process; this handler keeps it for the wait loop to pick up.
-// An atomic, not a volatile sig_atomic_t: the handler runs on another thread than the reader.
-std::atomic<int> g_stray_signal{0};  // lock-free, so async-signal-safe
-static_assert(std::atomic<int>::is_always_lock_free);
-extern "C" void keep_stray_signal(int sig) { g_stray_signal.store(sig); }
 
 // Nothing is served yet, so there is nothing to drain. The warmup stops between requests, so
 // it gets a short grace to end and the engine stops cleanly. Loading a model cannot be
@@ -55,16 +45,7 @@ void serve(ServeOpts& o) {
   o.service.model_path = o.engine.model;
   resolve_api_key(o.server);
 
-  // Signals go to sigwait below, not to whichever thread happens to run: block them before
-  // any thread starts so every thread inherits the mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  std::signal(SIGINT, keep_stray_signal);
-  std::signal(SIGTERM, keep_stray_signal);
-  std::signal(SIGPIPE, SIG_IGN);
+  StopSignals signals;  // before any thread starts
 
   Service service(o.service);
   Server server(o.server, service);
@@ -86,11 +67,9 @@ void serve(ServeOpts& o) {
     loaded = true;
   });
 
-  const timespec tick{0, 200'000'000};
   int sig = -1;
   while (sig < 0) {
-    sig = sigtimedwait(&sigs, nullptr, &tick);
-    if (sig < 0 && g_stray_signal.load()) sig = g_stray_signal.load();
+    sig = signals.wait_for(std::chrono::milliseconds(200));
     if (sig < 0 && loaded && load_error) break;
   }
   if (sig >= 0 && !loaded) return stop_during_startup(sig, service, server, loaded, loader);

@@ -5,7 +5,6 @@
 #include <caf/io/middleman.hpp>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <cstdio>
 #include <memory>
 
@@ -14,6 +13,7 @@
 #include "actors/remote/worker.h"
 #include "actors/remote/worker_link.h"
 #include "app/commands.h"
+#include "app/stop_signals.h"
 #include "core/error.h"
 
 namespace troupe::app {
@@ -28,12 +28,7 @@ struct WorkerOpts {
 
 void run_worker(const WorkerOpts& o) {
   const auto [host, port] = parse_host_port(o.listen, true);
-  sigset_t sigs;  // blocked before any thread starts, so only sigwait below sees them
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  StopSignals signals;  // before any thread starts
 
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
@@ -48,8 +43,7 @@ void run_worker(const WorkerOpts& o) {
   std::printf("troupe worker: listening on %s:%u%s\n", host.c_str(), unsigned(*bound),
               o.tls.enabled() ? " (TLS, peers need a certificate from the CA)" : "");
   std::fflush(stdout);
-  int sig = -1;
-  while (sig < 0) sig = sigwaitinfo(&sigs, nullptr);
+  const int sig = signals.wait();
   spdlog::info("signal {}: worker shutting down", sig);
   caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
 }

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +39,22 @@ inline pid_t spawn_logged(std::vector<std::string> args, const std::string& log)
   posix_spawn_file_actions_destroy(&fa);
   REQUIRE(rc == 0);
   return pid;
+}
+
+// A thread of `pid` other than the main one that does not block SIGTERM (0 if none): one
+// started before the process blocks the signals, such as OpenBLAS's pool.
+inline pid_t thread_taking_sigterm(pid_t pid) {
+  namespace fs = std::filesystem;
+  for (const auto& t : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    const pid_t tid = std::stoi(t.path().filename().string());
+    std::ifstream in(t.path() / "status");
+    std::string line;
+    while (tid != pid && std::getline(in, line)) {
+      if (line.rfind("SigBlk:", 0) == 0 && !(std::stoull(line.substr(7), nullptr, 16) & (1ull << (SIGTERM - 1))))
+        return tid;
+    }
+  }
+  return 0;
 }
 
 class ServeProcess {

@@ -44,6 +44,7 @@ class WorkerProcess {
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string log_text() const { return read_file(log_); }
 
@@ -65,6 +66,18 @@ class WorkerProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     kill9();
+  }
+  // Waits up to `limit` for it to exit by itself: its exit status, 128 + the signal that
+  // killed it, or -1 while it still runs.
+  int wait_exit(std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (pid_ > 0 && waitpid(pid_, &status, WNOHANG) != pid_) {
+      if (std::chrono::steady_clock::now() >= end) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   // Starts it again on the same port.
   void restart() {

@@ -268,22 +268,6 @@ TEST_CASE("a signal while the model loads stops the daemon at once", "[net][shut
   CHECK(serve.log_text().find("signal 15 while the model loads: stopping") != std::string::npos);
 }
 
-// A thread of `pid` other than the main one that does not block SIGTERM (0 if none): one
-// started before `serve` blocks the signals, such as OpenBLAS's pool.
-pid_t thread_taking_sigterm(pid_t pid) {
-  namespace fs = std::filesystem;
-  for (const auto& t : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
-    const pid_t tid = std::stoi(t.path().filename().string());
-    std::ifstream in(t.path() / "status");
-    std::string line;
-    while (tid != pid && std::getline(in, line)) {
-      if (line.rfind("SigBlk:", 0) == 0 && !(std::stoull(line.substr(7), nullptr, 16) & (1ull << (SIGTERM - 1))))
-        return tid;
-    }
-  }
-  return 0;
-}
-
 TEST_CASE("a SIGTERM that lands on a thread not blocking it still stops the daemon cleanly", "[net][shutdown]") {
   const std::string dir = temp_dir("shutdown-stray");
   ServeProcess serve({"--model", hanging_model(dir)}, dir + "/serve.log", /*wait_ready=*/false);

@@ -34,6 +34,17 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// How many times longer than in a plain build a wait on token generation may have to be:
+// the tiny model generates about 10x slower under ThreadSanitizer, about 2x under ASan. Only
+// for deadlines: a check that fails by timing out just takes longer to fail.
+#if defined(__SANITIZE_THREAD__)
+constexpr int kSanitizerSlowdown = 4;
+#elif defined(__SANITIZE_ADDRESS__)
+constexpr int kSanitizerSlowdown = 2;
+#else
+constexpr int kSanitizerSlowdown = 1;
+#endif
+
 constexpr int kWriteTimeoutS = 1;
 constexpr size_t kPerConnectionCap = 64 * 1024;
 
@@ -52,6 +63,9 @@ std::unique_ptr<Daemon> slow_daemon(int write_timeout_s = kWriteTimeoutS, size_t
   o.write_timeout_s = write_timeout_s;
   o.max_queued_output_bytes_per_connection = per_connection_cap;
   o.ws_max_inflight = 256;
+  // A silent WebSocket peer is closed after twice the ping interval; far past every wait
+  // here, so only the limits under test can drop a reader.
+  o.ws_ping_interval_s = 3600;
   o.io_threads = 2;
   EngineConfig ec;
   ec.model = so.model_path;
@@ -109,6 +123,15 @@ bool drains_to_close(tcp::socket& s, std::chrono::seconds limit) {
   io.restart();
   io.run_for(std::chrono::seconds(1));
   return false;
+}
+
+// A WebSocket request id of 256 characters (the longest allowed), different for each `i`:
+// every `token` event repeats its id, so such events are ~330 bytes instead of ~65 and a
+// reader that stops reading passes a cap within a few hundred tokens, even where generation
+// is slow (ThreadSanitizer's build).
+std::string long_id(int i) {
+  std::string id = std::to_string(i) + "-";
+  return id + std::string(256 - id.size(), 'x');
 }
 
 // A normal request on the same daemon (a fresh connection) succeeds. Its priority puts it
@@ -199,12 +222,12 @@ TEST_CASE("a WebSocket client that stops reading is dropped once its queue passe
     r.set(boost::beast::http::field::authorization, std::string("Bearer ") + kApiKey);
   }));
   ws.handshake("127.0.0.1", "/v1/stream");
-  // 64 generations x 480 tokens of token events (~15k messages, ~1 MB), never read: far
-  // past the 64 KiB cap once the small socket buffers are full.
+  // 64 generations x 480 tokens of ~330-byte token events (up to ~10 MB), never read: far
+  // past the 64 KiB cap once the small socket buffers (~140 KB) are full.
   const int kRequests = 64;
   for (int i = 0; i < kRequests; ++i) {
     ws.write(asio::buffer(json::serialize(json::object{{"type", "generate"},
-                                                       {"id", i},
+                                                       {"id", long_id(i)},
                                                        {"prompt", "Once upon a time"},
                                                        {"max_tokens", 480},
                                                        {"ignore_eos", true}})));
@@ -216,8 +239,9 @@ TEST_CASE("a WebSocket client that stops reading is dropped once its queue passe
   serves_others(d);
 
   // Dropped: its requests are cancelled (the running one and the waiting ones) long before
-  // 64 x 480 serial tokens could have been generated, and nothing runs any more.
-  const bool cancelled = wait_until(std::chrono::seconds(15), [&] {
+  // 64 x 480 serial tokens could have been generated, and nothing runs any more. (Without
+  // the cap nothing would ever cancel them: the client stays connected.)
+  const bool cancelled = wait_until(std::chrono::seconds(15 * kSanitizerSlowdown), [&] {
     return disconnect_aborts(d) > aborts0 && running(d) == 0;
   });
   INFO("seconds since the requests: " << std::chrono::duration<double>(Clock::now() - t0).count());
@@ -260,7 +284,10 @@ TEST_CASE("a WebSocket reader dropped while a request finishes: no crash, the da
 TEST_CASE("past the global output budget the largest slow reader is dropped; smaller ones are served",
           "[net][slow][budget]") {
   auto daemon = own_daemon([](ServerOptions& o, EngineConfig&) {
-    o.max_queued_output_bytes = 512 * 1024;  // far below the per-connection cap (8 MiB, the default)
+    o.max_queued_output_bytes = 512 * 1024;
+    // The per-connection cap out of the way (its maximum): only the budget can drop a reader.
+    o.max_queued_output_bytes_per_connection = size_t(1) << 32;
+    o.ws_ping_interval_s = 3600;  // nor the keepalive (a silent peer is closed after 2x this)
   });
   Daemon& d = *daemon;
   const double aborts0 = disconnect_aborts(d);
@@ -273,21 +300,25 @@ TEST_CASE("past the global output budget the largest slow reader is dropped; sma
     }));
     ws.handshake("127.0.0.1", "/v1/stream");
   };
-  auto generate = [](boost::beast::websocket::stream<tcp::socket>& ws, int requests) {
+  auto generate = [](boost::beast::websocket::stream<tcp::socket>& ws, int requests, bool long_ids) {
     for (int i = 0; i < requests; ++i)
-      ws.write(asio::buffer(json::serialize(json::object{
-          {"type", "generate"}, {"id", i}, {"prompt", "Once upon a time"}, {"max_tokens", 480}, {"ignore_eos", true}})));
+      ws.write(asio::buffer(json::serialize(json::object{{"type", "generate"},
+                                                         {"id", long_ids ? json::value(long_id(i)) : json::value(i)},
+                                                         {"prompt", "Once upon a time"},
+                                                         {"max_tokens", 480},
+                                                         {"ignore_eos", true}})));
   };
-  // Neither reads for now. The large one asks for ~30k tokens of events (~2 MB, well past
-  // the budget on its own); the small one for ~2k (~150 KB, within it).
+  // Neither reads for now. The large one asks for ~30k tokens of ~330-byte events (~10 MB,
+  // the budget passed within ~2k of them); the small one for ~2k of ~65 bytes (~150 KB,
+  // within the budget).
   boost::beast::websocket::stream<tcp::socket> large(io), small(io);
   connect(large);
   connect(small);
-  generate(small, 4);
-  generate(large, 64);
+  generate(small, 4, false);
+  generate(large, 64, true);
 
   // The large reader is dropped (its requests cancelled as a disconnect)...
-  CHECK(wait_until(std::chrono::seconds(30), [&] { return disconnect_aborts(d) > aborts0; }));
+  CHECK(wait_until(std::chrono::seconds(30 * kSanitizerSlowdown), [&] { return disconnect_aborts(d) > aborts0; }));
   CHECK(drains_to_close(large.next_layer(), std::chrono::seconds(10)));
   // ...while the small one, reading at last, gets every request to its end.
   int done = 0;

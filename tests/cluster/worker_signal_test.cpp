@@ -1,0 +1,33 @@
+// `troupe worker` stops cleanly on SIGTERM, whichever of its threads the kernel hands the
+// signal to (app/stop_signals.h).
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+
+#include "test_util.h"
+#include "worker_process.h"
+
+using namespace troupe::test;
+
+TEST_CASE("a SIGTERM that lands on a worker thread not blocking it still stops the worker cleanly",
+          "[cluster][signals]") {
+  const std::string dir = temp_dir("worker-stray-signal");
+  WorkerProcess worker(dir + "/worker.log");
+  const pid_t tid = thread_taking_sigterm(worker.pid());
+  if (tid == 0) {
+    WARN("no thread of troupe worker leaves SIGTERM unblocked here: nothing to test");
+    return;
+  }
+  // The kernel picks such a thread whenever the main one is not waiting for the signal; the
+  // default action used to kill the worker (status 128 + 15) instead of stopping it.
+  ::syscall(SYS_tgkill, worker.pid(), tid, SIGTERM);
+  const int status = worker.wait_exit(std::chrono::milliseconds(5000));
+  INFO(worker.log_text());
+  CHECK(status == 0);
+  CHECK(worker.log_text().find("signal 15: worker shutting down") != std::string::npos);
+}
