@@ -17,7 +17,7 @@ mkdir -p out
 LOG=out/serve.log
 KEY="test-key-$$"
 "$TROUPE_BIN" serve --model "$MODEL" --port 0 --api-key "$KEY" --warmup 2 --max-num-seqs 32 --ws-ping-interval 1 \
-  --speculative-method ngram --num-speculative-tokens 3 \
+  --speculative-method ngram --num-speculative-tokens 3 --slo-min-tpot-ms 1 \
   > "$LOG" 2>&1 &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true' EXIT

@@ -254,3 +254,29 @@ test("done events report speculative decoding usage; /metrics counts it", async 
                       "vllm_spec_decode_num_drafts_total"])
     assert.match(metrics, new RegExp("^" + name + "(\\{[^}]*\\})? ", "m"), name);
 });
+
+test("a request with its own latency target gets its attainment in done", async () => {
+  // The daemon has no server-wide targets, only a TPOT floor (run.sh: --slo-min-tpot-ms 1),
+  // so a request may set a TPOT target and has no TTFT target.
+  const ws = await open();
+  const c = collector(ws);
+  ws.send(JSON.stringify({ type: "generate", id: "t", prompt: "Once upon a time", max_tokens: 8, ignore_eos: true,
+                           temperature: 0, slo: { tpot_ms: 60000 } }));
+  ws.send(JSON.stringify({ type: "generate", id: "u", prompt: "Once upon a time", max_tokens: 4, temperature: 0 }));
+  await c.until((msgs) => finished("t")(msgs) && finished("u")(msgs));
+  const done = c.msgs.find((m) => m.id === "t" && m.type === "done");
+  assert.ok(done, JSON.stringify(c.msgs.slice(-2)));
+  assert.deepEqual(Object.keys(done.slo).sort(), ["met", "tpot_ms", "tpot_target_ms", "ttft_ms", "ttft_target_ms"]);
+  assert.equal(done.slo.met, true);
+  assert.equal(done.slo.tpot_target_ms, 60000);
+  assert.equal(done.slo.ttft_target_ms, null);
+  assert.ok(done.slo.ttft_ms > 0 && done.slo.tpot_ms > 0, JSON.stringify(done.slo));
+  const plain = c.msgs.find((m) => m.id === "u" && m.type === "done");
+  assert.equal(plain.slo, undefined);  // no targets, nothing to report
+  // A target under the floor is refused for that request only.
+  ws.send(JSON.stringify({ type: "generate", id: "v", prompt: "Hi", max_tokens: 2, slo: { tpot_ms: 0.5 } }));
+  await c.until(finished("v"));
+  const err = c.msgs.find((m) => m.id === "v" && m.type === "error");
+  assert.ok(err && /at least 1 ms/.test(JSON.stringify(err)), JSON.stringify(c.msgs.slice(-2)));
+  ws.close();
+});
