@@ -17,6 +17,8 @@ void register_synth(CLI::App& app) {
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0"}))->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer directory or .model file (default: the shape's)");
   cmd->add_option("--seed", o->seed, "Seed (same seed, same bytes)")->capture_default_str();
+  cmd->add_option("--context", o->context, "Positions the model declares (default: the shape's)")
+      ->check(CLI::Range(int64_t(16), int64_t(1) << 20));
   cmd->callback([o] {
     const std::string path = synth_model(*o);
     std::printf("%s\n", path.c_str());

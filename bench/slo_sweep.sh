@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # SLO-aware scheduling against fixed token budgets across request rates (docs/benchmarks.md,
-# "Latency targets"): for each server configuration a fresh `troupe serve`, the same
-# `bench serve` workload (Poisson arrivals, mixed prompt and output lengths, one seed) at
-# every rate, goodput counted against the same SLOs. Configurations:
+# "Latency targets"): one `troupe serve` per server configuration, all started up front (one
+# after another, so each measures its step-time model alone; an idle server's threads block
+# and cost nothing), then for every rate the same `bench serve` workload (Poisson arrivals,
+# mixed prompt and output lengths, the rate's seed) against each configuration in turn, in
+# an order rotated per rate. Interleaving the configurations in time means a change in the
+# machine's load hits all of them alike instead of deciding the comparison.
+# Configurations:
 #   slo          --slo-ttft-ms T --slo-tpot-ms P (steps sized by time; admission control)
 #   fixed-N      --max-num-batched-tokens N, for N in 256 512 1024 2048 (no targets)
-# Writes OUT/<config>.json, OUT/sweep.png (goodput, p95 TTFT, p95 TPOT against rate) and
-# OUT/summary.txt (per rate: SLO-aware goodput / best fixed goodput).
+# Writes OUT/<config>.json (all rates), OUT/sweep.png (goodput, p95 TTFT, p95 TPOT against
+# rate) and OUT/summary.txt (per rate: SLO-aware goodput / best fixed goodput).
 # Usage: bench/slo_sweep.sh MODEL TTFT_MS TPOT_MS RATES INPUT_LEN OUTPUT_LEN NUM_PROMPTS [OUT]
 #   e.g. bench/slo_sweep.sh ../shared/models/tinystories-656k 300 8 5,10,20,40 32:400 16:128 200
-# Binaries from build/ unless $BUILD; extra serve flags in $SERVE_FLAGS (e.g. --threads 2).
+# Binaries from build/ unless $BUILD; extra serve flags in $SERVE_FLAGS (e.g. --threads 2);
+# servers listen on $PORT .. $PORT + 4.
 set -euo pipefail
 model=${1:?model}
 ttft=${2:?TTFT target ms}
@@ -23,35 +28,59 @@ build=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 troupe=$build/app/troupe
 port=${PORT:-18731}
 mkdir -p "$out"
-server=
-trap '[ -n "$server" ] && kill $server 2>/dev/null || true' EXIT
+configs=(slo fixed-256 fixed-512 fixed-1024 fixed-2048)
+declare -A flags=([slo]="--slo-ttft-ms $ttft --slo-tpot-ms $tpot --max-num-batched-tokens 2048"
+                  [fixed-256]="--max-num-batched-tokens 256" [fixed-512]="--max-num-batched-tokens 512"
+                  [fixed-1024]="--max-num-batched-tokens 1024" [fixed-2048]="--max-num-batched-tokens 2048")
+declare -A ports
+servers=()
+trap 'for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
-run_config() {  # name, serve flags...
-  local name=$1
-  shift
-  "$troupe" serve --model "$model" --port "$port" --warmup 2 ${SERVE_FLAGS:-} "$@" > "$out/$name.serve.log" 2>&1 &
-  server=$!
+i=0
+for c in "${configs[@]}"; do
+  ports[$c]=$((port + i))
+  i=$((i + 1))
+  # shellcheck disable=SC2086  # flags are words
+  "$troupe" serve --model "$model" --port "${ports[$c]}" --warmup 2 ${SERVE_FLAGS:-} ${flags[$c]} > "$out/$c.serve.log" 2>&1 &
+  servers+=($!)
   for _ in $(seq 600); do
-    curl -sf "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
-    kill -0 $server 2>/dev/null || { cat "$out/$name.serve.log"; exit 1; }
+    curl -sf "http://127.0.0.1:${ports[$c]}/health" > /dev/null 2>&1 && break
+    kill -0 "${servers[-1]}" 2>/dev/null || { cat "$out/$c.serve.log"; exit 1; }
     sleep 0.2
   done
-  "$troupe" bench serve --url "http://127.0.0.1:$port" --num-prompts "$num_prompts" --request-rate "$rates" \
-    --input-len "$input_len" --output-len "$output_len" --slo-ttft-ms "$ttft" --slo-tpot-ms "$tpot" \
-    --seed 1 --label "$name" --json "$out/$name.json" | grep -v '^\[' | tee "$out/$name.bench.txt"
-  curl -s "http://127.0.0.1:$port/metrics" | grep -E '^troupe_slo|^troupe_engine_step_tokens_(sum|count)' > "$out/$name.metrics.txt" || true
-  kill $server
-  wait $server 2>/dev/null || true
-  server=
-}
+done
 
-configs=(slo fixed-256 fixed-512 fixed-1024 fixed-2048)
-run_config slo --slo-ttft-ms "$ttft" --slo-tpot-ms "$tpot" --max-num-batched-tokens 2048
-for n in 256 512 1024 2048; do run_config "fixed-$n" --max-num-batched-tokens "$n"; done
+IFS=, read -r -a rate_list <<< "$rates"
+for r in "${!rate_list[@]}"; do
+  for k in "${!configs[@]}"; do
+    c=${configs[$(((k + r) % ${#configs[@]}))]}
+    echo "== rate ${rate_list[$r]}: $c ($(uptime | sed 's/.*load/load/'))"
+    "$troupe" bench serve --url "http://127.0.0.1:${ports[$c]}" --num-prompts "$num_prompts" \
+      --request-rate "${rate_list[$r]}" --input-len "$input_len" --output-len "$output_len" \
+      --slo-ttft-ms "$ttft" --slo-tpot-ms "$tpot" --seed $((1 + r)) --label "$c" \
+      --json "$out/$c.rate$r.json" | grep -v '^\[' | tee -a "$out/$c.bench.txt"
+  done
+done
+for c in "${configs[@]}"; do
+  curl -s "http://127.0.0.1:${ports[$c]}/metrics" | grep -E '^troupe_slo|^troupe_engine_step_tokens_(sum|count)' > "$out/$c.metrics.txt" || true
+done
+
+# One file per configuration with every rate's run, as one `bench serve` sweep writes it
+# (the same seeds: bench serve seeds rate i with --seed + i).
+python3 - "$out" "${#rate_list[@]}" "${configs[@]}" <<'PY'
+import json, sys
+out, n, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+for c in names:
+    parts = [json.load(open(f"{out}/{c}.rate{r}.json")) for r in range(n)]
+    merged = {k: v for k, v in parts[0].items() if k in
+              ("label", "url", "endpoint", "model", "num_prompts", "max_concurrency", "input_len",
+               "output_len", "seed", "slo_ttft_ms", "slo_tpot_ms")}
+    merged["runs"] = [p["runs"][0] for p in parts]
+    json.dump(merged, open(f"{out}/{c}.json", "w"))
+PY
 
 plot_with=()
 for c in "${configs[@]:1}"; do plot_with+=(--plot-with "$out/$c.json"); done
-# Re-plot from the files (no new run): bench serve's plotting reads the sweeps back.
 python3 - "$out" "${configs[@]}" <<'PY' | tee "$out/summary.txt"
 import json, sys
 out, names = sys.argv[1], sys.argv[2:]

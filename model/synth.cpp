@@ -435,6 +435,8 @@ std::string synth_any(const SynthOptions& o) {
   ModelConfig c = synth_shape_config(o.shape, tok.vocab_size);
   c.bos_token_id = tok.bos;
   c.eos_token_ids = tok.eos;
+  if (o.context < 0) fail("synth: context {} is negative", o.context);
+  if (o.context > 0) c.max_position_embeddings = o.context;
   if (gguf && (dt == DType::Q8_0 || dt == DType::Q4_0)) {
     for (int64_t n : {c.hidden_size, c.intermediate_size, c.q_dim()}) {
       if (n % 32 != 0) fail("synth: {} needs dimensions divisible by 32 ({} is not)", o.dtype, n);

@@ -32,6 +32,10 @@ struct SynthOptions {
   // The vocabulary size is always the tokenizer's.
   std::string tokenizer;
   uint64_t seed = 0;
+  // Positions the model is declared for (max_position_embeddings); 0: the shape's own. Weights
+  // do not depend on it (RoPE has no learned positions), so a longer one only lets prompts
+  // grow, e.g. llama-110m (1024) at 2048 for a 32-1024-token prompt mix plus outputs.
+  int64_t context = 0;
 };
 
 // Writes the model; returns the path to give load_model() (the directory or the .gguf).

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,6 +56,19 @@ inline pid_t thread_taking_sigterm(pid_t pid) {
     }
   }
   return 0;
+}
+
+// Sends SIGTERM to such a thread of `pid`, as the kernel does whenever the main thread is not
+// waiting for the signal. False (with a warning naming `what`) when no thread leaves it
+// unblocked: the test has nothing to check then.
+inline bool send_stray_sigterm(pid_t pid, const std::string& what) {
+  const pid_t tid = thread_taking_sigterm(pid);
+  if (tid == 0) {
+    WARN("no thread of " << what << " leaves SIGTERM unblocked here: nothing to test");
+    return false;
+  }
+  ::syscall(SYS_tgkill, pid, tid, SIGTERM);
+  return true;
 }
 
 class ServeProcess {

@@ -185,6 +185,29 @@ TEST_CASE("synth is deterministic per seed", "[model][synth]") {
   CHECK(bits(f32(w.layers[1].wq)[100]) == 0x3c4267c7u);
 }
 
+TEST_CASE("synth --context declares a longer context with the same weights", "[model][synth]") {
+  const std::string base = temp_dir("synth-context");
+  for (const char* format : {"hf", "gguf"}) {
+    SynthOptions o;
+    o.shape = "tiny";
+    o.format = format;
+    o.seed = 5;
+    o.out = base + "/" + format + "-default";
+    const ModelWeights plain = load_model(synth_model(o));
+    o.out = base + "/" + format + "-long";
+    o.context = 2048;
+    const ModelWeights longer = load_model(synth_model(o));
+    CHECK(plain.config.max_position_embeddings == 512);
+    CHECK(longer.config.max_position_embeddings == 2048);
+    const TensorView& a = plain.layers[1].wq;
+    const TensorView& b = longer.layers[1].wq;
+    REQUIRE(a.nbytes == b.nbytes);
+    CHECK(std::memcmp(a.data, b.data, size_t(a.nbytes)) == 0);
+    o.context = -1;
+    CHECK_THROWS_WITH(synth_model(o), Catch::Contains("context -1 is negative"));
+  }
+}
+
 TEST_CASE("synth embeds the tokenizer vocabulary in GGUF", "[model][synth][tokenizer]") {
   const std::string base = temp_dir("synth-vocab");
   const std::string tok512 = model_path("stories260k/tok512.model");
