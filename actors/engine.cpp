@@ -1,6 +1,7 @@
 #include "actors/engine.h"
 
 #include <caf/all.hpp>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +24,26 @@ int64_t physical_memory_bytes() {
   return int64_t(::sysconf(_SC_PHYS_PAGES)) * int64_t(::sysconf(_SC_PAGE_SIZE));
 }
 
+// The steps SLO-aware scheduling's step-time model is fitted to at startup: chunks of
+// every size up to the token budget (at most 512) after a short context, where the cost per
+// token is measured; then the same chunk sizes and decode rows deep into the model's
+// positions, where attention over the context adds its own cost. Without the deep ones the
+// context term started from a guess, and the first long prompts after startup got steps
+// that overran the TPOT target until the model had learned it.
+std::vector<TimedStep> time_steps_for_slo(Backend& backend, int64_t max_num_batched_tokens) {
+  const int64_t largest = std::min<int64_t>(max_num_batched_tokens, 512);
+  const int64_t deep = std::min<int64_t>(backend.config().max_position_embeddings - 64, 2048);
+  std::vector<spec::StepTiming> timed = spec::time_steps(backend, spec::calibration_sizes(largest), 128, 64, 2);
+  if (deep > 4 * 128) {
+    const int64_t chunks[] = {16, 64}, decodes[] = {1, 4, 16};
+    for (const auto& t : spec::time_steps(backend, chunks, deep, 64, 3)) timed.push_back(t);
+    for (const auto& t : spec::time_steps(backend, decodes, deep, 1, 3)) timed.push_back(t);
+  }
+  std::vector<TimedStep> out;
+  for (const auto& t : timed) out.push_back({{double(t.tokens), t.context}, t.ms});
+  return out;
+}
+
 }  // namespace
 
 struct Engine::Impl {
@@ -33,6 +54,7 @@ struct Engine::Impl {
   std::optional<PipelineStages> stages;  // --pipeline-workers
   std::optional<ReplicaSet> replicas;    // --replica-workers
   std::string speculation;
+  std::string startup_step_time;
   std::atomic<int64_t> next_id{1};
   bool stopped = false;
 };
@@ -91,19 +113,24 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
     impl_->replicas = start_replicas(*impl_->system, cfg_, weights.weights, kv.num_blocks, sc);
     builder.scheduler_stage(impl_->replicas->router);
   }
-  // Speculation is set up while the backend is still ours alone (calibration runs on it).
-  // SLO-aware scheduling starts from the same measured curve; without speculation it is
-  // measured here (remote stages and replicas learn theirs from the steps they run).
-  if (sc.slo_aware() && backend && !cfg_.speculative.enabled()) {
-    const int64_t largest = std::min<int64_t>(sc.max_num_batched_tokens, 512);
-    builder.step_calibration(spec::calibrate_backend(*backend, spec::calibration_sizes(largest), 2));
+  // Calibration runs while the backend is still ours alone. SLO-aware scheduling's
+  // step-time model starts from steps timed here (remote stages and replicas learn theirs
+  // from the steps they run).
+  if (sc.slo_aware() && backend) {
+    std::vector<TimedStep> timings = time_steps_for_slo(*backend, sc.max_num_batched_tokens);
+    StepTimeModel fitted;  // as the scheduler will fit it, for the log
+    fitted.fit(timings);
+    const auto& c = fitted.coefficients();
+    impl_->startup_step_time = fmt::format("{:.2f} ms + {:.4f} ms per token + {:.4f} ms per 1K context ({} steps timed)",
+                                           c[0], c[1], c[2], timings.size());
+    builder.step_timings(std::move(timings));
   }
   if (cfg_.speculative.enabled()) {
     spec::SpecSetup setup = spec::setup_speculation(cfg_, *backend, *impl_->tokenizer);
     impl_->speculation = setup.description;
     builder.speculation(std::move(setup.proposer),
                         SpecSchedule{setup.controller, std::move(setup.target_calibration),
-                                     std::move(setup.draft_calibration)});
+                                     std::move(setup.draft_calibration), {}});
   }
   spec::VerifyOptions vo;
   vo.skip_residual = cfg_.speculative.test_skip_residual;
@@ -147,6 +174,7 @@ void Engine::stop() {
 const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
 
 std::string Engine::speculation() const { return impl_->speculation; }
+std::string Engine::startup_step_time() const { return impl_->startup_step_time; }
 
 const Pipeline& Engine::pipeline() const { return impl_->pipeline; }
 

@@ -47,6 +47,8 @@ class Engine {
   const EngineConfig& config() const { return cfg_; }
   int64_t max_model_len() const { return max_model_len_; }
   std::string speculation() const;    // what drafts ("" without speculation), for logs
+  // The step-time model SLO-aware scheduling starts from ("" without targets), for logs.
+  std::string startup_step_time() const;
   const Pipeline& pipeline() const;   // the stages' handles
   // The pipeline's workers (--pipeline-workers), null without remote stages.
   std::shared_ptr<const ClusterStatus> cluster() const;

@@ -71,11 +71,13 @@ PipelineBuilder& PipelineBuilder::admission_policy(AdmissionPolicy policy) {
 }
 PipelineBuilder& PipelineBuilder::speculation(std::shared_ptr<spec::Proposer> proposer, SpecSchedule schedule) {
   proposer_ = std::move(proposer);
+  // (Step timings given to step_timings() stay unless the schedule brings its own.)
+  if (schedule.step_timings.empty()) schedule.step_timings = std::move(spec_.step_timings);
   spec_ = std::move(schedule);
   return *this;
 }
-PipelineBuilder& PipelineBuilder::step_calibration(std::vector<std::pair<int64_t, double>> tokens_ms) {
-  spec_.target_calibration = std::move(tokens_ms);
+PipelineBuilder& PipelineBuilder::step_timings(std::vector<TimedStep> steps) {
+  spec_.step_timings = std::move(steps);
   return *this;
 }
 PipelineBuilder& PipelineBuilder::observer(observer_actor obs) {

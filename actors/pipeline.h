@@ -75,9 +75,9 @@ class PipelineBuilder {
   // Speculative decoding with `proposer` (its controller settings and cost curves in
   // `schedule`; schedule.controller.num_speculative_tokens > 0).
   PipelineBuilder& speculation(std::shared_ptr<spec::Proposer> proposer, SpecSchedule schedule);
-  // The backend's measured step time against tokens (spec/calibrate.h) when speculation is
-  // off: where SLO-aware scheduling's step-time model starts (speculation brings its own).
-  PipelineBuilder& step_calibration(std::vector<std::pair<int64_t, double>> tokens_ms);
+  // The backend's steps timed at startup against tokens and context (spec::time_steps):
+  // where SLO-aware scheduling's step-time model starts.
+  PipelineBuilder& step_timings(std::vector<TimedStep> steps);
   PipelineBuilder& observer(observer_actor obs);
   PipelineBuilder& verify_options(spec::VerifyOptions vo);  // tests only
   // Puts a relay in front of every stage that sends each message and reply through CAF's

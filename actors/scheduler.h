@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "actors/protocol.h"
+#include "actors/step_time_model.h"
 #include "config/scheduler_config.h"
 #include "kv/block_manager.h"
 #include "model/backend.h"
@@ -24,6 +25,9 @@ namespace troupe {
 struct SpecSchedule {
   spec::ControllerConfig controller;
   std::vector<std::pair<int64_t, double>> target_calibration, draft_calibration;
+  // SLO-aware scheduling: steps timed at startup at several depths (spec::time_steps);
+  // when given, the step-time model is fitted to them instead of target_calibration.
+  std::vector<TimedStep> step_timings;
 };
 
 // Spawns the scheduler stage. It does nothing until the builder sends it SchedulerLinks

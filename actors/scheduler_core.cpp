@@ -53,7 +53,10 @@ SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule 
     : cfg_(cfg), blocks_(kv.num_blocks, kv.block_size, cfg.enable_prefix_caching) {
   if (cfg_.max_num_seqs < 1) fail("max-num-seqs must be at least 1");
   if (cfg_.max_num_batched_tokens < 1) fail("max-num-batched-tokens must be at least 1");
-  step_time_.seed(spec.target_calibration);
+  if (spec.step_timings.empty())
+    step_time_.seed(spec.target_calibration);
+  else
+    step_time_.fit(spec.step_timings);
   const int32_t K = spec.controller.num_speculative_tokens;
   if (K < 0) fail("num-speculative-tokens must be at least 0, got {}", K);
   // Static batching is the naive baseline: it never speculates.
@@ -122,59 +125,107 @@ double SchedulerCore::tightest_tpot(bool skip_in_step) const {
   return t;
 }
 
-// Admission's estimate of a new request's time to first token at the current load: every
-// prompt token ahead of it (sequences still prefilling, waiting ones that run before it)
-// and its own, prefilled at the rate the step-time model allows beside today's decodes
-// (with a TPOT target: only the time each step has left after them).
-// When every slot is taken (max_num_seqs), it also waits for running ones to end: as many
-// as there are requests ahead of it, plus itself, beyond the free slots.
+// Admission's estimate of a new request's time to first token at the current load, by
+// playing the next steps forward as plan_continuous() would fill them: every prompt token
+// ahead of it (sequences still prefilling, waiting ones that run before it) and its own,
+// chunked into the room the step-time model leaves beside the decodes (with TPOT targets:
+// each step's time stays within the tightest; without: the token budget). Decoding
+// sequences leave after their expected remaining output (output_share_ of what they may
+// still produce), so the room grows as they end; a prompt that finishes prefilling starts
+// decoding. Newcomers need a free slot (max_num_seqs). Counting the decodes as permanent,
+// as this estimate first did, turned away a quarter of the requests at the knee of a
+// 32-1024-token prompt mix whose targets were being met.
 double SchedulerCore::estimated_ttft(const Sequence& s) const {
-  const StepShape decodes = decode_shape(false);
-  double pending = double(s.tokens.size());
-  for (const auto& r : running_)
-    if (!decoding(*r)) pending += double(int64_t(r->tokens.size()) - r->num_computed);
-  int64_t ahead = 0;
-  for (const auto& w : waiting_)
-    if (runs_before(w, by_id_.at(s.id))) {
-      pending += double(w->tokens.size());
-      ++ahead;
-    }
-  const double decode_ms = step_time_.predict(decodes);  // (the base cost when no one decodes)
-  // Each step prefills `per_step` tokens next to the decodes and takes `step_ms`.
-  int64_t per_step = std::min<int64_t>(std::max<int64_t>(0, cfg_.max_num_batched_tokens - int64_t(decodes.tokens)),
-                                       int64_t(pending));
-  double step_ms = decode_ms + step_time_.chunk_ms(0, per_step);
-  const double tpot = tightest_tpot(false);
-  if (tpot != kNoTarget && decodes.tokens > 0) {
-    per_step = step_time_.max_chunk_within(tpot - decode_ms, 0, per_step);
-    step_ms = tpot;
-  }
-  if (per_step <= 0) return kNoTarget;
-  const double prefill_ms = std::ceil(pending / double(per_step)) * step_ms;
-  const int64_t need = ahead + 1 - (cfg_.max_num_seqs - int64_t(running_.size()));
-  const double own_ms = std::ceil(double(s.tokens.size()) / double(per_step)) * step_ms;
-  return s.admit_ms + std::max(prefill_ms, slot_wait_ms(need, std::max(step_ms, decode_ms)) + own_ms);
-}
-
-// Each running sequence ends at the latest after its remaining max_tokens, and is expected
-// to use output_share_ of them; the need-th to end frees the slot. Beyond one turnover of
-// the running set, each further round takes as long as an average remaining run.
-double SchedulerCore::slot_wait_ms(int64_t need, double step_ms) const {
-  if (need <= 0 || running_.empty()) return 0;
-  std::vector<double> left;
-  left.reserve(running_.size());
-  for (const auto& r : running_) {
+  struct Decoder {
+    double left;  // expected steps until it ends
+    int64_t pos;  // its position (context) now
+    double tpot;  // its step-time limit
+  };
+  struct Prefill {
+    int64_t pos, left, end;  // next position, prompt tokens left, expected output tokens
+    double tpot;
+    bool running;
+  };
+  auto expected_output = [&](const Sequence& r) {
     const int64_t bound = std::max<int64_t>(
-        0, std::min<int64_t>(r->params.max_tokens - r->num_generated(), r->max_model_len - int64_t(r->tokens.size())));
-    const double expected = output_share_ * double(std::min<int64_t>(r->params.max_tokens, r->max_model_len - r->prompt_len));
-    left.push_back(std::clamp(expected - double(r->num_generated()), std::min(1.0, double(bound)), double(bound)));
+        0, std::min<int64_t>(r.params.max_tokens - r.num_generated(), r.max_model_len - int64_t(r.tokens.size())));
+    const double expected = output_share_ * double(std::min<int64_t>(r.params.max_tokens, r.max_model_len - r.prompt_len));
+    return std::clamp(expected - double(r.num_generated()), std::min(1.0, double(bound)), double(bound));
+  };
+  std::vector<Decoder> decoders;
+  std::vector<Prefill> queue;
+  for (const auto& r : running_) {
+    if (decoding(*r))
+      decoders.push_back({expected_output(*r), r->num_computed, target_or_none(r->slo_tpot_ms)});
+    else
+      queue.push_back({r->num_computed, int64_t(r->tokens.size()) - r->num_computed, 0, target_or_none(r->slo_tpot_ms), true});
   }
-  std::sort(left.begin(), left.end());
-  const size_t n = left.size();
-  double mean = 0;
-  for (double l : left) mean += l / double(n);
-  const size_t rounds = size_t(need - 1) / n;
-  return (left[size_t(need - 1) % n] + double(rounds) * mean) * step_ms;
+  // (What those prefilling will produce once they decode.)
+  for (size_t i = 0, qi = 0; i < running_.size(); ++i)
+    if (!decoding(*running_[i])) queue[qi++].end = int64_t(std::ceil(expected_output(*running_[i])));
+  const SequencePtr& self = by_id_.at(s.id);
+  for (const auto& w : waiting_)
+    if (runs_before(w, self))
+      queue.push_back({0, int64_t(w->tokens.size()), int64_t(std::ceil(expected_output(*w))), target_or_none(w->slo_tpot_ms), false});
+  queue.push_back({0, int64_t(s.tokens.size()), 0, target_or_none(s.slo_tpot_ms), false});
+  int64_t slots = cfg_.max_num_seqs - int64_t(running_.size());
+
+  double t = s.admit_ms;
+  size_t head = 0;
+  // Bounded: past this many steps the estimate is beyond any target anyway.
+  for (int step = 0; step < 20000; ++step) {
+    StepShape shape;
+    double tpot = kNoTarget;
+    for (const Decoder& d : decoders) {
+      shape += chunk_shape(d.pos, 1);
+      tpot = std::min(tpot, d.tpot);
+    }
+    double room = tpot == kNoTarget || decoders.empty() ? kNoTarget : tpot - step_time_.predict(shape);
+    int64_t budget = cfg_.max_num_batched_tokens - int64_t(decoders.size());
+    bool self_done = false;
+    for (size_t i = head; i < queue.size() && budget > 0; ++i) {
+      Prefill& q = queue[i];
+      if (!q.running) {
+        if (slots <= 0) break;
+        // A newcomer decodes once it starts: its own target limits the step too.
+        if (q.tpot != kNoTarget && !decoders.empty()) room = std::min(room, q.tpot - step_time_.predict(shape));
+        --slots;
+        q.running = true;
+      }
+      int64_t n = std::min(q.left, budget);
+      if (room != kNoTarget) {
+        n = step_time_.max_chunk_within(room, q.pos, n);
+        if (n <= 0) break;
+        room -= step_time_.chunk_ms(q.pos, n);
+      }
+      shape += chunk_shape(q.pos, n);
+      q.pos += n;
+      q.left -= n;
+      budget -= n;
+      if (q.left > 0) break;  // (the next one waits for this prompt, as in plan_continuous)
+    }
+    if (shape.tokens == 0) return kNoTarget;  // nothing fits beside the decodes
+    t += step_time_.predict(shape);
+    // The step's effects: decoders advance or leave (their slots free up), finished prompts
+    // decode from the next step on.
+    std::vector<Decoder> next;
+    for (Decoder d : decoders) {
+      d.left -= 1;
+      d.pos += 1;
+      if (d.left > 0) next.push_back(d);
+      else ++slots;
+    }
+    while (head < queue.size() && queue[head].running && queue[head].left == 0) {
+      const Prefill& q = queue[head];
+      if (head == queue.size() - 1) self_done = true;
+      else if (q.end > 0) next.push_back({double(q.end), q.pos, q.tpot});
+      else ++slots;
+      ++head;
+    }
+    decoders = std::move(next);
+    if (self_done) return t;
+  }
+  return kNoTarget;
 }
 
 double SchedulerCore::ttft_calibration() const { return std::exp(ttft_log_ratio_p90_); }

@@ -84,8 +84,6 @@ class SchedulerCore {
   StepShape decode_shape(bool skip_in_step) const;
   // The tightest TPOT target among those decoding sequences (infinity: none has one).
   double tightest_tpot(bool skip_in_step) const;
-  // Time until `need` slots free up (max_num_seqs is reached) at `step_ms` per step.
-  double slot_wait_ms(int64_t need, double step_ms) const;
   // What admission multiplies its TTFT estimates by: learned from the first tokens.
   double ttft_calibration() const;
   void observe_first_token(const Sequence& s);

@@ -1,6 +1,8 @@
 #include "actors/step_time_model.h"
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 namespace troupe {
 
@@ -38,6 +40,73 @@ void StepTimeModel::seed(std::span<const std::pair<int64_t, double>> tokens_ms) 
   raw_ = theta_;
   // Confident in the measured line, open on the context term.
   p_ = {{{1.0, 0, 0}, {0, 1e-4, 0}, {0, 0, 1e-2}}};
+  for (size_t i = 0; i < 3; ++i) p_max_[i] = p_[i][i];
+}
+
+namespace {
+
+// Least squares over the features whose mask bit is set (the others fixed at 0); false when
+// the normal equations are singular.
+bool least_squares(std::span<const TimedStep> steps, unsigned mask, std::array<double, 3>& out) {
+  std::array<std::array<double, 4>, 3> a{};  // [A | b]
+  for (const TimedStep& t : steps) {
+    const auto x = features(t.shape);
+    for (size_t i = 0; i < 3; ++i) {
+      for (size_t j = 0; j < 3; ++j) a[i][j] += x[i] * x[j];
+      a[i][3] += x[i] * t.ms;
+    }
+  }
+  for (size_t i = 0; i < 3; ++i)
+    if (!(mask >> i & 1)) {
+      a[i] = {0, 0, 0, 0};
+      a[i][i] = 1;
+      for (size_t r = 0; r < 3; ++r)
+        if (r != i) a[r][i] = 0;
+    }
+  // Gauss-Jordan with partial pivoting on the 3x3 system.
+  for (size_t c = 0; c < 3; ++c) {
+    size_t piv = c;
+    for (size_t r = c + 1; r < 3; ++r)
+      if (std::abs(a[r][c]) > std::abs(a[piv][c])) piv = r;
+    if (std::abs(a[piv][c]) < 1e-12 * (1 + std::abs(a[c][c]))) return false;
+    std::swap(a[c], a[piv]);
+    for (size_t r = 0; r < 3; ++r) {
+      if (r == c) continue;
+      const double f = a[r][c] / a[c][c];
+      for (size_t k = c; k < 4; ++k) a[r][k] -= f * a[c][k];
+    }
+  }
+  for (size_t i = 0; i < 3; ++i) out[i] = a[i][3] / a[i][i];
+  return true;
+}
+
+}  // namespace
+
+void StepTimeModel::fit(std::span<const TimedStep> steps) {
+  // Identified only if the context per token varies between steps by a fair factor.
+  double lo = 1e300, hi = 0;
+  for (const TimedStep& t : steps)
+    if (t.shape.tokens > 0) {
+      lo = std::min(lo, t.shape.context / t.shape.tokens);
+      hi = std::max(hi, t.shape.context / t.shape.tokens);
+    }
+  std::array<double, 3> c{};
+  bool ok = steps.size() >= 3 && hi > 2 * lo && least_squares(steps, 0b111, c);
+  // A negative term (noise on a term that is small here): drop it and refit the others.
+  for (size_t i = 0; ok && i < 3; ++i)
+    if (c[i] < 0) {
+      ok = least_squares(steps, 0b111 & ~(1u << i), c);
+      for (double& v : c) v = std::max(0.0, v);
+    }
+  if (!ok) {
+    std::vector<std::pair<int64_t, double>> tokens_ms;
+    for (const TimedStep& t : steps) tokens_ms.push_back({int64_t(t.shape.tokens), t.ms});
+    seed(tokens_ms);
+    return;
+  }
+  theta_ = raw_ = c;
+  // Confident in all three measured terms; later steps still refine them.
+  p_ = {{{1.0, 0, 0}, {0, 1e-4, 0}, {0, 0, 1e-3}}};
   for (size_t i = 0; i < 3; ++i) p_max_[i] = p_[i][i];
 }
 

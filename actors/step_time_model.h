@@ -29,11 +29,20 @@ inline StepShape chunk_shape(int64_t start, int64_t n) {
   return {double(n), double(n) * (double(start) + double(n + 1) / 2)};
 }
 
+struct TimedStep {
+  StepShape shape;
+  double ms = 0;
+};
+
 class StepTimeModel {
  public:
   StepTimeModel();
   // (tokens, ms) pairs from a startup measurement (context ~ 128 positions per token).
   void seed(std::span<const std::pair<int64_t, double>> tokens_ms);
+  // Steps measured at startup at different depths (spec::time_steps): all three terms by
+  // least squares, none negative. Falls back to seed() on the token counts when the steps
+  // do not vary context independently of tokens.
+  void fit(std::span<const TimedStep> steps);
   double predict(const StepShape& s) const;
   void observe(const StepShape& s, double ms);
   // The most tokens (up to `limit`) a chunk starting at `start` may have so its added time

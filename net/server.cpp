@@ -661,7 +661,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Ses
     if (g.done == int(g.choices.size()) && !g.ending) {
       if (g.req.include_usage) {
         std::vector<ChoiceResult> res;
-        for (auto& c : g.choices) res.push_back({"", c.finish_reason, c.usage, nullptr});
+        for (auto& c : g.choices) res.push_back({"", c.finish_reason, c.usage, nullptr, {}});
         append_sse(usage_chunk_body(g.req.endpoint, g.id, g.created, ctx_.service.model_name(),
                                     total_usage(res, g.req.n)));
       }

@@ -87,6 +87,7 @@ void Service::start(const EngineConfig& cfg) {
   else fail("--tool-call-parser: unknown parser '{}' (none, hermes, llama3_json)", opts_.tool_call_parser);
   spdlog::info("model {} loaded: max_model_len {}, chat template: {}", model_.name, model_.max_model_len,
                chat_.origin());
+  if (const std::string st = engine_->startup_step_time(); !st.empty()) spdlog::info("step-time model: {}", st);
   state_ = ServiceState::WarmingUp;  // publishes engine_ and model_ to the other threads
   try {
     warm_up();

@@ -15,20 +15,20 @@ std::vector<int64_t> calibration_sizes(int64_t max_tokens) {
   return out;
 }
 
-std::vector<std::pair<int64_t, double>> calibrate_backend(Backend& backend, std::span<const int64_t> sizes,
-                                                          int reps) {
+std::vector<StepTiming> time_steps(Backend& backend, std::span<const int64_t> sizes, int64_t start,
+                                   int64_t chunk, int reps) {
   const KvCacheShape kv = backend.kv_shape();
   const int64_t max_pos = backend.config().max_position_embeddings;
-  const int64_t chunk = std::min<int64_t>(64, max_pos);
-  // Decode happens deep into a sequence, not at position 0: attend over a context.
-  const int64_t ctx = std::clamp<int64_t>(max_pos - chunk, 0, 128);
+  chunk = std::clamp<int64_t>(chunk, 1, max_pos);
+  const int64_t ctx = std::clamp<int64_t>(start, 0, max_pos - chunk);
   const int64_t blocks_per_seq = (ctx + chunk + kv.block_size - 1) / kv.block_size;
   std::vector<StepBatch> batches;
-  std::vector<int64_t> measured;
+  std::vector<StepTiming> out;
   for (int64_t n : sizes) {
     const int64_t num_seqs = (n + chunk - 1) / chunk;
     if (n <= 0 || num_seqs * blocks_per_seq > kv.num_blocks) continue;
     StepBatch batch;
+    StepTiming t{n, 0, 0};
     for (int64_t s = 0, left = n; s < num_seqs; ++s, left -= chunk) {
       StepSeq q;
       q.seq_id = s;
@@ -39,33 +39,42 @@ std::vector<std::pair<int64_t, double>> calibrate_backend(Backend& backend, std:
       for (int64_t i = 0; i < len; ++i) q.tokens.push_back(int32_t((i * 7 + s) % backend.config().vocab_size));
       for (int64_t b = 0; b < blocks_per_seq; ++b) q.block_table.push_back(int32_t(s * blocks_per_seq + b));
       for (int64_t i = 0; i < len; ++i) q.logit_rows.push_back(int32_t(i));
+      // Row i attends to positions [0, ctx + i].
+      t.context += double(len) * double(ctx) + double(len) * double(len + 1) / 2;
       batch.seqs.push_back(std::move(q));
     }
     batches.push_back(std::move(batch));
-    measured.push_back(n);
+    out.push_back(t);
   }
   // Round robin over the sizes, so a burst of other load on the machine lands on all of
   // them alike instead of skewing the curve's shape; the median of the rounds per size.
   // At least two rounds; more while they take under a few seconds in all (big models).
   std::vector<std::vector<double>> ms(batches.size());
   StepOutput o;
-  const auto start = std::chrono::steady_clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
   for (int r = 0; r < reps; ++r) {
-    if (r >= 2 && std::chrono::steady_clock::now() - start > std::chrono::seconds(6)) break;
+    if (r >= 2 && std::chrono::steady_clock::now() - t0 > std::chrono::seconds(6)) break;
     for (size_t i = 0; i < batches.size(); ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
+      const auto t1 = std::chrono::steady_clock::now();
       backend.run_step(batches[i], o);
-      ms[i].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      ms[i].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count());
     }
   }
-  std::vector<std::pair<int64_t, double>> out;
   for (size_t i = 0; i < batches.size(); ++i) {
     // The lower median: other load only ever adds time, so of two rounds keep the faster.
     auto& v = ms[i];
     const size_t mid = (v.size() - 1) / 2;
     std::nth_element(v.begin(), v.begin() + ptrdiff_t(mid), v.end());
-    out.push_back({measured[i], v[mid]});
+    out[i].ms = v[mid];
   }
+  return out;
+}
+
+std::vector<std::pair<int64_t, double>> calibrate_backend(Backend& backend, std::span<const int64_t> sizes,
+                                                          int reps) {
+  // Decode happens deep into a sequence, not at position 0: attend over a context.
+  std::vector<std::pair<int64_t, double>> out;
+  for (const StepTiming& t : time_steps(backend, sizes, 128, 64, reps)) out.push_back({t.tokens, t.ms});
   return out;
 }
 

@@ -138,7 +138,7 @@ TEST_CASE("every protocol message round-trips through the binary serializer", "[
   check_roundtrip(sys, KvLost{"stage 1 rebuilt"});
   check_roundtrip(sys, StageDown{1, "worker lost"});
   check_roundtrip(sys, ReplicaDown{2, "worker lost"});
-  SeqUpdate u{47, {9, 10}, true, FinishReason::Error, ErrorKind::Overloaded, "busy", usage(), 3.5, {{9, -0.75f, {{9, -0.75f}}}, {10, -3.0f, {}}}, {}};
+  SeqUpdate u{47, {9, 10}, true, FinishReason::Error, ErrorKind::Overloaded, "busy", usage(), 3.5, {{9, -0.75f, {{9, -0.75f}}}, {10, -3.0f, {}}}, {}, {}};
   u.prompt_logprobs = {{1, 0.0f, {}, 0}, {9, -2.5f, {{3, -0.5f}}, 4}};
   check_roundtrip(sys, StepUpdates{{u, u}});
   check_roundtrip(sys, StepObservation{48, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1.5, 2.5, 3.5, 4.5, "e"});

@@ -97,6 +97,53 @@ TEST_CASE("the step-time model learns a step's cost and sizes chunks to fit", "[
   CHECK(m.max_chunk_within(0.01, 0, 4096) == 0);
 }
 
+TEST_CASE("the step-time model starts from steps timed at two depths", "[actors][slo]") {
+  // 15 ms + 1 ms per token + 0.3 ms per 1K positions read: a 110M model on two cores, where
+  // attention deep into a 2048-token context is a third of a prefill token's cost.
+  auto truth = [](const StepShape& s) { return 15 + 1.0 * s.tokens + 0.3 * s.context / 1024; };
+  std::vector<TimedStep> shallow, both;
+  for (int64_t n : {1, 2, 4, 8, 16, 32, 64, 128, 256}) {
+    StepShape s;
+    for (int64_t left = n; left > 0; left -= 64) s += chunk_shape(128, std::min<int64_t>(64, left));
+    shallow.push_back({s, truth(s)});
+  }
+  both = shallow;
+  for (int64_t n : {16, 64}) both.push_back({chunk_shape(1984, n), truth(chunk_shape(1984, n))});
+  for (int64_t rows : {1, 4, 16}) {
+    StepShape s;
+    for (int64_t r = 0; r < rows; ++r) s += chunk_shape(1984, 1);
+    both.push_back({s, truth(s)});
+  }
+  StepTimeModel m;
+  m.fit(both);
+  CHECK(m.coefficients()[0] == Approx(15).epsilon(0.01));
+  CHECK(m.coefficients()[1] == Approx(1.0).epsilon(0.01));
+  CHECK(m.coefficients()[2] == Approx(0.3).epsilon(0.01));
+  // A 64-token chunk at position 1900 next to 16 decodes at ~1900: what a long prompt
+  // arriving beside running requests costs.
+  StepShape deep = chunk_shape(1900, 64);
+  for (int r = 0; r < 16; ++r) deep += chunk_shape(1900, 1);
+  CHECK(m.predict(deep) == Approx(truth(deep)).epsilon(0.01));
+
+  // Shallow steps alone cannot tell context from tokens: the token line, as seed() fits it.
+  StepTimeModel only_tokens, seeded;
+  only_tokens.fit(shallow);
+  std::vector<std::pair<int64_t, double>> pairs;
+  for (const auto& t : shallow) pairs.push_back({int64_t(t.shape.tokens), t.ms});
+  seeded.seed(pairs);
+  CHECK(only_tokens.coefficients() == seeded.coefficients());
+  CHECK(only_tokens.predict(deep) < 0.85 * truth(deep));  // why the deep steps are timed
+
+  // Noise that makes a term come out negative drops it rather than predicting cheaper
+  // steps for longer contexts.
+  std::vector<TimedStep> flat = both;
+  for (auto& t : flat) t.ms = 15 + 1.0 * t.shape.tokens - 0.01 * t.shape.context / 1024;
+  StepTimeModel clipped;
+  clipped.fit(flat);
+  CHECK(clipped.coefficients()[2] == 0);
+  CHECK(clipped.coefficients()[1] == Approx(1.0).epsilon(0.05));
+}
+
 TEST_CASE("the step-time model is not thrown by steps the OS descheduled", "[actors][slo]") {
   // A fast model (0.3 ms + 0.002 ms per token) on a busy machine: one step in ten takes
   // 40 ms. Without clipping, RLS with forgetting learned a base of ~8 ms from these and
