@@ -126,7 +126,12 @@ HWY_INLINE void ScaleAccumulate(float c, const float* p, const float* const* v, 
                                 int64_t hd, float* HWY_RESTRICT o) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
   int64_t off = 0;
+  // As many output vectors in registers as head_dim allows: with one (head_dim 64 on
+  // AVX-512 used to fall through to it) the loop runs at FMA latency, not throughput.
+  // Each output element sees the same sequence of FMAs whichever width handles it.
   for (; off + 8 * N <= hd; off += 8 * N) AccumulateV<8>(c, p, v, n, off, o);
+  for (; off + 4 * N <= hd; off += 4 * N) AccumulateV<4>(c, p, v, n, off, o);
+  for (; off + 2 * N <= hd; off += 2 * N) AccumulateV<2>(c, p, v, n, off, o);
   for (; off + N <= hd; off += N) AccumulateV<1>(c, p, v, n, off, o);
   for (; off < hd; ++off) {
     float acc = o[off] * c;
