@@ -68,6 +68,17 @@ double best_time(int reps, int inner, Fn fn) {
   return best;
 }
 
+// This thread's CPU time of fn(0) in seconds: preemption by other processes (a shared
+// machine) does not count, cache misses and stalls do.
+template <typename Fn>
+double thread_cpu_time(Fn fn) {
+  timespec t0{}, t1{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+  fn(0);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+  return double(t1.tv_sec - t0.tv_sec) + 1e-9 * double(t1.tv_nsec - t0.tv_nsec);
+}
+
 struct Shape {
   int64_t out, in;
 };
@@ -280,21 +291,59 @@ TEST_CASE("bench: causal attention tile vs per row", "[.bench][.attention-bench]
             attention_causal_tile(q.data() + t0 * QD, QD, g, m.n_heads, kv, first + t0,
                                   std::min(tile, chunk - t0), 0.125f, out.data() + t0 * QD, QD);
       };
-      auto cpu_time = [](auto fn) {
-        timespec t0{}, t1{};
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-        fn(0);
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-        return double(t1.tv_sec - t0.tv_sec) + 1e-9 * double(t1.tv_nsec - t0.tv_nsec);
-      };
       double a = 1e30, b = 1e30;
       for (int r = 0; r < 5; ++r) {
-        a = std::min(a, cpu_time(per_row));
-        b = std::min(b, cpu_time(tiled));
+        a = std::min(a, thread_cpu_time(per_row));
+        b = std::min(b, thread_cpu_time(tiled));
       }
       const double flop = 4.0 * hd * m.n_heads * chunk * (first + (chunk + 1) / 2.0);
       std::printf("causal attention %-10s chunk %ld at %4ld: per row %8.2f ms (%5.1f GFLOP/s)  tile %8.2f ms (%5.1f GFLOP/s)  %.2fx\n",
                   m.name, long(chunk), long(n_ctx), a * 1e3, flop / a / 1e9, b * 1e3,
                   flop / b / 1e9, a / b);
     }
+}
+
+// One decode token at depth n_ctx of the llama-1b shape (32 heads, 8 KV heads, head_dim 64),
+// one thread: every head on its own (attention_head, the pre-tile backend path: each KV
+// head's K/V read 4 times) against attention_kv_group (read once for its 4 query heads).
+// Thread CPU time, alternating, best of 20 each; GB/s counts the K/V bytes of one pass.
+TEST_CASE("bench: decode attention per head vs per KV group", "[.bench][.attention-bench]") {
+  ForceTarget force_target;
+  const int64_t hd = 64, n_kv = 8, n_heads = 32, bs = 16;
+  for (int64_t n_ctx : {128, 512, 1024, 2048}) {
+    const int64_t nb = (n_ctx + bs - 1) / bs;
+    std::vector<int32_t> table(nb);
+    for (int64_t i = 0; i < nb; ++i) table[i] = int32_t((i * 7) % nb);
+    // 16 layers' worth of KV, cycled, so that each call reads K/V from DRAM as in a step
+    constexpr int kLayers = 16;
+    std::vector<std::vector<float>> k, v;
+    for (int l = 0; l < kLayers; ++l) {
+      k.push_back(test::random_floats(nb * bs * n_kv * hd, 1 + l));
+      v.push_back(test::random_floats(nb * bs * n_kv * hd, 100 + l));
+    }
+    const auto q = test::random_floats(n_heads * hd, 3);
+    std::vector<float> out(n_heads * hd);
+    auto per_head = [&](int) {
+      for (int l = 0; l < kLayers; ++l) {
+        PagedKv kv{k[l].data(), v[l].data(), table.data(), bs, n_kv, hd};
+        for (int64_t h = 0; h < n_heads; ++h)
+          attention_head(q.data() + h * hd, h, n_heads, kv, n_ctx, 0.125f, out.data() + h * hd, nullptr);
+      }
+    };
+    auto per_group = [&](int) {
+      for (int l = 0; l < kLayers; ++l) {
+        PagedKv kv{k[l].data(), v[l].data(), table.data(), bs, n_kv, hd};
+        for (int64_t g = 0; g < n_kv; ++g)
+          attention_kv_group(q.data(), g, n_heads, kv, n_ctx, 0.125f, out.data());
+      }
+    };
+    double a = 1e30, b = 1e30;
+    for (int r = 0; r < 20; ++r) {
+      a = std::min(a, thread_cpu_time(per_head));
+      b = std::min(b, thread_cpu_time(per_group));
+    }
+    const double bytes = 2.0 * kLayers * n_ctx * n_kv * hd * 4;
+    std::printf("decode attention llama-1b 16 layers at %4ld: per head %7.3f ms  per group %7.3f ms (%5.1f GB/s of K/V)  %.2fx\n",
+                long(n_ctx), a * 1e3, b * 1e3, bytes / b / 1e9, a / b);
+  }
 }
