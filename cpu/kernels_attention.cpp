@@ -140,17 +140,114 @@ HWY_INLINE void ScaleAccumulate(float c, const float* p, const float* const* v, 
   }
 }
 
+// Lanes of a full float vector, when they are a power of two from 4 to 16 (the widths the
+// block reduction below handles); other targets score positions one dot at a time.
+#if HWY_TARGET != HWY_SCALAR
+constexpr size_t kLanes = HWY_LANES(float);
+
+// Per 128-bit block, the partial sums of four accumulators: block b of the result holds
+// [sum of a's block b, b's, c's, d's] (each 4 lanes folded as (x0 + x2) + (x1 + x3)).
+HWY_INLINE VF Fold4(VF a, VF b, VF c, VF d) {
+  const DF df;
+  const hn::Repartition<double, DF> dd;
+  const VF ab = hn::Add(hn::InterleaveLower(df, a, b), hn::InterleaveUpper(df, a, b));
+  const VF cd = hn::Add(hn::InterleaveLower(df, c, d), hn::InterleaveUpper(df, c, d));
+  const auto abd = hn::BitCast(dd, ab), cdd = hn::BitCast(dd, cd);
+  return hn::Add(hn::BitCast(df, hn::InterleaveLower(dd, abd, cdd)),
+                 hn::BitCast(df, hn::InterleaveUpper(dd, abd, cdd)));
+}
+
+// Accumulators of q . k for the four positions k[0..3]: hd / N FMAs per lane, then Fold4.
+HWY_INLINE VF Dot4(const float* HWY_RESTRICT q, const float* const* k, int64_t hd) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i < hd; i += N) {
+    const VF qv = hn::LoadU(d, q + i);
+    a0 = hn::MulAdd(qv, hn::LoadU(d, k[0] + i), a0);
+    a1 = hn::MulAdd(qv, hn::LoadU(d, k[1] + i), a1);
+    a2 = hn::MulAdd(qv, hn::LoadU(d, k[2] + i), a2);
+    a3 = hn::MulAdd(qv, hn::LoadU(d, k[3] + i), a3);
+  }
+  return Fold4(a0, a1, a2, a3);
+}
+
+// s[j] = q . k[j] for the kBlock positions of a block, as whole vectors: the per-position
+// horizontal sums are folded together (a transposing reduction) instead of one SumOfLanes
+// per position. Needs head_dim a multiple of the lane count. For 16 lanes the four groups
+// of four positions are computed in the order 0-3, 8-11, 4-7, 12-15 so that the block
+// fold below leaves them in position order.
+HWY_INLINE void DotBlock(const float* HWY_RESTRICT q, const float* const* k, int64_t hd,
+                         float* HWY_RESTRICT s) {
+  const DF d;
+  if constexpr (kLanes == 4) {
+    for (int g = 0; g < 4; ++g) hn::Store(Dot4(q, k + 4 * g, hd), d, s + 4 * g);
+  } else if constexpr (kLanes == 8) {
+    for (int h = 0; h < 2; ++h) {  // positions [8h, 8h + 8): block 0 of x + block 1 of x, ...
+      const VF x = Dot4(q, k + 8 * h, hd), y = Dot4(q, k + 8 * h + 4, hd);
+      hn::Store(hn::Add(hn::ConcatLowerLower(d, y, x), hn::ConcatUpperUpper(d, y, x)), d,
+                s + 8 * h);
+    }
+  } else if constexpr (kLanes == 16) {
+    const VF x0 = Dot4(q, k, hd), x1 = Dot4(q, k + 8, hd);
+    const VF x2 = Dot4(q, k + 4, hd), x3 = Dot4(q, k + 12, hd);
+    // p blocks: [x0.b0+x0.b2, x0.b1+x0.b3, x1.b0+x1.b2, x1.b1+x1.b3]; t likewise.
+    const VF p = hn::Add(hn::ConcatLowerLower(d, x1, x0), hn::ConcatUpperUpper(d, x1, x0));
+    const VF t = hn::Add(hn::ConcatLowerLower(d, x3, x2), hn::ConcatUpperUpper(d, x3, x2));
+    // Adjacent blocks summed: p -> [x0, x0, x1, x1], t -> [x2, x2, x3, x3]; the even blocks
+    // of the first and odd of the second give [x0, x2, x1, x3] = positions 0-3, 4-7, 8-11,
+    // 12-15.
+    const VF ps = hn::Add(p, hn::SwapAdjacentBlocks(p));
+    const VF ts = hn::Add(t, hn::SwapAdjacentBlocks(t));
+    hn::Store(hn::OddEvenBlocks(ts, ps), d, s);
+  }
+}
+constexpr bool kReduceBlocks = kLanes == 4 || kLanes == 8 || kLanes == 16;
+#else
+constexpr bool kReduceBlocks = false;
+#endif
+
 // One online-softmax step of one query row over n (<= kBlock) positions whose K and V rows
-// are krow/vrow: updates the row's running max m, sum l and unnormalised output o. Every
-// caller (decode group, prefill tile) runs exactly this code for a row's step at positions
-// [p0, p0 + n), with p0 a multiple of kBlock and n fixed by the row's own context length,
-// so a row's result depends on its position only, never on which rows share its tile.
+// are krow/vrow (krow holds kBlock valid pointers; those past n are read but masked): updates
+// the row's running max m, sum l and unnormalised output o. Every caller (decode group,
+// prefill tile) runs exactly this code for a row's step at positions [p0, p0 + n), with p0
+// a multiple of kBlock and n fixed by the row's own context length, so a row's result
+// depends on its position only, never on which rows share its tile.
 HWY_INLINE void RowStep(const float* HWY_RESTRICT qg, const float* const* krow,
                         const float* const* vrow, int64_t n, int64_t hd, float scale, float& m,
                         float& l, float* HWY_RESTRICT o) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   HWY_ALIGN float s[kBlock];
+#if HWY_TARGET != HWY_SCALAR
+  if (kReduceBlocks && hd % N == 0) {
+    DotBlock(qg, krow, hd, s);
+    // Scores past n (other rows' positions, or slots not written yet) become -inf and
+    // their exponentials 0, whatever the cache holds there.
+    const VF vs = hn::Set(d, scale), ninf = hn::Set(d, -INFINITY);
+    VF vmax = ninf;
+    for (int64_t j = 0; j < kBlock; j += N) {
+      const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
+      const VF sv = hn::IfThenElse(valid, hn::Mul(hn::Load(d, s + j), vs), ninf);
+      hn::Store(sv, d, s + j);
+      vmax = hn::Max(vmax, sv);
+    }
+    const float m_new = std::max(m, hn::GetLane(hn::MaxOfLanes(d, vmax)));
+    const float c = std::exp(m - m_new);  // 0 on the first block (m = -inf)
+    const VF vm = hn::Set(d, m_new);
+    VF vsum = hn::Zero(d);
+    for (int64_t j = 0; j < kBlock; j += N) {
+      const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
+      const VF e = hn::IfThenElseZero(valid, hn::Exp(d, hn::Sub(hn::Load(d, s + j), vm)));
+      hn::Store(e, d, s + j);
+      vsum = hn::Add(vsum, e);
+    }
+    l = l * c + hn::GetLane(hn::SumOfLanes(d, vsum));
+    m = m_new;
+    ScaleAccumulate(c, s, vrow, n, hd, o);
+    return;
+  }
+#endif
   int64_t j = 0;
   for (; j + kScoreBatch <= n; j += kScoreBatch) DotP<kScoreBatch>(qg, krow + j, hd, s + j);
   for (; j + 4 <= n; j += 4) DotP<4>(qg, krow + j, hd, s + j);
@@ -228,6 +325,7 @@ void AttentionTile(const float* q, int64_t q_stride, int64_t G, int64_t kv_head,
     const int64_t n = std::min(kBlock, n_ctx - p0);
     std::copy(knext, knext + n, krow);
     std::copy(vnext, vnext + n, vrow);
+    std::fill(krow + n, krow + kBlock, krow[0]);  // scored by DotBlock, then masked
     if (p0 + kBlock < n_ctx) gather(p0 + kBlock, knext, vnext);
     // Row i sees positions [0, first_pos + i]: this block's first n_i of them, if any.
     const int64_t i0 = std::max<int64_t>(0, p0 - first_pos);  // first row that reaches p0
