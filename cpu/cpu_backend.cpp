@@ -99,7 +99,21 @@ int64_t copy_to_huge_pages(ModelWeights& w, std::vector<TensorView*> views, Thre
   return total;
 }
 
+// Query rows per attention tile (positions x the G heads of a KV head): enough rows that a
+// KV block fetched from memory is reused many times, few enough that the tile's queries and
+// running outputs (2 x rows x head_dim floats) stay in L1/L2 and a chunk makes several
+// tiles for the pool to share.
+constexpr int64_t kAttentionTileRows = 64;
+
 }  // namespace
+
+// One unit of attention work: KV head `kv_head` of the rows [t0, t0 + n) of sequence `seq`
+// (consecutive positions; a decode row is a tile of one).
+struct AttentionItem {
+  int32_t seq = 0, kv_head = 0;
+  int64_t t0 = 0, n = 0;
+  int64_t cost = 0;  // ~ query rows x positions they read
+};
 
 // Activations of one step, grown to the largest step seen (steps reuse them).
 struct CpuBackend::Scratch {
@@ -107,7 +121,8 @@ struct CpuBackend::Scratch {
   std::vector<float> x, xb, q, k, v, att, gate, up;
   std::vector<int32_t> pos;        // absolute position of each token in the step
   std::vector<int32_t> seq_of;     // index into batch.seqs of each token
-  std::vector<std::vector<float>> scores;  // per thread: attention scores
+  // Attention work of the step, one list per pool thread (the same for every layer).
+  std::vector<std::vector<AttentionItem>> attention_bins;
 
   void reserve(const ModelConfig& c, int64_t T) {
     if (T <= cap_tokens) return;
@@ -153,7 +168,6 @@ CpuBackend::CpuBackend(Checkpoint ck, const CpuBackendOptions& opts)
                                                opts.block_size * c.kv_dim());
   k_cache_.assign(per_cache, 0.0f);
   v_cache_.assign(per_cache, 0.0f);
-  scratch_->scores.resize(pool_.size());
 }
 
 CpuBackend::~CpuBackend() = default;
@@ -342,6 +356,7 @@ void CpuBackend::run_stage(const StepBatch& batch, std::vector<float>& hidden, S
     }
   }
   if (!first_stage()) std::copy_n(hidden.data(), T * H, s.x.data());
+  plan_attention(batch, s);
 
   for (int64_t l = layers_.begin; l < layers_.end; ++l) forward_layer(l, batch, s);
   if (!last_stage()) {
@@ -370,6 +385,40 @@ void CpuBackend::run_stage(const StepBatch& batch, std::vector<float>& hidden, S
     quant::qmatmul(pool_, s.xb.data(), R, qlm_head_, out.logits.data());
   else
     matmul(pool_, s.xb.data(), R, w_.lm_head, out.logits.data());
+}
+
+// Splits the step's causal attention into (sequence, KV head, tile of consecutive positions)
+// items and deals them to the pool threads longest first (causal tiles late in a long
+// prompt cost many times the early ones; a static split by count would leave one thread
+// idle). Which rows share a tile does not change any row's result (attention_causal_tile).
+void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
+  const auto& c = w_.config;
+  const int64_t G = c.num_heads / c.num_kv_heads;
+  const int64_t tile = std::max<int64_t>(1, kAttentionTileRows / G);
+  std::vector<AttentionItem> items;
+  int64_t t0 = 0;
+  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+    const auto& sq = batch.seqs[i];
+    const int64_t n_tok = int64_t(sq.tokens.size());
+    for (int64_t j = 0; j < n_tok; j += tile) {
+      const int64_t n = std::min(tile, n_tok - j);
+      const int64_t cost = n * (int64_t(sq.start_pos) + j + (n + 1) / 2);
+      for (int64_t h = 0; h < c.num_kv_heads; ++h)
+        items.push_back({int32_t(i), int32_t(h), t0 + j, n, cost});
+    }
+    t0 += n_tok;
+  }
+  std::stable_sort(items.begin(), items.end(),
+                   [](const AttentionItem& a, const AttentionItem& b) { return a.cost > b.cost; });
+  const size_t nt = static_cast<size_t>(pool_.size());
+  s.attention_bins.resize(nt);
+  for (auto& b : s.attention_bins) b.clear();
+  std::vector<int64_t> load(nt, 0);
+  for (const AttentionItem& it : items) {
+    const size_t b = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[b] += it.cost + 1;
+    s.attention_bins[b].push_back(it);
+  }
 }
 
 void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
@@ -411,17 +460,14 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
 
   // Causal attention: token t of a sequence sees positions [0, pos[t]] of that sequence.
   const float scale = 1.0f / std::sqrt(float(HD));
-  const int64_t max_ctx = *std::max_element(s.pos.begin(), s.pos.begin() + T) + 1;
-  pool_.parallel_for(T * c.num_heads, 1, [&](int th, int64_t begin, int64_t end) {
-    auto& sc = s.scores[th];
-    if (int64_t(sc.size()) < max_ctx) sc.resize(max_ctx);
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / c.num_heads, h = i % c.num_heads;
-      const auto& sq = batch.seqs[s.seq_of[t]];
-      PagedKv kv{kc, vc, sq.block_table.data(), bs, c.num_kv_heads, HD};
-      attention_head(s.q.data() + t * QD + h * HD, h, c.num_heads, kv, s.pos[t] + 1, scale,
-                     s.att.data() + t * QD + h * HD, sc.data());
-    }
+  pool_.parallel_for(int64_t(s.attention_bins.size()), 1, [&](int, int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b)
+      for (const AttentionItem& it : s.attention_bins[size_t(b)]) {
+        const auto& sq = batch.seqs[size_t(it.seq)];
+        PagedKv kv{kc, vc, sq.block_table.data(), bs, c.num_kv_heads, HD};
+        attention_causal_tile(s.q.data() + it.t0 * QD, QD, it.kv_head, c.num_heads, kv,
+                              s.pos[it.t0], it.n, scale, s.att.data() + it.t0 * QD, QD);
+      }
   });
   observe(l, LinearInput::O, s.att.data(), T, QD);
   linear(l, kLinO, s.att.data(), T, s.xb.data());

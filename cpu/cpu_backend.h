@@ -89,6 +89,7 @@ class CpuBackend final : public Backend {
   struct Scratch;
   void check_batch(const StepBatch& batch) const;
   void forward_layer(int64_t layer, const StepBatch& batch, Scratch& s);
+  void plan_attention(const StepBatch& batch, Scratch& s);
   void prepare_weights(Checkpoint& ck);
   void prepare_lm_head();
   void move_weights_to_huge_pages();

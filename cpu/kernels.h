@@ -55,15 +55,25 @@ struct PagedKv {
 // may be null; it stays in the signatures for compatibility.)
 void attention_one(const float* q, int64_t n_heads, const PagedKv& kv, int64_t n_ctx,
                    float scale, float* out, float* scratch);
-// Same for one head only (the backend parallelises over tokens x heads).
+// Same for one head only.
 void attention_head(const float* q_head, int64_t head, int64_t n_heads, const PagedKv& kv,
                     int64_t n_ctx, float scale, float* out_head, float* scratch);
 // All query heads that share KV head `kv_head` (heads [kv_head * G, (kv_head + 1) * G),
 // G = n_heads / n_kv_heads); q and out are the full [n_heads * head_dim] rows. Reads that
-// KV head's K and V once for the whole group instead of G times: prefer it over
-// attention_head when G > 1 (parallelise over tokens x KV heads).
+// KV head's K and V once for the whole group instead of G times (the decode path; the
+// backend runs it as attention_causal_tile with one position).
 void attention_kv_group(const float* q, int64_t kv_head, int64_t n_heads, const PagedKv& kv,
                         int64_t n_ctx, float scale, float* out);
+// Causal attention for n_pos consecutive positions first_pos, first_pos + 1, ... of one
+// sequence (a prefill chunk or a 1 + k verification run), the query heads of KV head
+// `kv_head` only: row i is the full [n_heads * head_dim] query at q + i * q_stride, sees
+// positions [0, first_pos + i] (their K/V already in the cache) and writes its group's heads
+// of out + i * out_stride. The tile reads each KV block once for all its rows. Each row's
+// result is bit-identical to attention_kv_group with n_ctx = first_pos + i + 1, whatever
+// tile it is part of (batch invariance).
+void attention_causal_tile(const float* q, int64_t q_stride, int64_t kv_head, int64_t n_heads,
+                           const PagedKv& kv, int64_t first_pos, int64_t n_pos, float scale,
+                           float* out, int64_t out_stride);
 
 // Streams a large buffer with all pool threads and returns the measured read bandwidth
 // in bytes/s (best of a few passes) - the denominator of the decode roofline.

@@ -1,4 +1,6 @@
-// Paged attention for one query token (Highway, runtime dispatch).
+// Paged causal attention (Highway, runtime dispatch): one kernel for a tile of query rows
+// (decode: the G query heads of one token; prefill / verification: G heads x a run of
+// consecutive positions of one sequence) over one KV head.
 //
 // One pass over the cached positions with an online softmax, 16 positions at a time:
 //   s_j = (q . k_j) * scale for the block; m' = max(m, max_j s_j);
@@ -6,9 +8,9 @@
 // and out = o / l at the end. So K and V are each read once, no n_ctx-sized scratch is
 // needed, and the exponentials of a block are one vector Exp.
 //
-// All query heads that share a KV head (GQA) are processed per block while that block's
-// K and V rows (16 x head_dim floats each) sit in L1, so a group of G heads reads K/V from
-// memory once instead of G times - at long contexts that is the dominant attention cost.
+// All rows of a tile are processed per block while that block's K and V rows (16 x head_dim
+// floats each) sit in L1, so the tile reads K/V from memory once instead of once per row
+// (FlashAttention-style) - at long contexts that is the dominant attention cost.
 // Positions are walked with a running (block, slot) cursor rather than p / block_size,
 // which would cost an integer division per position.
 #undef HWY_TARGET_INCLUDE
@@ -124,7 +126,12 @@ HWY_INLINE void ScaleAccumulate(float c, const float* p, const float* const* v, 
                                 int64_t hd, float* HWY_RESTRICT o) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
   int64_t off = 0;
+  // As many output vectors in registers as head_dim allows: with one (head_dim 64 on
+  // AVX-512 used to fall through to it) the loop runs at FMA latency, not throughput.
+  // Each output element sees the same sequence of FMAs whichever width handles it.
   for (; off + 8 * N <= hd; off += 8 * N) AccumulateV<8>(c, p, v, n, off, o);
+  for (; off + 4 * N <= hd; off += 4 * N) AccumulateV<4>(c, p, v, n, off, o);
+  for (; off + 2 * N <= hd; off += 2 * N) AccumulateV<2>(c, p, v, n, off, o);
   for (; off + N <= hd; off += N) AccumulateV<1>(c, p, v, n, off, o);
   for (; off < hd; ++off) {
     float acc = o[off] * c;
@@ -133,20 +140,167 @@ HWY_INLINE void ScaleAccumulate(float c, const float* p, const float* const* v, 
   }
 }
 
-// Heads [h0, h0 + G) all read KV head kv_head. q and out point at head h0.
-void AttentionGroup(const float* q, int64_t G, int64_t kv_head, const PagedKv& kv,
-                    int64_t n_ctx, float scale, float* out) {
-  const int64_t hd = kv.head_dim;
-  std::fill(out, out + G * hd, 0.0f);
-  if (n_ctx <= 0) return;
+// Lanes of a full float vector, when they are a power of two from 4 to 16 (the widths the
+// block reduction below handles); other targets score positions one dot at a time.
+#if HWY_TARGET != HWY_SCALAR
+constexpr size_t kLanes = HWY_LANES(float);
+
+// Per 128-bit block, the partial sums of four accumulators: block b of the result holds
+// [sum of a's block b, b's, c's, d's] (each 4 lanes folded as (x0 + x2) + (x1 + x3)).
+HWY_INLINE VF Fold4(VF a, VF b, VF c, VF d) {
+  const DF df;
+  const hn::Repartition<double, DF> dd;
+  const VF ab = hn::Add(hn::InterleaveLower(df, a, b), hn::InterleaveUpper(df, a, b));
+  const VF cd = hn::Add(hn::InterleaveLower(df, c, d), hn::InterleaveUpper(df, c, d));
+  const auto abd = hn::BitCast(dd, ab), cdd = hn::BitCast(dd, cd);
+  return hn::Add(hn::BitCast(df, hn::InterleaveLower(dd, abd, cdd)),
+                 hn::BitCast(df, hn::InterleaveUpper(dd, abd, cdd)));
+}
+
+// Accumulators of q . k for the four positions k[0..3]: hd / N FMAs per lane, then Fold4.
+HWY_INLINE VF Dot4(const float* HWY_RESTRICT q, const float* const* k, int64_t hd) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  // Running max and sum per head; the output rows themselves hold the running o.
-  constexpr int64_t kMaxGroup = 64;
-  float m[kMaxGroup], l[kMaxGroup];
-  std::fill(m, m + G, -INFINITY);
-  std::fill(l, l + G, 0.0f);
+  VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i < hd; i += N) {
+    const VF qv = hn::LoadU(d, q + i);
+    a0 = hn::MulAdd(qv, hn::LoadU(d, k[0] + i), a0);
+    a1 = hn::MulAdd(qv, hn::LoadU(d, k[1] + i), a1);
+    a2 = hn::MulAdd(qv, hn::LoadU(d, k[2] + i), a2);
+    a3 = hn::MulAdd(qv, hn::LoadU(d, k[3] + i), a3);
+  }
+  return Fold4(a0, a1, a2, a3);
+}
+
+// s[j] = q . k[j] for the kBlock positions of a block, as whole vectors: the per-position
+// horizontal sums are folded together (a transposing reduction) instead of one SumOfLanes
+// per position. Needs head_dim a multiple of the lane count. For 16 lanes the four groups
+// of four positions are computed in the order 0-3, 8-11, 4-7, 12-15 so that the block
+// fold below leaves them in position order.
+HWY_INLINE void DotBlock(const float* HWY_RESTRICT q, const float* const* k, int64_t hd,
+                         float* HWY_RESTRICT s) {
+  const DF d;
+  if constexpr (kLanes == 4) {
+    for (int g = 0; g < 4; ++g) hn::Store(Dot4(q, k + 4 * g, hd), d, s + 4 * g);
+  } else if constexpr (kLanes == 8) {
+    for (int h = 0; h < 2; ++h) {  // positions [8h, 8h + 8): block 0 of x + block 1 of x, ...
+      const VF x = Dot4(q, k + 8 * h, hd), y = Dot4(q, k + 8 * h + 4, hd);
+      hn::Store(hn::Add(hn::ConcatLowerLower(d, y, x), hn::ConcatUpperUpper(d, y, x)), d,
+                s + 8 * h);
+    }
+  } else if constexpr (kLanes == 16) {
+    const VF x0 = Dot4(q, k, hd), x1 = Dot4(q, k + 8, hd);
+    const VF x2 = Dot4(q, k + 4, hd), x3 = Dot4(q, k + 12, hd);
+    // p blocks: [x0.b0+x0.b2, x0.b1+x0.b3, x1.b0+x1.b2, x1.b1+x1.b3]; t likewise.
+    const VF p = hn::Add(hn::ConcatLowerLower(d, x1, x0), hn::ConcatUpperUpper(d, x1, x0));
+    const VF t = hn::Add(hn::ConcatLowerLower(d, x3, x2), hn::ConcatUpperUpper(d, x3, x2));
+    // Adjacent blocks summed: p -> [x0, x0, x1, x1], t -> [x2, x2, x3, x3]; the even blocks
+    // of the first and odd of the second give [x0, x2, x1, x3] = positions 0-3, 4-7, 8-11,
+    // 12-15.
+    const VF ps = hn::Add(p, hn::SwapAdjacentBlocks(p));
+    const VF ts = hn::Add(t, hn::SwapAdjacentBlocks(t));
+    hn::Store(hn::OddEvenBlocks(ts, ps), d, s);
+  }
+}
+constexpr bool kReduceBlocks = kLanes == 4 || kLanes == 8 || kLanes == 16;
+#else
+constexpr bool kReduceBlocks = false;
+#endif
+
+// One online-softmax step of one query row over n (<= kBlock) positions whose K and V rows
+// are krow/vrow (krow holds kBlock valid pointers; those past n are read but masked): updates
+// the row's running max m, sum l and unnormalised output o. Every caller (decode group,
+// prefill tile) runs exactly this code for a row's step at positions [p0, p0 + n), with p0
+// a multiple of kBlock and n fixed by the row's own context length, so a row's result
+// depends on its position only, never on which rows share its tile.
+HWY_INLINE void RowStep(const float* HWY_RESTRICT qg, const float* const* krow,
+                        const float* const* vrow, int64_t n, int64_t hd, float scale, float& m,
+                        float& l, float* HWY_RESTRICT o) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   HWY_ALIGN float s[kBlock];
+#if HWY_TARGET != HWY_SCALAR
+  if (kReduceBlocks && hd % N == 0) {
+    DotBlock(qg, krow, hd, s);
+    // Scores past n (other rows' positions, or slots not written yet) become -inf and
+    // their exponentials 0, whatever the cache holds there.
+    const VF vs = hn::Set(d, scale), ninf = hn::Set(d, -INFINITY);
+    VF vmax = ninf;
+    for (int64_t j = 0; j < kBlock; j += N) {
+      const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
+      const VF sv = hn::IfThenElse(valid, hn::Mul(hn::Load(d, s + j), vs), ninf);
+      hn::Store(sv, d, s + j);
+      vmax = hn::Max(vmax, sv);
+    }
+    const float m_new = std::max(m, hn::GetLane(hn::MaxOfLanes(d, vmax)));
+    const float c = std::exp(m - m_new);  // 0 on the first block (m = -inf)
+    const VF vm = hn::Set(d, m_new);
+    VF vsum = hn::Zero(d);
+    for (int64_t j = 0; j < kBlock; j += N) {
+      const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
+      const VF e = hn::IfThenElseZero(valid, hn::Exp(d, hn::Sub(hn::Load(d, s + j), vm)));
+      hn::Store(e, d, s + j);
+      vsum = hn::Add(vsum, e);
+    }
+    l = l * c + hn::GetLane(hn::SumOfLanes(d, vsum));
+    m = m_new;
+    ScaleAccumulate(c, s, vrow, n, hd, o);
+    return;
+  }
+#endif
+  int64_t j = 0;
+  for (; j + kScoreBatch <= n; j += kScoreBatch) DotP<kScoreBatch>(qg, krow + j, hd, s + j);
+  for (; j + 4 <= n; j += 4) DotP<4>(qg, krow + j, hd, s + j);
+  for (; j < n; ++j) s[j] = Dot(qg, krow[j], hd);
+  VF vmax = hn::Set(d, -INFINITY);
+  for (j = 0; j + N <= n; j += N) {
+    const VF sv = hn::Mul(hn::Load(d, s + j), hn::Set(d, scale));
+    hn::Store(sv, d, s + j);
+    vmax = hn::Max(vmax, sv);
+  }
+  float bmax = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  for (; j < n; ++j) bmax = std::max(bmax, s[j] *= scale);
+  const float m_new = std::max(m, bmax);
+  const float c = std::exp(m - m_new);  // 0 on the first block (m = -inf)
+  // e^(s - m_new) for the block: vector Exp over s (padded lanes are not read).
+  j = 0;
+  float bsum = 0;
+  const VF vm = hn::Set(d, m_new);
+  for (; j + N <= n; j += N) {
+    const VF e = hn::Exp(d, hn::Sub(hn::Load(d, s + j), vm));
+    hn::Store(e, d, s + j);
+    bsum += hn::GetLane(hn::SumOfLanes(d, e));
+  }
+  for (; j < n; ++j) bsum += s[j] = std::exp(s[j] - m_new);
+  l = l * c + bsum;
+  m = m_new;
+  ScaleAccumulate(c, s, vrow, n, hd, o);
+}
+
+// Causal attention of a tile of query rows over one KV head: n_pos consecutive positions
+// first_pos, first_pos + 1, ... of one sequence, each with the G query heads [h0, h0 + G)
+// that read KV head kv_head. Row (i, g) reads q + i * q_stride + g * hd and writes
+// out + i * out_stride + g * hd, and sees positions [0, first_pos + i].
+//
+// The tile walks the cached positions kBlock at a time; each block's K and V rows are
+// fetched from memory once and then used by every row of the tile that reaches that block
+// (rows that do not - the causal triangle - skip it), instead of once per row. With
+// n_pos = 1 this is the decode kernel that reads each block once for the GQA group.
+void AttentionTile(const float* q, int64_t q_stride, int64_t G, int64_t kv_head,
+                   const PagedKv& kv, int64_t first_pos, int64_t n_pos, float scale,
+                   float* out, int64_t out_stride) {
+  const int64_t hd = kv.head_dim;
+  if (n_pos <= 0) return;
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  // Running max and sum per row; the output rows themselves hold the running o.
+  constexpr int64_t kMaxRows = 256;
+  HWY_DASSERT(n_pos * G <= kMaxRows);
+  float m[kMaxRows], l[kMaxRows];
+  std::fill(m, m + n_pos * G, -INFINITY);
+  std::fill(l, l + n_pos * G, 0.0f);
+  for (int64_t i = 0; i < n_pos; ++i) std::fill(out + i * out_stride, out + i * out_stride + G * hd, 0.0f);
+  const int64_t n_ctx = first_pos + n_pos;  // context of the tile's last row
   const float* krow[kBlock];
   const float* vrow[kBlock];
   // Rows of one KV head are head_dim-float pieces n_kv_heads * head_dim floats apart, too
@@ -171,45 +325,27 @@ void AttentionGroup(const float* q, int64_t G, int64_t kv_head, const PagedKv& k
     const int64_t n = std::min(kBlock, n_ctx - p0);
     std::copy(knext, knext + n, krow);
     std::copy(vnext, vnext + n, vrow);
+    std::fill(krow + n, krow + kBlock, krow[0]);  // scored by DotBlock, then masked
     if (p0 + kBlock < n_ctx) gather(p0 + kBlock, knext, vnext);
-    for (int64_t g = 0; g < G; ++g) {
-      const float* qg = q + g * hd;
-      int64_t j = 0;
-      for (; j + kScoreBatch <= n; j += kScoreBatch) DotP<kScoreBatch>(qg, krow + j, hd, s + j);
-      for (; j + 4 <= n; j += 4) DotP<4>(qg, krow + j, hd, s + j);
-      for (; j < n; ++j) s[j] = Dot(qg, krow[j], hd);
-      VF vmax = hn::Set(d, -INFINITY);
-      for (j = 0; j + N <= n; j += N) {
-        const VF sv = hn::Mul(hn::Load(d, s + j), hn::Set(d, scale));
-        hn::Store(sv, d, s + j);
-        vmax = hn::Max(vmax, sv);
+    // Row i sees positions [0, first_pos + i]: this block's first n_i of them, if any.
+    const int64_t i0 = std::max<int64_t>(0, p0 - first_pos);  // first row that reaches p0
+    for (int64_t i = i0; i < n_pos; ++i) {
+      const int64_t n_i = std::min(n, first_pos + i + 1 - p0);
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t r = i * G + g;
+        RowStep(q + i * q_stride + g * hd, krow, vrow, n_i, hd, scale, m[r], l[r],
+                out + i * out_stride + g * hd);
       }
-      float bmax = hn::GetLane(hn::MaxOfLanes(d, vmax));
-      for (; j < n; ++j) bmax = std::max(bmax, s[j] *= scale);
-      const float m_new = std::max(m[g], bmax);
-      const float c = std::exp(m[g] - m_new);  // 0 on the first block (m = -inf)
-      // e^(s - m_new) for the block: vector Exp over s (padded lanes are not read).
-      j = 0;
-      float bsum = 0;
-      const VF vm = hn::Set(d, m_new);
-      for (; j + N <= n; j += N) {
-        const VF e = hn::Exp(d, hn::Sub(hn::Load(d, s + j), vm));
-        hn::Store(e, d, s + j);
-        bsum += hn::GetLane(hn::SumOfLanes(d, e));
-      }
-      for (; j < n; ++j) bsum += s[j] = std::exp(s[j] - m_new);
-      l[g] = l[g] * c + bsum;
-      m[g] = m_new;
-      ScaleAccumulate(c, s, vrow, n, hd, out + g * hd);
     }
   }
-  for (int64_t g = 0; g < G; ++g) {
-    const float inv = 1.0f / l[g];
-    float* o = out + g * hd;
-    int64_t i = 0;
-    for (; i + N <= hd; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, o + i), hn::Set(d, inv)), d, o + i);
-    for (; i < hd; ++i) o[i] *= inv;
-  }
+  for (int64_t i = 0; i < n_pos; ++i)
+    for (int64_t g = 0; g < G; ++g) {
+      const float inv = 1.0f / l[i * G + g];
+      float* o = out + i * out_stride + g * hd;
+      int64_t k = 0;
+      for (; k + N <= hd; k += N) hn::StoreU(hn::Mul(hn::LoadU(d, o + k), hn::Set(d, inv)), d, o + k);
+      for (; k < hd; ++k) o[k] *= inv;
+    }
 }
 
 }  // namespace HWY_NAMESPACE
@@ -219,7 +355,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace troupe::cpu {
 namespace detail {
-HWY_EXPORT(AttentionGroup);
+HWY_EXPORT(AttentionTile);
 }  // namespace detail
 
 namespace {
@@ -228,23 +364,48 @@ int64_t group_size(int64_t n_heads, const PagedKv& kv) {
     fail("attention: {} query heads are not a multiple of {} KV heads", n_heads, kv.n_kv_heads);
   return n_heads / kv.n_kv_heads;
 }
+
+// Rows per tile call: the kernel keeps per-row state on the stack.
+constexpr int64_t kMaxTileRows = 256;
 }  // namespace
 
 void attention_head(const float* q_head, int64_t head, int64_t n_heads, const PagedKv& kv,
                     int64_t n_ctx, float scale, float* out_head, float* /*scratch*/) {
-  HWY_DYNAMIC_DISPATCH(detail::AttentionGroup)(q_head, 1, head / group_size(n_heads, kv), kv,
-                                               n_ctx, scale, out_head);
+  if (n_ctx <= 0) return std::fill(out_head, out_head + kv.head_dim, 0.0f);
+  HWY_DYNAMIC_DISPATCH(detail::AttentionTile)(q_head, 0, 1, head / group_size(n_heads, kv), kv,
+                                              n_ctx - 1, 1, scale, out_head, 0);
 }
 
 void attention_kv_group(const float* q, int64_t kv_head, int64_t n_heads, const PagedKv& kv,
                         int64_t n_ctx, float scale, float* out) {
   const int64_t G = group_size(n_heads, kv), hd = kv.head_dim;
-  // The kernel keeps per-head state on the stack; split very wide groups.
-  for (int64_t g0 = 0; g0 < G; g0 += 64) {
-    const int64_t g = std::min<int64_t>(64, G - g0);
-    const int64_t h0 = kv_head * G + g0;
-    HWY_DYNAMIC_DISPATCH(detail::AttentionGroup)(q + h0 * hd, g, kv_head, kv, n_ctx, scale,
-                                                 out + h0 * hd);
+  const int64_t h0 = kv_head * G;
+  if (n_ctx <= 0) return std::fill(out + h0 * hd, out + (h0 + G) * hd, 0.0f);
+  for (int64_t g0 = 0; g0 < G; g0 += kMaxTileRows) {
+    const int64_t g = std::min(kMaxTileRows, G - g0);
+    HWY_DYNAMIC_DISPATCH(detail::AttentionTile)(q + (h0 + g0) * hd, 0, g, kv_head, kv,
+                                                n_ctx - 1, 1, scale, out + (h0 + g0) * hd, 0);
+  }
+}
+
+void attention_causal_tile(const float* q, int64_t q_stride, int64_t kv_head, int64_t n_heads,
+                           const PagedKv& kv, int64_t first_pos, int64_t n_pos, float scale,
+                           float* out, int64_t out_stride) {
+  const int64_t G = group_size(n_heads, kv), hd = kv.head_dim;
+  if (first_pos < 0) fail("attention_causal_tile: negative first position {}", first_pos);
+  const int64_t h0 = kv_head * G;
+  if (G > kMaxTileRows) {  // very wide groups: one position at a time
+    for (int64_t i = 0; i < n_pos; ++i)
+      attention_kv_group(q + i * q_stride, kv_head, n_heads, kv, first_pos + i + 1, scale,
+                         out + i * out_stride);
+    return;
+  }
+  const int64_t per_call = kMaxTileRows / G;
+  for (int64_t i0 = 0; i0 < n_pos; i0 += per_call) {
+    const int64_t n = std::min(per_call, n_pos - i0);
+    HWY_DYNAMIC_DISPATCH(detail::AttentionTile)(q + i0 * q_stride + h0 * hd, q_stride, G, kv_head,
+                                                kv, first_pos + i0, n, scale,
+                                                out + i0 * out_stride + h0 * hd, out_stride);
   }
 }
 

@@ -9,8 +9,10 @@
 //              cycled through > 8x L3) for F32/F16, on huge and on 4 KiB pages
 //   small T    multi-row GEMV vs sgemm vs tiled GEMM for T = 1..512 (the crossover)
 //   gemm       matmul GFLOP/s for T = 32/128/512
-//   attention  attention_one over 128..4096 cached positions
+//   attention  attention_one over 128..4096 cached positions; a prefill chunk one row at a
+//              time vs attention_causal_tile
 #include <sys/mman.h>
+#include <time.h>
 
 #include <hwy/targets.h>
 
@@ -64,6 +66,17 @@ double best_time(int reps, int inner, Fn fn) {
     best = std::min(best, seconds_since(t0) / inner);
   }
   return best;
+}
+
+// This thread's CPU time of fn(0) in seconds: preemption by other processes (a shared
+// machine) does not count, cache misses and stalls do.
+template <typename Fn>
+double thread_cpu_time(Fn fn) {
+  timespec t0{}, t1{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+  fn(0);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+  return double(t1.tv_sec - t0.tv_sec) + 1e-9 * double(t1.tv_nsec - t0.tv_nsec);
 }
 
 struct Shape {
@@ -238,5 +251,99 @@ TEST_CASE("bench: attention", "[.bench][.attention-bench]") {
     const double bytes = 2.0 * n_heads * n_ctx * hd * 4;  // K and V read once per q head
     std::printf("attention 1 thread, %ld heads / %ld kv, hd %ld, n_ctx %5ld: %8.1f us (%5.1f GB/s of K/V reads)\n",
                 long(n_heads), long(n_kv), long(hd), long(n_ctx), t * 1e6, bytes / t / 1e9);
+  }
+}
+
+// The last `chunk` positions of an n_ctx-token prompt (one prefill chunk), one thread, for
+// every KV head: one row at a time (attention_head per token and head, the pre-tile
+// backend path) against attention_causal_tile over tiles of 64 query rows (what the
+// backend runs). The two alternate, best of several rounds each, so load drifts hit both;
+// times are this thread's CPU time, so that preemption by other processes (a shared
+// machine) does not count, while cache misses still do.
+// GFLOP/s counts the 4 * head_dim flops per (row, visible position) of QK^T and PV.
+TEST_CASE("bench: causal attention tile vs per row", "[.bench][.attention-bench]") {
+  ForceTarget force_target;
+  struct Model {
+    const char* name;
+    int64_t n_heads, n_kv;
+  };
+  const int64_t hd = 64, bs = 16, chunk = 128;
+  for (const Model m : {Model{"llama-110m", 12, 12}, Model{"llama-1b", 32, 8}})
+    for (int64_t n_ctx : {128, 512, 1024, 2048}) {
+      const int64_t nb = (n_ctx + bs - 1) / bs, first = n_ctx - chunk, QD = m.n_heads * hd;
+      const int64_t G = m.n_heads / m.n_kv, tile = std::max<int64_t>(1, 64 / G);
+      std::vector<int32_t> table(nb);
+      for (int64_t i = 0; i < nb; ++i) table[i] = int32_t((i * 7) % nb);  // scattered
+      const auto k = test::random_floats(nb * bs * m.n_kv * hd, 1);
+      const auto v = test::random_floats(nb * bs * m.n_kv * hd, 2);
+      const auto q = test::random_floats(chunk * QD, 3);
+      PagedKv kv{k.data(), v.data(), table.data(), bs, m.n_kv, hd};
+      std::vector<float> out(chunk * QD);
+      auto per_row = [&](int) {
+        for (int64_t t = 0; t < chunk; ++t)
+          for (int64_t h = 0; h < m.n_heads; ++h)
+            attention_head(q.data() + t * QD + h * hd, h, m.n_heads, kv, first + t + 1, 0.125f,
+                           out.data() + t * QD + h * hd, nullptr);
+      };
+      auto tiled = [&](int) {
+        for (int64_t t0 = 0; t0 < chunk; t0 += tile)
+          for (int64_t g = 0; g < m.n_kv; ++g)
+            attention_causal_tile(q.data() + t0 * QD, QD, g, m.n_heads, kv, first + t0,
+                                  std::min(tile, chunk - t0), 0.125f, out.data() + t0 * QD, QD);
+      };
+      double a = 1e30, b = 1e30;
+      for (int r = 0; r < 5; ++r) {
+        a = std::min(a, thread_cpu_time(per_row));
+        b = std::min(b, thread_cpu_time(tiled));
+      }
+      const double flop = 4.0 * hd * m.n_heads * chunk * (first + (chunk + 1) / 2.0);
+      std::printf("causal attention %-10s chunk %ld at %4ld: per row %8.2f ms (%5.1f GFLOP/s)  tile %8.2f ms (%5.1f GFLOP/s)  %.2fx\n",
+                  m.name, long(chunk), long(n_ctx), a * 1e3, flop / a / 1e9, b * 1e3,
+                  flop / b / 1e9, a / b);
+    }
+}
+
+// One decode token at depth n_ctx of the llama-1b shape (32 heads, 8 KV heads, head_dim 64),
+// one thread: every head on its own (attention_head, the pre-tile backend path: each KV
+// head's K/V read 4 times) against attention_kv_group (read once for its 4 query heads).
+// Thread CPU time, alternating, best of 20 each; GB/s counts the K/V bytes of one pass.
+TEST_CASE("bench: decode attention per head vs per KV group", "[.bench][.attention-bench]") {
+  ForceTarget force_target;
+  const int64_t hd = 64, n_kv = 8, n_heads = 32, bs = 16;
+  for (int64_t n_ctx : {128, 512, 1024, 2048}) {
+    const int64_t nb = (n_ctx + bs - 1) / bs;
+    std::vector<int32_t> table(nb);
+    for (int64_t i = 0; i < nb; ++i) table[i] = int32_t((i * 7) % nb);
+    // 16 layers' worth of KV, cycled, so that each call reads K/V from DRAM as in a step
+    constexpr int kLayers = 16;
+    std::vector<std::vector<float>> k, v;
+    for (int l = 0; l < kLayers; ++l) {
+      k.push_back(test::random_floats(nb * bs * n_kv * hd, 1 + l));
+      v.push_back(test::random_floats(nb * bs * n_kv * hd, 100 + l));
+    }
+    const auto q = test::random_floats(n_heads * hd, 3);
+    std::vector<float> out(n_heads * hd);
+    auto per_head = [&](int) {
+      for (int l = 0; l < kLayers; ++l) {
+        PagedKv kv{k[l].data(), v[l].data(), table.data(), bs, n_kv, hd};
+        for (int64_t h = 0; h < n_heads; ++h)
+          attention_head(q.data() + h * hd, h, n_heads, kv, n_ctx, 0.125f, out.data() + h * hd, nullptr);
+      }
+    };
+    auto per_group = [&](int) {
+      for (int l = 0; l < kLayers; ++l) {
+        PagedKv kv{k[l].data(), v[l].data(), table.data(), bs, n_kv, hd};
+        for (int64_t g = 0; g < n_kv; ++g)
+          attention_kv_group(q.data(), g, n_heads, kv, n_ctx, 0.125f, out.data());
+      }
+    };
+    double a = 1e30, b = 1e30;
+    for (int r = 0; r < 20; ++r) {
+      a = std::min(a, thread_cpu_time(per_head));
+      b = std::min(b, thread_cpu_time(per_group));
+    }
+    const double bytes = 2.0 * kLayers * n_ctx * n_kv * hd * 4;
+    std::printf("decode attention llama-1b 16 layers at %4ld: per head %7.3f ms  per group %7.3f ms (%5.1f GB/s of K/V)  %.2fx\n",
+                long(n_ctx), a * 1e3, b * 1e3, bytes / b / 1e9, a / b);
   }
 }
