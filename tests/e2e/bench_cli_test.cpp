@@ -173,6 +173,10 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
   CHECK(ratio == Approx(obj(o, "continuous").at("output_tokens_per_s").to_number<double>() /
                         obj(o, "static").at("output_tokens_per_s").to_number<double>())
                      .epsilon(1e-6));
+  // Equal output lengths: static batching idles no slot, the bound is 1.
+  CHECK(num(o, "static_bound_sampled") == Approx(1.0));
+  CHECK(num(o, "static_bound_expected") == Approx(1.0));
+  CHECK(num(o, "fraction_of_bound") == Approx(ratio));
   CHECK(str(o, "model") == model());
   CHECK(integer(o, "num_prompts") == 4);
   CHECK(str(o, "input_len") == "12");
