@@ -24,6 +24,7 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   cpu::CpuBackendOptions bo;
   bo.num_threads = o.threads;
   bo.quantization = o.quantization;
+  bo.fuse_linears = o.fuse_linears;
   LoadedModel m = load_cpu_model(o.model, bo);
   auto& be = *m.backend;
 
@@ -106,6 +107,9 @@ void register_bench(CLI::App& app) {
   f->option("--repeats", o->repeats, "Timed runs (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
+  f->option("--fuse-linears", o->fuse_linears,
+            "Run q/k/v and gate/up as one stacked matmul each (false: one per layer, as before)")
+      ->capture_default_str();
   dec->callback([o, f] {
     if (f->finish()) return;
     run_decode_bench(*o);

@@ -32,6 +32,7 @@ struct PeakOpts {
   int batch = 32;
   int prompt_len = 32;
   int steps = 24;
+  bool fuse_linears = true;
   quant::Options quantization;
 };
 
@@ -89,6 +90,7 @@ void run_peak_bench(const PeakOpts& o) {
   cpu::CpuBackendOptions bo;
   bo.num_threads = o.threads;
   bo.quantization = o.quantization;
+  bo.fuse_linears = o.fuse_linears;
   // KV for every sequence of the batched run (the batch-1 run reuses the first blocks).
   const int64_t blocks_per_seq = (o.prompt_len + o.steps + 1 + bo.block_size - 1) / bo.block_size;
   bo.num_blocks = int64_t(o.batch) * blocks_per_seq;
@@ -151,6 +153,9 @@ void register_bench_peak(CLI::App& bench) {
   f->option("--steps", o->steps, "Timed decode steps (median and best are reported)")->capture_default_str()->check(CLI::Range(1, 10000));
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
+  f->option("--fuse-linears", o->fuse_linears,
+            "Run q/k/v and gate/up as one stacked matmul each (false: one per layer, as before)")
+      ->capture_default_str();
   cmd->callback([o, f] {
     if (f->finish()) return;
     run_peak_bench(*o);
