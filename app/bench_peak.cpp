@@ -99,11 +99,12 @@ void run_peak_bench(const PeakOpts& o) {
 
   const BatchedSteps one = time_batched_steps(be, 1, o.prompt_len, 4);
   time_batched_steps(be, o.batch, o.prompt_len, 2);  // warm-up: scratch sized, pages touched
-  // Peak probes on both sides of the timed steps; the better one counts (a busy moment
-  // lowers either).
-  const double peak0 = cpu::measure_fma_peak(be.pool());
+  // Peak probes on both sides of the timed steps, each at least a second of passes; the
+  // best pass counts (a busy moment lowers a pass, nothing raises one).
+  constexpr double kProbeSeconds = 1.0;
+  const double peak0 = cpu::measure_fma_peak(be.pool(), kProbeSeconds);
   const BatchedSteps st = time_batched_steps(be, o.batch, o.prompt_len, o.steps);
-  const double peak = std::max(peak0, cpu::measure_fma_peak(be.pool()));
+  const double peak = std::max(peak0, cpu::measure_fma_peak(be.pool(), kProbeSeconds));
   const double flops = 2.0 * linear_params(be.config()) * o.batch;
   const double gflops = flops / st.median_s / 1e9, best_gflops = flops / st.best_s / 1e9;
 
