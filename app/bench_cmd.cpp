@@ -1,6 +1,8 @@
 // `troupe bench ...`: performance measurements reported as numbers and ratios.
 //   decode: batch-1 prefill and decode tokens/s next to the memory-bandwidth roofline
-//           (weight bytes streamed per token / measured read bandwidth).
+//           (weight bytes streamed per token / measured read bandwidth), and the pool
+//           barriers (parallel regions) per decoded token.
+//   peak:   FMA peak vs a batched decode step (bench_peak.cpp).
 #include <boost/json.hpp>
 
 #include <cstdio>
@@ -22,6 +24,7 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   cpu::CpuBackendOptions bo;
   bo.num_threads = o.threads;
   bo.quantization = o.quantization;
+  bo.fuse_linears = o.fuse_linears;
   LoadedModel m = load_cpu_model(o.model, bo);
   auto& be = *m.backend;
 
@@ -47,6 +50,19 @@ void run_decode_bench(const DecodeBenchOpts& o) {
     best_decode = std::max(best_decode, double(r.decode_steps) / r.decode_s);
     bw = std::max(bw, probe.measure());
   }
+  // Barriers per decoded token: the difference between a long and a short run cancels the
+  // prefill's.
+  auto barriers_of = [&](int tokens) {
+    SamplingParams q = p;
+    q.max_tokens = tokens;
+    const uint64_t b0 = be.pool().barriers();
+    const SequenceResult r = run_sequence(be, *m.tokenizer, prompt, q);
+    return std::pair(be.pool().barriers() - b0, r.decode_steps);
+  };
+  const auto [b_short, steps_short] = barriers_of(2);
+  const auto [b_long, steps_long] = barriers_of(o.gen_tokens);
+  const double barriers_per_token =
+      steps_long > steps_short ? double(b_long - b_short) / double(steps_long - steps_short) : 0.0;
   const double bytes = double(be.weight_bytes_per_token());
   const double roofline = bw / bytes;
   std::printf("model            %s\n", o.model.c_str());
@@ -58,6 +74,7 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   std::printf("decode           %.2f tokens/s (batch 1, best of %d x %d tokens)\n", best_decode, o.repeats, o.gen_tokens);
   std::printf("roofline         %.2f tokens/s\n", roofline);
   std::printf("decode/roofline  %.3f\n", best_decode / roofline);
+  std::printf("pool barriers    %.1f per decoded token\n", barriers_per_token);
   if (!o.json_path.empty()) {
     boost::json::object obj{{"model", o.model},
                             {"threads", be.pool().size()},
@@ -68,7 +85,8 @@ void run_decode_bench(const DecodeBenchOpts& o) {
                             {"prefill_tokens_per_s", best_prefill},
                             {"decode_tokens_per_s", best_decode},
                             {"roofline_tokens_per_s", roofline},
-                            {"fraction_of_roofline", best_decode / roofline}};
+                            {"fraction_of_roofline", best_decode / roofline},
+                            {"barriers_per_token", barriers_per_token}};
     std::ofstream(o.json_path) << boost::json::serialize(obj) << "\n";
   }
 }
@@ -89,6 +107,9 @@ void register_bench(CLI::App& app) {
   f->option("--repeats", o->repeats, "Timed runs (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
+  f->option("--fuse-linears", o->fuse_linears,
+            "Run q/k/v and gate/up as one stacked matmul each (false: one per layer, as before)")
+      ->capture_default_str();
   dec->callback([o, f] {
     if (f->finish()) return;
     run_decode_bench(*o);
@@ -96,6 +117,7 @@ void register_bench(CLI::App& app) {
   register_bench_throughput(*bench);
   register_bench_serve(*bench);
   register_bench_stack(*bench);
+  register_bench_peak(*bench);
 }
 
 }  // namespace troupe::app

@@ -16,5 +16,6 @@ void register_worker(CLI::App& app);
 void register_bench_throughput(CLI::App& bench);
 void register_bench_serve(CLI::App& bench);
 void register_bench_stack(CLI::App& bench);
+void register_bench_peak(CLI::App& bench);
 
 }  // namespace troupe::app

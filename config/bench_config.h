@@ -18,6 +18,7 @@ struct DecodeBenchOpts {
   int prompt_len = 128;
   int gen_tokens = 64;
   int repeats = 3;
+  bool fuse_linears = true;
   quant::Options quantization;
 };
 

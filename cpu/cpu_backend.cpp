@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 #include <optional>
+#include <span>
 
 #include "core/error.h"
 #include "cpu/kernels.h"
@@ -70,12 +71,20 @@ bool transparent_huge_pages_available() {
 // Mapped file pages are 4 KiB: streaming at tens of GB/s walks the page tables every
 // 4 KiB, which costs 10-30% of the bandwidth on this class of machine (see the 2M/4K rows of
 // the GEMV benchmark). The copy is made by the pool (first touch places pages near the
-// threads that read them). Returns the bytes copied.
-int64_t copy_to_huge_pages(ModelWeights& w, std::vector<TensorView*> views, ThreadPool& pool) {
+// threads that read them). The views of one group are laid out back to back (so that a
+// group of matrices with one input can run as one stacked matrix); groups start on 4 KiB
+// boundaries. Returns the bytes copied (0: nothing was, the views are unchanged).
+int64_t copy_to_huge_pages(ModelWeights& w, const std::vector<std::vector<TensorView*>>& groups,
+                           ThreadPool& pool) {
   constexpr int64_t kAlign = 4096;
   constexpr size_t kHuge = size_t(2) << 20;
+  auto group_bytes = [](const std::vector<TensorView*>& g) {
+    int64_t n = 0;
+    for (const TensorView* v : g) n += v->nbytes;
+    return (n + kAlign - 1) / kAlign * kAlign;
+  };
   int64_t total = 0;
-  for (TensorView* v : views) total += (v->nbytes + kAlign - 1) / kAlign * kAlign;
+  for (const auto& g : groups) total += group_bytes(g);
   if (total == 0) return 0;
   // Models that are a large part of RAM stay mapped: a private copy could not be paged out.
   const int64_t phys = int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE));
@@ -86,15 +95,19 @@ int64_t copy_to_huge_pages(ModelWeights& w, std::vector<TensorView*> views, Thre
   madvise(base, size, MADV_HUGEPAGE);  // best effort
   w.owners.push_back(std::shared_ptr<const void>(base, [](const void* p) { std::free(const_cast<void*>(p)); }));
   int64_t off = 0;
-  for (TensorView* v : views) {
-    const auto* src = static_cast<const uint8_t*>(v->data);
-    uint8_t* dst = base + off;
-    const int64_t n = v->nbytes;
-    pool.parallel_for(n, int64_t(1) << 16, [&](int, int64_t b, int64_t e) {
-      std::memcpy(dst + b, src + b, static_cast<size_t>(e - b));
-    });
-    v->data = dst;
-    off += (n + kAlign - 1) / kAlign * kAlign;
+  for (const auto& g : groups) {
+    int64_t at = off;
+    for (TensorView* v : g) {
+      const auto* src = static_cast<const uint8_t*>(v->data);
+      uint8_t* dst = base + at;
+      const int64_t n = v->nbytes;
+      pool.parallel_for(n, int64_t(1) << 16, [&](int, int64_t b, int64_t e) {
+        std::memcpy(dst + b, src + b, static_cast<size_t>(e - b));
+      });
+      v->data = dst;
+      at += n;
+    }
+    off += group_bytes(g);
   }
   return total;
 }
@@ -104,6 +117,17 @@ int64_t copy_to_huge_pages(ModelWeights& w, std::vector<TensorView*> views, Thre
 // running outputs (2 x rows x head_dim floats) stay in L1/L2 and a chunk makes several
 // tiles for the pool to share.
 constexpr int64_t kAttentionTileRows = 64;
+
+// The linear layers of each FusedGroup, in the order of their rows in the stack.
+std::span<const int> fused_members(FusedGroup g) {
+  static constexpr int kQkv[] = {kLinQ, kLinK, kLinV};
+  static constexpr int kGateUp[] = {kLinGate, kLinUp};
+  return g == FusedGroup::Qkv ? std::span<const int>(kQkv) : std::span<const int>(kGateUp);
+}
+
+bool is_float_matrix(const TensorView& v) {
+  return !v.empty() && (v.dtype == DType::F32 || v.dtype == DType::F16);
+}
 
 }  // namespace
 
@@ -119,6 +143,7 @@ struct AttentionItem {
 struct CpuBackend::Scratch {
   int64_t cap_tokens = 0;
   std::vector<float> x, xb, q, k, v, att, gate, up;
+  std::vector<float> qkv, gate_up;  // outputs of the stacked matmuls: [T][q|k|v], [T][gate|up]
   std::vector<int32_t> pos;        // absolute position of each token in the step
   std::vector<int32_t> seq_of;     // index into batch.seqs of each token
   // Attention work of the step, one list per pool thread (the same for every layer).
@@ -135,6 +160,8 @@ struct CpuBackend::Scratch {
     att.resize(T * c.q_dim());
     gate.resize(T * c.intermediate_size);
     up.resize(T * c.intermediate_size);
+    qkv.resize(T * (c.q_dim() + 2 * c.kv_dim()));
+    gate_up.resize(T * 2 * c.intermediate_size);
   }
 };
 
@@ -146,6 +173,7 @@ CpuBackend::CpuBackend(Checkpoint ck, const CpuBackendOptions& opts)
       pool_(opts.num_threads),
       quant_(opts.quantization),
       huge_page_weights_(opts.huge_page_weights),
+      fuse_linears_(opts.fuse_linears),
       scratch_(std::make_unique<Scratch>()) {
   const auto& c = w_.config;
   c.validate(w_.source);
@@ -212,8 +240,88 @@ void CpuBackend::prepare_weights(Checkpoint& ck) {
       make_f32(w_, *v, false);
   }
   if (!any) qlinear_.clear();
+  if (fuse_linears_) fused_.resize(w_.layers.size());
+  fuse_quantized();
   if (last_stage()) prepare_lm_head();
   move_weights_to_huge_pages();
+  for (int64_t l = layers_.begin; l < layers_.end && !fused_.empty(); ++l) set_fused_bias(l);
+}
+
+// Stacks each group whose members are all quantized alike, and turns the members into
+// views of the stack (no second copy).
+void CpuBackend::fuse_quantized() {
+  if (fused_.empty() || qlinear_.empty()) return;
+  for (int64_t l = layers_.begin; l < layers_.end; ++l) {
+    for (int g = 0; g < kNumFusedGroups; ++g) {
+      std::vector<const quant::QuantizedMatrix*> parts;
+      for (int i : fused_members(FusedGroup(g)))
+        if (const quant::QuantizedMatrix* q = quantized(l, i)) parts.push_back(q);
+      if (parts.size() != fused_members(FusedGroup(g)).size()) continue;
+      quant::QuantizedMatrix stack = quant::concat_rows(parts);
+      if (stack.empty()) continue;
+      int64_t r0 = 0;
+      for (int i : fused_members(FusedGroup(g))) {
+        auto& m = qlinear_[size_t(l)][size_t(i)];
+        const int64_t rows = m.rows();
+        m = stack.row_slice(r0, r0 + rows);
+        r0 += rows;
+      }
+      fused_[size_t(l)][size_t(g)].q = std::move(stack);
+    }
+  }
+}
+
+// After the huge-page copy: a group copied back to back is one [sum of rows, in] matrix.
+void CpuBackend::fuse_float(const std::vector<std::vector<TensorView*>>& groups) {
+  for (int64_t l = layers_.begin; l < layers_.end && !fused_.empty(); ++l) {
+    auto& L = w_.layers[size_t(l)];
+    for (int g = 0; g < kNumFusedGroups; ++g) {
+      const auto members = fused_members(FusedGroup(g));
+      const TensorView& first = linear_view(L, members[0]);
+      const bool copied = std::any_of(groups.begin(), groups.end(), [&](const auto& gr) {
+        return gr.size() == members.size() && gr[0] == &first;
+      });
+      if (!copied) continue;
+      TensorView stack = first;
+      stack.name = fmt::format("layer {} {}", l, g == int(FusedGroup::Qkv) ? "qkv" : "gate_up");
+      int64_t rows = 0, bytes = 0;
+      for (int i : members) {
+        rows += linear_view(L, i).rows();
+        bytes += linear_view(L, i).nbytes;
+      }
+      stack.shape = {rows, first.cols()};
+      stack.nbytes = bytes;
+      fused_[size_t(l)][size_t(g)].w = std::move(stack);
+    }
+  }
+}
+
+void CpuBackend::set_fused_bias(int64_t l) {
+  FusedLinear& f = fused_[size_t(l)][size_t(FusedGroup::Qkv)];
+  const auto& L = w_.layers[size_t(l)];
+  if (f.empty() || (L.bq.empty() && L.bk.empty() && L.bv.empty())) return;
+  for (int i : fused_members(FusedGroup::Qkv)) {
+    const TensorView& b = i == kLinQ ? L.bq : i == kLinK ? L.bk : L.bv;
+    const int64_t n = linear_view(L, i).rows();
+    if (b.empty())
+      f.bias.insert(f.bias.end(), size_t(n), 0.0f);
+    else
+      f.bias.insert(f.bias.end(), static_cast<const float*>(b.data), static_cast<const float*>(b.data) + n);
+  }
+}
+
+const CpuBackend::FusedLinear* CpuBackend::fused_linear(int64_t layer, FusedGroup g) const {
+  if (fused_.empty()) return nullptr;
+  const FusedLinear& f = fused_.at(size_t(layer))[size_t(g)];
+  return f.empty() ? nullptr : &f;
+}
+
+void CpuBackend::linear_fused(const FusedLinear& f, const float* x, int64_t T, float* y) {
+  const float* bias = f.bias.empty() ? nullptr : f.bias.data();
+  if (!f.q.empty())
+    quant::qmatmul(pool_, x, T, f.q, y, bias);
+  else
+    matmul(pool_, x, T, f.w, y, bias);
 }
 
 void CpuBackend::prepare_lm_head() {
@@ -235,20 +343,36 @@ void CpuBackend::move_weights_to_huge_pages() {
   // Matrices converted at load (BF16) already live in owned buffers; copying them again
   // would hold two copies.
   if (!huge_page_weights_ || converted_matrix_ || !transparent_huge_pages_available()) return;
-  std::vector<TensorView*> views;
+  // In the order a step reads them: q/k/v, o, gate/up, down. Members of a FusedGroup that
+  // all run in float with one dtype go back to back, to be run as one stacked matrix.
+  std::vector<std::vector<TensorView*>> groups;
+  auto float_view = [&](size_t l, int i) -> TensorView* {
+    const bool q = !qlinear_.empty() && !qlinear_[l][static_cast<size_t>(i)].empty();
+    TensorView& v = linear_view(w_.layers[l], i);
+    return !q && is_float_matrix(v) ? &v : nullptr;
+  };
   for (size_t l = size_t(layers_.begin); l < size_t(layers_.end); ++l) {
-    auto& L = w_.layers[l];
-    for (int i = 0; i < kNumLinears; ++i) {
-      const bool q = !qlinear_.empty() && !qlinear_[l][static_cast<size_t>(i)].empty();
-      TensorView& v = linear_view(L, i);
-      if (!q && !v.empty() && (v.dtype == DType::F32 || v.dtype == DType::F16)) views.push_back(&v);
+    for (const auto& set : {std::vector<int>{kLinQ, kLinK, kLinV}, std::vector<int>{kLinO},
+                            std::vector<int>{kLinGate, kLinUp}, std::vector<int>{kLinDown}}) {
+      std::vector<TensorView*> views;
+      for (int i : set)
+        if (TensorView* v = float_view(l, i)) views.push_back(v);
+      const bool stack = fuse_linears_ && set.size() > 1 && views.size() == set.size() &&
+                         std::all_of(views.begin(), views.end(), [&](const TensorView* v) {
+                           return v->dtype == views[0]->dtype && v->cols() == views[0]->cols();
+                         });
+      if (stack)
+        groups.push_back(views);
+      else
+        for (TensorView* v : views) groups.push_back({v});
     }
   }
   const void* lm = w_.lm_head.data;
-  if (last_stage() && qlm_head_.empty() && !w_.lm_head.empty()) views.push_back(&w_.lm_head);
-  copy_to_huge_pages(w_, views, pool_);
+  if (last_stage() && qlm_head_.empty() && !w_.lm_head.empty()) groups.push_back({&w_.lm_head});
+  if (copy_to_huge_pages(w_, groups, pool_) == 0) return;
   if (w_.tok_embeddings.data == lm && w_.tok_embeddings.dtype == w_.lm_head.dtype)
     w_.tok_embeddings.data = w_.lm_head.data;
+  fuse_float(groups);
 }
 
 std::string CpuBackend::name() const {
@@ -433,9 +557,20 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   for (int64_t t = 0; t < T; ++t)
     rmsnorm(s.x.data() + t * H, f32(L.attn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
   observe(l, LinearInput::Qkv, s.xb.data(), T, H);
-  linear(l, kLinQ, s.xb.data(), T, s.q.data(), L.bq.empty() ? nullptr : f32(L.bq));
-  linear(l, kLinK, s.xb.data(), T, s.k.data(), L.bk.empty() ? nullptr : f32(L.bk));
-  linear(l, kLinV, s.xb.data(), T, s.v.data(), L.bv.empty() ? nullptr : f32(L.bv));
+  if (const FusedLinear* f = fused_linear(l, FusedGroup::Qkv)) {
+    // One dispatch; the rows [q | k | v] of each token are then split into q, k and v.
+    linear_fused(*f, s.xb.data(), T, s.qkv.data());
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = s.qkv.data() + t * (QD + 2 * KVD);
+      std::copy_n(row, QD, s.q.data() + t * QD);
+      std::copy_n(row + QD, KVD, s.k.data() + t * KVD);
+      std::copy_n(row + QD + KVD, KVD, s.v.data() + t * KVD);
+    }
+  } else {
+    linear(l, kLinQ, s.xb.data(), T, s.q.data(), L.bq.empty() ? nullptr : f32(L.bq));
+    linear(l, kLinK, s.xb.data(), T, s.k.data(), L.bk.empty() ? nullptr : f32(L.bk));
+    linear(l, kLinV, s.xb.data(), T, s.v.data(), L.bv.empty() ? nullptr : f32(L.bv));
+  }
 
   const int64_t bs = kv_shape_.block_size;
   const size_t layer_off = static_cast<size_t>((l - layers_.begin) * kv_shape_.num_blocks * bs * KVD);
@@ -477,11 +612,24 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   for (int64_t t = 0; t < T; ++t)
     rmsnorm(s.x.data() + t * H, f32(L.ffn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
   observe(l, LinearInput::GateUp, s.xb.data(), T, H);
-  linear(l, kLinGate, s.xb.data(), T, s.gate.data());
-  linear(l, kLinUp, s.xb.data(), T, s.up.data());
-  silu_mul(s.gate.data(), s.up.data(), T * I);
-  observe(l, LinearInput::Down, s.gate.data(), T, I);
-  linear(l, kLinDown, s.gate.data(), T, s.xb.data());
+  float* act = s.gate.data();  // silu(gate) * up, [T, I]: down_proj's input
+  if (const FusedLinear* f = fused_linear(l, FusedGroup::GateUp)) {
+    // One dispatch into rows [gate | up]; silu(gate) * up of token t is written over the
+    // front of the buffer (row t lands at t * I, never past unread rows at >= 2t * I).
+    act = s.gate_up.data();
+    linear_fused(*f, s.xb.data(), T, act);
+    for (int64_t t = 0; t < T; ++t) {
+      float* gate = act + t * 2 * I;
+      silu_mul(gate, gate + I, I);
+      if (t > 0) std::memmove(act + t * I, gate, size_t(I) * sizeof(float));
+    }
+  } else {
+    linear(l, kLinGate, s.xb.data(), T, s.gate.data());
+    linear(l, kLinUp, s.xb.data(), T, s.up.data());
+    silu_mul(s.gate.data(), s.up.data(), T * I);
+  }
+  observe(l, LinearInput::Down, act, T, I);
+  linear(l, kLinDown, act, T, s.xb.data());
   add_inplace(s.x.data(), s.xb.data(), T * H);
 }
 

@@ -37,6 +37,12 @@ struct CpuBackendOptions {
   // reclaimable); decode gains ~10-15% from fewer TLB misses. Skipped when THP is off or
   // the weights are more than half of RAM.
   bool huge_page_weights = true;
+  // Stack the rows of q/k/v and of gate/up at load so that each group runs as one matmul
+  // (one pool barrier per group instead of 3 or 2; each output is computed exactly as
+  // unstacked). Quantized groups are stacked in place (the per-linear matrices become
+  // views of the stack); float groups only as part of the huge-page copy (the mapped
+  // file's tensors are not adjacent), so not when that copy is skipped.
+  bool fuse_linears = true;
   // A pipeline-parallel stage holds layers [layer_begin, layer_end) only (their KV, their
   // quantized copies); layer_end 0: up to the last layer.
   int64_t layer_begin = 0, layer_end = 0;
@@ -46,6 +52,10 @@ struct CpuBackendOptions {
 // scale): q/k/v after the attention norm, o_proj, gate/up after the FFN norm, down_proj.
 enum class LinearInput : uint8_t { Qkv, O, GateUp, Down };
 constexpr int kNumLinearInputs = 4;
+
+// The groups of linear layers that fuse_linears stacks into one matrix each.
+enum class FusedGroup : uint8_t { Qkv, GateUp };
+constexpr int kNumFusedGroups = 2;
 
 // Sees the float activations entering each linear group during run_step (calibration for
 // `troupe quantize`). Called on the stepping thread, in layer order.
@@ -82,11 +92,27 @@ class CpuBackend final : public Backend {
   // The matrix linear `i` (LinearIndex) of `layer` runs on, or null if it runs in float.
   const quant::QuantizedMatrix* quantized(int64_t layer, int i) const;
   const quant::QuantizedMatrix* quantized_lm_head() const;
+  // Whether `group` of `layer` runs as one stacked matmul.
+  bool fused(int64_t layer, FusedGroup group) const { return fused_linear(layer, group) != nullptr; }
   // Null to stop observing. Not to be changed while a step runs.
   void set_observer(ActivationObserver* obs) { observer_ = obs; }
 
  private:
   struct Scratch;
+  // One group's stacked matrix: float rows (a view into the huge-page copy) or a packed
+  // quantized stack, and the stacked biases (zeros for members without one).
+  struct FusedLinear {
+    TensorView w;
+    quant::QuantizedMatrix q;
+    std::vector<float> bias;
+    bool empty() const { return w.empty() && q.empty(); }
+  };
+  const FusedLinear* fused_linear(int64_t layer, FusedGroup g) const;
+  void fuse_quantized();
+  void fuse_float(const std::vector<std::vector<TensorView*>>& groups);
+  void set_fused_bias(int64_t layer);
+  // y = x W^T (+ bias) for a whole group: [T, rows of the stack].
+  void linear_fused(const FusedLinear& f, const float* x, int64_t T, float* y);
   void check_batch(const StepBatch& batch) const;
   void forward_layer(int64_t layer, const StepBatch& batch, Scratch& s);
   void plan_attention(const StepBatch& batch, Scratch& s);
@@ -108,6 +134,9 @@ class CpuBackend final : public Backend {
   // no layer is quantized.
   std::vector<std::array<quant::QuantizedMatrix, kNumLinears>> qlinear_;
   quant::QuantizedMatrix qlm_head_;
+  bool fuse_linears_;
+  // Per layer (empty vector when nothing is fused), per FusedGroup.
+  std::vector<std::array<FusedLinear, kNumFusedGroups>> fused_;
   ActivationObserver* observer_ = nullptr;
   LayerRange layers_;
   bool first_stage() const { return layers_.begin == 0; }

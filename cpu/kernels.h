@@ -98,4 +98,14 @@ class ReadBandwidthProbe {
   int64_t n_ = 0;  // floats
 };
 
+// The FMA peak probe (kernels_peak.cpp): float multiply-add FLOP/s (2 per FMA lane) with
+// every pool thread running independent FMA chains in registers, best pass of at least 3
+// and at least `seconds` in all - the ceiling for compute-bound steps.
+double measure_fma_peak(ThreadPool& pool, double seconds = 0.3);
+// The probe's loop on the calling thread (for tests): fma_chains_count() chains, chain j
+// starting at j in every lane, `iters` times acc = fma(acc, m, a); writes lane 0 of each
+// chain to out and returns the FMA lanes done.
+int fma_chains_count();
+int64_t fma_chains(int64_t iters, float m, float a, float* out);
+
 }  // namespace troupe::cpu

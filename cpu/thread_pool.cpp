@@ -154,6 +154,7 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
     fn(0);
     return;
   }
+  barriers_.fetch_add(1, std::memory_order_relaxed);
   start_job(fn, 0, true);
   fn(0);
   wait_done();
@@ -176,6 +177,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     const int64_t b0 = blocks * c / nc, b1 = blocks * (c + 1) / nc;
     fn(c, b0 * grain, std::min(n, b1 * grain));
   };
+  barriers_.fetch_add(1, std::memory_order_relaxed);
   const uint32_t gen = start_job(chunk, static_cast<int>(nc), false);
   while (run_one_chunk(gen)) {
   }

@@ -29,6 +29,10 @@ class ThreadPool {
                     const std::function<void(int, int64_t, int64_t)>& fn);
   // Runs fn(thread_index) once on every thread.
   void run_on_all(const std::function<void(int)>& fn);
+  // Parallel regions so far that woke the workers and waited for them (a parallel_for of
+  // more than one chunk, or a run_on_all): each is one barrier. A decode step's count is
+  // the difference across it; regions that ran on the caller alone are not counted.
+  uint64_t barriers() const { return barriers_.load(std::memory_order_relaxed); }
 
  private:
   void worker_loop(int index);
@@ -45,6 +49,7 @@ class ThreadPool {
   std::atomic<uint64_t> state_{0};
   std::atomic<int> pending_{0};  // chunks (or threads) of the current job not yet done
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> barriers_{0};
 };
 
 }  // namespace troupe::cpu

@@ -164,7 +164,6 @@ QuantizedMatrix QuantizedMatrix::allocate(QFormat fmt, int64_t rows, int64_t col
   auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(total)));
   if (!p) fail("quantized matrix: out of memory ({} bytes)", total);
   m.buf_ = std::shared_ptr<uint8_t[]>(p, [](uint8_t* q) { std::free(q); });
-  m.alloc_ = total;
   std::memset(p, 0, static_cast<size_t>(total));
   if (!is_4bit(fmt)) std::memset(p, 0x80, static_cast<size_t>(w_bytes));  // q = 0
   m.w_ = p;
@@ -174,9 +173,71 @@ QuantizedMatrix QuantizedMatrix::allocate(QFormat fmt, int64_t rows, int64_t col
   return m;
 }
 
+int64_t QuantizedMatrix::w_bytes() const { return tiles_ * nb_ * tile_block_bytes(fmt_); }
+int64_t QuantizedMatrix::d16_bytes() const {
+  return fmt_ == QFormat::Int8 ? 0 : tiles_ * kTileRows * ng_ * 2;
+}
+int64_t QuantizedMatrix::s32_bytes() const {
+  return fmt_ == QFormat::Int8 ? tiles_ * kTileRows * 4 : 0;
+}
+int64_t QuantizedMatrix::z_bytes() const {
+  return fmt_ == QFormat::Int4 ? tiles_ * kTileRows * ng_ : 0;
+}
+
+// Array by array rather than the whole allocation: a row_slice() starts inside its
+// buffer's arrays.
 QuantizedMatrix QuantizedMatrix::clone() const {
   QuantizedMatrix m = allocate(fmt_, rows_, cols_, group_);
-  if (alloc_ > 0) std::memcpy(m.buf_.get(), buf_.get(), static_cast<size_t>(alloc_));
+  if (empty()) return m;
+  std::memcpy(m.w_, w_, static_cast<size_t>(w_bytes()));
+  if (d16_) std::memcpy(m.d16_, d16_, static_cast<size_t>(d16_bytes()));
+  if (s32_) std::memcpy(m.s32_, s32_, static_cast<size_t>(s32_bytes()));
+  if (z_) std::memcpy(m.z_, z_, static_cast<size_t>(z_bytes()));
+  return m;
+}
+
+QuantizedMatrix QuantizedMatrix::row_slice(int64_t r0, int64_t r1) const {
+  if (r0 < 0 || r1 > rows_ || r0 >= r1 || r0 % kTileRows != 0 ||
+      (r1 % kTileRows != 0 && r1 != rows_))
+    fail("quantized matrix: rows [{}, {}) of {} are not whole tiles of {}", r0, r1, rows_,
+         kTileRows);
+  QuantizedMatrix m = *this;
+  const int64_t t0 = r0 / kTileRows;
+  m.rows_ = r1 - r0;
+  m.tiles_ = (m.rows_ + kTileRows - 1) / kTileRows;
+  m.w_ = w_ + t0 * nb_ * tile_block_bytes(fmt_);
+  if (d16_) m.d16_ = d16_ + t0 * ng_ * kTileRows;
+  if (s32_) m.s32_ = s32_ + r0;
+  if (z_) m.z_ = z_ + t0 * ng_ * kTileRows;
+  m.bytes_ = m.w_bytes() + m.d16_bytes() + m.s32_bytes() + m.z_bytes();
+  return m;
+}
+
+QuantizedMatrix concat_rows(std::span<const QuantizedMatrix* const> parts) {
+  if (parts.empty()) return {};
+  const QuantizedMatrix& first = *parts.front();
+  int64_t rows = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const QuantizedMatrix& p = *parts[i];
+    if (p.empty() || p.format() != first.format() || p.cols() != first.cols() ||
+        p.group() != first.group())
+      return {};
+    if (i + 1 < parts.size() && p.rows() % kTileRows != 0) return {};
+    rows += p.rows();
+  }
+  QuantizedMatrix m = QuantizedMatrix::allocate(first.format(), rows, first.cols(), first.group());
+  // Every array is tile-major, so stacking whole tiles is stacking the arrays.
+  int64_t w = 0, d16 = 0, s32 = 0, z = 0;
+  for (const QuantizedMatrix* p : parts) {
+    std::memcpy(m.w_ + w, p->w_, static_cast<size_t>(p->w_bytes()));
+    w += p->w_bytes();
+    if (p->d16_) std::memcpy(reinterpret_cast<uint8_t*>(m.d16_) + d16, p->d16_, static_cast<size_t>(p->d16_bytes()));
+    d16 += p->d16_bytes();
+    if (p->s32_) std::memcpy(reinterpret_cast<uint8_t*>(m.s32_) + s32, p->s32_, static_cast<size_t>(p->s32_bytes()));
+    s32 += p->s32_bytes();
+    if (p->z_) std::memcpy(m.z_ + z, p->z_, static_cast<size_t>(p->z_bytes()));
+    z += p->z_bytes();
+  }
   return m;
 }
 

@@ -28,6 +28,7 @@
 // quants and f16 scales, never a float copy); the packed copy is as large as the original.
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -51,6 +52,10 @@ class QuantizedMatrix {
   bool empty() const { return rows_ == 0; }
   // A deep copy (copies otherwise share the immutable packed buffer).
   QuantizedMatrix clone() const;
+  // Rows [r0, r1) as a matrix that shares this one's packed buffer (no copy). Whole tiles
+  // only: r0 % 16 == 0, and r1 % 16 == 0 or r1 == rows() (the padding of a partial last
+  // tile must be this matrix's own).
+  QuantizedMatrix row_slice(int64_t r0, int64_t r1) const;
   // Bytes a GEMV streams: packed weights, scales and zero points.
   int64_t nbytes() const { return bytes_; }
 
@@ -75,15 +80,21 @@ class QuantizedMatrix {
   uint16_t scale_bits(int64_t r, int64_t g) const;          // Int4, Q8_0, Q4_0
 
  private:
+  friend QuantizedMatrix concat_rows(std::span<const QuantizedMatrix* const> parts);
   friend QuantizedMatrix from_awq(const int32_t*, const int32_t*, const uint16_t*, int64_t,
                                   int64_t, int, cpu::ThreadPool*);
   int64_t packed_cols() const { return nb_ * kBlock; }
+  // Byte sizes of the arrays for tiles_ tiles (w, d16, s32, z).
+  int64_t w_bytes() const;
+  int64_t d16_bytes() const;
+  int64_t s32_bytes() const;
+  int64_t z_bytes() const;
   int64_t w_offset(int64_t r, int64_t i) const;
 
   QFormat fmt_ = QFormat::Int8;
   int64_t rows_ = 0, cols_ = 0, tiles_ = 0, nb_ = 0, ng_ = 0;
   int group_ = 0;
-  int64_t bytes_ = 0, alloc_ = 0;
+  int64_t bytes_ = 0;
   // One 64-byte aligned allocation: weights, then f16 scales, f32 scales, zero points.
   // Immutable once built, so copies share it.
   std::shared_ptr<uint8_t[]> buf_;
@@ -108,6 +119,13 @@ QuantizedMatrix quantize_int4(const float* w, int64_t out, int64_t in, int group
 // their dtype (and dequantized row by row, then requantized, otherwise).
 QuantizedMatrix quantize(const TensorView& w, QFormat fmt, int group = 128,
                          cpu::ThreadPool* pool = nullptr);
+// The matrices stacked by rows (out = the sum of theirs) into one packed buffer, so that
+// linear layers sharing one input (q/k/v, gate/up) run as one qmatmul: each output row
+// is computed exactly as in its own matrix (tiles are independent). Empty when they
+// cannot be stacked: different format, input size or group, or a part other than the
+// last whose rows are not whole tiles (a multiple of 16).
+QuantizedMatrix concat_rows(std::span<const QuantizedMatrix* const> parts);
+
 // A GGUF Q8_0 or Q4_0 tensor [out, in], repacked bit-exactly.
 QuantizedMatrix from_gguf(const TensorView& w, cpu::ThreadPool* pool = nullptr);
 

@@ -97,3 +97,19 @@ TEST_CASE("ThreadPool: results visible after return; workers sleep and wake", "[
   }
   for (int64_t i = 0; i < int64_t(v.size()); ++i) REQUIRE(v[i] == 3 * i);
 }
+
+TEST_CASE("ThreadPool: barriers counts the regions that wake the workers", "[cpu][pool]") {
+  ThreadPool pool(2);
+  const uint64_t b0 = pool.barriers();
+  pool.parallel_for(100, 10, [](int, int64_t, int64_t) {});   // 10 blocks: dispatched
+  CHECK(pool.barriers() == b0 + 1);
+  pool.parallel_for(100, 100, [](int, int64_t, int64_t) {});  // one block: caller alone
+  pool.parallel_for(0, 1, [](int, int64_t, int64_t) {});      // nothing to do
+  CHECK(pool.barriers() == b0 + 1);
+  pool.run_on_all([](int) {});
+  CHECK(pool.barriers() == b0 + 2);
+  ThreadPool one(1);
+  one.parallel_for(100, 1, [](int, int64_t, int64_t) {});
+  one.run_on_all([](int) {});
+  CHECK(one.barriers() == 0);
+}

@@ -153,6 +153,27 @@ TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofli
   CHECK(dec > 0);
   CHECK(roof == Approx(bw / bytes).epsilon(1e-6));
   CHECK(num(o, "fraction_of_roofline") == Approx(dec / roof).epsilon(1e-6));
+  CHECK(num(o, "barriers_per_token") >= 0);
+}
+
+TEST_CASE("bench peak --json reports the FMA peak, the batched step and the barriers", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-peak");
+  const std::string js = dir + "/peak.json";
+  auto r = bench("peak --model " + shell_quote(model()) + " --threads 2 --batch 4 --prompt-len 8 --steps 3 --json " +
+                 shell_quote(js));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  const json::object o = read_json(js);
+  INFO(json::serialize(o));
+  CHECK(integer(o, "threads") == 2);
+  CHECK(integer(o, "batch") == 4);
+  const double peak = num(o, "fma_peak_flops"), gflops = num(o, "step_gflops_median");
+  CHECK(peak > 1e9);
+  CHECK(num(o, "linear_params") > 1e5);
+  CHECK(gflops == Approx(2 * num(o, "linear_params") * 4 / num(o, "step_median_s") / 1e9).epsilon(1e-6));
+  CHECK(num(o, "fraction_of_peak") == Approx(gflops * 1e9 / peak).epsilon(1e-6));
+  CHECK(num(o, "step_best_s") <= num(o, "step_median_s"));
+  CHECK(integer(o, "barriers_per_step_batch1") >= 0);
 }
 
 TEST_CASE("bench throughput --scheduling both --json --plot reports both modes and their ratio", "[cli][bench]") {
@@ -173,6 +194,10 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
   CHECK(ratio == Approx(obj(o, "continuous").at("output_tokens_per_s").to_number<double>() /
                         obj(o, "static").at("output_tokens_per_s").to_number<double>())
                      .epsilon(1e-6));
+  // Equal output lengths: static batching idles no slot, the bound is 1.
+  CHECK(num(o, "static_bound_sampled") == Approx(1.0));
+  CHECK(num(o, "static_bound_expected") == Approx(1.0));
+  CHECK(num(o, "fraction_of_bound") == Approx(ratio));
   CHECK(str(o, "model") == model());
   CHECK(integer(o, "num_prompts") == 4);
   CHECK(str(o, "input_len") == "12");

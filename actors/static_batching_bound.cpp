@@ -1,0 +1,57 @@
+#include "actors/static_batching_bound.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+
+namespace troupe {
+
+double static_bound_sampled(std::span<const int> output_lens, int64_t batch) {
+  if (output_lens.empty()) return 1.0;
+  if (batch < 1) fail("static batching bound: batch size {} must be positive", batch);
+  double sum_max = 0, sum = 0;
+  for (size_t b = 0; b < output_lens.size(); b += size_t(batch)) {
+    const auto end = output_lens.begin() + std::min(output_lens.size(), b + size_t(batch));
+    sum_max += *std::max_element(output_lens.begin() + b, end);
+  }
+  for (int o : output_lens) sum += o;
+  // A workload smaller than one batch is one batch of its own size.
+  const double n = double(std::min<int64_t>(batch, int64_t(output_lens.size())));
+  return sum > 0 ? n * sum_max / sum : 1.0;
+}
+
+double static_bound_uniform(int lo, int hi, int64_t batch) {
+  if (lo > hi || lo < 0 || batch < 1)
+    fail("static batching bound: bad range [{}, {}] or batch {}", lo, hi, batch);
+  if (lo + hi == 0) return 1.0;
+  // P(max <= k) = ((k - lo + 1) / width)^batch; E[max] = hi - sum_{k<hi} P(max <= k).
+  const double width = double(hi - lo + 1);
+  double e_max = hi;
+  for (int k = lo; k < hi; ++k) e_max -= std::pow(double(k - lo + 1) / width, double(batch));
+  return e_max / ((double(lo) + double(hi)) / 2.0);
+}
+
+double static_bound_empirical(std::span<const int> output_lens, int64_t batch) {
+  if (output_lens.empty()) return 1.0;
+  if (batch < 1) fail("static batching bound: batch size {} must be positive", batch);
+  std::map<int, int64_t> count;
+  double sum = 0;
+  for (int o : output_lens) {
+    ++count[o];
+    sum += o;
+  }
+  const double n = double(output_lens.size());
+  // E[max] = sum_v v * (F(v)^batch - F(v-)^batch), F the empirical CDF.
+  double e_max = 0, below = 0;
+  for (const auto& [v, c] : count) {
+    const double upto = below + double(c);
+    e_max += v * (std::pow(upto / n, double(batch)) - std::pow(below / n, double(batch)));
+    below = upto;
+  }
+  const double mean = sum / n;
+  return mean > 0 ? e_max / mean : 1.0;
+}
+
+}  // namespace troupe

@@ -1,0 +1,166 @@
+// `troupe bench peak`: how close a batched decode step comes to this machine's float FMA
+// peak. Batched decode (and prefill) steps are compute-bound, so their ceiling is the FMA
+// rate, not the read bandwidth that bounds batch 1 (`bench decode`).
+//
+//   peak       measure_fma_peak(): independent FMA chains in registers on every pool thread
+//              (the same thread count as the model), FLOP/s = 2 per FMA lane.
+//   step       one decode step of --batch sequences (1 new token each, after a --prompt-len
+//              prefill), median and best of --steps timed steps.
+//   GFLOP/s    2 * (linear-layer parameters, LM head included) * batch / step time: the
+//              matrix work only (attention over the short context is left out of the
+//              numerator but not out of the time).
+// Also prints the pool barriers (parallel regions) per step at batch 1 and at --batch.
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "app/commands.h"
+#include "app/loaded_model.h"
+#include "config/flags.h"
+#include "cpu/kernels.h"
+
+namespace troupe::app {
+namespace {
+
+struct PeakOpts {
+  std::string model, json_path;
+  int threads = 0;
+  int batch = 32;
+  int prompt_len = 32;
+  int steps = 24;
+  bool fuse_linears = true;
+  quant::Options quantization;
+};
+
+// Multiply-adds per token of the linear layers and the LM head.
+double linear_params(const ModelConfig& c) {
+  const double H = double(c.hidden_size), I = double(c.intermediate_size);
+  const double per_layer = H * double(c.q_dim() + 2 * c.kv_dim()) + double(c.q_dim()) * H + 3 * H * I;
+  return per_layer * double(c.num_layers) + double(c.vocab_size) * H;
+}
+
+struct BatchedSteps {
+  double median_s = 0, best_s = 0;
+  uint64_t barriers_per_step = 0;
+};
+
+// Prefills `batch` sequences of prompt_len tokens, then times `steps` decode steps of one
+// token per sequence (logits for every sequence, as a real decode step asks).
+BatchedSteps time_batched_steps(cpu::CpuBackend& be, int batch, int prompt_len, int steps) {
+  const ModelConfig& c = be.config();
+  const int64_t bs = be.kv_shape().block_size;
+  const int64_t blocks_per_seq = (prompt_len + steps + 1 + bs - 1) / bs;
+  StepBatch b;
+  for (int i = 0; i < batch; ++i) {
+    StepSeq s;
+    s.seq_id = i;
+    for (int j = 0; j < prompt_len; ++j) s.tokens.push_back(int32_t((7 * i + 13 * j + 1) % c.vocab_size));
+    for (int64_t k = 0; k < blocks_per_seq; ++k) s.block_table.push_back(int32_t(i * blocks_per_seq + k));
+    s.logit_rows = {int32_t(prompt_len - 1)};
+    b.seqs.push_back(std::move(s));
+  }
+  StepOutput out;
+  be.run_step(b, out);
+  std::vector<double> times;
+  BatchedSteps r;
+  for (int st = 0; st < steps; ++st) {
+    for (int i = 0; i < batch; ++i) {
+      StepSeq& s = b.seqs[size_t(i)];
+      s.start_pos += int32_t(s.tokens.size());
+      s.tokens = {int32_t((3 * i + st + 2) % c.vocab_size)};
+      s.logit_rows = {0};
+    }
+    const uint64_t b0 = be.pool().barriers();
+    const auto t0 = std::chrono::steady_clock::now();
+    be.run_step(b, out);
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    r.barriers_per_step = be.pool().barriers() - b0;
+  }
+  std::sort(times.begin(), times.end());
+  r.median_s = times[times.size() / 2];
+  r.best_s = times.front();
+  return r;
+}
+
+void run_peak_bench(const PeakOpts& o) {
+  cpu::CpuBackendOptions bo;
+  bo.num_threads = o.threads;
+  bo.quantization = o.quantization;
+  bo.fuse_linears = o.fuse_linears;
+  // KV for every sequence of the batched run (the batch-1 run reuses the first blocks).
+  const int64_t blocks_per_seq = (o.prompt_len + o.steps + 1 + bo.block_size - 1) / bo.block_size;
+  bo.num_blocks = int64_t(o.batch) * blocks_per_seq;
+  LoadedModel m = load_cpu_model(o.model, bo);
+  auto& be = *m.backend;
+
+  const BatchedSteps one = time_batched_steps(be, 1, o.prompt_len, 4);
+  time_batched_steps(be, o.batch, o.prompt_len, 2);  // warm-up: scratch sized, pages touched
+  // Peak probes on both sides of the timed steps, each at least a second of passes; the
+  // best pass counts (a busy moment lowers a pass, nothing raises one).
+  constexpr double kProbeSeconds = 1.0;
+  const double peak0 = cpu::measure_fma_peak(be.pool(), kProbeSeconds);
+  const BatchedSteps st = time_batched_steps(be, o.batch, o.prompt_len, o.steps);
+  const double peak = std::max(peak0, cpu::measure_fma_peak(be.pool(), kProbeSeconds));
+  const double flops = 2.0 * linear_params(be.config()) * o.batch;
+  const double gflops = flops / st.median_s / 1e9, best_gflops = flops / st.best_s / 1e9;
+
+  std::printf("model            %s\n", o.model.c_str());
+  std::printf("backend          %s\n", be.name().c_str());
+  std::printf("FMA peak         %.1f GFLOP/s (F32, %d threads, independent FMA chains in registers)\n",
+              peak / 1e9, be.pool().size());
+  std::printf("linear params    %.1f M (matmul FLOPs/token = 2 x params)\n", linear_params(be.config()) / 1e6);
+  std::printf("decode step      batch %d: %.2f ms median, %.2f ms best of %d (after a %d-token prefill)\n",
+              o.batch, st.median_s * 1e3, st.best_s * 1e3, o.steps, o.prompt_len);
+  std::printf("step GFLOP/s     %.1f median, %.1f best\n", gflops, best_gflops);
+  std::printf("fraction of peak %.3f median, %.3f best\n", gflops * 1e9 / peak, best_gflops * 1e9 / peak);
+  std::printf("pool barriers    %llu per step at batch 1, %llu at batch %d\n",
+              static_cast<unsigned long long>(one.barriers_per_step),
+              static_cast<unsigned long long>(st.barriers_per_step), o.batch);
+  if (!o.json_path.empty()) {
+    boost::json::object obj{{"model", o.model},
+                            {"threads", be.pool().size()},
+                            {"backend", be.name()},
+                            {"quantization", quant::describe(o.quantization)},
+                            {"fma_peak_flops", peak},
+                            {"linear_params", linear_params(be.config())},
+                            {"batch", o.batch},
+                            {"step_median_s", st.median_s},
+                            {"step_best_s", st.best_s},
+                            {"step_gflops_median", gflops},
+                            {"step_gflops_best", best_gflops},
+                            {"fraction_of_peak", gflops * 1e9 / peak},
+                            {"barriers_per_step_batch1", one.barriers_per_step},
+                            {"barriers_per_step_batch", st.barriers_per_step}};
+    std::ofstream(o.json_path) << boost::json::serialize(obj) << "\n";
+  }
+}
+
+}  // namespace
+
+void register_bench_peak(CLI::App& bench) {
+  auto o = std::make_shared<PeakOpts>();
+  auto* cmd = bench.add_subcommand(
+      "peak", "FMA peak GFLOP/s of this machine vs a batched decode step's matmul GFLOP/s");
+  auto f = std::make_shared<config::FlagSet>(cmd);
+  f->require(f->option("--model", o->model, "Model path"));
+  f->add_config_flags();
+  add_threads_flag(*f, o->threads);
+  f->option("--batch", o->batch, "Sequences per decode step")->capture_default_str()->check(CLI::Range(1, 4096));
+  f->option("--prompt-len", o->prompt_len, "Prompt tokens per sequence before the timed steps")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  f->option("--steps", o->steps, "Timed decode steps (median and best are reported)")->capture_default_str()->check(CLI::Range(1, 10000));
+  f->option("--json", o->json_path, "Also write the results to this JSON file");
+  add_quantization_flags(*f, o->quantization);
+  f->option("--fuse-linears", o->fuse_linears,
+            "Run q/k/v and gate/up as one stacked matmul each (false: one per layer, as before)")
+      ->capture_default_str();
+  cmd->callback([o, f] {
+    if (f->finish()) return;
+    run_peak_bench(*o);
+  });
+}
+
+}  // namespace troupe::app

@@ -1,0 +1,59 @@
+// The static-vs-continuous batching bound printed by `bench throughput --scheduling both`:
+// the sampled form against hand-computed batches, the uniform expectation against a
+// brute-force enumeration and the issue's figure, the empirical form against both.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "actors/static_batching_bound.h"
+
+using namespace troupe;
+
+namespace {
+
+// E[max] / E[mean] by enumerating every outcome of `n` draws from [lo, hi].
+double brute_force_uniform(int lo, int hi, int n) {
+  const int w = hi - lo + 1;
+  int64_t outcomes = 1;
+  for (int i = 0; i < n; ++i) outcomes *= w;
+  double sum_max = 0;
+  for (int64_t c = 0; c < outcomes; ++c) {
+    int64_t x = c;
+    int m = lo;
+    for (int i = 0; i < n; ++i, x /= w) m = std::max(m, lo + int(x % w));
+    sum_max += m;
+  }
+  return sum_max / double(outcomes) / ((lo + hi) / 2.0);
+}
+
+}  // namespace
+
+TEST_CASE("static_bound_sampled: batches in arrival order", "[static-bound]") {
+  // Batches {1, 3} and {2, 2}: static runs 3 + 2 = 5 steps of 2 slots for 8 tokens; full
+  // continuous batches need 4 steps: 2 * 5 / 8.
+  const std::vector<int> outs = {1, 3, 2, 2};
+  CHECK(static_bound_sampled(outs, 2) == Approx(10.0 / 8.0));
+  CHECK(static_bound_sampled(outs, 1) == Approx(1.0));      // one at a time: no idle slots
+  CHECK(static_bound_sampled(outs, 4) == Approx(4 * 3.0 / 8.0));
+  CHECK(static_bound_sampled(outs, 16) == Approx(4 * 3.0 / 8.0));  // one batch of 4
+  const std::vector<int> same = {5, 5, 5, 5, 5};
+  CHECK(static_bound_sampled(same, 2) == Approx(2 * 15.0 / 25.0));  // the last batch is half empty
+  CHECK(static_bound_sampled(std::vector<int>{}, 4) == 1.0);
+}
+
+TEST_CASE("static_bound_uniform: closed form", "[static-bound]") {
+  for (auto [lo, hi, n] : {std::tuple{1, 4, 3}, {2, 7, 2}, {0, 5, 4}, {3, 3, 5}})
+    CHECK(static_bound_uniform(lo, hi, n) == Approx(brute_force_uniform(lo, hi, n)).epsilon(1e-12));
+  CHECK(static_bound_uniform(10, 20, 1) == Approx(1.0));
+  // The workload of issue 19 (--output-len 16:256 --max-num-seqs 16; the issue's ~1.78 is
+  // the continuous approximation 256 - 241/17 over 136).
+  CHECK(static_bound_uniform(16, 256, 16) == Approx(1.7817).epsilon(1e-4));
+}
+
+TEST_CASE("static_bound_empirical: the lengths' own distribution", "[static-bound]") {
+  std::vector<int> all;  // every value of [2, 7] once: the uniform distribution
+  for (int v = 2; v <= 7; ++v) all.push_back(v);
+  CHECK(static_bound_empirical(all, 3) == Approx(static_bound_uniform(2, 7, 3)).epsilon(1e-12));
+  CHECK(static_bound_empirical(std::vector<int>{9, 9, 9}, 8) == Approx(1.0));
+}

@@ -1,0 +1,175 @@
+// CpuBackendOptions::fuse_linears: q/k/v and gate/up stacked into one matmul each must
+// compute exactly what the separate matmuls compute (every output row keeps its own
+// reduction), for float weights (stacked in the huge-page copy) and quantized ones (stacked
+// packed matrices), with Qwen2's q/k/v biases, on pipeline stages, and with the
+// calibration observer seeing the same inputs.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <tuple>
+
+#include "cpu/cpu_backend.h"
+#include "model/synth.h"
+#include "model/weights.h"
+#include "test_util.h"
+
+using namespace troupe;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Float stacks are made in the huge-page copy, which is skipped where THP is off.
+bool thp_available() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string s;
+  std::getline(f, s);
+  return !s.empty() && s.find("[never]") == std::string::npos;
+}
+
+struct Recorder final : cpu::ActivationObserver {
+  std::vector<std::tuple<int64_t, cpu::LinearInput, std::vector<float>>> seen;
+  void observe(int64_t layer, cpu::LinearInput g, const float* x, int64_t T, int64_t n) override {
+    seen.emplace_back(layer, g, std::vector<float>(x, x + T * n));
+  }
+};
+
+// Prefill chunks of different lengths, then decode steps, then a step wide enough (> 48
+// tokens) to take the GEMM paths rather than the multi-row GEMV.
+std::vector<StepBatch> steps(int64_t vocab) {
+  auto seq = [&](int64_t id, int32_t start, int n, int32_t first_block) {
+    StepSeq s;
+    s.seq_id = id;
+    s.start_pos = start;
+    for (int i = 0; i < n; ++i) s.tokens.push_back(int32_t((id * 31 + start + i * 7 + 1) % vocab));
+    for (int32_t b = 0; b < 8; ++b) s.block_table.push_back(first_block + b);
+    for (int i = 0; i < n; ++i) s.logit_rows.push_back(i);
+    return s;
+  };
+  std::vector<StepBatch> v;
+  v.push_back({{seq(0, 0, 5, 0), seq(1, 0, 3, 8)}});
+  v.push_back({{seq(0, 5, 1, 0), seq(1, 3, 1, 8)}});
+  v.push_back({{seq(0, 6, 1, 0)}});
+  v.push_back({{seq(0, 7, 30, 0), seq(1, 4, 26, 8)}});
+  return v;
+}
+
+struct Run {
+  std::vector<std::vector<float>> logits;
+  std::vector<std::vector<float>> hidden;
+  Recorder rec;
+};
+
+Run run(cpu::CpuBackend& be, int64_t vocab) {
+  Run r;
+  be.set_observer(&r.rec);
+  for (const StepBatch& b : steps(vocab)) {
+    StepOutput out;
+    if (be.layers().begin == 0 && be.layers().end == be.config().num_layers) {
+      be.run_step(b, out);
+    } else {  // a middle stage: random-ish hidden states in, hidden states out
+      std::vector<float> h(size_t(b.num_tokens() * be.config().hidden_size));
+      for (size_t i = 0; i < h.size(); ++i) h[i] = float(int(i * 2654435761u % 2001) - 1000) * 1e-3f;
+      be.run_stage(b, h, out);
+      r.hidden.push_back(h);
+    }
+    r.logits.push_back(out.logits);
+  }
+  be.set_observer(nullptr);
+  return r;
+}
+
+void check_same(const std::string& path, cpu::CpuBackendOptions o, bool float_weights) {
+  o.num_threads = 2;
+  o.num_blocks = 16;
+  cpu::CpuBackendOptions unfused_opts = o;
+  unfused_opts.fuse_linears = false;
+  cpu::CpuBackend fused(load_model(path), o), unfused(load_model(path), unfused_opts);
+  const int64_t vocab = fused.config().vocab_size;
+  for (int64_t l = fused.layers().begin; l < fused.layers().end && (!float_weights || thp_available()); ++l) {
+    INFO("layer " << l << " (" << fused.name() << ")");
+    CHECK(fused.fused(l, cpu::FusedGroup::Qkv));
+    CHECK(fused.fused(l, cpu::FusedGroup::GateUp));
+    CHECK(!unfused.fused(l, cpu::FusedGroup::Qkv));
+  }
+  if (!float_weights) {  // the per-linear matrices are views of the stack, same contents
+    const auto* q = fused.quantized(fused.layers().begin, kLinK);
+    const auto* u = unfused.quantized(fused.layers().begin, kLinK);
+    REQUIRE(q != nullptr);
+    REQUIRE(u != nullptr);
+    CHECK(q->nbytes() == u->nbytes());
+    std::vector<float> a(size_t(q->cols())), b(a.size());
+    for (int64_t r = 0; r < q->rows(); ++r) {
+      q->dequantize_row(r, a.data());
+      u->dequantize_row(r, b.data());
+      REQUIRE(a == b);
+    }
+  }
+  CHECK(fused.weight_bytes_per_token() == unfused.weight_bytes_per_token());
+  const Run a = run(fused, vocab), b = run(unfused, vocab);
+  REQUIRE(a.logits.size() == b.logits.size());
+  for (size_t i = 0; i < a.logits.size(); ++i) {
+    INFO("step " << i);
+    REQUIRE(a.logits[i] == b.logits[i]);  // bit for bit
+  }
+  CHECK(a.hidden == b.hidden);
+  REQUIRE(a.rec.seen.size() == b.rec.seen.size());
+  CHECK(a.rec.seen == b.rec.seen);
+}
+
+std::string synth(const std::string& shape, const std::string& format, const std::string& dtype) {
+  static const std::string dir = test::temp_dir("fused");
+  SynthOptions s;
+  s.shape = shape;
+  s.format = format;
+  s.dtype = dtype;
+  s.out = (fs::path(dir) / (shape + "-" + format + "-" + dtype)).string() + (format == "gguf" ? ".gguf" : "");
+  if (fs::exists(s.out)) return s.out;
+  return synth_model(s);
+}
+
+}  // namespace
+
+TEST_CASE("fused q/k/v and gate/up: float weights are exact", "[e2e][fuse]") {
+  for (const auto& [shape, format, dtype] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"tiny", "hf", "f32"}, {"tiny", "gguf", "f16"}, {"qwen2-tiny", "hf", "f32"},
+           {"qwen3-tiny", "hf", "f16"}}) {
+    INFO(shape << " " << format << " " << dtype);
+    check_same(synth(shape, format, dtype), {}, true);
+  }
+}
+
+TEST_CASE("fused q/k/v and gate/up: quantized weights are exact", "[e2e][fuse]") {
+  check_same(synth("tiny", "gguf", "q8_0"), {}, false);
+  check_same(synth("tiny", "gguf", "q4_0"), {}, false);
+  for (auto m : {quant::Method::Int8, quant::Method::Int4}) {
+    cpu::CpuBackendOptions o;
+    o.quantization.method = m;
+    o.quantization.group_size = 32;
+    check_same(synth("qwen2-tiny", "hf", "f32"), o, false);
+  }
+}
+
+TEST_CASE("fused q/k/v and gate/up on a pipeline stage", "[e2e][fuse]") {
+  cpu::CpuBackendOptions o;
+  o.layer_begin = 1;
+  o.layer_end = 2;
+  check_same(synth("tiny", "hf", "f32"), o, true);
+  o.layer_begin = 0;
+  o.layer_end = 1;
+  o.quantization.method = quant::Method::Int8;
+  check_same(synth("tiny", "hf", "f32"), o, false);
+}
+
+TEST_CASE("float layers stay unfused without the huge-page copy", "[e2e][fuse]") {
+  cpu::CpuBackendOptions o;
+  o.num_threads = 2;
+  o.num_blocks = 16;
+  o.huge_page_weights = false;
+  cpu::CpuBackend be(load_model(synth("tiny", "hf", "f32")), o);
+  CHECK(!be.fused(0, cpu::FusedGroup::Qkv));
+  o.quantization.method = quant::Method::Int8;  // quantized stacks need no copy
+  cpu::CpuBackend q(load_model(synth("tiny", "hf", "f32")), o);
+  CHECK(q.fused(0, cpu::FusedGroup::Qkv));
+}
