@@ -4,6 +4,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "actors/mask_prefetch.h"
 #include "core/error.h"
 
 namespace troupe {
@@ -14,19 +15,24 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-using Samplers = std::unordered_map<int64_t, std::unique_ptr<Sampler>>;
+using Samplers = std::unordered_map<int64_t, std::shared_ptr<Sampler>>;
 
 // The sampler of a planned sequence, built from its context the first time.
-Sampler& sampler_for(Samplers& samplers, const PlannedSeq& p, const std::shared_ptr<const grammar::TokenTable>& vocab) {
+const std::shared_ptr<Sampler>& sampler_ptr(Samplers& samplers, const PlannedSeq& p,
+                                            const std::shared_ptr<const grammar::TokenTable>& vocab) {
   auto it = samplers.find(p.seq_id());
-  if (it != samplers.end()) return *it->second;
+  if (it != samplers.end()) return it->second;
   if (!p.has_context) fail("sequence {} samples without its context (parameters, prompt)", p.seq_id());
   const auto& c = p.context;
   const size_t prompt_len = size_t(std::min<int64_t>(c.prompt_len, int64_t(c.tokens.size())));
-  auto s = std::make_unique<Sampler>(c.params, std::span<const int32_t>(c.tokens.data(), prompt_len), vocab);
+  auto s = std::make_shared<Sampler>(c.params, std::span<const int32_t>(c.tokens.data(), prompt_len), vocab);
   // Replaying the generated tokens also replays the grammar state (after preemption, say).
   for (size_t i = prompt_len; i < c.tokens.size(); ++i) s->accept(c.tokens[i]);
-  return *samplers.emplace(p.seq_id(), std::move(s)).first->second;
+  return samplers.emplace(p.seq_id(), std::move(s)).first->second;
+}
+
+Sampler& sampler_for(Samplers& samplers, const PlannedSeq& p, const std::shared_ptr<const grammar::TokenTable>& vocab) {
+  return *sampler_ptr(samplers, p, vocab);
 }
 
 // Picks the next token(s) of every sequence whose step reached the end of its known tokens.
@@ -67,9 +73,28 @@ void sample_outcomes(const StepPlan& plan, const StepOutput& out, Samplers& samp
   }
 }
 
+// The constrained samplers this step will sample from whose mask is not computed yet.
+std::vector<std::shared_ptr<const Sampler>> masks_to_prefetch(const StepPlan& plan, Samplers& samplers,
+                                                              const std::shared_ptr<const grammar::TokenTable>& vocab) {
+  std::vector<std::shared_ptr<const Sampler>> out;
+  if (!vocab) return out;  // no vocabulary: no constrained requests
+  for (const auto& p : plan.seqs) {
+    if (!p.sample || p.step.logit_rows.empty()) continue;
+    if (!samplers.contains(p.seq_id()) && (!p.has_context || p.context.params.constraint.empty())) continue;
+    try {
+      const auto& s = sampler_ptr(samplers, p, vocab);
+      if (!s->mask_ready()) out.push_back(s);
+    } catch (const std::exception&) {
+      // (sampling this sequence will raise the same error where the step reports it)
+    }
+  }
+  return out;
+}
+
 struct ExecutorState {
   Samplers samplers;
   std::shared_ptr<const grammar::TokenTable> vocab;  // for constrained requests' masks
+  std::unique_ptr<MaskPrefetch> prefetch;            // started with the first constrained step
   static inline const char* name = "executor";
 };
 
@@ -84,6 +109,11 @@ step_actor::behavior_type executor_behavior(step_actor::stateful_pointer<Executo
         step.copies = plan.copies;
         step.batch.seqs.reserve(plan.seqs.size());
         for (const auto& p : plan.seqs) step.batch.seqs.push_back(p.step);
+        // The grammar masks of this step, computed while the forward pass runs.
+        if (auto todo = masks_to_prefetch(plan, self->state.samplers, self->state.vocab); !todo.empty()) {
+          if (!self->state.prefetch) self->state.prefetch = std::make_unique<MaskPrefetch>();
+          self->state.prefetch->start(std::move(todo));
+        }
         self->request(shard, caf::infinite, std::move(step))
             .then(
                 [self, rp, plan = std::move(plan), vo](ShardOutput& o) mutable {
@@ -92,6 +122,7 @@ step_actor::behavior_type executor_behavior(step_actor::stateful_pointer<Executo
                   res.draft = std::move(plan.draft_stats);
                   res.forward_ms = o.forward_ms;
                   res.error = o.error;
+                  if (self->state.prefetch) self->state.prefetch->wait();  // before any sampler is touched
                   if (res.error.empty()) {
                     const auto t0 = std::chrono::steady_clock::now();
                     try {

@@ -287,6 +287,9 @@ void add_service_flags(FlagSet& f, ServiceOptions& o) {
            "(<tool_call>{json}</tool_call>, Qwen / Hermes templates) or llama3_json ({\"name\", \"parameters\"})")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "hermes", "llama3_json"}));
+  f.flag("--grammar-precompute,!--no-grammar-precompute", o.grammar_precompute,
+         "Fill a new response_format/guided_* constraint's token-mask cache on a low-priority background thread "
+         "when it is first seen (its first requests fill it lazily meanwhile; none waits for it; default on)");
   f.option("--warmup", o.warmup, "Synthetic requests to run before reporting ready (at least 1 catches a broken model at startup)")->capture_default_str()->check(CLI::Range(0, 10000));
   f.option("--heartbeat-interval", o.heartbeat_interval_s,
            "Seconds of idleness after which a tiny request keeps the engine warm (0: off)")

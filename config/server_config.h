@@ -42,6 +42,10 @@ struct ServiceOptions {
   int warmup = 1;                  // synthetic requests before reporting ready (a broken model fails here)
   double heartbeat_interval_s = 0; // > 0: a tiny request whenever the server idled this long
   double log_stats_interval_s = 10;  // > 0: a stats line this often while the engine is busy
+  // Fill a new constraint's mask cache on a low-priority background thread when it is
+  // first compiled (grammar::set_background_precompute), so later requests of the same
+  // schema find it warm; requests never wait for it.
+  bool grammar_precompute = true;
 };
 
 // Settles ServerOptions::api_key from its sources, which keep the key out of `ps`: --api-key,

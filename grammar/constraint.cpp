@@ -1,8 +1,14 @@
 #include "grammar/constraint.h"
 
 #include <boost/json.hpp>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "core/error.h"
 #include "grammar/gbnf.h"
@@ -23,6 +29,28 @@ struct Caches {
            std::pair<std::weak_ptr<const TokenTable>, std::shared_ptr<const TokenMasker>>>
       maskers;
 };
+
+std::atomic<bool> background_precompute{false};
+std::atomic<int> precomputes_running{0};
+
+// Fills `m`'s cache on a thread of its own. The lowest priority (nice 19 for this thread
+// only, on Linux) keeps it from slowing the steps it would speed up: it uses what the
+// forward passes leave idle. The thread holds the masker, so the cache's eviction of the
+// constraint cannot free it underneath.
+void start_background_precompute(std::shared_ptr<const TokenMasker> m) {
+  precomputes_running.fetch_add(1);
+  std::thread([m = std::move(m)] {
+#ifdef __linux__
+    setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
+#endif
+    try {
+      m->precompute();
+    } catch (...) {
+      // The lazy path computes whatever is missing (and reports any error on its own thread).
+    }
+    precomputes_running.fetch_sub(1);
+  }).detach();
+}
 
 Caches& caches() {
   static Caches c;
@@ -75,7 +103,12 @@ std::shared_ptr<const TokenMasker> masker(const ConstraintSpec& spec, const std:
   if (c.maskers.size() >= kMaxCached) c.maskers.clear();
   auto m = std::make_shared<const TokenMasker>(std::move(g), table);
   c.maskers[key] = {table, m};
+  if (background_precompute.load()) start_background_precompute(m);
   return m;
 }
+
+void set_background_precompute(bool on) { background_precompute.store(on); }
+
+int background_precomputes_running() { return precomputes_running.load(); }
 
 }  // namespace troupe::grammar

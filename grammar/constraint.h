@@ -29,4 +29,13 @@ std::shared_ptr<const Grammar> compile(const ConstraintSpec& spec);
 // The masker for a constraint over a vocabulary, cached by (kind, text, table).
 std::shared_ptr<const TokenMasker> masker(const ConstraintSpec& spec, const std::shared_ptr<const TokenTable>& table);
 
+// When on, masker() starts TokenMasker::precompute() for each masker it creates, on a
+// detached thread at the lowest CPU priority, and returns at once: the first requests of a
+// new constraint fill the cache lazily beside it (the two share it; nothing waits on the
+// precompute), the later ones find it full. Off by default (tests, tools); `troupe serve`
+// turns it on.
+void set_background_precompute(bool on);
+// Background precomputes started and not finished yet (for tests and metrics).
+int background_precomputes_running();
+
 }  // namespace troupe::grammar

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <map>
@@ -353,6 +354,14 @@ void TokenMasker::fill(const Matcher& m, TokenBitmask& mask, const std::vector<i
 }
 
 void TokenMasker::precompute() const {
+  const auto t0 = std::chrono::steady_clock::now();
+  precompute_entries();
+  if (!precomputed_.exchange(true, std::memory_order_acq_rel))
+    precompute_ms_.store(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+                         std::memory_order_relaxed);
+}
+
+void TokenMasker::precompute_entries() const {
   // Where a rule returns to: the position after each reference to it (a reference that ends
   // its alternative returns wherever its own rule returns).
   const Grammar& g = *g_;

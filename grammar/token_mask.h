@@ -16,6 +16,7 @@
 // uncertain tokens against the whole stack. Entries live in the masker, which
 // grammar::masker() shares across engines and sequences by (constraint, vocabulary), and
 // the hot path (a cached entry: bitset OR, a few token checks) allocates nothing.
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -93,6 +94,10 @@ class TokenMasker {
   // deeper ones their callers give, until the uncertain sets are small (what fill() would
   // compute lazily on the way). Idempotent; safe to run beside fill().
   void precompute() const;
+  // Whether a precompute() has finished (the cache then holds every entry it fills), and
+  // how long the first one took.
+  bool precomputed() const { return precomputed_.load(std::memory_order_acquire); }
+  double precompute_ms() const { return precompute_ms_.load(std::memory_order_relaxed); }
   // Uncertain sets at most this big are checked against the whole stack rather than refined.
   static constexpr size_t kDirectCheck = 64;
   static constexpr size_t kMaxDepth = 24;
@@ -101,11 +106,14 @@ class TokenMasker {
 
  private:
   const Entry& entry(const uint32_t* top, size_t depth, const Entry* parent) const;
+  void precompute_entries() const;
 
   std::shared_ptr<const Grammar> g_;
   std::shared_ptr<const TokenTable> table_;
   struct Cache;
   std::unique_ptr<Cache> cache_;
+  mutable std::atomic<bool> precomputed_{false};
+  mutable std::atomic<double> precompute_ms_{0.0};
 };
 
 }  // namespace troupe::grammar

@@ -1,6 +1,8 @@
 #include "net/service.h"
 #include "net/stats_log.h"
 
+#include "grammar/constraint.h"
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -83,6 +85,7 @@ void Service::start(const EngineConfig& cfg) {
   model_.tokenizer = &tok;
   model_.chat = &chat_;
   model_.speculative = cfg.speculative.enabled();
+  grammar::set_background_precompute(opts_.grammar_precompute);
   if (auto parser = tool_parser_kind(opts_.tool_call_parser)) model_.tool_parser = *parser;
   else fail("--tool-call-parser: unknown parser '{}' (none, hermes, llama3_json)", opts_.tool_call_parser);
   spdlog::info("model {} loaded: max_model_len {}, chat template: {}", model_.name, model_.max_model_len,

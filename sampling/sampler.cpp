@@ -3,6 +3,7 @@
 #include "sampling/sampler.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <random>
 #include <utility>
@@ -109,14 +110,53 @@ void Sampler::apply_penalties(std::span<float> logits) const {
       if (static_cast<size_t>(id) < vocab) logits[static_cast<size_t>(id)] = -INFINITY;
   }
   if (masker_) {
-    if (mask_step_ != step_) {
-      masker_->fill(*matcher_, mask_, params_.stop_token_ids);
-      mask_step_ = step_;
-    }
+    prepare_mask();
     const size_t n = std::min(vocab, static_cast<size_t>(masker_->table().vocab_size()));
     mask_.apply_to(logits.first(n));
     for (size_t i = n; i < vocab; ++i) logits[i] = -INFINITY;  // padding rows past the tokenizer
   }
+}
+
+void Sampler::prepare_mask() const {
+  if (!masker_ || mask_step_ == step_) return;
+  masker_->fill(*matcher_, mask_, params_.stop_token_ids);
+  mask_step_ = step_;
+}
+
+bool Sampler::sample_greedy_in_mask(std::span<const float> logits, SampleResult& r) const {
+  if (!masker_ || !sd::effectively_greedy(params_) || params_.logprobs > 0) return false;
+  if (params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f ||
+      !params_.logit_bias.empty() || step_ < params_.min_tokens)
+    return false;
+  prepare_mask();
+  // Past this many allowed tokens the vectorised full-row pass is as cheap as the bit walk.
+  const size_t n = std::min(logits.size(), static_cast<size_t>(masker_->table().vocab_size()));
+  const size_t words = std::min(mask_.num_words(), (n + 63) / 64);
+  size_t allowed = 0;
+  for (size_t w = 0; w < words; ++w) allowed += size_t(std::popcount(mask_.word(w)));
+  if (allowed == 0 || allowed > n / 16) return false;
+  // Ids ascend, so the first id reaching the max is the lowest, as in the full path.
+  float max = -INFINITY;
+  int32_t best = -1;
+  for (size_t w = 0; w < words; ++w)
+    for (uint64_t bits = mask_.word(w); bits; bits &= bits - 1) {
+      const size_t i = w * 64 + size_t(std::countr_zero(bits));
+      if (i >= n) break;
+      const float v = logits[i];
+      if (!(v <= INFINITY) || v == INFINITY) return false;  // NaN or +inf: the full path rejects it
+      if (v > max) max = v, best = int32_t(i);
+    }
+  if (best < 0) return false;  // every allowed logit -inf: let the full path report it
+  double s = 0.0;
+  for (size_t w = 0; w < words; ++w)
+    for (uint64_t bits = mask_.word(w); bits; bits &= bits - 1) {
+      const size_t i = w * 64 + size_t(std::countr_zero(bits));
+      if (i >= n) break;
+      s += std::exp(static_cast<double>(logits[i]) - max);
+    }
+  r.token = best;
+  r.logprob = static_cast<float>(-std::log(s));  // x[best] - (max + log s), with x[best] == max
+  return true;
 }
 
 void Sampler::probabilities(std::span<const float> logits, std::vector<float>& probs) const {
@@ -132,6 +172,7 @@ void Sampler::probabilities(std::span<const float> logits, std::vector<float>& p
 }
 
 SampleResult Sampler::sample(std::span<const float> logits) {
+  if (SampleResult fast; sample_greedy_in_mask(logits, fast)) return fast;
   Scratch& s = scratch();
   std::span<const float> x = logits;
   const bool repetition = params_.repetition_penalty != 1.0f && !seen_.empty();

@@ -94,6 +94,12 @@ class Sampler {
   // grammar state).
   void accept(int32_t token);
   bool constrained() const { return masker_ != nullptr; }
+  // Computes the grammar's mask for the current step now (constrained samplers only; a
+  // no-op when it is already there). The mask depends only on the tokens accepted so far,
+  // so the executor calls this on another thread while the step's forward pass runs; the
+  // caller must not touch the sampler from elsewhere until it returns.
+  void prepare_mask() const;
+  bool mask_ready() const { return !masker_ || mask_step_ == step_; }
   // The grammar state (constrained samplers only): tests and tool-call parsing read it.
   const grammar::Matcher* grammar_state() const { return matcher_ ? &*matcher_ : nullptr; }
   int32_t num_generated() const { return step_; }
@@ -108,6 +114,11 @@ class Sampler {
   double uniform(int64_t step, uint64_t stream = 0) const;  // in [0, 1)
 
  private:
+  // Greedy over a small allowed set: the peak and log-sum-exp over the mask's set bits
+  // only, without copying or masking the whole row. False when it does not apply (other
+  // transforms, logprobs, a large allowed set, or values the full path must reject).
+  bool sample_greedy_in_mask(std::span<const float> logits, SampleResult& r) const;
+
   SamplingParams params_;
   uint64_t seed_;
   int32_t step_ = 0;

@@ -59,7 +59,7 @@ const char* kNonDefaults =
     "--max-connections 10 --max-connections-per-ip 3 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
     "--ws-max-queued-bytes 65536 --idle-timeout 9 --header-timeout 4 --max-queued-output-bytes 1048576 --shutdown-timeout 5 --allowed-origins https://a.example,http://b.example:8080 "
     "--served-model-name tiny --api-key-file k.txt --log-stats-interval 5 "
-    "--chat-template t.jinja --tool-call-parser hermes --warmup 2 --heartbeat-interval 2.5 --pipeline-workers local,h:1 "
+    "--chat-template t.jinja --tool-call-parser hermes --no-grammar-precompute --warmup 2 --heartbeat-interval 2.5 --pipeline-workers local,h:1 "
     "--pipeline-layers 0:1,1:2 --pipeline-depth 3 --replica-workers h:2,local --worker-timeout 30 --tls-cert c.pem --tls-key k.pem "
     "--tls-ca ca.pem";
 
@@ -87,6 +87,8 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
   CHECK(c.o.server.allowed_origins == std::vector<std::string>{"https://a.example", "http://b.example:8080"});
   CHECK(c.o.service.chat_template_path == "t.jinja");
   CHECK(c.o.service.tool_call_parser == "hermes");
+  CHECK_FALSE(c.o.service.grammar_precompute);
+  CHECK(v.at("grammar-precompute") == false);
   // Every value differs from the default, so the round trips below cannot pass by accident.
   const json::object d = ServeLike().run("--model m.gguf");
   CHECK(d.size() == v.size());

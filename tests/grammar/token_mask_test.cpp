@@ -1,7 +1,9 @@
 // Allowed-token masks: the cached trie walk must give exactly what checking every token
 // one by one against the full matcher gives, for synthetic and real vocabularies.
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "grammar/constraint.h"
 #include "model/tokenizer_loader.h"
@@ -27,9 +29,9 @@ TokenBitmask brute_force(const Matcher& m, const std::vector<std::string>& bytes
 // Walks `text` byte by byte through the grammar and compares masks at every step.
 void check_masks_along(const ConstraintSpec& spec, const std::vector<std::string>& bytes,
                        const std::vector<bool>& special, const std::vector<int32_t>& eos, const std::string& text,
-                       size_t stride = 1, bool precomputed = false) {
+                       size_t stride = 1, bool precomputed = false, std::shared_ptr<const TokenMasker> given = nullptr) {
   auto table = std::make_shared<const TokenTable>(bytes, special, eos);
-  auto mk = masker(spec, table);
+  auto mk = given ? given : masker(spec, table);
   if (precomputed) {  // a masker of its own, its cache filled before the first mask
     auto own = std::make_shared<TokenMasker>(compile(spec), table);
     own->precompute();
@@ -157,4 +159,32 @@ TEST_CASE("one token table per vocabulary: engines share maskers", "[grammar][ma
   auto ta = TokenTable::from_tokenizer(*a), tb = TokenTable::from_tokenizer(*b);
   CHECK(ta == tb);
   CHECK(masker({"regex", "[a-z]+"}, ta) == masker({"regex", "[a-z]+"}, tb));
+}
+
+TEST_CASE("a background precompute does not hold up masker(), and masks beside it stay exact", "[grammar][mask]") {
+  auto tok = load_tokenizer(test::model_path("stories260k/stories260K.gguf"));
+  const int32_t n = tok->vocab_size();
+  std::vector<std::string> bytes(static_cast<size_t>(n));
+  std::vector<bool> special(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) {
+    special[size_t(i)] = tok->is_special(i);
+    if (!special[size_t(i)]) bytes[size_t(i)] = tok->token_bytes(i);
+  }
+  // A schema no other test uses, so masker() creates (and precomputes) a new masker here.
+  const ConstraintSpec spec{"json_schema", R"({"type":"object","properties":{"bg":{"type":"string","maxLength":12},
+    "k":{"enum":["x","yz"]}},"required":["bg"]})"};
+  set_background_precompute(true);
+  auto table = std::make_shared<const TokenTable>(bytes, special, tok->eos_ids());
+  auto mk = masker(spec, table);
+  set_background_precompute(false);
+  // Lazily filled masks while the precompute may still run, then again once it is done.
+  const std::string doc = R"({"bg": "a b\"c", "k": "yz"})";
+  check_masks_along(spec, bytes, special, tok->eos_ids(), doc, 1, false, mk);
+  for (int i = 0; i < 600 && (!mk->precomputed() || background_precomputes_running() > 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(mk->precomputed());
+  CHECK(mk->precompute_ms() > 0);
+  check_masks_along(spec, bytes, special, tok->eos_ids(), doc, 1, false, mk);
+  // A second request with the same constraint gets the same, already warm masker.
+  CHECK(masker(spec, table) == mk);
 }
