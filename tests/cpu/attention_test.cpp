@@ -14,6 +14,27 @@ using namespace troupe;
 using namespace troupe::cpu;
 using troupe::test::random_floats;
 
+namespace {
+
+// K and V of `n_ctx` positions in a pool with `spare` unused blocks, behind a block table
+// that is a random permutation of the pool, so positions are scattered.
+struct ScatteredKv {
+  std::vector<int32_t> table;
+  std::vector<float> k, v;
+  ScatteredKv(int64_t n_ctx, int64_t bs, int64_t n_kv, int64_t hd, int64_t spare, uint32_t seed) {
+    const int64_t used = (n_ctx + bs - 1) / bs, n_blocks = used + spare;
+    std::vector<int32_t> perm(n_blocks);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
+    table.assign(perm.begin(), perm.begin() + used);
+    k = random_floats(n_blocks * bs * n_kv * hd, seed + 1);
+    v = random_floats(n_blocks * bs * n_kv * hd, seed + 2);
+  }
+  PagedKv view(int64_t bs, int64_t n_kv, int64_t hd) const { return {k.data(), v.data(), table.data(), bs, n_kv, hd}; }
+};
+
+}  // namespace
+
 TEST_CASE("attention matches reference", "[cpu][attention]") {
   test::for_each_target([&] {
     uint32_t seed = 1;
@@ -22,19 +43,11 @@ TEST_CASE("attention matches reference", "[cpu][attention]") {
         for (int64_t bs : {16, 1})
           for (int64_t n_ctx : {1, 3, 4, 15, 16, 17, 33, 100}) {
             const int64_t n_kv = 2, n_heads = n_kv * ratio;
-            const int64_t n_blocks_used = (n_ctx + bs - 1) / bs;
-            const int64_t n_blocks = n_blocks_used + 3;  // pool larger than the table
             INFO("hd " << hd << " ratio " << ratio << " bs " << bs << " n_ctx " << n_ctx);
-            // Block table: a random permutation of pool blocks, so positions are scattered.
-            std::vector<int32_t> perm(n_blocks);
-            std::iota(perm.begin(), perm.end(), 0);
-            std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
-            std::vector<int32_t> table(perm.begin(), perm.begin() + n_blocks_used);
-            const auto k = random_floats(n_blocks * bs * n_kv * hd, seed + 1);
-            const auto v = random_floats(n_blocks * bs * n_kv * hd, seed + 2);
+            const ScatteredKv cache(n_ctx, bs, n_kv, hd, 3, seed);  // pool larger than the table
             const auto q = random_floats(n_heads * hd, seed + 3, -3, 3);  // peaky softmax too
             seed += 4;
-            PagedKv kv{k.data(), v.data(), table.data(), bs, n_kv, hd};
+            const PagedKv kv = cache.view(bs, n_kv, hd);
             const float scale = 1.0f / std::sqrt(float(hd));
             std::vector<float> got(n_heads * hd, NAN), want(n_heads * hd), scratch(n_ctx);
             attention_one(q.data(), n_heads, kv, n_ctx, scale, got.data(), scratch.data());
@@ -104,18 +117,12 @@ TEST_CASE("causal attention tile matches reference and the per-token kernel bit 
               const int64_t n_kv = 2, n_heads = n_kv * ratio, row = n_heads * hd;
               const int64_t stride = row + 3;  // rows of a wider activation buffer
               const int64_t n_ctx = first_pos + n_pos;
-              const int64_t n_blocks_used = (n_ctx + bs - 1) / bs, n_blocks = n_blocks_used + 2;
               INFO("hd " << hd << " ratio " << ratio << " bs " << bs << " first " << first_pos
                          << " n " << n_pos);
-              std::vector<int32_t> perm(n_blocks);
-              std::iota(perm.begin(), perm.end(), 0);
-              std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
-              std::vector<int32_t> table(perm.begin(), perm.begin() + n_blocks_used);
-              const auto k = random_floats(n_blocks * bs * n_kv * hd, seed + 1);
-              const auto v = random_floats(n_blocks * bs * n_kv * hd, seed + 2);
+              const ScatteredKv cache(n_ctx, bs, n_kv, hd, 2, seed);
               const auto q = random_floats(n_pos * stride, seed + 3, -3, 3);
               seed += 4;
-              PagedKv kv{k.data(), v.data(), table.data(), bs, n_kv, hd};
+              const PagedKv kv = cache.view(bs, n_kv, hd);
               const float scale = 1.0f / std::sqrt(float(hd));
               std::vector<float> got(n_pos * stride, NAN);
               for (int64_t g = 0; g < n_kv; ++g)
