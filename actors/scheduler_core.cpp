@@ -172,6 +172,7 @@ double SchedulerCore::estimated_ttft(const Sequence& s) const {
 
   double t = s.admit_ms;
   size_t head = 0;
+  std::vector<Decoder> next;  // (reused: admission runs this for every request)
   // Bounded: past this many steps the estimate is beyond any target anyway.
   for (int step = 0; step < 20000; ++step) {
     StepShape shape;
@@ -208,7 +209,7 @@ double SchedulerCore::estimated_ttft(const Sequence& s) const {
     t += step_time_.predict(shape);
     // The step's effects: decoders advance or leave (their slots free up), finished prompts
     // decode from the next step on.
-    std::vector<Decoder> next;
+    next.clear();
     for (Decoder d : decoders) {
       d.left -= 1;
       d.pos += 1;
@@ -222,7 +223,7 @@ double SchedulerCore::estimated_ttft(const Sequence& s) const {
       else ++slots;
       ++head;
     }
-    decoders = std::move(next);
+    decoders.swap(next);
     if (self_done) return t;
   }
   return kNoTarget;
