@@ -158,11 +158,9 @@ double SchedulerCore::estimated_ttft(const Sequence& s) const {
     if (decoding(*r))
       decoders.push_back({expected_output(*r), r->num_computed, target_or_none(r->slo_tpot_ms)});
     else
-      queue.push_back({r->num_computed, int64_t(r->tokens.size()) - r->num_computed, 0, target_or_none(r->slo_tpot_ms), true});
+      queue.push_back({r->num_computed, int64_t(r->tokens.size()) - r->num_computed,
+                       int64_t(std::ceil(expected_output(*r))), target_or_none(r->slo_tpot_ms), true});
   }
-  // (What those prefilling will produce once they decode.)
-  for (size_t i = 0, qi = 0; i < running_.size(); ++i)
-    if (!decoding(*running_[i])) queue[qi++].end = int64_t(std::ceil(expected_output(*running_[i])));
   const SequencePtr& self = by_id_.at(s.id);
   for (const auto& w : waiting_)
     if (runs_before(w, self))
