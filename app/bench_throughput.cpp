@@ -40,8 +40,7 @@ struct RunResult {
   std::string speculation;
 };
 
-RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, bool speculate,
-                   bool constrained = false) {
+RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, bool speculate) {
   EngineConfig cfg = o.engine;
   cfg.scheduler.scheduling = mode;
   if (!speculate) cfg.speculative = SpeculativeConfig{};
@@ -49,7 +48,7 @@ RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, 
   const Workload w = make_workload(o, engine.tokenizer(), engine.tokenizer().vocab_size());
   const SchedulerStats before = engine.stats();
   BenchClock::time_point t0;
-  const auto traces = run_workload(engine, o, w, o.request_rate, label, t0, constrained);
+  const auto traces = run_workload(engine, o, w, o.request_rate, label, t0);
   return {summarize_run(engine, traces, t0, before, label), w.output_lens, engine.stats().spec,
           engine.speculation()};
 }
@@ -83,15 +82,17 @@ struct ModeTotals {
   int64_t tokens = 0, steps = 0;
 };
 
-void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t begin, size_t end, bool spec,
-              ModeTotals& m) {
+// Requests [begin, end) of the workload, all at once, in mode A or B of a paired comparison
+// (`b`: speculation on, or the grammar constraint on).
+void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t begin, size_t end, bool b,
+              bool constrain_b, ModeTotals& m) {
   RequestTracker tr;
   tr.traces.resize(end - begin);
   const auto st0 = engine.stats();
   const auto t0 = Clock::now();
   for (size_t i = begin; i < end; ++i) {
-    GenerateRequest req = workload_request(o, w, i);
-    req.num_speculative_tokens = spec ? -1 : 0;
+    GenerateRequest req = workload_request(o, w, i, constrain_b && b);
+    if (!constrain_b) req.num_speculative_tokens = b ? -1 : 0;
     engine.submit(req, [&tr, j = i - begin](const TokenEvent& ev) {
       std::lock_guard lk(tr.mu);
       tr.traces[j].token_times.resize(tr.traces[j].token_times.size() + ev.token_ids.size());
@@ -117,34 +118,46 @@ void run_wave(Engine& engine, const ThroughputOpts& o, const Workload& w, size_t
   m.forward_ms += st1.forward_ms_total - st0.forward_ms_total;
 }
 
-void compare_speculation(const ThroughputOpts& o) {
+// Every wave of max_num_seqs requests once in mode A and once in mode B, back to back in
+// alternating order, o.compare_rounds times, after one unrecorded pass of the first wave in
+// each mode (the first steps of a given size grow scratch buffers and fault in KV pages, a
+// cost whichever mode ran first would pay).
+void run_paired_waves(Engine& engine, const ThroughputOpts& o, const Workload& w, bool constrain_b,
+                      const char* label, ModeTotals& a, ModeTotals& b) {
+  const size_t wave = size_t(std::max<int64_t>(1, o.engine.scheduler.max_num_seqs));
+  {
+    ModeTotals warm;
+    const size_t e = std::min(w.prompts.size(), wave);
+    for (bool mode_b : {false, true}) run_wave(engine, o, w, 0, e, mode_b, constrain_b, warm);
+  }
+  Progress progress(label, int64_t(size_t(o.compare_rounds) * ((w.prompts.size() + wave - 1) / wave)));
+  size_t done = 0;
+  for (int r = 0; r < o.compare_rounds; ++r) {
+    for (size_t begin = 0; begin < w.prompts.size(); begin += wave) {
+      const size_t e = std::min(w.prompts.size(), begin + wave);
+      const bool b_first = (begin / wave + size_t(r)) % 2 == 1;
+      for (bool mode_b : {b_first, !b_first}) run_wave(engine, o, w, begin, e, mode_b, constrain_b, mode_b ? b : a);
+      progress.update(++done);
+    }
+  }
+  progress.finish();
+}
+
+EngineConfig paired_engine_config(const ThroughputOpts& o) {
   EngineConfig cfg = o.engine;
   cfg.scheduler.scheduling = Scheduling::Continuous;
   // Every wave runs twice on the same prompts: with prefix caching the second run would
   // skip the prefill the first one paid for, and whichever mode goes first would lose.
   cfg.scheduler.enable_prefix_caching = false;
-  Engine engine(cfg);
+  return cfg;
+}
+
+void compare_speculation(const ThroughputOpts& o) {
+  Engine engine(paired_engine_config(o));
   const Workload w = make_workload(o, engine.tokenizer(), engine.tokenizer().vocab_size());
-  const size_t wave = size_t(std::max<int64_t>(1, cfg.scheduler.max_num_seqs));
+  const size_t wave = size_t(std::max<int64_t>(1, o.engine.scheduler.max_num_seqs));
   ModeTotals off, on;
-  {
-    // One unrecorded pass of the first wave in each mode: the first steps of a given size
-    // grow scratch buffers and fault in KV pages, a cost whichever mode ran first would pay.
-    ModeTotals warm;
-    const size_t e = std::min(w.prompts.size(), wave);
-    for (bool spec : {false, true}) run_wave(engine, o, w, 0, e, spec, warm);
-  }
-  Progress progress("spec vs no-spec", int64_t(size_t(o.compare_rounds) * ((w.prompts.size() + wave - 1) / wave)));
-  size_t done = 0;
-  for (int r = 0; r < o.compare_rounds; ++r) {
-    for (size_t b = 0; b < w.prompts.size(); b += wave) {
-      const size_t e = std::min(w.prompts.size(), b + wave);
-      const bool spec_first = (b / wave + size_t(r)) % 2 == 1;
-      for (bool spec : {spec_first, !spec_first}) run_wave(engine, o, w, b, e, spec, spec ? on : off);
-      progress.update(++done);
-    }
-  }
-  progress.finish();
+  run_paired_waves(engine, o, w, false, "spec vs no-spec", off, on);
   const auto st = engine.stats();
   const auto& m = st.spec;
   const double tps_off = double(off.tokens) / off.seconds, tps_on = double(on.tokens) / on.seconds;
@@ -198,28 +211,51 @@ void compare_speculation(const ThroughputOpts& o) {
   if (!o.json_path.empty()) std::ofstream(o.json_path) << boost::json::serialize(js) << "\n";
 }
 
-// --json-schema: the same workload unconstrained and constrained, then the grammar's own costs.
+boost::json::object totals_json(const ModeTotals& m) {
+  boost::json::object js;
+  js["output_tokens"] = m.tokens;
+  js["seconds"] = m.seconds;
+  js["output_tokens_per_s"] = m.seconds > 0 ? double(m.tokens) / m.seconds : 0.0;
+  js["steps"] = m.steps;
+  js["forward_ms_per_step"] = m.steps ? m.forward_ms / double(m.steps) : 0.0;
+  return js;
+}
+
+// --json-schema: the grammar's own costs, then the same workload unconstrained and
+// constrained in one engine, as paired waves (run_paired_waves): two separate runs measured
+// the process's cold start and the machine's drift, not the constraint.
 void compare_constrained(ThroughputOpts o) {
   std::ifstream in(o.json_schema);
   if (!in) fail("--json-schema {}: cannot open", o.json_schema);
   o.json_schema.assign(std::istreambuf_iterator<char>(in), {});
   grammar::compile({"json_schema", o.json_schema});  // a bad schema fails before any run
-  // The grammar's own costs first (a fresh mask cache), then the engine runs.
+  // The grammar's own costs first (a fresh mask cache, then the process-wide masker's
+  // precompute, which the engine's constrained waves use).
   const auto tok = load_tokenizer(o.engine.model);
   const GrammarBenchResult g = bench_grammar_masks(o.json_schema, *tok, o.seed);
   print_grammar_result(g);
   std::fflush(stdout);
-  const bool speculate = o.engine.speculative.enabled();
-  const RunResult plain = run_once(o, Scheduling::Continuous, "unconstrained", speculate);
-  const RunResult constrained = run_once(o, Scheduling::Continuous, "constrained", speculate, true);
-  print_result(plain.bench);
-  print_result(constrained.bench);
-  const double ratio = constrained.bench.output_tokens_per_s / plain.bench.output_tokens_per_s;
-  std::printf("\nconstrained/unconstrained output throughput ratio: %.3f\n", ratio);
+  Engine engine(paired_engine_config(o));
+  const Workload w = make_workload(o, engine.tokenizer(), engine.tokenizer().vocab_size());
+  const size_t wave = size_t(std::max<int64_t>(1, o.engine.scheduler.max_num_seqs));
+  ModeTotals plain, constrained;
+  run_paired_waves(engine, o, w, true, "constrained vs not", plain, constrained);
+  const double tps_plain = double(plain.tokens) / plain.seconds;
+  const double tps_constrained = double(constrained.tokens) / constrained.seconds;
+  const double ratio = tps_constrained / tps_plain;
+  const auto per_step = [](const ModeTotals& m) { return m.steps ? m.forward_ms / double(m.steps) : 0.0; };
+  std::printf("\n%d rounds of paired waves of %zu requests, %lld output tokens per mode\n", o.compare_rounds, wave,
+              (long long)constrained.tokens);
+  std::printf("output tokens/s: %.2f unconstrained, %.2f constrained\n", tps_plain, tps_constrained);
+  std::printf("forward per step: %.2f ms unconstrained, %.2f ms constrained\n", per_step(plain),
+              per_step(constrained));
+  std::printf("constrained/unconstrained output throughput ratio: %.3f\n", ratio);
   boost::json::object js;
-  js["unconstrained"] = to_json(plain.bench);
-  js["constrained"] = to_json(constrained.bench);
+  js["unconstrained"] = totals_json(plain);
+  js["constrained"] = totals_json(constrained);
   js["throughput_ratio"] = ratio;
+  js["rounds"] = o.compare_rounds;
+  js["wave"] = wave;
   js["grammar"] = to_json(g);
   add_workload_json(o, js);
   if (!o.json_path.empty()) std::ofstream(o.json_path) << boost::json::serialize(js) << "\n";
@@ -228,9 +264,10 @@ void compare_constrained(ThroughputOpts o) {
 void run_throughput(const ThroughputOpts& o) {
   const bool speculate = o.engine.speculative.enabled();
   if (!o.json_schema.empty()) {
-    if (o.compare || o.scheduling != "continuous" || !o.plot_path.empty())
-      fail("--json-schema runs its own comparison (unconstrained vs constrained, continuous batching); "
-           "it does not combine with --compare-no-spec, --scheduling or --plot");
+    if (o.compare || o.scheduling != "continuous" || !o.plot_path.empty() || o.request_rate > 0)
+      fail("--json-schema runs its own comparison (unconstrained vs constrained waves of --max-num-seqs "
+           "requests, continuous batching); it does not combine with --compare-no-spec, --scheduling, "
+           "--plot or --request-rate");
     return compare_constrained(o);
   }
   if (o.compare) {
@@ -304,7 +341,7 @@ void register_bench_throughput(CLI::App& bench) {
   f->flag("--compare-no-spec", o->compare,
           "With speculation: run every wave of requests without and with it, alternating in one engine, "
           "and report the speedup against theory");
-  f->option("--compare-rounds", o->compare_rounds, "Rounds of --compare-no-spec")->capture_default_str();
+  f->option("--compare-rounds", o->compare_rounds, "Rounds of paired waves for --compare-no-spec and --json-schema")->capture_default_str();
   f->option("--json-schema", o->json_schema,
             "Constrain every request's output to this JSON schema file; runs the workload unconstrained and "
             "constrained and reports the ratio, the grammar compile time and the per-token mask time");

@@ -100,8 +100,7 @@ GenerateRequest workload_request(const ThroughputOpts& o, const Workload& w, siz
 }
 
 std::vector<RequestTrace> run_workload(Engine& engine, const ThroughputOpts& o, const Workload& w,
-                                       double request_rate, const std::string& label, BenchClock::time_point& start,
-                                       bool constrained) {
+                                       double request_rate, const std::string& label, BenchClock::time_point& start) {
   RequestTracker tr;
   tr.traces.resize(w.prompts.size());
   std::mt19937_64 rng(o.seed + 1);
@@ -111,7 +110,7 @@ std::vector<RequestTrace> run_workload(Engine& engine, const ThroughputOpts& o, 
   start = BenchClock::now();
   for (size_t i = 0; i < w.prompts.size(); ++i) {
     if (request_rate > 0 && i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(gap(rng)));
-    GenerateRequest req = workload_request(o, w, i, constrained);
+    GenerateRequest req = workload_request(o, w, i);
     {
       std::lock_guard lk(tr.mu);
       tr.traces[i].submit = BenchClock::now();

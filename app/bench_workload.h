@@ -50,8 +50,7 @@ GenerateRequest workload_request(const ThroughputOpts& o, const Workload& w, siz
 // at `request_rate` per second (seeded by o.seed + 1; <= 0: all at once). Returns every
 // request's trace; `start` gets the time of the first submission.
 std::vector<RequestTrace> run_workload(Engine& engine, const ThroughputOpts& o, const Workload& w,
-                                       double request_rate, const std::string& label, BenchClock::time_point& start,
-                                       bool constrained = false);
+                                       double request_rate, const std::string& label, BenchClock::time_point& start);
 
 // summarize() plus the engine's step counters since `before` (steps, forward and actor time).
 BenchResult summarize_run(Engine& engine, const std::vector<RequestTrace>& traces, BenchClock::time_point start,

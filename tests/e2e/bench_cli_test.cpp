@@ -336,6 +336,47 @@ TEST_CASE("bench throughput --compare-no-spec refuses what it cannot do instead 
   }
 }
 
+TEST_CASE("bench throughput --json-schema reports the grammar's costs and paired waves of both modes",
+          "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-schema");
+  const std::string js = dir + "/g.json";
+  const std::string schema = test::write_file(dir, "s.json", R"({"type":"object","properties":{"name":{"type":"string","maxLength":6},)"
+                           R"("n":{"type":"integer"}},"required":["name","n"],"additionalProperties":false})");
+  const json::object o = bench_json("throughput --model " + shell_quote(model()) + " --json-schema " +
+                                         shell_quote(schema) + " --compare-rounds 2 --num-prompts 4 --input-len 8 "
+                                         "--output-len 6 --max-num-seqs 2 --json " + shell_quote(js),
+                                     js);
+  INFO(json::serialize(o));
+  CHECK(integer(o, "rounds") == 2);
+  CHECK(integer(o, "wave") == 2);
+  CHECK(integer(o, "num_prompts") == 4);
+  const json::object &plain = obj(o, "unconstrained"), &constrained = obj(o, "constrained");
+  for (const json::object* m : {&plain, &constrained}) {
+    INFO(json::serialize(*m));
+    CHECK(integer(*m, "output_tokens") == 2 * 4 * 6);  // rounds x prompts x output length (ignore_eos)
+    CHECK(num(*m, "seconds") > 0);
+    CHECK(num(*m, "output_tokens_per_s") == Approx(num(*m, "output_tokens") / num(*m, "seconds")).epsilon(1e-6));
+    CHECK(integer(*m, "steps") >= 2 * 2 * 6);  // each wave of 2 takes >= 6 steps, twice per round
+    CHECK(num(*m, "forward_ms_per_step") > 0);
+  }
+  CHECK(num(o, "throughput_ratio") ==
+        Approx(num(constrained, "output_tokens_per_s") / num(plain, "output_tokens_per_s")).epsilon(1e-6));
+  const json::object& g = obj(o, "grammar");
+  CHECK(num(g, "compile_ms") > 0);
+  CHECK(integer(g, "vocab") > 0);
+  CHECK(integer(g, "tokens") > 0);
+  CHECK(integer(g, "precomputed_entries") > 0);
+  check_latency(g, "mask_us", false);
+  check_latency(g, "mask_us_first_walk", false);
+  check_latency(g, "mask_us_precomputed", false);
+
+  auto r = bench("throughput --model " + shell_quote(model()) + " --json-schema " + shell_quote(schema) +
+                 " --num-prompts 2 --input-len 8 --output-len 4 --request-rate 5");
+  INFO(r.out);
+  CHECK(r.status == 1);
+  CHECK(r.out.find("--request-rate") != std::string::npos);
+}
+
 TEST_CASE("bench serve --json against a running troupe serve", "[cli][bench]") {
   const std::string dir = test::temp_dir("bench-serve");
   const std::string js = dir + "/serve.json";
