@@ -24,7 +24,8 @@ constexpr int32_t kMaxTokenId = (1 << 24) - 1;
 // Per-thread buffers reused across calls: a 152k vocabulary means ~600 KB per buffer, which
 // should neither be allocated per token nor kept per request (hundreds may be in flight).
 struct Scratch {
-  std::vector<float> logits;  // penalised copy
+  std::vector<float> logits;  // penalised copy, or the allowed logits of a small mask
+  std::vector<int32_t> ids;   // ...and their ids
   sd::Distribution dist;
   std::vector<int32_t> top;
 };
@@ -123,18 +124,24 @@ void Sampler::prepare_mask() const {
   mask_step_ = step_;
 }
 
-bool Sampler::sample_greedy_in_mask(std::span<const float> logits, SampleResult& r) const {
-  if (!masker_ || !sd::effectively_greedy(params_) || params_.logprobs > 0) return false;
+bool Sampler::small_mask_only(size_t n) const {
+  if (!masker_) return false;
   if (params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f ||
       !params_.logit_bias.empty() || step_ < params_.min_tokens)
     return false;
   prepare_mask();
   // Past this many allowed tokens the vectorised full-row pass is as cheap as the bit walk.
-  const size_t n = std::min(logits.size(), static_cast<size_t>(masker_->table().vocab_size()));
   const size_t words = std::min(mask_.num_words(), (n + 63) / 64);
   size_t allowed = 0;
   for (size_t w = 0; w < words; ++w) allowed += size_t(std::popcount(mask_.word(w)));
-  if (allowed == 0 || allowed > n / 16) return false;
+  return allowed > 0 && allowed <= n / 16;
+}
+
+bool Sampler::sample_greedy_in_mask(std::span<const float> logits, SampleResult& r) const {
+  if (!sd::effectively_greedy(params_) || params_.logprobs > 0) return false;
+  const size_t n = masker_ ? std::min(logits.size(), static_cast<size_t>(masker_->table().vocab_size())) : 0;
+  if (!small_mask_only(n)) return false;
+  const size_t words = std::min(mask_.num_words(), (n + 63) / 64);
   // Ids ascend, so the first id reaching the max is the lowest, as in the full path.
   float max = -INFINITY;
   int32_t best = -1;
@@ -159,6 +166,42 @@ bool Sampler::sample_greedy_in_mask(std::span<const float> logits, SampleResult&
   return true;
 }
 
+bool Sampler::sample_in_mask(std::span<const float> logits, SampleResult& r) const {
+  if (sd::effectively_greedy(params_)) return false;
+  const size_t n = masker_ ? std::min(logits.size(), static_cast<size_t>(masker_->table().vocab_size())) : 0;
+  if (!small_mask_only(n)) return false;
+  Scratch& s = scratch();
+  s.logits.clear();
+  s.ids.clear();
+  const size_t words = std::min(mask_.num_words(), (n + 63) / 64);
+  float max = -INFINITY;
+  for (size_t w = 0; w < words; ++w)
+    for (uint64_t bits = mask_.word(w); bits; bits &= bits - 1) {
+      const size_t i = w * 64 + size_t(std::countr_zero(bits));
+      if (i >= n) break;
+      const float v = logits[i];
+      if (!(v <= INFINITY) || v == INFINITY) return false;  // NaN or +inf: the full path rejects it
+      max = std::max(max, v);
+      s.logits.push_back(v);
+      s.ids.push_back(int32_t(i));
+    }
+  if (!(max > -INFINITY)) return false;  // every allowed logit -inf: let the full path report it
+  // A masked id has weight 0 in the full row, so the distribution is the same; ids ascend,
+  // so ties and the draw's order are too. Only the sums are grouped differently: a draw
+  // within rounding of a boundary may pick the neighbour.
+  const std::span<const float> x = s.logits;
+  const double lse = max + std::log(sd::build_distribution(x, params_, max, s.dist, true));
+  const int32_t k = sd::draw(s.dist, uniform(step_, 0));
+  r.token = s.ids[size_t(k)];
+  r.logprob = static_cast<float>(x[size_t(k)] - lse);
+  if (params_.logprobs > 0) {
+    sd::top_ids(x, static_cast<size_t>(params_.logprobs), s.top);
+    r.top.reserve(s.top.size());
+    for (int32_t j : s.top) r.top.push_back({s.ids[size_t(j)], static_cast<float>(x[size_t(j)] - lse)});
+  }
+  return true;
+}
+
 void Sampler::probabilities(std::span<const float> logits, std::vector<float>& probs) const {
   if (sd::effectively_greedy(params_)) {
     const sd::PeakLse peak = sd::find_peak_lse(logits);
@@ -172,7 +215,7 @@ void Sampler::probabilities(std::span<const float> logits, std::vector<float>& p
 }
 
 SampleResult Sampler::sample(std::span<const float> logits) {
-  if (SampleResult fast; sample_greedy_in_mask(logits, fast)) return fast;
+  if (SampleResult fast; sample_greedy_in_mask(logits, fast) || sample_in_mask(logits, fast)) return fast;
   Scratch& s = scratch();
   std::span<const float> x = logits;
   const bool repetition = params_.repetition_penalty != 1.0f && !seen_.empty();

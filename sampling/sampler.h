@@ -118,6 +118,13 @@ class Sampler {
   // only, without copying or masking the whole row. False when it does not apply (other
   // transforms, logprobs, a large allowed set, or values the full path must reject).
   bool sample_greedy_in_mask(std::span<const float> logits, SampleResult& r) const;
+  // Sampling (temperature, top-k/p, min-p, logprobs) over a small allowed set: the
+  // distribution is built over the allowed logits alone, gathered in id order, instead of
+  // over a copy of the whole row that is -inf everywhere else. False when it does not apply.
+  bool sample_in_mask(std::span<const float> logits, SampleResult& r) const;
+  // Whether the mask alone decides which tokens count (no penalty or bias rewrites the
+  // row) and allows at most 1/16 of the `n` ids: then the fast paths above apply.
+  bool small_mask_only(size_t n) const;
 
   SamplingParams params_;
   uint64_t seed_;

@@ -85,3 +85,43 @@ TEST_CASE("a prepared mask is the mask computed inline", "[sampling][grammar]") 
     CHECK_FALSE(ahead.mask_ready());  // a new step: the mask is stale until prepared
   }
 }
+
+TEST_CASE("constrained sampling over a small allowed set draws what the masked full row draws",
+          "[sampling][grammar]") {
+  const auto vocab = small_vocabulary();
+  // '~' is never allowed by these patterns: a bias on it leaves the distribution as it is
+  // but sends the reference sampler down the full path (a copied, masked, biased row).
+  const int32_t never = 1 + ('~' - 32);
+  struct Case {
+    float temperature, top_p, min_p;
+    int32_t top_k, logprobs;
+  };
+  for (const Case c : {Case{0.8f, 1.0f, 0.0f, 0, 0}, Case{1.3f, 0.9f, 0.0f, 0, 3}, Case{0.7f, 1.0f, 0.05f, 5, 2}}) {
+    for (const char* pattern : {"[a-c]{1,6}(,[0-9]+)*\"?", "(ab|a\"|0,)+1?"}) {
+      INFO(pattern << " T=" << c.temperature << " top_p=" << c.top_p << " min_p=" << c.min_p << " top_k=" << c.top_k);
+      for (uint64_t seed = 1; seed <= 12; ++seed) {
+        SamplingParams p = test::params_with(c.temperature, c.top_k, c.top_p, c.min_p, seed);
+        p.max_tokens = 64;
+        p.logprobs = c.logprobs;
+        p.constraint = {"regex", pattern};
+        SamplingParams q = p;
+        q.logit_bias = {{never, 0.5f}};
+        Sampler fast(p, {}, vocab), full(q, {}, vocab);
+        for (int step = 0; step < 24; ++step) {
+          const auto logits = test::random_logits(size_t(vocab->vocab_size()) + 3, uint32_t(seed * 131 + step));
+          const SampleResult a = fast.sample(logits), b = full.sample(logits);
+          REQUIRE(a.token == b.token);
+          CHECK(a.logprob == Approx(b.logprob).margin(1e-5));
+          REQUIRE(a.top.size() == b.top.size());
+          for (size_t i = 0; i < a.top.size(); ++i) {
+            CHECK(a.top[i].id == b.top[i].id);
+            CHECK(a.top[i].logprob == Approx(b.top[i].logprob).margin(1e-5));
+          }
+          if (a.token == 0) break;
+          fast.accept(a.token);
+          full.accept(b.token);
+        }
+      }
+    }
+  }
+}
