@@ -153,6 +153,43 @@ std::map<std::string, QualityVsReference> measure_quality(const StackOpts& o, co
   return out;
 }
 
+// The search for one rung's capacity in one regime: the highest rate, up to the offline
+// capacity `hi` (no steady Poisson load can exceed what all-at-once achieves), at which the
+// attainment holds: `hi` first, then halving until a rate passes, then bisection between the
+// best pass and the lowest fail, `steps` probes after the first. A state machine, so that
+// the rungs' searches take turns probe by probe (a change in the machine's load then hits
+// every rung alike) instead of each rung's whole search running at a different time.
+class RateSearch {
+ public:
+  RateSearch(double hi, int steps) : hi_(hi), steps_(steps) {}
+  bool done() const { return done_; }
+  double next() const { return !started_ ? hi_ : lo_ > 0 ? (lo_ + hi_) / 2 : hi_ / 2; }
+  void record(double rate, bool passed) {
+    c_.probed.push_back(rate);
+    if (!started_) {
+      started_ = true;
+      if (passed) lo_ = hi_, done_ = true;
+      done_ = done_ || steps_ == 0;
+      return;
+    }
+    (passed ? lo_ : hi_) = rate;
+    done_ = ++steps_done_ >= steps_;
+  }
+  // Once done(); `at` filled by the caller from the probe at `rate`.
+  Capacity capacity() const {
+    Capacity c = c_;
+    c.rate = lo_;
+    if (lo_ < hi_) c.lowest_failed = hi_;
+    return c;
+  }
+
+ private:
+  double lo_ = 0, hi_;
+  int steps_, steps_done_ = 0;
+  bool started_ = false, done_ = false;
+  Capacity c_;
+};
+
 class RungRunner {
  public:
   RungRunner(const StackOpts& o, const Rung& r, const std::vector<Regime>& regimes)
@@ -204,31 +241,9 @@ class RungRunner {
     return probes_.emplace(rate, std::move(p)).first->second;
   }
 
-  // The highest rate, up to the offline capacity `hi` (no steady Poisson load can exceed
-  // what all-at-once achieves), at which the regime's attainment holds: `hi` first, then
-  // halving until a rate passes, then bisection between the best pass and the lowest fail.
-  Capacity search(size_t regime, double hi) {
-    Capacity c;
-    auto passes = [&](double rate) {
-      c.probed.push_back(rate);
-      const Probe& p = probe(rate);
-      if (p.attainment[regime] >= o_.attainment) return true;
-      return false;
-    };
-    if (passes(hi)) {
-      c.rate = hi;
-    } else {
-      double lo = 0;
-      for (int s = 0; s < o_.search_steps; ++s) {
-        const double mid = lo > 0 ? (lo + hi) / 2 : hi / 2;
-        (passes(mid) ? lo : hi) = mid;
-      }
-      c.rate = lo;
-      c.lowest_failed = hi;
-    }
-    if (c.rate > 0) c.at = probes_.at(c.rate);
-    return c;
-  }
+  // Whether the probe at `rate` meets the regime's attainment.
+  bool passes(size_t regime, double rate) { return probe(rate).attainment[regime] >= o_.attainment; }
+  const Probe& probe_at(double rate) const { return probes_.at(rate); }
 
  private:
   const StackOpts& o_;
@@ -330,24 +345,51 @@ void run_stack(StackOpts o) {
   std::map<std::string, QualityVsReference> quality;
   double mean_out = 0;
   json::string speculation;
+  // Every rung's engine stays up for the whole run, so that the probes can take turns:
+  // first each rung's offline pass, then rounds of one search probe per rung and regime,
+  // the rungs' order rotated each round.
+  std::vector<std::unique_ptr<RungRunner>> runners;
   for (const auto& rung : ladder) {
-    std::fprintf(stderr, "== rung %s ==\n", rung.name.c_str());
-    RungRunner runner(o, rung, regimes);
-    if (results.empty()) {  // the same workload for every rung (same seed, same tokenizer)
-      const Workload& w = runner.workload();
+    std::fprintf(stderr, "== rung %s: loading ==\n", rung.name.c_str());
+    runners.push_back(std::make_unique<RungRunner>(o, rung, regimes));
+    if (runners.size() == 1) {  // the same workload for every rung (same seed, same tokenizer)
+      const Workload& w = runners.front()->workload();
       mean_out = std::accumulate(w.output_lens.begin(), w.output_lens.end(), 0.0) / double(w.output_lens.size());
       quality = measure_quality(o, ladder, w);
     }
-    runner.warm_up();
-    RungResult r;
-    r.rung = &rung;
-    const Probe& offline = runner.probe(0);
+  }
+  for (auto& runner : runners) runner->warm_up();
+  std::vector<std::vector<RateSearch>> searches;
+  for (auto& runner : runners) {
+    RungResult& r = results.emplace_back();
+    const Probe& offline = runner->probe(0);
     r.offline = offline.result;
     r.offline_goodput = offline.goodput;
+    searches.emplace_back(regimes.size(), RateSearch(r.offline.requests_per_s, o.search_steps));
+  }
+  for (size_t round = 0, pending = 1; pending > 0; ++round) {
+    pending = 0;
+    for (size_t k = 0; k < runners.size(); ++k) {
+      const size_t i = (k + round) % runners.size();
+      for (size_t g = 0; g < regimes.size(); ++g) {
+        RateSearch& search = searches[i][g];
+        if (search.done()) continue;
+        const double rate = search.next();
+        search.record(rate, runners[i]->passes(g, rate));
+        pending += !search.done();
+      }
+    }
+  }
+  for (size_t i = 0; i < ladder.size(); ++i) {
+    const Rung& rung = ladder[i];
+    RungRunner& runner = *runners[i];
+    RungResult& r = results[i];
+    r.rung = &rung;
     for (size_t g = 0; g < regimes.size(); ++g) {
-      r.capacity.push_back(runner.search(g, r.offline.requests_per_s));
-      const double rate = r.capacity.back().rate;
-      r.cost.push_back(rate > 0 ? core_hours_per_million(rate * mean_out, cores) * o.core_hour_price : NAN);
+      Capacity c = searches[i][g].capacity();
+      if (c.rate > 0) c.at = runner.probe_at(c.rate);
+      r.cost.push_back(c.rate > 0 ? core_hours_per_million(c.rate * mean_out, cores) * o.core_hour_price : NAN);
+      r.capacity.push_back(std::move(c));
     }
     if (rung.quant.method != quant::Method::None) r.quality = quality.at(std::string(quant::describe(rung.quant)));
 
@@ -399,7 +441,6 @@ void run_stack(StackOpts o) {
     else
       j["quality"] = nullptr;  // weights as stored; speculation is lossless
     if (rung.speculate) j["spec_decode"] = spec_metrics_json(runner.engine().stats().spec);
-    results.push_back(std::move(r));
   }
 
   auto find = [&](const std::string& name) -> const RungResult* {
@@ -476,7 +517,9 @@ void register_bench_stack(CLI::App& bench) {
       "stacked (continuous + the last quantization rung + speculation). Every rung runs the same workload "
       "(same seed): once all at once (offline capacity), then per regime a rate search: the offline rate, "
       "then halving until a rate passes, then bisection, --search-steps probes after the first, "
-      "--num-prompts requests each (probes shared by the two regimes). Cost per 1M output tokens = "
+      "--num-prompts requests each (probes shared by the two regimes). Every rung's engine stays loaded and the "
+      "rungs take turns, one probe each per round, so load changes hit all rungs alike (size --kv-cache-memory "
+      "for that many engines). Cost per 1M output tokens = "
       "cores x --core-hour-price / (capacity x mean output tokens x 3600) x 1e6. The default price is "
       "AWS EC2 c7i.large on demand (Linux, us-east-1): USD 0.08925/hour for 2 vCPUs = 0.044625 per vCPU-hour. "
       "The goodput SLOs are --interactive-slo-* and --batch-slo-*; the scheduler's own --slo-ttft-ms/--slo-tpot-ms "
