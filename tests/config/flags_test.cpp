@@ -165,7 +165,7 @@ TEST_CASE("a required flag may come from the file, else it is an error") {
   CHECK(c.o.engine.model == "from-file");
 }
 
-TEST_CASE("--kv-cache-dtype: f32 by default, each dtype by name, a bad value names the allowed ones") {
+TEST_CASE("kv-cache-dtype flag: f32 by default, each dtype by name, a bad value names the allowed ones") {
   ServeLike d;
   CHECK(d.run("--model m.gguf").at("kv-cache-dtype") == "f32");
   CHECK(d.o.engine.kv.dtype == KvDtype::F32);
@@ -176,8 +176,7 @@ TEST_CASE("--kv-cache-dtype: f32 by default, each dtype by name, a bad value nam
     CHECK(c.o.engine.kv.dtype == t);
     CHECK(parse_kv_dtype(name) == t);
   }
-  const auto allowed = Catch::Contains("f32") && Catch::Contains("f16") && Catch::Contains("bf16") && Catch::Contains("int8");
-  CHECK_THROWS_WITH(parse_kv_dtype("F16"), Catch::Contains("unknown KV cache dtype 'F16'") && allowed);
+  CHECK_THROWS_WITH(parse_kv_dtype("F16"), Catch::Contains("unknown KV cache dtype 'F16' (allowed: f32, f16, bf16, int8)"));
   const std::string dir = test::temp_dir("config-kv-dtype");
   const std::string yml = test::write_file(dir, "k.yaml", "model: a\nkv-cache-dtype: int4\n");
   CHECK_THROWS_WITH(ServeLike().run("--config " + yml), Catch::Contains("bad value for 'kv-cache-dtype'") && Catch::Contains(yml));

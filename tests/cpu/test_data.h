@@ -42,6 +42,37 @@ struct ScatteredKv {
   cpu::PagedKv view(int64_t bs, int64_t n_kv, int64_t hd) const { return {k.data(), v.data(), table.data(), bs, n_kv, hd}; }
 };
 
+// A ScatteredKv pool written as `dtype` token row by token row (as the backend writes it),
+// and the same pool read back as floats.
+struct StoredKv {
+  KvDtype dtype;
+  std::vector<uint8_t> k, v;
+  std::vector<float> k_scale, v_scale;  // Int8: one per (position slot, KV head)
+  std::vector<float> k_deq, v_deq;
+  StoredKv(const ScatteredKv& f, int64_t n_kv, int64_t hd, KvDtype dt) : dtype(dt) {
+    const int64_t row = n_kv * hd, rows = int64_t(f.k.size()) / row;
+    const int64_t row_bytes = row * kv_dtype_elem_bytes(dt);
+    k.resize(size_t(rows * row_bytes));
+    v.resize(size_t(rows * row_bytes));
+    k_scale.resize(size_t(rows * n_kv));
+    v_scale.resize(size_t(rows * n_kv));
+    k_deq.resize(f.k.size());
+    v_deq.resize(f.v.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      cpu::kv_store_row(dt, f.k.data() + r * row, n_kv, hd, k.data() + r * row_bytes, k_scale.data() + r * n_kv);
+      cpu::kv_store_row(dt, f.v.data() + r * row, n_kv, hd, v.data() + r * row_bytes, v_scale.data() + r * n_kv);
+      cpu::kv_load_row(dt, k.data() + r * row_bytes, k_scale.data() + r * n_kv, n_kv, hd, k_deq.data() + r * row);
+      cpu::kv_load_row(dt, v.data() + r * row_bytes, v_scale.data() + r * n_kv, n_kv, hd, v_deq.data() + r * row);
+    }
+  }
+  cpu::PagedKv stored(const ScatteredKv& f, int64_t bs, int64_t n_kv, int64_t hd) const {
+    return {k.data(), v.data(), f.table.data(), bs, n_kv, hd, dtype, k_scale.data(), v_scale.data()};
+  }
+  cpu::PagedKv dequantized(const ScatteredKv& f, int64_t bs, int64_t n_kv, int64_t hd) const {
+    return {k_deq.data(), v_deq.data(), f.table.data(), bs, n_kv, hd};
+  }
+};
+
 // A matrix [rows, cols] of dtype F32 or F16 with random values, owning its bytes.
 struct OwnedMatrix {
   std::vector<uint8_t> bytes;
