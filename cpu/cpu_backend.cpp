@@ -665,8 +665,8 @@ void CpuBackend::copy_block(int32_t src, int32_t dst) {
   const int64_t blk_rows = kv_shape_.block_size * c.num_kv_heads;
   for (int64_t l = layers_.begin; l < layers_.end; ++l)
     for (KvPool* p : {&k_cache_, &v_cache_}) {
-      const uint8_t* data = static_cast<const uint8_t*>(kv_layer_data(*p, l));
-      std::copy_n(data + src * blk_bytes, blk_bytes, static_cast<uint8_t*>(kv_layer_data(*p, l)) + dst * blk_bytes);
+      uint8_t* data = static_cast<uint8_t*>(kv_layer_data(*p, l));
+      std::copy_n(data + src * blk_bytes, blk_bytes, data + dst * blk_bytes);
       if (float* sc = kv_layer_scales(*p, l)) std::copy_n(sc + src * blk_rows, blk_rows, sc + dst * blk_rows);
     }
 }
