@@ -178,3 +178,30 @@ TEST_CASE("copy_block of an int8 / f16 KV block carries its values and scales (p
     CHECK(original == copied);
   }
 }
+
+TEST_CASE("troupe generate --kv-cache-dtype: f16 and int8 through the engine give f32's greedy tokens; clusters refuse",
+          "[e2e][kv_dtype][cli]") {
+  const std::string ts = test::shell_quote(tinystories());
+  auto greedy_ids = [&](const char* dtype) {
+    const auto r = test::run_command(test::shell_quote(test::troupe_bin()) + " generate --model " + ts +
+                                     " --prompt 'Once upon a time' --temperature 0 --max-tokens 64 --threads 2 --json"
+                                     " --kv-cache-dtype " + dtype);
+    INFO(r.out);
+    REQUIRE(r.status == 0);
+    std::vector<int64_t> ids;
+    const boost::json::value out = boost::json::parse(r.out);
+    for (const auto& x : out.as_object().at("token_ids").as_array()) ids.push_back(x.to_number<int64_t>());
+    REQUIRE(ids.size() == 64);
+    return ids;
+  };
+  const auto f32 = greedy_ids("f32");
+  // Measured: identical for all 64 tokens (f16 and int8 alike) on this prompt.
+  CHECK(greedy_ids("f16") == f32);
+  CHECK(greedy_ids("int8") == f32);
+  // Workers build their pools from HostStage, which carries no dtype: refused before connecting.
+  const auto r = test::run_command(test::shell_quote(test::troupe_bin()) + " generate --model " + ts +
+                                   " --prompt hi --max-tokens 4 --pipeline-workers local,127.0.0.1:1 --kv-cache-dtype int8");
+  INFO(r.out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find("--kv-cache-dtype int8 does not run with --pipeline-workers or --replica-workers yet") != std::string::npos);
+}
