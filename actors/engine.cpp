@@ -73,7 +73,8 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
   bo.num_threads = cfg_.threads;
   bo.block_size = cfg_.kv.block_size;
   bo.quantization = cfg_.quantization;
-  const int64_t bytes_per_token = 2 * mc.num_layers * mc.kv_dim() * int64_t(sizeof(float));
+  bo.kv_dtype = cfg_.kv.dtype;
+  const int64_t bytes_per_token = kv_bytes_per_token(cfg_.kv.dtype, mc.num_layers, mc.num_kv_heads, mc.head_dim);
   bo.kv_cache_bytes = cfg_.kv.kv_cache_bytes > 0
                           ? cfg_.kv.kv_cache_bytes
                           : std::min(bytes_per_token * max_model_len_ * cfg_.scheduler.max_num_seqs,
@@ -87,6 +88,10 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
       fail("speculative decoding does not run with --pipeline-workers or --replica-workers yet; drop one of them");
     if (!cc.pipeline_workers.empty() && !cc.replica_workers.empty())
       fail("--pipeline-workers and --replica-workers cannot be combined yet");
+    // Workers build their KV pools from HostStage, which carries no dtype yet.
+    if (cfg_.kv.dtype != KvDtype::F32)
+      fail("--kv-cache-dtype {} does not run with --pipeline-workers or --replica-workers yet (only f32)",
+           kv_dtype_name(cfg_.kv.dtype));
     const int64_t block_bytes = bytes_per_token * bo.block_size;
     kv = KvCacheShape{bo.kv_cache_bytes / block_bytes, bo.block_size, block_bytes};
   }

@@ -25,6 +25,7 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   bo.num_threads = o.threads;
   bo.quantization = o.quantization;
   bo.fuse_linears = o.fuse_linears;
+  bo.kv_dtype = o.kv_dtype;
   LoadedModel m = load_cpu_model(o.model, bo);
   auto& be = *m.backend;
 
@@ -80,6 +81,7 @@ void run_decode_bench(const DecodeBenchOpts& o) {
                             {"threads", be.pool().size()},
                             {"backend", be.name()},
                             {"quantization", quant::describe(o.quantization)},
+                            {"kv_cache_dtype", std::string(kv_dtype_name(o.kv_dtype))},
                             {"weight_bytes_per_token", bytes},
                             {"read_bandwidth_bytes_per_s", bw},
                             {"prefill_tokens_per_s", best_prefill},
@@ -107,6 +109,7 @@ void register_bench(CLI::App& app) {
   f->option("--repeats", o->repeats, "Timed runs (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
+  add_kv_dtype_flag(*f, "--kv-cache-dtype", o->kv_dtype);
   f->option("--fuse-linears", o->fuse_linears,
             "Run q/k/v and gate/up as one stacked matmul each (false: one per layer, as before)")
       ->capture_default_str();

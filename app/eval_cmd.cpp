@@ -1,7 +1,9 @@
 // `troupe eval`: how good is a (quantized) model on *your* text? Perplexity of --model, and
 // with --reference (usually the unquantized model) the per-token KL divergence
 // KL(P_ref || P_model) of the next-token distributions (mean and p99), top-1 agreement, and
-// the samples where the two disagree most.
+// the samples where the two disagree most. The reference can also be the same model with
+// its KV cache stored in another element type (--kv-cache-dtype X --reference-kv-cache-dtype
+// f32 without --reference): the cost of a lower-precision KV cache on that model.
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -27,6 +29,13 @@ struct EvalOpts {
   int64_t max_samples = 0, max_len = 512;
   int threads = 0, worst = 5;
   quant::Options quantization;
+  KvDtype kv_dtype = KvDtype::F32, reference_kv_dtype = KvDtype::F32;
+  // The model to compare against: --reference, or the model itself when only the KV
+  // dtypes differ (empty: no comparison).
+  std::string reference_path() const {
+    if (!reference.empty()) return reference;
+    return kv_dtype != reference_kv_dtype ? model : std::string();
+  }
 };
 
 struct SampleScore {
@@ -43,21 +52,23 @@ std::string snippet(const std::string& s, size_t n = 80) {
   return s.size() > n ? r + "..." : r;
 }
 
-cpu::CpuBackendOptions backend_opts(const EvalOpts& o, const quant::Options& q) {
+cpu::CpuBackendOptions backend_opts(const EvalOpts& o, const quant::Options& q, KvDtype kv_dtype) {
   cpu::CpuBackendOptions bo;
   bo.num_threads = o.threads;
   bo.quantization = q;
+  bo.kv_dtype = kv_dtype;
   bo.num_blocks = (o.max_len + bo.block_size - 1) / bo.block_size;
   return bo;
 }
 
 void run_eval(const EvalOpts& o) {
-  LoadedModel m = load_cpu_model(o.model, backend_opts(o, o.quantization));
+  LoadedModel m = load_cpu_model(o.model, backend_opts(o, o.quantization, o.kv_dtype));
   LoadedModel r;
-  if (!o.reference.empty()) {
-    r = load_cpu_model(o.reference, backend_opts(o, quant::Options{}));
+  const std::string reference = o.reference_path();
+  if (!reference.empty()) {
+    r = load_cpu_model(reference, backend_opts(o, quant::Options{}, o.reference_kv_dtype));
     if (r.backend->config().vocab_size != m.backend->config().vocab_size)
-      fail("{} and {} have different vocabularies ({} vs {} tokens)", o.model, o.reference,
+      fail("{} and {} have different vocabularies ({} vs {} tokens)", o.model, reference,
            m.backend->config().vocab_size, r.backend->config().vocab_size);
   }
   const int64_t max_len = std::min(o.max_len, m.backend->config().max_position_embeddings);
@@ -107,6 +118,7 @@ void run_eval(const EvalOpts& o) {
   boost::json::object js{{"model", o.model},
                          {"backend", m.backend->name()},
                          {"quantization", quant::describe(o.quantization)},
+                         {"kv_cache_dtype", std::string(kv_dtype_name(o.kv_dtype))},
                          {"data", o.data},
                          {"samples", scores.size()},
                          {"tokens", n_tok},
@@ -115,7 +127,7 @@ void run_eval(const EvalOpts& o) {
     const double ref_ppl = std::exp(ref_nll / double(n_tok));
     const double kl_mean = kl / double(n_tok), kl_p99 = nearest_rank_percentile(token_kl, 0.99);
     const double top1 = double(agree) / double(n_tok);
-    std::printf("reference         %s\n", o.reference.c_str());
+    std::printf("reference         %s (%s)\n", reference.c_str(), r.backend->name().c_str());
     std::printf("ref perplexity    %.4f (ratio %.4f)\n", ref_ppl, ppl / ref_ppl);
     std::printf("KL mean           %.6f nats/token\n", kl_mean);
     std::printf("KL p99            %.6f\n", kl_p99);
@@ -139,7 +151,8 @@ void run_eval(const EvalOpts& o) {
                                           {"reference_perplexity", std::exp(s.ref_nll / double(s.tokens))},
                                           {"text", snippet(texts[s.index], 200)}});
     }
-    js["reference"] = o.reference;
+    js["reference"] = reference;
+    js["reference_kv_cache_dtype"] = std::string(kv_dtype_name(o.reference_kv_dtype));
     js["reference_perplexity"] = ref_ppl;
     js["kl_mean"] = kl_mean;
     js["kl_p99"] = kl_p99;
@@ -169,6 +182,8 @@ void register_eval(CLI::App& app) {
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_threads_flag(*f, o->threads);
   add_quantization_flags(*f, o->quantization);
+  add_kv_dtype_flag(*f, "--kv-cache-dtype", o->kv_dtype);
+  add_kv_dtype_flag(*f, "--reference-kv-cache-dtype", o->reference_kv_dtype);
   cmd->callback([o, f] {
     if (f->finish()) return;
     run_eval(*o);

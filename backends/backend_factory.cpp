@@ -13,6 +13,7 @@ cpu::CpuBackendOptions cpu_options(const BackendOptions& o) {
   c.block_size = o.block_size;
   c.num_blocks = o.num_blocks;
   c.kv_cache_bytes = o.kv_cache_bytes;
+  c.kv_dtype = o.kv_dtype;
   c.quantization = o.quantization;
   c.huge_page_weights = o.huge_page_weights;
   c.layer_begin = o.layers.begin;

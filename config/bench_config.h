@@ -20,6 +20,7 @@ struct DecodeBenchOpts {
   int repeats = 3;
   bool fuse_linears = true;
   quant::Options quantization;
+  KvDtype kv_dtype = KvDtype::F32;
 };
 
 // `troupe bench throughput`

@@ -121,6 +121,17 @@ void add_kv_flags(FlagSet& f, KvCacheConfig& kv) {
   f.option("--kv-cache-memory", kv.kv_cache_bytes, "KV-cache bytes (0: enough for max-num-seqs full sequences, at most 25% of RAM)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 50));
+  add_kv_dtype_flag(f, "--kv-cache-dtype", kv.dtype);
+}
+
+void add_kv_dtype_flag(FlagSet& f, const std::string& name, KvDtype& dtype) {
+  f.remember(f.cmd()->add_option_function<std::string>(
+                    name, [&dtype](const std::string& s) { dtype = parse_kv_dtype(s); },
+                    "KV-cache element type: f32 | f16 | bf16 (2 bytes) | int8 (1 byte + a float scale per "
+                    "token per KV head); attention math stays f32")
+                 ->check(CLI::IsMember({"f32", "f16", "bf16", "int8"}))
+                 ->default_str(std::string(kv_dtype_name(dtype))),
+             [&dtype] { return boost::json::value(std::string(kv_dtype_name(dtype))); });
 }
 
 void add_engine_flags(FlagSet& f, EngineConfig& cfg) {

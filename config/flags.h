@@ -81,11 +81,15 @@ void add_tls_flags(FlagSet& f, TlsFiles& tls);
 CLI::Option* add_threads_flag(FlagSet& f, int& threads);
 // --quantization, --group-size, --lm-head.
 void add_quantization_flags(FlagSet& f, quant::Options& o);
-// --model (required), --threads, --block-size, --kv-cache-memory, --max-model-len,
+// --model (required), --threads, --block-size, --kv-cache-memory, --kv-cache-dtype, --max-model-len,
 // --max-waiting and the quantization flags.
 void add_engine_flags(FlagSet& f, EngineConfig& cfg);
-// --block-size, --kv-cache-memory (part of add_engine_flags).
+// --block-size, --kv-cache-memory, --kv-cache-dtype (part of add_engine_flags).
 void add_kv_flags(FlagSet& f, KvCacheConfig& kv);
+// The KV-cache element type flag alone, under `name` (add_kv_flags registers it as
+// --kv-cache-dtype; eval also as --reference-kv-cache-dtype; bench decode, which sizes its
+// own pool, takes just this one).
+void add_kv_dtype_flag(FlagSet& f, const std::string& name, KvDtype& dtype);
 // --max-num-seqs, --max-num-batched-tokens, --batch-wait-ms, --enable-prefix-caching.
 void add_scheduler_flags(FlagSet& f, SchedulerConfig& cfg);
 // --scheduling continuous|static.

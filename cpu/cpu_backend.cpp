@@ -186,16 +186,32 @@ CpuBackend::CpuBackend(Checkpoint ck, const CpuBackendOptions& opts)
 
   kv_shape_.block_size = opts.block_size;
   if (opts.block_size <= 0) fail("KV block size must be positive, got {}", opts.block_size);
-  kv_shape_.bytes_per_block = 2 * layers_.size() * opts.block_size * c.kv_dim() * int64_t(sizeof(float));
+  kv_shape_.dtype = opts.kv_dtype;
+  kv_shape_.bytes_per_block =
+      opts.block_size * kv_bytes_per_token(opts.kv_dtype, layers_.size(), c.num_kv_heads, c.head_dim);
   kv_shape_.num_blocks = opts.num_blocks > 0 ? opts.num_blocks
                                              : opts.kv_cache_bytes / kv_shape_.bytes_per_block;
   if (kv_shape_.num_blocks < 1)
     fail("KV cache budget of {} bytes holds no block ({} bytes each)", opts.kv_cache_bytes,
          kv_shape_.bytes_per_block);
-  const size_t per_cache = static_cast<size_t>(layers_.size() * kv_shape_.num_blocks *
-                                               opts.block_size * c.kv_dim());
-  k_cache_.assign(per_cache, 0.0f);
-  v_cache_.assign(per_cache, 0.0f);
+  const int64_t rows = layers_.size() * kv_shape_.num_blocks * opts.block_size * c.num_kv_heads;
+  for (KvPool* p : {&k_cache_, &v_cache_}) {
+    p->data.assign(static_cast<size_t>(rows * c.head_dim * kv_dtype_elem_bytes(opts.kv_dtype)), 0);
+    if (opts.kv_dtype == KvDtype::Int8) p->scales.assign(static_cast<size_t>(rows), 0.0f);
+  }
+}
+
+void* CpuBackend::kv_layer_data(KvPool& p, int64_t l) const {
+  const auto& c = w_.config;
+  const int64_t layer_bytes = kv_shape_.num_blocks * kv_shape_.block_size * c.kv_dim() *
+                              kv_dtype_elem_bytes(kv_shape_.dtype);
+  return p.data.data() + (l - layers_.begin) * layer_bytes;
+}
+
+float* CpuBackend::kv_layer_scales(KvPool& p, int64_t l) const {
+  if (p.scales.empty()) return nullptr;
+  const int64_t layer_rows = kv_shape_.num_blocks * kv_shape_.block_size * w_.config.num_kv_heads;
+  return p.scales.data() + (l - layers_.begin) * layer_rows;
 }
 
 CpuBackend::~CpuBackend() = default;
@@ -389,7 +405,10 @@ std::string CpuBackend::name() const {
   const std::string stage = layers_.size() == w_.config.num_layers
                                 ? std::string()
                                 : fmt::format(", layers {}:{}", layers_.begin, layers_.end);
-  return fmt::format("cpu ({} threads{}{})", pool_.size(), q, stage);
+  const std::string kv = kv_shape_.dtype == KvDtype::F32
+                             ? std::string()
+                             : fmt::format(", kv {}", kv_dtype_name(kv_shape_.dtype));
+  return fmt::format("cpu ({} threads{}{}{})", pool_.size(), q, kv, stage);
 }
 
 int64_t CpuBackend::weight_bytes_per_token() const {
@@ -573,9 +592,13 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   }
 
   const int64_t bs = kv_shape_.block_size;
-  const size_t layer_off = static_cast<size_t>((l - layers_.begin) * kv_shape_.num_blocks * bs * KVD);
-  float* kc = k_cache_.data() + layer_off;
-  float* vc = v_cache_.data() + layer_off;
+  const KvDtype kvt = kv_shape_.dtype;
+  const int64_t row_bytes = KVD * kv_dtype_elem_bytes(kvt);  // one token of one layer
+  uint8_t* kc = static_cast<uint8_t*>(kv_layer_data(k_cache_, l));
+  uint8_t* vc = static_cast<uint8_t*>(kv_layer_data(v_cache_, l));
+  float* ks = kv_layer_scales(k_cache_, l);
+  float* vs = kv_layer_scales(v_cache_, l);
+  const int64_t NKV = c.num_kv_heads;
   for (int64_t t = 0; t < T; ++t) {
     float* q = s.q.data() + t * QD;
     float* k = s.k.data() + t * KVD;
@@ -589,8 +612,8 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     rope(k, c.num_kv_heads, HD, s.pos[t], c.rope_theta, c.rope_style);
     const auto& sq = batch.seqs[s.seq_of[t]];
     const int64_t slot = int64_t(sq.block_table[s.pos[t] / bs]) * bs + s.pos[t] % bs;
-    std::copy_n(k, KVD, kc + slot * KVD);
-    std::copy_n(s.v.data() + t * KVD, KVD, vc + slot * KVD);
+    kv_store_row(kvt, k, NKV, HD, kc + slot * row_bytes, ks ? ks + slot * NKV : nullptr);
+    kv_store_row(kvt, s.v.data() + t * KVD, NKV, HD, vc + slot * row_bytes, vs ? vs + slot * NKV : nullptr);
   }
 
   // Causal attention: token t of a sequence sees positions [0, pos[t]] of that sequence.
@@ -599,7 +622,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     for (int64_t b = begin; b < end; ++b)
       for (const AttentionItem& it : s.attention_bins[size_t(b)]) {
         const auto& sq = batch.seqs[size_t(it.seq)];
-        PagedKv kv{kc, vc, sq.block_table.data(), bs, c.num_kv_heads, HD};
+        PagedKv kv{kc, vc, sq.block_table.data(), bs, NKV, HD, kvt, ks, vs};
         attention_causal_tile(s.q.data() + it.t0 * QD, QD, it.kv_head, c.num_heads, kv,
                               s.pos[it.t0], it.n, scale, s.att.data() + it.t0 * QD, QD);
       }
@@ -637,12 +660,15 @@ void CpuBackend::copy_block(int32_t src, int32_t dst) {
   if (src < 0 || dst < 0 || src >= kv_shape_.num_blocks || dst >= kv_shape_.num_blocks)
     fail("copy_block: block {} -> {} outside the pool of {}", src, dst, kv_shape_.num_blocks);
   const auto& c = w_.config;
-  const int64_t blk = kv_shape_.block_size * c.kv_dim();
-  for (int64_t l = 0; l < layers_.size(); ++l) {
-    const int64_t base = l * kv_shape_.num_blocks * blk;
-    std::copy_n(k_cache_.data() + base + src * blk, blk, k_cache_.data() + base + dst * blk);
-    std::copy_n(v_cache_.data() + base + src * blk, blk, v_cache_.data() + base + dst * blk);
-  }
+  // A block of one layer: its bytes, and with Int8 its rows' scales (a copy is exact).
+  const int64_t blk_bytes = kv_shape_.block_size * c.kv_dim() * kv_dtype_elem_bytes(kv_shape_.dtype);
+  const int64_t blk_rows = kv_shape_.block_size * c.num_kv_heads;
+  for (int64_t l = layers_.begin; l < layers_.end; ++l)
+    for (KvPool* p : {&k_cache_, &v_cache_}) {
+      uint8_t* data = static_cast<uint8_t*>(kv_layer_data(*p, l));
+      std::copy_n(data + src * blk_bytes, blk_bytes, data + dst * blk_bytes);
+      if (float* sc = kv_layer_scales(*p, l)) std::copy_n(sc + src * blk_rows, blk_rows, sc + dst * blk_rows);
+    }
 }
 
 }  // namespace troupe::cpu

@@ -27,6 +27,9 @@ struct CpuBackendOptions {
   int64_t block_size = 16;           // tokens per KV block
   int64_t num_blocks = 0;            // 0: derive from kv_cache_bytes
   int64_t kv_cache_bytes = int64_t(256) << 20;
+  // Stored element type of K and V (core/kv_dtype.h); bytes_per_block and so the number of
+  // blocks kv_cache_bytes holds follow it.
+  KvDtype kv_dtype = KvDtype::F32;
   // none: run as stored; int8/int4: quantize the 7 linear layers of every block (and the
   // LM head per lm_head) at load; awq: the checkpoint must be pre-quantized. A
   // pre-quantized checkpoint also runs as published with none.
@@ -142,7 +145,17 @@ class CpuBackend final : public Backend {
   bool first_stage() const { return layers_.begin == 0; }
   bool last_stage() const { return layers_.end == w_.config.num_layers; }
   KvCacheShape kv_shape_;
-  std::vector<float> k_cache_, v_cache_;  // [layer - layers_.begin][block][slot][kv_dim]
+  // K or V of all held layers in the stored dtype: data is [layer - layers_.begin][block]
+  // [slot][kv_head][head_dim] elements; with Int8, scales is [layer - layers_.begin][block]
+  // [slot][kv_head] floats (empty otherwise).
+  struct KvPool {
+    std::vector<uint8_t> data;
+    std::vector<float> scales;
+  };
+  KvPool k_cache_, v_cache_;
+  // Layer l's part of a pool, as the attention kernels take it.
+  void* kv_layer_data(KvPool& p, int64_t l) const;
+  float* kv_layer_scales(KvPool& p, int64_t l) const;
   std::unique_ptr<Scratch> scratch_;
 };
 

@@ -4,6 +4,7 @@
 // run time) and are single-threaded unless they take a ThreadPool.
 #include <cstdint>
 
+#include "core/kv_dtype.h"
 #include "cpu/thread_pool.h"
 #include "model/config.h"
 #include "model/tensor.h"
@@ -40,17 +41,33 @@ void to_f32(const TensorView& t, float* out);
 
 // Paged attention for one query token of one sequence over its first n_ctx cached
 // positions. The cache of one layer is [num_blocks][block_size][n_kv_heads][head_dim]
-// floats for K and for V; position p lives in block block_table[p / block_size], slot
-// p % block_size. Head h reads KV head h / (n_heads / n_kv_heads) (GQA).
+// elements of `dtype` for K and for V; position p lives in block block_table[p /
+// block_size], slot p % block_size. Head h reads KV head h / (n_heads / n_kv_heads) (GQA).
+// With dtype Int8, k_scale / v_scale are [num_blocks][block_size][n_kv_heads] floats (one
+// per token row of a KV head, core/kv_dtype.h). The kernels convert K and V to float as
+// they load them (kv_load_row's values exactly); the math is float whatever the dtype.
 // q: [n_heads * head_dim]; out: [n_heads * head_dim]; scratch: >= n_ctx floats.
 struct PagedKv {
-  const float* k = nullptr;
-  const float* v = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
   const int32_t* block_table = nullptr;
   int64_t block_size = 16;
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;
+  KvDtype dtype = KvDtype::F32;
+  const float* k_scale = nullptr;  // Int8 only
+  const float* v_scale = nullptr;
 };
+
+// Writes one token's K or V row ([n_heads][head_dim] floats) into the cache as `dtype`:
+// dst gets n_heads * head_dim elements; with Int8 also scales[h] for each head (absmax /
+// 127, 0 for an all-zero head). F16 / BF16 round to nearest even.
+void kv_store_row(KvDtype dtype, const float* src, int64_t n_heads, int64_t head_dim,
+                  void* dst, float* scales);
+// The float values a stored row reads back as (what the attention kernels compute with):
+// n_heads * head_dim floats from src (and scales for Int8).
+void kv_load_row(KvDtype dtype, const void* src, const float* scales, int64_t n_heads,
+                 int64_t head_dim, float* dst);
 // (The kernels use a one-pass online softmax: `scratch` is no longer read or written and
 // may be null; it stays in the signatures for compatibility.)
 void attention_one(const float* q, int64_t n_heads, const PagedKv& kv, int64_t n_ctx,

@@ -22,9 +22,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 #include "cpu/kernels.h"
+#include "cpu/kv_convert-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace troupe::cpu::detail {
@@ -36,27 +38,25 @@ using VF = hn::Vec<DF>;
 
 constexpr int64_t kBlock = 16;  // positions per online-softmax step
 
-// Walks positions 0, 1, ... of one KV head, yielding the row pointer of each.
+// Walks positions 0, 1, ... of one KV head, yielding the index of each position's row in
+// the layer's [num_blocks][block_size][n_kv_heads] grid of head rows (the same for K, V and
+// the Int8 scales).
 class PositionCursor {
  public:
-  PositionCursor(const float* base, const PagedKv& kv, int64_t kv_head)
-      : base_(base + kv_head * kv.head_dim),
-        table_(kv.block_table),
-        bs_(kv.block_size),
-        stride_(kv.n_kv_heads * kv.head_dim) {}
-  const float* next() {
-    const float* p = base_ + (int64_t(table_[block_]) * bs_ + slot_) * stride_;
+  PositionCursor(const PagedKv& kv, int64_t kv_head)
+      : table_(kv.block_table), bs_(kv.block_size), heads_(kv.n_kv_heads), head_(kv_head) {}
+  int64_t next() {
+    const int64_t r = (int64_t(table_[block_]) * bs_ + slot_) * heads_ + head_;
     if (++slot_ == bs_) {
       slot_ = 0;
       ++block_;
     }
-    return p;
+    return r;
   }
 
  private:
-  const float* base_;
   const int32_t* table_;
-  int64_t bs_, stride_;
+  int64_t bs_, heads_, head_;
   int64_t block_ = 0, slot_ = 0;
 };
 
@@ -303,30 +303,49 @@ void AttentionTile(const float* q, int64_t q_stride, int64_t G, int64_t kv_head,
   const int64_t n_ctx = first_pos + n_pos;  // context of the tile's last row
   const float* krow[kBlock];
   const float* vrow[kBlock];
-  // Rows of one KV head are head_dim-float pieces n_kv_heads * head_dim floats apart, too
-  // sparse for the hardware prefetchers to follow: fetch the next block's K and V rows while
-  // this block is computed.
-  PositionCursor kc(kv.k, kv, kv_head), vc(kv.v, kv, kv_head);
-  const float* knext[kBlock];
-  const float* vnext[kBlock];
-  auto gather = [&](int64_t p0, const float** kr, const float** vr) {
+  // Rows of one KV head are head_dim-element pieces n_kv_heads * head_dim elements apart,
+  // too sparse for the hardware prefetchers to follow: fetch the next block's K and V rows
+  // while this block is computed.
+  const bool f32 = kv.dtype == KvDtype::F32;
+  const int64_t row_bytes = hd * kv_dtype_elem_bytes(kv.dtype);
+  const char* kbase = static_cast<const char*>(kv.k);
+  const char* vbase = static_cast<const char*>(kv.v);
+  PositionCursor cursor(kv, kv_head);
+  int64_t next_rows[kBlock];  // the next block's row indices
+  auto gather = [&](int64_t p0) {
     const int64_t n = std::min(kBlock, n_ctx - p0);
     for (int64_t j = 0; j < n; ++j) {
-      kr[j] = kc.next();
-      vr[j] = vc.next();
-      for (int64_t b = 0; b < hd * 4; b += 64) {
-        hwy::Prefetch(reinterpret_cast<const char*>(kr[j]) + b);
-        hwy::Prefetch(reinterpret_cast<const char*>(vr[j]) + b);
+      next_rows[j] = cursor.next();
+      for (int64_t b = 0; b < row_bytes; b += 64) {
+        hwy::Prefetch(kbase + next_rows[j] * row_bytes + b);
+        hwy::Prefetch(vbase + next_rows[j] * row_bytes + b);
       }
     }
   };
-  gather(0, knext, vnext);
+  // A stored dtype other than F32 is converted block by block into these float rows (once
+  // per tile, shared by all its query rows); the math below is then the F32 path's, so a
+  // result equals F32 attention over the converted values exactly.
+  thread_local std::vector<float> staged;
+  if (!f32) staged.resize(static_cast<size_t>(2 * kBlock * hd));
+  gather(0);
   for (int64_t p0 = 0; p0 < n_ctx; p0 += kBlock) {
     const int64_t n = std::min(kBlock, n_ctx - p0);
-    std::copy(knext, knext + n, krow);
-    std::copy(vnext, vnext + n, vrow);
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t r = next_rows[j];
+      if (f32) {
+        krow[j] = reinterpret_cast<const float*>(kbase + r * row_bytes);
+        vrow[j] = reinterpret_cast<const float*>(vbase + r * row_bytes);
+        continue;
+      }
+      float* ks = staged.data() + j * hd;
+      float* vs = staged.data() + (kBlock + j) * hd;
+      KvLoadHead(kv.dtype, kbase + r * row_bytes, kv.k_scale ? kv.k_scale[r] : 0.0f, hd, ks);
+      KvLoadHead(kv.dtype, vbase + r * row_bytes, kv.v_scale ? kv.v_scale[r] : 0.0f, hd, vs);
+      krow[j] = ks;
+      vrow[j] = vs;
+    }
     std::fill(krow + n, krow + kBlock, krow[0]);  // scored by DotBlock, then masked
-    if (p0 + kBlock < n_ctx) gather(p0 + kBlock, knext, vnext);
+    if (p0 + kBlock < n_ctx) gather(p0 + kBlock);
     // Row i sees positions [0, first_pos + i]: this block's first n_i of them, if any.
     const int64_t i0 = std::max<int64_t>(0, p0 - first_pos);  // first row that reaches p0
     for (int64_t i = i0; i < n_pos; ++i) {

@@ -112,23 +112,33 @@ void embedding_row(const TensorView& table, int64_t row, float* out) {
   for (int64_t c = 0; c < table.cols(); ++c) out[c] = weight_at(table, row, c);
 }
 
+// Element d of KV head kvh's row at position p of a paged K or V pool (`base`, with its Int8
+// scales), decoded one scalar at a time from the stored dtype.
+static double kv_element(const PagedKv& kv, const void* base, const float* scales, int64_t p,
+                         int64_t kvh, int64_t d) {
+  const int64_t block = kv.block_table[p / kv.block_size];
+  const int64_t row = (block * kv.block_size + p % kv.block_size) * kv.n_kv_heads + kvh;
+  const int64_t i = row * kv.head_dim + d;
+  switch (kv.dtype) {
+    case KvDtype::F32: return static_cast<const float*>(base)[i];
+    case KvDtype::F16: return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case KvDtype::BF16: return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case KvDtype::Int8: return static_cast<float>(static_cast<const int8_t*>(base)[i]) * scales[row];  // in float, as stored values read back
+  }
+  return NAN;
+}
+
 void attention_one(const float* q, int64_t n_heads, const PagedKv& kv, int64_t n_ctx,
                    float scale, float* out) {
   const int64_t hd = kv.head_dim, group = n_heads / kv.n_kv_heads;
-  auto at = [&](const float* base, int64_t p, int64_t kvh) {
-    const int64_t block = kv.block_table[p / kv.block_size];
-    const int64_t slot = block * kv.block_size + p % kv.block_size;
-    return base + (slot * kv.n_kv_heads + kvh) * hd;
-  };
   std::vector<double> s(n_ctx);
   for (int64_t h = 0; h < n_heads; ++h) {
     const int64_t kvh = h / group;
     const float* qh = q + h * hd;
     double mx = -INFINITY;
     for (int64_t p = 0; p < n_ctx; ++p) {
-      const float* k = at(kv.k, p, kvh);
       double dot = 0;
-      for (int64_t d = 0; d < hd; ++d) dot += double(qh[d]) * double(k[d]);
+      for (int64_t d = 0; d < hd; ++d) dot += double(qh[d]) * kv_element(kv, kv.k, kv.k_scale, p, kvh, d);
       s[p] = dot * double(scale);
       mx = std::max(mx, s[p]);
     }
@@ -136,7 +146,7 @@ void attention_one(const float* q, int64_t n_heads, const PagedKv& kv, int64_t n
     for (int64_t p = 0; p < n_ctx; ++p) sum += s[p] = std::exp(s[p] - mx);
     for (int64_t d = 0; d < hd; ++d) {
       double acc = 0;
-      for (int64_t p = 0; p < n_ctx; ++p) acc += s[p] / sum * double(at(kv.v, p, kvh)[d]);
+      for (int64_t p = 0; p < n_ctx; ++p) acc += s[p] / sum * kv_element(kv, kv.v, kv.v_scale, p, kvh, d);
       out[h * hd + d] = static_cast<float>(acc);
     }
   }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kv_dtype.h"
 #include "model/config.h"
 #include "model/step.h"
 
@@ -15,7 +16,8 @@ namespace troupe {
 struct KvCacheShape {
   int64_t num_blocks = 0;
   int64_t block_size = 16;       // tokens per block
-  int64_t bytes_per_block = 0;   // all layers this backend holds, K and V
+  int64_t bytes_per_block = 0;   // all layers this backend holds, K and V (Int8 scales included)
+  KvDtype dtype = KvDtype::F32;  // stored element type (core/kv_dtype.h)
 };
 
 // The transformer layers [begin, end) a backend holds. A whole-model backend holds all of

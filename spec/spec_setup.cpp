@@ -48,6 +48,7 @@ std::shared_ptr<Backend> load_draft_backend(const EngineConfig& cfg, const Backe
   bo.block_size = target.kv_shape().block_size;
   // As many blocks as the target: every sequence holding target KV fits in the draft's too.
   bo.num_blocks = target.kv_shape().num_blocks;
+  bo.kv_dtype = target.kv_shape().dtype;  // the draft's KV in the element type asked for the target's
   if (sp.model.rfind("self:", 0) == 0) {
     // Self-drafting: the target's own weights, quantized round-to-nearest at load. Same
     // tokenizer by construction; cheaper passes where weight streaming dominates.

@@ -59,3 +59,19 @@ TEST_CASE("command errors from --config name the key and the file") {
   CHECK(rc3 == 1);
   CHECK(out3.find("--data is required") != std::string::npos);
 }
+
+TEST_CASE("a bad --kv-cache-dtype is an error naming the allowed values") {
+  for (const char* cmd : {"generate --model m --prompt hi", "serve --model m", "bench decode --model m",
+                          "eval --model m --data d.jsonl", "eval --model m --data d.jsonl --reference-kv-cache-dtype"}) {
+    INFO(cmd);
+    const std::string flag = std::string(cmd).find("reference") != std::string::npos ? " fp8" : " --kv-cache-dtype fp8";
+    auto [rc, out] = test::run_troupe(std::string(cmd) + flag + " --print-config");
+    INFO(out);
+    CHECK(rc != 0);
+    CHECK(out.find("fp8 not in {f32,f16,bf16,int8}") != std::string::npos);
+  }
+  // And a good one reaches the effective configuration.
+  auto [rc, out] = test::run_troupe("generate --model m --prompt hi --kv-cache-dtype bf16 --print-config");
+  REQUIRE(rc == 0);
+  CHECK(json::parse(out).at("kv-cache-dtype") == "bf16");
+}

@@ -51,7 +51,7 @@ std::string to_yaml(const json::object& o) {
 }
 
 const char* kNonDefaults =
-    "--model m.gguf --threads 3 --block-size 32 --kv-cache-memory 1048576 --max-model-len 256 --max-waiting 9 "
+    "--model m.gguf --threads 3 --block-size 32 --kv-cache-memory 1048576 --kv-cache-dtype int8 --max-model-len 256 --max-waiting 9 "
     "--quantization int4 --group-size 64 --lm-head float --max-num-seqs 7 --max-num-batched-tokens 333 "
     "--batch-wait-ms 5 --slo-ttft-ms 500 --slo-tpot-ms 40 --slo-min-ttft-ms 200 --slo-min-tpot-ms 20 --slo-admission queue --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
     "--num-speculative-tokens 3 --speculative-method draft --ngram-min 1 --ngram-max 5 --no-adaptive-speculation "
@@ -80,6 +80,8 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
   CHECK(c.o.engine.scheduler.scheduling == Scheduling::Static);
   CHECK_FALSE(c.o.engine.speculative.adaptive);
   CHECK(c.o.engine.quantization.method == quant::Method::Int4);
+  CHECK(c.o.engine.kv.dtype == KvDtype::Int8);
+  CHECK(v.at("kv-cache-dtype") == "int8");
   CHECK(c.o.server.port == 1234);
   CHECK(c.o.server.write_timeout_s == 5);
   CHECK(c.o.server.max_queued_output_bytes_per_connection == 65536);
@@ -161,4 +163,34 @@ TEST_CASE("a required flag may come from the file, else it is an error") {
   ServeLike c;
   c.run("--config " + yml);
   CHECK(c.o.engine.model == "from-file");
+}
+
+TEST_CASE("kv-cache-dtype flag: f32 by default, each dtype by name, a bad value names the allowed ones") {
+  ServeLike d;
+  CHECK(d.run("--model m.gguf").at("kv-cache-dtype") == "f32");
+  CHECK(d.o.engine.kv.dtype == KvDtype::F32);
+  for (KvDtype t : {KvDtype::F32, KvDtype::F16, KvDtype::BF16, KvDtype::Int8}) {
+    const std::string name(kv_dtype_name(t));
+    ServeLike c;
+    CHECK(c.run("--model m.gguf --kv-cache-dtype " + name).at("kv-cache-dtype") == name.c_str());
+    CHECK(c.o.engine.kv.dtype == t);
+    CHECK(parse_kv_dtype(name) == t);
+  }
+  CHECK_THROWS_WITH(parse_kv_dtype("F16"), Catch::Contains("unknown KV cache dtype 'F16' (allowed: f32, f16, bf16, int8)"));
+  const std::string dir = test::temp_dir("config-kv-dtype");
+  const std::string yml = test::write_file(dir, "k.yaml", "model: a\nkv-cache-dtype: int4\n");
+  CHECK_THROWS_WITH(ServeLike().run("--config " + yml), Catch::Contains("bad value for 'kv-cache-dtype'") && Catch::Contains(yml));
+  const std::string ok = test::write_file(dir, "ok.yaml", "model: a\nkv-cache-dtype: bf16\n");
+  ServeLike c;
+  c.run("--config " + ok);
+  CHECK(c.o.engine.kv.dtype == KvDtype::BF16);
+}
+
+TEST_CASE("KV bytes per token follow the dtype: 2x fewer for f16/bf16, ~4x for int8 (scales counted)") {
+  // A llama-110m-like shape: 12 layers, 12 KV heads of 64.
+  const int64_t f32 = kv_bytes_per_token(KvDtype::F32, 12, 12, 64);
+  CHECK(f32 == 2 * 12 * 12 * 64 * 4);
+  CHECK(kv_bytes_per_token(KvDtype::F16, 12, 12, 64) * 2 == f32);
+  CHECK(kv_bytes_per_token(KvDtype::BF16, 12, 12, 64) * 2 == f32);
+  CHECK(kv_bytes_per_token(KvDtype::Int8, 12, 12, 64) == 2 * 12 * (12 * 64 + 12 * 4));  // 1 byte + a float per head row
 }

@@ -13,27 +13,7 @@
 using namespace troupe;
 using namespace troupe::cpu;
 using troupe::test::random_floats;
-
-namespace {
-
-// K and V of `n_ctx` positions in a pool with `spare` unused blocks, behind a block table
-// that is a random permutation of the pool, so positions are scattered.
-struct ScatteredKv {
-  std::vector<int32_t> table;
-  std::vector<float> k, v;
-  ScatteredKv(int64_t n_ctx, int64_t bs, int64_t n_kv, int64_t hd, int64_t spare, uint32_t seed) {
-    const int64_t used = (n_ctx + bs - 1) / bs, n_blocks = used + spare;
-    std::vector<int32_t> perm(n_blocks);
-    std::iota(perm.begin(), perm.end(), 0);
-    std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
-    table.assign(perm.begin(), perm.begin() + used);
-    k = random_floats(n_blocks * bs * n_kv * hd, seed + 1);
-    v = random_floats(n_blocks * bs * n_kv * hd, seed + 2);
-  }
-  PagedKv view(int64_t bs, int64_t n_kv, int64_t hd) const { return {k.data(), v.data(), table.data(), bs, n_kv, hd}; }
-};
-
-}  // namespace
+using troupe::test::ScatteredKv;
 
 TEST_CASE("attention matches reference", "[cpu][attention]") {
   test::for_each_target([&] {

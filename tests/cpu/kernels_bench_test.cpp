@@ -347,3 +347,40 @@ TEST_CASE("bench: decode attention per head vs per KV group", "[.bench][.attenti
                 long(n_ctx), a * 1e3, b * 1e3, bytes / b / 1e9, a / b);
   }
 }
+
+// Decode attention (one position, all KV heads: attention_kv_group, what the backend runs
+// for a decode row) over a cache stored as f32 / f16 / bf16 / int8, one thread, this
+// thread's CPU time. The dtypes alternate round by round, best of 7, so load drifts hit all.
+// The non-F32 kernels convert each block of K/V rows to float before the F32 math: this
+// prices that conversion against the bytes it saves.
+TEST_CASE("bench: decode attention per KV dtype", "[.bench][.attention-bench]") {
+  ForceTarget force_target;
+  struct Model {
+    const char* name;
+    int64_t n_heads, n_kv;
+  };
+  const int64_t hd = 64, bs = 16;
+  const KvDtype dtypes[] = {KvDtype::F32, KvDtype::F16, KvDtype::BF16, KvDtype::Int8};
+  for (const Model m : {Model{"llama-110m", 12, 12}, Model{"llama-1b", 32, 8}})
+    for (int64_t n_ctx : {512, 2048}) {
+      const test::ScatteredKv f(n_ctx, bs, m.n_kv, hd, 0, 11);
+      std::vector<test::StoredKv> stored;
+      for (KvDtype dt : dtypes) stored.emplace_back(f, m.n_kv, hd, dt);
+      const auto q = test::random_floats(m.n_heads * hd, 3);
+      std::vector<float> out(m.n_heads * hd);
+      const int inner = int(std::max<int64_t>(1, 200000 / n_ctx));
+      double best[4] = {1e30, 1e30, 1e30, 1e30};
+      for (int r = 0; r < 7; ++r)
+        for (size_t i = 0; i < 4; ++i) {
+          const PagedKv kv = dtypes[i] == KvDtype::F32 ? f.view(bs, m.n_kv, hd) : stored[i].stored(f, bs, m.n_kv, hd);
+          best[i] = std::min(best[i], thread_cpu_time([&](int) {
+                               for (int it = 0; it < inner; ++it)
+                                 for (int64_t g = 0; g < m.n_kv; ++g)
+                                   attention_kv_group(q.data(), g, m.n_heads, kv, n_ctx, 0.125f, out.data());
+                             }) / inner);
+        }
+      std::printf("decode attention %-10s at %4ld: f32 %7.1f us  f16 %7.1f us (%.2fx)  bf16 %7.1f us (%.2fx)  int8 %7.1f us (%.2fx)\n",
+                  m.name, long(n_ctx), best[0] * 1e6, best[1] * 1e6, best[1] / best[0], best[2] * 1e6,
+                  best[2] / best[0], best[3] * 1e6, best[3] / best[0]);
+    }
+}

@@ -4,11 +4,14 @@
 #include <hwy/targets.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <vector>
 
 #include "core/half.h"
+#include "cpu/kernels.h"
 #include "model/tensor.h"
 
 namespace troupe::test {
@@ -21,6 +24,54 @@ inline std::vector<float> random_floats(int64_t n, uint32_t seed, float lo = -1.
   for (auto& x : v) x = dist(rng);
   return v;
 }
+
+// K and V of `n_ctx` positions in a pool with `spare` unused blocks, behind a block table
+// that is a random permutation of the pool, so positions are scattered.
+struct ScatteredKv {
+  std::vector<int32_t> table;
+  std::vector<float> k, v;
+  ScatteredKv(int64_t n_ctx, int64_t bs, int64_t n_kv, int64_t hd, int64_t spare, uint32_t seed) {
+    const int64_t used = (n_ctx + bs - 1) / bs, n_blocks = used + spare;
+    std::vector<int32_t> perm(n_blocks);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
+    table.assign(perm.begin(), perm.begin() + used);
+    k = random_floats(n_blocks * bs * n_kv * hd, seed + 1);
+    v = random_floats(n_blocks * bs * n_kv * hd, seed + 2);
+  }
+  cpu::PagedKv view(int64_t bs, int64_t n_kv, int64_t hd) const { return {k.data(), v.data(), table.data(), bs, n_kv, hd}; }
+};
+
+// A ScatteredKv pool written as `dtype` token row by token row (as the backend writes it),
+// and the same pool read back as floats.
+struct StoredKv {
+  KvDtype dtype;
+  std::vector<uint8_t> k, v;
+  std::vector<float> k_scale, v_scale;  // Int8: one per (position slot, KV head)
+  std::vector<float> k_deq, v_deq;
+  StoredKv(const ScatteredKv& f, int64_t n_kv, int64_t hd, KvDtype dt) : dtype(dt) {
+    const int64_t row = n_kv * hd, rows = int64_t(f.k.size()) / row;
+    const int64_t row_bytes = row * kv_dtype_elem_bytes(dt);
+    k.resize(size_t(rows * row_bytes));
+    v.resize(size_t(rows * row_bytes));
+    k_scale.resize(size_t(rows * n_kv));
+    v_scale.resize(size_t(rows * n_kv));
+    k_deq.resize(f.k.size());
+    v_deq.resize(f.v.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      cpu::kv_store_row(dt, f.k.data() + r * row, n_kv, hd, k.data() + r * row_bytes, k_scale.data() + r * n_kv);
+      cpu::kv_store_row(dt, f.v.data() + r * row, n_kv, hd, v.data() + r * row_bytes, v_scale.data() + r * n_kv);
+      cpu::kv_load_row(dt, k.data() + r * row_bytes, k_scale.data() + r * n_kv, n_kv, hd, k_deq.data() + r * row);
+      cpu::kv_load_row(dt, v.data() + r * row_bytes, v_scale.data() + r * n_kv, n_kv, hd, v_deq.data() + r * row);
+    }
+  }
+  cpu::PagedKv stored(const ScatteredKv& f, int64_t bs, int64_t n_kv, int64_t hd) const {
+    return {k.data(), v.data(), f.table.data(), bs, n_kv, hd, dtype, k_scale.data(), v_scale.data()};
+  }
+  cpu::PagedKv dequantized(const ScatteredKv& f, int64_t bs, int64_t n_kv, int64_t hd) const {
+    return {k_deq.data(), v_deq.data(), f.table.data(), bs, n_kv, hd};
+  }
+};
 
 // A matrix [rows, cols] of dtype F32 or F16 with random values, owning its bytes.
 struct OwnedMatrix {
