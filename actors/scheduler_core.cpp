@@ -29,8 +29,6 @@ bool runs_before(const SequencePtr& a, const SequencePtr& b) {
 // ways, so steps are sized to 90% of the target to keep the average within it.
 constexpr double kTpotHeadroom = 0.9;
 double target_or_none(double tpot_ms) { return tpot_ms > 0 ? tpot_ms * kTpotHeadroom : kNoTarget; }
-// The share of a decoding request's banked TPOT time one step may spend (tpot_allowance).
-constexpr double kSlackShare = 0.5;
 
 // prompt_logprobs: the prompt positions this step computes whose entries are still missing
 // (row r predicts prompt token start + r + 1; the last prompt position predicts the first
@@ -120,23 +118,10 @@ StepShape SchedulerCore::decode_shape(bool skip_in_step) const {
   return shape;
 }
 
-// TPOT is a per-request mean, not a per-step bound: decode-only steps run far below the
-// target and bank the difference, which a step carrying a bigger prefill chunk may spend.
-// Half of what is banked, so one step never empties the bank and the request's mean stays
-// within the headroom as long as the step-time model holds. Wall time since the first
-// token, as the client measures it; a clock that has not passed the first token (a caller
-// driving the core by hand) banks nothing.
-double SchedulerCore::tpot_allowance(const Sequence& s, Clock::time_point now) {
-  const double base = target_or_none(s.slo_tpot_ms);
-  if (base == kNoTarget || s.first_token == Clock::time_point{} || now <= s.first_token) return base;
-  const double banked = base * double(s.num_generated() - 1) - ms_between(s.first_token, now);
-  return base + kSlackShare * std::max(0.0, banked);
-}
-
-double SchedulerCore::tightest_tpot(bool skip_in_step, Clock::time_point now) const {
+double SchedulerCore::tightest_tpot(bool skip_in_step) const {
   double t = kNoTarget;
   for (const auto& s : running_)
-    if (decoding(*s) && !(skip_in_step && s->in_step)) t = std::min(t, tpot_allowance(*s, now));
+    if (decoding(*s) && !(skip_in_step && s->in_step)) t = std::min(t, target_or_none(s->slo_tpot_ms));
   return t;
 }
 
@@ -377,11 +362,11 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
   bool preempted = false;
   std::stable_sort(running_.begin(), running_.end(), runs_before);
   // With TPOT targets, the sequences decoding now are what they protect: the step may take
-  // the tightest of their allowances (target plus banked time), and prefill chunks (and
-  // newcomers) get only the time the step-time model says is left after the decodes.
+  // the tightest of their targets, and prefill chunks (and newcomers) get only the time the
+  // step-time model says is left after the decodes.
   const StepShape decodes_now = decode_shape(true);
   StepShape decodes = decodes_now;
-  const double tpot = tightest_tpot(true, now);
+  const double tpot = tightest_tpot(true);
   double room_ms = kNoTarget;
   if (tpot != kNoTarget && decodes.tokens > 0) room_ms = tpot - step_time_.predict(decodes);
   // Caps a prefill chunk of `s` to the room left, and takes its time from the room.

@@ -82,10 +82,8 @@ class SchedulerCore {
   static bool decoding(const Sequence& s);
   // The step shape of the decoding running sequences (without those in a step in flight).
   StepShape decode_shape(bool skip_in_step) const;
-  // The time the next step may take for decoding sequence `s` under its TPOT target.
-  static double tpot_allowance(const Sequence& s, Clock::time_point now);
-  // The tightest allowance among those decoding sequences (infinity: none has a target).
-  double tightest_tpot(bool skip_in_step, Clock::time_point now) const;
+  // The tightest TPOT target among those decoding sequences (infinity: none has one).
+  double tightest_tpot(bool skip_in_step) const;
   // What admission multiplies its TTFT estimates by: learned from the first tokens.
   double ttft_calibration() const;
   void observe_first_token(const Sequence& s);
