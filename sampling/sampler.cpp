@@ -137,30 +137,35 @@ bool Sampler::small_mask_only(size_t n) const {
   return allowed > 0 && allowed <= n / 16;
 }
 
-bool Sampler::sample_greedy_in_mask(std::span<const float> logits, SampleResult& r) const {
-  if (!sd::effectively_greedy(params_) || params_.logprobs > 0) return false;
-  const size_t n = masker_ ? std::min(logits.size(), static_cast<size_t>(masker_->table().vocab_size())) : 0;
-  if (!small_mask_only(n)) return false;
+template <class Visit>
+bool Sampler::for_each_allowed(std::span<const float> logits, size_t n, Visit&& visit) const {
   const size_t words = std::min(mask_.num_words(), (n + 63) / 64);
-  // Ids ascend, so the first id reaching the max is the lowest, as in the full path.
-  float max = -INFINITY;
-  int32_t best = -1;
+  // Ids ascend, so ties and draws see the allowed ids in the full row's order.
   for (size_t w = 0; w < words; ++w)
     for (uint64_t bits = mask_.word(w); bits; bits &= bits - 1) {
       const size_t i = w * 64 + size_t(std::countr_zero(bits));
       if (i >= n) break;
       const float v = logits[i];
       if (!(v <= INFINITY) || v == INFINITY) return false;  // NaN or +inf: the full path rejects it
-      if (v > max) max = v, best = int32_t(i);
+      visit(i, v);
     }
+  return true;
+}
+
+bool Sampler::sample_greedy_in_mask(std::span<const float> logits, SampleResult& r) const {
+  if (!sd::effectively_greedy(params_) || params_.logprobs > 0) return false;
+  const size_t n = masker_ ? std::min(logits.size(), static_cast<size_t>(masker_->table().vocab_size())) : 0;
+  if (!small_mask_only(n)) return false;
+  // The first id reaching the max is the lowest, as in the full path.
+  float max = -INFINITY;
+  int32_t best = -1;
+  if (!for_each_allowed(logits, n, [&](size_t i, float v) {
+        if (v > max) max = v, best = int32_t(i);
+      }))
+    return false;
   if (best < 0) return false;  // every allowed logit -inf: let the full path report it
   double s = 0.0;
-  for (size_t w = 0; w < words; ++w)
-    for (uint64_t bits = mask_.word(w); bits; bits &= bits - 1) {
-      const size_t i = w * 64 + size_t(std::countr_zero(bits));
-      if (i >= n) break;
-      s += std::exp(static_cast<double>(logits[i]) - max);
-    }
+  for_each_allowed(logits, n, [&](size_t, float v) { s += std::exp(static_cast<double>(v) - max); });
   r.token = best;
   r.logprob = static_cast<float>(-std::log(s));  // x[best] - (max + log s), with x[best] == max
   return true;
@@ -173,18 +178,13 @@ bool Sampler::sample_in_mask(std::span<const float> logits, SampleResult& r) con
   Scratch& s = scratch();
   s.logits.clear();
   s.ids.clear();
-  const size_t words = std::min(mask_.num_words(), (n + 63) / 64);
   float max = -INFINITY;
-  for (size_t w = 0; w < words; ++w)
-    for (uint64_t bits = mask_.word(w); bits; bits &= bits - 1) {
-      const size_t i = w * 64 + size_t(std::countr_zero(bits));
-      if (i >= n) break;
-      const float v = logits[i];
-      if (!(v <= INFINITY) || v == INFINITY) return false;  // NaN or +inf: the full path rejects it
-      max = std::max(max, v);
-      s.logits.push_back(v);
-      s.ids.push_back(int32_t(i));
-    }
+  if (!for_each_allowed(logits, n, [&](size_t i, float v) {
+        max = std::max(max, v);
+        s.logits.push_back(v);
+        s.ids.push_back(int32_t(i));
+      }))
+    return false;
   if (!(max > -INFINITY)) return false;  // every allowed logit -inf: let the full path report it
   // A masked id has weight 0 in the full row, so the distribution is the same; ids ascend,
   // so ties and the draw's order are too. Only the sums are grouped differently: a draw

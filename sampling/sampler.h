@@ -125,6 +125,10 @@ class Sampler {
   // Whether the mask alone decides which tokens count (no penalty or bias rewrites the
   // row) and allows at most 1/16 of the `n` ids: then the fast paths above apply.
   bool small_mask_only(size_t n) const;
+  // Calls visit(id, logit) for every allowed id below n, in id order; false (having
+  // stopped) at a NaN or +inf logit, which the full path must reject.
+  template <class Visit>
+  bool for_each_allowed(std::span<const float> logits, size_t n, Visit&& visit) const;
 
   SamplingParams params_;
   uint64_t seed_;
