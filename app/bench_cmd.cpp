@@ -110,9 +110,7 @@ void register_bench(CLI::App& app) {
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
   add_kv_dtype_flag(*f, "--kv-cache-dtype", o->kv_dtype);
-  f->option("--fuse-linears", o->fuse_linears,
-            "Run q/k/v and gate/up as one stacked matmul each (false: one per layer, as before)")
-      ->capture_default_str();
+  add_fuse_linears_flag(*f, o->fuse_linears);
   dec->callback([o, f] {
     if (f->finish()) return;
     run_decode_bench(*o);

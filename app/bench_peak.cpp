@@ -154,9 +154,7 @@ void register_bench_peak(CLI::App& bench) {
   f->option("--steps", o->steps, "Timed decode steps (median and best are reported)")->capture_default_str()->check(CLI::Range(1, 10000));
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
-  f->option("--fuse-linears", o->fuse_linears,
-            "Run q/k/v and gate/up as one stacked matmul each (false: one per layer, as before)")
-      ->capture_default_str();
+  add_fuse_linears_flag(*f, o->fuse_linears);
   cmd->callback([o, f] {
     if (f->finish()) return;
     run_peak_bench(*o);

@@ -134,6 +134,11 @@ void add_kv_dtype_flag(FlagSet& f, const std::string& name, KvDtype& dtype) {
              [&dtype] { return boost::json::value(std::string(kv_dtype_name(dtype))); });
 }
 
+void add_fuse_linears_flag(FlagSet& f, bool& fuse) {
+  f.option("--fuse-linears", fuse, "Run q/k/v and gate/up as one stacked matmul each (false: one per layer, as before)")
+      ->capture_default_str();
+}
+
 void add_engine_flags(FlagSet& f, EngineConfig& cfg) {
   f.require(f.option("--model", cfg.model, "Model: Hugging Face directory or .gguf file"));
   add_threads_flag(f, cfg.threads);

@@ -90,6 +90,8 @@ void add_kv_flags(FlagSet& f, KvCacheConfig& kv);
 // --kv-cache-dtype; eval also as --reference-kv-cache-dtype; bench decode, which sizes its
 // own pool, takes just this one).
 void add_kv_dtype_flag(FlagSet& f, const std::string& name, KvDtype& dtype);
+// --fuse-linears (bench decode and bench peak: q/k/v and gate/up as one stacked matmul each).
+void add_fuse_linears_flag(FlagSet& f, bool& fuse);
 // --max-num-seqs, --max-num-batched-tokens, --batch-wait-ms, --enable-prefix-caching.
 void add_scheduler_flags(FlagSet& f, SchedulerConfig& cfg);
 // --scheduling continuous|static.

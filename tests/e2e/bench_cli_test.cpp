@@ -135,11 +135,9 @@ bool is_png(const std::string& path) {
 TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofline", "[cli][bench]") {
   const std::string dir = test::temp_dir("bench-decode");
   const std::string js = dir + "/decode.json";
-  auto r = bench("decode --model " + shell_quote(model()) + " --threads 1 --prompt-len 16 --tokens 8 --repeats 1 --json " +
-                 shell_quote(js));
-  INFO(r.out);
-  REQUIRE(r.status == 0);
-  const json::object o = read_json(js);
+  const json::object o = bench_json("decode --model " + shell_quote(model()) +
+                                         " --threads 1 --prompt-len 16 --tokens 8 --repeats 1 --json " + shell_quote(js),
+                                     js);
   INFO(json::serialize(o));
   CHECK(str(o, "model") == model());
   CHECK(integer(o, "threads") == 1);
@@ -159,11 +157,9 @@ TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofli
 TEST_CASE("bench peak --json reports the FMA peak, the batched step and the barriers", "[cli][bench]") {
   const std::string dir = test::temp_dir("bench-peak");
   const std::string js = dir + "/peak.json";
-  auto r = bench("peak --model " + shell_quote(model()) + " --threads 2 --batch 4 --prompt-len 8 --steps 3 --json " +
-                 shell_quote(js));
-  INFO(r.out);
-  REQUIRE(r.status == 0);
-  const json::object o = read_json(js);
+  const json::object o = bench_json("peak --model " + shell_quote(model()) +
+                                         " --threads 2 --batch 4 --prompt-len 8 --steps 3 --json " + shell_quote(js),
+                                     js);
   INFO(json::serialize(o));
   CHECK(integer(o, "threads") == 2);
   CHECK(integer(o, "batch") == 4);
