@@ -142,8 +142,10 @@ TEST_CASE("a seeded constrained request gives the same tokens when it is preempt
   EngineConfig cfg;
   cfg.model = test::model_path("tinystories-656k");
   cfg.scheduler.max_num_seqs = 16;
-  // Long enough (40+ words) to still run when the neighbours fill the pool.
-  const grammar::ConstraintSpec c{"regex", "([a-z]+,? ){40,60}[a-z]+\\."};
+  // Long enough (100+ words, ~140 steps) to still run when the neighbours fill the pool
+  // (~50 steps in), however far it got before they arrived: with 40+ words it sometimes
+  // finished first.
+  const grammar::ConstraintSpec c{"regex", "([a-z]+,? ){100,120}[a-z]+\\."};
   std::vector<int32_t> prompt;
   test::Outcome alone;
   auto seeded = [&](const std::vector<int32_t>& p) {
@@ -162,17 +164,20 @@ TEST_CASE("a seeded constrained request gives the same tokens when it is preempt
     alone = col.get(id);
   }
   check_follows(c, alone);
-  // 40 blocks of 4 tokens and four greedy neighbours of ~90 tokens: the seeded request,
-  // last in priority, is preempted and later recomputed.
+  // 60 blocks of 4 tokens (the seeded request alone fits) and eight greedy neighbours of
+  // up to ~90 tokens: the seeded request, last in priority, is preempted and later recomputed.
   cfg.kv.block_size = 4;
-  cfg.kv.kv_cache_bytes = 40 * 4 * 2048;
+  cfg.kv.kv_cache_bytes = 60 * 4 * 2048;
   Engine engine(cfg);
   Collector col;
   const int64_t id = engine.submit(seeded(prompt), col.sink());
-  for (const char* p : {"The dog ran to the park and", "Tom had a big red ball. One day", "Lily saw a bird in the sky.",
-                        "The sun was hot and the"})
+  const char* neighbours[] = {"The dog ran to the park and", "Tom had a big red ball. One day",
+                              "Lily saw a bird in the sky.",  "The sun was hot and the",
+                              "Once there was a cat who",      "Ben and Sue went to the shop",
+                              "A little fish swam in the",     "Mom gave Tim a cookie and"};
+  for (const char* p : neighbours)
     engine.submit(test::greedy_request(engine.tokenizer().encode(p, true), 80), col.sink());
-  col.wait_done(5);
+  col.wait_done(9);
   const auto o = col.get(id);
   INFO("preemptions: " << o.final_event.usage.preemptions << ", tokens " << o.ids.size());
   CHECK(o.final_event.usage.preemptions > 0);
