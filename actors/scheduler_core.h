@@ -82,8 +82,10 @@ class SchedulerCore {
   static bool decoding(const Sequence& s);
   // The step shape of the decoding running sequences (without those in a step in flight).
   StepShape decode_shape(bool skip_in_step) const;
-  // The tightest TPOT target among those decoding sequences (infinity: none has one).
-  double tightest_tpot(bool skip_in_step) const;
+  // The time the next step may take for decoding sequence `s` under its TPOT target.
+  double tpot_allowance(const Sequence& s, Clock::time_point now) const;
+  // The tightest allowance among those decoding sequences (infinity: none has a target).
+  double tightest_tpot(bool skip_in_step, Clock::time_point now) const;
   // What admission multiplies its TTFT estimates by: learned from the first tokens.
   double ttft_calibration() const;
   void observe_first_token(const Sequence& s);
@@ -110,9 +112,10 @@ class SchedulerCore {
   StepShape last_shape_;      // of the step complete() saw last
   // Admission's TTFT estimate leaves out what the step-time model cannot see (the network
   // and output stages, the OS, preemption), so it is corrected by the observed ratio of
-  // actual to estimated TTFT: a running estimate of that ratio's 90th percentile (in log
-  // terms), so nine in ten admitted requests should meet the target the estimate promised.
-  double ttft_log_ratio_p90_ = 0;
+  // actual to estimated TTFT: a running estimate of that ratio's quantile
+  // (cfg_.slo_admission_quantile, in log terms), so that share of the admitted requests
+  // should meet the target the estimate promised.
+  double ttft_log_ratio_q_ = 0;
   // The share of its max_tokens a finished request used (running mean): requests that stop
   // at EOS free their slot sooner than max_tokens says.
   double output_share_ = 1.0;

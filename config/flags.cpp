@@ -209,6 +209,11 @@ void add_scheduler_flags(FlagSet& f, SchedulerConfig& cfg) {
                  ->check(CLI::IsMember({"reject", "queue"}))
                  ->default_str("reject"),
              [&cfg] { return boost::json::value(cfg.slo_reject ? "reject" : "queue"); });
+  f.option("--slo-admission-quantile", cfg.slo_admission_quantile,
+           "Admission scales its TTFT estimate by this quantile of observed actual / estimated TTFT (higher: "
+           "turns away more, misses fewer)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.5, 0.99));
 }
 
 void add_scheduling_flag(FlagSet& f, Scheduling& s) {

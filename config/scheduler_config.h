@@ -28,6 +28,10 @@ struct SchedulerConfig {
   // A request whose TTFT target cannot be met: rejected (429 with Retry-After) when true,
   // else queued behind those that can (its priority lowered by one).
   bool slo_reject = true;
+  // Admission multiplies its TTFT estimate by this quantile of the observed actual /
+  // estimated TTFT: higher turns away more requests that would have met their target,
+  // lower admits more that will miss it.
+  double slo_admission_quantile = 0.9;
   // The tightest targets a request may ask for itself (its `slo` object; 0: the server's
   // own target above). With neither set, requests cannot set that target.
   double slo_min_ttft_ms = 0;

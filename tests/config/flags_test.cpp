@@ -53,7 +53,7 @@ std::string to_yaml(const json::object& o) {
 const char* kNonDefaults =
     "--model m.gguf --threads 3 --block-size 32 --kv-cache-memory 1048576 --kv-cache-dtype int8 --max-model-len 256 --max-waiting 9 "
     "--quantization int4 --group-size 64 --lm-head float --max-num-seqs 7 --max-num-batched-tokens 333 "
-    "--batch-wait-ms 5 --slo-ttft-ms 500 --slo-tpot-ms 40 --slo-min-ttft-ms 200 --slo-min-tpot-ms 20 --slo-admission queue --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
+    "--batch-wait-ms 5 --slo-ttft-ms 500 --slo-tpot-ms 40 --slo-min-ttft-ms 200 --slo-min-tpot-ms 20 --slo-admission queue --slo-admission-quantile 0.75 --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
     "--num-speculative-tokens 3 --speculative-method draft --ngram-min 1 --ngram-max 5 --no-adaptive-speculation "
     "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
     "--max-connections 10 --max-connections-per-ip 3 --io-threads 2 --ws-ping-interval 7 --ws-max-inflight 8 --write-timeout 5 "
@@ -81,6 +81,7 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
   CHECK_FALSE(c.o.engine.speculative.adaptive);
   CHECK(c.o.engine.quantization.method == quant::Method::Int4);
   CHECK(c.o.engine.kv.dtype == KvDtype::Int8);
+  CHECK(c.o.engine.scheduler.slo_admission_quantile == 0.75);
   CHECK(v.at("kv-cache-dtype") == "int8");
   CHECK(c.o.server.port == 1234);
   CHECK(c.o.server.write_timeout_s == 5);
