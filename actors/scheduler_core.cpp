@@ -32,6 +32,9 @@ double target_or_none(double tpot_ms) { return tpot_ms > 0 ? tpot_ms * kTpotHead
 // The mean a request's banked time is spent toward (SchedulerCore::tpot_allowance): well
 // under the headroom, so spending the bank leaves room for the model's errors.
 constexpr double kBankedMean = 0.75;
+// The least a request that fell behind its target allows the next step (a share of the
+// target): decodes alone still run, prefill chunks wait.
+constexpr double kMinAllowance = 0.5;
 
 // prompt_logprobs: the prompt positions this step computes whose entries are still missing
 // (row r predicts prompt token start + r + 1; the last prompt position predicts the first
@@ -121,22 +124,29 @@ StepShape SchedulerCore::decode_shape(bool skip_in_step) const {
   return shape;
 }
 
-// TPOT is a per-request mean, not a per-step bound: steps that run below the target bank
-// the difference, which a step carrying a bigger prefill chunk may spend. How much: so that
-// even a step overrunning its prediction by the model's observed overrun (the 95th
-// percentile of actual / predicted step time) leaves the request's mean at kBankedMean of
-// the target, were it to end right after; never less than the headroom every step gets.
-// Spending toward the headroom itself (0.9) put so many requests' means near it that the
-// model's errors pushed p95 TPOT past the target below saturation (commit 334d76d spent half
-// the bank; a version sized by the overrun but aiming at the headroom still gave p95 105 ms
-// of 100 at 0.8 req/s). Wall time since the first token, as the client measures it; a clock
-// that has not passed the first token (a caller driving the core by hand) banks nothing.
+// TPOT is a per-request mean, not a per-step bound, so each decoding request's allowance
+// for the next step follows its own balance (wall time since its first token, as the client
+// measures it, against the headroom per token so far):
+//  - Ahead (steps ran below the target): the bank may pay for a bigger prefill chunk, as
+//    much as keeps the request's mean at kBankedMean of the target even if the step
+//    overruns its prediction by the model's observed overrun (the 95th percentile of
+//    actual / predicted step time) and the request ends right after it. Spending toward
+//    the headroom itself (commit 334d76d spent half the bank) put so many means near it
+//    that the model's errors pushed p95 TPOT past the target below saturation.
+//  - Behind (the model under-predicted its steps, or the machine slowed): the next step is
+//    shortened by the overdraft, down to half the target, so the mean comes back to the
+//    headroom instead of the error adding up over the request. Without this, p95 TPOT sat
+//    at 99-105 ms of a 100 ms target wherever steps ran at the headroom.
+// A clock that has not passed the first token (a caller driving the core by hand) gives
+// the headroom.
 double SchedulerCore::tpot_allowance(const Sequence& s, Clock::time_point now) const {
   const double base = target_or_none(s.slo_tpot_ms);
   if (base == kNoTarget || s.first_token == Clock::time_point{} || now <= s.first_token) return base;
+  const double k = double(s.num_generated() - 1), elapsed = ms_between(s.first_token, now);
+  const double balance = base * k - elapsed;
+  if (balance < 0) return std::max(kMinAllowance * s.slo_tpot_ms, base + balance);
   const double mean = kBankedMean * s.slo_tpot_ms;
-  const double banked = mean * double(s.num_generated() - 1) - ms_between(s.first_token, now);
-  return std::max(base, (banked + mean) / step_time_.overrun());
+  return std::max(base, (mean * (k + 1) - elapsed) / step_time_.overrun());
 }
 
 double SchedulerCore::tightest_tpot(bool skip_in_step, Clock::time_point now) const {
@@ -544,7 +554,8 @@ std::optional<StepPlan> SchedulerCore::plan_static(Clock::time_point now,
   return plan;
 }
 
-void SchedulerCore::complete(const StepPlan& plan, const StepResult& result) {
+void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clock::time_point now) {
+  completed_at_ = now;
   steps_in_flight_--;  // (its sequences' in_step flags are cleared in the loops below)
   stats_.steps++;
   last_shape_ = StepShape{};
@@ -698,7 +709,7 @@ void SchedulerCore::emit_tokens(Sequence& s, const SeqOutcome& o) {
     }
     s.tokens.push_back(token);
     if (s.first_token == Clock::time_point{}) {
-      s.first_token = Clock::now();
+      s.first_token = completed_at_;
       observe_first_token(s);
     }
     s.usage.completion_tokens++;

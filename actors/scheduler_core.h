@@ -29,7 +29,9 @@ class SchedulerCore {
   // The next step, or nullopt when there is nothing to run now. For static batching,
   // `wait_hint` says how long to wait before asking again (batch still filling).
   std::optional<StepPlan> plan(Clock::time_point now, std::optional<Clock::duration>* wait_hint);
-  void complete(const StepPlan& plan, const StepResult& result);
+  // `now`: when the result arrived (first tokens are stamped with it; a test driving the
+  // core on a simulated clock passes its own).
+  void complete(const StepPlan& plan, const StepResult& result, Clock::time_point now = Clock::now());
   // How many steps may be in flight now (cfg.max_steps_in_flight; 1 for static batching
   // and speculation, whose plans depend on the previous step's outcome).
   int64_t max_steps_in_flight() const { return max_in_flight_; }
@@ -110,6 +112,7 @@ class SchedulerCore {
   StepObservation observation_;
   StepTimeModel step_time_;   // SLO-aware sizing and admission
   StepShape last_shape_;      // of the step complete() saw last
+  Clock::time_point completed_at_;  // the `now` complete() was given last
   // Admission's TTFT estimate leaves out what the step-time model cannot see (the network
   // and output stages, the OS, preemption), so it is corrected by the observed ratio of
   // actual to estimated TTFT: a running estimate of that ratio's quantile
