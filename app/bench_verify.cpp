@@ -78,9 +78,11 @@ VerifyCost time_verify_steps(Backend& backend, int64_t context, int max_k, int r
   VerifyCost res;
   res.context = context;
   res.rounds = rounds;
+  auto best = [&](size_t k) { return *std::min_element(ms[k].begin(), ms[k].end()); };
   res.single_row_ms_median = median(ms[0]);
+  res.single_row_ms_best = best(0);
   for (int k = 1; k <= max_k; ++k)
-    res.rows.push_back({k, median(ms[size_t(k)]), median(ratio[size_t(k)])});
+    res.rows.push_back({k, median(ms[size_t(k)]), median(ratio[size_t(k)]), best(size_t(k)), best(size_t(k)) / best(0)});
   return res;
 }
 

@@ -13,12 +13,15 @@ struct VerifyRowCost {
   int k = 0;                  // draft tokens: the step has 1 + k rows
   double step_ms_median = 0;  // median over the rounds of this step's time
   double ratio_median = 0;    // median over the rounds of T(1 + k) / T(1) in the same round
+  double step_ms_best = 0;    // fastest round: other load only ever adds time, so under load
+  double ratio_best = 0;      // best T(1 + k) / best T(1) is the steadier figure
 };
 
 struct VerifyCost {
   int64_t context = 0;        // positions already in the cache before the step
   int rounds = 0;
   double single_row_ms_median = 0;  // T(1): the decode step
+  double single_row_ms_best = 0;
   std::vector<VerifyRowCost> rows;  // k = 1 .. max_k
 };
 

@@ -166,14 +166,19 @@ TEST_CASE("bench decode --verify-rows reports the 1 + k-row step cost against th
   const json::object& v = obj(o, "verify");
   CHECK(integer(v, "context") == 20);
   CHECK(integer(v, "rounds") == 5);
-  CHECK(num(v, "single_row_step_ms_median") > 0);
+  const double one_med = num(v, "single_row_step_ms_median"), one_best = num(v, "single_row_step_ms_best");
+  CHECK(one_best > 0);
+  CHECK(one_best <= one_med);
   const json::array& rows = arr(v, "rows");
   REQUIRE(rows.size() == 3);
   for (size_t i = 0; i < rows.size(); ++i) {
     const json::object& r = rows[i].as_object();
     CHECK(integer(r, "k") == int64_t(i) + 1);
-    CHECK(num(r, "step_ms_median") > 0);
+    const double med = num(r, "step_ms_median"), best = num(r, "step_ms_best");
+    CHECK(best > 0);
+    CHECK(best <= med);
     CHECK(num(r, "ratio_median") > 0);
+    CHECK(num(r, "ratio_best") == Approx(best / one_best).epsilon(1e-9));
   }
 }
 
