@@ -63,6 +63,40 @@ constexpr int RowsPerBlock() {
   return fit >= 8 ? 8 : fit >= 6 ? 6 : fit >= 4 ? 4 : fit >= 2 ? 2 : 1;
 }
 
+#if HWY_TARGET <= HWY_AVX3
+// [sum of a's lanes, b's, c's, d's], each bit-identical to _mm512_reduce_add_ps (which is
+// SumOfLanes on this target): the same lanes are added pairwise in the same tree, only
+// four vectors share each shuffle and add. One row's sum costs ~3.5 operations instead of
+// ~8, which matters when rows are short: with 128-element rows (the grown speculative
+// target) a 5-token block spent as many operations reducing as multiplying (issue 19).
+HWY_INLINE __m128 SumOfLanes4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  // Lanes i and i + 8 (blocks 0+2 and 1+3): [a | b] and [c | d] as 8 partial sums each.
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0xEE), _mm512_shuffle_f32x4(a, b, 0x44));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0xEE), _mm512_shuffle_f32x4(c, d, 0x44));
+  // Lanes j and j + 4: one 128-bit block per vector, a b c d.
+  const __m512 s = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0xDD), _mm512_shuffle_f32x4(ab, cd, 0x88));
+  // In each block (l0 + l2) + (l1 + l3), left in lane 0 of the block.
+  const __m512 u = _mm512_add_ps(s, _mm512_permute_ps(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  const __m512 v = _mm512_add_ps(u, _mm512_permute_ps(u, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
+}
+#endif
+
+// out[r] = sum of the lanes of a[r], r < kR, each exactly GetLane(SumOfLanes(a[r])).
+template <int kR>
+HWY_INLINE void RowSums(const VF* a, float* out) {
+  const DF d;
+  int r = 0;
+#if HWY_TARGET <= HWY_AVX3
+#pragma GCC unroll 8
+  for (; r + 4 <= kR; r += 4)
+    _mm_storeu_ps(out + r, SumOfLanes4(a[r].raw, a[r + 1].raw, a[r + 2].raw, a[r + 3].raw));
+#endif
+#pragma GCC unroll 8
+  for (; r < kR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(d, a[r]));
+}
+
 // y[t * ldy + r] = dot(x[t], w[r]) for t < kT, r < kR. w rows are `in` elements apart.
 // Each step reads kU vectors of each of the kR rows (kU = 2 for F16: one whole 64-byte
 // line per row per step, as F32 does with one vector; measured single-threaded on the
@@ -124,12 +158,18 @@ HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, 
   }
 #pragma GCC unroll 8
   for (int t = 0; t < kT; ++t) {
+    VF a[kR];
 #pragma GCC unroll 8
     for (int r = 0; r < kR; ++r) {
-      VF a = acc[t][r][0];
+      a[r] = acc[t][r][0];
 #pragma GCC unroll 4
-      for (int u = 1; u < kU; ++u) a = hn::Add(a, acc[t][r][u]);
-      float s = hn::GetLane(hn::SumOfLanes(d, a));
+      for (int u = 1; u < kU; ++u) a[r] = hn::Add(a[r], acc[t][r][u]);
+    }
+    float sums[kR];
+    RowSums<kR>(a, sums);
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) {
+      float s = sums[r];
       for (int64_t j = i; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
       y[t * ldy + r] = s;
     }
