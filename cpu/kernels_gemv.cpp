@@ -176,12 +176,111 @@ HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, 
   }
 }
 
+// Long rows with several tokens: when the kT x rows are far larger than L1 (5 x 16384
+// floats = 320 KiB on the grown speculative target's down projection), every block of rows
+// reads them all again from L2. Such rows are walked in chunks of K instead, each chunk
+// over all this thread's row blocks while its x pieces (kXChunkBytes in all) stay in L1:
+// measured 1 thread, 128 x 16384 F16 at T = 5, ~190 -> ~171 us (issue 19). Not for rows
+// that only just spill L1 (llama-110m's down projection, 5 x 8 KiB): chunks break its
+// weight stream into short runs, and it measured no faster (~263 -> ~296 us).
+constexpr int64_t kXChunkBytes = int64_t(16) << 10;
+constexpr int64_t kXChunkFromBytes = int64_t(128) << 10;  // kT x rows above this are chunked
+template <int kT>
+constexpr int64_t XChunk() {  // elements of K per chunk, a multiple of every vector width
+  return kXChunkBytes / (4 * kT) / 64 * 64;
+}
+
+// Chunk [i0, i1) (whole vectors) of a kT x kR block whose accumulators are kept in `mem`
+// (kT * kR vectors) between chunks. Each lane sums over i in the order DotBlock<kT, kR, 1>
+// does, so the results are bit-identical to it. `next`: the next block's rows (or null),
+// prefetched at the same offsets (one line per row per step).
+template <int kT, int kR, typename WT>
+HWY_INLINE void DotChunk(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int64_t in,
+                         int64_t i0, int64_t i1, float* HWY_RESTRICT mem, const WT* next) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  VF acc[kT][kR];
+#pragma GCC unroll 8
+  for (int t = 0; t < kT; ++t)
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r)
+      acc[t][r] = i0 == 0 ? hn::Zero(d) : hn::LoadU(d, mem + (t * kR + r) * N);
+  for (int64_t i = i0; i < i1; i += N) {
+    if (next) {
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) hwy::Prefetch(next + r * in + i);
+    }
+    VF wv[kR];
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) wv[r] = LoadW(d, w + r * in + i);
+#pragma GCC unroll 8
+    for (int t = 0; t < kT; ++t) {
+      const VF xv = hn::LoadU(d, x + t * in + i);
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) acc[t][r] = hn::MulAdd(xv, wv[r], acc[t][r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < kT; ++t)
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) hn::StoreU(acc[t][r], d, mem + (t * kR + r) * N);
+}
+
+// The accumulators of every block of a thread's rows (grows, never shrinks).
+HWY_INLINE float* ChunkAccumulators(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (int64_t(buf.size()) < n) buf.resize(size_t(n));
+  return buf.data();
+}
+
+// kT >= 2 tokens over rows [r0, r1) with long rows: chunk by chunk of
+// K over all blocks, then each block's sums as DotBlock ends them (bit-identical to it).
+template <int kT, typename WT>
+HWY_INLINE void DotRowsChunked(const float* x, const WT* W, int64_t in, int64_t r0, int64_t r1,
+                               float* y, int64_t ldy) {
+  constexpr int kR = RowsPerBlock<kT>();
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t in_vec = in / N * N, nb = (r1 - r0) / kR, per_block = kT * kR * N;
+  float* mem = ChunkAccumulators(nb * per_block);
+  for (int64_t i0 = 0; i0 < in_vec; i0 += XChunk<kT>()) {
+    const int64_t i1 = std::min(in_vec, i0 + XChunk<kT>());
+    for (int64_t b = 0; b < nb; ++b) {
+      const WT* w = W + (r0 + b * kR) * in;
+      DotChunk<kT, kR>(x, w, in, i0, i1, mem + b * per_block, b + 1 < nb ? w + kR * in : nullptr);
+    }
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t r0b = r0 + b * kR;
+    const WT* w = W + r0b * in;
+#pragma GCC unroll 8
+    for (int t = 0; t < kT; ++t) {
+      VF a[kR];
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) a[r] = hn::LoadU(d, mem + b * per_block + (t * kR + r) * N);
+      float sums[kR];
+      RowSums<kR>(a, sums);
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) {
+        float s = sums[r];
+        for (int64_t j = in_vec; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
+        y[t * ldy + r0b + r] = s;
+      }
+    }
+  }
+  for (int64_t r = r0 + nb * kR; r < r1; ++r)
+    DotBlock<kT, 1, 1>(x, W + r * in, in, y + r, ldy, static_cast<const WT*>(nullptr));
+}
+
 // kT tokens over rows [r0, r1).
 template <int kT, typename WT>
 HWY_INLINE void DotRows(const float* x, const WT* W, int64_t in, int64_t r0, int64_t r1,
                         float* y, int64_t ldy) {
   constexpr int kU = (kT == 1 && sizeof(WT) == 2) ? 2 : 1;
   constexpr int kR = kU == 2 ? 4 : RowsPerBlock<kT>();
+  if constexpr (kT >= 2) {
+    if (in * 4 * kT > kXChunkFromBytes && r1 - r0 >= kR) return DotRowsChunked<kT>(x, W, in, r0, r1, y, ldy);
+  }
   int64_t r = r0;
   for (; r + kR <= r1; r += kR)
     DotBlock<kT, kR, kU>(x, W + r * in, in, y + r, ldy, r + kR < r1 ? W + (r + kR) * in : nullptr);

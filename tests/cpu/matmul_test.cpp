@@ -72,7 +72,7 @@ TEST_CASE("matmul: GEMV and small-T multi-row GEMV", "[cpu][matmul]") {
     uint32_t seed = 1;
     for (DType dt : {DType::F32, DType::F16})
       for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {33, 100}, {64, 768},
-                             {130, 257}, {300, 512}})
+                             {130, 257}, {300, 512}, {37, 9000}})  // 9000: chunked over K from T = 4
         for (int64_t T : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 20})
           check_matmul(detail::matmul_multirow, pool, dt, out, in, T, T % 2 == 1, seed++);
   });
@@ -88,7 +88,8 @@ TEST_CASE("matmul: multi-row GEMV rows are bit-identical whatever T", "[cpu][mat
     ThreadPool pool(2);
     uint32_t seed = 100;
     for (DType dt : {DType::F32, DType::F16})
-      for (auto [out, in] : {std::pair<int64_t, int64_t>{33, 100}, {130, 257}, {64, 768}, {40, 2048}}) {
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{33, 100}, {130, 257}, {64, 768}, {40, 2048},
+                             {37, 9000}, {18, 16400}}) {  // chunked over K from T = 4 / 2
         const auto W = random_matrix(dt, out, in, seed++);
         const int64_t max_t = 13;
         const auto x = random_floats(max_t * in, seed++);
