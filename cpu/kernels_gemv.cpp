@@ -156,22 +156,38 @@ HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, 
       }
     }
   }
-#pragma GCC unroll 8
-  for (int t = 0; t < kT; ++t) {
-    VF a[kR];
+  if constexpr (kT == 1) {
+    // The decode GEMV keeps its one-row-at-a-time reductions: it is bound by the weight
+    // stream, the batched reduction showed no clear gain there in alternating (noisy)
+    // single-thread runs, and this leaves the decode path's code as it was. The sums are
+    // the same bits either way (SumOfLanes4 is bit-identical to SumOfLanes).
 #pragma GCC unroll 8
     for (int r = 0; r < kR; ++r) {
-      a[r] = acc[t][r][0];
+      VF a = acc[0][r][0];
 #pragma GCC unroll 4
-      for (int u = 1; u < kU; ++u) a[r] = hn::Add(a[r], acc[t][r][u]);
+      for (int u = 1; u < kU; ++u) a = hn::Add(a, acc[0][r][u]);
+      float s = hn::GetLane(hn::SumOfLanes(d, a));
+      for (int64_t j = i; j < in; ++j) s += x[j] * ToFloat(w[r * in + j]);
+      y[r] = s;
     }
-    float sums[kR];
-    RowSums<kR>(a, sums);
+  } else {
 #pragma GCC unroll 8
-    for (int r = 0; r < kR; ++r) {
-      float s = sums[r];
-      for (int64_t j = i; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
-      y[t * ldy + r] = s;
+    for (int t = 0; t < kT; ++t) {
+      VF a[kR];
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) {
+        a[r] = acc[t][r][0];
+#pragma GCC unroll 4
+        for (int u = 1; u < kU; ++u) a[r] = hn::Add(a[r], acc[t][r][u]);
+      }
+      float sums[kR];
+      RowSums<kR>(a, sums);
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) {
+        float s = sums[r];
+        for (int64_t j = i; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
+        y[t * ldy + r] = s;
+      }
     }
   }
 }
