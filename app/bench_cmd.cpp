@@ -1,7 +1,8 @@
 // `troupe bench ...`: performance measurements reported as numbers and ratios.
 //   decode: batch-1 prefill and decode tokens/s next to the memory-bandwidth roofline
 //           (weight bytes streamed per token / measured read bandwidth), and the pool
-//           barriers (parallel regions) per decoded token.
+//           barriers (parallel regions) per decoded token; with --verify-rows K also the
+//           cost of a 1 + k-row verification step against a decode step (bench_verify.h).
 //   peak:   FMA peak vs a batched decode step (bench_peak.cpp).
 #include <boost/json.hpp>
 
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <memory>
 
+#include "app/bench_verify.h"
 #include "app/commands.h"
 #include "app/loaded_model.h"
 #include "app/sequence_loop.h"
@@ -28,6 +30,7 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   bo.kv_dtype = o.kv_dtype;
   LoadedModel m = load_cpu_model(o.model, bo);
   auto& be = *m.backend;
+  if (o.verify_rows > 0) check_verify_fits(be, o.prompt_len, o.verify_rows);  // before the long runs
 
   // A deterministic prompt of exactly prompt_len real tokens.
   auto text_ids = m.tokenizer->encode("Once upon a time, there was a little girl who loved to read books.");
@@ -76,6 +79,16 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   std::printf("roofline         %.2f tokens/s\n", roofline);
   std::printf("decode/roofline  %.3f\n", best_decode / roofline);
   std::printf("pool barriers    %.1f per decoded token\n", barriers_per_token);
+  VerifyCost vc;
+  if (o.verify_rows > 0) {
+    vc = time_verify_steps(be, o.prompt_len, o.verify_rows, o.verify_rounds);
+    std::printf("verify steps     batch 1 after a %lld-token context, %d paired rounds: median (best)\n",
+                static_cast<long long>(vc.context), vc.rounds);
+    std::printf("  1 row          %.3f ms (%.3f) (decode step)\n", vc.single_row_ms_median, vc.single_row_ms_best);
+    for (const VerifyRowCost& v : vc.rows)
+      std::printf("  1+%d rows       %.3f ms (%.3f)  T(1+%d)/T(1) = %.3f (%.3f)\n", v.k, v.step_ms_median,
+                  v.step_ms_best, v.k, v.ratio_median, v.ratio_best);
+  }
   if (!o.json_path.empty()) {
     boost::json::object obj{{"model", o.model},
                             {"threads", be.pool().size()},
@@ -89,6 +102,20 @@ void run_decode_bench(const DecodeBenchOpts& o) {
                             {"roofline_tokens_per_s", roofline},
                             {"fraction_of_roofline", best_decode / roofline},
                             {"barriers_per_token", barriers_per_token}};
+    if (o.verify_rows > 0) {
+      boost::json::array rows;
+      for (const VerifyRowCost& v : vc.rows)
+        rows.push_back(boost::json::object{{"k", v.k},
+                                           {"step_ms_median", v.step_ms_median},
+                                           {"ratio_median", v.ratio_median},
+                                           {"step_ms_best", v.step_ms_best},
+                                           {"ratio_best", v.ratio_best}});
+      obj["verify"] = boost::json::object{{"context", vc.context},
+                                          {"rounds", vc.rounds},
+                                          {"single_row_step_ms_median", vc.single_row_ms_median},
+                                          {"single_row_step_ms_best", vc.single_row_ms_best},
+                                          {"rows", std::move(rows)}};
+    }
     std::ofstream(o.json_path) << boost::json::serialize(obj) << "\n";
   }
 }
@@ -107,6 +134,12 @@ void register_bench(CLI::App& app) {
   f->option("--prompt-len", o->prompt_len, "Prompt tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   f->option("--tokens", o->gen_tokens, "Generated tokens per run")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   f->option("--repeats", o->repeats, "Timed runs (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
+  f->option("--verify-rows", o->verify_rows,
+            "Also time batch-1 steps of 1 + k rows (k = 1..K drafts, as speculative verification runs them) "
+            "after a --prompt-len context against the 1-row decode step (0 = off)")
+      ->capture_default_str()->check(CLI::Range(0, 64));
+  f->option("--verify-rounds", o->verify_rounds, "Paired rounds of the --verify-rows steps (medians are reported)")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
   add_kv_dtype_flag(*f, "--kv-cache-dtype", o->kv_dtype);

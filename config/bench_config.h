@@ -18,6 +18,8 @@ struct DecodeBenchOpts {
   int prompt_len = 128;
   int gen_tokens = 64;
   int repeats = 3;
+  int verify_rows = 0;     // --verify-rows K: also time 1 + k-row steps, k = 1..K (bench_verify.h)
+  int verify_rounds = 40;  // paired rounds of those steps
   bool fuse_linears = true;
   quant::Options quantization;
   KvDtype kv_dtype = KvDtype::F32;

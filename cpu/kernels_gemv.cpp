@@ -63,6 +63,40 @@ constexpr int RowsPerBlock() {
   return fit >= 8 ? 8 : fit >= 6 ? 6 : fit >= 4 ? 4 : fit >= 2 ? 2 : 1;
 }
 
+#if HWY_TARGET <= HWY_AVX3
+// [sum of a's lanes, b's, c's, d's], each bit-identical to _mm512_reduce_add_ps (which is
+// SumOfLanes on this target): the same lanes are added pairwise in the same tree, only
+// four vectors share each shuffle and add. One row's sum costs ~3.5 operations instead of
+// ~8, which matters when rows are short: with 128-element rows (the grown speculative
+// target) a 5-token block spent as many operations reducing as multiplying (issue 19).
+HWY_INLINE __m128 SumOfLanes4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  // Lanes i and i + 8 (blocks 0+2 and 1+3): [a | b] and [c | d] as 8 partial sums each.
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0xEE), _mm512_shuffle_f32x4(a, b, 0x44));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0xEE), _mm512_shuffle_f32x4(c, d, 0x44));
+  // Lanes j and j + 4: one 128-bit block per vector, a b c d.
+  const __m512 s = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0xDD), _mm512_shuffle_f32x4(ab, cd, 0x88));
+  // In each block (l0 + l2) + (l1 + l3), left in lane 0 of the block.
+  const __m512 u = _mm512_add_ps(s, _mm512_permute_ps(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  const __m512 v = _mm512_add_ps(u, _mm512_permute_ps(u, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
+}
+#endif
+
+// out[r] = sum of the lanes of a[r], r < kR, each exactly GetLane(SumOfLanes(a[r])).
+template <int kR>
+HWY_INLINE void RowSums(const VF* a, float* out) {
+  const DF d;
+  int r = 0;
+#if HWY_TARGET <= HWY_AVX3
+#pragma GCC unroll 8
+  for (; r + 4 <= kR; r += 4)
+    _mm_storeu_ps(out + r, SumOfLanes4(a[r].raw, a[r + 1].raw, a[r + 2].raw, a[r + 3].raw));
+#endif
+#pragma GCC unroll 8
+  for (; r < kR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(d, a[r]));
+}
+
 // y[t * ldy + r] = dot(x[t], w[r]) for t < kT, r < kR. w rows are `in` elements apart.
 // Each step reads kU vectors of each of the kR rows (kU = 2 for F16: one whole 64-byte
 // line per row per step, as F32 does with one vector; measured single-threaded on the
@@ -122,18 +156,136 @@ HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, 
       }
     }
   }
-#pragma GCC unroll 8
-  for (int t = 0; t < kT; ++t) {
+  if constexpr (kT == 1) {
+    // The decode GEMV keeps its one-row-at-a-time reductions: it is bound by the weight
+    // stream, the batched reduction showed no clear gain there in alternating (noisy)
+    // single-thread runs, and this leaves the decode path's code as it was. The sums are
+    // the same bits either way (SumOfLanes4 is bit-identical to SumOfLanes).
 #pragma GCC unroll 8
     for (int r = 0; r < kR; ++r) {
-      VF a = acc[t][r][0];
+      VF a = acc[0][r][0];
 #pragma GCC unroll 4
-      for (int u = 1; u < kU; ++u) a = hn::Add(a, acc[t][r][u]);
+      for (int u = 1; u < kU; ++u) a = hn::Add(a, acc[0][r][u]);
       float s = hn::GetLane(hn::SumOfLanes(d, a));
-      for (int64_t j = i; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
-      y[t * ldy + r] = s;
+      for (int64_t j = i; j < in; ++j) s += x[j] * ToFloat(w[r * in + j]);
+      y[r] = s;
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int t = 0; t < kT; ++t) {
+      VF a[kR];
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) {
+        a[r] = acc[t][r][0];
+#pragma GCC unroll 4
+        for (int u = 1; u < kU; ++u) a[r] = hn::Add(a[r], acc[t][r][u]);
+      }
+      float sums[kR];
+      RowSums<kR>(a, sums);
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) {
+        float s = sums[r];
+        for (int64_t j = i; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
+        y[t * ldy + r] = s;
+      }
     }
   }
+}
+
+// Long rows with several tokens: when the kT x rows are far larger than L1 (5 x 16384
+// floats = 320 KiB on the grown speculative target's down projection), every block of rows
+// reads them all again from L2. Such rows are walked in chunks of K instead, each chunk
+// over all this thread's row blocks while its x pieces (kXChunkBytes in all) stay in L1:
+// measured 1 thread, 128 x 16384 F16 at T = 5, ~190 -> ~171 us (issue 19). Not for rows
+// that only just spill L1 (llama-110m's down projection, 5 x 8 KiB): chunks break its
+// weight stream into short runs, and it measured no faster (~263 -> ~296 us).
+constexpr int64_t kXChunkBytes = int64_t(16) << 10;
+constexpr int64_t kXChunkFromBytes = int64_t(128) << 10;  // kT x rows above this are chunked
+template <int kT>
+constexpr int64_t XChunk() {  // elements of K per chunk, a multiple of every vector width
+  return kXChunkBytes / (4 * kT) / 64 * 64;
+}
+
+// Chunk [i0, i1) (whole vectors) of a kT x kR block whose accumulators are kept in `mem`
+// (kT * kR vectors) between chunks. Each lane sums over i in the order DotBlock<kT, kR, 1>
+// does, so the results are bit-identical to it. `next`: the next block's rows (or null),
+// prefetched at the same offsets (one line per row per step).
+template <int kT, int kR, typename WT>
+HWY_INLINE void DotChunk(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int64_t in,
+                         int64_t i0, int64_t i1, float* HWY_RESTRICT mem, const WT* next) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  VF acc[kT][kR];
+#pragma GCC unroll 8
+  for (int t = 0; t < kT; ++t)
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r)
+      acc[t][r] = i0 == 0 ? hn::Zero(d) : hn::LoadU(d, mem + (t * kR + r) * N);
+  for (int64_t i = i0; i < i1; i += N) {
+    if (next) {
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) hwy::Prefetch(next + r * in + i);
+    }
+    VF wv[kR];
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) wv[r] = LoadW(d, w + r * in + i);
+#pragma GCC unroll 8
+    for (int t = 0; t < kT; ++t) {
+      const VF xv = hn::LoadU(d, x + t * in + i);
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) acc[t][r] = hn::MulAdd(xv, wv[r], acc[t][r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < kT; ++t)
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) hn::StoreU(acc[t][r], d, mem + (t * kR + r) * N);
+}
+
+// The accumulators of every block of a thread's rows (grows, never shrinks).
+HWY_INLINE float* ChunkAccumulators(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (int64_t(buf.size()) < n) buf.resize(size_t(n));
+  return buf.data();
+}
+
+// kT >= 2 tokens over rows [r0, r1) with long rows: chunk by chunk of
+// K over all blocks, then each block's sums as DotBlock ends them (bit-identical to it).
+template <int kT, typename WT>
+HWY_INLINE void DotRowsChunked(const float* x, const WT* W, int64_t in, int64_t r0, int64_t r1,
+                               float* y, int64_t ldy) {
+  constexpr int kR = RowsPerBlock<kT>();
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t in_vec = in / N * N, nb = (r1 - r0) / kR, per_block = kT * kR * N;
+  float* mem = ChunkAccumulators(nb * per_block);
+  for (int64_t i0 = 0; i0 < in_vec; i0 += XChunk<kT>()) {
+    const int64_t i1 = std::min(in_vec, i0 + XChunk<kT>());
+    for (int64_t b = 0; b < nb; ++b) {
+      const WT* w = W + (r0 + b * kR) * in;
+      DotChunk<kT, kR>(x, w, in, i0, i1, mem + b * per_block, b + 1 < nb ? w + kR * in : nullptr);
+    }
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t r0b = r0 + b * kR;
+    const WT* w = W + r0b * in;
+#pragma GCC unroll 8
+    for (int t = 0; t < kT; ++t) {
+      VF a[kR];
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) a[r] = hn::LoadU(d, mem + b * per_block + (t * kR + r) * N);
+      float sums[kR];
+      RowSums<kR>(a, sums);
+#pragma GCC unroll 8
+      for (int r = 0; r < kR; ++r) {
+        float s = sums[r];
+        for (int64_t j = in_vec; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
+        y[t * ldy + r0b + r] = s;
+      }
+    }
+  }
+  for (int64_t r = r0 + nb * kR; r < r1; ++r)
+    DotBlock<kT, 1, 1>(x, W + r * in, in, y + r, ldy, static_cast<const WT*>(nullptr));
 }
 
 // kT tokens over rows [r0, r1).
@@ -142,6 +294,9 @@ HWY_INLINE void DotRows(const float* x, const WT* W, int64_t in, int64_t r0, int
                         float* y, int64_t ldy) {
   constexpr int kU = (kT == 1 && sizeof(WT) == 2) ? 2 : 1;
   constexpr int kR = kU == 2 ? 4 : RowsPerBlock<kT>();
+  if constexpr (kT >= 2) {
+    if (in * 4 * kT > kXChunkFromBytes && r1 - r0 >= kR) return DotRowsChunked<kT>(x, W, in, r0, r1, y, ldy);
+  }
   int64_t r = r0;
   for (; r + kR <= r1; r += kR)
     DotBlock<kT, kR, kU>(x, W + r * in, in, y + r, ldy, r + kR < r1 ? W + (r + kR) * in : nullptr);
@@ -152,9 +307,16 @@ HWY_INLINE void DotRows(const float* x, const WT* W, int64_t in, int64_t r0, int
 // Tokens are processed 4 at a time: 4 x rows (32 KiB at in = 2048) stay in L1 next to
 // the weight stream, and 4 tokens x 6 rows of accumulators fill the AVX-512 register
 // file. Measured single-threaded on 512 x 2048/4096 (tokens x rows per block): 4x6 >
-// 6x4 > 4x4 > 3x8 > 8x2; with 8 tokens the x rows fall out of L1 and the FLOP rate halves. For T > 4, rows are walked in panels of ~256 KiB
-// that stay in L2 while every 4-token chunk passes over them, so W still comes from DRAM
-// once whatever T is.
+// 6x4 > 4x4 > 3x8 > 8x2; with 8 tokens the x rows fall out of L1 and the FLOP rate halves.
+// A last chunk of 1 token is merged into the one before (4 + 1 -> 5): T = 5 is the
+// speculative verification of 4 drafts, and a 1-token pass of its own streams every weight
+// a second time (measured 1.64x the decode step for 5 rows against 1.25x for 4; issue 19).
+// 5 x 4 accumulators still fit 32 registers (2 x 5 with AVX2's 16). For T > 5, rows are
+// walked in panels of ~256 KiB that stay in L2 while every chunk passes over them, so W
+// still comes from DRAM once whatever T is.
+// Which chunk a token is in does not change its results: every (token, row) sum runs in
+// the same order in DotBlock whatever kT and kR are (rows are bit-identical across T,
+// except F16 at T = 1, which reads 2 vectors per row per step).
 template <typename WT>
 void GemvRows(const float* HWY_RESTRICT x, int64_t T, const WT* HWY_RESTRICT W, int64_t in,
               int64_t r0, int64_t r1, float* HWY_RESTRICT y, int64_t ldy) {
@@ -162,19 +324,22 @@ void GemvRows(const float* HWY_RESTRICT x, int64_t T, const WT* HWY_RESTRICT W, 
   constexpr int64_t kPanelRows = 24;  // multiple of every RowsPerBlock()
   const int64_t row_bytes = in * static_cast<int64_t>(sizeof(WT));
   const int64_t panel =
-      T <= kChunkT ? r1 - r0
-                   : std::max(kPanelRows, (int64_t(256) << 10) / row_bytes / kPanelRows * kPanelRows);
+      T <= kChunkT + 1 ? r1 - r0
+                       : std::max(kPanelRows, (int64_t(256) << 10) / row_bytes / kPanelRows * kPanelRows);
   for (int64_t p0 = r0; p0 < r1; p0 += panel) {
     const int64_t p1 = std::min(r1, p0 + panel);
-    for (int64_t t0 = 0; t0 < T; t0 += kChunkT) {
+    for (int64_t t0 = 0; t0 < T;) {
       const float* xt = x + t0 * in;
       float* yt = y + t0 * ldy;
-      switch (std::min(kChunkT, T - t0)) {
+      const int64_t n = T - t0 == kChunkT + 1 ? kChunkT + 1 : std::min(kChunkT, T - t0);
+      switch (n) {
         case 1: DotRows<1>(xt, W, in, p0, p1, yt, ldy); break;
         case 2: DotRows<2>(xt, W, in, p0, p1, yt, ldy); break;
         case 3: DotRows<3>(xt, W, in, p0, p1, yt, ldy); break;
-        default: DotRows<4>(xt, W, in, p0, p1, yt, ldy); break;
+        case 4: DotRows<4>(xt, W, in, p0, p1, yt, ldy); break;
+        default: DotRows<5>(xt, W, in, p0, p1, yt, ldy); break;
       }
+      t0 += n;
     }
   }
 }

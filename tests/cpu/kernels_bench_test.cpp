@@ -384,3 +384,56 @@ TEST_CASE("bench: decode attention per KV dtype", "[.bench][.attention-bench]") 
                   best[2] / best[0], best[3] * 1e6, best[3] / best[0]);
     }
 }
+
+// The matrices of a speculative verification step (issue 19): the multi-row GEMV with
+// T = 1..5 token rows on the llama-110m shape (F32, Q/K/V and gate/up fused as the backend
+// runs them) and on the grown speculative target (F16, hidden 128, intermediate 16384),
+// weights cycled through copies so each call streams them from DRAM, as one layer's
+// matrices are per step. One thread, timed in this thread's CPU time (preemption by other
+// processes on a shared machine does not count; cache misses and stalls do). Each round
+// times every T once over all copies, alternating the order; the best round per T is
+// printed, and T(t) / T(1) of those.
+TEST_CASE("bench: verification rows T = 1..5", "[.bench][.verify-bench]") {
+  ForceTarget force_target;
+  struct VShape {
+    const char* name;
+    DType dt;
+    Shape s;
+  };
+  const VShape shapes[] = {
+      {"110m qkv", DType::F32, {2304, 768}},     {"110m o", DType::F32, {768, 768}},
+      {"110m gate_up", DType::F32, {4096, 768}}, {"110m down", DType::F32, {768, 2048}},
+      {"110m lm_head", DType::F32, {32000, 768}}, {"grown qkv", DType::F16, {256, 128}},
+      {"grown o", DType::F16, {128, 128}},       {"grown gate_up", DType::F16, {32768, 128}},
+      {"grown down", DType::F16, {128, 16384}},   {"grown lm_head", DType::F16, {2048, 128}},
+  };
+  constexpr int kMaxT = 5, kRounds = 7;
+  for (const VShape& v : shapes) {
+    const int64_t bytes = dtype_row_bytes(v.dt, v.s.in) * v.s.out;
+    const int copies = int(std::max<int64_t>(4, (int64_t(128) << 20) / bytes));
+    MatrixArena W(v.dt, v.s, copies, true);
+    const auto x = test::random_floats(kMaxT * v.s.in, 9);
+    std::vector<float> y(kMaxT * v.s.out);
+    double best[kMaxT];
+    std::fill(best, best + kMaxT, 1e30);
+    for (int r = 0; r < kRounds; ++r)
+      for (int j = 0; j < kMaxT; ++j) {
+        const int T = r % 2 ? kMaxT - j : j + 1;
+        best[T - 1] = std::min(best[T - 1], thread_cpu_time([&](int) {
+          for (int i = 0; i < copies; ++i) {
+            if (v.dt == DType::F32)
+              detail::gemv_rows_f32(x.data(), T, static_cast<const float*>(W.views[i].data), v.s.in, 0,
+                                    v.s.out, y.data(), v.s.out);
+            else
+              detail::gemv_rows_f16(x.data(), T, static_cast<const uint16_t*>(W.views[i].data), v.s.in, 0,
+                                    v.s.out, y.data(), v.s.out);
+          }
+        }) / copies);
+      }
+    std::printf("%-14s %-3s %5ldx%-5ld 1 thread: T=1 %7.1f us (%5.1f GB/s) | T(t)/T(1):", v.name,
+                std::string(dtype_name(v.dt)).c_str(), long(v.s.out), long(v.s.in), best[0] * 1e6,
+                bytes / best[0] / 1e9);
+    for (int T = 1; T < kMaxT; ++T) std::printf("  %d: %.3f", T + 1, best[T] / best[0]);
+    std::printf("\n");
+  }
+}

@@ -1,6 +1,7 @@
 // matmul (both strategies) against the scalar reference.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "cpu/kernels.h"
@@ -71,9 +72,43 @@ TEST_CASE("matmul: GEMV and small-T multi-row GEMV", "[cpu][matmul]") {
     uint32_t seed = 1;
     for (DType dt : {DType::F32, DType::F16})
       for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {33, 100}, {64, 768},
-                             {130, 257}, {300, 512}})
+                             {130, 257}, {300, 512}, {37, 9000}})  // 9000: chunked over K from T = 4
         for (int64_t T : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 20})
           check_matmul(detail::matmul_multirow, pool, dt, out, in, T, T % 2 == 1, seed++);
+  });
+}
+
+// Batch invariance at the kernel: a token's outputs must not depend on how many other
+// tokens share the call (speculative verification runs 1 + k rows where decode runs 1, and
+// greedy speculative output must equal plain decoding). Every row of a T-token call is
+// compared bit for bit with the same token run alone - for F16 alone with a copy of
+// itself, since F16 at T = 1 reads two vectors per row per step and rounds differently.
+TEST_CASE("matmul: multi-row GEMV rows are bit-identical whatever T", "[cpu][matmul]") {
+  test::for_each_target([&] {
+    ThreadPool pool(2);
+    uint32_t seed = 100;
+    for (DType dt : {DType::F32, DType::F16})
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{33, 100}, {130, 257}, {64, 768}, {40, 2048},
+                             {37, 9000}, {18, 16400}}) {  // chunked over K from T = 4 / 2
+        const auto W = random_matrix(dt, out, in, seed++);
+        const int64_t max_t = 13;
+        const auto x = random_floats(max_t * in, seed++);
+        const int64_t solo_t = dt == DType::F32 ? 1 : 2;
+        std::vector<float> alone(max_t * out), xs(solo_t * in), ys(solo_t * out);
+        for (int64_t t = 0; t < max_t; ++t) {
+          for (int64_t c = 0; c < solo_t; ++c) std::copy_n(x.data() + t * in, in, xs.data() + c * in);
+          detail::matmul_multirow(pool, xs.data(), solo_t, W.view, ys.data(), nullptr);
+          std::copy_n(ys.data(), out, alone.data() + t * out);
+        }
+        for (int64_t T = solo_t; T <= max_t; ++T) {
+          INFO(dtype_name(dt) << " out " << out << " in " << in << " T " << T);
+          std::vector<float> y(T * out);
+          detail::matmul_multirow(pool, x.data(), T, W.view, y.data(), nullptr);
+          int64_t differ = 0;
+          for (int64_t i = 0; i < T * out; ++i) differ += std::memcmp(&y[i], &alone[i], 4) != 0;
+          CHECK(differ == 0);
+        }
+      }
   });
 }
 

@@ -154,6 +154,43 @@ TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofli
   CHECK(num(o, "barriers_per_token") >= 0);
 }
 
+TEST_CASE("bench decode --verify-rows reports the 1 + k-row step cost against the decode step", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-decode-verify");
+  const std::string js = dir + "/decode.json";
+  const json::object o = bench_json("decode --model " + shell_quote(model()) +
+                                         " --threads 2 --prompt-len 20 --tokens 4 --repeats 1 --verify-rows 3"
+                                         " --verify-rounds 5 --json " + shell_quote(js),
+                                     js);
+  INFO(json::serialize(o));
+  CHECK(num(o, "decode_tokens_per_s") > 0);
+  const json::object& v = obj(o, "verify");
+  CHECK(integer(v, "context") == 20);
+  CHECK(integer(v, "rounds") == 5);
+  const double one_med = num(v, "single_row_step_ms_median"), one_best = num(v, "single_row_step_ms_best");
+  CHECK(one_best > 0);
+  CHECK(one_best <= one_med);
+  const json::array& rows = arr(v, "rows");
+  REQUIRE(rows.size() == 3);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const json::object& r = rows[i].as_object();
+    CHECK(integer(r, "k") == int64_t(i) + 1);
+    const double med = num(r, "step_ms_median"), best = num(r, "step_ms_best");
+    CHECK(best > 0);
+    CHECK(best <= med);
+    CHECK(num(r, "ratio_median") > 0);
+    CHECK(num(r, "ratio_best") == Approx(best / one_best).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("bench decode --verify-rows needs room for the context and the drafts", "[cli][bench]") {
+  // TinyStories-656K has 512 positions: a 510-token context leaves no room for 1 + 3 rows.
+  auto r = bench("decode --model " + shell_quote(model()) +
+                 " --threads 1 --prompt-len 510 --tokens 2 --repeats 1 --verify-rows 3 --verify-rounds 1");
+  INFO(r.out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find("do not fit") != std::string::npos);
+}
+
 TEST_CASE("bench peak --json reports the FMA peak, the batched step and the barriers", "[cli][bench]") {
   const std::string dir = test::temp_dir("bench-peak");
   const std::string js = dir + "/peak.json";
