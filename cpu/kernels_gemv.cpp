@@ -97,6 +97,21 @@ HWY_INLINE void RowSums(const VF* a, float* out) {
   for (; r < kR; ++r) out[r] = hn::GetLane(hn::SumOfLanes(d, a[r]));
 }
 
+// One token's results for a block of kR rows: yt[r] = the lanes of a[r] summed, plus the
+// scalar tail x[j] * w[r, j] for j in [tail, in).
+template <int kR, typename WT>
+HWY_INLINE void StoreRowSums(const VF* a, const float* HWY_RESTRICT xt, const WT* HWY_RESTRICT w, int64_t in,
+                             int64_t tail, float* HWY_RESTRICT yt) {
+  float sums[kR];
+  RowSums<kR>(a, sums);
+#pragma GCC unroll 8
+  for (int r = 0; r < kR; ++r) {
+    float s = sums[r];
+    for (int64_t j = tail; j < in; ++j) s += xt[j] * ToFloat(w[r * in + j]);
+    yt[r] = s;
+  }
+}
+
 // y[t * ldy + r] = dot(x[t], w[r]) for t < kT, r < kR. w rows are `in` elements apart.
 // Each step reads kU vectors of each of the kR rows (kU = 2 for F16: one whole 64-byte
 // line per row per step, as F32 does with one vector; measured single-threaded on the
@@ -180,14 +195,7 @@ HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, 
 #pragma GCC unroll 4
         for (int u = 1; u < kU; ++u) a[r] = hn::Add(a[r], acc[t][r][u]);
       }
-      float sums[kR];
-      RowSums<kR>(a, sums);
-#pragma GCC unroll 8
-      for (int r = 0; r < kR; ++r) {
-        float s = sums[r];
-        for (int64_t j = i; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
-        y[t * ldy + r] = s;
-      }
+      StoreRowSums<kR>(a, x + t * in, w, in, i, y + t * ldy);
     }
   }
 }
@@ -274,14 +282,7 @@ HWY_INLINE void DotRowsChunked(const float* x, const WT* W, int64_t in, int64_t 
       VF a[kR];
 #pragma GCC unroll 8
       for (int r = 0; r < kR; ++r) a[r] = hn::LoadU(d, mem + b * per_block + (t * kR + r) * N);
-      float sums[kR];
-      RowSums<kR>(a, sums);
-#pragma GCC unroll 8
-      for (int r = 0; r < kR; ++r) {
-        float s = sums[r];
-        for (int64_t j = in_vec; j < in; ++j) s += x[t * in + j] * ToFloat(w[r * in + j]);
-        y[t * ldy + r0b + r] = s;
-      }
+      StoreRowSums<kR>(a, x + t * in, w, in, in_vec, y + t * ldy + r0b);
     }
   }
   for (int64_t r = r0 + nb * kR; r < r1; ++r)

@@ -25,25 +25,17 @@ namespace troupe::cpu::detail {
 namespace HWY_NAMESPACE {
 namespace kvc = hwy::HWY_NAMESPACE;
 
-// dst[i] = float(src[i]) for n stored elements.
-HWY_INLINE void KvLoadF16(const uint16_t* HWY_RESTRICT src, float* HWY_RESTRICT dst, int64_t n) {
+// dst[i] = float(src[i]) for n stored 16-bit elements of type HalfT (hwy::float16_t or
+// hwy::bfloat16_t); ToF32 converts the scalar tail the same way.
+template <class HalfT, float (*ToF32)(uint16_t)>
+HWY_INLINE void KvLoadHalf(const uint16_t* HWY_RESTRICT src, float* HWY_RESTRICT dst, int64_t n) {
   const kvc::ScalableTag<float> d;
-  const kvc::Rebind<hwy::float16_t, decltype(d)> dh;
+  const kvc::Rebind<HalfT, decltype(d)> dh;
   const int64_t N = static_cast<int64_t>(kvc::Lanes(d));
-  const auto* s = reinterpret_cast<const hwy::float16_t*>(src);
+  const auto* s = reinterpret_cast<const HalfT*>(src);
   int64_t i = 0;
   for (; i + N <= n; i += N) kvc::StoreU(kvc::PromoteTo(d, kvc::LoadU(dh, s + i)), d, dst + i);
-  for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
-}
-
-HWY_INLINE void KvLoadBF16(const uint16_t* HWY_RESTRICT src, float* HWY_RESTRICT dst, int64_t n) {
-  const kvc::ScalableTag<float> d;
-  const kvc::Rebind<hwy::bfloat16_t, decltype(d)> dh;
-  const int64_t N = static_cast<int64_t>(kvc::Lanes(d));
-  const auto* s = reinterpret_cast<const hwy::bfloat16_t*>(src);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) kvc::StoreU(kvc::PromoteTo(d, kvc::LoadU(dh, s + i)), d, dst + i);
-  for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+  for (; i < n; ++i) dst[i] = ToF32(src[i]);
 }
 
 // dst[i] = float(q[i]) * scale.
@@ -64,8 +56,8 @@ HWY_INLINE void KvLoadI8(const int8_t* HWY_RESTRICT q, float scale, float* HWY_R
 HWY_INLINE void KvLoadHead(KvDtype dtype, const void* src, float scale, int64_t hd, float* dst) {
   switch (dtype) {
     case KvDtype::F32: std::copy_n(static_cast<const float*>(src), hd, dst); return;
-    case KvDtype::F16: return KvLoadF16(static_cast<const uint16_t*>(src), dst, hd);
-    case KvDtype::BF16: return KvLoadBF16(static_cast<const uint16_t*>(src), dst, hd);
+    case KvDtype::F16: return KvLoadHalf<hwy::float16_t, f16_to_f32>(static_cast<const uint16_t*>(src), dst, hd);
+    case KvDtype::BF16: return KvLoadHalf<hwy::bfloat16_t, bf16_to_f32>(static_cast<const uint16_t*>(src), dst, hd);
     case KvDtype::Int8: return KvLoadI8(static_cast<const int8_t*>(src), scale, dst, hd);
   }
 }
