@@ -3,21 +3,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "app/bench_stats.h"
 #include "core/error.h"
 
 namespace troupe::app {
-
-namespace {
-
-double median(std::vector<double> v) {
-  const size_t mid = v.size() / 2;
-  std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(mid), v.end());
-  if (v.size() % 2) return v[mid];
-  const double hi = v[mid];
-  return (*std::max_element(v.begin(), v.begin() + std::ptrdiff_t(mid)) + hi) / 2;
-}
-
-}  // namespace
 
 void check_verify_fits(const Backend& backend, int64_t context, int max_k) {
   const int64_t len = context + max_k + 1;
@@ -79,6 +68,7 @@ VerifyCost time_verify_steps(Backend& backend, int64_t context, int max_k, int r
   res.context = context;
   res.rounds = rounds;
   auto best = [&](size_t k) { return *std::min_element(ms[k].begin(), ms[k].end()); };
+  auto median = [](const std::vector<double>& v) { return LatencyStats::of(v).p50; };
   res.single_row_ms_median = median(ms[0]);
   res.single_row_ms_best = best(0);
   for (int k = 1; k <= max_k; ++k)
