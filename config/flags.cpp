@@ -118,8 +118,11 @@ void add_quantization_flags(FlagSet& f, quant::Options& o) {
 
 void add_kv_flags(FlagSet& f, KvCacheConfig& kv) {
   f.option("--block-size", kv.block_size, "KV-cache block size in tokens")->capture_default_str()->check(CLI::Range(1, 4096));
-  f.option("--kv-cache-memory", kv.kv_cache_bytes, "KV-cache bytes (0: enough for max-num-seqs full sequences, at most 25% of RAM)")
+  f.option("--kv-cache-memory", kv.kv_cache_bytes,
+           "KV-cache bytes, with an optional unit: 536870912, 512MiB, 2GiB (k/m/g and kb/mb/gb are 1024-based too); "
+           "0: enough for max-num-seqs full sequences, at most 25% of RAM")
       ->capture_default_str()
+      ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(int64_t(0), int64_t(1) << 50));
   add_kv_dtype_flag(f, "--kv-cache-dtype", kv.dtype);
 }

@@ -142,6 +142,10 @@ void SpecController::plan(std::span<const Candidate> cands, int64_t base_tokens,
     for (size_t i = 0; i < n; ++i) cands[i].st->planned_k = k[i];
   };
   if (K <= 0 || n == 0 || budget <= 0) return finish();
+  if (cfg_.model_drafts) {
+    const double share = kProbeShare * target_.predict(double(base_tokens));
+    probe_credit_ms_ = std::min(probe_credit_ms_ + share, kProbeCreditSteps * share);
+  }
 
   if (!cfg_.adaptive) {  // fixed k: the configured K, as far as each sequence can take it
     for (size_t i = 0; i < n && used < budget; ++i) {
@@ -229,6 +233,7 @@ void SpecController::plan(std::span<const Candidate> cands, int64_t base_tokens,
 
 void SpecController::schedule_probes(std::span<const Candidate> cands, int64_t budget, std::vector<int32_t>& k,
                                      bool deterministic_only) {
+  int64_t pass = 0;  // catch-up tokens of the probes so far: they share one draft pass
   for (size_t i = 0; i < cands.size(); ++i) {
     SeqSpecState& st = *cands[i].st;
     if (deterministic_only && !st.deterministic) continue;
@@ -240,6 +245,13 @@ void SpecController::schedule_probes(std::span<const Candidate> cands, int64_t b
     }
     if (std::min(cands[i].cap, st.k_max) <= 0) continue;
     if (++st.idle < st.probe || budget <= 0) continue;
+    if (cfg_.model_drafts && !st.deterministic) {  // seeded sequences' probes must not depend on timing
+      const int64_t with = pass + cands[i].catchup;
+      const double cost = draft_.predict(double(with)) - (pass ? draft_.predict(double(pass)) : 0.0);
+      if (cost > probe_credit_ms_) continue;  // due, and probed once the credit allows
+      probe_credit_ms_ -= cost;
+      pass = with;
+    }
     k[i] = 1;
     budget--;
     st.probing = true;

@@ -19,7 +19,14 @@
 //
 // A sequence left without drafts is probed with k = 1 after `probe` idle decode steps, the
 // interval doubling up to kProbeMax while the controller keeps declining it, so alpha can
-// recover when the text becomes predictable again; a probe costs one draft token.
+// recover when the text becomes predictable again. A probe costs one draft token and, for a
+// draft model, the draft's catch-up over every token since its last draft, so probing every
+// sequence now and then makes the draft model read the whole text after all: as costly as
+// the target for a self-draft of a quantized target (measured: 0.73x the throughput of not
+// speculating at batch 32). So model-draft probes are paid from a credit that grows by
+// kProbeShare of each step's predicted target time: probing never costs more than that
+// share, and a sequence whose catch-up has grown past what the credit can hold is no
+// longer probed.
 //
 // Seeded sampled requests must replay exactly, and their drafts change their outputs, so
 // their k never depends on timing or on other requests: it comes from their own alpha (with
@@ -88,6 +95,8 @@ class SpecController {
  public:
   static constexpr int32_t kProbeMin = 4;
   static constexpr int32_t kProbeMax = 64;
+  static constexpr double kProbeShare = 0.03;  // of the target's time, at most, on model-draft probes
+  static constexpr int32_t kProbeCreditSteps = 64;  // the credit holds at most this many steps' share
 
   explicit SpecController(ControllerConfig cfg);
   const ControllerConfig& config() const { return cfg_; }
@@ -116,6 +125,7 @@ class SpecController {
   void observe_outcome(int64_t outputs, bool drafted, int64_t tokens, double ms);
   const StepGate& gate() const { return gate_; }
 
+  double probe_credit_ms() const { return probe_credit_ms_; }  // what model-draft probes may spend now
   double alpha(const SeqSpecState& st) const;  // the sequence's estimate
   double proposal_rate(const SeqSpecState& st) const;  // of its steps with slots, share with drafts
   double alpha_global() const;                 // across sequences: the prior for new ones
@@ -132,6 +142,7 @@ class SpecController {
   CostCurve target_, draft_;
   StepGate gate_;
   double acc_g_ = 0, rej_g_ = 0;  // decayed counts over every sequence
+  double probe_credit_ms_ = 0;    // predicted draft ms that probes may still spend
 };
 
 }  // namespace troupe::spec

@@ -99,6 +99,17 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
     if (kv.key() != "model" && kv.key() != "api-key") CHECK_FALSE(d.at(kv.key()) == kv.value());
 }
 
+TEST_CASE("--kv-cache-memory takes a size with a unit") {
+  CHECK(ServeLike().run("--model m.gguf --kv-cache-memory 512MiB").at("kv-cache-memory") == 536870912);
+  ServeLike g;
+  g.run("--model m.gguf --kv-cache-memory 2GiB");
+  CHECK(g.o.engine.kv.kv_cache_bytes == (int64_t(2) << 30));
+  ServeLike m;
+  m.run("--model m.gguf --kv-cache-memory 64m");
+  CHECK(m.o.engine.kv.kv_cache_bytes == (int64_t(64) << 20));
+  CHECK_THROWS(ServeLike().run("--model m.gguf --kv-cache-memory 5parsecs"));
+}
+
 TEST_CASE("print-config -> JSON file -> --config gives the same configuration") {
   const std::string dir = test::temp_dir("config-json");
   const json::object v = ServeLike().run(kNonDefaults);

@@ -37,6 +37,35 @@ void train(SpecController& ctl, SeqSpecState& st, double alpha, int steps, int32
   }
 }
 
+// Probes of `n` declined sequences over `steps` decode steps, each probe's draft catch-up
+// being the tokens since that sequence's last draft: (probes, catch-up tokens drafted).
+std::pair<int64_t, int64_t> probe_load(SpecController& ctl, int n, int steps) {
+  std::vector<SeqSpecState> st(static_cast<size_t>(n));
+  for (auto& s : st) {
+    s.k_max = 4;
+    train(ctl, s, 0.0, 30, 2);
+  }
+  std::vector<int64_t> since(size_t(n), 40);  // the prompts: never drafted yet
+  int64_t probes = 0, caught_up = 0;
+  std::vector<int32_t> k;
+  for (int step = 0; step < steps; ++step) {
+    std::vector<Candidate> cands;
+    for (int i = 0; i < n; ++i) cands.push_back({&st[size_t(i)], 4, since[size_t(i)]});
+    ctl.plan(cands, n, n, 1000, k);
+    for (int i = 0; i < n; ++i) {
+      if (k[size_t(i)] > 0) {
+        probes++;
+        caught_up += since[size_t(i)];
+        since[size_t(i)] = 1;
+        ctl.observe_seq(st[size_t(i)], 1, 0);
+      } else {
+        since[size_t(i)]++;
+      }
+    }
+  }
+  return {probes, caught_up};
+}
+
 }  // namespace
 
 TEST_CASE("k follows acceptance within [0, K] when drafts are cheap", "[spec][controller]") {
@@ -103,6 +132,33 @@ TEST_CASE("a compute-bound batch turns speculation off for the step", "[spec][co
   for (int32_t x : k) total += x;
   CHECK(total > 0);
   CHECK(total <= 32 * 4);
+}
+
+TEST_CASE("probes of a costly draft model take a bounded share of the target's time", "[spec][controller]") {
+  // Compute-bound target (1 ms per token), 32 declined sequences, and drafts costing a
+  // share of that per token: the catch-up of every probe is paid.
+  ControllerConfig cc;
+  cc.num_speculative_tokens = 4;
+  const int n = 32, steps = 2000;
+  auto run = [&](double per_token) {
+    SpecController ctl(cc);
+    ctl.target_cost().set_calibration(compute_bound());
+    ctl.draft_cost().set_calibration({{1, per_token}, {256, 256 * per_token}});
+    const auto [probes, caught_up] = probe_load(ctl, n, steps);
+    // Draft time spent on probes against the target's (n ms a step).
+    const double share = per_token * double(caught_up) / (double(n) * steps);
+    INFO("draft " << per_token << " ms per token: probes " << probes << ", catch-up tokens " << caught_up
+                  << ", share of the target's time " << share);
+    CHECK(share <= SpecController::kProbeShare * 1.1);
+    return probes;
+  };
+  // As costly as the target (a quantized self-draft of a quantized target): a sequence's
+  // catch-up grows faster than the credit, so speculation stays off.
+  run(1.0);
+  // A quarter of the target per token (an INT4 self-draft of an F16 target): still probed.
+  CHECK(run(0.25) > n);
+  // A hundredth: the full schedule, one probe per sequence every kProbeMax steps once backed off.
+  CHECK(run(0.01) >= int64_t(n) * (steps / SpecController::kProbeMax - 4));
 }
 
 TEST_CASE("sequences left without drafts are probed, less and less often", "[spec][controller]") {
