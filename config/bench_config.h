@@ -55,6 +55,9 @@ struct StackOpts {
   double batch_slo_ttft_ms = 30000, batch_slo_tpot_ms = 1000;
   double attainment = 0.9;  // the share of requests inside both SLOs that counts as sustained
   int search_steps = 3;
+  // All-at-once passes per rung, taking turns across the rungs; the best is the rung's
+  // offline rate, where its search starts (one pass let a slow minute cap a rung's capacity).
+  int offline_rounds = 2;
   // USD per vCPU-hour. Public list price: AWS EC2 c7i.large (2 vCPUs) on demand, Linux,
   // us-east-1, USD 0.08925 per hour.
   double core_hour_price = 0.08925 / 2;

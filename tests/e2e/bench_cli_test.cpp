@@ -521,6 +521,12 @@ void check_stack_rung(const json::object& r, const std::string& name, const json
   check_percentiles(r, "ttft_ms");
   check_percentiles(r, "tpot_ms");
   check_result(obj(r, "offline"), 4, integer(obj(r, "offline"), "output_tokens"), true);
+  // The offline rate is the best of the all-at-once passes.
+  const json::array& passes = arr(r, "offline_passes_requests_per_s");
+  CHECK(int64_t(passes.size()) == integer(top, "offline_rounds"));
+  double best_pass = 0;
+  for (const auto& x : passes) best_pass = std::max(best_pass, x.to_number<double>());
+  CHECK(rps == Approx(best_pass));
   CHECK(integer(obj(r, "offline"), "output_tokens") == integer(obj(top.at("rungs").as_array()[0].as_object(), "offline"), "output_tokens"));
   const json::object& regimes = obj(r, "regimes");
   CHECK(regimes.size() == 2);
@@ -584,6 +590,7 @@ TEST_CASE("bench stack --json --plot reports every rung of the ladder with cost,
   CHECK(integer(o, "max_num_seqs") == 4);
   CHECK(integer(o, "cores") == 2);
   CHECK(integer(o, "search_steps") == 1);
+  CHECK(integer(o, "offline_rounds") == 2);
   CHECK(num(o, "slo_attainment") == Approx(0.9));
   CHECK(num(o, "core_hour_price_usd") == Approx(0.08925 / 2));
   const double mean_out = num(o, "mean_output_len");
