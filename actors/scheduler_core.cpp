@@ -56,7 +56,11 @@ void plan_prompt_logprobs(PlannedSeq& p, const Sequence& s) {
 }  // namespace
 
 SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule spec)
-    : cfg_(cfg), blocks_(kv.num_blocks, kv.block_size, cfg.enable_prefix_caching) {
+    : cfg_(cfg),
+      blocks_(kv.num_blocks, kv.block_size, cfg.enable_prefix_caching),
+      // Bounded so a burst of outliers cannot shut admission (at most 4x) or open it wide
+      // (at least 0.5x).
+      ttft_ratio_(cfg.slo_admission_quantile, 0.05, 0.5, 4.0, 1.0) {
   if (cfg_.max_num_seqs < 1) fail("max-num-seqs must be at least 1");
   if (cfg_.max_num_batched_tokens < 1) fail("max-num-batched-tokens must be at least 1");
   if (spec.step_timings.empty())
@@ -258,20 +262,12 @@ double SchedulerCore::estimated_ttft(const Sequence& s) const {
   return kNoTarget;
 }
 
-double SchedulerCore::ttft_calibration() const { return std::exp(ttft_log_ratio_q_); }
+double SchedulerCore::ttft_calibration() const { return ttft_ratio_.value(); }
 
-// A stochastic quantile estimate: up by q x eta when the observation is above it, down
-// by (1 - q) x eta otherwise, so it settles where a share q fall below
-// (--slo-admission-quantile, 0.9 by default). Bounded so a burst of
-// outliers cannot shut admission (at most 4x) or open it wide (at least 0.5x).
 void SchedulerCore::observe_first_token(const Sequence& s) {
   if (s.estimated_ttft_ms <= 0) return;
   const double actual = s.admit_ms + ms_between(s.enqueued, s.first_token);
-  const double x = std::log(std::max(actual, 1e-3) / s.estimated_ttft_ms);
-  constexpr double eta = 0.05;
-  const double q = cfg_.slo_admission_quantile;
-  ttft_log_ratio_q_ += x > ttft_log_ratio_q_ ? eta * q : -eta * (1 - q);
-  ttft_log_ratio_q_ = std::clamp(ttft_log_ratio_q_, std::log(0.5), std::log(4.0));
+  ttft_ratio_.observe(std::max(actual, 1e-3) / s.estimated_ttft_ms);
 }
 
 Sequence* SchedulerCore::find(int64_t id) {

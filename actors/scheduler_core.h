@@ -12,6 +12,7 @@
 
 #include "actors/scheduler.h"
 #include "actors/sequence.h"
+#include "actors/ratio_quantile.h"
 #include "actors/step_time_model.h"
 
 namespace troupe {
@@ -116,9 +117,9 @@ class SchedulerCore {
   // Admission's TTFT estimate leaves out what the step-time model cannot see (the network
   // and output stages, the OS, preemption), so it is corrected by the observed ratio of
   // actual to estimated TTFT: a running estimate of that ratio's quantile
-  // (cfg_.slo_admission_quantile, in log terms), so that share of the admitted requests
-  // should meet the target the estimate promised.
-  double ttft_log_ratio_q_ = 0;
+  // (cfg_.slo_admission_quantile), so that share of the admitted requests should meet the
+  // target the estimate promised.
+  RatioQuantile ttft_ratio_;
   // The share of its max_tokens a finished request used (running mean): requests that stop
   // at EOS free their slot sooner than max_tokens says.
   double output_share_ = 1.0;

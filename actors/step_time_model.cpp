@@ -17,11 +17,8 @@ std::array<double, 3> features(const StepShape& s) { return {1.0, s.tokens, s.co
 
 }  // namespace
 
-// The overrun quantile: its level, step size (in log units), and bounds.
-constexpr double kOverrunQuantile = 0.95, kOverrunEta = 0.05;
-const double kOverrunMin = std::log(1.1), kOverrunMax = std::log(3.0);
-
-StepTimeModel::StepTimeModel() : theta_(kPrior), raw_(kPrior), log_overrun_(std::log(1.5)) {
+// The overrun: its 95th percentile, step size (in log units), bounds and start.
+StepTimeModel::StepTimeModel() : theta_(kPrior), raw_(kPrior), overrun_(0.95, 0.05, 1.1, 3.0, 1.5) {
   for (size_t i = 0; i < 3; ++i)
     for (size_t j = 0; j < 3; ++j) p_[i][j] = i == j ? 100.0 : 0.0;
   for (size_t i = 0; i < 3; ++i) p_max_[i] = p_[i][i];
@@ -147,15 +144,12 @@ int64_t StepTimeModel::max_chunk_within(double room_ms, int64_t start, int64_t l
 //  - a step the OS descheduled can take many times its cost; its residual is clipped to
 //    the prediction itself (at least 1 ms), so outliers barely move the model while a
 //    lasting slowdown is still learned within tens of steps.
-double StepTimeModel::overrun() const { return std::exp(log_overrun_); }
+double StepTimeModel::overrun() const { return overrun_.value(); }
 
 void StepTimeModel::observe(const StepShape& s, double ms) {
   const auto x = features(s);
-  // (Against the prediction the step was planned with, before this step refines it; up by
-  // 0.95 eta when above, down by 0.05 eta otherwise, so it settles where 95% fall below.)
-  const double ratio = std::log(std::max(ms, 1e-6) / std::max(predict(s), 1e-6));
-  log_overrun_ += ratio > log_overrun_ ? kOverrunEta * kOverrunQuantile : -kOverrunEta * (1 - kOverrunQuantile);
-  log_overrun_ = std::clamp(log_overrun_, kOverrunMin, kOverrunMax);
+  // (Against the prediction the step was planned with, before this step refines it.)
+  overrun_.observe(std::max(ms, 1e-6) / std::max(predict(s), 1e-6));
   std::array<double, 3> px{};
   for (size_t i = 0; i < 3; ++i)
     for (size_t j = 0; j < 3; ++j) px[i] += p_[i][j] * x[j];

@@ -12,6 +12,8 @@
 #include <span>
 #include <utility>
 
+#include "actors/ratio_quantile.h"
+
 namespace troupe {
 
 struct StepShape {
@@ -62,7 +64,7 @@ class StepTimeModel {
   std::array<std::array<double, 3>, 3> p_;  // inverse information (RLS)
   std::array<double, 3> p_max_;             // p_'s diagonal at the start: its bound
   int64_t observations_ = 0;
-  double log_overrun_;  // log of overrun(), a stochastic quantile estimate
+  RatioQuantile overrun_;  // actual / predicted step time
 };
 
 }  // namespace troupe

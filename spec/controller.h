@@ -125,7 +125,6 @@ class SpecController {
   void observe_outcome(int64_t outputs, bool drafted, int64_t tokens, double ms);
   const StepGate& gate() const { return gate_; }
 
-  double probe_credit_ms() const { return probe_credit_ms_; }  // what model-draft probes may spend now
   double alpha(const SeqSpecState& st) const;  // the sequence's estimate
   double proposal_rate(const SeqSpecState& st) const;  // of its steps with slots, share with drafts
   double alpha_global() const;                 // across sequences: the prior for new ones
