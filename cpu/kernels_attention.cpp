@@ -2,15 +2,19 @@
 // (decode: the G query heads of one token; prefill / verification: G heads x a run of
 // consecutive positions of one sequence) over one KV head.
 //
-// One pass over the cached positions with an online softmax, 16 positions at a time:
+// One pass over the cached positions with an online softmax, 32 positions at a time:
 //   s_j = (q . k_j) * scale for the block; m' = max(m, max_j s_j);
 //   l = l * e^(m - m') + sum_j e^(s_j - m');  o = o * e^(m - m') + sum_j e^(s_j - m') v_j;
 // and out = o / l at the end. So K and V are each read once, no n_ctx-sized scratch is
 // needed, and the exponentials of a block are one vector Exp.
 //
-// All rows of a tile are processed per block while that block's K and V rows (16 x head_dim
+// All rows of a tile are processed per block while that block's K and V rows (32 x head_dim
 // floats each) sit in L1, so the tile reads K/V from memory once instead of once per row
-// (FlashAttention-style) - at long contexts that is the dominant attention cost.
+// (FlashAttention-style) - at long contexts that is the dominant attention cost. Within a
+// block, rows that see the same positions go up to 6 at a time (AVX-512; 2 below it), so
+// each K and V vector loaded from L1 feeds 6 rows' FMAs instead of one: a row at a time
+// the kernel was bound by loads (~37 GFLOP/s per core on the 1B shape's prefill tile, ~85
+// now). A row's arithmetic is the same whichever rows share its step.
 // Positions are walked with a running (block, slot) cursor rather than p / block_size,
 // which would cost an integer division per position.
 #undef HWY_TARGET_INCLUDE
@@ -36,7 +40,10 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-constexpr int64_t kBlock = 16;  // positions per online-softmax step
+// Positions per online-softmax step: the per-row work of a step (max, exponentials, sums)
+// is paid once per kBlock positions, so 32 rather than 16 (1.2x the prefill tile's GFLOP/s).
+constexpr int64_t kBlock = 32;
+constexpr int64_t kDotBlock = 16;  // positions per transposing reduction (DotBlock16)
 
 // Walks positions 0, 1, ... of one KV head, yielding the index of each position's row in
 // the layer's [num_blocks][block_size][n_kv_heads] grid of head rows (the same for K, V and
@@ -100,44 +107,65 @@ HWY_INLINE void DotP(const float* HWY_RESTRICT q, const float* const* k, int64_t
   }
 }
 
-// o[off : off + kNV*N] = o * c + sum_j p[j] v[j][off : ...] with the kNV output vectors in
-// registers for the whole block (kNV independent chains).
-template <int kNV>
-HWY_INLINE void AccumulateV(float c, const float* p, const float* const* v, int64_t n,
-                            int64_t off, float* HWY_RESTRICT o) {
+// o_r[off : off + kNV*N] = o_r * c_r + sum_j p_r[j] v[j][off : ...] for R rows that share
+// the block's V rows, with the R x kNV output vectors in registers for the whole block: each
+// V vector is loaded once for all R rows. Every row sees the FMA sequence of a single row.
+template <int kNV, int R>
+HWY_INLINE void AccumulateV(const float* c, const float (*p)[kBlock], const float* const* v,
+                            int64_t n, int64_t off, float* const* o) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const VF vc = hn::Set(d, c);
-  VF acc[kNV];
+  VF acc[R][kNV];
 #pragma GCC unroll 8
-  for (int u = 0; u < kNV; ++u) acc[u] = hn::Mul(hn::LoadU(d, o + off + u * N), vc);
+  for (int r = 0; r < R; ++r) {
+    const VF vc = hn::Set(d, c[r]);
+#pragma GCC unroll 4
+    for (int u = 0; u < kNV; ++u) acc[r][u] = hn::Mul(hn::LoadU(d, o[r] + off + u * N), vc);
+  }
   for (int64_t j = 0; j < n; ++j) {
-    const VF pj = hn::Set(d, p[j]);
     const float* vj = v[j] + off;
+    VF vv[kNV];
+#pragma GCC unroll 4
+    for (int u = 0; u < kNV; ++u) vv[u] = hn::LoadU(d, vj + u * N);
 #pragma GCC unroll 8
-    for (int u = 0; u < kNV; ++u) acc[u] = hn::MulAdd(pj, hn::LoadU(d, vj + u * N), acc[u]);
+    for (int r = 0; r < R; ++r) {
+      const VF pj = hn::Set(d, p[r][j]);
+#pragma GCC unroll 4
+      for (int u = 0; u < kNV; ++u) acc[r][u] = hn::MulAdd(pj, vv[u], acc[r][u]);
+    }
   }
 #pragma GCC unroll 8
-  for (int u = 0; u < kNV; ++u) hn::StoreU(acc[u], d, o + off + u * N);
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int u = 0; u < kNV; ++u) hn::StoreU(acc[r][u], d, o[r] + off + u * N);
 }
 
-// o = o * c + sum_j p[j] v[j] for j < n.
-HWY_INLINE void ScaleAccumulate(float c, const float* p, const float* const* v, int64_t n,
-                                int64_t hd, float* HWY_RESTRICT o) {
-  const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
-  int64_t off = 0;
-  // As many output vectors in registers as head_dim allows: with one (head_dim 64 on
-  // AVX-512 used to fall through to it) the loop runs at FMA latency, not throughput.
-  // Each output element sees the same sequence of FMAs whichever width handles it.
-  for (; off + 8 * N <= hd; off += 8 * N) AccumulateV<8>(c, p, v, n, off, o);
-  for (; off + 4 * N <= hd; off += 4 * N) AccumulateV<4>(c, p, v, n, off, o);
-  for (; off + 2 * N <= hd; off += 2 * N) AccumulateV<2>(c, p, v, n, off, o);
-  for (; off + N <= hd; off += N) AccumulateV<1>(c, p, v, n, off, o);
+// The elements [off, hd) past the last whole vector, one row. Not inlined so that every R
+// runs the same code: inlined into the R-row loop GCC contracted and vectorised it
+// differently, and a row's last element then depended on R.
+HWY_NOINLINE void ScaleAccumulateTail(float c, const float* p, const float* const* v, int64_t n,
+                                      int64_t off, int64_t hd, float* HWY_RESTRICT o) {
   for (; off < hd; ++off) {
     float acc = o[off] * c;
     for (int64_t j = 0; j < n; ++j) acc += p[j] * v[j][off];
     o[off] = acc;
   }
+}
+
+// o_r = o_r * c_r + sum_j p_r[j] v[j] for j < n and each of R rows.
+template <int R>
+HWY_INLINE void ScaleAccumulate(const float* c, const float (*p)[kBlock], const float* const* v,
+                                int64_t n, int64_t hd, float* const* o) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
+  int64_t off = 0;
+  // Up to 4 output vectors per row in registers (with one, head_dim 64 on AVX-512 ran at
+  // FMA latency, not throughput). Each output element sees the same sequence of FMAs
+  // whichever width handles it, so the split does not change results.
+  for (; off + 4 * N <= hd; off += 4 * N) AccumulateV<4, R>(c, p, v, n, off, o);
+  for (; off + 2 * N <= hd; off += 2 * N) AccumulateV<2, R>(c, p, v, n, off, o);
+  for (; off + N <= hd; off += N) AccumulateV<1, R>(c, p, v, n, off, o);
+  if (off < hd)
+    for (int r = 0; r < R; ++r) ScaleAccumulateTail(c[r], p[r], v, n, off, hd, o[r]);
 }
 
 // Lanes of a full float vector, when they are a power of two from 4 to 16 (the widths the
@@ -157,124 +185,196 @@ HWY_INLINE VF Fold4(VF a, VF b, VF c, VF d) {
                  hn::BitCast(df, hn::InterleaveUpper(dd, abd, cdd)));
 }
 
-// Accumulators of q . k for the four positions k[0..3]: hd / N FMAs per lane, then Fold4.
-HWY_INLINE VF Dot4(const float* HWY_RESTRICT q, const float* const* k, int64_t hd) {
+// Accumulators of q_r . k for the four positions k[0..3] and R query rows: each K vector
+// is loaded once for all R rows (R x 4 FMA chains, hd / N FMAs per lane), then Fold4 per row.
+template <int R>
+HWY_INLINE void Dot4(const float* const* q, const float* const* k, int64_t hd, VF* out) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+  VF a[R][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = a[r][2] = a[r][3] = hn::Zero(d);
   for (int64_t i = 0; i < hd; i += N) {
-    const VF qv = hn::LoadU(d, q + i);
-    a0 = hn::MulAdd(qv, hn::LoadU(d, k[0] + i), a0);
-    a1 = hn::MulAdd(qv, hn::LoadU(d, k[1] + i), a1);
-    a2 = hn::MulAdd(qv, hn::LoadU(d, k[2] + i), a2);
-    a3 = hn::MulAdd(qv, hn::LoadU(d, k[3] + i), a3);
+    const VF k0 = hn::LoadU(d, k[0] + i), k1 = hn::LoadU(d, k[1] + i);
+    const VF k2 = hn::LoadU(d, k[2] + i), k3 = hn::LoadU(d, k[3] + i);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const VF qv = hn::LoadU(d, q[r] + i);
+      a[r][0] = hn::MulAdd(qv, k0, a[r][0]);
+      a[r][1] = hn::MulAdd(qv, k1, a[r][1]);
+      a[r][2] = hn::MulAdd(qv, k2, a[r][2]);
+      a[r][3] = hn::MulAdd(qv, k3, a[r][3]);
+    }
   }
-  return Fold4(a0, a1, a2, a3);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) out[r] = Fold4(a[r][0], a[r][1], a[r][2], a[r][3]);
 }
 
-// s[j] = q . k[j] for the kBlock positions of a block, as whole vectors: the per-position
-// horizontal sums are folded together (a transposing reduction) instead of one SumOfLanes
-// per position. Needs head_dim a multiple of the lane count. For 16 lanes the four groups
-// of four positions are computed in the order 0-3, 8-11, 4-7, 12-15 so that the block
-// fold below leaves them in position order.
-HWY_INLINE void DotBlock(const float* HWY_RESTRICT q, const float* const* k, int64_t hd,
-                         float* HWY_RESTRICT s) {
+// s_r[c + j] = q_r . k[j] for 16 positions j and R rows, as whole vectors: the
+// per-position horizontal sums are folded together (a transposing reduction) instead of one
+// SumOfLanes per position. Needs head_dim a multiple of the lane count. For 16 lanes the
+// four groups of four positions are computed in the order 0-3, 8-11, 4-7, 12-15 so that the
+// block fold below leaves them in position order.
+template <int R>
+HWY_INLINE void DotBlock16(const float* const* q, const float* const* k, int64_t hd,
+                           float (*s)[kBlock], int64_t c) {
   const DF d;
   if constexpr (kLanes == 4) {
-    for (int g = 0; g < 4; ++g) hn::Store(Dot4(q, k + 4 * g, hd), d, s + 4 * g);
+    for (int g = 0; g < 4; ++g) {
+      VF x[R];
+      Dot4<R>(q, k + 4 * g, hd, x);
+      for (int r = 0; r < R; ++r) hn::Store(x[r], d, s[r] + c + 4 * g);
+    }
   } else if constexpr (kLanes == 8) {
     for (int h = 0; h < 2; ++h) {  // positions [8h, 8h + 8): block 0 of x + block 1 of x, ...
-      const VF x = Dot4(q, k + 8 * h, hd), y = Dot4(q, k + 8 * h + 4, hd);
-      hn::Store(hn::Add(hn::ConcatLowerLower(d, y, x), hn::ConcatUpperUpper(d, y, x)), d,
-                s + 8 * h);
+      VF x[R], y[R];
+      Dot4<R>(q, k + 8 * h, hd, x);
+      Dot4<R>(q, k + 8 * h + 4, hd, y);
+      for (int r = 0; r < R; ++r)
+        hn::Store(hn::Add(hn::ConcatLowerLower(d, y[r], x[r]), hn::ConcatUpperUpper(d, y[r], x[r])),
+                  d, s[r] + c + 8 * h);
     }
   } else if constexpr (kLanes == 16) {
-    const VF x0 = Dot4(q, k, hd), x1 = Dot4(q, k + 8, hd);
-    const VF x2 = Dot4(q, k + 4, hd), x3 = Dot4(q, k + 12, hd);
-    // p blocks: [x0.b0+x0.b2, x0.b1+x0.b3, x1.b0+x1.b2, x1.b1+x1.b3]; t likewise.
-    const VF p = hn::Add(hn::ConcatLowerLower(d, x1, x0), hn::ConcatUpperUpper(d, x1, x0));
-    const VF t = hn::Add(hn::ConcatLowerLower(d, x3, x2), hn::ConcatUpperUpper(d, x3, x2));
-    // Adjacent blocks summed: p -> [x0, x0, x1, x1], t -> [x2, x2, x3, x3]; the even blocks
-    // of the first and odd of the second give [x0, x2, x1, x3] = positions 0-3, 4-7, 8-11,
-    // 12-15.
-    const VF ps = hn::Add(p, hn::SwapAdjacentBlocks(p));
-    const VF ts = hn::Add(t, hn::SwapAdjacentBlocks(t));
-    hn::Store(hn::OddEvenBlocks(ts, ps), d, s);
+    VF x0[R], x1[R], x2[R], x3[R];
+    Dot4<R>(q, k, hd, x0);
+    Dot4<R>(q, k + 8, hd, x1);
+    Dot4<R>(q, k + 4, hd, x2);
+    Dot4<R>(q, k + 12, hd, x3);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      // p blocks: [x0.b0+x0.b2, x0.b1+x0.b3, x1.b0+x1.b2, x1.b1+x1.b3]; t likewise.
+      const VF p = hn::Add(hn::ConcatLowerLower(d, x1[r], x0[r]), hn::ConcatUpperUpper(d, x1[r], x0[r]));
+      const VF t = hn::Add(hn::ConcatLowerLower(d, x3[r], x2[r]), hn::ConcatUpperUpper(d, x3[r], x2[r]));
+      // Adjacent blocks summed: p -> [x0, x0, x1, x1], t -> [x2, x2, x3, x3]; the even blocks
+      // of the first and odd of the second give [x0, x2, x1, x3] = positions 0-3, 4-7,
+      // 8-11, 12-15.
+      const VF ps = hn::Add(p, hn::SwapAdjacentBlocks(p));
+      const VF ts = hn::Add(t, hn::SwapAdjacentBlocks(t));
+      hn::Store(hn::OddEvenBlocks(ts, ps), d, s[r] + c);
+    }
   }
+}
+// The scores of a block's first n positions (those past n are not computed; the caller
+// masks them).
+template <int R>
+HWY_INLINE void DotBlock(const float* const* q, const float* const* k, int64_t hd, int64_t n,
+                         float (*s)[kBlock]) {
+  for (int64_t c = 0; c < n; c += kDotBlock) DotBlock16<R>(q, k + c, hd, s, c);
 }
 constexpr bool kReduceBlocks = kLanes == 4 || kLanes == 8 || kLanes == 16;
 #else
 constexpr bool kReduceBlocks = false;
 #endif
 
-// One online-softmax step of one query row over n (<= kBlock) positions whose K and V rows
-// are krow/vrow (krow holds kBlock valid pointers; those past n are read but masked): updates
-// the row's running max m, sum l and unnormalised output o. Every caller (decode group,
-// prefill tile) runs exactly this code for a row's step at positions [p0, p0 + n), with p0
-// a multiple of kBlock and n fixed by the row's own context length, so a row's result
-// depends on its position only, never on which rows share its tile.
-HWY_INLINE void RowStep(const float* HWY_RESTRICT qg, const float* const* krow,
-                        const float* const* vrow, int64_t n, int64_t hd, float scale, float& m,
-                        float& l, float* HWY_RESTRICT o) {
+// One online-softmax step of R query rows over the same n (<= kBlock) positions, whose K and
+// V rows are krow/vrow (krow holds kBlock valid pointers; those past n are read but masked):
+// updates each row's running max m, sum l and unnormalised output o. Every caller (decode
+// group, prefill tile) runs exactly this per-row arithmetic for a row's step at positions
+// [p0, p0 + n), with p0 a multiple of kBlock and n fixed by the row's own context length; the
+// R rows only share loads of K and V, never an operation, so a row's result depends on its
+// position only - not on R or on which rows share its tile.
+template <int R>
+HWY_INLINE void RowsStep(const float* const* q, const float* const* krow,
+                         const float* const* vrow, int64_t n, int64_t hd, float scale,
+                         float* const* m, float* const* l, float* const* o) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  HWY_ALIGN float s[kBlock];
+  HWY_ALIGN float s[R][kBlock];
+  float c[R];
 #if HWY_TARGET != HWY_SCALAR
   if (kReduceBlocks && hd % N == 0) {
-    DotBlock(qg, krow, hd, s);
+    DotBlock<R>(q, krow, hd, n, s);
     // Scores past n (other rows' positions, or slots not written yet) become -inf and
     // their exponentials 0, whatever the cache holds there.
     const VF vs = hn::Set(d, scale), ninf = hn::Set(d, -INFINITY);
-    VF vmax = ninf;
-    for (int64_t j = 0; j < kBlock; j += N) {
-      const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
-      const VF sv = hn::IfThenElse(valid, hn::Mul(hn::Load(d, s + j), vs), ninf);
-      hn::Store(sv, d, s + j);
-      vmax = hn::Max(vmax, sv);
+    for (int r = 0; r < R; ++r) {
+      VF vmax = ninf;
+      for (int64_t j = 0; j < kBlock; j += N) {
+        const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
+        const VF sv = hn::IfThenElse(valid, hn::Mul(hn::Load(d, s[r] + j), vs), ninf);
+        hn::Store(sv, d, s[r] + j);
+        vmax = hn::Max(vmax, sv);
+      }
+      const float m_new = std::max(*m[r], hn::GetLane(hn::MaxOfLanes(d, vmax)));
+      c[r] = std::exp(*m[r] - m_new);  // 0 on the first block (m = -inf)
+      const VF vm = hn::Set(d, m_new);
+      VF vsum = hn::Zero(d);
+      for (int64_t j = 0; j < kBlock; j += N) {
+        const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
+        const VF e = hn::IfThenElseZero(valid, hn::Exp(d, hn::Sub(hn::Load(d, s[r] + j), vm)));
+        hn::Store(e, d, s[r] + j);
+        vsum = hn::Add(vsum, e);
+      }
+      *l[r] = *l[r] * c[r] + hn::GetLane(hn::SumOfLanes(d, vsum));
+      *m[r] = m_new;
     }
-    const float m_new = std::max(m, hn::GetLane(hn::MaxOfLanes(d, vmax)));
-    const float c = std::exp(m - m_new);  // 0 on the first block (m = -inf)
-    const VF vm = hn::Set(d, m_new);
-    VF vsum = hn::Zero(d);
-    for (int64_t j = 0; j < kBlock; j += N) {
-      const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
-      const VF e = hn::IfThenElseZero(valid, hn::Exp(d, hn::Sub(hn::Load(d, s + j), vm)));
-      hn::Store(e, d, s + j);
-      vsum = hn::Add(vsum, e);
-    }
-    l = l * c + hn::GetLane(hn::SumOfLanes(d, vsum));
-    m = m_new;
-    ScaleAccumulate(c, s, vrow, n, hd, o);
+    ScaleAccumulate<R>(c, s, vrow, n, hd, o);
     return;
   }
 #endif
-  int64_t j = 0;
-  for (; j + kScoreBatch <= n; j += kScoreBatch) DotP<kScoreBatch>(qg, krow + j, hd, s + j);
-  for (; j + 4 <= n; j += 4) DotP<4>(qg, krow + j, hd, s + j);
-  for (; j < n; ++j) s[j] = Dot(qg, krow[j], hd);
-  VF vmax = hn::Set(d, -INFINITY);
-  for (j = 0; j + N <= n; j += N) {
-    const VF sv = hn::Mul(hn::Load(d, s + j), hn::Set(d, scale));
-    hn::Store(sv, d, s + j);
-    vmax = hn::Max(vmax, sv);
+  for (int r = 0; r < R; ++r) {
+    float* sr = s[r];
+    const float* qg = q[r];
+    int64_t j = 0;
+    for (; j + kScoreBatch <= n; j += kScoreBatch) DotP<kScoreBatch>(qg, krow + j, hd, sr + j);
+    for (; j + 4 <= n; j += 4) DotP<4>(qg, krow + j, hd, sr + j);
+    for (; j < n; ++j) sr[j] = Dot(qg, krow[j], hd);
+    VF vmax = hn::Set(d, -INFINITY);
+    for (j = 0; j + N <= n; j += N) {
+      const VF sv = hn::Mul(hn::Load(d, sr + j), hn::Set(d, scale));
+      hn::Store(sv, d, sr + j);
+      vmax = hn::Max(vmax, sv);
+    }
+    float bmax = hn::GetLane(hn::MaxOfLanes(d, vmax));
+    for (; j < n; ++j) bmax = std::max(bmax, sr[j] *= scale);
+    const float m_new = std::max(*m[r], bmax);
+    c[r] = std::exp(*m[r] - m_new);  // 0 on the first block (m = -inf)
+    // e^(s - m_new) for the block: vector Exp over s (padded lanes are not read).
+    j = 0;
+    float bsum = 0;
+    const VF vm = hn::Set(d, m_new);
+    for (; j + N <= n; j += N) {
+      const VF e = hn::Exp(d, hn::Sub(hn::Load(d, sr + j), vm));
+      hn::Store(e, d, sr + j);
+      bsum += hn::GetLane(hn::SumOfLanes(d, e));
+    }
+    for (; j < n; ++j) bsum += sr[j] = std::exp(sr[j] - m_new);
+    *l[r] = *l[r] * c[r] + bsum;
+    *m[r] = m_new;
   }
-  float bmax = hn::GetLane(hn::MaxOfLanes(d, vmax));
-  for (; j < n; ++j) bmax = std::max(bmax, s[j] *= scale);
-  const float m_new = std::max(m, bmax);
-  const float c = std::exp(m - m_new);  // 0 on the first block (m = -inf)
-  // e^(s - m_new) for the block: vector Exp over s (padded lanes are not read).
-  j = 0;
-  float bsum = 0;
-  const VF vm = hn::Set(d, m_new);
-  for (; j + N <= n; j += N) {
-    const VF e = hn::Exp(d, hn::Sub(hn::Load(d, s + j), vm));
-    hn::Store(e, d, s + j);
-    bsum += hn::GetLane(hn::SumOfLanes(d, e));
+  ScaleAccumulate<R>(c, s, vrow, n, hd, o);
+}
+
+// Up to kRowsPerStep rows that reach the same positions of the current block, run together:
+// R rows keep 4R score and 4R output accumulators in vector registers (32 with AVX-512,
+// 16 below it).
+#if HWY_TARGET <= HWY_AVX3
+constexpr int kRowsPerStep = 6;
+#else
+constexpr int kRowsPerStep = 2;
+#endif
+struct RowBatch {
+  const float* q[kRowsPerStep];
+  float* m[kRowsPerStep];
+  float* l[kRowsPerStep];
+  float* o[kRowsPerStep];
+  int count = 0;
+  int64_t n = 0;  // positions of the block these rows see
+};
+HWY_INLINE void RunBatch(RowBatch& b, const float* const* krow, const float* const* vrow,
+                         int64_t hd, float scale) {
+  switch (b.count) {
+#if HWY_TARGET <= HWY_AVX3
+    case 6: RowsStep<6>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 5: RowsStep<5>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 4: RowsStep<4>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 3: RowsStep<3>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+#endif
+    case 2: RowsStep<2>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 1: RowsStep<1>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    default: break;
   }
-  for (; j < n; ++j) bsum += s[j] = std::exp(s[j] - m_new);
-  l = l * c + bsum;
-  m = m_new;
-  ScaleAccumulate(c, s, vrow, n, hd, o);
+  b.count = 0;
 }
 
 // Causal attention of a tile of query rows over one KV head: n_pos consecutive positions
@@ -348,14 +448,24 @@ void AttentionTile(const float* q, int64_t q_stride, int64_t G, int64_t kv_head,
     if (p0 + kBlock < n_ctx) gather(p0 + kBlock);
     // Row i sees positions [0, first_pos + i]: this block's first n_i of them, if any.
     const int64_t i0 = std::max<int64_t>(0, p0 - first_pos);  // first row that reaches p0
+    // Rows go kRowsPerStep at a time through the block (each K/V vector loaded once for
+    // them); a batch holds rows that see the same count n_i.
+    RowBatch batch;
     for (int64_t i = i0; i < n_pos; ++i) {
       const int64_t n_i = std::min(n, first_pos + i + 1 - p0);
       for (int64_t g = 0; g < G; ++g) {
+        if (batch.count == kRowsPerStep || (batch.count > 0 && batch.n != n_i))
+          RunBatch(batch, krow, vrow, hd, scale);
         const int64_t r = i * G + g;
-        RowStep(q + i * q_stride + g * hd, krow, vrow, n_i, hd, scale, m[r], l[r],
-                out + i * out_stride + g * hd);
+        const int k = batch.count++;
+        batch.n = n_i;
+        batch.q[k] = q + i * q_stride + g * hd;
+        batch.m[k] = &m[r];
+        batch.l[k] = &l[r];
+        batch.o[k] = out + i * out_stride + g * hd;
       }
     }
+    RunBatch(batch, krow, vrow, hd, scale);
   }
   for (int64_t i = 0; i < n_pos; ++i)
     for (int64_t g = 0; g < G; ++g) {

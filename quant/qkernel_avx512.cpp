@@ -48,7 +48,7 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
   const int8_t* xq[TB];
   const float* xd[TB];
   const int32_t* xo[TB];
-  __m512 yacc[TB], gacc[TB];
+  __m512 yacc[TB], gacc[TB] = {};
   for (int t = 0; t < TB; ++t) {
     xq[t] = A.q + (t0 + t) * A.stride;
     xd[t] = A.d + (t0 + t) * A.nb;
@@ -57,51 +57,52 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
   }
   const __m512i lo_mask = _mm512_set1_epi8(0x0f), hi_mask = _mm512_set1_epi8(static_cast<char>(0xf0));
 
-  int64_t b = 0;
-  for (int64_t g = 0; g < W.ng; ++g) {
-    for (int t = 0; t < TB; ++t) gacc[t] = _mm512_setzero_ps();
-    for (const int64_t bend = b + W.group_blocks; b < bend; ++b, wp += BB) {
-      // GEMV: the hardware prefetcher alone leaves the 4-bit formats ~15% short of the
-      // bandwidth the 8-bit ones reach (less time between loads); 4 KiB ahead closes it.
-      if constexpr (TB == 1)
-        for (int j = 0; j < BB / 64; ++j)
-          _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetch + 64 * j), _MM_HINT_T0);
-      __m512i w[8];
-      if constexpr (k4) {
-        // Low nibbles pair with inputs 8j..8j+3; high nibbles stay in place (x16) and pair
-        // with 8j+4..8j+7 in a second accumulator that is shifted back once per block.
-        for (int j = 0; j < 4; ++j) {
-          const __m512i v = _mm512_load_si512(wp + 64 * j);
-          w[2 * j] = _mm512_and_si512(v, lo_mask);
-          w[2 * j + 1] = _mm512_and_si512(v, hi_mask);
-        }
-      } else {
-        for (int k = 0; k < 8; ++k) w[k] = _mm512_load_si512(wp + 64 * k);
+  // One block of 32 inputs for the TB tokens, into acc (Int4: the group's accumulators).
+  auto block = [&](int64_t b, const uint8_t* wb, __m512* acc) __attribute__((always_inline)) {
+    // GEMV: the hardware prefetcher alone leaves the 4-bit formats ~15% short of the
+    // bandwidth the 8-bit ones reach (less time between loads); 4 KiB ahead closes it.
+    if constexpr (TB == 1)
+      for (int j = 0; j < BB / 64; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetch + 64 * j), _MM_HINT_T0);
+    __m512i w[8];
+    if constexpr (k4) {
+      // Low nibbles pair with inputs 8j..8j+3; high nibbles stay in place (x16) and pair
+      // with 8j+4..8j+7 in a second accumulator that is shifted back once per block.
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = _mm512_load_si512(wb + 64 * j);
+        w[2 * j] = _mm512_and_si512(v, lo_mask);
+        w[2 * j + 1] = _mm512_and_si512(v, hi_mask);
       }
-      __m512 ds;
-      if constexpr (F == QFormat::Q8_0 || F == QFormat::Q4_0)
-        ds = _mm512_cvtph_ps(_mm256_load_si256(
-            reinterpret_cast<const __m256i*>(W.d16 + (tile * W.ng + b) * kTileRows)));
-      for (int t = 0; t < TB; ++t) {
-        const int8_t* xp = xq[t] + b * kBlock;
-        __m512i a0 = kOffset ? _mm512_set1_epi32(xo[t][b]) : _mm512_setzero_si512();
-        __m512i a1 = _mm512_setzero_si512();
-        for (int k = 0; k < 8; k += 2) {
-          // 4-bit: w[k] = inputs 4k..4k+3 (k = 2j), w[k+1] = 16 * inputs 4k+4..4k+7.
-          a0 = _mm512_dpbusd_epi32(a0, w[k], bcast4(xp + 4 * k));
-          a1 = _mm512_dpbusd_epi32(a1, w[k + 1], bcast4(xp + 4 * k + 4));
-        }
-        const __m512i a = _mm512_add_epi32(a0, k4 ? _mm512_srai_epi32(a1, 4) : a1);
-        const __m512 af = _mm512_cvtepi32_ps(a), dx = _mm512_set1_ps(xd[t][b]);
-        if constexpr (F == QFormat::Int8)
-          yacc[t] = _mm512_fmadd_ps(af, dx, yacc[t]);
-        else if constexpr (F == QFormat::Int4)
-          gacc[t] = _mm512_fmadd_ps(af, dx, gacc[t]);
-        else
-          yacc[t] = _mm512_fmadd_ps(af, _mm512_mul_ps(ds, dx), yacc[t]);
-      }
+    } else {
+      for (int k = 0; k < 8; ++k) w[k] = _mm512_load_si512(wb + 64 * k);
     }
-    if constexpr (F == QFormat::Int4) {
+    __m512 ds;
+    if constexpr (F == QFormat::Q8_0 || F == QFormat::Q4_0)
+      ds = _mm512_cvtph_ps(_mm256_load_si256(
+          reinterpret_cast<const __m256i*>(W.d16 + (tile * W.ng + b) * kTileRows)));
+    for (int t = 0; t < TB; ++t) {
+      const int8_t* xp = xq[t] + b * kBlock;
+      __m512i a0 = kOffset ? _mm512_set1_epi32(xo[t][b]) : _mm512_setzero_si512();
+      __m512i a1 = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k += 2) {
+        // 4-bit: w[k] = inputs 4k..4k+3 (k = 2j), w[k+1] = 16 * inputs 4k+4..4k+7.
+        a0 = _mm512_dpbusd_epi32(a0, w[k], bcast4(xp + 4 * k));
+        a1 = _mm512_dpbusd_epi32(a1, w[k + 1], bcast4(xp + 4 * k + 4));
+      }
+      const __m512i a = _mm512_add_epi32(a0, k4 ? _mm512_srai_epi32(a1, 4) : a1);
+      const __m512 af = _mm512_cvtepi32_ps(a), dx = _mm512_set1_ps(xd[t][b]);
+      if constexpr (F == QFormat::Int8 || F == QFormat::Int4)
+        acc[t] = _mm512_fmadd_ps(af, dx, acc[t]);
+      else
+        acc[t] = _mm512_fmadd_ps(af, _mm512_mul_ps(ds, dx), acc[t]);
+    }
+  };
+
+  if constexpr (F == QFormat::Int4) {
+    int64_t b = 0;
+    for (int64_t g = 0; g < W.ng; ++g) {
+      for (int t = 0; t < TB; ++t) gacc[t] = _mm512_setzero_ps();
+      for (const int64_t bend = b + W.group_blocks; b < bend; ++b, wp += BB) block(b, wp, gacc);
       const int64_t k = (tile * W.ng + g) * kTileRows;
       const __m512 s = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(W.d16 + k)));
       const __m512 z = _mm512_cvtepi32_ps(
@@ -112,6 +113,10 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
         yacc[t] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(A.gsum[(t0 + t) * A.ng + g]), yacc[t]);
       }
     }
+  } else {
+    // No group scales: one flat loop over the blocks (a group loop of one block each cost
+    // Q4_0 / Q8_0 a loop prologue per block, with pointer reloads from the stack).
+    for (int64_t b = 0; b < W.nb; ++b, wp += BB) block(b, wp, yacc);
   }
 
   const int64_t r0 = tile * kTileRows;

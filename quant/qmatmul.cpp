@@ -63,6 +63,13 @@ constexpr int64_t kMinParallelWeights = int64_t(1) << 15;
 // when a worker is descheduled) buys nothing.
 constexpr int64_t kMinParallelActs = int64_t(1) << 18;
 
+// Tokens per pass over a thread's tiles: the kernels run tile by tile over the tokens they
+// are given, so with every token at once a long prefill re-streamed all activations (2000
+// tokens x 2-8 KiB) from L3 or DRAM for each 16-row tile. In chunks whose activations stay
+// in L2 the tile's weights are re-read once per chunk instead, from L2/L3 or DRAM.
+constexpr int64_t kActChunkBytes = int64_t(256) << 10;
+constexpr int64_t kMinTokenChunk = 32;
+
 }  // namespace
 
 std::string_view qisa_name(QIsa isa) {
@@ -130,8 +137,13 @@ void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMa
 
   const detail::QAct A{s.q.data(), stride, s.d.data(), s.off.data(), s.gsum.data(), P.nb, P.ng};
   const int64_t grain = out * in * T < kMinParallelWeights ? P.tiles : 1;
+  const int64_t chunk = std::max<int64_t>(kMinTokenChunk, kActChunkBytes / stride);
   pool.parallel_for(P.tiles, grain, [&](int, int64_t t0, int64_t t1) {
-    k.tiles(P, A, T, t0, t1, y, bias);
+    for (int64_t c0 = 0; c0 < T; c0 += chunk) {
+      const detail::QAct Ac{A.q + c0 * stride, stride,    A.d + c0 * P.nb, A.off + c0 * P.nb,
+                            A.gsum + c0 * P.ng, P.nb,     P.ng};
+      k.tiles(P, Ac, std::min(chunk, T - c0), t0, t1, y + c0 * out, bias);
+    }
   });
 }
 

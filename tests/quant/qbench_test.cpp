@@ -127,3 +127,30 @@ TEST_CASE("quantized matmul benchmark", "[.bench]") {
     }
   }
 }
+
+// A long prefill: T = 2000 tokens through the 1B shape's matrices, Q4_0 and INT4. The
+// activations (T x in bytes, 4-16 MiB) no longer fit in L2, which is what the token chunks
+// of qmatmul are for. GMAC/s = out * in * T / time.
+TEST_CASE("quantized prefill GEMM benchmark", "[.bench][.prefill-bench]") {
+  const char* env = std::getenv("TROUPE_BENCH_THREADS");
+  cpu::ThreadPool pool(env ? std::atoi(env) : 0);
+  const bool cpu_clock = pool.size() == 1;
+  const int64_t T = 2000;
+  std::printf("threads %d (%s clock), kernels %s, T = %lld\n", pool.size(),
+              cpu_clock ? "thread CPU" : "wall", std::string(qisa_name(current_qisa())).c_str(),
+              static_cast<long long>(T));
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{2048, 2048}, {16384, 2048}, {2048, 8192}}) {
+    const auto w = test::random_weights(out, in, 1);
+    const auto x = test::random_acts(T, in, 2);
+    std::vector<float> y(static_cast<size_t>(T * out));
+    const TensorView wv{"w", DType::F32, {out, in}, w.data(), out * in * 4};
+    for (auto [name, fmt] : {std::pair<const char*, QFormat>{"Q4_0", QFormat::Q4_0},
+                             {"int4 g128", QFormat::Int4}}) {
+      const QuantizedMatrix m = quantize(wv, fmt, 128);
+      const double s = time_call([&](int64_t) { qmatmul(pool, x.data(), T, m, y.data()); }, cpu_clock);
+      std::printf("  %5lld x %5lld %-10s %9.1f ms %8.1f GMAC/s\n", static_cast<long long>(out),
+                  static_cast<long long>(in), name, s * 1e3,
+                  static_cast<double>(out * in * T) / s / 1e9);
+    }
+  }
+}
