@@ -140,8 +140,8 @@ void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMa
   const int64_t chunk = std::max<int64_t>(kMinTokenChunk, kActChunkBytes / stride);
   pool.parallel_for(P.tiles, grain, [&](int, int64_t t0, int64_t t1) {
     for (int64_t c0 = 0; c0 < T; c0 += chunk) {
-      const detail::QAct Ac{A.q + c0 * stride, stride,    A.d + c0 * P.nb, A.off + c0 * P.nb,
-                            A.gsum + c0 * P.ng, P.nb,     P.ng};
+      const detail::QAct Ac{A.q + c0 * stride, stride, A.d + c0 * P.nb, A.off + c0 * P.nb,
+                            A.gsum + c0 * P.ng, P.nb, P.ng};
       k.tiles(P, Ac, std::min(chunk, T - c0), t0, t1, y + c0 * out, bias);
     }
   });

@@ -8,6 +8,7 @@
 //  * vs ref::qmatmul (float activations): within ref::act_error_bound - the worst case of
 //    activation rounding, half a step per input - plus the same float slack.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -134,6 +135,36 @@ TEST_CASE("qmatmul on layer-sized shapes", "[quant]") {
         check_case(pool, {f, 768, 2048, 128}, T, false);
         check_case(pool, {f, 2048, 768, f == QFormat::Int4 ? 64 : 32}, T, true);
       }
+  }
+}
+
+// A long prompt: qmatmul feeds the kernels L2-sized chunks of tokens (64 at in = 4096), so
+// T = 150 runs as chunks of 64, 64 and 22 tokens. Every output must match the references and
+// equal the same token's output computed alone (the chunk offsets of activations, scales,
+// offsets and group sums, and of y, all line up).
+TEST_CASE("qmatmul over several token chunks equals one token at a time", "[quant]") {
+  IsaGuard guard;
+  cpu::ThreadPool pool(2);
+  const int64_t T = 150, out = 40, in = 4096;
+  for (QIsa isa : isas()) {
+    set_qisa(isa);
+    for (QFormat f : {QFormat::Int8, QFormat::Int4, QFormat::Q8_0, QFormat::Q4_0}) {
+      const Case c{f, out, in, 128};
+      check_case(pool, c, T, true);
+      const auto w = test::random_weights(out, in, 5);
+      std::vector<uint8_t> raw;
+      const QuantizedMatrix W = make(c, w, raw);
+      const auto x = test::random_acts(T, in, 6);
+      std::vector<float> all(static_cast<size_t>(T * out)), one(static_cast<size_t>(out));
+      qmatmul(pool, x.data(), T, W, all.data());
+      int64_t differ = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        qmatmul(pool, x.data() + t * in, 1, W, one.data());
+        differ += !std::equal(one.begin(), one.end(), all.begin() + t * out);
+      }
+      INFO(qisa_name(isa) << " " << qformat_name(f));
+      CHECK(differ == 0);
+    }
   }
 }
 
