@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -39,6 +40,18 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
+
+// A vector of K or V elements as floats: read in place (float) or widened in registers from a
+// 16-bit cache (f16 / bf16; exact, so the math that follows is the F32 path's on the same
+// values).
+template <typename KT>
+HWY_INLINE VF LoadKv(const KT* HWY_RESTRICT p) {
+  const DF d;
+  if constexpr (std::is_same_v<KT, float>)
+    return hn::LoadU(d, p);
+  else
+    return hn::PromoteTo(d, hn::LoadU(hn::Rebind<KT, DF>(), p));
+}
 
 // Positions per online-softmax step: the per-row work of a step (max, exponentials, sums)
 // is paid once per kBlock positions, so 32 rather than 16 (1.2x the prefill tile's GFLOP/s).
@@ -110,8 +123,8 @@ HWY_INLINE void DotP(const float* HWY_RESTRICT q, const float* const* k, int64_t
 // o_r[off : off + kNV*N] = o_r * c_r + sum_j p_r[j] v[j][off : ...] for R rows that share
 // the block's V rows, with the R x kNV output vectors in registers for the whole block: each
 // V vector is loaded once for all R rows. Every row sees the FMA sequence of a single row.
-template <int kNV, int R>
-HWY_INLINE void AccumulateV(const float* c, const float (*p)[kBlock], const float* const* v,
+template <int kNV, int R, typename KT>
+HWY_INLINE void AccumulateV(const float* c, const float (*p)[kBlock], const KT* const* v,
                             int64_t n, int64_t off, float* const* o) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -123,10 +136,10 @@ HWY_INLINE void AccumulateV(const float* c, const float (*p)[kBlock], const floa
     for (int u = 0; u < kNV; ++u) acc[r][u] = hn::Mul(hn::LoadU(d, o[r] + off + u * N), vc);
   }
   for (int64_t j = 0; j < n; ++j) {
-    const float* vj = v[j] + off;
+    const KT* vj = v[j] + off;
     VF vv[kNV];
 #pragma GCC unroll 4
-    for (int u = 0; u < kNV; ++u) vv[u] = hn::LoadU(d, vj + u * N);
+    for (int u = 0; u < kNV; ++u) vv[u] = LoadKv(vj + u * N);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const VF pj = hn::Set(d, p[r][j]);
@@ -153,19 +166,21 @@ HWY_NOINLINE void ScaleAccumulateTail(float c, const float* p, const float* cons
 }
 
 // o_r = o_r * c_r + sum_j p_r[j] v[j] for j < n and each of R rows.
-template <int R>
-HWY_INLINE void ScaleAccumulate(const float* c, const float (*p)[kBlock], const float* const* v,
+template <int R, typename KT>
+HWY_INLINE void ScaleAccumulate(const float* c, const float (*p)[kBlock], const KT* const* v,
                                 int64_t n, int64_t hd, float* const* o) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
   int64_t off = 0;
   // Up to 4 output vectors per row in registers (with one, head_dim 64 on AVX-512 ran at
   // FMA latency, not throughput). Each output element sees the same sequence of FMAs
   // whichever width handles it, so the split does not change results.
-  for (; off + 4 * N <= hd; off += 4 * N) AccumulateV<4, R>(c, p, v, n, off, o);
-  for (; off + 2 * N <= hd; off += 2 * N) AccumulateV<2, R>(c, p, v, n, off, o);
-  for (; off + N <= hd; off += N) AccumulateV<1, R>(c, p, v, n, off, o);
-  if (off < hd)
-    for (int r = 0; r < R; ++r) ScaleAccumulateTail(c[r], p[r], v, n, off, hd, o[r]);
+  for (; off + 4 * N <= hd; off += 4 * N) AccumulateV<4, R, KT>(c, p, v, n, off, o);
+  for (; off + 2 * N <= hd; off += 2 * N) AccumulateV<2, R, KT>(c, p, v, n, off, o);
+  for (; off + N <= hd; off += N) AccumulateV<1, R, KT>(c, p, v, n, off, o);
+  if constexpr (std::is_same_v<KT, float>) {  // 16-bit rows come here only whole vectors long
+    if (off < hd)
+      for (int r = 0; r < R; ++r) ScaleAccumulateTail(c[r], p[r], v, n, off, hd, o[r]);
+  }
 }
 
 // Lanes of a full float vector, when they are a power of two from 4 to 16 (the widths the
@@ -187,16 +202,16 @@ HWY_INLINE VF Fold4(VF a, VF b, VF c, VF d) {
 
 // Accumulators of q_r . k for the four positions k[0..3] and R query rows: each K vector
 // is loaded once for all R rows (R x 4 FMA chains, hd / N FMAs per lane), then Fold4 per row.
-template <int R>
-HWY_INLINE void Dot4(const float* const* q, const float* const* k, int64_t hd, VF* out) {
+template <int R, typename KT>
+HWY_INLINE void Dot4(const float* const* q, const KT* const* k, int64_t hd, VF* out) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   VF a[R][4];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = a[r][2] = a[r][3] = hn::Zero(d);
   for (int64_t i = 0; i < hd; i += N) {
-    const VF k0 = hn::LoadU(d, k[0] + i), k1 = hn::LoadU(d, k[1] + i);
-    const VF k2 = hn::LoadU(d, k[2] + i), k3 = hn::LoadU(d, k[3] + i);
+    const VF k0 = LoadKv(k[0] + i), k1 = LoadKv(k[1] + i);
+    const VF k2 = LoadKv(k[2] + i), k3 = LoadKv(k[3] + i);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const VF qv = hn::LoadU(d, q[r] + i);
@@ -215,31 +230,31 @@ HWY_INLINE void Dot4(const float* const* q, const float* const* k, int64_t hd, V
 // SumOfLanes per position. Needs head_dim a multiple of the lane count. For 16 lanes the
 // four groups of four positions are computed in the order 0-3, 8-11, 4-7, 12-15 so that the
 // block fold below leaves them in position order.
-template <int R>
-HWY_INLINE void DotBlock16(const float* const* q, const float* const* k, int64_t hd,
+template <int R, typename KT>
+HWY_INLINE void DotBlock16(const float* const* q, const KT* const* k, int64_t hd,
                            float (*s)[kBlock], int64_t c) {
   const DF d;
   if constexpr (kLanes == 4) {
     for (int g = 0; g < 4; ++g) {
       VF x[R];
-      Dot4<R>(q, k + 4 * g, hd, x);
+      Dot4<R, KT>(q, k + 4 * g, hd, x);
       for (int r = 0; r < R; ++r) hn::Store(x[r], d, s[r] + c + 4 * g);
     }
   } else if constexpr (kLanes == 8) {
     for (int h = 0; h < 2; ++h) {  // positions [8h, 8h + 8): block 0 of x + block 1 of x, ...
       VF x[R], y[R];
-      Dot4<R>(q, k + 8 * h, hd, x);
-      Dot4<R>(q, k + 8 * h + 4, hd, y);
+      Dot4<R, KT>(q, k + 8 * h, hd, x);
+      Dot4<R, KT>(q, k + 8 * h + 4, hd, y);
       for (int r = 0; r < R; ++r)
         hn::Store(hn::Add(hn::ConcatLowerLower(d, y[r], x[r]), hn::ConcatUpperUpper(d, y[r], x[r])),
                   d, s[r] + c + 8 * h);
     }
   } else if constexpr (kLanes == 16) {
     VF x0[R], x1[R], x2[R], x3[R];
-    Dot4<R>(q, k, hd, x0);
-    Dot4<R>(q, k + 8, hd, x1);
-    Dot4<R>(q, k + 4, hd, x2);
-    Dot4<R>(q, k + 12, hd, x3);
+    Dot4<R, KT>(q, k, hd, x0);
+    Dot4<R, KT>(q, k + 8, hd, x1);
+    Dot4<R, KT>(q, k + 4, hd, x2);
+    Dot4<R, KT>(q, k + 12, hd, x3);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       // p blocks: [x0.b0+x0.b2, x0.b1+x0.b3, x1.b0+x1.b2, x1.b1+x1.b3]; t likewise.
@@ -256,10 +271,10 @@ HWY_INLINE void DotBlock16(const float* const* q, const float* const* k, int64_t
 }
 // The scores of a block's first n positions (those past n are not computed; the caller
 // masks them).
-template <int R>
-HWY_INLINE void DotBlock(const float* const* q, const float* const* k, int64_t hd, int64_t n,
+template <int R, typename KT>
+HWY_INLINE void DotBlock(const float* const* q, const KT* const* k, int64_t hd, int64_t n,
                          float (*s)[kBlock]) {
-  for (int64_t c = 0; c < n; c += kDotBlock) DotBlock16<R>(q, k + c, hd, s, c);
+  for (int64_t c = 0; c < n; c += kDotBlock) DotBlock16<R, KT>(q, k + c, hd, s, c);
 }
 constexpr bool kReduceBlocks = kLanes == 4 || kLanes == 8 || kLanes == 16;
 #else
@@ -273,9 +288,9 @@ constexpr bool kReduceBlocks = false;
 // [p0, p0 + n), with p0 a multiple of kBlock and n fixed by the row's own context length; the
 // R rows only share loads of K and V, never an operation, so a row's result depends on its
 // position only - not on R or on which rows share its tile.
-template <int R>
-HWY_INLINE void RowsStep(const float* const* q, const float* const* krow,
-                         const float* const* vrow, int64_t n, int64_t hd, float scale,
+template <int R, typename KT>
+HWY_INLINE void RowsStep(const float* const* q, const KT* const* krow,
+                         const KT* const* vrow, int64_t n, int64_t hd, float scale,
                          float* const* m, float* const* l, float* const* o) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -283,7 +298,7 @@ HWY_INLINE void RowsStep(const float* const* q, const float* const* krow,
   float c[R];
 #if HWY_TARGET != HWY_SCALAR
   if (kReduceBlocks && hd % N == 0) {
-    DotBlock<R>(q, krow, hd, n, s);
+    DotBlock<R, KT>(q, krow, hd, n, s);
     // Scores past n (other rows' positions, or slots not written yet) become -inf and
     // their exponentials 0, whatever the cache holds there.
     const VF vs = hn::Set(d, scale), ninf = hn::Set(d, -INFINITY);
@@ -308,41 +323,45 @@ HWY_INLINE void RowsStep(const float* const* q, const float* const* krow,
       *l[r] = *l[r] * c[r] + hn::GetLane(hn::SumOfLanes(d, vsum));
       *m[r] = m_new;
     }
-    ScaleAccumulate<R>(c, s, vrow, n, hd, o);
+    ScaleAccumulate<R, KT>(c, s, vrow, n, hd, o);
     return;
   }
 #endif
-  for (int r = 0; r < R; ++r) {
-    float* sr = s[r];
-    const float* qg = q[r];
-    int64_t j = 0;
-    for (; j + kScoreBatch <= n; j += kScoreBatch) DotP<kScoreBatch>(qg, krow + j, hd, sr + j);
-    for (; j + 4 <= n; j += 4) DotP<4>(qg, krow + j, hd, sr + j);
-    for (; j < n; ++j) sr[j] = Dot(qg, krow[j], hd);
-    VF vmax = hn::Set(d, -INFINITY);
-    for (j = 0; j + N <= n; j += N) {
-      const VF sv = hn::Mul(hn::Load(d, sr + j), hn::Set(d, scale));
-      hn::Store(sv, d, sr + j);
-      vmax = hn::Max(vmax, sv);
+  if constexpr (std::is_same_v<KT, float>) {  // 16-bit rows are staged as float here
+    for (int r = 0; r < R; ++r) {
+      float* sr = s[r];
+      const float* qg = q[r];
+      int64_t j = 0;
+      for (; j + kScoreBatch <= n; j += kScoreBatch) DotP<kScoreBatch>(qg, krow + j, hd, sr + j);
+      for (; j + 4 <= n; j += 4) DotP<4>(qg, krow + j, hd, sr + j);
+      for (; j < n; ++j) sr[j] = Dot(qg, krow[j], hd);
+      VF vmax = hn::Set(d, -INFINITY);
+      for (j = 0; j + N <= n; j += N) {
+        const VF sv = hn::Mul(hn::Load(d, sr + j), hn::Set(d, scale));
+        hn::Store(sv, d, sr + j);
+        vmax = hn::Max(vmax, sv);
+      }
+      float bmax = hn::GetLane(hn::MaxOfLanes(d, vmax));
+      for (; j < n; ++j) bmax = std::max(bmax, sr[j] *= scale);
+      const float m_new = std::max(*m[r], bmax);
+      c[r] = std::exp(*m[r] - m_new);  // 0 on the first block (m = -inf)
+      // e^(s - m_new) for the block: vector Exp over s (padded lanes are not read).
+      j = 0;
+      float bsum = 0;
+      const VF vm = hn::Set(d, m_new);
+      for (; j + N <= n; j += N) {
+        const VF e = hn::Exp(d, hn::Sub(hn::Load(d, sr + j), vm));
+        hn::Store(e, d, sr + j);
+        bsum += hn::GetLane(hn::SumOfLanes(d, e));
+      }
+      for (; j < n; ++j) bsum += sr[j] = std::exp(sr[j] - m_new);
+      *l[r] = *l[r] * c[r] + bsum;
+      *m[r] = m_new;
     }
-    float bmax = hn::GetLane(hn::MaxOfLanes(d, vmax));
-    for (; j < n; ++j) bmax = std::max(bmax, sr[j] *= scale);
-    const float m_new = std::max(*m[r], bmax);
-    c[r] = std::exp(*m[r] - m_new);  // 0 on the first block (m = -inf)
-    // e^(s - m_new) for the block: vector Exp over s (padded lanes are not read).
-    j = 0;
-    float bsum = 0;
-    const VF vm = hn::Set(d, m_new);
-    for (; j + N <= n; j += N) {
-      const VF e = hn::Exp(d, hn::Sub(hn::Load(d, sr + j), vm));
-      hn::Store(e, d, sr + j);
-      bsum += hn::GetLane(hn::SumOfLanes(d, e));
-    }
-    for (; j < n; ++j) bsum += sr[j] = std::exp(sr[j] - m_new);
-    *l[r] = *l[r] * c[r] + bsum;
-    *m[r] = m_new;
+    ScaleAccumulate<R, KT>(c, s, vrow, n, hd, o);
+  } else {
+    HWY_ABORT("attention: 16-bit K/V rows take this path only staged as float");
   }
-  ScaleAccumulate<R>(c, s, vrow, n, hd, o);
 }
 
 // Up to kRowsPerStep rows that reach the same positions of the current block, run together:
@@ -361,20 +380,106 @@ struct RowBatch {
   int count = 0;
   int64_t n = 0;  // positions of the block these rows see
 };
-HWY_INLINE void RunBatch(RowBatch& b, const float* const* krow, const float* const* vrow,
+template <typename KT>
+HWY_INLINE void RunBatch(RowBatch& b, const KT* const* krow, const KT* const* vrow,
                          int64_t hd, float scale) {
   switch (b.count) {
 #if HWY_TARGET <= HWY_AVX3
-    case 6: RowsStep<6>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
-    case 5: RowsStep<5>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
-    case 4: RowsStep<4>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
-    case 3: RowsStep<3>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 6: RowsStep<6, KT>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 5: RowsStep<5, KT>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 4: RowsStep<4, KT>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 3: RowsStep<3, KT>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
 #endif
-    case 2: RowsStep<2>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
-    case 1: RowsStep<1>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 2: RowsStep<2, KT>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
+    case 1: RowsStep<1, KT>(b.q, krow, vrow, b.n, hd, scale, b.m, b.l, b.o); break;
     default: break;
   }
   b.count = 0;
+}
+
+// What one tile call works on (see AttentionTile).
+struct Tile {
+  const float* q;
+  int64_t q_stride, G, first_pos, n_pos;
+  float scale;
+  float* out;
+  int64_t out_stride;
+  float* m;  // running max per row
+  float* l;  // running sum per row
+};
+
+// The walk over the cached positions, kBlock at a time, with K/V rows of element type KT read
+// in place (float, or f16 / bf16 widened in registers) or, with kStage, converted block by
+// block into float rows first (int8, whose scale is applied on conversion, and 16-bit rows
+// whose head_dim is not a whole number of vectors). Staged rows are converted once per
+// tile and shared by all its query rows; either way the math is the F32 path's on the same
+// values, so a result equals F32 attention over the dequantized cache exactly.
+template <typename KT, bool kStage>
+void WalkBlocks(const Tile& t, int64_t kv_head, const PagedKv& kv) {
+  const int64_t hd = kv.head_dim;
+  const int64_t n_ctx = t.first_pos + t.n_pos;  // context of the tile's last row
+  const KT* krow[kBlock];
+  const KT* vrow[kBlock];
+  // Rows of one KV head are head_dim-element pieces n_kv_heads * head_dim elements apart,
+  // too sparse for the hardware prefetchers to follow: fetch the next block's K and V rows
+  // while this block is computed.
+  const int64_t row_bytes = hd * kv_dtype_elem_bytes(kv.dtype);
+  const char* kbase = static_cast<const char*>(kv.k);
+  const char* vbase = static_cast<const char*>(kv.v);
+  PositionCursor cursor(kv, kv_head);
+  int64_t next_rows[kBlock];  // the next block's row indices
+  auto gather = [&](int64_t p0) {
+    const int64_t n = std::min(kBlock, n_ctx - p0);
+    for (int64_t j = 0; j < n; ++j) {
+      next_rows[j] = cursor.next();
+      for (int64_t b = 0; b < row_bytes; b += 64) {
+        hwy::Prefetch(kbase + next_rows[j] * row_bytes + b);
+        hwy::Prefetch(vbase + next_rows[j] * row_bytes + b);
+      }
+    }
+  };
+  thread_local std::vector<float> staged;
+  if constexpr (kStage) staged.resize(static_cast<size_t>(2 * kBlock * hd));
+  gather(0);
+  for (int64_t p0 = 0; p0 < n_ctx; p0 += kBlock) {
+    const int64_t n = std::min(kBlock, n_ctx - p0);
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t r = next_rows[j];
+      if constexpr (kStage) {
+        float* ks = staged.data() + j * hd;
+        float* vs = staged.data() + (kBlock + j) * hd;
+        KvLoadHead(kv.dtype, kbase + r * row_bytes, kv.k_scale ? kv.k_scale[r] : 0.0f, hd, ks);
+        KvLoadHead(kv.dtype, vbase + r * row_bytes, kv.v_scale ? kv.v_scale[r] : 0.0f, hd, vs);
+        krow[j] = ks;
+        vrow[j] = vs;
+      } else {
+        krow[j] = reinterpret_cast<const KT*>(kbase + r * row_bytes);
+        vrow[j] = reinterpret_cast<const KT*>(vbase + r * row_bytes);
+      }
+    }
+    std::fill(krow + n, krow + kBlock, krow[0]);  // scored by DotBlock, then masked
+    if (p0 + kBlock < n_ctx) gather(p0 + kBlock);
+    // Row i sees positions [0, first_pos + i]: this block's first n_i of them, if any.
+    const int64_t i0 = std::max<int64_t>(0, p0 - t.first_pos);  // first row that reaches p0
+    // Rows go kRowsPerStep at a time through the block (each K/V vector loaded once for
+    // them); a batch holds rows that see the same count n_i.
+    RowBatch batch;
+    for (int64_t i = i0; i < t.n_pos; ++i) {
+      const int64_t n_i = std::min(n, t.first_pos + i + 1 - p0);
+      for (int64_t g = 0; g < t.G; ++g) {
+        if (batch.count == kRowsPerStep || (batch.count > 0 && batch.n != n_i))
+          RunBatch<KT>(batch, krow, vrow, hd, t.scale);
+        const int64_t r = i * t.G + g;
+        const int k = batch.count++;
+        batch.n = n_i;
+        batch.q[k] = t.q + i * t.q_stride + g * hd;
+        batch.m[k] = &t.m[r];
+        batch.l[k] = &t.l[r];
+        batch.o[k] = t.out + i * t.out_stride + g * hd;
+      }
+    }
+    RunBatch<KT>(batch, krow, vrow, hd, t.scale);
+  }
 }
 
 // Causal attention of a tile of query rows over one KV head: n_pos consecutive positions
@@ -400,72 +505,25 @@ void AttentionTile(const float* q, int64_t q_stride, int64_t G, int64_t kv_head,
   std::fill(m, m + n_pos * G, -INFINITY);
   std::fill(l, l + n_pos * G, 0.0f);
   for (int64_t i = 0; i < n_pos; ++i) std::fill(out + i * out_stride, out + i * out_stride + G * hd, 0.0f);
-  const int64_t n_ctx = first_pos + n_pos;  // context of the tile's last row
-  const float* krow[kBlock];
-  const float* vrow[kBlock];
-  // Rows of one KV head are head_dim-element pieces n_kv_heads * head_dim elements apart,
-  // too sparse for the hardware prefetchers to follow: fetch the next block's K and V rows
-  // while this block is computed.
-  const bool f32 = kv.dtype == KvDtype::F32;
-  const int64_t row_bytes = hd * kv_dtype_elem_bytes(kv.dtype);
-  const char* kbase = static_cast<const char*>(kv.k);
-  const char* vbase = static_cast<const char*>(kv.v);
-  PositionCursor cursor(kv, kv_head);
-  int64_t next_rows[kBlock];  // the next block's row indices
-  auto gather = [&](int64_t p0) {
-    const int64_t n = std::min(kBlock, n_ctx - p0);
-    for (int64_t j = 0; j < n; ++j) {
-      next_rows[j] = cursor.next();
-      for (int64_t b = 0; b < row_bytes; b += 64) {
-        hwy::Prefetch(kbase + next_rows[j] * row_bytes + b);
-        hwy::Prefetch(vbase + next_rows[j] * row_bytes + b);
-      }
-    }
-  };
-  // A stored dtype other than F32 is converted block by block into these float rows (once
-  // per tile, shared by all its query rows); the math below is then the F32 path's, so a
-  // result equals F32 attention over the converted values exactly.
-  thread_local std::vector<float> staged;
-  if (!f32) staged.resize(static_cast<size_t>(2 * kBlock * hd));
-  gather(0);
-  for (int64_t p0 = 0; p0 < n_ctx; p0 += kBlock) {
-    const int64_t n = std::min(kBlock, n_ctx - p0);
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t r = next_rows[j];
-      if (f32) {
-        krow[j] = reinterpret_cast<const float*>(kbase + r * row_bytes);
-        vrow[j] = reinterpret_cast<const float*>(vbase + r * row_bytes);
-        continue;
-      }
-      float* ks = staged.data() + j * hd;
-      float* vs = staged.data() + (kBlock + j) * hd;
-      KvLoadHead(kv.dtype, kbase + r * row_bytes, kv.k_scale ? kv.k_scale[r] : 0.0f, hd, ks);
-      KvLoadHead(kv.dtype, vbase + r * row_bytes, kv.v_scale ? kv.v_scale[r] : 0.0f, hd, vs);
-      krow[j] = ks;
-      vrow[j] = vs;
-    }
-    std::fill(krow + n, krow + kBlock, krow[0]);  // scored by DotBlock, then masked
-    if (p0 + kBlock < n_ctx) gather(p0 + kBlock);
-    // Row i sees positions [0, first_pos + i]: this block's first n_i of them, if any.
-    const int64_t i0 = std::max<int64_t>(0, p0 - first_pos);  // first row that reaches p0
-    // Rows go kRowsPerStep at a time through the block (each K/V vector loaded once for
-    // them); a batch holds rows that see the same count n_i.
-    RowBatch batch;
-    for (int64_t i = i0; i < n_pos; ++i) {
-      const int64_t n_i = std::min(n, first_pos + i + 1 - p0);
-      for (int64_t g = 0; g < G; ++g) {
-        if (batch.count == kRowsPerStep || (batch.count > 0 && batch.n != n_i))
-          RunBatch(batch, krow, vrow, hd, scale);
-        const int64_t r = i * G + g;
-        const int k = batch.count++;
-        batch.n = n_i;
-        batch.q[k] = q + i * q_stride + g * hd;
-        batch.m[k] = &m[r];
-        batch.l[k] = &l[r];
-        batch.o[k] = out + i * out_stride + g * hd;
-      }
-    }
-    RunBatch(batch, krow, vrow, hd, scale);
+  const Tile t{q, q_stride, G, first_pos, n_pos, scale, out, out_stride, m, l};
+  // 16-bit rows are widened in registers where the block reduction runs (a staged copy per
+  // block cost more than the halved reads saved: f16 decode at batch 32 ran slower than
+  // f32).
+  bool in_registers = false;
+#if HWY_TARGET != HWY_SCALAR
+  in_registers = kReduceBlocks && hd % N == 0;
+#endif
+  switch (kv.dtype) {
+    case KvDtype::F32: WalkBlocks<float, false>(t, kv_head, kv); break;
+    case KvDtype::F16:
+      if (in_registers) WalkBlocks<hwy::float16_t, false>(t, kv_head, kv);
+      else WalkBlocks<float, true>(t, kv_head, kv);
+      break;
+    case KvDtype::BF16:
+      if (in_registers) WalkBlocks<hwy::bfloat16_t, false>(t, kv_head, kv);
+      else WalkBlocks<float, true>(t, kv_head, kv);
+      break;
+    case KvDtype::Int8: WalkBlocks<float, true>(t, kv_head, kv); break;
   }
   for (int64_t i = 0; i < n_pos; ++i)
     for (int64_t g = 0; g < G; ++g) {
