@@ -88,10 +88,6 @@ Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl
       fail("speculative decoding does not run with --pipeline-workers or --replica-workers yet; drop one of them");
     if (!cc.pipeline_workers.empty() && !cc.replica_workers.empty())
       fail("--pipeline-workers and --replica-workers cannot be combined yet");
-    // Workers build their KV pools from HostStage, which carries no dtype yet.
-    if (cfg_.kv.dtype != KvDtype::F32)
-      fail("--kv-cache-dtype {} does not run with --pipeline-workers or --replica-workers yet (only f32)",
-           kv_dtype_name(cfg_.kv.dtype));
     const int64_t block_bytes = bytes_per_token * bo.block_size;
     kv = KvCacheShape{bo.kv_cache_bytes / block_bytes, bo.block_size, block_bytes};
   }

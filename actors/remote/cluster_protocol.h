@@ -24,8 +24,9 @@
 namespace troupe {
 
 // Bumped whenever a message of protocol.h or this file changes shape.
-constexpr int32_t kClusterProtocolVersion = 5;  // 2: steps in flight, SLOs; 3: prompt logprobs; 4: per-request SLOs;
-                                                 // 5: per-request SLO outcome in SeqUpdate
+constexpr int32_t kClusterProtocolVersion = 6;  // 2: steps in flight, SLOs; 3: prompt logprobs; 4: per-request SLOs;
+                                                 // 5: per-request SLO outcome in SeqUpdate;
+                                                 // 6: KV-cache dtype in HostStage
 
 // What a model is, compared across processes: a hash of its configuration and of every
 // tensor's name, shape and dtype, a readable summary for errors, and the quantization it
@@ -50,6 +51,7 @@ struct HostStage {
   LayerRange layers;          // a stage's layers (a replica: all)
   int64_t num_blocks = 0;     // KV pool (a stage: the head's scheduler allocates for all stages)
   int64_t block_size = 16;
+  std::string kv_cache_dtype = "f32";  // --kv-cache-dtype value: the stage's or replica's pool
   bool replica = false;
   SchedulerConfig scheduler;  // replica only
   output_actor output;        // replica only
@@ -112,7 +114,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, HostStage& x) {
   wire::OptionalHandle<output_actor> output{&x.output};
   return f(caf::meta::type_name("HostStage"), x.protocol_version, x.model, x.expect, x.quantization,
-           x.group_size, x.lm_head, x.layers, x.num_blocks, x.block_size, x.replica, x.scheduler, output);
+           x.group_size, x.lm_head, x.layers, x.num_blocks, x.block_size, x.kv_cache_dtype, x.replica,
+           x.scheduler, output);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Hosted& x) {

@@ -31,6 +31,7 @@ BackendOptions local_options(const EngineConfig& cfg, int64_t num_blocks, LayerR
   bo.num_threads = cfg.threads;
   bo.block_size = cfg.kv.block_size;
   bo.num_blocks = num_blocks;
+  bo.kv_dtype = cfg.kv.dtype;
   bo.quantization = cfg.quantization;
   bo.layers = layers;
   return bo;
@@ -52,6 +53,7 @@ WorkerLinkSpec link_spec(const EngineConfig& cfg, const std::string& where, int3
   h.lm_head = std::string(quant::lm_head_name(cfg.quantization.lm_head));
   h.num_blocks = num_blocks;
   h.block_size = cfg.kv.block_size;
+  h.kv_cache_dtype = std::string(kv_dtype_name(cfg.kv.dtype));
   return spec;
 }
 

@@ -66,6 +66,7 @@ Hosted host(WorkerSelf self, const HostStage& h, const WorkerOptions& opts) {
     bo.num_threads = opts.threads;
     bo.block_size = h.block_size;
     bo.num_blocks = h.num_blocks;
+    bo.kv_dtype = parse_kv_dtype(h.kv_cache_dtype);
     bo.quantization = q;
     bo.layers = h.replica ? LayerRange{} : h.layers;
     std::shared_ptr<Backend> backend = make_backend(std::move(ck), bo);

@@ -167,6 +167,7 @@ TEST_CASE("the cluster handshake round-trips too", "[actors][protocol][cluster]"
   h.layers = {3, 7};
   h.num_blocks = 99;
   h.block_size = 32;
+  h.kv_cache_dtype = "int8";
   check_roundtrip(sys, h);
   auto shard = sys.spawn([]() -> shard_actor::behavior_type { return {[](ShardStep&) { return ShardOutput{}; }}; });
   check_roundtrip(sys, Hosted{shard, scheduler_actor{}, "cpu (1 threads, layers 3:7)", "", false});

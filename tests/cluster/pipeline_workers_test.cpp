@@ -100,6 +100,43 @@ TEST_CASE("two worker processes and local+worker pipelines give the single-proce
   }
 }
 
+// The head's --kv-cache-dtype travels in HostStage: stages and replicas on worker processes
+// build their pools with it, so a 16-bit or int8 cache gives the single-process tokens of
+// that cache (not of an f32 one).
+TEST_CASE("a non-f32 KV cache runs on pipeline stages and replicas", "[cluster][kv-dtype]") {
+  const std::string dir = test::temp_dir("cluster_kv_dtype");
+  WorkerProcess w1(dir + "/w1.log"), w2(dir + "/w2.log");
+  const std::string model = test::model_path("tinystories-656k");
+  auto tok = load_tokenizer(model);
+  const auto reqs = mixed_requests(8, int(tok->vocab_size()));
+  for (KvDtype dtype : {KvDtype::Int8, KvDtype::F16}) {
+    INFO("--kv-cache-dtype " << kv_dtype_name(dtype));
+    EngineConfig single = config_for(model);
+    single.kv.dtype = dtype;
+    const auto reference = test::run_alone(single, reqs);
+    EngineConfig piped = single;
+    piped.cluster.pipeline_workers = {w1.address(), w2.address()};
+    // Every stage or replica reports its pool's dtype in its backend name.
+    const std::string kv = std::string("kv ") + std::string(kv_dtype_name(dtype));
+    auto all_report = [&](Engine& engine) {
+      for (const WorkerStatus& w : engine.cluster()->snapshot()) {
+        INFO(w.address << ": " << w.detail);
+        CHECK_THAT(w.detail, Catch::Contains(kv));
+      }
+    };
+    {
+      Engine engine(piped);
+      all_report(engine);
+      CHECK(run_on(engine, reqs, 0) == reference);
+    }
+    EngineConfig replicas = single;
+    replicas.cluster.replica_workers = {"local", w1.address()};
+    Engine engine(replicas);
+    all_report(engine);
+    CHECK(run_on(engine, reqs, 0) == reference);
+  }
+}
+
 TEST_CASE("the handshake refuses another model and a second head", "[cluster][handshake]") {
   const std::string dir = test::temp_dir("cluster_handshake");
   // This worker has stories260K where the head names TinyStories-656K.

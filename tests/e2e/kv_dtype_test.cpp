@@ -198,10 +198,5 @@ TEST_CASE("troupe generate --kv-cache-dtype: f16 and int8 through the engine giv
   // Measured: identical for all 64 tokens (f16 and int8 alike) on this prompt.
   CHECK(greedy_ids("f16") == f32);
   CHECK(greedy_ids("int8") == f32);
-  // Workers build their pools from HostStage, which carries no dtype: refused before connecting.
-  const auto r = test::run_command(test::shell_quote(test::troupe_bin()) + " generate --model " + ts +
-                                   " --prompt hi --max-tokens 4 --pipeline-workers local,127.0.0.1:1 --kv-cache-dtype int8");
-  INFO(r.out);
-  CHECK(r.status != 0);
-  CHECK(r.out.find("--kv-cache-dtype int8 does not run with --pipeline-workers or --replica-workers yet") != std::string::npos);
+  // Pipeline stages and replicas on workers take the dtype too: tests/cluster/pipeline_workers_test.cpp.
 }
