@@ -12,8 +12,11 @@
 namespace troupe::test {
 
 // log-softmax rows for every position of `ids`: row i is the distribution of token i + 1.
-inline std::vector<std::vector<double>> reference_logprobs(const std::string& model, const std::vector<int32_t>& ids) {
+// The KV cache is the commands' default (f16), as in the `troupe serve` these are compared with.
+inline std::vector<std::vector<double>> reference_logprobs(const std::string& model, const std::vector<int32_t>& ids,
+                                                           KvDtype kv_dtype = KvDtype::F16) {
   cpu::CpuBackendOptions opts;
+  opts.kv_dtype = kv_dtype;
   opts.block_size = 16;
   opts.num_blocks = int64_t(ids.size()) / 16 + 2;
   cpu::CpuBackend be(load_model(model), opts);

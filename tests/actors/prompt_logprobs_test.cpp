@@ -106,7 +106,7 @@ TEST_CASE("prompt logprobs match the reference forward pass through chunked pref
   Engine engine(cfg);
   const std::vector<int32_t> prompt = engine.tokenizer().encode(kStory, true);
   REQUIRE(prompt.size() > 20);
-  const auto ref = reference_logprobs(model, prompt);
+  const auto ref = reference_logprobs(model, prompt, KvDtype::F32);
 
   PromptCollector pc;
   const int64_t first = engine.submit(with_prompt_logprobs(prompt, 5), pc.sink());
@@ -180,7 +180,7 @@ TEST_CASE("prompt logprobs come once and exact when sequences are preempted and 
     INFO("request " << i);
     const auto got = pc.get(ids[i]);
     REQUIRE(got.size() == 1);
-    check_against_reference(got[0], prompts[i], reference_logprobs(model, prompts[i]), 2);
+    check_against_reference(got[0], prompts[i], reference_logprobs(model, prompts[i], KvDtype::F32), 2);
     CHECK(pc.col.get(ids[i]).ids.size() == 40);
   }
   CHECK(engine.stats().kv.used_blocks == 0);
@@ -201,7 +201,7 @@ TEST_CASE("prompt logprobs are the same with every message serialized, as across
   pc.col.wait_done(1);
   const auto got = pc.get(id);
   REQUIRE(got.size() == 1);
-  check_against_reference(got[0], prompt, reference_logprobs(model, prompt), 4);
+  check_against_reference(got[0], prompt, reference_logprobs(model, prompt, KvDtype::F32), 4);
 }
 
 TEST_CASE("prompt logprobs under static batching", "[actors][prompt_logprobs]") {
@@ -219,6 +219,6 @@ TEST_CASE("prompt logprobs under static batching", "[actors][prompt_logprobs]") 
   pc.col.wait_done(2);
   REQUIRE(pc.get(a).size() == 1);
   REQUIRE(pc.get(b).size() == 1);
-  check_against_reference(pc.get(a)[0], prompt, reference_logprobs(model, prompt), 2);
-  check_against_reference(pc.get(b)[0], shorter, reference_logprobs(model, shorter), 2);
+  check_against_reference(pc.get(a)[0], prompt, reference_logprobs(model, prompt, KvDtype::F32), 2);
+  check_against_reference(pc.get(b)[0], shorter, reference_logprobs(model, shorter, KvDtype::F32), 2);
 }

@@ -177,10 +177,12 @@ TEST_CASE("a required flag may come from the file, else it is an error") {
   CHECK(c.o.engine.model == "from-file");
 }
 
-TEST_CASE("kv-cache-dtype flag: f32 by default, each dtype by name, a bad value names the allowed ones") {
+TEST_CASE("kv-cache-dtype flag: f16 by default, each dtype by name, a bad value names the allowed ones") {
+  // The commands default to f16; the config struct itself (the library's default) keeps f32.
+  CHECK(KvCacheConfig{}.dtype == KvDtype::F32);
   ServeLike d;
-  CHECK(d.run("--model m.gguf").at("kv-cache-dtype") == "f32");
-  CHECK(d.o.engine.kv.dtype == KvDtype::F32);
+  CHECK(d.run("--model m.gguf").at("kv-cache-dtype") == "f16");
+  CHECK(d.o.engine.kv.dtype == KvDtype::F16);
   for (KvDtype t : {KvDtype::F32, KvDtype::F16, KvDtype::BF16, KvDtype::Int8}) {
     const std::string name(kv_dtype_name(t));
     ServeLike c;
