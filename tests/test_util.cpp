@@ -7,8 +7,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
 
 #include "core/error.h"
 
@@ -42,10 +46,33 @@ std::string source_path(const std::string& rel) {
   return must_exist(fs::path(dir) / rel, "source file");
 }
 
+namespace {
+// The directories temp_dir made in this process, removed when it exits (thousands piled up
+// in /tmp otherwise: quantized checkpoints, server logs, bench JSON). TROUPE_KEEP_TEST_DIRS=1
+// keeps them, e.g. to read a failed test's server log.
+struct TempDirs {
+  std::mutex mu;
+  std::vector<fs::path> dirs;
+  ~TempDirs() {
+    const char* keep = std::getenv("TROUPE_KEEP_TEST_DIRS");
+    if (keep && *keep && std::string(keep) != "0") return;
+    std::error_code ec;  // a child may still hold a file there: best effort
+    for (const fs::path& d : dirs) fs::remove_all(d, ec);
+  }
+};
+TempDirs& temp_dirs() {
+  static TempDirs t;
+  return t;
+}
+}  // namespace
+
 std::string temp_dir(const std::string& tag) {
   auto p = fs::temp_directory_path() / ("troupe-test-" + tag + "-" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
+  TempDirs& t = temp_dirs();
+  const std::lock_guard<std::mutex> lock(t.mu);
+  if (std::find(t.dirs.begin(), t.dirs.end(), p) == t.dirs.end()) t.dirs.push_back(p);
   return p.string();
 }
 

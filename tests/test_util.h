@@ -15,7 +15,8 @@ std::string tokenizer_path(const std::string& rel);
 // $TROUPE_SOURCE_DIR/<rel> (a file in this repository); fails the test if it does not exist.
 std::string source_path(const std::string& rel);
 
-// A fresh empty temporary directory for this test.
+// A fresh empty temporary directory for this test (per tag and process), removed when the
+// process exits unless TROUPE_KEEP_TEST_DIRS=1.
 std::string temp_dir(const std::string& tag);
 // Reads a whole file.
 std::string read_file(const std::string& path);
