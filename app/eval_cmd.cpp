@@ -3,7 +3,10 @@
 // KL(P_ref || P_model) of the next-token distributions (mean and p99), top-1 agreement, and
 // the samples where the two disagree most. The reference can also be the same model with
 // its KV cache stored in another element type (--kv-cache-dtype X --reference-kv-cache-dtype
-// f32 without --reference): the cost of a lower-precision KV cache on that model.
+// f32 without --reference): the cost of a lower-precision KV cache on that model. Unless
+// --reference-kv-cache-dtype is given, the reference's cache is f32 for a --reference model
+// (the float reference) and --kv-cache-dtype's otherwise (no comparison of the model with
+// itself that nobody asked for).
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -186,6 +189,8 @@ void register_eval(CLI::App& app) {
   add_kv_dtype_flag(*f, "--reference-kv-cache-dtype", o->reference_kv_dtype);
   cmd->callback([o, f] {
     if (f->finish()) return;
+    if (f->cmd()->get_option("--reference-kv-cache-dtype")->count() == 0)
+      o->reference_kv_dtype = o->reference.empty() ? o->kv_dtype : KvDtype::F32;
     run_eval(*o);
   });
 }

@@ -305,7 +305,11 @@ HWY_INLINE void RowsStep(const float* const* q, const KT* const* krow,
     for (int r = 0; r < R; ++r) {
       VF vmax = ninf;
       for (int64_t j = 0; j < kBlock; j += N) {
-        const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
+        if (j >= n) {  // not scored (DotBlock stops at n): -inf without reading them
+          hn::Store(ninf, d, s[r] + j);
+          continue;
+        }
+        const auto valid = hn::FirstN(d, static_cast<size_t>(n - j));
         const VF sv = hn::IfThenElse(valid, hn::Mul(hn::Load(d, s[r] + j), vs), ninf);
         hn::Store(sv, d, s[r] + j);
         vmax = hn::Max(vmax, sv);

@@ -137,7 +137,9 @@ void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMa
 
   const detail::QAct A{s.q.data(), stride, s.d.data(), s.off.data(), s.gsum.data(), P.nb, P.ng};
   const int64_t grain = out * in * T < kMinParallelWeights ? P.tiles : 1;
-  const int64_t chunk = std::max<int64_t>(kMinTokenChunk, kActChunkBytes / stride);
+  // A multiple of 16 tokens, so no chunk but the last ends in a short pass of the kernels'
+  // token blocks over a tile's weights.
+  const int64_t chunk = std::max<int64_t>(kMinTokenChunk, kActChunkBytes / stride / 16 * 16);
   pool.parallel_for(P.tiles, grain, [&](int, int64_t t0, int64_t t1) {
     for (int64_t c0 = 0; c0 < T; c0 += chunk) {
       const detail::QAct Ac{A.q + c0 * stride, stride, A.d + c0 * P.nb, A.off + c0 * P.nb,

@@ -179,7 +179,7 @@ TEST_CASE("copy_block of an int8 / f16 KV block carries its values and scales (p
   }
 }
 
-TEST_CASE("troupe generate --kv-cache-dtype: f16 and int8 through the engine give f32's greedy tokens; clusters refuse",
+TEST_CASE("troupe generate --kv-cache-dtype: f16 and int8 through the engine give f32's greedy tokens",
           "[e2e][kv_dtype][cli]") {
   const std::string ts = test::shell_quote(tinystories());
   auto greedy_ids = [&](const char* dtype) {
@@ -199,4 +199,31 @@ TEST_CASE("troupe generate --kv-cache-dtype: f16 and int8 through the engine giv
   CHECK(greedy_ids("f16") == f32);
   CHECK(greedy_ids("int8") == f32);
   // Pipeline stages and replicas on workers take the dtype too: tests/cluster/pipeline_workers_test.cpp.
+}
+
+// eval's reference cache: f32 for a --reference model (the float reference), the model's own
+// dtype otherwise (no self-comparison unless --reference-kv-cache-dtype asks for one); the
+// model's cache is the commands' default f16.
+TEST_CASE("troupe eval: which KV cache the reference gets by default", "[e2e][kv_dtype][cli]") {
+  const std::string dir = test::temp_dir("kv-dtype-eval");
+  const std::string data = test::write_file(dir, "d.jsonl", "{\"text\": \"Once upon a time, there was a little girl named Lily.\"}\n");
+  const std::string ts = test::shell_quote(tinystories());
+  auto eval = [&](const std::string& args) {
+    const std::string js = dir + "/e.json";
+    const auto r = test::run_command(test::shell_quote(test::troupe_bin()) + " eval --model " + ts + " --data " + data +
+                                     " --threads 1 --json " + js + " " + args);
+    INFO(args << "\n" << r.out);
+    REQUIRE(r.status == 0);
+    return boost::json::parse(test::read_file(js)).as_object();
+  };
+  auto alone = eval("");
+  CHECK(alone.at("kv_cache_dtype").as_string() == "f16");
+  CHECK_FALSE(alone.contains("kl_mean"));
+  CHECK_FALSE(eval("--kv-cache-dtype f32").contains("kl_mean"));
+  for (const std::string args : {"--reference " + ts, std::string("--reference-kv-cache-dtype f32")}) {
+    auto vs = eval(args);
+    INFO(args);
+    CHECK(vs.at("reference_kv_cache_dtype").as_string() == "f32");
+    CHECK(vs.at("kl_mean").to_number<double>() < 1e-5);  // f16 against f32: ~3e-7 on TinyStories
+  }
 }
