@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "config/config_file.h"
+#include "config/kv_config.h"
 #include "core/error.h"
 #include "quant/options.h"
 
@@ -128,11 +129,7 @@ void add_kv_flags(FlagSet& f, KvCacheConfig& kv) {
 }
 
 void add_kv_dtype_flag(FlagSet& f, const std::string& name, KvDtype& dtype) {
-  // The commands default to f16, as llama.cpp's cache does: half of f32's memory and, read in
-  // place by the attention kernels, faster, at ~3e-7 nats/token (docs/benchmarks.md, session
-  // 12). The config structs keep f32, so a library user (and the exactness tests against
-  // float references) gets the float cache unless they ask.
-  dtype = KvDtype::F16;
+  dtype = kCommandKvDtype;  // the commands' default (config/kv_config.h), not the struct's
   f.remember(f.cmd()->add_option_function<std::string>(
                     name, [&dtype](const std::string& s) { dtype = parse_kv_dtype(s); },
                     "KV-cache element type: f32 | f16 | bf16 (2 bytes) | int8 (1 byte + a float scale per "

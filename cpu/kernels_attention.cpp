@@ -282,7 +282,8 @@ constexpr bool kReduceBlocks = false;
 #endif
 
 // One online-softmax step of R query rows over the same n (<= kBlock) positions, whose K and
-// V rows are krow/vrow (krow holds kBlock valid pointers; those past n are read but masked):
+// V rows are krow/vrow (krow holds kBlock valid pointers; those past n up to the next 16 are
+// scored but masked):
 // updates each row's running max m, sum l and unnormalised output o. Every caller (decode
 // group, prefill tile) runs exactly this per-row arithmetic for a row's step at positions
 // [p0, p0 + n), with p0 a multiple of kBlock and n fixed by the row's own context length; the
@@ -299,16 +300,13 @@ HWY_INLINE void RowsStep(const float* const* q, const KT* const* krow,
 #if HWY_TARGET != HWY_SCALAR
   if (kReduceBlocks && hd % N == 0) {
     DotBlock<R, KT>(q, krow, hd, n, s);
-    // Scores past n (other rows' positions, or slots not written yet) become -inf and
-    // their exponentials 0, whatever the cache holds there.
+    // Only the vectors that hold positions < n are touched (ScaleAccumulate reads p[j < n]
+    // only); within the last one, lanes past n (other rows' positions, or slots not written
+    // yet) become -inf and their exponentials 0, whatever the cache holds there.
     const VF vs = hn::Set(d, scale), ninf = hn::Set(d, -INFINITY);
     for (int r = 0; r < R; ++r) {
       VF vmax = ninf;
-      for (int64_t j = 0; j < kBlock; j += N) {
-        if (j >= n) {  // not scored (DotBlock stops at n): -inf without reading them
-          hn::Store(ninf, d, s[r] + j);
-          continue;
-        }
+      for (int64_t j = 0; j < n; j += N) {
         const auto valid = hn::FirstN(d, static_cast<size_t>(n - j));
         const VF sv = hn::IfThenElse(valid, hn::Mul(hn::Load(d, s[r] + j), vs), ninf);
         hn::Store(sv, d, s[r] + j);
@@ -318,8 +316,8 @@ HWY_INLINE void RowsStep(const float* const* q, const KT* const* krow,
       c[r] = std::exp(*m[r] - m_new);  // 0 on the first block (m = -inf)
       const VF vm = hn::Set(d, m_new);
       VF vsum = hn::Zero(d);
-      for (int64_t j = 0; j < kBlock; j += N) {
-        const auto valid = hn::FirstN(d, static_cast<size_t>(std::max<int64_t>(0, n - j)));
+      for (int64_t j = 0; j < n; j += N) {
+        const auto valid = hn::FirstN(d, static_cast<size_t>(n - j));
         const VF e = hn::IfThenElseZero(valid, hn::Exp(d, hn::Sub(hn::Load(d, s[r] + j), vm)));
         hn::Store(e, d, s[r] + j);
         vsum = hn::Add(vsum, e);
