@@ -33,6 +33,7 @@ struct PeakOpts {
   int prompt_len = 32;
   int steps = 24;
   bool fuse_linears = true;
+  KvDtype kv_dtype = KvDtype::F32;  // the flag's default (f16) replaces this
   quant::Options quantization;
 };
 
@@ -91,6 +92,7 @@ void run_peak_bench(const PeakOpts& o) {
   bo.num_threads = o.threads;
   bo.quantization = o.quantization;
   bo.fuse_linears = o.fuse_linears;
+  bo.kv_dtype = o.kv_dtype;
   // KV for every sequence of the batched run (the batch-1 run reuses the first blocks).
   const int64_t blocks_per_seq = (o.prompt_len + o.steps + 1 + bo.block_size - 1) / bo.block_size;
   bo.num_blocks = int64_t(o.batch) * blocks_per_seq;
@@ -110,6 +112,7 @@ void run_peak_bench(const PeakOpts& o) {
 
   std::printf("model            %s\n", o.model.c_str());
   std::printf("backend          %s\n", be.name().c_str());
+  std::printf("KV cache         %s\n", std::string(kv_dtype_name(o.kv_dtype)).c_str());
   std::printf("FMA peak         %.1f GFLOP/s (F32, %d threads, independent FMA chains in registers)\n",
               peak / 1e9, be.pool().size());
   std::printf("linear params    %.1f M (matmul FLOPs/token = 2 x params)\n", linear_params(be.config()) / 1e6);
@@ -125,6 +128,7 @@ void run_peak_bench(const PeakOpts& o) {
                             {"threads", be.pool().size()},
                             {"backend", be.name()},
                             {"quantization", quant::describe(o.quantization)},
+                            {"kv_cache_dtype", std::string(kv_dtype_name(o.kv_dtype))},
                             {"fma_peak_flops", peak},
                             {"linear_params", linear_params(be.config())},
                             {"batch", o.batch},
@@ -155,6 +159,7 @@ void register_bench_peak(CLI::App& bench) {
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
   add_fuse_linears_flag(*f, o->fuse_linears);
+  add_kv_dtype_flag(*f, "--kv-cache-dtype", o->kv_dtype);
   cmd->callback([o, f] {
     if (f->finish()) return;
     run_peak_bench(*o);

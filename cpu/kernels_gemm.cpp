@@ -29,9 +29,10 @@ namespace {
 
 // Largest T handled by the multi-row GEMV. It streams W once and needs no packing, which
 // wins while T is small. Measured crossovers (2048x2048 and 32000x768, 2 threads): with
-// AVX-512 at T ~ 24-32 for F32 (its weight panel re-reads from L2 then limit it) and
-// T ~ 48-64 for F16 (the tiled GEMM pads tokens to blocks of 32); with AVX2 at T ~ 12.
-constexpr int64_t kMultiRowMaxTAvx512F32 = 24;
+// AVX-512 at T ~ 14-16 for F32 (the tiled GEMM reads F32 W in place up to T = 32, and its
+// cost is flat below that: tokens are padded to the block of 32) and T ~ 48-64 for F16
+// (the tiled GEMM pads tokens to blocks of 32); with AVX2 at T ~ 12.
+constexpr int64_t kMultiRowMaxTAvx512F32 = 16;
 constexpr int64_t kMultiRowMaxTAvx512F16 = 48;
 constexpr int64_t kMultiRowMaxTOther = 12;
 // Rows of W converted per sgemm call for F16 weights: ~512 KiB of F32 so the tile is

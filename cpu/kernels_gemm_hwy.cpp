@@ -14,6 +14,9 @@
 //     loads kVecT token vectors and broadcasts kRows weights, i.e. 14 loads per 24 FMAs;
 //   - partial sums live in a transposed yT [NC][T] block (contiguous along tokens) and
 //     are transposed into y (plus bias) once per row block.
+// With one token block (T <= TB, e.g. a batch-32 decode step) each weight feeds a single
+// micro-kernel pass, so W is not packed: the micro-kernel reads F32 rows in place
+// (GemmRowsOneBlock), with the same slices and so the same rounding as the packed walk.
 // Working set per thread: xT block 32 KiB (L1), Wp 96 KiB and yT NC*T floats (L2).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/kernels_gemm_hwy.cpp"
@@ -24,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
@@ -93,10 +97,48 @@ struct PrefetchRows {
   }
 };
 
-// yT[r][0:TB] (+)= sum_k Wp[r][k] * xT[k][0:TB] for r < kRows.
-HWY_INLINE void MicroKernel(const float* HWY_RESTRICT xT, const float* HWY_RESTRICT Wp,
-                            int64_t kc, float* HWY_RESTRICT yT, int64_t ldT, bool accumulate,
-                            PrefetchRows& pf) {
+HWY_INLINE void CopyRow(const float* src, float* dst, int64_t n) {
+  std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+}
+HWY_INLINE void CopyRow(const hwy::float16_t* src, float* dst, int64_t n) {
+  const DF d;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, src + i)), d, dst + i);
+  if (i < n) f16_to_f32_n(reinterpret_cast<const uint16_t*>(src + i), dst + i, n - i);
+}
+
+// Prefetch policies of MicroKernel: Group(k0) runs before each 16 k, Step() before each k.
+struct NoFetch {
+  HWY_INLINE void Group(int64_t) {}
+  HWY_INLINE void Step() {}
+};
+// W read in place: each of the kRows rows' streams fetched kAhead floats ahead, into L2
+// (the xT slice keeps L1).
+struct RowsAhead {
+  static constexpr int64_t kAhead = 256;
+  const float* W;
+  int64_t ld;
+  HWY_INLINE void Group(int64_t k0) {
+#pragma GCC unroll 12
+    for (int r = 0; r < kRows; ++r) __builtin_prefetch(W + r * ld + k0 + kAhead, 0, 2);
+  }
+  HWY_INLINE void Step() {}
+};
+// PrefetchRows (above) fetches the next packed block one line per k.
+struct NextBlock {
+  PrefetchRows& pf;
+  HWY_INLINE void Group(int64_t) {}
+  HWY_INLINE void Step() { pf.Step(); }
+};
+
+// yT[r][0:TB] (+)= sum_k W[r][k] * xT[k][0:TB] for r < kRows, k < kc (W rows ld floats
+// apart). The sums round the same whatever the policy and ld.
+template <class Fetch>
+HWY_INLINE void MicroKernel(const float* HWY_RESTRICT xT, const float* HWY_RESTRICT W,
+                            int64_t ld, int64_t kc, float* HWY_RESTRICT yT, int64_t ldT,
+                            bool accumulate, Fetch fetch) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t TB = kVecT * N;
@@ -105,16 +147,20 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT xT, const float* HWY_RESTR
   for (int r = 0; r < kRows; ++r)
 #pragma GCC unroll 2
     for (int v = 0; v < kVecT; ++v) acc[r][v] = hn::Zero(d);
-  for (int64_t k = 0; k < kc; ++k) {
-    pf.Step();
-    VF xv[kVecT];
+  for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+    fetch.Group(k0);
+    const int64_t k1 = std::min(kc, k0 + 16);
+    for (int64_t k = k0; k < k1; ++k) {
+      fetch.Step();
+      VF xv[kVecT];
 #pragma GCC unroll 2
-    for (int v = 0; v < kVecT; ++v) xv[v] = hn::LoadU(d, xT + k * TB + v * N);
+      for (int v = 0; v < kVecT; ++v) xv[v] = hn::LoadU(d, xT + k * TB + v * N);
 #pragma GCC unroll 12
-    for (int r = 0; r < kRows; ++r) {
-      const VF w = hn::Set(d, Wp[r * kKC + k]);
+      for (int r = 0; r < kRows; ++r) {
+        const VF w = hn::Set(d, W[r * ld + k]);
 #pragma GCC unroll 2
-      for (int v = 0; v < kVecT; ++v) acc[r][v] = hn::MulAdd(w, xv[v], acc[r][v]);
+        for (int v = 0; v < kVecT; ++v) acc[r][v] = hn::MulAdd(w, xv[v], acc[r][v]);
+      }
     }
   }
 #pragma GCC unroll 12
@@ -124,6 +170,52 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT xT, const float* HWY_RESTR
       float* p = yT + r * ldT + v * N;
       hn::StoreU(accumulate ? hn::Add(acc[r][v], hn::LoadU(d, p)) : acc[r][v], d, p);
     }
+}
+
+// One token block (T <= TB): every weight is used by one micro-kernel pass, so packing a
+// whole W block would only copy it. Each kRows-row panel runs over all of K, one kKC slice
+// after another so the sums round exactly as GemmRows' do (a token's outputs do not
+// depend on T). F32 rows are read in place; F16 rows are widened a slice at a time into
+// an L1 buffer; a panel past the last whole one is copied with zero rows.
+template <typename WT>
+void GemmRowsOneBlock(const float* xT, int64_t T, const WT* W, int64_t K, int64_t r0,
+                      int64_t r1, float* y, int64_t ldy, const float* bias) {
+  constexpr bool kInPlace = std::is_same_v<WT, float>;
+  thread_local std::unique_ptr<float[], AlignedFree> wp_buf, yt_buf;
+  thread_local int64_t wp_cap = 0, yt_cap = 0;
+  const int64_t TB = TokBlock();
+  float* yT = scratch(yt_buf, yt_cap, kNC * TB);
+  float* Wp = scratch(wp_buf, wp_cap, kRows * kKC);
+  for (int64_t oc = r0; oc < r1; oc += kNC) {
+    const int64_t nc = std::min(kNC, r1 - oc);
+    for (int64_t s = 0; s < nc; s += kRows) {
+      const WT* w = W + (oc + s) * K;
+      const int64_t rows = std::min<int64_t>(kRows, nc - s);
+      for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+        const int64_t kc = std::min(kKC, K - k0);
+        if (kInPlace && rows == kRows) {
+          const float* wk = reinterpret_cast<const float*>(w) + k0;
+          MicroKernel(xT + k0 * TB, wk, K, kc, yT + s * TB, TB, k0 > 0, RowsAhead{wk, K});
+          continue;
+        }
+        for (int64_t r = 0; r < kRows; ++r) {
+          if (r < rows) {
+            if (!kInPlace && k0 + kKC < K)  // the next slice of this row, into L2
+              for (int64_t b = 0; b < kKC * int64_t(sizeof(WT)); b += 64)
+                __builtin_prefetch(reinterpret_cast<const char*>(w + r * K + k0 + kKC) + b, 0, 2);
+            CopyRow(w + r * K + k0, Wp + r * kKC, kc);
+          } else {
+            std::fill(Wp + r * kKC, Wp + r * kKC + kc, 0.0f);
+          }
+        }
+        MicroKernel(xT + k0 * TB, Wp, kKC, kc, yT + s * TB, TB, k0 > 0, NoFetch{});
+      }
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      float* yrow = y + t * ldy + oc;
+      for (int64_t r = 0; r < nc; ++r) yrow[r] = yT[r * TB + t] + (bias ? bias[oc + r] : 0.0f);
+    }
+  }
 }
 
 // Packs x[T, K] into xT[kb][tb][KC][TB] for the (kb, tb) pairs in [p0, p1).
@@ -145,22 +237,11 @@ void PackX(const float* x, int64_t T, int64_t K, float* xT, int64_t p0, int64_t 
   }
 }
 
-HWY_INLINE void CopyRow(const float* src, float* dst, int64_t n) {
-  std::memcpy(dst, src, static_cast<size_t>(n) * 4);
-}
-HWY_INLINE void CopyRow(const hwy::float16_t* src, float* dst, int64_t n) {
-  const DF d;
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, src + i)), d, dst + i);
-  if (i < n) f16_to_f32_n(reinterpret_cast<const uint16_t*>(src + i), dst + i, n - i);
-}
-
 // Output rows [r0, r1) for all T tokens, from the packed xT.
 template <typename WT>
 void GemmRows(const float* xT, int64_t T, const WT* W, int64_t K, int64_t r0, int64_t r1,
               float* y, int64_t ldy, const float* bias) {
+  if (T <= TokBlock()) return GemmRowsOneBlock(xT, T, W, K, r0, r1, y, ldy, bias);
   thread_local std::unique_ptr<float[], AlignedFree> wp_buf, yt_buf;
   thread_local int64_t wp_cap = 0, yt_cap = 0;
   const int64_t TB = TokBlock();
@@ -198,7 +279,8 @@ void GemmRows(const float* xT, int64_t T, const WT* W, int64_t K, int64_t r0, in
       for (int64_t tb = 0; tb < ntb; ++tb) {
         const float* xb = xT + (kb * ntb + tb) * kKC * TB;
         for (int64_t s = 0; s < nsub; ++s)
-          MicroKernel(xb, Wp + s * kRows * kKC, kc, yT + s * kRows * ldT + tb * TB, ldT, kb > 0, pf);
+          MicroKernel(xb, Wp + s * kRows * kKC, kKC, kc, yT + s * kRows * ldT + tb * TB, ldT, kb > 0,
+                      NextBlock{pf});
       }
     }
     for (int64_t t = 0; t < T; ++t) {

@@ -134,6 +134,36 @@ TEST_CASE("matmul: tiled Highway GEMM", "[cpu][matmul]") {
   });
 }
 
+// The same for the tiled GEMM: up to one token block (32 tokens with AVX-512) it reads F32
+// weights in place and widens F16 a panel at a time, above that it packs W blocks; a
+// token's outputs must be the same bits either way (the blocks of 12 rows end in a
+// partial panel for out = 100 and 37, K = 600 ends in a partial slice).
+TEST_CASE("matmul: tiled GEMM rows are bit-identical whatever T", "[cpu][matmul]") {
+  test::for_each_target([&] {
+    ThreadPool pool(2);
+    uint32_t seed = 400;
+    for (DType dt : {DType::F32, DType::F16})
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{100, 600}, {37, 256}, {200, 1030}}) {
+        const auto W = random_matrix(dt, out, in, seed++);
+        const int64_t max_t = 70;
+        const auto x = random_floats(max_t * in, seed++);
+        std::vector<float> alone(max_t * out), ys(out);
+        for (int64_t t = 0; t < max_t; ++t) {
+          detail::matmul_tiled(pool, x.data() + t * in, 1, W.view, ys.data(), nullptr);
+          std::copy_n(ys.data(), out, alone.data() + t * out);
+        }
+        for (int64_t T : {2, 15, 16, 17, 32, 33, 48, 64, 70}) {
+          INFO(dtype_name(dt) << " out " << out << " in " << in << " T " << T);
+          std::vector<float> y(T * out);
+          detail::matmul_tiled(pool, x.data(), T, W.view, y.data(), nullptr);
+          int64_t differ = 0;
+          for (int64_t i = 0; i < T * out; ++i) differ += std::memcmp(&y[i], &alone[i], 4) != 0;
+          CHECK(differ == 0);
+        }
+      }
+  });
+}
+
 TEST_CASE("matmul: public entry point across the crossover and pool sizes", "[cpu][matmul]") {
   test::for_each_target([&] {
     uint32_t seed = 200;

@@ -207,6 +207,13 @@ TEST_CASE("bench peak --json reports the FMA peak, the batched step and the barr
   CHECK(num(o, "fraction_of_peak") == Approx(gflops * 1e9 / peak).epsilon(1e-6));
   CHECK(num(o, "step_best_s") <= num(o, "step_median_s"));
   CHECK(integer(o, "barriers_per_step_batch1") >= 0);
+  CHECK(str(o, "kv_cache_dtype") == "f16");  // the commands' default KV cache
+  const json::object o8 = bench_json("peak --model " + shell_quote(model()) +
+                                          " --threads 1 --batch 2 --prompt-len 4 --steps 1 --kv-cache-dtype int8 --json " +
+                                          shell_quote(js),
+                                      js);
+  CHECK(str(o8, "kv_cache_dtype") == "int8");
+  CHECK(num(o8, "step_median_s") > 0);
 }
 
 TEST_CASE("bench throughput --scheduling both --json --plot reports both modes and their ratio", "[cli][bench]") {
