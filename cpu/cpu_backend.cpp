@@ -118,6 +118,15 @@ int64_t copy_to_huge_pages(ModelWeights& w, const std::vector<std::vector<Tensor
 // tiles for the pool to share.
 constexpr int64_t kAttentionTileRows = 64;
 
+// A decode (or short verification) tile reads one KV head's piece (head_dim elements) of
+// each cached row, so a sequence's heads on different threads each take a sparse stripe of
+// the same rows out of DRAM. With enough tiles to balance the pool, all KV heads of one
+// tile's rows go to one thread, one after another, and the first of them fetches the rows
+// whole into L2 (up to kKvPrefetchBytes of K and V): measured batch-32 decode at context
+// ~130, 110M F32 weights, f16 KV, 2 threads: 42.4-44.0 -> 37.0-39.0 ms per step.
+constexpr int64_t kKvPrefetchMaxRows = 8;  // query rows per tile; longer tiles reuse blocks
+constexpr int64_t kKvPrefetchBytes = int64_t(512) << 10;
+
 // The linear layers of each FusedGroup, in the order of their rows in the stack.
 std::span<const int> fused_members(FusedGroup g) {
   static constexpr int kQkv[] = {kLinQ, kLinK, kLinV};
@@ -148,6 +157,7 @@ struct CpuBackend::Scratch {
   std::vector<int32_t> seq_of;     // index into batch.seqs of each token
   // Attention work of the step, one list per pool thread (the same for every layer).
   std::vector<std::vector<AttentionItem>> attention_bins;
+  bool attention_whole_tiles = false;  // a tile's KV heads dealt to one thread together
 
   void reserve(const ModelConfig& c, int64_t T) {
     if (T <= cap_tokens) return;
@@ -557,10 +567,19 @@ void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
   s.attention_bins.resize(nt);
   for (auto& b : s.attention_bins) b.clear();
   std::vector<int64_t> load(nt, 0);
-  for (const AttentionItem& it : items) {
+  // The KV heads of one tile tie in cost, so the stable sort keeps them adjacent, in head
+  // order: deal them as one unit where there are enough units to balance the pool.
+  const size_t units = items.size() / static_cast<size_t>(std::max<int64_t>(1, c.num_kv_heads));
+  const bool whole_tiles = units >= 4 * nt;
+  s.attention_whole_tiles = whole_tiles;
+  for (size_t i = 0; i < items.size();) {
+    size_t j = i + 1;
+    while (whole_tiles && j < items.size() && items[j].seq == items[i].seq && items[j].t0 == items[i].t0) ++j;
     const size_t b = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
-    load[b] += it.cost + 1;
-    s.attention_bins[b].push_back(it);
+    for (; i < j; ++i) {
+      load[b] += items[i].cost + 1;
+      s.attention_bins[b].push_back(items[i]);
+    }
   }
 }
 
@@ -626,6 +645,16 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     for (int64_t b = begin; b < end; ++b)
       for (const AttentionItem& it : s.attention_bins[size_t(b)]) {
         const auto& sq = batch.seqs[size_t(it.seq)];
+        if (s.attention_whole_tiles && it.kv_head == 0 && it.n <= kKvPrefetchMaxRows) {  // kKvPrefetchBytes
+          const int64_t n_ctx = std::min<int64_t>(s.pos[it.t0 + it.n - 1] + 1, kKvPrefetchBytes / (2 * row_bytes));
+          for (int64_t p = 0; p < n_ctx; ++p) {
+            const int64_t slot = int64_t(sq.block_table[p / bs]) * bs + p % bs;
+            for (int64_t o = 0; o < row_bytes; o += 64) {
+              __builtin_prefetch(kc + slot * row_bytes + o, 0, 2);
+              __builtin_prefetch(vc + slot * row_bytes + o, 0, 2);
+            }
+          }
+        }
         PagedKv kv{kc, vc, sq.block_table.data(), bs, NKV, HD, kvt, ks, vs};
         attention_causal_tile(s.q.data() + it.t0 * QD, QD, it.kv_head, c.num_heads, kv,
                               s.pos[it.t0], it.n, scale, s.att.data() + it.t0 * QD, QD);
