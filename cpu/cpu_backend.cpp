@@ -543,7 +543,9 @@ void CpuBackend::run_stage(const StepBatch& batch, std::vector<float>& hidden, S
 // Splits the step's causal attention into (sequence, KV head, tile of consecutive positions)
 // items and deals them to the pool threads longest first (causal tiles late in a long
 // prompt cost many times the early ones; a static split by count would leave one thread
-// idle). Which rows share a tile does not change any row's result (attention_causal_tile).
+// idle); with enough short tiles, all KV heads of a short tile go to one thread. Which rows
+// share a tile, and which thread runs it, does not change any row's result
+// (attention_causal_tile).
 void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
   const auto& c = w_.config;
   const int64_t G = c.num_heads / c.num_kv_heads;
@@ -568,13 +570,19 @@ void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
   for (auto& b : s.attention_bins) b.clear();
   std::vector<int64_t> load(nt, 0);
   // The KV heads of one tile tie in cost, so the stable sort keeps them adjacent, in head
-  // order: deal them as one unit where there are enough units to balance the pool.
-  const size_t units = items.size() / static_cast<size_t>(std::max<int64_t>(1, c.num_kv_heads));
+  // order. Short tiles (decode, verification) are dealt as one unit where there are enough
+  // of them to balance the pool (see kKvPrefetchBytes); longer tiles, whose heads may each
+  // cost as much as all the short ones, are dealt head by head.
+  const auto is_short = [](const AttentionItem& it) { return it.n <= kKvPrefetchMaxRows; };
+  const size_t units = static_cast<size_t>(std::count_if(items.begin(), items.end(), is_short)) /
+                       static_cast<size_t>(std::max<int64_t>(1, c.num_kv_heads));
   const bool whole_tiles = units >= 4 * nt;
   s.attention_whole_tiles = whole_tiles;
   for (size_t i = 0; i < items.size();) {
     size_t j = i + 1;
-    while (whole_tiles && j < items.size() && items[j].seq == items[i].seq && items[j].t0 == items[i].t0) ++j;
+    while (whole_tiles && is_short(items[i]) && j < items.size() && items[j].seq == items[i].seq &&
+           items[j].t0 == items[i].t0)
+      ++j;
     const size_t b = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
     for (; i < j; ++i) {
       load[b] += items[i].cost + 1;
@@ -645,7 +653,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     for (int64_t b = begin; b < end; ++b)
       for (const AttentionItem& it : s.attention_bins[size_t(b)]) {
         const auto& sq = batch.seqs[size_t(it.seq)];
-        if (s.attention_whole_tiles && it.kv_head == 0 && it.n <= kKvPrefetchMaxRows) {  // kKvPrefetchBytes
+        if (s.attention_whole_tiles && it.kv_head == 0 && it.n <= kKvPrefetchMaxRows) {
           const int64_t n_ctx = std::min<int64_t>(s.pos[it.t0 + it.n - 1] + 1, kKvPrefetchBytes / (2 * row_bytes));
           for (int64_t p = 0; p < n_ctx; ++p) {
             const int64_t slot = int64_t(sq.block_table[p / bs]) * bs + p % bs;

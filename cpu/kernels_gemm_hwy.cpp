@@ -17,7 +17,8 @@
 // With one token block (T <= TB, e.g. a batch-32 decode step) each weight feeds a single
 // micro-kernel pass, so W is not packed: the micro-kernel reads F32 rows in place
 // (GemmRowsOneBlock), with the same slices and so the same rounding as the packed walk.
-// Working set per thread: xT block 32 KiB (L1), Wp 96 KiB and yT NC*T floats (L2).
+// Working set per thread (packed walk): xT block 32 KiB (L1), Wp 96 KiB and yT NC*T floats
+// (L2); the one-block walk's Wp is one 12-row slice (12 KiB), for F16 and partial panels.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/kernels_gemm_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

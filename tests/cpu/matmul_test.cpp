@@ -67,21 +67,25 @@ void check_matmul(MatmulFn fn, ThreadPool& pool, DType dt, int64_t out, int64_t 
 
 // Batch invariance at the kernel: every row of fn's T-token calls, T in ts, compared bit for
 // bit with the same token run alone (solo_t copies of it per call); checks no bit differs.
+// With a bias when with_bias (it is added after the sums, so it takes part in the rounding).
 void check_rows_whatever_t(MatmulFn fn, ThreadPool& pool, DType dt, int64_t out, int64_t in,
-                           uint32_t seed, int64_t solo_t, const std::vector<int64_t>& ts) {
+                           uint32_t seed, int64_t solo_t, const std::vector<int64_t>& ts,
+                           bool with_bias = false) {
   const auto W = random_matrix(dt, out, in, seed);
   const int64_t max_t = *std::max_element(ts.begin(), ts.end());
   const auto x = random_floats(max_t * in, seed + 1);
+  const auto bias_values = random_floats(out, seed + 2);
+  const float* bias = with_bias ? bias_values.data() : nullptr;
   std::vector<float> alone(max_t * out), xs(solo_t * in), ys(solo_t * out);
   for (int64_t t = 0; t < max_t; ++t) {
     for (int64_t c = 0; c < solo_t; ++c) std::copy_n(x.data() + t * in, in, xs.data() + c * in);
-    fn(pool, xs.data(), solo_t, W.view, ys.data(), nullptr);
+    fn(pool, xs.data(), solo_t, W.view, ys.data(), bias);
     std::copy_n(ys.data(), out, alone.data() + t * out);
   }
   for (int64_t T : ts) {
     INFO(dtype_name(dt) << " out " << out << " in " << in << " T " << T);
     std::vector<float> y(T * out);
-    fn(pool, x.data(), T, W.view, y.data(), nullptr);
+    fn(pool, x.data(), T, W.view, y.data(), bias);
     int64_t differ = 0;
     for (int64_t i = 0; i < T * out; ++i) differ += std::memcmp(&y[i], &alone[i], 4) != 0;
     CHECK(differ == 0);
@@ -155,8 +159,9 @@ TEST_CASE("matmul: tiled GEMM rows are bit-identical whatever T", "[cpu][matmul]
     uint32_t seed = 400;
     for (DType dt : {DType::F32, DType::F16})
       for (auto [out, in] : {std::pair<int64_t, int64_t>{100, 600}, {37, 256}, {200, 1030}}) {
-        check_rows_whatever_t(detail::matmul_tiled, pool, dt, out, in, seed, 1,
-                              {2, 15, 16, 17, 32, 33, 48, 64, 70});
+        for (bool with_bias : {false, true})
+          check_rows_whatever_t(detail::matmul_tiled, pool, dt, out, in, seed, 1,
+                                {2, 15, 16, 17, 32, 33, 48, 64, 70}, with_bias);
         seed += 2;
       }
   });
