@@ -29,14 +29,15 @@ namespace {
 
 // Largest T handled by the multi-row GEMV. It streams W once and needs no packing, which
 // wins while T is small. Measured crossovers (2048x2048 and 32000x768, 2 threads): with
-// AVX-512 at T ~ 14-16 for F32 into the tiled GEMM (it reads F32 W in place up to T = 32,
-// and its cost is flat below that: tokens are padded to the block of 32; AMD Zen 5) and
-// T ~ 48-64 for F16 (the tiled GEMM pads tokens to blocks of 32); with AVX2 at T ~ 12.
-// Where OpenBLAS's AVX-512 sgemm takes the F32 GEMM (Intel), the crossover stays at the
-// earlier 24 (T ~ 24-32 against the packed tiled GEMM): 16 was measured only against the
-// in-place walk.
-constexpr int64_t kMultiRowMaxTAvx512F32 = 16;
-constexpr int64_t kMultiRowMaxTAvx512F32Sgemm = 24;
+// AVX-512 at T ~ 24-32 for F32 against the packed tiled GEMM (its weight panel re-reads
+// from L2 then limit it) and T ~ 48-64 for F16 (the tiled GEMM pads tokens to blocks of
+// 32); with AVX2 at T ~ 12. Since the tiled GEMM reads F32 W in place at T <= 32, it is
+// faster from T ~ 14-16 on AMD Zen 5 (docs/benchmarks.md, session 13), but the GEMV and the
+// GEMM round differently: at 16, a 17-24-token step (a short prompt's prefill, a decode
+// batch of that size) would no longer round like the smaller steps it used to match, e.g.
+// a server's decode steps against a one-pass prefill of the same text (the e2e logprobs
+// test saw 1.6e-4 nats). So the crossover stays at 24.
+constexpr int64_t kMultiRowMaxTAvx512F32 = 24;
 constexpr int64_t kMultiRowMaxTAvx512F16 = 48;
 constexpr int64_t kMultiRowMaxTOther = 12;
 // Rows of W converted per sgemm call for F16 weights: ~512 KiB of F32 so the tile is
@@ -148,10 +149,9 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, fl
     return;
   }
   const bool avx512 = cpu_has_avx512();
-  const int64_t max_multirow = !avx512                 ? kMultiRowMaxTOther
-                               : W.dtype == DType::F16 ? kMultiRowMaxTAvx512F16
-                               : openblas_has_avx512_kernel() ? kMultiRowMaxTAvx512F32Sgemm
-                                                              : kMultiRowMaxTAvx512F32;
+  const int64_t max_multirow = !avx512                   ? kMultiRowMaxTOther
+                               : W.dtype == DType::F32 ? kMultiRowMaxTAvx512F32
+                                                       : kMultiRowMaxTAvx512F16;
   if (T <= max_multirow)
     detail::matmul_multirow(pool, x, T, W, y, bias);
   else if (W.dtype == DType::F32 && (!avx512 || openblas_has_avx512_kernel()))
