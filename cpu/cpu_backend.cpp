@@ -127,6 +127,21 @@ constexpr int64_t kAttentionTileRows = 64;
 constexpr int64_t kKvPrefetchMaxRows = 8;  // query rows per tile; longer tiles reuse blocks
 constexpr int64_t kKvPrefetchBytes = int64_t(512) << 10;
 
+// Fetches the cached K and V rows (all heads) of positions [0, n_ctx) into L2, up to
+// kKvPrefetchBytes in all. A paged block's rows are contiguous, so a block is one range.
+void prefetch_cached_rows(const uint8_t* kc, const uint8_t* vc, const int32_t* block_table,
+                          int64_t block_size, int64_t row_bytes, int64_t n_ctx) {
+  n_ctx = std::min(n_ctx, kKvPrefetchBytes / (2 * row_bytes));
+  for (int64_t p0 = 0, b = 0; p0 < n_ctx; p0 += block_size, ++b) {
+    const int64_t off = int64_t(block_table[b]) * block_size * row_bytes;
+    const int64_t bytes = std::min(block_size, n_ctx - p0) * row_bytes;
+    for (int64_t o = 0; o < bytes; o += 64) {
+      __builtin_prefetch(kc + off + o, 0, 2);
+      __builtin_prefetch(vc + off + o, 0, 2);
+    }
+  }
+}
+
 // The linear layers of each FusedGroup, in the order of their rows in the stack.
 std::span<const int> fused_members(FusedGroup g) {
   static constexpr int kQkv[] = {kLinQ, kLinK, kLinV};
@@ -146,6 +161,7 @@ struct AttentionItem {
   int32_t seq = 0, kv_head = 0;
   int64_t t0 = 0, n = 0;
   int64_t cost = 0;  // ~ query rows x positions they read
+  bool fetch_rows = false;  // first of a short tile's heads on one thread: prefetch its rows
 };
 
 // Activations of one step, grown to the largest step seen (steps reuse them).
@@ -157,7 +173,6 @@ struct CpuBackend::Scratch {
   std::vector<int32_t> seq_of;     // index into batch.seqs of each token
   // Attention work of the step, one list per pool thread (the same for every layer).
   std::vector<std::vector<AttentionItem>> attention_bins;
-  bool attention_whole_tiles = false;  // a tile's KV heads dealt to one thread together
 
   void reserve(const ModelConfig& c, int64_t T) {
     if (T <= cap_tokens) return;
@@ -577,12 +592,11 @@ void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
   const size_t units = static_cast<size_t>(std::count_if(items.begin(), items.end(), is_short)) /
                        static_cast<size_t>(std::max<int64_t>(1, c.num_kv_heads));
   const bool whole_tiles = units >= 4 * nt;
-  s.attention_whole_tiles = whole_tiles;
   for (size_t i = 0; i < items.size();) {
+    const bool whole = whole_tiles && is_short(items[i]);
+    items[i].fetch_rows = whole;  // the tile's first head fetches the rows for all of them
     size_t j = i + 1;
-    while (whole_tiles && is_short(items[i]) && j < items.size() && items[j].seq == items[i].seq &&
-           items[j].t0 == items[i].t0)
-      ++j;
+    while (whole && j < items.size() && items[j].seq == items[i].seq && items[j].t0 == items[i].t0) ++j;
     const size_t b = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
     for (; i < j; ++i) {
       load[b] += items[i].cost + 1;
@@ -653,16 +667,8 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     for (int64_t b = begin; b < end; ++b)
       for (const AttentionItem& it : s.attention_bins[size_t(b)]) {
         const auto& sq = batch.seqs[size_t(it.seq)];
-        if (s.attention_whole_tiles && it.kv_head == 0 && it.n <= kKvPrefetchMaxRows) {
-          const int64_t n_ctx = std::min<int64_t>(s.pos[it.t0 + it.n - 1] + 1, kKvPrefetchBytes / (2 * row_bytes));
-          for (int64_t p = 0; p < n_ctx; ++p) {
-            const int64_t slot = int64_t(sq.block_table[p / bs]) * bs + p % bs;
-            for (int64_t o = 0; o < row_bytes; o += 64) {
-              __builtin_prefetch(kc + slot * row_bytes + o, 0, 2);
-              __builtin_prefetch(vc + slot * row_bytes + o, 0, 2);
-            }
-          }
-        }
+        if (it.fetch_rows)
+          prefetch_cached_rows(kc, vc, sq.block_table.data(), bs, row_bytes, s.pos[it.t0 + it.n - 1] + 1);
         PagedKv kv{kc, vc, sq.block_table.data(), bs, NKV, HD, kvt, ks, vs};
         attention_causal_tile(s.q.data() + it.t0 * QD, QD, it.kv_head, c.num_heads, kv,
                               s.pos[it.t0], it.n, scale, s.att.data() + it.t0 * QD, QD);

@@ -110,6 +110,29 @@ HWY_INLINE void CopyRow(const hwy::float16_t* src, float* dst, int64_t n) {
   if (i < n) f16_to_f32_n(reinterpret_cast<const uint16_t*>(src + i), dst + i, n - i);
 }
 
+// Rows [0, rows) of W's slice [k0, k0 + kc) (rows K apart) into Wp (rows kKC apart), as
+// float, and rows [rows, padded) as zeros: what the micro-kernel reads for a partial panel.
+template <typename WT>
+HWY_INLINE void PackRows(const WT* w, int64_t K, int64_t k0, int64_t kc, int64_t rows,
+                         int64_t padded, float* Wp) {
+  for (int64_t r = 0; r < padded; ++r) {
+    if (r < rows)
+      CopyRow(w + r * K + k0, Wp + r * kKC, kc);
+    else
+      std::fill(Wp + r * kKC, Wp + r * kKC + kc, 0.0f);
+  }
+}
+
+// y[t][oc + r] = yT[r][t] (+ bias[oc + r]) for t < T, r < nc: the row block's sums, back
+// in token-major order.
+HWY_INLINE void StoreRows(const float* yT, int64_t ldT, int64_t T, int64_t nc, int64_t oc,
+                          float* y, int64_t ldy, const float* bias) {
+  for (int64_t t = 0; t < T; ++t) {
+    float* yrow = y + t * ldy + oc;
+    for (int64_t r = 0; r < nc; ++r) yrow[r] = yT[r * ldT + t] + (bias ? bias[oc + r] : 0.0f);
+  }
+}
+
 // Prefetch policies of MicroKernel: Group(k0) runs before each 16 k, Step() before each k.
 struct NoFetch {
   HWY_INLINE void Group(int64_t) {}
@@ -199,23 +222,15 @@ void GemmRowsOneBlock(const float* xT, int64_t T, const WT* W, int64_t K, int64_
           MicroKernel(xT + k0 * TB, wk, K, kc, yT + s * TB, TB, k0 > 0, RowsAhead{wk, K});
           continue;
         }
-        for (int64_t r = 0; r < kRows; ++r) {
-          if (r < rows) {
-            if (!kInPlace && k0 + kKC < K)  // the next slice of this row, into L2
-              for (int64_t b = 0; b < kKC * int64_t(sizeof(WT)); b += 64)
-                __builtin_prefetch(reinterpret_cast<const char*>(w + r * K + k0 + kKC) + b, 0, 2);
-            CopyRow(w + r * K + k0, Wp + r * kKC, kc);
-          } else {
-            std::fill(Wp + r * kKC, Wp + r * kKC + kc, 0.0f);
-          }
-        }
+        if (!kInPlace && k0 + kKC < K)  // the rows' next slices, into L2
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t b = 0; b < kKC * int64_t(sizeof(WT)); b += 64)
+              __builtin_prefetch(reinterpret_cast<const char*>(w + r * K + k0 + kKC) + b, 0, 2);
+        PackRows(w, K, k0, kc, rows, kRows, Wp);
         MicroKernel(xT + k0 * TB, Wp, kKC, kc, yT + s * TB, TB, k0 > 0, NoFetch{});
       }
     }
-    for (int64_t t = 0; t < T; ++t) {
-      float* yrow = y + t * ldy + oc;
-      for (int64_t r = 0; r < nc; ++r) yrow[r] = yT[r * TB + t] + (bias ? bias[oc + r] : 0.0f);
-    }
+    StoreRows(yT, TB, T, nc, oc, y, ldy, bias);
   }
 }
 
@@ -270,12 +285,7 @@ void GemmRows(const float* xT, int64_t T, const WT* W, int64_t K, int64_t r0, in
     const int64_t nsub = (nc + kRows - 1) / kRows;
     for (int64_t kb = 0; kb < nkb; ++kb) {
       const int64_t k0 = kb * kKC, kc = std::min(kKC, K - k0);
-      for (int64_t r = 0; r < nsub * kRows; ++r) {
-        if (r < nc)
-          CopyRow(W + (oc + r) * K + k0, Wp + r * kKC, kc);
-        else
-          std::fill(Wp + r * kKC, Wp + r * kKC + kc, 0.0f);  // padding rows
-      }
+      PackRows(W + oc * K, K, k0, kc, nc, nsub * kRows, Wp);
       PrefetchRows pf = next_block(oc, kb);
       for (int64_t tb = 0; tb < ntb; ++tb) {
         const float* xb = xT + (kb * ntb + tb) * kKC * TB;
@@ -284,10 +294,7 @@ void GemmRows(const float* xT, int64_t T, const WT* W, int64_t K, int64_t r0, in
                       NextBlock{pf});
       }
     }
-    for (int64_t t = 0; t < T; ++t) {
-      float* yrow = y + t * ldy + oc;
-      for (int64_t r = 0; r < nc; ++r) yrow[r] = yT[r * ldT + t] + (bias ? bias[oc + r] : 0.0f);
-    }
+    StoreRows(yT, ldT, T, nc, oc, y, ldy, bias);
   }
 }
 
