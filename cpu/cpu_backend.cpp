@@ -606,8 +606,8 @@ void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
 }
 
 // silu_mul pieces of a multi-row step: a multiple of every vector width, so that each piece
-// but a row's last is whole vectors.
-constexpr int64_t kSiluPiece = 2048;
+// but a row's last is whole vectors (the pieces qmatmul_pieces asks for).
+constexpr int64_t kSiluPiece = quant::kRowPiece;
 
 void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   const auto& c = w_.config;
@@ -682,35 +682,45 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   for (int64_t t = 0; t < T; ++t)
     rmsnorm(s.x.data() + t * H, f32(L.ffn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
   observe(l, LinearInput::GateUp, s.xb.data(), T, H);
-  float* act = s.gate.data();  // silu(gate) * up, [T, I]: down_proj's input
-  if (const FusedLinear* f = fused_linear(l, FusedGroup::GateUp)) {
-    // One dispatch into rows [gate | up]; silu(gate) * up of token t is written over the
-    // front of the buffer (row t lands at t * I, never past unread rows at >= 2t * I).
-    act = s.gate_up.data();
-    linear_fused(*f, s.xb.data(), T, act);
-    if (T == 1) {
-      silu_mul(act, act + I, I);
-    } else {
-      // Several rows (a verification or prefill step): the rows are split over the pool
-      // and written to s.gate, so none waits for another's memmove (on one thread this
-      // grew with every row: 5 rows x 16384 on the grown speculative target, issue 19).
-      // Pieces start at multiples of kSiluPiece within a row, so each row's vector/tail
-      // split, and with it every value, is the one silu_mul gives the row on its own.
-      act = s.gate.data();
-      const int64_t per_row = (I + kSiluPiece - 1) / kSiluPiece;
-      pool_.parallel_for(T * per_row, 1, [&](int, int64_t b, int64_t e) {
-        for (int64_t j = b; j < e; ++j) {
-          const int64_t t = j / per_row, c = j % per_row * kSiluPiece, n = std::min(kSiluPiece, I - c);
-          float* gate = s.gate_up.data() + t * 2 * I + c;
-          silu_mul(gate, gate + I, n);
-          std::copy_n(gate, n, act + t * I + c);
-        }
-      });
-    }
-  } else {
+  const FusedLinear* fused_gate_up = fused_linear(l, FusedGroup::GateUp);
+  if (fused_gate_up)  // one dispatch into rows [gate | up]
+    linear_fused(*fused_gate_up, s.xb.data(), T, s.gate_up.data());
+  else {
     linear(l, kLinGate, s.xb.data(), T, s.gate.data());
     linear(l, kLinUp, s.xb.data(), T, s.up.data());
-    silu_mul(s.gate.data(), s.up.data(), T * I);
+  }
+  // Token t's gate and up rows.
+  const int64_t row_stride = fused_gate_up ? 2 * I : I;
+  const float* gate = fused_gate_up ? s.gate_up.data() : s.gate.data();
+  const float* up = fused_gate_up ? s.gate_up.data() + I : s.up.data();
+
+  if (const quant::QuantizedMatrix* down = quantized(l, kLinDown); down && !observer_) {
+    // silu(gate) * up is made piece by piece as the quantized down projection quantizes
+    // its input (the same values as below, never written out whole).
+    quant::qmatmul_pieces(pool_, [&](int64_t t, int64_t i0, int64_t n, float* out) {
+      silu_mul_to(out, gate + t * row_stride + i0, up + t * row_stride + i0, n);
+    }, T, *down, s.xb.data());
+    add_inplace(s.x.data(), s.xb.data(), T * H);
+    return;
+  }
+
+  float* act = s.gate.data();  // silu(gate) * up, [T, I]: down_proj's input
+  if (T == 1) {
+    act = const_cast<float*>(gate);  // in place: s.gate or the front of s.gate_up
+    silu_mul(act, up, I);
+  } else {
+    // Several rows (a verification or prefill step): the rows are split over the pool and
+    // written to s.gate, so none waits for another's (on one thread this grew with every
+    // row: 5 rows x 16384 on the grown speculative target, issue 19). Pieces start at
+    // multiples of kSiluPiece within a row, so each row's vector/tail split, and with it
+    // every value, is the one silu_mul gives the row on its own.
+    const int64_t per_row = (I + kSiluPiece - 1) / kSiluPiece;
+    pool_.parallel_for(T * per_row, 1, [&](int, int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; ++j) {
+        const int64_t t = j / per_row, c = j % per_row * kSiluPiece, n = std::min(kSiluPiece, I - c);
+        silu_mul_to(act + t * I + c, gate + t * row_stride + c, up + t * row_stride + c, n);
+      }
+    });
   }
   observe(l, LinearInput::Down, act, T, I);
   linear(l, kLinDown, act, T, s.xb.data());

@@ -26,6 +26,8 @@ void rope(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta,
 
 // x[i] = silu(gate[i]) * up[i]   (gate overwritten)
 void silu_mul(float* gate, const float* up, int64_t n);
+// out[i] = silu(gate[i]) * up[i]: the same values as silu_mul; out may alias gate.
+void silu_mul_to(float* out, const float* gate, const float* up, int64_t n);
 
 // y[i] += x[i]
 void add_inplace(float* y, const float* x, int64_t n);

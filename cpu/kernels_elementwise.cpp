@@ -178,7 +178,7 @@ void Rope(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta,
 
 // silu(g) * u = g * u / (1 + exp(-g)). Exp is only valid up to +104, and exp(88) already
 // makes the quotient 0 in float, so clamp its argument there.
-void SiluMul(float* gate, const float* up, int64_t n) {
+void SiluMul(float* out, const float* gate, const float* up, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const VF one = hn::Set(d, 1.0f), lim = hn::Set(d, 88.0f);
@@ -186,11 +186,11 @@ void SiluMul(float* gate, const float* up, int64_t n) {
   for (; i + N <= n; i += N) {
     const VF g = hn::LoadU(d, gate + i);
     const VF e = hn::Exp(d, hn::Min(hn::Neg(g), lim));
-    hn::StoreU(hn::Div(hn::Mul(g, hn::LoadU(d, up + i)), hn::Add(one, e)), d, gate + i);
+    hn::StoreU(hn::Div(hn::Mul(g, hn::LoadU(d, up + i)), hn::Add(one, e)), d, out + i);
   }
   for (; i < n; ++i) {
     const float g = gate[i];
-    gate[i] = g * up[i] / (1.0f + std::exp(std::min(-g, 88.0f)));
+    out[i] = g * up[i] / (1.0f + std::exp(std::min(-g, 88.0f)));
   }
 }
 
@@ -375,7 +375,10 @@ void rope(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta,
   HWY_DYNAMIC_DISPATCH(detail::Rope)(v, n_heads, head_dim, pos, theta, style);
 }
 void silu_mul(float* gate, const float* up, int64_t n) {
-  HWY_DYNAMIC_DISPATCH(detail::SiluMul)(gate, up, n);
+  HWY_DYNAMIC_DISPATCH(detail::SiluMul)(gate, gate, up, n);
+}
+void silu_mul_to(float* out, const float* gate, const float* up, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(detail::SiluMul)(out, gate, up, n);
 }
 void add_inplace(float* y, const float* x, int64_t n) {
   HWY_DYNAMIC_DISPATCH(detail::AddInplace)(y, x, n);

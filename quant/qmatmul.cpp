@@ -95,10 +95,14 @@ void set_qisa(QIsa isa) {
   isa_slot().store(isa, std::memory_order_relaxed);
 }
 
-void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& W,
-             float* y, const float* bias) {
-  const int64_t out = W.rows(), in = W.cols();
-  if (T <= 0 || out <= 0) return;
+namespace {
+
+// Quantizes the activations of one call into the calling thread's scratch, then runs the
+// tiles. `quantize_all(k, s, stride)` fills s.q, s.d and s.sum for every token.
+template <typename QuantizeAll>
+void run_qmatmul(cpu::ThreadPool& pool, int64_t T, const QuantizedMatrix& W, float* y,
+                 const float* bias, const QuantizeAll& quantize_all) {
+  const int64_t out = W.rows();
   const detail::PackedW P = W.packed();
   const Kernels k = kernels_for(current_qisa());
 
@@ -112,31 +116,10 @@ void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMa
   s.sum.resize(static_cast<size_t>(T * P.nb));
   s.off.resize(static_cast<size_t>(T * P.nb));
   s.gsum.resize(static_cast<size_t>(T * P.ng));
-  auto quantize = [&](int, int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      float* d = s.d.data() + t * P.nb;
-      int32_t* sum = s.sum.data() + t * P.nb;
-      k.quantize(x + t * in, in, P.nb, s.q.data() + t * stride, d, sum);
-      if (P.fmt != QFormat::Int4) {
-        const int32_t offset = P.fmt == QFormat::Q4_0 ? 8 : k.offset8;
-        for (int64_t b = 0; b < P.nb; ++b) s.off[t * P.nb + b] = -offset * sum[b];
-        continue;
-      }
-      for (int64_t g = 0; g < P.ng; ++g) {  // z * s * this is Int4's zero-point term
-        float gs = 0.0f;
-        for (int64_t b = g * P.group_blocks; b < (g + 1) * P.group_blocks; ++b)
-          gs += d[b] * static_cast<float>(sum[b]);
-        s.gsum[t * P.ng + g] = gs;
-      }
-    }
-  };
-  if (T * in >= kMinParallelActs)
-    pool.parallel_for(T, 1, quantize);
-  else
-    quantize(0, 0, T);
+  quantize_all(k, s, stride);
 
   const detail::QAct A{s.q.data(), stride, s.d.data(), s.off.data(), s.gsum.data(), P.nb, P.ng};
-  const int64_t grain = out * in * T < kMinParallelWeights ? P.tiles : 1;
+  const int64_t grain = out * W.cols() * T < kMinParallelWeights ? P.tiles : 1;
   // A multiple of 16 tokens, so no chunk but the last ends in a short pass of the kernels'
   // token blocks over a tile's weights.
   const int64_t chunk = std::max<int64_t>(kMinTokenChunk, kActChunkBytes / stride / 16 * 16);
@@ -146,6 +129,77 @@ void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMa
                             A.gsum + c0 * P.ng, P.nb, P.ng};
       k.tiles(P, Ac, std::min(chunk, T - c0), t0, t1, y + c0 * out, bias);
     }
+  });
+}
+
+// Blocks [b0, b1) of token t, already quantized: their integer dots' start values
+// (a constant weight offset) or, for Int4, the zero-point sums of the groups they cover
+// (b0 and b1 on group boundaries).
+void finish_blocks(const detail::PackedW& P, const Kernels& k, Scratch& s, int64_t t, int64_t b0,
+                   int64_t b1) {
+  const float* d = s.d.data() + t * P.nb;
+  const int32_t* sum = s.sum.data() + t * P.nb;
+  if (P.fmt != QFormat::Int4) {
+    const int32_t offset = P.fmt == QFormat::Q4_0 ? 8 : k.offset8;
+    for (int64_t b = b0; b < b1; ++b) s.off[t * P.nb + b] = -offset * sum[b];
+    return;
+  }
+  for (int64_t g = b0 / P.group_blocks; g < b1 / P.group_blocks; ++g) {  // z * s * this is Int4's zero-point term
+    float gs = 0.0f;
+    for (int64_t b = g * P.group_blocks; b < (g + 1) * P.group_blocks; ++b)
+      gs += d[b] * static_cast<float>(sum[b]);
+    s.gsum[t * P.ng + g] = gs;
+  }
+}
+
+}  // namespace
+
+void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& W,
+             float* y, const float* bias) {
+  const int64_t in = W.cols();
+  if (T <= 0 || W.rows() <= 0) return;
+  const detail::PackedW P = W.packed();
+  run_qmatmul(pool, T, W, y, bias, [&](const Kernels& k, Scratch& s, int64_t stride) {
+    auto quantize = [&](int, int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        k.quantize(x + t * in, in, P.nb, s.q.data() + t * stride, s.d.data() + t * P.nb,
+                   s.sum.data() + t * P.nb);
+        finish_blocks(P, k, s, t, 0, P.nb);
+      }
+    };
+    if (T * in >= kMinParallelActs)
+      pool.parallel_for(T, 1, quantize);
+    else
+      quantize(0, 0, T);
+  });
+}
+
+void qmatmul_pieces(cpu::ThreadPool& pool, const RowPiece& x, int64_t T,
+                    const QuantizedMatrix& W, float* y, const float* bias) {
+  const int64_t in = W.cols();
+  if (T <= 0 || W.rows() <= 0) return;
+  const detail::PackedW P = W.packed();
+  // Int4 groups (32, 64 or 128 inputs, qtensor.h) never straddle two pieces.
+  static_assert(kRowPiece % 128 == 0);
+  const int64_t pieces = (in + kRowPiece - 1) / kRowPiece;
+  run_qmatmul(pool, T, W, y, bias, [&](const Kernels& k, Scratch& s, int64_t stride) {
+    // A unit is one piece of one token; the last piece of a row also zero-fills the
+    // padding blocks past `in`, as qmatmul's quantization of the whole row does.
+    auto quantize = [&](int, int64_t u0, int64_t u1) {
+      alignas(64) float buf[kRowPiece];
+      for (int64_t u = u0; u < u1; ++u) {
+        const int64_t t = u / pieces, i0 = u % pieces * kRowPiece, n = std::min(kRowPiece, in - i0);
+        const int64_t b0 = i0 / kBlock, b1 = u % pieces == pieces - 1 ? P.nb : b0 + kRowPiece / kBlock;
+        x(t, i0, n, buf);
+        k.quantize(buf, n, b1 - b0, s.q.data() + t * stride + i0, s.d.data() + t * P.nb + b0,
+                   s.sum.data() + t * P.nb + b0);
+        finish_blocks(P, k, s, t, b0, b1);
+      }
+    };
+    if (T > 1)
+      pool.parallel_for(T * pieces, 1, quantize);
+    else
+      quantize(0, 0, pieces);
   });
 }
 

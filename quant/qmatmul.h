@@ -11,6 +11,7 @@
 // order as Q8_0's own weight error (0.65%; 0.8-1.3% in total). Float activations would
 // cost 4x the instructions per weight and give up VNNI for prefill.
 #include <cstdint>
+#include <functional>
 #include <string_view>
 
 #include "cpu/thread_pool.h"
@@ -24,6 +25,19 @@ namespace troupe::quant {
 // tile-block for 4 tokens at a time while the tile stays in cache.
 void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& W,
              float* y, const float* bias = nullptr);
+
+// Input columns [i0, i0 + n) of token t, written to out (n <= kRowPiece).
+using RowPiece = std::function<void(int64_t t, int64_t i0, int64_t n, float* out)>;
+// Pieces start at multiples of this within a row: a multiple of every SIMD width and of
+// every Int4 group, and small enough (8 KiB) to stay in L1 between making and quantizing.
+constexpr int64_t kRowPiece = 2048;
+
+// qmatmul on an input made piece by piece: each piece is quantized from a small buffer
+// right after x() makes it, so an input computed from other buffers (the down projection's
+// silu(gate) * up) is never written out whole and read back. The same results as qmatmul
+// on the rows the pieces make up. x is called from the pool's threads, once per piece.
+void qmatmul_pieces(cpu::ThreadPool& pool, const RowPiece& x, int64_t T,
+                    const QuantizedMatrix& W, float* y, const float* bias = nullptr);
 
 // Kernel family in use. Chosen once from cpuid (the best this CPU runs); tests and
 // benchmarks may switch to a lower one. Not thread-safe against concurrent qmatmul calls.
