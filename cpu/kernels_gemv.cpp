@@ -113,10 +113,12 @@ HWY_INLINE void StoreRowSums(const VF* a, const float* HWY_RESTRICT xt, const WT
 }
 
 // y[t * ldy + r] = dot(x[t], w[r]) for t < kT, r < kR. w rows are `in` elements apart.
-// Each step reads kU vectors of each of the kR rows (kU = 2 for F16: one whole 64-byte
-// line per row per step, as F32 does with one vector; measured single-threaded on the
-// llama-110m matrices, 4 rows x 2 vectors streams F16 ~4-10% faster than 8 rows x 1
-// vector, whose steps each read half a line of 8 rows).
+// Each step reads one vector of each of the kR rows, for every kT: so every (token, row)
+// sum runs in the same order whatever kT is, F16 included. (F16 at kT = 1 used to read
+// two vectors of 4 rows per step, one whole line per row, measured single-threaded as
+// ~4-10% faster; two threads on a quiet machine, session 14, 8 rows x 1 vector streamed
+// the llama-110m F16 matrices at 0.86-0.94 of a plain read of the same bytes against
+// 0.70-0.80, and decoded 7-13% more tokens/s.)
 // Arrays of vectors are fine on the x86 targets compiled here (fixed-size vectors); the
 // fully unrolled loops keep them in registers.
 //
@@ -124,80 +126,38 @@ HWY_INLINE void StoreRowSums(const VF* a, const float* HWY_RESTRICT xt, const WT
 // one contiguous run of memory, and so is the next block, so each step prefetches the
 // same fraction of the next run as it consumes of this one. The hardware prefetchers
 // alone see kR short streams (a row of 768 halves is 24 cache lines) and ramp up too late.
-template <int kT, int kR, int kU, typename WT>
+template <int kT, int kR, typename WT>
 HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, int64_t in,
                          float* HWY_RESTRICT y, int64_t ldy, const WT* next) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  constexpr int64_t kStepBytes = kR * kU * static_cast<int64_t>(sizeof(WT)) * hn::MaxLanes(DF());
+  constexpr int64_t kStepBytes = kR * static_cast<int64_t>(sizeof(WT)) * hn::MaxLanes(DF());
   constexpr int64_t kLines = kStepBytes >= 64 ? kStepBytes / 64 : 1;
   const char* pf = reinterpret_cast<const char*>(next);
-  VF acc[kT][kR][kU];
+  VF acc[kT][kR];
 #pragma GCC unroll 8
   for (int t = 0; t < kT; ++t)
 #pragma GCC unroll 8
-    for (int r = 0; r < kR; ++r)
-#pragma GCC unroll 4
-      for (int u = 0; u < kU; ++u) acc[t][r][u] = hn::Zero(d);
+    for (int r = 0; r < kR; ++r) acc[t][r] = hn::Zero(d);
   int64_t i = 0;
-  for (; i + kU * N <= in; i += kU * N) {
+  for (; i + N <= in; i += N) {
     if (pf) {
 #pragma GCC unroll 8
       for (int64_t l = 0; l < kLines; ++l) hwy::Prefetch(pf + l * 64);
       pf += kStepBytes;
     }
-    VF wv[kR][kU];
+    VF wv[kR];
 #pragma GCC unroll 8
-    for (int r = 0; r < kR; ++r)
-#pragma GCC unroll 4
-      for (int u = 0; u < kU; ++u) wv[r][u] = LoadW(d, w + r * in + i + u * N);
+    for (int r = 0; r < kR; ++r) wv[r] = LoadW(d, w + r * in + i);
 #pragma GCC unroll 8
     for (int t = 0; t < kT; ++t) {
-#pragma GCC unroll 4
-      for (int u = 0; u < kU; ++u) {
-        const VF xv = hn::LoadU(d, x + t * in + i + u * N);
+      const VF xv = hn::LoadU(d, x + t * in + i);
 #pragma GCC unroll 8
-        for (int r = 0; r < kR; ++r) acc[t][r][u] = hn::MulAdd(xv, wv[r][u], acc[t][r][u]);
-      }
+      for (int r = 0; r < kR; ++r) acc[t][r] = hn::MulAdd(xv, wv[r], acc[t][r]);
     }
   }
-  if constexpr (kU > 1) {  // whole vectors left over (in not a multiple of kU * N)
-    for (; i + N <= in; i += N) {
 #pragma GCC unroll 8
-      for (int t = 0; t < kT; ++t) {
-        const VF xv = hn::LoadU(d, x + t * in + i);
-#pragma GCC unroll 8
-        for (int r = 0; r < kR; ++r) acc[t][r][0] = hn::MulAdd(xv, LoadW(d, w + r * in + i), acc[t][r][0]);
-      }
-    }
-  }
-  if constexpr (kT == 1) {
-    // The decode GEMV keeps its one-row-at-a-time reductions: it is bound by the weight
-    // stream, the batched reduction showed no clear gain there in alternating (noisy)
-    // single-thread runs, and this leaves the decode path's code as it was. The sums are
-    // the same bits either way (SumOfLanes4 is bit-identical to SumOfLanes).
-#pragma GCC unroll 8
-    for (int r = 0; r < kR; ++r) {
-      VF a = acc[0][r][0];
-#pragma GCC unroll 4
-      for (int u = 1; u < kU; ++u) a = hn::Add(a, acc[0][r][u]);
-      float s = hn::GetLane(hn::SumOfLanes(d, a));
-      for (int64_t j = i; j < in; ++j) s += x[j] * ToFloat(w[r * in + j]);
-      y[r] = s;
-    }
-  } else {
-#pragma GCC unroll 8
-    for (int t = 0; t < kT; ++t) {
-      VF a[kR];
-#pragma GCC unroll 8
-      for (int r = 0; r < kR; ++r) {
-        a[r] = acc[t][r][0];
-#pragma GCC unroll 4
-        for (int u = 1; u < kU; ++u) a[r] = hn::Add(a[r], acc[t][r][u]);
-      }
-      StoreRowSums<kR>(a, x + t * in, w, in, i, y + t * ldy);
-    }
-  }
+  for (int t = 0; t < kT; ++t) StoreRowSums<kR>(acc[t], x + t * in, w, in, i, y + t * ldy);
 }
 
 // Long rows with several tokens: when the kT x rows are far larger than L1 (5 x 16384
@@ -215,7 +175,7 @@ constexpr int64_t XChunk() {  // elements of K per chunk, a multiple of every ve
 }
 
 // Chunk [i0, i1) (whole vectors) of a kT x kR block whose accumulators are kept in `mem`
-// (kT * kR vectors) between chunks. Each lane sums over i in the order DotBlock<kT, kR, 1>
+// (kT * kR vectors) between chunks. Each lane sums over i in the order DotBlock<kT, kR>
 // does, so the results are bit-identical to it. `next`: the next block's rows (or null),
 // prefetched at the same offsets (one line per row per step).
 template <int kT, int kR, typename WT>
@@ -286,23 +246,22 @@ HWY_INLINE void DotRowsChunked(const float* x, const WT* W, int64_t in, int64_t 
     }
   }
   for (int64_t r = r0 + nb * kR; r < r1; ++r)
-    DotBlock<kT, 1, 1>(x, W + r * in, in, y + r, ldy, static_cast<const WT*>(nullptr));
+    DotBlock<kT, 1>(x, W + r * in, in, y + r, ldy, static_cast<const WT*>(nullptr));
 }
 
 // kT tokens over rows [r0, r1).
 template <int kT, typename WT>
 HWY_INLINE void DotRows(const float* x, const WT* W, int64_t in, int64_t r0, int64_t r1,
                         float* y, int64_t ldy) {
-  constexpr int kU = (kT == 1 && sizeof(WT) == 2) ? 2 : 1;
-  constexpr int kR = kU == 2 ? 4 : RowsPerBlock<kT>();
+  constexpr int kR = RowsPerBlock<kT>();
   if constexpr (kT >= 2) {
     if (in * 4 * kT > kXChunkFromBytes && r1 - r0 >= kR) return DotRowsChunked<kT>(x, W, in, r0, r1, y, ldy);
   }
   int64_t r = r0;
   for (; r + kR <= r1; r += kR)
-    DotBlock<kT, kR, kU>(x, W + r * in, in, y + r, ldy, r + kR < r1 ? W + (r + kR) * in : nullptr);
+    DotBlock<kT, kR>(x, W + r * in, in, y + r, ldy, r + kR < r1 ? W + (r + kR) * in : nullptr);
   for (; r < r1; ++r)
-    DotBlock<kT, 1, 1>(x, W + r * in, in, y + r, ldy, static_cast<const WT*>(nullptr));
+    DotBlock<kT, 1>(x, W + r * in, in, y + r, ldy, static_cast<const WT*>(nullptr));
 }
 
 // Tokens are processed 4 at a time: 4 x rows (32 KiB at in = 2048) stay in L1 next to
@@ -316,8 +275,7 @@ HWY_INLINE void DotRows(const float* x, const WT* W, int64_t in, int64_t r0, int
 // walked in panels of ~256 KiB that stay in L2 while every chunk passes over them, so W
 // still comes from DRAM once whatever T is.
 // Which chunk a token is in does not change its results: every (token, row) sum runs in
-// the same order in DotBlock whatever kT and kR are (rows are bit-identical across T,
-// except F16 at T = 1, which reads 2 vectors per row per step).
+// the same order in DotBlock whatever kT and kR are (rows are bit-identical across T).
 template <typename WT>
 void GemvRows(const float* HWY_RESTRICT x, int64_t T, const WT* HWY_RESTRICT W, int64_t in,
               int64_t r0, int64_t r1, float* HWY_RESTRICT y, int64_t ldy) {

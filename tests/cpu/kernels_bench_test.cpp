@@ -403,7 +403,9 @@ TEST_CASE("bench: verification rows T = 1..5", "[.bench][.verify-bench]") {
   const VShape shapes[] = {
       {"110m qkv", DType::F32, {2304, 768}},     {"110m o", DType::F32, {768, 768}},
       {"110m gate_up", DType::F32, {4096, 768}}, {"110m down", DType::F32, {768, 2048}},
-      {"110m lm_head", DType::F32, {32000, 768}}, {"grown qkv", DType::F16, {256, 128}},
+      {"110m lm_head", DType::F32, {32000, 768}}, {"110m qkv", DType::F16, {2304, 768}},
+      {"110m gate_up", DType::F16, {4096, 768}}, {"110m down", DType::F16, {768, 2048}},
+      {"grown qkv", DType::F16, {256, 128}},
       {"grown o", DType::F16, {128, 128}},       {"grown gate_up", DType::F16, {32768, 128}},
       {"grown down", DType::F16, {128, 16384}},   {"grown lm_head", DType::F16, {2048, 128}},
   };
