@@ -691,7 +691,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   }
   // Token t's gate and up rows.
   const int64_t row_stride = fused_gate_up ? 2 * I : I;
-  const float* gate = fused_gate_up ? s.gate_up.data() : s.gate.data();
+  float* gate = fused_gate_up ? s.gate_up.data() : s.gate.data();
   const float* up = fused_gate_up ? s.gate_up.data() + I : s.up.data();
 
   if (const quant::QuantizedMatrix* down = quantized(l, kLinDown); down && !observer_) {
@@ -706,14 +706,14 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
 
   float* act = s.gate.data();  // silu(gate) * up, [T, I]: down_proj's input
   if (T == 1) {
-    act = const_cast<float*>(gate);  // in place: s.gate or the front of s.gate_up
+    act = gate;  // in place: s.gate, or the front of s.gate_up
     silu_mul(act, up, I);
   } else {
-    // Several rows (a verification or prefill step): the rows are split over the pool and
-    // written to s.gate, so none waits for another's (on one thread this grew with every
-    // row: 5 rows x 16384 on the grown speculative target, issue 19). Pieces start at
-    // multiples of kSiluPiece within a row, so each row's vector/tail split, and with it
-    // every value, is the one silu_mul gives the row on its own.
+    // Several rows (a verification or prefill step): split over the pool (on one thread
+    // this grew with every row: 5 rows x 16384 on the grown speculative target, issue 19)
+    // and written to s.gate. Pieces start at multiples of kSiluPiece within a row, so each
+    // row's vector/tail split, and with it every value, is the one silu_mul gives the row
+    // on its own.
     const int64_t per_row = (I + kSiluPiece - 1) / kSiluPiece;
     pool_.parallel_for(T * per_row, 1, [&](int, int64_t b, int64_t e) {
       for (int64_t j = b; j < e; ++j) {
