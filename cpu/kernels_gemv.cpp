@@ -116,9 +116,9 @@ HWY_INLINE void StoreRowSums(const VF* a, const float* HWY_RESTRICT xt, const WT
 // Each step reads one vector of each of the kR rows, for every kT: so every (token, row)
 // sum runs in the same order whatever kT is, F16 included. (F16 at kT = 1 used to read
 // two vectors of 4 rows per step, one whole line per row, measured single-threaded as
-// ~4-10% faster; two threads on a quiet machine, session 14, 8 rows x 1 vector streamed
-// the llama-110m F16 matrices at 0.86-0.94 of a plain read of the same bytes against
-// 0.70-0.80, and decoded 7-13% more tokens/s.)
+// ~4-10% faster; two threads on a quiet machine, session 14, one vector of 8 rows per step
+// (AVX-512) streamed the llama-110m F16 matrices at 0.86-0.94 of a plain read of the same
+// bytes against 0.70-0.80, and decoded 2-4% more tokens/s in four alternating rounds.)
 // Arrays of vectors are fine on the x86 targets compiled here (fixed-size vectors); the
 // fully unrolled loops keep them in registers.
 //
@@ -132,7 +132,8 @@ HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, 
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   constexpr int64_t kStepBytes = kR * static_cast<int64_t>(sizeof(WT)) * hn::MaxLanes(DF());
-  constexpr int64_t kLines = kStepBytes >= 64 ? kStepBytes / 64 : 1;
+  // Rounded up: AVX2's 6 F16 rows step 96 bytes, and every line must be touched.
+  constexpr int64_t kLines = (kStepBytes + 63) / 64;
   const char* pf = reinterpret_cast<const char*>(next);
   VF acc[kT][kR];
 #pragma GCC unroll 8

@@ -12,7 +12,7 @@ namespace troupe::cpu::detail {
 // bits): y[t * ldy + r] = sum_i x[t * in + i] * W[r, i] for t < T (no bias). W is streamed
 // once for up to 5 tokens; larger T is processed 4 (or 5) tokens at a time over row panels
 // that stay in L2, so this is also a (load-bound) GEMM for moderate T. Each y value is
-// bit-identical whatever T is (for F16 whatever T >= 2 is).
+// bit-identical whatever T is.
 void gemv_rows_f32(const float* x, int64_t T, const float* W, int64_t in, int64_t r0,
                    int64_t r1, float* y, int64_t ldy);
 void gemv_rows_f16(const float* x, int64_t T, const uint16_t* W, int64_t in, int64_t r0,

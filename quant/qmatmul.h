@@ -35,7 +35,8 @@ constexpr int64_t kRowPiece = 2048;
 // qmatmul on an input made piece by piece: each piece is quantized from a small buffer
 // right after x() makes it, so an input computed from other buffers (the down projection's
 // silu(gate) * up) is never written out whole and read back. The same results as qmatmul
-// on the rows the pieces make up. x is called from the pool's threads, once per piece.
+// on the rows the pieces make up. x is called once per piece, possibly concurrently, from
+// the pool's threads.
 void qmatmul_pieces(cpu::ThreadPool& pool, const RowPiece& x, int64_t T,
                     const QuantizedMatrix& W, float* y, const float* bias = nullptr);
 

@@ -386,8 +386,9 @@ TEST_CASE("bench: decode attention per KV dtype", "[.bench][.attention-bench]") 
 }
 
 // The matrices of a speculative verification step (issue 19): the multi-row GEMV with
-// T = 1..5 token rows on the llama-110m shape (F32, Q/K/V and gate/up fused as the backend
-// runs them) and on the grown speculative target (F16, hidden 128, intermediate 16384),
+// T = 1..5 token rows on the llama-110m shape (F32, and F16 for Q/K/V, gate/up and down;
+// Q/K/V and gate/up fused as the backend runs them) and on the grown speculative target
+// (F16, hidden 128, intermediate 16384),
 // weights cycled through copies so each call streams them from DRAM, as one layer's
 // matrices are per step. One thread, timed in this thread's CPU time (preemption by other
 // processes on a shared machine does not count; cache misses and stalls do). Each round

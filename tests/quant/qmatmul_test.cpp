@@ -170,17 +170,20 @@ TEST_CASE("qmatmul over several token chunks equals one token at a time", "[quan
 }
 
 // qmatmul_pieces (the quantized down projection's input made piece by piece from gate and
-// up) gives the bits qmatmul gives on the same rows written out whole: rows of 1, 2 and 2.x
-// pieces (the last piece with a partial block, and Q8_0/Q4_0 rows padded past it), every
-// format and Int4 group size, one token and several, on every kernel family.
+// up) gives the bits qmatmul gives on the same rows written out whole: rows shorter than a
+// piece and of 1, 2 and 2.x pieces (the last piece with a partial block, and Int4 rows
+// whose last group pads whole blocks past the input), every format and Int4 group size,
+// one token and several, on every kernel family.
 TEST_CASE("qmatmul_pieces equals qmatmul on the rows its pieces make", "[quant]") {
   IsaGuard guard;
   cpu::ThreadPool pool1(1), pool2(2);
   for (QIsa isa : isas()) {
     set_qisa(isa);
-    for (const Case& c : {Case{QFormat::Int8, 21, kRowPiece, 0}, Case{QFormat::Int4, 19, 2 * kRowPiece + 100, 128},
-                          Case{QFormat::Int4, 17, kRowPiece + 64, 32}, Case{QFormat::Int4, 5, 2 * kRowPiece, 64},
-                          Case{QFormat::Q8_0, 18, kRowPiece + 32, 32}, Case{QFormat::Q4_0, 33, 2 * kRowPiece + 96, 32}})
+    for (const Case& c : {Case{QFormat::Int8, 21, kRowPiece, 0}, Case{QFormat::Int8, 7, 300, 0},
+                          Case{QFormat::Int4, 19, 2 * kRowPiece + 100, 128}, Case{QFormat::Int4, 9, 1100, 128},
+                          Case{QFormat::Int4, 11, kRowPiece + 32, 128}, Case{QFormat::Int4, 17, kRowPiece + 64, 32},
+                          Case{QFormat::Int4, 5, 2 * kRowPiece, 64}, Case{QFormat::Q8_0, 18, kRowPiece + 32, 32},
+                          Case{QFormat::Q4_0, 33, 2 * kRowPiece + 96, 32}})
       for (int64_t T : {1, 2, 5, 33}) {
         const auto w = test::random_weights(c.out, c.in, 11);
         std::vector<uint8_t> raw;
@@ -193,7 +196,7 @@ TEST_CASE("qmatmul_pieces equals qmatmul on the rows its pieces make", "[quant]"
             x[size_t(t * c.in + i)] = a[size_t(t * 2 * c.in + i)] + a[size_t(t * 2 * c.in + c.in + i)];
         std::vector<float> whole(static_cast<size_t>(T * c.out)), pieces(whole.size(), NAN);
         const std::vector<float> bias(static_cast<size_t>(c.out), 0.5f);
-        cpu::ThreadPool& pool = T % 2 ? pool1 : pool2;
+        cpu::ThreadPool& pool = T == 1 ? pool1 : pool2;
         qmatmul(pool, x.data(), T, W, whole.data(), bias.data());
         std::atomic<int64_t> made{0};
         qmatmul_pieces(pool, [&](int64_t t, int64_t i0, int64_t n, float* out) {
