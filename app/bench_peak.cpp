@@ -9,6 +9,10 @@
 //   GFLOP/s    2 * (linear-layer parameters, LM head included) * batch / step time: the
 //              matrix work only (attention over the short context is left out of the
 //              numerator but not out of the time).
+//   int8 peak  quant::measure_int8_dot_peak(): the same for int8 dot products (vpdpbusd, 4
+//              multiply-adds per lane), where the CPU has AVX-512 VNNI. When the model's
+//              linears run quantized, the step's multiply-adds are also given as a fraction
+//              of it: the ceiling of int8 x int8/int4 arithmetic, ~4x the float one.
 // Also prints the pool barriers (parallel regions) per step at batch 1 and at --batch.
 #include <boost/json.hpp>
 
@@ -22,6 +26,7 @@
 #include "app/loaded_model.h"
 #include "config/flags.h"
 #include "cpu/kernels.h"
+#include "quant/qmatmul.h"
 
 namespace troupe::app {
 namespace {
@@ -105,8 +110,13 @@ void run_peak_bench(const PeakOpts& o) {
   // best pass counts (a busy moment lowers a pass, nothing raises one).
   constexpr double kProbeSeconds = 1.0;
   const double peak0 = cpu::measure_fma_peak(be.pool(), kProbeSeconds);
+  const double dot0 = quant::measure_int8_dot_peak(be.pool(), kProbeSeconds);
   const BatchedSteps st = time_batched_steps(be, o.batch, o.prompt_len, o.steps);
   const double peak = std::max(peak0, cpu::measure_fma_peak(be.pool(), kProbeSeconds));
+  const double dot_peak = std::max(dot0, quant::measure_int8_dot_peak(be.pool(), kProbeSeconds));
+  // Quantized linears multiply int8 activations by int8/int4 weights: their ceiling is the
+  // dot-product peak (where this CPU has the probe), not the float one.
+  const bool quantized_linears = be.quantized(be.layers().begin, 0) != nullptr;
   const double flops = 2.0 * linear_params(be.config()) * o.batch;
   const double gflops = flops / st.median_s / 1e9, best_gflops = flops / st.best_s / 1e9;
 
@@ -120,6 +130,13 @@ void run_peak_bench(const PeakOpts& o) {
               o.batch, st.median_s * 1e3, st.best_s * 1e3, o.steps, o.prompt_len);
   std::printf("step GFLOP/s     %.1f median, %.1f best\n", gflops, best_gflops);
   std::printf("fraction of peak %.3f median, %.3f best\n", gflops * 1e9 / peak, best_gflops * 1e9 / peak);
+  if (dot_peak > 0) {
+    std::printf("int8 dot peak    %.1f G multiply-adds/s (vpdpbusd, %d threads, chains in registers)\n",
+                dot_peak / 1e9, be.pool().size());
+    if (quantized_linears)
+      std::printf("of int8 peak     %.3f median, %.3f best (the step's multiply-adds over the dot-product peak)\n",
+                  gflops * 1e9 / 2 / dot_peak, best_gflops * 1e9 / 2 / dot_peak);
+  }
   std::printf("pool barriers    %llu per step at batch 1, %llu at batch %d\n",
               static_cast<unsigned long long>(one.barriers_per_step),
               static_cast<unsigned long long>(st.barriers_per_step), o.batch);
@@ -137,8 +154,14 @@ void run_peak_bench(const PeakOpts& o) {
                             {"step_gflops_median", gflops},
                             {"step_gflops_best", best_gflops},
                             {"fraction_of_peak", gflops * 1e9 / peak},
+                            {"quantized_linears", quantized_linears},
                             {"barriers_per_step_batch1", one.barriers_per_step},
                             {"barriers_per_step_batch", st.barriers_per_step}};
+    // Null where this CPU has no dot-product probe; the fraction only for quantized linears.
+    obj["int8_dot_peak_macs"] = dot_peak > 0 ? boost::json::value(dot_peak) : boost::json::value(nullptr);
+    obj["fraction_of_int8_peak"] = dot_peak > 0 && quantized_linears
+                                       ? boost::json::value(gflops * 1e9 / 2 / dot_peak)
+                                       : boost::json::value(nullptr);
     std::ofstream(o.json_path) << boost::json::serialize(obj) << "\n";
   }
 }

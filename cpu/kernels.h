@@ -3,6 +3,7 @@
 // it. The fast versions use Highway with runtime dispatch (AVX-512 / AVX2 / SSE4 chosen at
 // run time) and are single-threaded unless they take a ThreadPool.
 #include <cstdint>
+#include <functional>
 
 #include "core/kv_dtype.h"
 #include "cpu/thread_pool.h"
@@ -121,6 +122,10 @@ class ReadBandwidthProbe {
 // every pool thread running independent FMA chains in registers, best pass of at least 3
 // and at least `seconds` in all - the ceiling for compute-bound steps.
 double measure_fma_peak(ThreadPool& pool, double seconds = 0.3);
+// The peak probes' timing: passes of pass(thread) on every pool thread (each call returns
+// the operations it did), at least 3 and at least `seconds` in all; the best pass's rate in
+// operations per second (a busy moment lowers a pass, nothing raises one).
+double best_pass_rate(ThreadPool& pool, double seconds, const std::function<int64_t(int)>& pass);
 // The probe's loop on the calling thread (for tests): fma_chains_count() chains, chain j
 // starting at j in every lane, `iters` times acc = fma(acc, m, a); writes lane 0 of each
 // chain to out and returns the FMA lanes done.

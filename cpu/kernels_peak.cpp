@@ -68,27 +68,31 @@ int64_t fma_chains(int64_t iters, float m, float a, float* out) {
   return HWY_DYNAMIC_DISPATCH(detail::FmaChains)(iters, m, a, out);
 }
 
+double best_pass_rate(ThreadPool& pool, double seconds, const std::function<int64_t(int)>& pass) {
+  std::vector<int64_t> ops(static_cast<size_t>(pool.size()));
+  double best = 0, spent = 0;
+  for (int p = 0; p < 3 || spent < seconds; ++p) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.run_on_all([&](int th) { ops[size_t(th)] = pass(th); });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spent += s;
+    int64_t total = 0;
+    for (int64_t o : ops) total += o;
+    best = std::max(best, double(total) / s);
+  }
+  return best;
+}
+
 double measure_fma_peak(ThreadPool& pool, double seconds) {
   // Rounds per pass: ~5-10 ms of work per thread, so a pass is long next to a wake-up
   // but short enough that one preemption spoils only that pass (the best pass counts).
   constexpr int64_t kIters = int64_t(1) << 20;
-  const int threads = pool.size();
-  std::vector<std::vector<float>> sink(static_cast<size_t>(threads),
+  std::vector<std::vector<float>> sink(static_cast<size_t>(pool.size()),
                                        std::vector<float>(static_cast<size_t>(fma_chains_count())));
-  std::vector<int64_t> fmas(static_cast<size_t>(threads));
-  double best = 0, spent = 0;
-  for (int pass = 0; pass < 3 || spent < seconds; ++pass) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.run_on_all([&](int th) {
-      fmas[size_t(th)] = fma_chains(kIters, 0.999999f, 1e-6f, sink[size_t(th)].data());
-    });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spent += s;
-    int64_t total = 0;
-    for (int64_t f : fmas) total += f;
-    best = std::max(best, 2.0 * double(total) / s);
-  }
-  return best;
+  // 2 FLOPs per FMA lane.
+  return 2.0 * best_pass_rate(pool, seconds, [&](int th) {
+    return fma_chains(kIters, 0.999999f, 1e-6f, sink[size_t(th)].data());
+  });
 }
 
 }  // namespace troupe::cpu

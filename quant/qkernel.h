@@ -76,6 +76,11 @@ void tiles_avx2(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64
                 float* y, const float* bias);
 void quantize_act_avx512(const float* x, int64_t n, int64_t nb, int8_t* q, float* d,
                          int32_t* sum);
+// The int8 dot-product peak probe's loop: kDotChains independent vpdpbusd chains in
+// registers, `iters` times acc[j] += sum of 4 (u8 1 x s8 {1, 1, -1, 0}) per lane, i.e. +1;
+// writes lane 0 of chain j (j + iters) to out[j] and returns the multiply-adds done.
+constexpr int kDotChains = 16;
+int64_t dot_chains_avx512(int64_t iters, int32_t* out);
 void tiles_avx512(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1,
                   float* y, const float* bias);
 

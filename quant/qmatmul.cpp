@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "cpu/kernels.h"
+#include "quant/qkernel.h"
 
 namespace troupe::quant {
 namespace {
@@ -153,6 +155,23 @@ void finish_blocks(const detail::PackedW& P, const Kernels& k, Scratch& s, int64
 }
 
 }  // namespace
+
+int int8_dot_chains_count() { return detail::kDotChains; }
+
+int64_t int8_dot_chains(int64_t iters, int32_t* out) {
+  return current_qisa() == QIsa::Avx512Vnni ? detail::dot_chains_avx512(iters, out) : 0;
+}
+
+double measure_int8_dot_peak(cpu::ThreadPool& pool, double seconds) {
+  if (current_qisa() != QIsa::Avx512Vnni) return 0;
+  // ~5 ms per pass per thread at ~7 G dot products per second, as the FMA probe.
+  constexpr int64_t kIters = int64_t(1) << 21;
+  std::vector<std::vector<int32_t>> sink(static_cast<size_t>(pool.size()),
+                                         std::vector<int32_t>(detail::kDotChains));
+  return cpu::best_pass_rate(pool, seconds, [&](int th) {
+    return detail::dot_chains_avx512(kIters, sink[size_t(th)].data());
+  });
+}
 
 void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& W,
              float* y, const float* bias) {

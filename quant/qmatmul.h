@@ -40,6 +40,16 @@ constexpr int64_t kRowPiece = 2048;
 void qmatmul_pieces(cpu::ThreadPool& pool, const RowPiece& x, int64_t T,
                     const QuantizedMatrix& W, float* y, const float* bias = nullptr);
 
+// The int8 dot-product peak of this machine: int8 multiply-adds per second with every pool
+// thread running independent vpdpbusd chains in registers (cpu::best_pass_rate's passes),
+// the ceiling of the quantized kernels' arithmetic as measure_fma_peak is the float one.
+// 0 where the kernel family in use has no such probe (AVX2, scalar).
+double measure_int8_dot_peak(cpu::ThreadPool& pool, double seconds = 0.3);
+// The probe's loop on the calling thread (for tests); see detail::dot_chains_avx512.
+// Returns the multiply-adds done, 0 (out untouched) without AVX-512 VNNI.
+int64_t int8_dot_chains(int64_t iters, int32_t* out);
+int int8_dot_chains_count();
+
 // Kernel family in use. Chosen once from cpuid (the best this CPU runs); tests and
 // benchmarks may switch to a lower one. Not thread-safe against concurrent qmatmul calls.
 enum class QIsa { Scalar, Avx2, Avx512Vnni };

@@ -214,6 +214,24 @@ TEST_CASE("bench peak --json reports the FMA peak, the batched step and the barr
                                       js);
   CHECK(str(o8, "kv_cache_dtype") == "int8");
   CHECK(num(o8, "step_median_s") > 0);
+
+  // Float linears: the int8 dot-product peak is reported where the CPU has the probe
+  // (null elsewhere), the fraction of it only for quantized linears.
+  CHECK_FALSE(o.at("quantized_linears").as_bool());
+  CHECK(o.at("fraction_of_int8_peak").is_null());
+  const json::object q = bench_json("peak --model " + shell_quote(model()) +
+                                        " --threads 2 --batch 4 --prompt-len 8 --steps 2 --quantization int8 --json " +
+                                        shell_quote(js),
+                                    js);
+  INFO(json::serialize(q));
+  CHECK(q.at("quantized_linears").as_bool());
+  if (q.at("int8_dot_peak_macs").is_null()) {
+    CHECK(q.at("fraction_of_int8_peak").is_null());
+  } else {
+    const double dot = num(q, "int8_dot_peak_macs");
+    CHECK(dot > 1e9);
+    CHECK(num(q, "fraction_of_int8_peak") == Approx(num(q, "step_gflops_median") * 1e9 / 2 / dot).epsilon(1e-6));
+  }
 }
 
 TEST_CASE("bench throughput --scheduling both --json --plot reports both modes and their ratio", "[cli][bench]") {

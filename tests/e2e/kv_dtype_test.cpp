@@ -220,7 +220,7 @@ TEST_CASE("troupe eval: which KV cache the reference gets by default", "[e2e][kv
   CHECK(alone.at("kv_cache_dtype").as_string() == "f16");
   CHECK_FALSE(alone.contains("kl_mean"));
   CHECK_FALSE(eval("--kv-cache-dtype f32").contains("kl_mean"));
-  for (const std::string args : {"--reference " + ts, std::string("--reference-kv-cache-dtype f32")}) {
+  for (const std::string& args : {"--reference " + ts, std::string("--reference-kv-cache-dtype f32")}) {
     auto vs = eval(args);
     INFO(args);
     CHECK(vs.at("reference_kv_cache_dtype").as_string() == "f32");
