@@ -26,6 +26,7 @@
 #include "app/loaded_model.h"
 #include "config/flags.h"
 #include "cpu/kernels.h"
+#include "model/tensor_names.h"
 #include "quant/qmatmul.h"
 
 namespace troupe::app {
@@ -116,7 +117,7 @@ void run_peak_bench(const PeakOpts& o) {
   const double dot_peak = std::max(dot0, quant::measure_int8_dot_peak(be.pool(), kProbeSeconds));
   // Quantized linears multiply int8 activations by int8/int4 weights: their ceiling is the
   // dot-product peak (where this CPU has the probe), not the float one.
-  const bool quantized_linears = be.quantized(be.layers().begin, 0) != nullptr;
+  const bool quantized_linears = be.quantized(be.layers().begin, kLinQ) != nullptr;
   const double flops = 2.0 * linear_params(be.config()) * o.batch;
   const double gflops = flops / st.median_s / 1e9, best_gflops = flops / st.best_s / 1e9;
 

@@ -689,17 +689,18 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     linear(l, kLinGate, s.xb.data(), T, s.gate.data());
     linear(l, kLinUp, s.xb.data(), T, s.up.data());
   }
-  // Token t's gate and up rows.
+  // Token t's gate and up rows, and columns [i0, i0 + n) of down_proj's input made from them.
   const int64_t row_stride = fused_gate_up ? 2 * I : I;
   float* gate = fused_gate_up ? s.gate_up.data() : s.gate.data();
   const float* up = fused_gate_up ? s.gate_up.data() + I : s.up.data();
+  const quant::RowPiece down_input = [&](int64_t t, int64_t i0, int64_t n, float* out) {
+    silu_mul_to(out, gate + t * row_stride + i0, up + t * row_stride + i0, n);
+  };
 
   if (const quant::QuantizedMatrix* down = quantized(l, kLinDown); down && !observer_) {
-    // silu(gate) * up is made piece by piece as the quantized down projection quantizes
-    // its input (the same values as below, never written out whole).
-    quant::qmatmul_pieces(pool_, [&](int64_t t, int64_t i0, int64_t n, float* out) {
-      silu_mul_to(out, gate + t * row_stride + i0, up + t * row_stride + i0, n);
-    }, T, *down, s.xb.data());
+    // Made piece by piece as the quantized down projection quantizes it (the same values
+    // as below, never written out whole).
+    quant::qmatmul_pieces(pool_, down_input, T, *down, s.xb.data());
     add_inplace(s.x.data(), s.xb.data(), T * H);
     return;
   }
@@ -717,8 +718,8 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     const int64_t per_row = (I + kSiluPiece - 1) / kSiluPiece;
     pool_.parallel_for(T * per_row, 1, [&](int, int64_t b, int64_t e) {
       for (int64_t j = b; j < e; ++j) {
-        const int64_t t = j / per_row, c = j % per_row * kSiluPiece, n = std::min(kSiluPiece, I - c);
-        silu_mul_to(act + t * I + c, gate + t * row_stride + c, up + t * row_stride + c, n);
+        const int64_t t = j / per_row, c = j % per_row * kSiluPiece;
+        down_input(t, c, std::min(kSiluPiece, I - c), act + t * I + c);
       }
     });
   }
