@@ -66,21 +66,29 @@ bool transparent_huge_pages_available() {
   return std::strstr(std::string(buf, n).c_str(), "[never]") == nullptr;
 }
 
-// Copies the float tensors that decode streams every token into one anonymous buffer on
-// transparent huge pages, in the order a step reads them, and points the views there.
-// Mapped file pages are 4 KiB: streaming at tens of GB/s walks the page tables every
-// 4 KiB, which costs 10-30% of the bandwidth on this class of machine (see the 2M/4K rows of
-// the GEMV benchmark). The copy is made by the pool (first touch places pages near the
-// threads that read them). The views of one group are laid out back to back (so that a
-// group of matrices with one input can run as one stacked matrix); groups start on 4 KiB
-// boundaries. Returns the bytes copied (0: nothing was, the views are unchanged).
-int64_t copy_to_huge_pages(ModelWeights& w, const std::vector<std::vector<TensorView*>>& groups,
-                           ThreadPool& pool) {
+// Copies the float matrices that decode streams every token into one anonymous buffer, in
+// MatrixLayout::Panels (cpu/kernels_panel.cpp: one sequential stream per thread, the same
+// bits at every T; 1.0-1.5x the row-major kernels' speed, docs/benchmarks.md "Panels"), on
+// transparent huge pages where THP is on, in the order a step reads them. Mapped file
+// pages are 4 KiB: streaming at tens of GB/s walks the page tables every 4 KiB, which costs
+// 10-30% of the bandwidth on this class of machine (the 2M/4K rows of the GEMV benchmark).
+// The pool zeroes and packs the buffer (first touch places pages near the threads that read
+// them). A group of several matrices (q/k/v, gate/up) is packed as one stacked matrix, its
+// members' rows one after another, and returned as such in `stacks` (one entry per group,
+// empty for single matrices, which are repointed in place); the members of a stack keep
+// their row-major views into the file. Groups start on 4 KiB boundaries. Returns the bytes
+// copied (0: nothing was, the views are unchanged).
+int64_t pack_weights(ModelWeights& w, const std::vector<std::vector<TensorView*>>& groups,
+                     ThreadPool& pool, std::vector<TensorView>& stacks) {
   constexpr int64_t kAlign = 4096;
   constexpr size_t kHuge = size_t(2) << 20;
-  auto group_bytes = [](const std::vector<TensorView*>& g) {
+  auto group_rows = [](const std::vector<TensorView*>& g) {
     int64_t n = 0;
-    for (const TensorView* v : g) n += v->nbytes;
+    for (const TensorView* v : g) n += v->rows();
+    return n;
+  };
+  auto group_bytes = [&](const std::vector<TensorView*>& g) {
+    const int64_t n = panel_bytes(g[0]->dtype, group_rows(g), g[0]->cols());
     return (n + kAlign - 1) / kAlign * kAlign;
   };
   int64_t total = 0;
@@ -92,21 +100,30 @@ int64_t copy_to_huge_pages(ModelWeights& w, const std::vector<std::vector<Tensor
   const size_t size = (static_cast<size_t>(total) + kHuge - 1) / kHuge * kHuge;
   auto* base = static_cast<uint8_t*>(std::aligned_alloc(kHuge, size));
   if (!base) return 0;  // keep the mapped file
-  madvise(base, size, MADV_HUGEPAGE);  // best effort
+  if (transparent_huge_pages_available()) madvise(base, size, MADV_HUGEPAGE);  // best effort
   w.owners.push_back(std::shared_ptr<const void>(base, [](const void* p) { std::free(const_cast<void*>(p)); }));
+  pool.parallel_for(static_cast<int64_t>(size), int64_t(1) << 16, [&](int, int64_t b, int64_t e) {
+    std::memset(base + b, 0, static_cast<size_t>(e - b));  // the padding rows read as zeros
+  });
+  stacks.assign(groups.size(), TensorView{});
   int64_t off = 0;
-  for (const auto& g : groups) {
-    int64_t at = off;
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const auto& g = groups[gi];
+    TensorView packed = *g[0];
+    int64_t row0 = 0, nbytes = 0;
     for (TensorView* v : g) {
-      const auto* src = static_cast<const uint8_t*>(v->data);
-      uint8_t* dst = base + at;
-      const int64_t n = v->nbytes;
-      pool.parallel_for(n, int64_t(1) << 16, [&](int, int64_t b, int64_t e) {
-        std::memcpy(dst + b, src + b, static_cast<size_t>(e - b));
-      });
-      v->data = dst;
-      at += n;
+      pack_panels(pool, *v, row0, base + off);
+      row0 += v->rows();
+      nbytes += v->nbytes;
     }
+    packed.shape = {row0, g[0]->cols()};
+    packed.nbytes = nbytes;
+    packed.data = base + off;
+    packed.layout = MatrixLayout::Panels;
+    if (g.size() == 1)
+      *g[0] = packed;
+    else
+      stacks[gi] = packed;
     off += group_bytes(g);
   }
   return total;
@@ -284,7 +301,7 @@ void CpuBackend::prepare_weights(Checkpoint& ck) {
   if (fuse_linears_) fused_.resize(w_.layers.size());
   fuse_quantized();
   if (last_stage()) prepare_lm_head();
-  move_weights_to_huge_pages();
+  pack_float_weights();
   for (int64_t l = layers_.begin; l < layers_.end && !fused_.empty(); ++l) set_fused_bias(l);
 }
 
@@ -312,27 +329,20 @@ void CpuBackend::fuse_quantized() {
   }
 }
 
-// After the huge-page copy: a group copied back to back is one [sum of rows, in] matrix.
-void CpuBackend::fuse_float(const std::vector<std::vector<TensorView*>>& groups) {
+// After pack_weights: each stacked group's matrix becomes its layer's FusedLinear.
+void CpuBackend::fuse_float(const std::vector<std::vector<TensorView*>>& groups,
+                            const std::vector<TensorView>& stacks) {
   for (int64_t l = layers_.begin; l < layers_.end && !fused_.empty(); ++l) {
     auto& L = w_.layers[size_t(l)];
     for (int g = 0; g < kNumFusedGroups; ++g) {
       const auto members = fused_members(FusedGroup(g));
-      const TensorView& first = linear_view(L, members[0]);
-      const bool copied = std::any_of(groups.begin(), groups.end(), [&](const auto& gr) {
-        return gr.size() == members.size() && gr[0] == &first;
-      });
-      if (!copied) continue;
-      TensorView stack = first;
-      stack.name = fmt::format("layer {} {}", l, g == int(FusedGroup::Qkv) ? "qkv" : "gate_up");
-      int64_t rows = 0, bytes = 0;
-      for (int i : members) {
-        rows += linear_view(L, i).rows();
-        bytes += linear_view(L, i).nbytes;
+      const TensorView* first = &linear_view(L, members[0]);
+      for (size_t gi = 0; gi < groups.size(); ++gi) {
+        if (groups[gi].size() != members.size() || groups[gi][0] != first) continue;
+        TensorView stack = stacks[gi];
+        stack.name = fmt::format("layer {} {}", l, g == int(FusedGroup::Qkv) ? "qkv" : "gate_up");
+        fused_[size_t(l)][size_t(g)].w = std::move(stack);
       }
-      stack.shape = {rows, first.cols()};
-      stack.nbytes = bytes;
-      fused_[size_t(l)][size_t(g)].w = std::move(stack);
     }
   }
 }
@@ -380,10 +390,10 @@ void CpuBackend::prepare_lm_head() {
   }
 }
 
-void CpuBackend::move_weights_to_huge_pages() {
+void CpuBackend::pack_float_weights() {
   // Matrices converted at load (BF16) already live in owned buffers; copying them again
   // would hold two copies.
-  if (!huge_page_weights_ || converted_matrix_ || !transparent_huge_pages_available()) return;
+  if (!huge_page_weights_ || converted_matrix_) return;
   // In the order a step reads them: q/k/v, o, gate/up, down. Members of a FusedGroup that
   // all run in float with one dtype go back to back, to be run as one stacked matrix.
   std::vector<std::vector<TensorView*>> groups;
@@ -408,12 +418,11 @@ void CpuBackend::move_weights_to_huge_pages() {
         for (TensorView* v : views) groups.push_back({v});
     }
   }
-  const void* lm = w_.lm_head.data;
+  // (A tied embedding table keeps its row-major view: a token's row is read from there.)
   if (last_stage() && qlm_head_.empty() && !w_.lm_head.empty()) groups.push_back({&w_.lm_head});
-  if (copy_to_huge_pages(w_, groups, pool_) == 0) return;
-  if (w_.tok_embeddings.data == lm && w_.tok_embeddings.dtype == w_.lm_head.dtype)
-    w_.tok_embeddings.data = w_.lm_head.data;
-  fuse_float(groups);
+  std::vector<TensorView> stacks;
+  if (pack_weights(w_, groups, pool_, stacks) == 0) return;
+  fuse_float(groups, stacks);
 }
 
 std::string CpuBackend::name() const {

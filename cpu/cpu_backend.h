@@ -1,9 +1,10 @@
 #pragma once
 // The CPU backend: runs a Llama-family model over a batch of sequences of different
 // lengths (prefill chunks, single decode tokens, 1+k verification runs) with K/V in a
-// paged block pool. Float weights run as stored when their dtype has a kernel (F32, F16),
-// copied at load onto huge pages (CpuBackendOptions::huge_page_weights) or else used in place
-// from the mapped file; BF16 is converted to F32 once at load. Quantized linear layers
+// paged block pool. Float weights run in F32 or F16, repacked at load into
+// MatrixLayout::Panels (CpuBackendOptions::huge_page_weights; on huge pages where THP is on)
+// or else used row-major in place from the mapped file; BF16 is converted to F32 once at
+// load. Quantized linear layers
 // (GGUF Q8_0/Q4_0 tensors, pre-quantized AutoAWQ / troupe INT8 checkpoints, or INT8/INT4
 // round-to-nearest at load per CpuBackendOptions::quantization) are repacked once into the
 // quant/ kernels' layout and run through quant::qmatmul, never dequantized to floats.
@@ -35,15 +36,16 @@ struct CpuBackendOptions {
   // pre-quantized checkpoint also runs as published with none.
   quant::Options quantization;
   // Copy the float matrices every decode step streams (linear layers, LM head) out of the
-  // mapped file into one anonymous buffer on transparent huge pages, in the order a step
-  // reads them. Costs a copy of those weights at load (the file's page cache becomes
-  // reclaimable); decode gains ~10-15% from fewer TLB misses. Skipped when THP is off or
-  // the weights are more than half of RAM.
+  // mapped file into one anonymous buffer, repacked into MatrixLayout::Panels (faster
+  // matmuls at every T, the same bits at every T), on transparent huge pages where THP is
+  // on, in the order a step reads them. Costs a copy of those weights at load (the file's
+  // page cache becomes reclaimable). Skipped when the weights are more than half of RAM
+  // or were converted at load (BF16); the kernels then read row-major views of the file.
   bool huge_page_weights = true;
   // Stack the rows of q/k/v and of gate/up at load so that each group runs as one matmul
   // (one pool barrier per group instead of 3 or 2; each output is computed exactly as
   // unstacked). Quantized groups are stacked in place (the per-linear matrices become
-  // views of the stack); float groups only as part of the huge-page copy (the mapped
+  // views of the stack); float groups only as part of the panel copy (the mapped
   // file's tensors are not adjacent), so not when that copy is skipped.
   bool fuse_linears = true;
   // A pipeline-parallel stage holds layers [layer_begin, layer_end) only (their KV, their
@@ -102,7 +104,7 @@ class CpuBackend final : public Backend {
 
  private:
   struct Scratch;
-  // One group's stacked matrix: float rows (a view into the huge-page copy) or a packed
+  // One group's stacked matrix: float rows (panels in the packed copy) or a packed
   // quantized stack, and the stacked biases (zeros for members without one).
   struct FusedLinear {
     TensorView w;
@@ -112,7 +114,8 @@ class CpuBackend final : public Backend {
   };
   const FusedLinear* fused_linear(int64_t layer, FusedGroup g) const;
   void fuse_quantized();
-  void fuse_float(const std::vector<std::vector<TensorView*>>& groups);
+  void fuse_float(const std::vector<std::vector<TensorView*>>& groups,
+                  const std::vector<TensorView>& stacks);
   void set_fused_bias(int64_t layer);
   // y = x W^T (+ bias) for a whole group: [T, rows of the stack].
   void linear_fused(const FusedLinear& f, const float* x, int64_t T, float* y);
@@ -121,7 +124,7 @@ class CpuBackend final : public Backend {
   void plan_attention(const StepBatch& batch, Scratch& s);
   void prepare_weights(Checkpoint& ck);
   void prepare_lm_head();
-  void move_weights_to_huge_pages();
+  void pack_float_weights();
   // y = x W^T (+ bias) for linear i of layer l, through qmatmul or the float matmul.
   void linear(int64_t l, int i, const float* x, int64_t T, float* y, const float* bias = nullptr);
   void observe(int64_t l, LinearInput g, const float* x, int64_t T, int64_t n) {

@@ -16,8 +16,18 @@ namespace troupe::cpu {
 // T == 1 is a multithreaded SIMD GEMV (memory bound: W is streamed once); T > 1 a GEMM
 // (OpenBLAS sgemm for F32; F16 rows converted tile by tile, never a full float copy).
 // y may not alias x. `bias` (length out, F32) is added if non-null.
+// W in MatrixLayout::Panels (what the CPU backend runs) takes one kernel for every T
+// (kernels_panel.cpp), whose outputs are the same bits whatever T is.
 void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
             const float* bias = nullptr);
+
+// Bytes of a [rows, cols] F32 or F16 matrix in MatrixLayout::Panels (padding included).
+int64_t panel_bytes(DType dtype, int64_t rows, int64_t cols);
+// Writes the rows of the row-major matrix `src` as rows [row0, row0 + src.rows()) of a
+// panel-layout matrix at dst (of the same dtype and cols), with the pool. Rows of dst it
+// does not cover are left as they are: zero them first (the padding of the last panel
+// must read as zeros, and stacked matrices are packed one member at a time).
+void pack_panels(ThreadPool& pool, const TensorView& src, int64_t row0, void* dst);
 
 // out[i] = x[i] / rms(x) * w[i];  w is F32. out may alias x.
 void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps);

@@ -386,6 +386,8 @@ void add_inplace(float* y, const float* x, int64_t n) {
 void softmax(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(detail::Softmax)(x, n); }
 
 void embedding_row(const TensorView& table, int64_t row, float* out) {
+  if (table.layout != MatrixLayout::RowMajor)
+    fail("embedding_row: tensor '{}' is not row-major", table.name);
   detail::check_blocks(table, "embedding_row");
   if (row < 0 || row >= table.rows())
     fail("embedding_row: row {} outside tensor '{}' of {} rows", row, table.name, table.rows());
@@ -394,6 +396,21 @@ void embedding_row(const TensorView& table, int64_t row, float* out) {
 }
 
 void to_f32(const TensorView& t, float* out) {
+  if (t.layout == MatrixLayout::Panels) {  // back to row-major
+    const int64_t rows = t.rows(), in = t.cols();
+    std::vector<float> panel(static_cast<size_t>(kPanelRows * in));
+    const int64_t es = dtype_row_bytes(t.dtype, 1);
+    for (int64_t p = 0; p * kPanelRows < rows; ++p) {
+      TensorView one = t;
+      one.layout = MatrixLayout::RowMajor;
+      one.shape = {kPanelRows, in};
+      one.data = static_cast<const uint8_t*>(t.data) + p * kPanelRows * in * es;
+      to_f32(one, panel.data());  // [in][64]
+      for (int64_t r = p * kPanelRows; r < std::min(rows, (p + 1) * kPanelRows); ++r)
+        for (int64_t i = 0; i < in; ++i) out[r * in + i] = panel[i * kPanelRows + r % kPanelRows];
+    }
+    return;
+  }
   detail::check_blocks(t, "to_f32");
   // Rows are contiguous and block types have whole blocks per row, so the tensor is one
   // run of elements.

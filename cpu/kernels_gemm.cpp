@@ -1,5 +1,6 @@
 // matmul(): picks the kernel for the shape and splits the work over the pool.
 //
+//   W in MatrixLayout::Panels: kernels_panel.cpp, every T. Otherwise (row-major W):
 //   T <= kMultiRowMaxT*  multi-row GEMV (kernels_gemv.cpp): W streamed once for all T rows.
 //   T >  kMultiRowMaxT*  GEMM, split over output columns across the pool:
 //     - F32 with an OpenBLAS that has a kernel for this CPU's widest SIMD: cblas_sgemm,
@@ -148,6 +149,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, fl
       for (int64_t o = 0; o < out; ++o) y[t * out + o] = bias ? bias[o] : 0.0f;
     return;
   }
+  if (W.layout == MatrixLayout::Panels) return detail::matmul_panels(pool, x, T, W, y, bias);
   const bool avx512 = cpu_has_avx512();
   const int64_t max_multirow = !avx512                   ? kMultiRowMaxTOther
                                : W.dtype == DType::F32 ? kMultiRowMaxTAvx512F32

@@ -38,6 +38,9 @@ void matmul_multirow(ThreadPool& pool, const float* x, int64_t T, const TensorVi
                      float* y, const float* bias);
 void matmul_sgemm(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
                   const float* bias);
+// W in MatrixLayout::Panels, any T (kernels_panel.cpp).
+void matmul_panels(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
+                   const float* bias);
 // Cache-blocked Highway GEMM (kernels_gemm_hwy.cpp).
 void matmul_tiled(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
                   const float* bias);

@@ -57,6 +57,7 @@ float weight_at(const TensorView& W, int64_t r, int64_t c) {
 
 void matmul(const float* x, int64_t T, const TensorView& W, float* y, const float* bias) {
   const int64_t out = W.rows(), in = W.cols();
+  if (W.layout != MatrixLayout::RowMajor) fail("reference matmul: '{}' is not row-major", W.name);
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t o = 0; o < out; ++o) {
       double acc = bias ? bias[o] : 0.0;

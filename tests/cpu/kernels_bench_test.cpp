@@ -440,3 +440,56 @@ TEST_CASE("bench: verification rows T = 1..5", "[.bench][.verify-bench]") {
     std::printf("\n");
   }
 }
+
+// Weights in panels (kernels_panel.cpp) against the row-major kernels matmul() picks for
+// them (multi-row GEMV, tiled GEMM), 2 threads by default: per T, the best of alternating
+// rounds over copies of the matrix cycled through > 128 MiB (weights from DRAM, as in a
+// step), µs per call and row-major ÷ panels.
+TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
+  ForceTarget force_target;
+  ThreadPool pool(bench_threads());
+  struct PShape {
+    const char* name;
+    DType dt;
+    Shape s;
+  };
+  const PShape shapes[] = {
+      {"110m qkv", DType::F32, {2304, 768}},      {"110m gate_up", DType::F32, {4096, 768}},
+      {"110m down", DType::F32, {768, 2048}},     {"110m lm_head", DType::F32, {32000, 768}},
+      {"110m qkv", DType::F16, {2304, 768}},      {"110m gate_up", DType::F16, {4096, 768}},
+      {"110m down", DType::F16, {768, 2048}},     {"grown gate_up", DType::F16, {32768, 128}},
+      {"grown down", DType::F16, {128, 16384}},   {"grown lm_head", DType::F16, {2048, 128}},
+  };
+  const int64_t ts[] = {1, 2, 3, 4, 5, 8, 16, 32, 128, 512};
+  for (const PShape& v : shapes) {
+    const int64_t bytes = dtype_row_bytes(v.dt, v.s.in) * v.s.out;
+    const int copies = int(std::max<int64_t>(4, (int64_t(128) << 20) / bytes));
+    MatrixArena R(v.dt, v.s, copies, true);
+    MatrixArena P(v.dt, v.s, copies, true);  // same memory size: panels of these shapes have no padding
+    for (auto& view : P.views) {
+      std::vector<uint8_t> tmp(static_cast<size_t>(panel_bytes(v.dt, v.s.out, v.s.in)), 0);
+      pack_panels(pool, R.views[0], 0, tmp.data());
+      REQUIRE(int64_t(tmp.size()) == bytes);
+      std::memcpy(const_cast<void*>(view.data), tmp.data(), tmp.size());
+      view.layout = MatrixLayout::Panels;
+    }
+    const auto x = test::random_floats(512 * v.s.in, 9);
+    std::vector<float> y(512 * v.s.out);
+    std::printf("%-14s %-3s %5ldx%-5ld", v.name, std::string(dtype_name(v.dt)).c_str(),
+                long(v.s.out), long(v.s.in));
+    for (int64_t T : ts) {
+      const int calls = T >= 128 ? std::min(copies, 8) : copies;
+      double tr = 1e30, tp = 1e30;
+      for (int r = 0; r < 5; ++r)
+        for (int which = 0; which < 2; ++which) {
+          MatrixArena& A = (which ^ (r & 1)) ? P : R;
+          const auto t0 = Clock::now();
+          for (int i = 0; i < calls; ++i) matmul(pool, x.data(), T, A.views[i], y.data());
+          const double t = seconds_since(t0) / calls;
+          (&A == &P ? tp : tr) = std::min(&A == &P ? tp : tr, t);
+        }
+      std::printf(" | T=%ld %.0f/%.0f us %.2fx", long(T), tr * 1e6, tp * 1e6, tr / tp);
+    }
+    std::printf("\n");
+  }
+}

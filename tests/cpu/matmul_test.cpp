@@ -25,6 +25,19 @@ void plain_matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView&
   matmul(pool, x, T, W, y, bias);
 }
 
+// matmul on W repacked into MatrixLayout::Panels (as the CPU backend runs it), padding
+// rows filled with NaN so that a kernel reading them into an output shows.
+void panel_matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
+                  const float* bias) {
+  const int64_t bytes = panel_bytes(W.dtype, W.rows(), W.cols());
+  std::vector<uint8_t> buf(static_cast<size_t>(bytes), 0xff);  // 0xffff...: NaN in F32 and F16
+  pack_panels(pool, W, 0, buf.data());
+  TensorView P = W;
+  P.data = buf.data();
+  P.layout = MatrixLayout::Panels;
+  matmul(pool, x, T, P, y, bias);
+}
+
 // Checks y against the reference with an error bound relative to sum_i |x_i w_i| (the
 // scale of the rounding error of any summation order; the result itself may cancel).
 void check_matmul(MatmulFn fn, ThreadPool& pool, DType dt, int64_t out, int64_t in, int64_t T,
@@ -122,6 +135,68 @@ TEST_CASE("matmul: multi-row GEMV rows are bit-identical whatever T", "[cpu][mat
         seed += 2;
       }
   });
+}
+
+TEST_CASE("matmul: weights in panels", "[cpu][matmul][panels]") {
+  test::for_each_target([&] {
+    ThreadPool pool(3);
+    uint32_t seed = 500;
+    for (DType dt : {DType::F32, DType::F16})
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {64, 100}, {130, 257},
+                             {300, 512}, {37, 9000}})
+        for (int64_t T : {1, 2, 3, 5, 6, 7, 8, 13, 32, 33, 70})
+          check_matmul(panel_matmul, pool, dt, out, in, T, T % 2 == 1, seed++);
+  });
+}
+
+// Every (token, row) sum in panels is the same FMA sequence whether it runs in one pass
+// (T up to the token group), in token groups over input slices (more tokens), or on
+// another thread: so any token's outputs are the same bits at every T, the decode step's,
+// a verification run's and a prefill chunk's alike. Shapes end in a partial panel and,
+// for in = 300 and 2100, in a partial input slice.
+TEST_CASE("matmul: rows in panels are bit-identical whatever T", "[cpu][matmul][panels]") {
+  test::for_each_target([&] {
+    ThreadPool pool(2);
+    uint32_t seed = 600;
+    for (DType dt : {DType::F32, DType::F16})
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{100, 300}, {64, 128}, {200, 2100}}) {
+        for (bool with_bias : {false, true})
+          check_rows_whatever_t(panel_matmul, pool, dt, out, in, seed, 1,
+                                {2, 3, 5, 6, 7, 12, 13, 32, 33, 64, 100}, with_bias);
+        seed += 2;
+      }
+  });
+}
+
+TEST_CASE("matmul: pack_panels stacks matrices and rejects other layouts", "[cpu][matmul][panels]") {
+  ThreadPool pool(2);
+  // Two members of 40 and 50 rows packed as rows [0, 40) and [40, 90) of one stack run as
+  // the stack does when packed whole.
+  const auto A = random_matrix(DType::F16, 40, 70, 1), B = random_matrix(DType::F16, 50, 70, 2);
+  std::vector<uint8_t> both(A.bytes);
+  both.insert(both.end(), B.bytes.begin(), B.bytes.end());
+  TensorView whole = A.view;
+  whole.shape = {90, 70};
+  whole.data = both.data();
+  std::vector<uint8_t> p1(static_cast<size_t>(panel_bytes(DType::F16, 90, 70)), 0);
+  std::vector<uint8_t> p2(p1.size(), 0);
+  pack_panels(pool, whole, 0, p1.data());
+  pack_panels(pool, A.view, 0, p2.data());
+  pack_panels(pool, B.view, 40, p2.data());
+  CHECK(p1 == p2);
+  TensorView P = whole;
+  P.data = p1.data();
+  P.layout = MatrixLayout::Panels;
+  // to_f32 reads a panel matrix back in row-major order.
+  std::vector<float> a(90 * 70), b(90 * 70);
+  to_f32(whole, a.data());
+  to_f32(P, b.data());
+  CHECK(a == b);
+  std::vector<float> row(70);
+  CHECK_THROWS_AS(embedding_row(P, 0, row.data()), troupe::Error);
+  CHECK_THROWS_AS(pack_panels(pool, P, 0, p2.data()), troupe::Error);
+  const auto C = random_matrix(DType::BF16, 4, 8, 7);
+  CHECK_THROWS_AS(pack_panels(pool, C.view, 0, p2.data()), troupe::Error);
 }
 
 TEST_CASE("matmul: sgemm path", "[cpu][matmul]") {

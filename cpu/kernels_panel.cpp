@@ -1,0 +1,226 @@
+// matmul over weights in MatrixLayout::Panels (model/tensor.h), for every T, and the packing
+// that makes the layout (Highway, runtime dispatch).
+//
+// A panel holds 64 output rows as [in][64]: at each input index i, one contiguous run of
+// the 64 rows' weights. The kernel keeps vectors *along rows* and broadcasts x:
+//   acc[t][v] += W[i][rows of vector v] * x[t][i]
+// so each lane is one (token, row) sum, done as one fused multiply-add per input in order
+// i = 0, 1, ..., in - 1, with no horizontal reduction at the end. Against the row-major
+// kernels (kernels_gemv.cpp, kernels_gemm_hwy.cpp) this means:
+//  - a thread reads its weights as one sequential stream (row-major GEMV reads 8-15 short
+//    row streams at once, which the hardware prefetchers ramp up on late: a row of 768
+//    halves is 24 cache lines);
+//  - a 128-element row (the grown speculative target) no longer spends as long on its
+//    horizontal sums as on its multiply-adds;
+//  - x needs no packing, since its elements are broadcast where they lie;
+//  - every output is the same bits whatever T is and however the work is split into
+//    token groups, input slices or threads: an (t, r) sum is the same sequence of FMAs
+//    wherever it runs. Decode, verification, batched decode and prefill rows of one token
+//    therefore agree exactly (batch invariance), which the row-major kernels give only
+//    within the GEMV (T <= 24 F32 / 48 F16) and within the GEMM separately.
+// Measured (docs/benchmarks.md, "Panels"): see there for the single-row and 1 + k-row rates.
+//
+// Work split: up to kMaxG tokens (the register budget: kMaxG x kVecs accumulators) run in
+// one pass over a panel; more tokens run the panel in input slices of kSlice, each slice
+// (32 KiB of F32 weights, in L1) reused by every token group before the next, the groups'
+// partial sums parked in a per-thread buffer between slices.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/kernels_panel.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "core/error.h"
+#include "cpu/kernels.h"
+#include "cpu/kernels_internal.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace troupe::cpu::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+constexpr int64_t kP = kPanelRows;
+constexpr int64_t kN = static_cast<int64_t>(hn::MaxLanes(DF()));
+// Vectors of one panel's rows, and those a pass keeps in registers.
+constexpr int kPanelVecs = static_cast<int>(kP / kN);
+constexpr int kVecs = kPanelVecs < 4 ? kPanelVecs : 4;
+#if HWY_TARGET <= HWY_AVX3
+constexpr int kMaxG = 6;  // 24 accumulators + 6 broadcasts + 1 weight vector of 32 zmm
+#else
+constexpr int kMaxG = 2;  // 8 + 2 + 1 of 16 ymm
+#endif
+constexpr int64_t kSlice = 128;  // inputs per slice when tokens run in groups
+
+HWY_INLINE VF LoadW(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
+HWY_INLINE VF LoadW(DF d, const hwy::float16_t* HWY_RESTRICT p) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(d, hn::LoadU(dh, p));
+}
+
+// acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
+// [v0, v0 + kVecs): starts from sums[g * kP + lane] (or zero when `first`) and leaves
+// the sums there. kStream: the weights come from DRAM once (a single pass), so fetch
+// them ahead, non-temporally.
+template <int kG, bool kStream, typename WT>
+HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel,
+                         int64_t i0, int64_t i1, int v0, bool first, float* HWY_RESTRICT sums) {
+  const DF d;
+  VF acc[kG][kVecs];
+  for (int g = 0; g < kG; ++g)
+    for (int v = 0; v < kVecs; ++v)
+      acc[g][v] = first ? hn::Zero(d) : hn::LoadU(d, sums + g * kP + (v0 + v) * kN);
+  // A panel's input step is kP * sizeof(WT) bytes (4 or 2 cache lines); fetch 2 KiB ahead.
+  constexpr int64_t kAheadBytes = 2048;
+  constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
+  for (int64_t i = i0; i < i1; ++i) {
+    const WT* w = panel + i * kP + v0 * kN;
+    if constexpr (kStream) {
+      const char* pf = reinterpret_cast<const char*>(panel + i * kP) + kAheadBytes;
+      for (int64_t l = 0; l < kLinesPerStep; ++l) __builtin_prefetch(pf + l * 64, 0, 0);
+    }
+    VF xb[kG];
+    for (int g = 0; g < kG; ++g) xb[g] = hn::Set(d, x[g * ldx + i]);
+    for (int v = 0; v < kVecs; ++v) {
+      const VF wv = LoadW(d, w + v * kN);
+      for (int g = 0; g < kG; ++g) acc[g][v] = hn::MulAdd(wv, xb[g], acc[g][v]);
+    }
+  }
+  for (int g = 0; g < kG; ++g)
+    for (int v = 0; v < kVecs; ++v) hn::StoreU(acc[g][v], d, sums + g * kP + (v0 + v) * kN);
+}
+
+template <bool kStream, typename WT>
+HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, int64_t i0,
+                          int64_t i1, int v0, bool first, float* sums) {
+  switch (g) {
+    case 1: return DotPanel<1, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
+    case 2: return DotPanel<2, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
+#if HWY_TARGET <= HWY_AVX3
+    case 3: return DotPanel<3, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
+    case 4: return DotPanel<4, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
+    case 5: return DotPanel<5, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
+    case 6: return DotPanel<6, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
+#endif
+    default: HWY_ASSERT(false);
+  }
+}
+
+// y[t * ldy + r] = sum_i x[t * in + i] * W[r, i] (+ bias[r]) for t < T and the rows of
+// panels [p0, p1) (rows past `out` are the padding and are not written).
+template <typename WT>
+void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, int64_t p0,
+               int64_t p1, float* y, int64_t ldy, const float* bias) {
+  thread_local std::vector<float> sums_buf;
+  const bool one_pass = T <= kMaxG && kVecs == kPanelVecs;
+  if (static_cast<int64_t>(sums_buf.size()) < T * kP) sums_buf.resize(static_cast<size_t>(T * kP));
+  float* sums = sums_buf.data();
+  for (int64_t p = p0; p < p1; ++p) {
+    const WT* panel = W + p * kP * in;
+    if (one_pass) {
+      DotPanelG<true>(static_cast<int>(T), x, in, panel, 0, in, 0, true, sums);
+    } else {
+      // Token groups of equal size (8 = 4 + 4, not 6 + 2: a group of 2 does 2 FMAs per
+      // weight load). The first group's pass over a slice fetches the weights ahead.
+      const int64_t groups = (T + kMaxG - 1) / kMaxG, per = (T + groups - 1) / groups;
+      for (int64_t i0 = 0; i0 < in; i0 += kSlice) {
+        const int64_t i1 = std::min(in, i0 + kSlice);
+        for (int v0 = 0; v0 < kPanelVecs; v0 += kVecs)
+          for (int64_t t0 = 0; t0 < T; t0 += per) {
+            const int g = static_cast<int>(std::min(per, T - t0));
+            if (t0 == 0 && v0 == 0)
+              DotPanelG<true>(g, x, in, panel, i0, i1, v0, i0 == 0, sums);
+            else
+              DotPanelG<false>(g, x + t0 * in, in, panel, i0, i1, v0, i0 == 0, sums + t0 * kP);
+          }
+      }
+    }
+    const int64_t r0 = p * kP, rows = std::min(kP, out - r0);
+    for (int64_t t = 0; t < T; ++t) {
+      float* yr = y + t * ldy + r0;
+      const float* s = sums + t * kP;
+      if (bias)
+        for (int64_t r = 0; r < rows; ++r) yr[r] = s[r] + bias[r0 + r];
+      else
+        std::memcpy(yr, s, static_cast<size_t>(rows) * 4);
+    }
+  }
+}
+
+void PanelRowsF32(const float* x, int64_t T, const float* W, int64_t in, int64_t out,
+                  int64_t p0, int64_t p1, float* y, int64_t ldy, const float* bias) {
+  PanelRows(x, T, W, in, out, p0, p1, y, ldy, bias);
+}
+void PanelRowsF16(const float* x, int64_t T, const uint16_t* W, int64_t in, int64_t out,
+                  int64_t p0, int64_t p1, float* y, int64_t ldy, const float* bias) {
+  PanelRows(x, T, reinterpret_cast<const hwy::float16_t*>(W), in, out, p0, p1, y, ldy, bias);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace troupe::cpu::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace troupe::cpu {
+namespace detail {
+
+HWY_EXPORT(PanelRowsF32);
+HWY_EXPORT(PanelRowsF16);
+
+void matmul_panels(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
+                   const float* bias) {
+  const int64_t out = W.rows(), in = W.cols();
+  const int64_t panels = (out + kPanelRows - 1) / kPanelRows;
+  // Below this many weights one thread finishes before the others would be awake.
+  constexpr int64_t kMinParallelWeights = int64_t(1) << 15;
+  const int64_t grain = out * in < kMinParallelWeights ? panels : 1;
+  pool.parallel_for(panels, grain, [&](int, int64_t p0, int64_t p1) {
+    if (W.dtype == DType::F16)
+      HWY_DYNAMIC_DISPATCH(PanelRowsF16)(x, T, static_cast<const uint16_t*>(W.data), in, out, p0,
+                                         p1, y, out, bias);
+    else
+      HWY_DYNAMIC_DISPATCH(PanelRowsF32)(x, T, static_cast<const float*>(W.data), in, out, p0,
+                                         p1, y, out, bias);
+  });
+}
+
+}  // namespace detail
+
+int64_t panel_bytes(DType dtype, int64_t rows, int64_t cols) {
+  const int64_t panels = (rows + kPanelRows - 1) / kPanelRows;
+  return panels * kPanelRows * cols * dtype_row_bytes(dtype, 1);
+}
+
+void pack_panels(ThreadPool& pool, const TensorView& src, int64_t row0, void* dst) {
+  if (src.layout != MatrixLayout::RowMajor || (src.dtype != DType::F32 && src.dtype != DType::F16))
+    fail("pack_panels: '{}' must be a row-major F32 or F16 matrix", src.name);
+  const int64_t rows = src.rows(), in = src.cols();
+  const int64_t es = dtype_row_bytes(src.dtype, 1);
+  const auto* s = static_cast<const uint8_t*>(src.data);
+  auto* d = static_cast<uint8_t*>(dst);
+  // Rows in whole destination panels per task, so that no two threads write one line.
+  const int64_t first_panel = row0 / kPanelRows;
+  const int64_t last_panel = (row0 + rows - 1) / kPanelRows;
+  pool.parallel_for(last_panel - first_panel + 1, 1, [&](int, int64_t q0, int64_t q1) {
+    for (int64_t q = first_panel + q0; q < first_panel + q1; ++q) {
+      const int64_t lo = std::max(row0, q * kPanelRows), hi = std::min(row0 + rows, (q + 1) * kPanelRows);
+      for (int64_t r = lo; r < hi; ++r) {
+        const uint8_t* from = s + (r - row0) * in * es;
+        uint8_t* to = d + (q * kPanelRows * in + r % kPanelRows) * es;
+        if (es == 4)
+          for (int64_t i = 0; i < in; ++i) std::memcpy(to + i * kPanelRows * 4, from + i * 4, 4);
+        else
+          for (int64_t i = 0; i < in; ++i) std::memcpy(to + i * kPanelRows * 2, from + i * 2, 2);
+      }
+    }
+  });
+}
+
+}  // namespace troupe::cpu
+#endif  // HWY_ONCE
