@@ -65,17 +65,18 @@ HWY_INLINE VF LoadW(DF d, const hwy::float16_t* HWY_RESTRICT p) {
 }
 
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
-// [v0, v0 + kVecs): starts from sums[g * kP + lane] (or zero when `first`) and leaves
+// [v0, v0 + kVecs): starts from sums[g * ld + lane] (or zero when `first`) and leaves
 // the sums there. kStream: the weights come from DRAM once (a single pass), so fetch
 // them ahead, non-temporally.
 template <int kG, bool kStream, typename WT>
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel,
-                         int64_t i0, int64_t i1, int v0, bool first, float* HWY_RESTRICT sums) {
+                         int64_t i0, int64_t i1, int v0, bool first, float* HWY_RESTRICT sums,
+                         int64_t ld) {
   const DF d;
   VF acc[kG][kVecs];
   for (int g = 0; g < kG; ++g)
     for (int v = 0; v < kVecs; ++v)
-      acc[g][v] = first ? hn::Zero(d) : hn::LoadU(d, sums + g * kP + (v0 + v) * kN);
+      acc[g][v] = first ? hn::Zero(d) : hn::LoadU(d, sums + g * ld + (v0 + v) * kN);
   // A panel's input step is kP * sizeof(WT) bytes (4 or 2 cache lines); fetch 2 KiB ahead.
   constexpr int64_t kAheadBytes = 2048;
   constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
@@ -93,20 +94,20 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
     }
   }
   for (int g = 0; g < kG; ++g)
-    for (int v = 0; v < kVecs; ++v) hn::StoreU(acc[g][v], d, sums + g * kP + (v0 + v) * kN);
+    for (int v = 0; v < kVecs; ++v) hn::StoreU(acc[g][v], d, sums + g * ld + (v0 + v) * kN);
 }
 
 template <bool kStream, typename WT>
 HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, int64_t i0,
-                          int64_t i1, int v0, bool first, float* sums) {
+                          int64_t i1, int v0, bool first, float* sums, int64_t ld) {
   switch (g) {
-    case 1: return DotPanel<1, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
-    case 2: return DotPanel<2, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
+    case 1: return DotPanel<1, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
+    case 2: return DotPanel<2, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
 #if HWY_TARGET <= HWY_AVX3
-    case 3: return DotPanel<3, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
-    case 4: return DotPanel<4, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
-    case 5: return DotPanel<5, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
-    case 6: return DotPanel<6, kStream>(x, ldx, panel, i0, i1, v0, first, sums);
+    case 3: return DotPanel<3, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
+    case 4: return DotPanel<4, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
+    case 5: return DotPanel<5, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
+    case 6: return DotPanel<6, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
 #endif
     default: HWY_ASSERT(false);
   }
@@ -117,14 +118,21 @@ HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, i
 template <typename WT>
 void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, int64_t p0,
                int64_t p1, float* y, int64_t ldy, const float* bias) {
-  thread_local std::vector<float> sums_buf;
+  thread_local std::vector<float> sums_buf;  // [T][kP]: a partial panel's sums
   const bool one_pass = T <= kMaxG && kVecs == kPanelVecs;
   if (static_cast<int64_t>(sums_buf.size()) < T * kP) sums_buf.resize(static_cast<size_t>(T * kP));
   float* sums = sums_buf.data();
   for (int64_t p = p0; p < p1; ++p) {
     const WT* panel = W + p * kP * in;
+    const int64_t r0 = p * kP, rows = std::min(kP, out - r0);
+    // A whole panel's single pass stores its sums straight into y. Sums that go back and
+    // forth between slices stay in this thread's buffer: a y row's lines may be shared
+    // with the thread of the next panel.
+    const bool direct = one_pass && rows == kP;
+    float* dst = direct ? y + r0 : sums;
+    const int64_t ld = direct ? ldy : kP;
     if (one_pass) {
-      DotPanelG<true>(static_cast<int>(T), x, in, panel, 0, in, 0, true, sums);
+      DotPanelG<true>(static_cast<int>(T), x, in, panel, 0, in, 0, true, dst, ld);
     } else {
       // Token groups of equal size (8 = 4 + 4, not 6 + 2: a group of 2 does 2 FMAs per
       // weight load). The first group's pass over a slice fetches the weights ahead.
@@ -135,20 +143,17 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
           for (int64_t t0 = 0; t0 < T; t0 += per) {
             const int g = static_cast<int>(std::min(per, T - t0));
             if (t0 == 0 && v0 == 0)
-              DotPanelG<true>(g, x, in, panel, i0, i1, v0, i0 == 0, sums);
+              DotPanelG<true>(g, x, in, panel, i0, i1, v0, i0 == 0, dst, ld);
             else
-              DotPanelG<false>(g, x + t0 * in, in, panel, i0, i1, v0, i0 == 0, sums + t0 * kP);
+              DotPanelG<false>(g, x + t0 * in, in, panel, i0, i1, v0, i0 == 0, dst + t0 * ld, ld);
           }
       }
     }
-    const int64_t r0 = p * kP, rows = std::min(kP, out - r0);
     for (int64_t t = 0; t < T; ++t) {
       float* yr = y + t * ldy + r0;
-      const float* s = sums + t * kP;
+      if (!direct) std::memcpy(yr, sums + t * kP, static_cast<size_t>(rows) * 4);
       if (bias)
-        for (int64_t r = 0; r < rows; ++r) yr[r] = s[r] + bias[r0 + r];
-      else
-        std::memcpy(yr, s, static_cast<size_t>(rows) * 4);
+        for (int64_t r = 0; r < rows; ++r) yr[r] += bias[r0 + r];
     }
   }
 }
