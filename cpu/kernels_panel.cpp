@@ -18,7 +18,10 @@
 //    wherever it runs. Decode, verification, batched decode and prefill rows of one token
 //    therefore agree exactly (batch invariance), which the row-major kernels give only
 //    within the GEMV (T <= 24 F32 / 48 F16) and within the GEMM separately.
-// Measured (docs/benchmarks.md, "Panels"): see there for the single-row and 1 + k-row rates.
+// Why not OpenBLAS: Debian's 0.3.21 has no kernel for AMD Zen 4/5 (kernels_gemm_hwy.cpp),
+// takes no F16 weights, and its GEMV and GEMM round differently from each other, which
+// would give up the exactness across T above.
+// Measured: docs/benchmarks.md, "Float weights in panels".
 //
 // Work split: up to kMaxG tokens (the register budget: kMaxG x kVecs accumulators) run in
 // one pass over a panel; more tokens run the panel in input slices of kSlice, each slice
@@ -56,7 +59,9 @@ constexpr int kMaxG = 6;  // 24 accumulators + 6 broadcasts + 1 weight vector of
 #else
 constexpr int kMaxG = 2;  // 8 + 2 + 1 of 16 ymm
 #endif
-constexpr int64_t kSlice = 128;  // inputs per slice when tokens run in groups
+// Inputs per slice when tokens run in groups (32 KiB of F32 weights; 16 KiB slices, which
+// leave L1 room for the x pieces and parked sums at T = 32, measured 0-9% slower).
+constexpr int64_t kSlice = 128;
 
 HWY_INLINE VF LoadW(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
 HWY_INLINE VF LoadW(DF d, const hwy::float16_t* HWY_RESTRICT p) {
