@@ -80,7 +80,10 @@ Matrix matrix(const TensorView& v) { return Matrix{v.rows(), v.cols(), floats(v)
 
 StoredTensor stored(const std::string& name, const TensorView& v) {
   StoredTensor t{name, v.dtype, v.shape, {}};
-  if (v.dtype == DType::F32 || v.dtype == DType::F16 || v.dtype == DType::BF16) {
+  if (v.layout == MatrixLayout::Panels) {  // the backend's copy: back to the file's order
+    t.bytes.resize(static_cast<size_t>(v.numel() * dtype_row_bytes(v.dtype, 1)));
+    cpu::unpack_panels(v, t.bytes.data());
+  } else if (v.dtype == DType::F32 || v.dtype == DType::F16 || v.dtype == DType::BF16) {
     const auto* p = static_cast<const uint8_t*>(v.data);
     t.bytes.assign(p, p + v.nbytes);
   } else {

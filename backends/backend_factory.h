@@ -21,7 +21,7 @@ struct BackendOptions {
   int64_t kv_cache_bytes = int64_t(256) << 20;
   KvDtype kv_dtype = KvDtype::F32;   // stored K/V element type (core/kv_dtype.h)
   quant::Options quantization;       // round-to-nearest at load, or as stored (see quant/options.h)
-  bool huge_page_weights = true;     // copy streamed float weights onto huge pages (cpu)
+  bool huge_page_weights = true;     // copy streamed float weights into panels, on huge pages (cpu)
   LayerRange layers;                 // a pipeline stage's layers ({0, 0}: the whole model)
 };
 

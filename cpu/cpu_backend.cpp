@@ -56,7 +56,8 @@ std::optional<quant::QFormat> lm_head_format(const quant::Options& o) {
   return std::nullopt;
 }
 
-// False when transparent huge pages are disabled ("[never]"): a copy would then only cost.
+// False when transparent huge pages are disabled ("[never]"): the panel copy then stays on
+// 4 KiB pages.
 bool transparent_huge_pages_available() {
   std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
   if (!f) return false;
@@ -68,7 +69,7 @@ bool transparent_huge_pages_available() {
 
 // Copies the float matrices that decode streams every token into one anonymous buffer, in
 // MatrixLayout::Panels (cpu/kernels_panel.cpp: one sequential stream per thread, the same
-// bits at every T; 1.0-1.5x the row-major kernels' speed, docs/benchmarks.md "Panels"), on
+// bits at every T; docs/benchmarks.md, "Float weights in panels"), on
 // transparent huge pages where THP is on, in the order a step reads them. Mapped file
 // pages are 4 KiB: streaming at tens of GB/s walks the page tables every 4 KiB, which costs
 // 10-30% of the bandwidth on this class of machine (the 2M/4K rows of the GEMV benchmark).
@@ -166,8 +167,9 @@ std::span<const int> fused_members(FusedGroup g) {
   return g == FusedGroup::Qkv ? std::span<const int>(kQkv) : std::span<const int>(kGateUp);
 }
 
+// A float matrix the backend runs without quantizing it (BF16 only as panels).
 bool is_float_matrix(const TensorView& v) {
-  return !v.empty() && (v.dtype == DType::F32 || v.dtype == DType::F16);
+  return !v.empty() && (v.dtype == DType::F32 || v.dtype == DType::F16 || v.dtype == DType::BF16);
 }
 
 }  // namespace
@@ -290,7 +292,7 @@ void CpuBackend::prepare_weights(Checkpoint& ck) {
         q = quant::quantize(v, *rtn, quant_.group_size, &pool_);
       else if (is_gguf_quant(v))
         q = quant::from_gguf(v, &pool_);  // GGUF Q8_0 / Q4_0 run natively
-      else
+      else if (!(huge_page_weights_ && v.dtype == DType::BF16))  // BF16: see pack_float_weights
         converted_matrix_ = make_f32(w_, v, true) || converted_matrix_;
       any = any || !q.empty();
     }
@@ -382,7 +384,9 @@ void CpuBackend::prepare_lm_head() {
     qlm_head_ = quant::quantize(w_.lm_head, *f, quant_.group_size, &pool_);
   else if (is_gguf_quant(w_.lm_head))
     qlm_head_ = quant::from_gguf(w_.lm_head, &pool_);
-  if (qlm_head_.empty()) {  // (else the embedding table is read a row at a time, any dtype)
+  if (qlm_head_.empty() && !(huge_page_weights_ && w_.lm_head.dtype == DType::BF16)) {
+    // (else the embedding table is read a row at a time, any dtype; a BF16 head waits for
+    // pack_float_weights)
     const bool tied = w_.lm_head.data == w_.tok_embeddings.data;
     converted_matrix_ = make_f32(w_, w_.lm_head, true) || converted_matrix_;
     if (tied && w_.tok_embeddings.dtype != w_.lm_head.dtype && w_.lm_head.dtype == DType::F32)
@@ -391,8 +395,8 @@ void CpuBackend::prepare_lm_head() {
 }
 
 void CpuBackend::pack_float_weights() {
-  // Matrices converted at load (BF16) already live in owned buffers; copying them again
-  // would hold two copies.
+  // Matrices converted at load already live in owned buffers; copying them again would
+  // hold two copies. (BF16 is not converted when this copy is on: panels run it as stored.)
   if (!huge_page_weights_ || converted_matrix_) return;
   // In the order a step reads them: q/k/v, o, gate/up, down. Members of a FusedGroup that
   // all run in float with one dtype go back to back, to be run as one stacked matrix.
@@ -421,8 +425,10 @@ void CpuBackend::pack_float_weights() {
   // (A tied embedding table keeps its row-major view: a token's row is read from there.)
   if (last_stage() && qlm_head_.empty() && !w_.lm_head.empty()) groups.push_back({&w_.lm_head});
   std::vector<TensorView> stacks;
-  if (pack_weights(w_, groups, pool_, stacks) == 0) return;
-  fuse_float(groups, stacks);
+  if (pack_weights(w_, groups, pool_, stacks) > 0) return fuse_float(groups, stacks);
+  // No copy: BF16 matrices, which only panels run as stored, become F32 row-major copies.
+  for (const auto& g : groups)
+    for (TensorView* v : g) converted_matrix_ = make_f32(w_, *v, true) || converted_matrix_;
 }
 
 std::string CpuBackend::name() const {

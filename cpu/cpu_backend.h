@@ -1,10 +1,10 @@
 #pragma once
 // The CPU backend: runs a Llama-family model over a batch of sequences of different
 // lengths (prefill chunks, single decode tokens, 1+k verification runs) with K/V in a
-// paged block pool. Float weights run in F32 or F16, repacked at load into
+// paged block pool. Float weights run in F32, F16 or BF16 as stored, repacked at load into
 // MatrixLayout::Panels (CpuBackendOptions::huge_page_weights; on huge pages where THP is on)
-// or else used row-major in place from the mapped file; BF16 is converted to F32 once at
-// load. Quantized linear layers
+// or else used row-major in place from the mapped file (BF16 is then converted to F32 once
+// at load). Quantized linear layers
 // (GGUF Q8_0/Q4_0 tensors, pre-quantized AutoAWQ / troupe INT8 checkpoints, or INT8/INT4
 // round-to-nearest at load per CpuBackendOptions::quantization) are repacked once into the
 // quant/ kernels' layout and run through quant::qmatmul, never dequantized to floats.
@@ -39,8 +39,9 @@ struct CpuBackendOptions {
   // mapped file into one anonymous buffer, repacked into MatrixLayout::Panels (faster
   // matmuls at every T, the same bits at every T), on transparent huge pages where THP is
   // on, in the order a step reads them. Costs a copy of those weights at load (the file's
-  // page cache becomes reclaimable). Skipped when the weights are more than half of RAM
-  // or were converted at load (BF16); the kernels then read row-major views of the file.
+  // page cache becomes reclaimable). Skipped when the weights are more than half of RAM;
+  // the kernels then read row-major views of the file (BF16 matrices, which only panels
+  // run as stored, are converted to F32 copies).
   bool huge_page_weights = true;
   // Stack the rows of q/k/v and of gate/up at load so that each group runs as one matmul
   // (one pool barrier per group instead of 3 or 2; each output is computed exactly as

@@ -13,16 +13,19 @@
 namespace troupe::cpu {
 
 // y[t, o] = sum_i x[t, i] * W[o, i]  for t < T, with W [out, in] of dtype F32 or F16.
-// T == 1 is a multithreaded SIMD GEMV (memory bound: W is streamed once); T > 1 a GEMM
-// (OpenBLAS sgemm for F32; F16 rows converted tile by tile, never a full float copy).
+// Row-major W: small T is a multithreaded SIMD multi-row GEMV (memory bound: W is streamed
+// once), larger T a GEMM (OpenBLAS sgemm where it has this CPU's widest kernel, else the
+// tiled Highway GEMM; F16 rows converted tile by tile, never a full float copy).
 // y may not alias x. `bias` (length out, F32) is added if non-null.
-// W in MatrixLayout::Panels (what the CPU backend runs) takes one kernel for every T
-// (kernels_panel.cpp), whose outputs are the same bits whatever T is.
+// W in MatrixLayout::Panels (what the CPU backend runs; F32, F16 or BF16) takes one kernel
+// for every T (kernels_panel.cpp), whose outputs are the same bits whatever T is.
 void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
             const float* bias = nullptr);
 
-// Bytes of a [rows, cols] F32 or F16 matrix in MatrixLayout::Panels (padding included).
+// Bytes of a [rows, cols] F32, F16 or BF16 matrix in MatrixLayout::Panels (padding included).
 int64_t panel_bytes(DType dtype, int64_t rows, int64_t cols);
+// The row-major elements (same dtype) of a panel-layout matrix, rows() x cols() of them.
+void unpack_panels(const TensorView& src, void* dst);
 // Writes the rows of the row-major matrix `src` as rows [row0, row0 + src.rows()) of a
 // panel-layout matrix at dst (of the same dtype and cols), with the pool. Rows of dst it
 // does not cover are left as they are: zero them first (the padding of the last panel

@@ -396,20 +396,13 @@ void embedding_row(const TensorView& table, int64_t row, float* out) {
 }
 
 void to_f32(const TensorView& t, float* out) {
-  if (t.layout == MatrixLayout::Panels) {  // back to row-major
-    const int64_t rows = t.rows(), in = t.cols();
-    std::vector<float> panel(static_cast<size_t>(kPanelRows * in));
-    const int64_t es = dtype_row_bytes(t.dtype, 1);
-    for (int64_t p = 0; p * kPanelRows < rows; ++p) {
-      TensorView one = t;
-      one.layout = MatrixLayout::RowMajor;
-      one.shape = {kPanelRows, in};
-      one.data = static_cast<const uint8_t*>(t.data) + p * kPanelRows * in * es;
-      to_f32(one, panel.data());  // [in][64]
-      for (int64_t r = p * kPanelRows; r < std::min(rows, (p + 1) * kPanelRows); ++r)
-        for (int64_t i = 0; i < in; ++i) out[r * in + i] = panel[i * kPanelRows + r % kPanelRows];
-    }
-    return;
+  if (t.layout == MatrixLayout::Panels) {  // back to row-major, then as below
+    std::vector<uint8_t> rows(static_cast<size_t>(t.numel() * dtype_row_bytes(t.dtype, 1)));
+    unpack_panels(t, rows.data());
+    TensorView r = t;
+    r.layout = MatrixLayout::RowMajor;
+    r.data = rows.data();
+    return to_f32(r, out);
   }
   detail::check_blocks(t, "to_f32");
   // Rows are contiguous and block types have whole blocks per row, so the tensor is one

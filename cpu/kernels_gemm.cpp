@@ -1,6 +1,7 @@
 // matmul(): picks the kernel for the shape and splits the work over the pool.
 //
-//   W in MatrixLayout::Panels: kernels_panel.cpp, every T. Otherwise (row-major W):
+//   W in MatrixLayout::Panels (F32, F16 or BF16): kernels_panel.cpp, every T. Otherwise
+//   (row-major F32 or F16 W):
 //   T <= kMultiRowMaxT*  multi-row GEMV (kernels_gemv.cpp): W streamed once for all T rows.
 //   T >  kMultiRowMaxT*  GEMM, split over output columns across the pool:
 //     - F32 with an OpenBLAS that has a kernel for this CPU's widest SIMD: cblas_sgemm,
@@ -140,6 +141,8 @@ void matmul_sgemm(ThreadPool& pool, const float* x, int64_t T, const TensorView&
 void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
             const float* bias) {
   const int64_t out = W.rows(), in = W.cols();
+  if (W.layout == MatrixLayout::Panels && T > 0 && out > 0 && in > 0)
+    return detail::matmul_panels(pool, x, T, W, y, bias);
   if (W.dtype != DType::F32 && W.dtype != DType::F16)
     fail("matmul: weight '{}' has dtype {}; only F32 and F16 are supported", W.name,
          dtype_name(W.dtype));
@@ -149,7 +152,6 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, fl
       for (int64_t o = 0; o < out; ++o) y[t * out + o] = bias ? bias[o] : 0.0f;
     return;
   }
-  if (W.layout == MatrixLayout::Panels) return detail::matmul_panels(pool, x, T, W, y, bias);
   const bool avx512 = cpu_has_avx512();
   const int64_t max_multirow = !avx512                   ? kMultiRowMaxTOther
                                : W.dtype == DType::F32 ? kMultiRowMaxTAvx512F32

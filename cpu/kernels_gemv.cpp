@@ -1,7 +1,8 @@
 // GEMV and small-T "multi-row GEMV" kernels (Highway, runtime dispatch) for row-major
 // weights, plus the read loop of the bandwidth probe. The CPU backend repacks the weights
 // it streams into panels (kernels_panel.cpp); these kernels serve row-major views: weights
-// left in the mapped file (the panel copy skipped), calibration, tests.
+// left in the mapped file or converted from BF16 when the panel copy is skipped, AWQ's
+// scale search (quant/awq.cpp), tests.
 //
 // Decode is memory bound: every weight is read once per token, so the kernel's job is to
 // keep the load ports fed from DRAM. Each inner step loads one vector from kR weight rows

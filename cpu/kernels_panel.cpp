@@ -23,8 +23,10 @@
 // would give up the exactness across T above.
 // Measured: docs/benchmarks.md, "Float weights in panels".
 //
-// Work split: up to kMaxG tokens (the register budget: kMaxG x kVecs accumulators) run in
-// one pass over a panel; more tokens run the panel in input slices of kSlice, each slice
+// Work split: with AVX-512 (a panel's 64 rows are 4 vectors, all kept in registers) up to
+// kMaxG = 6 tokens (the register budget: kMaxG x 4 accumulators) run in one pass over a
+// panel; more tokens, and every T with narrower vectors (AVX2: 8 vectors a panel, run 4 at
+// a time, 2 tokens), run the panel in input slices of kSlice, each slice
 // (32 KiB of F32 weights, in L1) reused by every token group before the next, the groups'
 // partial sums parked in a per-thread buffer between slices.
 #undef HWY_TARGET_INCLUDE
@@ -52,6 +54,7 @@ using VF = hn::Vec<DF>;
 constexpr int64_t kP = kPanelRows;
 constexpr int64_t kN = static_cast<int64_t>(hn::MaxLanes(DF()));
 // Vectors of one panel's rows, and those a pass keeps in registers.
+static_assert(kN >= 1 && kP % kN == 0, "a panel's rows are whole vectors");
 constexpr int kPanelVecs = static_cast<int>(kP / kN);
 constexpr int kVecs = kPanelVecs < 4 ? kPanelVecs : 4;
 #if HWY_TARGET <= HWY_AVX3
@@ -67,6 +70,10 @@ HWY_INLINE VF LoadW(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p);
 HWY_INLINE VF LoadW(DF d, const hwy::float16_t* HWY_RESTRICT p) {
   const hn::Rebind<hwy::float16_t, DF> dh;
   return hn::PromoteTo(d, hn::LoadU(dh, p));
+}
+HWY_INLINE VF LoadW(DF d, const hwy::bfloat16_t* HWY_RESTRICT p) {  // exact: bf16 is f32's top half
+  const hn::Rebind<hwy::bfloat16_t, DF> db;
+  return hn::PromoteTo(d, hn::LoadU(db, p));
 }
 
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
@@ -171,6 +178,10 @@ void PanelRowsF16(const float* x, int64_t T, const uint16_t* W, int64_t in, int6
                   int64_t p0, int64_t p1, float* y, int64_t ldy, const float* bias) {
   PanelRows(x, T, reinterpret_cast<const hwy::float16_t*>(W), in, out, p0, p1, y, ldy, bias);
 }
+void PanelRowsBF16(const float* x, int64_t T, const uint16_t* W, int64_t in, int64_t out,
+                   int64_t p0, int64_t p1, float* y, int64_t ldy, const float* bias) {
+  PanelRows(x, T, reinterpret_cast<const hwy::bfloat16_t*>(W), in, out, p0, p1, y, ldy, bias);
+}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace troupe::cpu::detail
@@ -182,10 +193,13 @@ namespace detail {
 
 HWY_EXPORT(PanelRowsF32);
 HWY_EXPORT(PanelRowsF16);
+HWY_EXPORT(PanelRowsBF16);
 
 void matmul_panels(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
                    const float* bias) {
   const int64_t out = W.rows(), in = W.cols();
+  if (W.dtype != DType::F32 && W.dtype != DType::F16 && W.dtype != DType::BF16)
+    fail("matmul: weight '{}' has dtype {}; panels hold F32, F16 or BF16", W.name, dtype_name(W.dtype));
   const int64_t panels = (out + kPanelRows - 1) / kPanelRows;
   // Below this many weights one thread finishes before the others would be awake.
   constexpr int64_t kMinParallelWeights = int64_t(1) << 15;
@@ -194,6 +208,9 @@ void matmul_panels(ThreadPool& pool, const float* x, int64_t T, const TensorView
     if (W.dtype == DType::F16)
       HWY_DYNAMIC_DISPATCH(PanelRowsF16)(x, T, static_cast<const uint16_t*>(W.data), in, out, p0,
                                          p1, y, out, bias);
+    else if (W.dtype == DType::BF16)
+      HWY_DYNAMIC_DISPATCH(PanelRowsBF16)(x, T, static_cast<const uint16_t*>(W.data), in, out,
+                                          p0, p1, y, out, bias);
     else
       HWY_DYNAMIC_DISPATCH(PanelRowsF32)(x, T, static_cast<const float*>(W.data), in, out, p0,
                                          p1, y, out, bias);
@@ -208,8 +225,9 @@ int64_t panel_bytes(DType dtype, int64_t rows, int64_t cols) {
 }
 
 void pack_panels(ThreadPool& pool, const TensorView& src, int64_t row0, void* dst) {
-  if (src.layout != MatrixLayout::RowMajor || (src.dtype != DType::F32 && src.dtype != DType::F16))
-    fail("pack_panels: '{}' must be a row-major F32 or F16 matrix", src.name);
+  if (src.layout != MatrixLayout::RowMajor ||
+      (src.dtype != DType::F32 && src.dtype != DType::F16 && src.dtype != DType::BF16))
+    fail("pack_panels: '{}' must be a row-major F32, F16 or BF16 matrix", src.name);
   const int64_t rows = src.rows(), in = src.cols();
   const int64_t es = dtype_row_bytes(src.dtype, 1);
   const auto* s = static_cast<const uint8_t*>(src.data);
@@ -230,6 +248,19 @@ void pack_panels(ThreadPool& pool, const TensorView& src, int64_t row0, void* ds
       }
     }
   });
+}
+
+void unpack_panels(const TensorView& src, void* dst) {
+  if (src.layout != MatrixLayout::Panels) fail("unpack_panels: '{}' is not in panels", src.name);
+  const int64_t rows = src.rows(), in = src.cols();
+  const int64_t es = dtype_row_bytes(src.dtype, 1);
+  const auto* s = static_cast<const uint8_t*>(src.data);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* from = s + ((r / kPanelRows) * kPanelRows * in + r % kPanelRows) * es;
+    for (int64_t i = 0; i < in; ++i)
+      std::memcpy(d + (r * in + i) * es, from + i * kPanelRows * es, static_cast<size_t>(es));
+  }
 }
 
 }  // namespace troupe::cpu

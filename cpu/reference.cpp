@@ -15,6 +15,7 @@ namespace troupe::cpu::ref {
 namespace {
 
 float weight_at(const TensorView& W, int64_t r, int64_t c) {
+  if (W.layout != MatrixLayout::RowMajor) fail("reference: '{}' is not row-major", W.name);
   const uint8_t* row = W.row_ptr(r);
   switch (W.dtype) {
     case DType::F32: {

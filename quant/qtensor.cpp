@@ -374,6 +374,7 @@ QuantizedMatrix from_gguf(const TensorView& t, cpu::ThreadPool* pool) {
 
 QuantizedMatrix quantize(const TensorView& t, QFormat fmt, int group, cpu::ThreadPool* pool) {
   if (t.shape.size() != 2) fail("quantize: '{}' is not a matrix", t.name);
+  if (t.layout != MatrixLayout::RowMajor) fail("quantize: '{}' is not row-major", t.name);
   if ((t.dtype == DType::Q8_0 && fmt == QFormat::Q8_0) ||
       (t.dtype == DType::Q4_0 && fmt == QFormat::Q4_0))
     return from_gguf(t, pool);

@@ -7,9 +7,11 @@ namespace troupe::spec {
 
 std::vector<int64_t> calibration_sizes(int64_t max_tokens) {
   std::vector<int64_t> out;
-  // Every count up to 64: kernels switch algorithms at some row count (the multi-row GEMV
-  // ends at 12 or 32 rows depending on the CPU) and one token more can cost 40% more; an
-  // interpolated grid would hide that cliff. Beyond, 1/8 steps (the curve is linear there).
+  // Every count up to 64: kernels switch algorithms at some row count (the row-major
+  // multi-row GEMV ends at 12-48 rows depending on the CPU and dtype; the panel kernel
+  // leaves its single pass above 6 rows; the quantized kernels have their own) and one
+  // token more can cost 40% more; an interpolated grid would hide that cliff. Beyond, 1/8
+  // steps (the curve is linear there).
   for (int64_t n = 1; n <= max_tokens; n = n < 64 ? n + 1 : n + n / 8) out.push_back(n);
   if (out.empty() || out.back() != max_tokens) out.push_back(std::max<int64_t>(1, max_tokens));
   return out;

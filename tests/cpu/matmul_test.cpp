@@ -30,7 +30,7 @@ void plain_matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView&
 void panel_matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
                   const float* bias) {
   const int64_t bytes = panel_bytes(W.dtype, W.rows(), W.cols());
-  std::vector<uint8_t> buf(static_cast<size_t>(bytes), 0xff);  // 0xffff...: NaN in F32 and F16
+  std::vector<uint8_t> buf(static_cast<size_t>(bytes), 0xff);  // 0xffff...: NaN in F32, F16, BF16
   pack_panels(pool, W, 0, buf.data());
   TensorView P = W;
   P.data = buf.data();
@@ -141,7 +141,7 @@ TEST_CASE("matmul: weights in panels", "[cpu][matmul][panels]") {
   test::for_each_target([&] {
     ThreadPool pool(3);
     uint32_t seed = 500;
-    for (DType dt : {DType::F32, DType::F16})
+    for (DType dt : {DType::F32, DType::F16, DType::BF16})
       for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {64, 100}, {130, 257},
                              {300, 512}, {37, 9000}})
         for (int64_t T : {1, 2, 3, 5, 6, 7, 8, 13, 32, 33, 70})
@@ -158,7 +158,7 @@ TEST_CASE("matmul: rows in panels are bit-identical whatever T", "[cpu][matmul][
   test::for_each_target([&] {
     ThreadPool pool(2);
     uint32_t seed = 600;
-    for (DType dt : {DType::F32, DType::F16})
+    for (DType dt : {DType::F32, DType::F16, DType::BF16})
       for (auto [out, in] : {std::pair<int64_t, int64_t>{100, 300}, {64, 128}, {200, 2100}}) {
         for (bool with_bias : {false, true})
           check_rows_whatever_t(panel_matmul, pool, dt, out, in, seed, 1,
@@ -195,8 +195,10 @@ TEST_CASE("matmul: pack_panels stacks matrices and rejects other layouts", "[cpu
   std::vector<float> row(70);
   CHECK_THROWS_AS(embedding_row(P, 0, row.data()), troupe::Error);
   CHECK_THROWS_AS(pack_panels(pool, P, 0, p2.data()), troupe::Error);
-  const auto C = random_matrix(DType::BF16, 4, 8, 7);
-  CHECK_THROWS_AS(pack_panels(pool, C.view, 0, p2.data()), troupe::Error);
+  TensorView q8 = A.view;  // a block-quantized matrix has no panel form
+  q8.dtype = DType::Q8_0;
+  q8.shape = {4, 32};
+  CHECK_THROWS_AS(pack_panels(pool, q8, 0, p2.data()), troupe::Error);
 }
 
 TEST_CASE("matmul: sgemm path", "[cpu][matmul]") {

@@ -171,8 +171,9 @@ TEST_CASE("float layers stay unfused without the panel copy", "[e2e][fuse]") {
 // The panel copy (huge_page_weights, the default) against the row-major kernels reading the
 // file's views (huge_page_weights = false): two summation orders of the same products, so
 // the logits agree to float rounding, not bit for bit.
+// BF16 runs as BF16 panels, and as F32 row-major copies without the panel copy.
 TEST_CASE("weights in panels compute what the row-major views compute", "[e2e][fuse]") {
-  for (const auto& dtype : {"f32", "f16"}) {
+  for (const auto& dtype : {"f32", "f16", "bf16"}) {
     INFO(dtype);
     cpu::CpuBackendOptions o;
     o.num_threads = 2;
@@ -184,6 +185,12 @@ TEST_CASE("weights in panels compute what the row-major views compute", "[e2e][f
     cpu::CpuBackend panels(load_model(path), o), rows(load_model(path), rm);
     CHECK(panels.fused(0, cpu::FusedGroup::Qkv));
     CHECK(!rows.fused(0, cpu::FusedGroup::Qkv));
+    // BF16 streams 2 bytes per weight as panels, 4 as the converted F32 copy.
+    const bool bf16 = std::string(dtype) == "bf16";
+    if (bf16)
+      CHECK(panels.weight_bytes_per_token() < rows.weight_bytes_per_token());
+    else
+      CHECK(panels.weight_bytes_per_token() == rows.weight_bytes_per_token());
     const int64_t vocab = panels.config().vocab_size;
     const Run a = run(panels, vocab), b = run(rows, vocab);
     REQUIRE(a.logits.size() == b.logits.size());

@@ -20,6 +20,7 @@
 #include "cpu/kernels.h"
 #include "model/quantized_checkpoint.h"
 #include "model/safetensors.h"
+#include "model/synth.h"
 #include "model/tokenizer_loader.h"
 #include "quant/qmatmul.h"
 #include "quant_util.h"
@@ -312,4 +313,32 @@ TEST_CASE("pre-quantized checkpoints with unsupported settings are refused by na
   CHECK_THAT(message(variant("zero_point", false)), Catch::Contains("zero points"));
   // The tensors were written with group 32: a config claiming 64 does not match their shapes.
   CHECK_THAT(message(variant("group_size", 64)), Catch::Contains("qzeros"));
+}
+
+// An untied LM head stays float in the checkpoint. `troupe quantize` reads it from a backend
+// that has repacked its float matrices into panels (cpu/kernels_panel.cpp), so it must be
+// written back in the file's order: here every value equals the source model's.
+TEST_CASE("troupe quantize writes an untied float LM head in the source's order", "[e2e][quant]") {
+  const std::string dir = test::temp_dir("quant-untied");
+  for (const std::string dtype : {"f32", "bf16"}) {
+    INFO(dtype);
+    SynthOptions s;
+    s.shape = "qwen2-tiny";  // untied
+    s.format = "hf";
+    s.dtype = dtype;
+    s.out = dir + "/src-" + dtype;
+    const std::string src = synth_model(s);
+    const std::string out = dir + "/rtn-" + dtype;
+    test::run_troupe(fmt::format("quantize --model {} --out {} --method rtn --bits 8", src, out), dir);
+    const ModelWeights a = load_model(src);
+    const Checkpoint b = load_checkpoint(out);
+    REQUIRE(!a.config.tie_word_embeddings);
+    const TensorView& ha = a.lm_head;
+    const TensorView& hb = b.weights.lm_head;
+    REQUIRE(ha.shape == hb.shape);
+    std::vector<float> fa(size_t(ha.numel())), fb(fa.size());
+    cpu::to_f32(ha, fa.data());
+    cpu::to_f32(hb, fb.data());
+    CHECK(fa == fb);
+  }
 }
