@@ -73,9 +73,9 @@ bool transparent_huge_pages_available() {
 // transparent huge pages where THP is on, in the order a step reads them. Mapped file
 // pages are 4 KiB: streaming at tens of GB/s walks the page tables every 4 KiB, which costs
 // 10-30% of the bandwidth on this class of machine (the 2M/4K rows of the GEMV benchmark).
-// The pool zeroes and packs the buffer (first touch places pages near the threads that read
-// them). A group of several matrices (q/k/v, gate/up) is packed as one stacked matrix, its
-// members' rows one after another, and returned as such in `stacks` (one entry per group,
+// The pool packs the buffer (first touch places pages near the threads that read them). A
+// group of several matrices (q/k/v, gate/up) is packed as one stacked matrix, its members'
+// rows one after another, and returned as such in `stacks` (one entry per group,
 // empty for single matrices, which are repointed in place); the members of a stack keep
 // their row-major views into the file. Groups start on 4 KiB boundaries. Returns the bytes
 // copied (0: nothing was, the views are unchanged).
@@ -103,9 +103,6 @@ int64_t pack_weights(ModelWeights& w, const std::vector<std::vector<TensorView*>
   if (!base) return 0;  // keep the mapped file
   if (transparent_huge_pages_available()) madvise(base, size, MADV_HUGEPAGE);  // best effort
   w.owners.push_back(std::shared_ptr<const void>(base, [](const void* p) { std::free(const_cast<void*>(p)); }));
-  pool.parallel_for(static_cast<int64_t>(size), int64_t(1) << 16, [&](int, int64_t b, int64_t e) {
-    std::memset(base + b, 0, static_cast<size_t>(e - b));  // the padding rows read as zeros
-  });
   stacks.assign(groups.size(), TensorView{});
   int64_t off = 0;
   for (size_t gi = 0; gi < groups.size(); ++gi) {
@@ -117,7 +114,15 @@ int64_t pack_weights(ModelWeights& w, const std::vector<std::vector<TensorView*>
       row0 += v->rows();
       nbytes += v->nbytes;
     }
-    packed.shape = {row0, g[0]->cols()};
+    // The padding rows of the last panel read as zeros (the kernels never store their sums).
+    const int64_t in = g[0]->cols(), es = dtype_row_bytes(g[0]->dtype, 1);
+    if (row0 % kPanelRows != 0) {
+      uint8_t* last = base + off + (row0 / kPanelRows) * kPanelRows * in * es;
+      const int64_t used = row0 % kPanelRows;
+      for (int64_t i = 0; i < in; ++i)
+        std::memset(last + (i * kPanelRows + used) * es, 0, static_cast<size_t>((kPanelRows - used) * es));
+    }
+    packed.shape = {row0, in};
     packed.nbytes = nbytes;
     packed.data = base + off;
     packed.layout = MatrixLayout::Panels;
