@@ -146,18 +146,21 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
     if (one_pass) {
       DotPanelG<true>(static_cast<int>(T), x, in, panel, 0, in, 0, true, dst, ld);
     } else {
-      // Token groups of equal size (8 = 4 + 4, not 6 + 2: a group of 2 does 2 FMAs per
-      // weight load). The first group's pass over a slice fetches the weights ahead.
-      const int64_t groups = (T + kMaxG - 1) / kMaxG, per = (T + groups - 1) / groups;
+      // As few token groups as the registers allow, their sizes at most 1 apart (8 = 4 + 4,
+      // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g
+      // FMAs per weight load). The first group's pass over a slice fetches the weights ahead.
+      const int64_t groups = (T + kMaxG - 1) / kMaxG, base = T / groups, extra = T % groups;
       for (int64_t i0 = 0; i0 < in; i0 += kSlice) {
         const int64_t i1 = std::min(in, i0 + kSlice);
         for (int v0 = 0; v0 < kPanelVecs; v0 += kVecs)
-          for (int64_t t0 = 0; t0 < T; t0 += per) {
-            const int g = static_cast<int>(std::min(per, T - t0));
-            if (t0 == 0 && v0 == 0)
+          for (int64_t j = 0, t0 = 0; j < groups; ++j) {
+            const int g = static_cast<int>(base + (j < extra ? 1 : 0));
+            const int64_t t = t0;
+            t0 += g;
+            if (t == 0 && v0 == 0)
               DotPanelG<true>(g, x, in, panel, i0, i1, v0, i0 == 0, dst, ld);
             else
-              DotPanelG<false>(g, x + t0 * in, in, panel, i0, i1, v0, i0 == 0, dst + t0 * ld, ld);
+              DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, i0 == 0, dst + t * ld, ld);
           }
       }
     }
