@@ -151,9 +151,13 @@ class CpuBackend final : public Backend {
   KvCacheShape kv_shape_;
   // K or V of all held layers in the stored dtype: data is [layer - layers_.begin][block]
   // [slot][kv_head][head_dim] elements; with Int8, scales is [layer - layers_.begin][block]
-  // [slot][kv_head] floats (empty otherwise).
+  // [slot][kv_head] floats (empty otherwise). `data` is on transparent huge pages where THP
+  // is on, zeroed by the pool at start (see the constructor).
   struct KvPool {
-    std::vector<uint8_t> data;
+    struct Free {
+      void operator()(uint8_t* p) const { std::free(p); }
+    };
+    std::unique_ptr<uint8_t, Free> data;
     std::vector<float> scales;
   };
   KvPool k_cache_, v_cache_;
