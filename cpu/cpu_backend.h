@@ -10,6 +10,7 @@
 // quant/ kernels' layout and run through quant::qmatmul, never dequantized to floats.
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>

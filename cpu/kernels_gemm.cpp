@@ -141,9 +141,8 @@ void matmul_sgemm(ThreadPool& pool, const float* x, int64_t T, const TensorView&
 void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
             const float* bias) {
   const int64_t out = W.rows(), in = W.cols();
-  if (W.layout == MatrixLayout::Panels && T > 0 && out > 0 && in > 0)
-    return detail::matmul_panels(pool, x, T, W, y, bias);
-  if (W.dtype != DType::F32 && W.dtype != DType::F16)
+  const bool panels = W.layout == MatrixLayout::Panels;  // (matmul_panels checks its dtypes)
+  if (!panels && W.dtype != DType::F32 && W.dtype != DType::F16)
     fail("matmul: weight '{}' has dtype {}; only F32 and F16 are supported", W.name,
          dtype_name(W.dtype));
   if (T <= 0 || out <= 0) return;
@@ -152,6 +151,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, fl
       for (int64_t o = 0; o < out; ++o) y[t * out + o] = bias ? bias[o] : 0.0f;
     return;
   }
+  if (panels) return detail::matmul_panels(pool, x, T, W, y, bias);
   const bool avx512 = cpu_has_avx512();
   const int64_t max_multirow = !avx512                   ? kMultiRowMaxTOther
                                : W.dtype == DType::F32 ? kMultiRowMaxTAvx512F32

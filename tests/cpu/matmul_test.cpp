@@ -195,6 +195,16 @@ TEST_CASE("matmul: pack_panels stacks matrices and rejects other layouts", "[cpu
   std::vector<float> row(70);
   CHECK_THROWS_AS(embedding_row(P, 0, row.data()), troupe::Error);
   CHECK_THROWS_AS(pack_panels(pool, P, 0, p2.data()), troupe::Error);
+  // A BF16 panel matrix (no row-major kernel) with no tokens is a no-op, not an error.
+  const auto Bf = random_matrix(DType::BF16, 40, 70, 3);
+  std::vector<uint8_t> pb(static_cast<size_t>(panel_bytes(DType::BF16, 40, 70)), 0);
+  pack_panels(pool, Bf.view, 0, pb.data());
+  TensorView PB = Bf.view;
+  PB.data = pb.data();
+  PB.layout = MatrixLayout::Panels;
+  std::vector<float> x0(70, 1.0f), y0(40, 5.0f);
+  CHECK_NOTHROW(matmul(pool, x0.data(), 0, PB, y0.data()));
+  CHECK(y0[0] == 5.0f);
   TensorView q8 = A.view;  // a block-quantized matrix has no panel form
   q8.dtype = DType::Q8_0;
   q8.shape = {4, 32};
