@@ -32,6 +32,7 @@
 #include "core/error.h"
 #include "cpu/kernels.h"
 #include "cpu/kv_convert-inl.h"
+#include "cpu/load_f32-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace troupe::cpu::detail {
@@ -40,18 +41,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
-
-// A vector of K or V elements as floats: read in place (float) or widened in registers from a
-// 16-bit cache (f16 / bf16; exact, so the math that follows is the F32 path's on the same
-// values).
-template <typename KT>
-HWY_INLINE VF LoadKv(const KT* HWY_RESTRICT p) {
-  const DF d;
-  if constexpr (std::is_same_v<KT, float>)
-    return hn::LoadU(d, p);
-  else
-    return hn::PromoteTo(d, hn::LoadU(hn::Rebind<KT, DF>(), p));
-}
 
 // Positions per online-softmax step: the per-row work of a step (max, exponentials, sums)
 // is paid once per kBlock positions, so 32 rather than 16 (1.2x the prefill tile's GFLOP/s).
@@ -139,7 +128,7 @@ HWY_INLINE void AccumulateV(const float* c, const float (*p)[kBlock], const KT* 
     const KT* vj = v[j] + off;
     VF vv[kNV];
 #pragma GCC unroll 4
-    for (int u = 0; u < kNV; ++u) vv[u] = LoadKv(vj + u * N);
+    for (int u = 0; u < kNV; ++u) vv[u] = LoadAsF32(vj + u * N);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const VF pj = hn::Set(d, p[r][j]);
@@ -210,8 +199,8 @@ HWY_INLINE void Dot4(const float* const* q, const KT* const* k, int64_t hd, VF* 
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = a[r][2] = a[r][3] = hn::Zero(d);
   for (int64_t i = 0; i < hd; i += N) {
-    const VF k0 = LoadKv(k[0] + i), k1 = LoadKv(k[1] + i);
-    const VF k2 = LoadKv(k[2] + i), k3 = LoadKv(k[3] + i);
+    const VF k0 = LoadAsF32(k[0] + i), k1 = LoadAsF32(k[1] + i);
+    const VF k2 = LoadAsF32(k[2] + i), k3 = LoadAsF32(k[3] + i);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const VF qv = hn::LoadU(d, q[r] + i);

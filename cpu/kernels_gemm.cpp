@@ -38,7 +38,8 @@ namespace {
 // GEMM round differently: at 16, a 17-24-token step (a short prompt's prefill, a decode
 // batch of that size) would no longer round like the smaller steps it used to match, e.g.
 // a server's decode steps against a one-pass prefill of the same text (the e2e logprobs
-// test saw 1.6e-4 nats). So the crossover stays at 24.
+// test saw 1.6e-4 nats). So the crossover stays at 24. (This concerns row-major weights
+// only: the backend's panel copy runs every T through one kernel, kernels_panel.cpp.)
 constexpr int64_t kMultiRowMaxTAvx512F32 = 24;
 constexpr int64_t kMultiRowMaxTAvx512F16 = 48;
 constexpr int64_t kMultiRowMaxTOther = 12;

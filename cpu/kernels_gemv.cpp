@@ -31,6 +31,7 @@
 #include "cpu/kernels.h"
 
 #include "cpu/kernels_internal.h"
+#include "cpu/load_f32-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace troupe::cpu::detail {
@@ -40,11 +41,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-HWY_INLINE VF LoadW(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
-HWY_INLINE VF LoadW(DF d, const hwy::float16_t* HWY_RESTRICT p) {
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  return hn::PromoteTo(d, hn::LoadU(dh, p));
-}
 HWY_INLINE float ToFloat(float v) { return v; }
 HWY_INLINE float ToFloat(hwy::float16_t v) {
   uint16_t bits;
@@ -152,7 +148,7 @@ HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, 
     }
     VF wv[kR];
 #pragma GCC unroll 8
-    for (int r = 0; r < kR; ++r) wv[r] = LoadW(d, w + r * in + i);
+    for (int r = 0; r < kR; ++r) wv[r] = LoadAsF32(w + r * in + i);
 #pragma GCC unroll 8
     for (int t = 0; t < kT; ++t) {
       const VF xv = hn::LoadU(d, x + t * in + i);
@@ -200,7 +196,7 @@ HWY_INLINE void DotChunk(const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w, 
     }
     VF wv[kR];
 #pragma GCC unroll 8
-    for (int r = 0; r < kR; ++r) wv[r] = LoadW(d, w + r * in + i);
+    for (int r = 0; r < kR; ++r) wv[r] = LoadAsF32(w + r * in + i);
 #pragma GCC unroll 8
     for (int t = 0; t < kT; ++t) {
       const VF xv = hn::LoadU(d, x + t * in + i);

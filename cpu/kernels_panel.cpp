@@ -42,6 +42,7 @@
 #include "core/error.h"
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
+#include "cpu/load_f32-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace troupe::cpu::detail {
@@ -65,16 +66,6 @@ constexpr int kMaxG = 2;  // 8 + 2 + 1 of 16 ymm
 // Inputs per slice when tokens run in groups (32 KiB of F32 weights; 16 KiB slices, which
 // leave L1 room for the x pieces and parked sums at T = 32, measured 0-9% slower).
 constexpr int64_t kSlice = 128;
-
-HWY_INLINE VF LoadW(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
-HWY_INLINE VF LoadW(DF d, const hwy::float16_t* HWY_RESTRICT p) {
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  return hn::PromoteTo(d, hn::LoadU(dh, p));
-}
-HWY_INLINE VF LoadW(DF d, const hwy::bfloat16_t* HWY_RESTRICT p) {  // exact: bf16 is f32's top half
-  const hn::Rebind<hwy::bfloat16_t, DF> db;
-  return hn::PromoteTo(d, hn::LoadU(db, p));
-}
 
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
 // [v0, v0 + kVecs): starts from sums[g * ld + lane] (or zero when `first`) and leaves
@@ -101,7 +92,7 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
     VF xb[kG];
     for (int g = 0; g < kG; ++g) xb[g] = hn::Set(d, x[g * ldx + i]);
     for (int v = 0; v < kVecs; ++v) {
-      const VF wv = LoadW(d, w + v * kN);
+      const VF wv = LoadAsF32(w + v * kN);
       for (int g = 0; g < kG; ++g) acc[g][v] = hn::MulAdd(wv, xb[g], acc[g][v]);
     }
   }
