@@ -147,19 +147,24 @@ json::object run_at_rate(const ServeBenchOpts& o, const HttpUrl& u, const Header
     else b["prompt"] = prompt;
     bodies.push_back(json::serialize(b));
   }
-  // Poisson arrivals: exponential gaps at the given rate (all at once when infinite).
+  // Arrivals at the given mean rate (all at once when infinite): exponential gaps (a Poisson
+  // process) or, with --burstiness k != 1, gamma gaps of shape k and mean 1 / rate, whose
+  // coefficient of variation is 1 / sqrt(k). The Poisson draws are those of earlier
+  // versions, so a sweep's workload with the same seed is the same.
   std::vector<double> arrival_s(size_t(o.num_prompts), 0.0);
   if (std::isfinite(rate)) {
-    std::exponential_distribution<double> gap(rate);
+    std::exponential_distribution<double> poisson_gap(rate);
+    std::gamma_distribution<double> gamma_gap(o.burstiness, 1.0 / (rate * o.burstiness));
     double t = 0;
     for (auto& a : arrival_s) {
       a = t;
-      t += gap(rng);
+      t += o.burstiness == 1.0 ? poisson_gap(rng) : gamma_gap(rng);
     }
   }
 
-  std::printf("bench serve: %d requests to %s%s (model %s), rate %s req/s, max concurrency %s\n", o.num_prompts,
+  std::printf("bench serve: %d requests to %s%s (model %s), rate %s req/s%s, max concurrency %s\n", o.num_prompts,
               o.url.c_str(), o.endpoint.c_str(), model.c_str(), rate_label(rate).c_str(),
+              o.burstiness == 1.0 ? "" : fmt::format(" (burstiness {:g})", o.burstiness).c_str(),
               o.max_concurrency > 0 ? std::to_string(o.max_concurrency).c_str() : "unlimited");
   std::fflush(stdout);
   std::vector<Trace> traces(size_t(o.num_prompts));
@@ -240,6 +245,15 @@ json::object run_at_rate(const ServeBenchOpts& o, const HttpUrl& u, const Header
   json::object j = to_json(r);
   j["request_rate"] = std::isfinite(rate) ? json::value(rate) : json::value("inf");
   j["first_ttft_over_median"] = cold_ratio;
+  // The burstiness the workload got: the coefficient of variation of its arrival gaps.
+  if (arrival_s.size() > 2 && std::isfinite(rate)) {
+    std::vector<double> gaps;
+    for (size_t i = 1; i < arrival_s.size(); ++i) gaps.push_back(arrival_s[i] - arrival_s[i - 1]);
+    double mean = 0, var = 0;
+    for (double g : gaps) mean += g / double(gaps.size());
+    for (double g : gaps) var += (g - mean) * (g - mean) / double(gaps.size() - 1);
+    j["arrival_gap_cv"] = mean > 0 ? std::sqrt(var) / mean : 0.0;
+  }
   j["rejected_429"] = rejected;
   if (r.goodput_requests_per_s >= 0) j["good_requests"] = good;
   if (r.failed == r.requests && rejected < r.requests) fail("every request failed: {}", first_error);
@@ -267,7 +281,8 @@ void run_serve_bench(const ServeBenchOpts& o) {
                    {"max_concurrency", o.max_concurrency},
                    {"input_len", o.input_len},
                    {"output_len", o.output_len},
-                   {"seed", o.seed}};
+                   {"seed", o.seed},
+                   {"burstiness", o.burstiness}};
   if (o.slo_ttft_ms > 0 || o.slo_tpot_ms > 0) {
     out["slo_ttft_ms"] = o.slo_ttft_ms;
     out["slo_tpot_ms"] = o.slo_tpot_ms;
@@ -314,6 +329,11 @@ void register_bench_serve(CLI::App& bench) {
             }
           },
           "RATE[,RATE...]"));
+  cmd->add_option("--burstiness", o->burstiness,
+                  "Arrival burstiness: gamma gaps of this shape at the same mean rate (1: Poisson; "
+                  "below 1: requests in bursts; above 1: more even)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--max-concurrency", o->max_concurrency, "Requests in flight at most (0: unlimited)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));

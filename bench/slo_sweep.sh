@@ -15,6 +15,8 @@
 # rate) and OUT/summary.txt (per rate: SLO-aware goodput / best fixed goodput).
 # Usage: bench/slo_sweep.sh MODEL TTFT_MS TPOT_MS RATES INPUT_LEN OUTPUT_LEN NUM_PROMPTS [OUT]
 #   e.g. bench/slo_sweep.sh ../shared/models/tinystories-656k 300 8 5,10,20,40 32:400 16:128 200
+# Arrivals are Poisson unless $BURSTINESS (bench serve --burstiness: gamma gaps of that shape,
+# below 1 in bursts) is set.
 # Binaries from build/ unless $BUILD; extra serve flags in $SERVE_FLAGS (e.g. --threads 2);
 # servers listen on $PORT .. $PORT + 5. Every rate uses the same workload seed ($SEED, 1 by
 # default): the same prompts and output lengths, and the same arrival draws scaled to the
@@ -33,6 +35,7 @@ troupe=$build/app/troupe
 port=${PORT:-18731}
 mkdir -p "$out"
 seed=${SEED:-1}
+burstiness=${BURSTINESS:-1}
 configs=(slo)
 [ -n "${SLO_B_FLAGS:-}" ] && configs+=(slo-b)
 configs+=(fixed-256 fixed-512 fixed-1024 fixed-2048)
@@ -70,7 +73,7 @@ if [ "$warmup" -gt 0 ]; then
     echo "== warm-up: $c"
     "$troupe" bench serve --url "http://127.0.0.1:${ports[$c]}" --num-prompts "$warmup" \
       --request-rate "${rate_list[0]}" --input-len "$input_len" --output-len "$output_len" \
-      --seed $((seed + 1000)) --label "$c-warmup" > /dev/null
+      --seed $((seed + 1000)) --burstiness "$burstiness" --label "$c-warmup" > /dev/null
   done
 fi
 for r in "${!rate_list[@]}"; do
@@ -79,7 +82,7 @@ for r in "${!rate_list[@]}"; do
     echo "== rate ${rate_list[$r]}: $c ($(uptime | sed 's/.*load/load/'))"
     "$troupe" bench serve --url "http://127.0.0.1:${ports[$c]}" --num-prompts "$num_prompts" \
       --request-rate "${rate_list[$r]}" --input-len "$input_len" --output-len "$output_len" \
-      --slo-ttft-ms "$ttft" --slo-tpot-ms "$tpot" --seed "$seed" --label "$c" \
+      --slo-ttft-ms "$ttft" --slo-tpot-ms "$tpot" --seed "$seed" --burstiness "$burstiness" --label "$c" \
       --json "$out/$c.rate$r.json" | grep -v '^\[' | tee -a "$out/$c.bench.txt"
   done
 done
@@ -96,7 +99,7 @@ for c in names:
     parts = [json.load(open(f"{out}/{c}.rate{r}.json")) for r in range(n)]
     merged = {k: v for k, v in parts[0].items() if k in
               ("label", "url", "endpoint", "model", "num_prompts", "max_concurrency", "input_len",
-               "output_len", "seed", "slo_ttft_ms", "slo_tpot_ms")}
+               "output_len", "seed", "burstiness", "slo_ttft_ms", "slo_tpot_ms")}
     merged["runs"] = [p["runs"][0] for p in parts]
     json.dump(merged, open(f"{out}/{c}.json", "w"))
 PY

@@ -70,6 +70,10 @@ struct ServeBenchOpts {
   std::string input_len = "128", output_len = "128";
   int num_prompts = 100;
   std::string request_rate = "inf";  // requests/s, or a comma-separated list to sweep
+  // Shape of the gamma-distributed gaps between arrivals at the same mean rate: 1 is a
+  // Poisson process, below 1 requests come in bursts (vLLM's benchmark_serving calls it the
+  // same), above 1 more evenly.
+  double burstiness = 1.0;
   int max_concurrency = 0;  // 0: unlimited
   std::string label, plot_path, plot_only;
   std::vector<std::string> plot_with;  // earlier --json sweeps drawn on the same plot

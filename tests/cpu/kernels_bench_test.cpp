@@ -11,6 +11,7 @@
 //   gemm       matmul GFLOP/s for T = 32/128/512
 //   attention  attention_one over 128..4096 cached positions; a prefill chunk one row at a
 //              time vs attention_causal_tile
+//   silu       silu_mul_to in the pieces a batched quantized step feeds it ("[.silu-bench]")
 #include <sys/mman.h>
 #include <time.h>
 
@@ -492,4 +493,24 @@ TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
     }
     std::printf("\n");
   }
+}
+
+// silu_mul_to as a batched quantized step runs it: 2048-value pieces of each token's
+// [gate | up] row into an L1 buffer, over 32 tokens of the grown target's 16384-wide
+// intermediate. Thread CPU time, best of 20 passes; ns per value.
+TEST_CASE("bench: silu_mul pieces", "[.bench][.silu-bench]") {
+  ForceTarget force;
+  constexpr int64_t T = 32, I = 16384, kPiece = 2048;
+  std::vector<float> gate_up(size_t(T * 2 * I));
+  for (size_t i = 0; i < gate_up.size(); ++i) gate_up[i] = float(int64_t(i * 2654435761u % 2001) - 1000) / 100.0f;
+  alignas(64) static float buf[kPiece];
+  double best = 1e30;
+  for (int pass = 0; pass < 20; ++pass)
+    best = std::min(best, thread_cpu_time([&](int) {
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t i0 = 0; i0 < I; i0 += kPiece)
+          silu_mul_to(buf, gate_up.data() + t * 2 * I + i0, gate_up.data() + t * 2 * I + I + i0, kPiece);
+    }));
+  std::printf("silu_mul_to, %lld x %lld in pieces of %lld: %.3f ms per pass, %.3f ns per value (buf[7] = %g)\n",
+              (long long)T, (long long)I, (long long)kPiece, best * 1e3, best * 1e9 / double(T * I), double(buf[7]));
 }

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -507,6 +508,29 @@ TEST_CASE("bench serve --json against a running troupe serve", "[cli][bench]") {
   auto bad = bench("serve --url " + url + " --request-rate 5,0");
   CHECK(bad.status != 0);
   CHECK(bad.out.find("request rates must be positive") != std::string::npos);
+
+  // --burstiness: gamma gaps of shape k at the same mean rate, so their coefficient of
+  // variation is 1 / sqrt(k): ~2 at k = 0.25, ~1 for Poisson (the default), ~0.5 at k = 4.
+  // 60 arrivals per run; the thresholds leave room for the sample's spread.
+  std::map<std::string, double> cv;
+  for (const char* k : {"0.25", "1", "4"}) {
+    const std::string jk = dir + "/burst" + k + ".json";
+    auto rb = bench("serve --url " + url + " --num-prompts 60 --request-rate 300 --input-len 2 --output-len 1 "
+                    "--seed 5 --burstiness " + k + " --json " + shell_quote(jk));
+    INFO(rb.out);
+    REQUIRE(rb.status == 0);
+    const json::object ob = read_json(jk);
+    CHECK(num(ob, "burstiness") == std::stod(k));
+    CHECK(integer(ob, "requests") == 60);
+    cv[k] = num(ob, "arrival_gap_cv");
+  }
+  CHECK(cv["0.25"] > 1.4);
+  CHECK(cv["1"] > 0.7);
+  CHECK(cv["1"] < 1.3);
+  CHECK(cv["4"] < 0.7);
+  auto bad_burst = bench("serve --url " + url + " --burstiness 0");
+  CHECK(bad_burst.status != 0);
+  CHECK(bad_burst.out.find("burstiness") != std::string::npos);
 
   INFO(serve.log_text());
   CHECK(serve.stop());  // SIGTERM: exits by itself with status 0
