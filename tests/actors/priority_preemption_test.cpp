@@ -84,20 +84,27 @@ TEST_CASE("a seeded sampled request gives the same tokens when it is preempted",
   REQUIRE(alone.size() == 80);
 
   // A pool of 40 blocks of 4 tokens (160 tokens; 2 KiB of KV per token) and four greedy
-  // neighbours of ~90 tokens each: the seeded request, last in priority, is preempted.
+  // neighbours of ~90 tokens each: the seeded request, last in priority, is preempted. It
+  // is only if the neighbours arrive while it still runs: a submitting thread descheduled
+  // for ~50 ms (a loaded machine) lets it finish alone, which proves nothing, so such a run
+  // is repeated (up to 5 times; a run with a preemption is the one that counts).
   cfg.kv.block_size = 4;
   cfg.kv.kv_cache_bytes = 40 * 4 * 2048;
-  Engine engine(cfg);
-  Collector col;
-  const int64_t id = engine.submit(seeded(prompt), col.sink());
   std::vector<std::string> others = {"The dog ran to the park and", "Tom had a big red ball. One day",
                                      "Lily saw a bird in the sky.", "The sun was hot and the"};
-  for (const auto& p : others) engine.submit(greedy_request(engine.tokenizer().encode(p, true), 80), col.sink());
-  col.wait_done(1 + others.size());
-  auto o = col.get(id);
-  REQUIRE(o.final_event.finish_reason == FinishReason::Length);
-  INFO("preemptions of the seeded request: " << o.final_event.usage.preemptions);
-  REQUIRE(o.final_event.usage.preemptions > 0);
-  CHECK(engine.stats().preemptions >= o.final_event.usage.preemptions);
-  CHECK(o.ids == alone);
+  bool preempted = false;
+  for (int attempt = 0; attempt < 5 && !preempted; ++attempt) {
+    Engine engine(cfg);
+    Collector col;
+    const int64_t id = engine.submit(seeded(prompt), col.sink());
+    for (const auto& p : others) engine.submit(greedy_request(engine.tokenizer().encode(p, true), 80), col.sink());
+    col.wait_done(1 + others.size());
+    auto o = col.get(id);
+    REQUIRE(o.final_event.finish_reason == FinishReason::Length);
+    INFO("attempt " << attempt << ", preemptions of the seeded request: " << o.final_event.usage.preemptions);
+    CHECK(o.ids == alone);  // preempted or not, the same tokens
+    preempted = o.final_event.usage.preemptions > 0;
+    if (preempted) CHECK(engine.stats().preemptions >= o.final_event.usage.preemptions);
+  }
+  REQUIRE(preempted);
 }
