@@ -67,6 +67,17 @@ bool transparent_huge_pages_available() {
   return std::strstr(std::string(buf, n).c_str(), "[never]") == nullptr;
 }
 
+// `bytes` rounded up to whole 2 MiB pages, aligned to them, on transparent huge pages where
+// THP is on (madvise, best effort); `size` gets the rounded size. nullptr when the
+// allocation fails; free with std::free.
+uint8_t* alloc_on_huge_pages(size_t bytes, size_t& size) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  size = (bytes + kHuge - 1) / kHuge * kHuge;
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHuge, size));
+  if (p && transparent_huge_pages_available()) madvise(p, size, MADV_HUGEPAGE);
+  return p;
+}
+
 // Copies the float matrices that decode streams every token into one anonymous buffer, in
 // MatrixLayout::Panels (cpu/kernels_panel.cpp: one sequential stream per thread, the same
 // bits at every T; docs/benchmarks.md, "Float weights in panels"), on
@@ -82,7 +93,6 @@ bool transparent_huge_pages_available() {
 int64_t pack_weights(ModelWeights& w, const std::vector<std::vector<TensorView*>>& groups,
                      ThreadPool& pool, std::vector<TensorView>& stacks) {
   constexpr int64_t kAlign = 4096;
-  constexpr size_t kHuge = size_t(2) << 20;
   auto group_rows = [](const std::vector<TensorView*>& g) {
     int64_t n = 0;
     for (const TensorView* v : g) n += v->rows();
@@ -98,10 +108,9 @@ int64_t pack_weights(ModelWeights& w, const std::vector<std::vector<TensorView*>
   // Models that are a large part of RAM stay mapped: a private copy could not be paged out.
   const int64_t phys = int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE));
   if (phys > 0 && total > phys / 2) return 0;
-  const size_t size = (static_cast<size_t>(total) + kHuge - 1) / kHuge * kHuge;
-  auto* base = static_cast<uint8_t*>(std::aligned_alloc(kHuge, size));
+  size_t size = 0;
+  uint8_t* base = alloc_on_huge_pages(static_cast<size_t>(total), size);
   if (!base) return 0;  // keep the mapped file
-  if (transparent_huge_pages_available()) madvise(base, size, MADV_HUGEPAGE);  // best effort
   w.owners.push_back(std::shared_ptr<const void>(base, [](const void* p) { std::free(const_cast<void*>(p)); }));
   stacks.assign(groups.size(), TensorView{});
   int64_t off = 0;
@@ -249,14 +258,12 @@ CpuBackend::CpuBackend(Checkpoint ck, const CpuBackendOptions& opts)
     // default pool of `bench throughput` (1.2 GB, 110M model at f16) 4 KiB page by page on
     // one thread took ~3.5 s of start-up. Pages left to fault in during the steps (calloc)
     // started in 0.5 s but cost the run 14-20% of its throughput in faults.
-    constexpr size_t kHuge = size_t(2) << 20;
     const size_t bytes = static_cast<size_t>(rows * c.head_dim * kv_dtype_elem_bytes(opts.kv_dtype));
-    const size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
-    p->data.reset(static_cast<uint8_t*>(std::aligned_alloc(kHuge, size)));
+    size_t size = 0;
+    p->data.reset(alloc_on_huge_pages(bytes, size));
     if (!p->data) fail("KV cache: cannot allocate {} bytes", bytes);
-    if (transparent_huge_pages_available()) madvise(p->data.get(), size, MADV_HUGEPAGE);
     uint8_t* base = p->data.get();
-    pool_.parallel_for(static_cast<int64_t>(size), int64_t(kHuge), [&](int, int64_t b, int64_t e) {
+    pool_.parallel_for(static_cast<int64_t>(size), int64_t(2) << 20, [&](int, int64_t b, int64_t e) {
       std::memset(base + b, 0, static_cast<size_t>(e - b));
     });
     if (opts.kv_dtype == KvDtype::Int8) p->scales.assign(static_cast<size_t>(rows), 0.0f);
