@@ -67,13 +67,15 @@ bool transparent_huge_pages_available() {
   return std::strstr(std::string(buf, n).c_str(), "[never]") == nullptr;
 }
 
-// `bytes` rounded up to whole 2 MiB pages, aligned to them, on transparent huge pages where
+// x86-64's transparent huge page.
+constexpr size_t kHugePage = size_t(2) << 20;
+
+// `bytes` rounded up to whole huge pages, aligned to them, on transparent huge pages where
 // THP is on (madvise, best effort); `size` gets the rounded size. nullptr when the
 // allocation fails; free with std::free.
 uint8_t* alloc_on_huge_pages(size_t bytes, size_t& size) {
-  constexpr size_t kHuge = size_t(2) << 20;
-  size = (bytes + kHuge - 1) / kHuge * kHuge;
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHuge, size));
+  size = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, size));
   if (p && transparent_huge_pages_available()) madvise(p, size, MADV_HUGEPAGE);
   return p;
 }
@@ -263,7 +265,7 @@ CpuBackend::CpuBackend(Checkpoint ck, const CpuBackendOptions& opts)
     p->data.reset(alloc_on_huge_pages(bytes, size));
     if (!p->data) fail("KV cache: cannot allocate {} bytes", bytes);
     uint8_t* base = p->data.get();
-    pool_.parallel_for(static_cast<int64_t>(size), int64_t(2) << 20, [&](int, int64_t b, int64_t e) {
+    pool_.parallel_for(static_cast<int64_t>(size), int64_t(kHugePage), [&](int, int64_t b, int64_t e) {
       std::memset(base + b, 0, static_cast<size_t>(e - b));
     });
     if (opts.kv_dtype == KvDtype::Int8) p->scales.assign(static_cast<size_t>(rows), 0.0f);
