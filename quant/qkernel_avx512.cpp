@@ -9,8 +9,13 @@
 //
 // GEMV (T = 1) reads each weight byte once, ~1/8 (4-bit) or ~1/4 (8-bit) of F32's bytes;
 // the two interleaved accumulator chains per block keep vpdpbusd latency off the critical
-// path. GEMM (T > 1) loads and unpacks a tile-block once into registers and applies it to
-// kTB tokens; the tile's weights stay in L1/L2 across token chunks.
+// path. GEMM (T > 1) runs two tiles x kTB tokens per pass (`tile_pair_tokens`): each
+// broadcast activation word feeds both tiles' vpdpbusd, so a dot product costs 0.75 loads
+// (8-bit; 0.625 4-bit) instead of 1.25, and a pair ran at 0.7-0.9 of the dot-product peak
+// where one tile at a time ran at 0.5-0.7 of it (docs/benchmarks.md, session 18).
+// Leftovers (an odd tile, T % kTB tokens) take the one-tile kernel. Both
+// kernels do the same integer sums and the same float operations in the same order, so a
+// token's result does not depend on which kernel (or batch position) computed it.
 //
 // Offsets: vpdpbusd multiplies unsigned by signed bytes. Weights are the unsigned side
 // (4-bit q, or 8-bit q + 128); the constant offset (128, or Q4_0's 8) is removed exactly by
@@ -26,8 +31,10 @@
 namespace troupe::quant::detail {
 namespace {
 
-// Tokens per GEMM pass over a tile (registers: 8 weights + 3 * kTB). 6 and 8 measured no
-// faster at T = 32 (~290 GMAC/s per core either way: vpdpbusd-bound).
+// Tokens per GEMM pass over a pair of tiles (Int4: 4 unpacked weight vectors + 2 tiles x
+// kTB x 3 accumulators, block, group and row = 28 of the 32 zmm). 3 and 5 tokens measured
+// within ~15% of 4 either way at T = 32; one tile at a time (8 weights + 3 * kTB
+// registers) read 6 and 8 tokens no faster than 4.
 constexpr int kTB = 4;
 constexpr int64_t kPrefetch = 4096;  // bytes ahead in the weight stream (GEMV)
 
@@ -35,6 +42,36 @@ inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   __builtin_memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
+}
+
+// Int4 group g of a tile: its f16 scales s and s * z, the zero point's term.
+inline void group_scales(const PackedW& W, int64_t tile, int64_t g, __m512& s, __m512& sz) {
+  const int64_t k = (tile * W.ng + g) * kTileRows;
+  s = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(W.d16 + k)));
+  const __m512 z = _mm512_cvtepi32_ps(
+      _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(W.z + k))));
+  sz = _mm512_mul_ps(s, z);
+}
+
+// Q8_0 / Q4_0: the f16 scales of block b of a tile.
+inline __m512 block_scales(const PackedW& W, int64_t tile, int64_t b) {
+  return _mm512_cvtph_ps(
+      _mm256_load_si256(reinterpret_cast<const __m256i*>(W.d16 + (tile * W.ng + b) * kTileRows)));
+}
+
+// A tile's row sums of tokens [t0, t0 + TB) into y: Int8's row scales, then the bias.
+template <QFormat F, int TB>
+inline void store_tile(const PackedW& W, int64_t tile, __mmask16 mask, const __m512* yacc,
+                       int64_t t0, float* y, const float* bias) {
+  const int64_t r0 = tile * kTileRows;
+  __m512 post = _mm512_set1_ps(1.0f);
+  if constexpr (F == QFormat::Int8) post = _mm512_load_ps(W.s32 + r0);
+  const __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + r0) : _mm512_setzero_ps();
+  for (int t = 0; t < TB; ++t) {
+    const __m512 v = F == QFormat::Int8 ? _mm512_fmadd_ps(yacc[t], post, bv)
+                                        : _mm512_add_ps(yacc[t], bv);
+    _mm512_mask_storeu_ps(y + (t0 + t) * W.rows + r0, mask, v);
+  }
 }
 
 // Rows of one tile for tokens [t0, t0 + TB).
@@ -77,9 +114,7 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
       for (int k = 0; k < 8; ++k) w[k] = _mm512_load_si512(wb + 64 * k);
     }
     __m512 ds;
-    if constexpr (F == QFormat::Q8_0 || F == QFormat::Q4_0)
-      ds = _mm512_cvtph_ps(_mm256_load_si256(
-          reinterpret_cast<const __m256i*>(W.d16 + (tile * W.ng + b) * kTileRows)));
+    if constexpr (F == QFormat::Q8_0 || F == QFormat::Q4_0) ds = block_scales(W, tile, b);
     for (int t = 0; t < TB; ++t) {
       const int8_t* xp = xq[t] + b * kBlock;
       __m512i a0 = kOffset ? _mm512_set1_epi32(xo[t][b]) : _mm512_setzero_si512();
@@ -103,11 +138,8 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
     for (int64_t g = 0; g < W.ng; ++g) {
       for (int t = 0; t < TB; ++t) gacc[t] = _mm512_setzero_ps();
       for (const int64_t bend = b + W.group_blocks; b < bend; ++b, wp += BB) block(b, wp, gacc);
-      const int64_t k = (tile * W.ng + g) * kTileRows;
-      const __m512 s = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(W.d16 + k)));
-      const __m512 z = _mm512_cvtepi32_ps(
-          _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(W.z + k))));
-      const __m512 sz = _mm512_mul_ps(s, z);
+      __m512 s, sz;
+      group_scales(W, tile, g, s, sz);
       for (int t = 0; t < TB; ++t) {
         yacc[t] = _mm512_fmadd_ps(s, gacc[t], yacc[t]);
         yacc[t] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(A.gsum[(t0 + t) * A.ng + g]), yacc[t]);
@@ -119,31 +151,122 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
     for (int64_t b = 0; b < W.nb; ++b, wp += BB) block(b, wp, yacc);
   }
 
-  const int64_t r0 = tile * kTileRows;
-  __m512 post = _mm512_set1_ps(1.0f);
-  if constexpr (F == QFormat::Int8) post = _mm512_load_ps(W.s32 + r0);
-  const __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + r0) : _mm512_setzero_ps();
+  store_tile<F, TB>(W, tile, mask, yacc, t0, y, bias);
+}
+
+// Rows of tiles `tile` and `tile` + 1 for tokens [t0, t0 + TB): tile_tokens's sums and
+// float steps, with the k-steps outermost so one activation broadcast serves both tiles.
+template <QFormat F, int TB>
+inline void tile_pair_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t tile,
+                             __mmask16 mask1, float* y, const float* bias) {
+  constexpr int NT = 2;
+  constexpr bool k4 = is_4bit(F);
+  constexpr int64_t BB = tile_block_bytes(F);
+  constexpr bool kOffset = F != QFormat::Int4;
+  const uint8_t* wp[NT] = {W.w + tile * W.nb * BB, W.w + (tile + 1) * W.nb * BB};
+  const int8_t* xq[TB];
+  const float* xd[TB];
+  const int32_t* xo[TB];
+  __m512 yacc[NT][TB], gacc[NT][TB];
   for (int t = 0; t < TB; ++t) {
-    const __m512 v = F == QFormat::Int8 ? _mm512_fmadd_ps(yacc[t], post, bv)
-                                        : _mm512_add_ps(yacc[t], bv);
-    _mm512_mask_storeu_ps(y + (t0 + t) * W.rows + r0, mask, v);
+    xq[t] = A.q + (t0 + t) * A.stride;
+    xd[t] = A.d + (t0 + t) * A.nb;
+    xo[t] = A.off + (t0 + t) * A.nb;
+    for (int i = 0; i < NT; ++i) yacc[i][t] = _mm512_setzero_ps();
+  }
+  const __m512i lo_mask = _mm512_set1_epi8(0x0f);
+
+  // One block of 32 inputs for both tiles and the TB tokens, into acc.
+  auto block = [&](int64_t b, __m512 (*acc)[TB]) __attribute__((always_inline)) {
+    __m512i a[NT][TB];
+    for (int t = 0; t < TB; ++t) {
+      const __m512i init = kOffset ? _mm512_set1_epi32(xo[t][b]) : _mm512_setzero_si512();
+      for (int i = 0; i < NT; ++i) a[i][t] = init;
+    }
+    const int8_t* xb[TB];
+    for (int t = 0; t < TB; ++t) xb[t] = xq[t] + b * kBlock;
+    // Applies weights w[i] (inputs 4k..4k+3 of both tiles) to every token.
+    auto step = [&](const __m512i* w, int k) __attribute__((always_inline)) {
+      for (int t = 0; t < TB; ++t) {
+        const __m512i x = bcast4(xb[t] + 4 * k);
+        for (int i = 0; i < NT; ++i) a[i][t] = _mm512_dpbusd_epi32(a[i][t], w[i], x);
+      }
+    };
+    for (int j = 0; j < (k4 ? 4 : 8); ++j) {
+      __m512i lo[NT], hi[NT];
+      for (int i = 0; i < NT; ++i) {
+        const __m512i v = _mm512_load_si512(wp[i] + b * BB + 64 * j);
+        // 4-bit: low nibbles are inputs 8j..8j+3, high nibbles 8j+4..8j+7 (tile_tokens).
+        lo[i] = k4 ? _mm512_and_si512(v, lo_mask) : v;
+        if constexpr (k4) hi[i] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo_mask);
+      }
+      step(lo, k4 ? 2 * j : j);
+      if constexpr (k4) step(hi, 2 * j + 1);
+    }
+    for (int i = 0; i < NT; ++i) {
+      __m512 ds;
+      if constexpr (F == QFormat::Q8_0 || F == QFormat::Q4_0) ds = block_scales(W, tile + i, b);
+      for (int t = 0; t < TB; ++t) {
+        const __m512 af = _mm512_cvtepi32_ps(a[i][t]), dx = _mm512_set1_ps(xd[t][b]);
+        if constexpr (F == QFormat::Int8 || F == QFormat::Int4)
+          acc[i][t] = _mm512_fmadd_ps(af, dx, acc[i][t]);
+        else
+          acc[i][t] = _mm512_fmadd_ps(af, _mm512_mul_ps(ds, dx), acc[i][t]);
+      }
+    }
+  };
+
+  if constexpr (F == QFormat::Int4) {
+    int64_t b = 0;
+    for (int64_t g = 0; g < W.ng; ++g) {
+      for (int i = 0; i < NT; ++i)
+        for (int t = 0; t < TB; ++t) gacc[i][t] = _mm512_setzero_ps();
+      for (const int64_t bend = b + W.group_blocks; b < bend; ++b) block(b, gacc);
+      for (int i = 0; i < NT; ++i) {
+        __m512 s, sz;
+        group_scales(W, tile + i, g, s, sz);
+        for (int t = 0; t < TB; ++t) {
+          yacc[i][t] = _mm512_fmadd_ps(s, gacc[i][t], yacc[i][t]);
+          yacc[i][t] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(A.gsum[(t0 + t) * A.ng + g]), yacc[i][t]);
+        }
+      }
+    }
+  } else {
+    for (int64_t b = 0; b < W.nb; ++b) block(b, yacc);
+  }
+  store_tile<F, TB>(W, tile, 0xffff, yacc[0], t0, y, bias);
+  store_tile<F, TB>(W, tile + 1, mask1, yacc[1], t0, y, bias);
+}
+
+// Tokens [t, T) of one tile, fewer than kTB.
+template <QFormat F>
+inline void tail_tokens(const PackedW& W, const QAct& A, int64_t t, int64_t T, int64_t tile,
+                        __mmask16 mask, float* y, const float* bias) {
+  switch (T - t) {
+    case 1: tile_tokens<F, 1>(W, A, t, tile, mask, y, bias); break;
+    case 2: tile_tokens<F, 2>(W, A, t, tile, mask, y, bias); break;
+    case 3: tile_tokens<F, 3>(W, A, t, tile, mask, y, bias); break;
+    default: break;
   }
 }
 
 template <QFormat F>
 void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1, float* y,
          const float* bias) {
-  for (int64_t tile = tile0; tile < tile1; ++tile) {
+  auto row_mask = [&](int64_t tile) {
     const int64_t left = W.rows - tile * kTileRows;
-    const auto mask = static_cast<__mmask16>(left >= kTileRows ? 0xffff : (1u << left) - 1);
-    int64_t t = 0;
-    for (; t + kTB <= T; t += kTB) tile_tokens<F, kTB>(W, A, t, tile, mask, y, bias);
-    switch (T - t) {
-      case 1: tile_tokens<F, 1>(W, A, t, tile, mask, y, bias); break;
-      case 2: tile_tokens<F, 2>(W, A, t, tile, mask, y, bias); break;
-      case 3: tile_tokens<F, 3>(W, A, t, tile, mask, y, bias); break;
-      default: break;
-    }
+    return static_cast<__mmask16>(left >= kTileRows ? 0xffff : (1u << left) - 1);
+  };
+  const int64_t Tp = T / kTB * kTB;  // tokens in whole passes of kTB
+  int64_t tile = tile0;
+  for (; tile + 1 < tile1; tile += 2) {  // only the matrix's last tile can be partial
+    for (int64_t t = 0; t < Tp; t += kTB) tile_pair_tokens<F, kTB>(W, A, t, tile, row_mask(tile + 1), y, bias);
+    tail_tokens<F>(W, A, Tp, T, tile, 0xffff, y, bias);
+    tail_tokens<F>(W, A, Tp, T, tile + 1, row_mask(tile + 1), y, bias);
+  }
+  if (tile < tile1) {  // an odd tile out
+    for (int64_t t = 0; t < Tp; t += kTB) tile_tokens<F, kTB>(W, A, t, tile, row_mask(tile), y, bias);
+    tail_tokens<F>(W, A, Tp, T, tile, row_mask(tile), y, bias);
   }
 }
 
