@@ -156,8 +156,10 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
 
 // Rows of tiles `tile` and `tile` + 1 for tokens [t0, t0 + TB): tile_tokens's sums and
 // float steps, with the k-steps outermost so one activation broadcast serves both tiles.
+// Inlined into run(): called out of line, GCC 12 zeroed the spilled row sums with a
+// `rep stos` per call, which cost Int4 all of its gain on K = 128 (one group per pass).
 template <QFormat F, int TB>
-inline void tile_pair_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t tile,
+__attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t tile,
                              __mmask16 mask1, float* y, const float* bias) {
   constexpr int NT = 2;
   constexpr bool k4 = is_4bit(F);
