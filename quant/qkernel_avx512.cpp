@@ -11,7 +11,7 @@
 // the two interleaved accumulator chains per block keep vpdpbusd latency off the critical
 // path. GEMM (T > 1) runs two tiles x kTB tokens per pass (`tile_pair_tokens`): each
 // broadcast activation word feeds both tiles' vpdpbusd, so a dot product costs 0.75 loads
-// (8-bit; 0.625 4-bit) instead of 1.25, and a pair ran at 0.7-0.9 of the dot-product peak
+// instead of 1.25 (4-bit: 0.625 instead of 1.125), and a pair ran at 0.6-0.9 of the peak
 // where one tile at a time ran at 0.5-0.7 of it (docs/benchmarks.md, session 18).
 // Leftovers (an odd tile, T % kTB tokens) take the one-tile kernel. Both
 // kernels do the same integer sums and the same float operations in the same order, so a
