@@ -159,8 +159,10 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
 // Inlined into run(): called out of line, GCC 12 zeroed the spilled row sums with a
 // `rep stos` per call, which cost Int4 all of its gain on K = 128 (one group per pass).
 template <QFormat F, int TB>
-__attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t tile,
-                             __mmask16 mask1, float* y, const float* bias) {
+__attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, const QAct& A,
+                                                            int64_t t0, int64_t tile,
+                                                            __mmask16 mask1, float* y,
+                                                            const float* bias) {
   constexpr int NT = 2;
   constexpr bool k4 = is_4bit(F);
   constexpr int64_t BB = tile_block_bytes(F);
@@ -262,12 +264,14 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
   const int64_t Tp = T / kTB * kTB;  // tokens in whole passes of kTB
   int64_t tile = tile0;
   for (; tile + 1 < tile1; tile += 2) {  // only the matrix's last tile can be partial
-    for (int64_t t = 0; t < Tp; t += kTB) tile_pair_tokens<F, kTB>(W, A, t, tile, row_mask(tile + 1), y, bias);
+    for (int64_t t = 0; t < Tp; t += kTB)
+      tile_pair_tokens<F, kTB>(W, A, t, tile, row_mask(tile + 1), y, bias);
     tail_tokens<F>(W, A, Tp, T, tile, 0xffff, y, bias);
     tail_tokens<F>(W, A, Tp, T, tile + 1, row_mask(tile + 1), y, bias);
   }
   if (tile < tile1) {  // an odd tile out
-    for (int64_t t = 0; t < Tp; t += kTB) tile_tokens<F, kTB>(W, A, t, tile, row_mask(tile), y, bias);
+    for (int64_t t = 0; t < Tp; t += kTB)
+      tile_tokens<F, kTB>(W, A, t, tile, row_mask(tile), y, bias);
     tail_tokens<F>(W, A, Tp, T, tile, row_mask(tile), y, bias);
   }
 }
