@@ -3,8 +3,10 @@
 //
 // One tile = 16 output rows = the 16 int32 lanes of a zmm. For each block of 32 inputs a
 // token needs 8 vpdpbusd: each multiplies 64 packed weight bytes (4 inputs x 16 rows, see
-// qtensor.h) by the same 4 activation bytes broadcast to every lane (an embedded-broadcast
-// memory operand), so the 16 row sums come out in lanes with no horizontal reduction.
+// qtensor.h) by the same 4 activation bytes broadcast to every lane (GCC 12 emits one
+// vpbroadcastd load per broadcast, not an embedded-broadcast operand: folding it measured
+// no faster, docs/benchmarks.md session 17), so the 16 row sums come out in lanes with no
+// horizontal reduction.
 // Float work is one convert + FMA per block per token (plus a scale FMA per Int4 group).
 //
 // GEMV (T = 1) reads each weight byte once, ~1/8 (4-bit) or ~1/4 (8-bit) of F32's bytes;
