@@ -266,15 +266,15 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
   const int64_t Tp = T / kTB * kTB;  // tokens in whole passes of kTB
   int64_t tile = tile0;
   for (; tile + 1 < tile1; tile += 2) {  // only the matrix's last tile can be partial
-    for (int64_t t = 0; t < Tp; t += kTB)
-      tile_pair_tokens<F, kTB>(W, A, t, tile, row_mask(tile + 1), y, bias);
+    const __mmask16 mask1 = row_mask(tile + 1);
+    for (int64_t t = 0; t < Tp; t += kTB) tile_pair_tokens<F, kTB>(W, A, t, tile, mask1, y, bias);
     tail_tokens<F>(W, A, Tp, T, tile, 0xffff, y, bias);
-    tail_tokens<F>(W, A, Tp, T, tile + 1, row_mask(tile + 1), y, bias);
+    tail_tokens<F>(W, A, Tp, T, tile + 1, mask1, y, bias);
   }
   if (tile < tile1) {  // an odd tile out
-    for (int64_t t = 0; t < Tp; t += kTB)
-      tile_tokens<F, kTB>(W, A, t, tile, row_mask(tile), y, bias);
-    tail_tokens<F>(W, A, Tp, T, tile, row_mask(tile), y, bias);
+    const __mmask16 mask = row_mask(tile);
+    for (int64_t t = 0; t < Tp; t += kTB) tile_tokens<F, kTB>(W, A, t, tile, mask, y, bias);
+    tail_tokens<F>(W, A, Tp, T, tile, mask, y, bias);
   }
 }
 
