@@ -66,22 +66,37 @@ constexpr int kMaxG = 2;  // 8 + 2 + 1 of 16 ymm
 // Inputs per slice when tokens run in groups (32 KiB of F32 weights; 16 KiB slices, which
 // leave L1 room for the x pieces and parked sums at T = 32, measured 0-9% slower).
 constexpr int64_t kSlice = 128;
+// While token groups work on one slice, they fetch the next slice (prefetcht0),
+// kAheadPerStep cache lines per input step, its lines shared evenly among the slice's
+// group passes. Before, only the first group's pass fetched, 2 KiB ahead of itself, and
+// waited on DRAM: one thread, T = 32, weights cold, 78-96 G FMA/s per shape before and
+// 95-107 with this (`test_cpu "[.panel-cpu-bench]"`; an L2 hint measured in between;
+// docs/benchmarks.md, session 19).
+constexpr int kAheadPerStep = 2;
+
+// Cache lines [line0, line1) from base (the next slice), fetched kAheadPerStep per step.
+struct Ahead {
+  const char* base = nullptr;
+  int64_t line0 = 0, line1 = 0;
+};
 
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
 // [v0, v0 + kVecs): starts from sums[g * ld + lane] (or zero when `first`) and leaves
 // the sums there. kStream: the weights come from DRAM once (a single pass), so fetch
-// them ahead, non-temporally.
+// them ahead, non-temporally. `ahead`: this pass's share of the next slice to fetch.
 template <int kG, bool kStream, typename WT>
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel,
                          int64_t i0, int64_t i1, int v0, bool first, float* HWY_RESTRICT sums,
-                         int64_t ld) {
+                         int64_t ld, Ahead ahead = {}) {
   const DF d;
   VF acc[kG][kVecs];
   for (int g = 0; g < kG; ++g)
     for (int v = 0; v < kVecs; ++v)
       acc[g][v] = first ? hn::Zero(d) : hn::LoadU(d, sums + g * ld + (v0 + v) * kN);
-  // A panel's input step is kP * sizeof(WT) bytes (4 or 2 cache lines); fetch 2 KiB ahead.
-  constexpr int64_t kAheadBytes = 2048;
+  // A panel's input step is kP * sizeof(WT) bytes (4 or 2 cache lines); fetch 8 KiB ahead
+  // (2 KiB left the 1 + 4-row verification step 1.19-1.28x a decode step on 110M F16, 8 KiB
+  // 1.10-1.16x, two threads; 16 KiB and a T0 hint measured the same as 8 KiB).
+  constexpr int64_t kAheadBytes = 8192;
   constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
   for (int64_t i = i0; i < i1; ++i) {
     const WT* w = panel + i * kP + v0 * kN;
@@ -89,6 +104,8 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
       const char* pf = reinterpret_cast<const char*>(panel + i * kP) + kAheadBytes;
       for (int64_t l = 0; l < kLinesPerStep; ++l) __builtin_prefetch(pf + l * 64, 0, 0);
     }
+    for (int l = 0; l < kAheadPerStep && ahead.line0 < ahead.line1; ++l, ++ahead.line0)
+      __builtin_prefetch(ahead.base + ahead.line0 * 64, 0, 3);
     VF xb[kG];
     for (int g = 0; g < kG; ++g) xb[g] = hn::Set(d, x[g * ldx + i]);
     for (int v = 0; v < kVecs; ++v) {
@@ -102,15 +119,16 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
 
 template <bool kStream, typename WT>
 HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, int64_t i0,
-                          int64_t i1, int v0, bool first, float* sums, int64_t ld) {
+                          int64_t i1, int v0, bool first, float* sums, int64_t ld,
+                          Ahead ahead = {}) {
   switch (g) {
-    case 1: return DotPanel<1, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
-    case 2: return DotPanel<2, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
+    case 1: return DotPanel<1, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
+    case 2: return DotPanel<2, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
 #if HWY_TARGET <= HWY_AVX3
-    case 3: return DotPanel<3, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
-    case 4: return DotPanel<4, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
-    case 5: return DotPanel<5, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
-    case 6: return DotPanel<6, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld);
+    case 3: return DotPanel<3, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
+    case 4: return DotPanel<4, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
+    case 5: return DotPanel<5, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
+    case 6: return DotPanel<6, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
 #endif
     default: HWY_ASSERT(false);
   }
@@ -139,19 +157,24 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
     } else {
       // As few token groups as the registers allow, their sizes at most 1 apart (8 = 4 + 4,
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g
-      // FMAs per weight load). The first group's pass over a slice fetches the weights ahead.
+      // FMAs per weight load).
       const int64_t groups = (T + kMaxG - 1) / kMaxG, base = T / groups, extra = T % groups;
       for (int64_t i0 = 0; i0 < in; i0 += kSlice) {
         const int64_t i1 = std::min(in, i0 + kSlice);
+        // The next slice's bytes (the next panel's first, after the last) follow this one's;
+        // past this thread's panels they are another thread's, or past the matrix, where a
+        // prefetch is only wasted.
+        const char* next = reinterpret_cast<const char*>(panel + i1 * kP);
+        const int64_t next_lines = kSlice * kP * int64_t(sizeof(WT)) / 64;
+        const int64_t calls = groups * (kPanelVecs / kVecs);
+        int64_t call = 0;
         for (int v0 = 0; v0 < kPanelVecs; v0 += kVecs)
-          for (int64_t j = 0, t0 = 0; j < groups; ++j) {
+          for (int64_t j = 0, t0 = 0; j < groups; ++j, ++call) {
             const int g = static_cast<int>(base + (j < extra ? 1 : 0));
             const int64_t t = t0;
             t0 += g;
-            if (t == 0 && v0 == 0)
-              DotPanelG<true>(g, x, in, panel, i0, i1, v0, i0 == 0, dst, ld);
-            else
-              DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, i0 == 0, dst + t * ld, ld);
+            const Ahead ahead{next, next_lines * call / calls, next_lines * (call + 1) / calls};
+            DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, i0 == 0, dst + t * ld, ld, ahead);
           }
       }
     }

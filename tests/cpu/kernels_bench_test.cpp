@@ -1,5 +1,5 @@
 // Benchmarks, hidden from normal runs: `test_cpu "[.bench]"` runs them all, or one of
-// "[.pool-bench]", "[.gemv-bench]", "[.gemm-bench]", "[.attention-bench]". They print and
+// "[.pool-bench]", "[.panel-cpu-bench]", "[.gemv-bench]", "[.gemm-bench]", "[.attention-bench]". They print and
 // do not assert: numbers depend on the machine and its load. TROUPE_BENCH_THREADS sets
 // the pool size (default: all hardware threads), TROUPE_BENCH_TARGET=AVX2 forces the AVX2
 // kernels on an AVX-512 machine.
@@ -490,6 +490,58 @@ TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
           (&A == &P ? tp : tr) = std::min(&A == &P ? tp : tr, t);
         }
       std::printf(" | T=%ld %.0f/%.0f us %.2fx", long(T), tr * 1e6, tp * 1e6, tr / tp);
+    }
+    std::printf("\n");
+  }
+}
+
+// The panel kernel alone on one thread, in thread CPU time (a neighbour's preemption does
+// not count; its memory traffic does): per shape and T, G multiply-adds/s with the weights
+// cold (copies cycled through > 128 MiB, as in a step) and hot (one copy, in L2/L3), best
+// of 7 passes. Cold / hot is how much of the step the weight fetch still costs.
+TEST_CASE("bench: panels on one thread, cold and hot", "[.bench][.panel-cpu-bench]") {
+  ForceTarget force_target;
+  ThreadPool pool(1);
+  struct PShape {
+    const char* name;
+    DType dt;
+    Shape s;
+  };
+  const PShape shapes[] = {
+      {"110m qkv", DType::F32, {2304, 768}},   {"110m gate_up", DType::F32, {4096, 768}},
+      {"110m down", DType::F32, {768, 2048}},  {"110m lm_head", DType::F32, {32000, 768}},
+      {"110m qkv", DType::F16, {2304, 768}},   {"110m gate_up", DType::F16, {4096, 768}},
+      {"110m down", DType::F16, {768, 2048}},  {"110m lm_head", DType::F16, {32000, 768}},
+      {"grown gate_up", DType::F16, {32768, 128}}, {"grown down", DType::F16, {128, 16384}},
+  };
+  for (const PShape& v : shapes) {
+    const int64_t bytes = panel_bytes(v.dt, v.s.out, v.s.in);
+    const int copies = int(std::max<int64_t>(2, (int64_t(128) << 20) / bytes));
+    MatrixArena A(v.dt, v.s, copies, true);
+    std::vector<uint8_t> tmp(static_cast<size_t>(bytes), 0);
+    pack_panels(pool, A.views[0], 0, tmp.data());
+    for (auto& view : A.views) {
+      std::memcpy(const_cast<void*>(view.data), tmp.data(), tmp.size());
+      view.layout = MatrixLayout::Panels;
+    }
+    const auto x = test::random_floats(128 * v.s.in, 9);
+    std::vector<float> y(128 * v.s.out);
+    std::printf("%-14s %-3s %5ldx%-5ld", v.name, std::string(dtype_name(v.dt)).c_str(),
+                long(v.s.out), long(v.s.in));
+    for (int64_t T : {1, 5, 32, 128}) {
+      const int calls = std::max(2, std::min(copies, int((int64_t(64) << 20) / bytes)));
+      double cold = 1e30, hot = 1e30;
+      for (int r = 0; r < 7; ++r) {
+        cold = std::min(cold, thread_cpu_time([&](int) {
+                          for (int i = 0; i < calls; ++i) matmul(pool, x.data(), T, A.views[i], y.data());
+                        }) / calls);
+        hot = std::min(hot, thread_cpu_time([&](int) {
+                         for (int i = 0; i < calls; ++i) matmul(pool, x.data(), T, A.views[0], y.data());
+                       }) / calls);
+      }
+      const double macs = double(T) * double(v.s.out) * double(v.s.in);
+      std::printf(" | T=%ld cold %.0f us %.0f G, hot %.0f us %.0f G", long(T), cold * 1e6,
+                  macs / cold / 1e9, hot * 1e6, macs / hot / 1e9);
     }
     std::printf("\n");
   }
