@@ -162,10 +162,10 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
       for (int64_t i0 = 0; i0 < in; i0 += kSlice) {
         const int64_t i1 = std::min(in, i0 + kSlice);
         // The next slice's bytes (the next panel's first, after the last) follow this one's;
-        // past this thread's panels they are another thread's, or past the matrix, where a
-        // prefetch is only wasted.
+        // after this thread's last panel there is none to fetch.
         const char* next = reinterpret_cast<const char*>(panel + i1 * kP);
-        const int64_t next_lines = kSlice * kP * int64_t(sizeof(WT)) / 64;
+        const bool last = i1 == in && p + 1 == p1;
+        const int64_t next_lines = last ? 0 : kSlice * kP * int64_t(sizeof(WT)) / 64;
         const int64_t calls = groups * (kPanelVecs / kVecs);
         int64_t call = 0;
         for (int v0 = 0; v0 < kPanelVecs; v0 += kVecs)

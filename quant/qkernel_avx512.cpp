@@ -166,6 +166,7 @@ struct Ahead {
   const char* base = nullptr;
   int64_t line0 = 0, line1 = 0;
 };
+constexpr int64_t kAheadMaxBytes = 64 << 10;
 
 // Rows of tiles `tile` and `tile` + 1 for tokens [t0, t0 + TB): tile_tokens's sums and
 // float steps, with the k-steps outermost so one activation broadcast serves both tiles.
@@ -284,8 +285,10 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
   const int64_t tile_bytes = W.nb * tile_block_bytes(F);
   for (; tile + 1 < tile1; tile += 2) {  // only the matrix's last tile can be partial
     const __mmask16 mask1 = row_mask(tile + 1);
+    // Only a next pair of this thread's, and small enough to sit in L1/L2 beside this one.
     const char* next = reinterpret_cast<const char*>(W.w + (tile + 2) * tile_bytes);
-    const int64_t lines = 2 * tile_bytes / 64, passes = Tp / kTB;
+    const bool fetch = tile + 3 < tile1 && 2 * tile_bytes <= kAheadMaxBytes;
+    const int64_t lines = fetch ? 2 * tile_bytes / 64 : 0, passes = Tp / kTB;
     for (int64_t t = 0, c = 0; t < Tp; t += kTB, ++c)
       tile_pair_tokens<F, kTB>(W, A, t, tile, mask1, y, bias,
                                Ahead{next, lines * c / passes, lines * (c + 1) / passes});
