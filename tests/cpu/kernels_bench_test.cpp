@@ -446,34 +446,46 @@ TEST_CASE("bench: verification rows T = 1..5", "[.bench][.verify-bench]") {
 // them (multi-row GEMV, tiled GEMM), 2 threads by default: per T, the best of alternating
 // rounds over copies of the matrix cycled through > 128 MiB (weights from DRAM, as in a
 // step), µs per call and row-major ÷ panels.
+namespace {
+
+// The matrices the panel kernel runs in a step of llama-110m and of the grown target.
+struct PShape {
+  const char* name;
+  DType dt;
+  Shape s;
+};
+const PShape kPanelShapes[] = {
+    {"110m qkv", DType::F32, {2304, 768}},       {"110m gate_up", DType::F32, {4096, 768}},
+    {"110m down", DType::F32, {768, 2048}},      {"110m lm_head", DType::F32, {32000, 768}},
+    {"110m qkv", DType::F16, {2304, 768}},       {"110m gate_up", DType::F16, {4096, 768}},
+    {"110m down", DType::F16, {768, 2048}},      {"110m lm_head", DType::F16, {32000, 768}},
+    {"grown gate_up", DType::F16, {32768, 128}}, {"grown down", DType::F16, {128, 16384}},
+    {"grown lm_head", DType::F16, {2048, 128}},
+};
+
+// Every copy in `dst` becomes `src` packed in panels.
+void fill_with_panels(ThreadPool& pool, const TensorView& src, MatrixArena& dst) {
+  std::vector<uint8_t> tmp(static_cast<size_t>(panel_bytes(src.dtype, src.rows(), src.cols())), 0);
+  pack_panels(pool, src, 0, tmp.data());
+  for (auto& view : dst.views) {
+    std::memcpy(const_cast<void*>(view.data), tmp.data(), tmp.size());
+    view.layout = MatrixLayout::Panels;
+  }
+}
+
+}  // namespace
+
 TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
   ForceTarget force_target;
   ThreadPool pool(bench_threads());
-  struct PShape {
-    const char* name;
-    DType dt;
-    Shape s;
-  };
-  const PShape shapes[] = {
-      {"110m qkv", DType::F32, {2304, 768}},      {"110m gate_up", DType::F32, {4096, 768}},
-      {"110m down", DType::F32, {768, 2048}},     {"110m lm_head", DType::F32, {32000, 768}},
-      {"110m qkv", DType::F16, {2304, 768}},      {"110m gate_up", DType::F16, {4096, 768}},
-      {"110m down", DType::F16, {768, 2048}},     {"grown gate_up", DType::F16, {32768, 128}},
-      {"grown down", DType::F16, {128, 16384}},   {"grown lm_head", DType::F16, {2048, 128}},
-  };
   const int64_t ts[] = {1, 2, 3, 4, 5, 8, 16, 32, 128, 512};
-  for (const PShape& v : shapes) {
+  for (const PShape& v : kPanelShapes) {
     const int64_t bytes = dtype_row_bytes(v.dt, v.s.in) * v.s.out;
+    REQUIRE(panel_bytes(v.dt, v.s.out, v.s.in) == bytes);  // these shapes need no padding
     const int copies = int(std::max<int64_t>(4, (int64_t(128) << 20) / bytes));
     MatrixArena R(v.dt, v.s, copies, true);
-    MatrixArena P(v.dt, v.s, copies, true);  // same memory size: panels of these shapes have no padding
-    for (auto& view : P.views) {
-      std::vector<uint8_t> tmp(static_cast<size_t>(panel_bytes(v.dt, v.s.out, v.s.in)), 0);
-      pack_panels(pool, R.views[0], 0, tmp.data());
-      REQUIRE(int64_t(tmp.size()) == bytes);
-      std::memcpy(const_cast<void*>(view.data), tmp.data(), tmp.size());
-      view.layout = MatrixLayout::Panels;
-    }
+    MatrixArena P(v.dt, v.s, copies, true);
+    fill_with_panels(pool, R.views[0], P);
     const auto x = test::random_floats(512 * v.s.in, 9);
     std::vector<float> y(512 * v.s.out);
     std::printf("%-14s %-3s %5ldx%-5ld", v.name, std::string(dtype_name(v.dt)).c_str(),
@@ -502,28 +514,11 @@ TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
 TEST_CASE("bench: panels on one thread, cold and hot", "[.bench][.panel-cpu-bench]") {
   ForceTarget force_target;
   ThreadPool pool(1);
-  struct PShape {
-    const char* name;
-    DType dt;
-    Shape s;
-  };
-  const PShape shapes[] = {
-      {"110m qkv", DType::F32, {2304, 768}},   {"110m gate_up", DType::F32, {4096, 768}},
-      {"110m down", DType::F32, {768, 2048}},  {"110m lm_head", DType::F32, {32000, 768}},
-      {"110m qkv", DType::F16, {2304, 768}},   {"110m gate_up", DType::F16, {4096, 768}},
-      {"110m down", DType::F16, {768, 2048}},  {"110m lm_head", DType::F16, {32000, 768}},
-      {"grown gate_up", DType::F16, {32768, 128}}, {"grown down", DType::F16, {128, 16384}},
-  };
-  for (const PShape& v : shapes) {
+  for (const PShape& v : kPanelShapes) {
     const int64_t bytes = panel_bytes(v.dt, v.s.out, v.s.in);
     const int copies = int(std::max<int64_t>(2, (int64_t(128) << 20) / bytes));
     MatrixArena A(v.dt, v.s, copies, true);
-    std::vector<uint8_t> tmp(static_cast<size_t>(bytes), 0);
-    pack_panels(pool, A.views[0], 0, tmp.data());
-    for (auto& view : A.views) {
-      std::memcpy(const_cast<void*>(view.data), tmp.data(), tmp.size());
-      view.layout = MatrixLayout::Panels;
-    }
+    fill_with_panels(pool, A.views[0], A);
     const auto x = test::random_floats(128 * v.s.in, 9);
     std::vector<float> y(128 * v.s.out);
     std::printf("%-14s %-3s %5ldx%-5ld", v.name, std::string(dtype_name(v.dt)).c_str(),
