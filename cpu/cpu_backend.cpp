@@ -163,8 +163,12 @@ constexpr int64_t kKvPrefetchBytes = int64_t(512) << 10;
 
 // Fetches the cached K and V rows (all heads) of positions [0, n_ctx) into L2, up to
 // kKvPrefetchBytes in all. A paged block's rows are contiguous, so a block is one range.
-void prefetch_cached_rows(const uint8_t* kc, const uint8_t* vc, const int32_t* block_table,
-                          int64_t block_size, int64_t row_bytes, int64_t n_ctx) {
+// noipa: to GCC 12's interprocedural analysis a function that only prefetches has no side
+// effects, so it deleted every call to it. From e5903b7, which moved these prefetches out
+// of the attention loop into this function, until session 19 the build held none of them.
+[[gnu::noipa]] void prefetch_cached_rows(const uint8_t* kc, const uint8_t* vc,
+                                         const int32_t* block_table, int64_t block_size,
+                                         int64_t row_bytes, int64_t n_ctx) {
   n_ctx = std::min(n_ctx, kKvPrefetchBytes / (2 * row_bytes));
   for (int64_t p0 = 0, b = 0; p0 < n_ctx; p0 += block_size, ++b) {
     const int64_t off = int64_t(block_table[b]) * block_size * row_bytes;
