@@ -1,5 +1,5 @@
 #!/bin/bash
-# The software prefetches the CPU kernels depend on are still in the object code.
+# Software prefetches the CPU code depends on are still in its object code.
 # GCC 12 deletes every call to a function whose only work is prefetching (its IPA finds it
 # free of side effects); cpu/cpu_backend.cpp's KV prefetch went missing that way unnoticed
 # for a day of benchmarks (docs/benchmarks.md, session 19). Usage: prefetch_kept.sh OBJ=INSN...
