@@ -43,6 +43,7 @@
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
 #include "cpu/load_f32-inl.h"
+#include "cpu/prefetch_share.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace troupe::cpu::detail {
@@ -66,19 +67,12 @@ constexpr int kMaxG = 2;  // 8 + 2 + 1 of 16 ymm
 // Inputs per slice when tokens run in groups (32 KiB of F32 weights; 16 KiB slices, which
 // leave L1 room for the x pieces and parked sums at T = 32, measured 0-9% slower).
 constexpr int64_t kSlice = 128;
-// While token groups work on one slice, they fetch the next slice (prefetcht0),
-// kAheadPerStep cache lines per input step, its lines shared evenly among the slice's
-// group passes. Before, only the first group's pass fetched, 2 KiB ahead of itself, and
-// waited on DRAM: one thread, T = 32, weights cold, 78-96 G FMA/s per shape before and
-// 95-107 with this (`test_cpu "[.panel-cpu-bench]"`; an L2 hint measured in between;
-// docs/benchmarks.md, session 19).
+// While token groups work on one slice, they fetch the next slice (cpu/prefetch_share.h),
+// kAheadPerStep cache lines per input step. Before, only the first group's pass fetched,
+// 2 KiB ahead of itself, and waited on DRAM: one thread, T = 32, weights cold, 78-96 G
+// FMA/s per shape before and 95-107 with this (`test_cpu "[.panel-cpu-bench]"`; an L2 hint
+// measured in between; docs/benchmarks.md, session 19).
 constexpr int kAheadPerStep = 2;
-
-// Cache lines [line0, line1) from base (the next slice), fetched kAheadPerStep per step.
-struct Ahead {
-  const char* base = nullptr;
-  int64_t line0 = 0, line1 = 0;
-};
 
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
 // [v0, v0 + kVecs): starts from sums[g * ld + lane] (or zero when `first`) and leaves
@@ -87,7 +81,7 @@ struct Ahead {
 template <int kG, bool kStream, typename WT>
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel,
                          int64_t i0, int64_t i1, int v0, bool first, float* HWY_RESTRICT sums,
-                         int64_t ld, Ahead ahead = {}) {
+                         int64_t ld, PrefetchShare ahead = {}) {
   const DF d;
   VF acc[kG][kVecs];
   for (int g = 0; g < kG; ++g)
@@ -104,8 +98,7 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
       const char* pf = reinterpret_cast<const char*>(panel + i * kP) + kAheadBytes;
       for (int64_t l = 0; l < kLinesPerStep; ++l) __builtin_prefetch(pf + l * 64, 0, 0);
     }
-    for (int l = 0; l < kAheadPerStep && ahead.line0 < ahead.line1; ++l, ++ahead.line0)
-      __builtin_prefetch(ahead.base + ahead.line0 * 64, 0, 3);
+    ahead.step(kAheadPerStep);
     VF xb[kG];
     for (int g = 0; g < kG; ++g) xb[g] = hn::Set(d, x[g * ldx + i]);
     for (int v = 0; v < kVecs; ++v) {
@@ -120,7 +113,7 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
 template <bool kStream, typename WT>
 HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, int64_t i0,
                           int64_t i1, int v0, bool first, float* sums, int64_t ld,
-                          Ahead ahead = {}) {
+                          PrefetchShare ahead = {}) {
   switch (g) {
     case 1: return DotPanel<1, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
     case 2: return DotPanel<2, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
@@ -173,7 +166,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
             const int g = static_cast<int>(base + (j < extra ? 1 : 0));
             const int64_t t = t0;
             t0 += g;
-            const Ahead ahead{next, next_lines * call / calls, next_lines * (call + 1) / calls};
+            const auto ahead = PrefetchShare::of(next, next_lines, call, calls);
             DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, i0 == 0, dst + t * ld, ld, ahead);
           }
       }

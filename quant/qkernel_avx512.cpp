@@ -28,6 +28,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include "cpu/prefetch_share.h"
 #include "quant/qkernel.h"
 
 namespace troupe::quant::detail {
@@ -156,18 +157,14 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
   store_tile<F, TB>(W, tile, mask, yacc, t0, y, bias);
 }
 
-// Cache lines [line0, line1) from base: a pass's share of the next tile pair's weights.
-// A pair's weights come from L1/L2 in every pass but the first, which waited on DRAM; now
-// the passes over the pair before fetch them. One thread, T = 32, weights cold: 0.75-0.95x
+// Each 4-token pass over a tile pair fetches its share of the next pair's weights
+// (cpu/prefetch_share.h). A pair's weights come from L1/L2 in every pass but the first,
+// which waited on DRAM; now the passes over the pair before fetch them. One thread, T = 32, weights cold: 0.75-0.95x
 // the time on the 110M shapes, 0.82-0.94x on K = 128, 0.94-1.01x on K = 16384
 // (`test_quant "quantized matmul benchmark"`; an L2 hint gained less; docs/benchmarks.md,
 // session 19). Pairs over kAheadMaxBytes (the grown target's down projection, 256-512 KiB)
 // are left to the hardware prefetchers: fetching them gained nothing (0.94-1.01x above),
 // and the next pair beside the current one would fill this core's 1 MiB L2.
-struct Ahead {
-  const char* base = nullptr;
-  int64_t line0 = 0, line1 = 0;
-};
 constexpr int64_t kAheadMaxBytes = 64 << 10;
 
 // Rows of tiles `tile` and `tile` + 1 for tokens [t0, t0 + TB): tile_tokens's sums and
@@ -178,7 +175,7 @@ template <QFormat F, int TB>
 __attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, const QAct& A,
                                                             int64_t t0, int64_t tile,
                                                             __mmask16 mask1, float* y,
-                                                            const float* bias, Ahead ahead) {
+                                                            const float* bias, cpu::PrefetchShare ahead) {
   constexpr int NT = 2;
   constexpr bool k4 = is_4bit(F);
   constexpr int64_t BB = tile_block_bytes(F);
@@ -197,12 +194,11 @@ __attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, co
   const __m512i lo_mask = _mm512_set1_epi8(0x0f);
 
   // This pass's share of the next pair, spread over its blocks.
-  const int64_t ahead_per_block = (ahead.line1 - ahead.line0 + W.nb - 1) / W.nb;
+  const int64_t ahead_per_block = (ahead.left() + W.nb - 1) / W.nb;
 
   // One block of 32 inputs for both tiles and the TB tokens, into acc.
   auto block = [&](int64_t b, __m512 (*acc)[TB]) __attribute__((always_inline)) {
-    for (int64_t l = 0; l < ahead_per_block && ahead.line0 < ahead.line1; ++l, ++ahead.line0)
-      _mm_prefetch(ahead.base + ahead.line0 * 64, _MM_HINT_T0);
+    ahead.step(ahead_per_block);
     __m512i a[NT][TB];
     for (int t = 0; t < TB; ++t) {
       const __m512i init = kOffset ? _mm512_set1_epi32(xo[t][b]) : _mm512_setzero_si512();
@@ -293,7 +289,7 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
     const int64_t lines = fetch ? 2 * tile_bytes / 64 : 0, passes = Tp / kTB;
     for (int64_t t = 0, c = 0; t < Tp; t += kTB, ++c)
       tile_pair_tokens<F, kTB>(W, A, t, tile, mask1, y, bias,
-                               Ahead{next, lines * c / passes, lines * (c + 1) / passes});
+                               cpu::PrefetchShare::of(next, lines, c, passes));
     tail_tokens<F>(W, A, Tp, T, tile, 0xffff, y, bias);
     tail_tokens<F>(W, A, Tp, T, tile + 1, mask1, y, bias);
   }

@@ -83,6 +83,17 @@ double thread_cpu_time(Fn fn) {
 struct Shape {
   int64_t out, in;
 };
+// A benchmarked matrix: its name in the printout, weight type and shape.
+struct NamedShape {
+  const char* name;
+  DType dt;
+  Shape s;
+};
+// The start of a matrix's line in a benchmark's printout.
+void print_shape(const NamedShape& v) {
+  std::printf("%-14s %-3s %5ldx%-5ld", v.name, std::string(dtype_name(v.dt)).c_str(),
+              long(v.s.out), long(v.s.in));
+}
 const Shape kShapes[] = {{768, 2048}, {2048, 768}, {32000, 768}, {2048, 2048}};
 
 }  // namespace
@@ -397,12 +408,7 @@ TEST_CASE("bench: decode attention per KV dtype", "[.bench][.attention-bench]") 
 // printed, and T(t) / T(1) of those.
 TEST_CASE("bench: verification rows T = 1..5", "[.bench][.verify-bench]") {
   ForceTarget force_target;
-  struct VShape {
-    const char* name;
-    DType dt;
-    Shape s;
-  };
-  const VShape shapes[] = {
+  const NamedShape shapes[] = {
       {"110m qkv", DType::F32, {2304, 768}},     {"110m o", DType::F32, {768, 768}},
       {"110m gate_up", DType::F32, {4096, 768}}, {"110m down", DType::F32, {768, 2048}},
       {"110m lm_head", DType::F32, {32000, 768}}, {"110m qkv", DType::F16, {2304, 768}},
@@ -412,7 +418,7 @@ TEST_CASE("bench: verification rows T = 1..5", "[.bench][.verify-bench]") {
       {"grown down", DType::F16, {128, 16384}},   {"grown lm_head", DType::F16, {2048, 128}},
   };
   constexpr int kMaxT = 5, kRounds = 7;
-  for (const VShape& v : shapes) {
+  for (const NamedShape& v : shapes) {
     const int64_t bytes = dtype_row_bytes(v.dt, v.s.in) * v.s.out;
     const int copies = int(std::max<int64_t>(4, (int64_t(128) << 20) / bytes));
     MatrixArena W(v.dt, v.s, copies, true);
@@ -434,9 +440,8 @@ TEST_CASE("bench: verification rows T = 1..5", "[.bench][.verify-bench]") {
           }
         }) / copies);
       }
-    std::printf("%-14s %-3s %5ldx%-5ld 1 thread: T=1 %7.1f us (%5.1f GB/s) | T(t)/T(1):", v.name,
-                std::string(dtype_name(v.dt)).c_str(), long(v.s.out), long(v.s.in), best[0] * 1e6,
-                bytes / best[0] / 1e9);
+    print_shape(v);
+    std::printf(" 1 thread: T=1 %7.1f us (%5.1f GB/s) | T(t)/T(1):", best[0] * 1e6, bytes / best[0] / 1e9);
     for (int T = 1; T < kMaxT; ++T) std::printf("  %d: %.3f", T + 1, best[T] / best[0]);
     std::printf("\n");
   }
@@ -449,12 +454,7 @@ TEST_CASE("bench: verification rows T = 1..5", "[.bench][.verify-bench]") {
 namespace {
 
 // The matrices the panel kernel runs in a step of llama-110m and of the grown target.
-struct PShape {
-  const char* name;
-  DType dt;
-  Shape s;
-};
-const PShape kPanelShapes[] = {
+const NamedShape kPanelShapes[] = {
     {"110m qkv", DType::F32, {2304, 768}},       {"110m gate_up", DType::F32, {4096, 768}},
     {"110m down", DType::F32, {768, 2048}},      {"110m lm_head", DType::F32, {32000, 768}},
     {"110m qkv", DType::F16, {2304, 768}},       {"110m gate_up", DType::F16, {4096, 768}},
@@ -479,7 +479,7 @@ TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
   ForceTarget force_target;
   ThreadPool pool(bench_threads());
   const int64_t ts[] = {1, 2, 3, 4, 5, 8, 16, 32, 128, 512};
-  for (const PShape& v : kPanelShapes) {
+  for (const NamedShape& v : kPanelShapes) {
     const int64_t bytes = dtype_row_bytes(v.dt, v.s.in) * v.s.out;
     REQUIRE(panel_bytes(v.dt, v.s.out, v.s.in) == bytes);  // these shapes need no padding
     const int copies = int(std::max<int64_t>(4, (int64_t(128) << 20) / bytes));
@@ -488,8 +488,7 @@ TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
     fill_with_panels(pool, R.views[0], P);
     const auto x = test::random_floats(512 * v.s.in, 9);
     std::vector<float> y(512 * v.s.out);
-    std::printf("%-14s %-3s %5ldx%-5ld", v.name, std::string(dtype_name(v.dt)).c_str(),
-                long(v.s.out), long(v.s.in));
+    print_shape(v);
     for (int64_t T : ts) {
       const int calls = T >= 128 ? std::min(copies, 8) : copies;
       double tr = 1e30, tp = 1e30;
@@ -514,15 +513,14 @@ TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
 TEST_CASE("bench: panels on one thread, cold and hot", "[.bench][.panel-cpu-bench]") {
   ForceTarget force_target;
   ThreadPool pool(1);
-  for (const PShape& v : kPanelShapes) {
+  for (const NamedShape& v : kPanelShapes) {
     const int64_t bytes = panel_bytes(v.dt, v.s.out, v.s.in);
     const int copies = int(std::max<int64_t>(2, (int64_t(128) << 20) / bytes));
     MatrixArena A(v.dt, v.s, copies, true);
     fill_with_panels(pool, A.views[0], A);
     const auto x = test::random_floats(128 * v.s.in, 9);
     std::vector<float> y(128 * v.s.out);
-    std::printf("%-14s %-3s %5ldx%-5ld", v.name, std::string(dtype_name(v.dt)).c_str(),
-                long(v.s.out), long(v.s.in));
+    print_shape(v);
     for (int64_t T : {1, 5, 32, 128}) {
       const int calls = std::max(2, std::min(copies, int((int64_t(64) << 20) / bytes)));
       double cold = 1e30, hot = 1e30;

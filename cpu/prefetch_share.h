@@ -1,0 +1,30 @@
+#pragma once
+// Software pipelining of weight fetches for kernels that pass over one block of weights
+// several times (once per token group): while they work on this block, the passes fetch
+// the next block's cache lines, each pass an equal share. Without it the first pass over
+// each block waits on DRAM while the others run from L1/L2. Used by the float panel matmul
+// (cpu/kernels_panel.cpp, input slices) and the quantized GEMM (quant/qkernel_avx512.cpp,
+// tile pairs); measured in docs/benchmarks.md, session 19.
+//
+// It stores into its own members, so it is never mistaken for side-effect-free code (GCC
+// deletes calls to a function that only prefetches: cpu/cpu_backend.cpp).
+#include <cstdint>
+
+namespace troupe::cpu {
+
+struct PrefetchShare {
+  const char* base = nullptr;
+  int64_t line = 0, end = 0;  // cache lines [line, end) from base still to fetch
+
+  // Share `pass` of `passes` of the `lines` cache lines from base.
+  static PrefetchShare of(const char* base, int64_t lines, int64_t pass, int64_t passes) {
+    return {base, lines * pass / passes, lines * (pass + 1) / passes};
+  }
+  int64_t left() const { return end - line; }
+  // Fetches up to `count` more lines into L1 (prefetcht0).
+  inline void step(int64_t count) {
+    for (int64_t l = 0; l < count && line < end; ++l, ++line) __builtin_prefetch(base + line * 64, 0, 3);
+  }
+};
+
+}  // namespace troupe::cpu
