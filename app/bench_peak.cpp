@@ -13,6 +13,8 @@
 //              multiply-adds per lane), where the CPU has AVX-512 VNNI. When the model's
 //              linears run quantized, the step's multiply-adds are also given as a fraction
 //              of it: the ceiling of int8 x int8/int4 arithmetic, ~4x the float one.
+//   versus     --versus-quantization Q: the same model with quantization Q, its steps taken
+//              in turns with the first configuration's; the median ratio of adjacent steps.
 // Also prints the pool barriers (parallel regions) per step at batch 1 and at --batch.
 #include <boost/json.hpp>
 
@@ -21,12 +23,14 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <vector>
 
 #include "app/commands.h"
 #include "app/loaded_model.h"
 #include "config/flags.h"
 #include "cpu/kernels.h"
 #include "model/tensor_names.h"
+#include "quant/options.h"
 #include "quant/qmatmul.h"
 
 namespace troupe::app {
@@ -41,6 +45,7 @@ struct PeakOpts {
   bool fuse_linears = true;
   KvDtype kv_dtype = KvDtype::F32;  // the flag's default (f16) replaces this
   quant::Options quantization;
+  std::string versus;  // --versus-quantization: a second configuration, timed in turns
 };
 
 // Multiply-adds per token of the linear layers and the LM head.
@@ -55,42 +60,101 @@ struct BatchedSteps {
   uint64_t barriers_per_step = 0;
 };
 
-// Prefills `batch` sequences of prompt_len tokens, then times `steps` decode steps of one
-// token per sequence (logits for every sequence, as a real decode step asks).
-BatchedSteps time_batched_steps(cpu::CpuBackend& be, int batch, int prompt_len, int steps) {
-  const ModelConfig& c = be.config();
-  const int64_t bs = be.kv_shape().block_size;
-  const int64_t blocks_per_seq = (prompt_len + steps + 1 + bs - 1) / bs;
-  StepBatch b;
-  for (int i = 0; i < batch; ++i) {
-    StepSeq s;
-    s.seq_id = i;
-    for (int j = 0; j < prompt_len; ++j) s.tokens.push_back(int32_t((7 * i + 13 * j + 1) % c.vocab_size));
-    for (int64_t k = 0; k < blocks_per_seq; ++k) s.block_table.push_back(int32_t(i * blocks_per_seq + k));
-    s.logit_rows = {int32_t(prompt_len - 1)};
-    b.seqs.push_back(std::move(s));
+// `batch` sequences prefilled with prompt_len tokens each (KV from block 0 of the cache:
+// a new one overwrites an earlier one's), then stepped one decode token per sequence at a
+// time, with logits for every sequence as a real decode step asks.
+class BatchedDecode {
+ public:
+  BatchedDecode(cpu::CpuBackend& be, int batch, int prompt_len, int max_steps) : be_(be) {
+    const ModelConfig& c = be.config();
+    const int64_t bs = be.kv_shape().block_size;
+    const int64_t blocks_per_seq = (prompt_len + max_steps + 1 + bs - 1) / bs;
+    for (int i = 0; i < batch; ++i) {
+      StepSeq s;
+      s.seq_id = i;
+      for (int j = 0; j < prompt_len; ++j) s.tokens.push_back(int32_t((7 * i + 13 * j + 1) % c.vocab_size));
+      for (int64_t k = 0; k < blocks_per_seq; ++k) s.block_table.push_back(int32_t(i * blocks_per_seq + k));
+      s.logit_rows = {int32_t(prompt_len - 1)};
+      b_.seqs.push_back(std::move(s));
+    }
+    be_.run_step(b_, out_);
   }
-  StepOutput out;
-  be.run_step(b, out);
+  // One decode step; returns its wall time in seconds.
+  double step() {
+    const ModelConfig& c = be_.config();
+    for (size_t i = 0; i < b_.seqs.size(); ++i) {
+      StepSeq& s = b_.seqs[i];
+      s.start_pos += int32_t(s.tokens.size());
+      s.tokens = {int32_t((3 * int64_t(i) + steps_ + 2) % c.vocab_size)};
+      s.logit_rows = {0};
+    }
+    ++steps_;
+    const uint64_t b0 = be_.pool().barriers();
+    const auto t0 = std::chrono::steady_clock::now();
+    be_.run_step(b_, out_);
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    barriers_ = be_.pool().barriers() - b0;
+    return t;
+  }
+  uint64_t barriers() const { return barriers_; }  // of the last step
+
+ private:
+  cpu::CpuBackend& be_;
+  StepBatch b_;
+  StepOutput out_;
+  int64_t steps_ = 0;
+  uint64_t barriers_ = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Prefills, then times `steps` decode steps.
+BatchedSteps time_batched_steps(cpu::CpuBackend& be, int batch, int prompt_len, int steps) {
+  BatchedDecode d(be, batch, prompt_len, steps);
   std::vector<double> times;
   BatchedSteps r;
   for (int st = 0; st < steps; ++st) {
-    for (int i = 0; i < batch; ++i) {
-      StepSeq& s = b.seqs[size_t(i)];
-      s.start_pos += int32_t(s.tokens.size());
-      s.tokens = {int32_t((3 * i + st + 2) % c.vocab_size)};
-      s.logit_rows = {0};
-    }
-    const uint64_t b0 = be.pool().barriers();
-    const auto t0 = std::chrono::steady_clock::now();
-    be.run_step(b, out);
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    r.barriers_per_step = be.pool().barriers() - b0;
+    times.push_back(d.step());
+    r.barriers_per_step = d.barriers();
   }
-  std::sort(times.begin(), times.end());
-  r.median_s = times[times.size() / 2];
-  r.best_s = times.front();
+  r.median_s = median(times);
+  r.best_s = *std::min_element(times.begin(), times.end());
   return r;
+}
+
+// The same steps of two backends (the model in two configurations), taken in turns A B,
+// B A, A B, ... so that the machine's drift (other tenants, on a shared host) hits both
+// alike: step times swing by tens of percent from minute to minute here, while the ratio
+// of two adjacent steps holds within a few percent. Both pools keep their threads; the
+// idle one's workers spin for at most ~100 us after its step (cpu/thread_pool.cpp), in
+// both orders alike.
+struct VersusSteps {
+  double a_median_s = 0, b_median_s = 0, ratio_median = 0;  // ratio: B / A per pair
+  int pairs = 0;
+};
+VersusSteps time_versus_steps(cpu::CpuBackend& a, cpu::CpuBackend& b, int batch, int prompt_len,
+                              int steps) {
+  BatchedDecode da(a, batch, prompt_len, steps + 1), db(b, batch, prompt_len, steps + 1);
+  da.step();  // warm-up: scratch sized for the step, pages touched
+  db.step();
+  std::vector<double> ta, tb, ratio;
+  for (int i = 0; i < steps; ++i) {
+    double t_a, t_b;
+    if (i % 2 == 0) {
+      t_a = da.step();
+      t_b = db.step();
+    } else {
+      t_b = db.step();
+      t_a = da.step();
+    }
+    ta.push_back(t_a);
+    tb.push_back(t_b);
+    ratio.push_back(t_b / t_a);
+  }
+  return {median(ta), median(tb), median(ratio), steps};
 }
 
 void run_peak_bench(const PeakOpts& o) {
@@ -105,6 +169,14 @@ void run_peak_bench(const PeakOpts& o) {
   LoadedModel m = load_cpu_model(o.model, bo);
   auto& be = *m.backend;
 
+  std::unique_ptr<LoadedModel> versus;
+  quant::Options vq = o.quantization;
+  if (!o.versus.empty()) {
+    vq.method = quant::parse_method(o.versus);
+    cpu::CpuBackendOptions vo = bo;
+    vo.quantization = vq;
+    versus = std::make_unique<LoadedModel>(load_cpu_model(o.model, vo));
+  }
   const BatchedSteps one = time_batched_steps(be, 1, o.prompt_len, 4);
   time_batched_steps(be, o.batch, o.prompt_len, 2);  // warm-up: scratch sized, pages touched
   // Peak probes on both sides of the timed steps, each at least a second of passes; the
@@ -113,6 +185,8 @@ void run_peak_bench(const PeakOpts& o) {
   const double peak0 = cpu::measure_fma_peak(be.pool(), kProbeSeconds);
   const double dot0 = quant::measure_int8_dot_peak(be.pool(), kProbeSeconds);
   const BatchedSteps st = time_batched_steps(be, o.batch, o.prompt_len, o.steps);
+  const VersusSteps vs = versus ? time_versus_steps(be, *versus->backend, o.batch, o.prompt_len, o.steps)
+                                : VersusSteps{};
   const double peak = std::max(peak0, cpu::measure_fma_peak(be.pool(), kProbeSeconds));
   const double dot_peak = std::max(dot0, quant::measure_int8_dot_peak(be.pool(), kProbeSeconds));
   // Quantized linears multiply int8 activations by int8/int4 weights: their ceiling is the
@@ -138,6 +212,10 @@ void run_peak_bench(const PeakOpts& o) {
       std::printf("of int8 peak     %.3f median, %.3f best (the step's multiply-adds over the dot-product peak)\n",
                   gflops * 1e9 / 2 / dot_peak, best_gflops * 1e9 / 2 / dot_peak);
   }
+  if (versus)
+    std::printf("versus           %s / %s, %d steps each in turns: %.2f / %.2f ms (medians), paired ratio %.3f (median)\n",
+                quant::describe(vq).c_str(), quant::describe(o.quantization).c_str(), vs.pairs,
+                vs.b_median_s * 1e3, vs.a_median_s * 1e3, vs.ratio_median);
   std::printf("pool barriers    %llu per step at batch 1, %llu at batch %d\n",
               static_cast<unsigned long long>(one.barriers_per_step),
               static_cast<unsigned long long>(st.barriers_per_step), o.batch);
@@ -163,6 +241,14 @@ void run_peak_bench(const PeakOpts& o) {
     obj["fraction_of_int8_peak"] = dot_peak > 0 && quantized_linears
                                        ? boost::json::value(gflops * 1e9 / 2 / dot_peak)
                                        : boost::json::value(nullptr);
+    if (versus)
+      obj["versus"] = boost::json::object{{"quantization", quant::describe(vq)},
+                                          {"pairs", vs.pairs},
+                                          {"step_median_s", vs.b_median_s},
+                                          {"self_step_median_s", vs.a_median_s},
+                                          {"ratio_median", vs.ratio_median}};
+    else
+      obj["versus"] = nullptr;
     std::ofstream(o.json_path) << boost::json::serialize(obj) << "\n";
   }
 }
@@ -182,6 +268,11 @@ void register_bench_peak(CLI::App& bench) {
   f->option("--steps", o->steps, "Timed decode steps (median and best are reported)")->capture_default_str()->check(CLI::Range(1, 10000));
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
+  f->option("--versus-quantization", o->versus,
+            "Also load the model with this quantization (none|int8|int4|awq; group size and LM head as above) and "
+            "time its batched steps in turns with the first's (A B, B A, ...): the median ratio of adjacent steps "
+            "holds where a shared machine moves each by tens of percent")
+      ->check(CLI::IsMember({"none", "int8", "int4", "awq"}));
   add_fuse_linears_flag(*f, o->fuse_linears);
   add_kv_dtype_flag(*f, "--kv-cache-dtype", o->kv_dtype);
   cmd->callback([o, f] {

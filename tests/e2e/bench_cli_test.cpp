@@ -209,6 +209,7 @@ TEST_CASE("bench peak --json reports the FMA peak, the batched step and the barr
   CHECK(num(o, "step_best_s") <= num(o, "step_median_s"));
   CHECK(integer(o, "barriers_per_step_batch1") >= 0);
   CHECK(str(o, "kv_cache_dtype") == "f16");  // the commands' default KV cache
+  CHECK(o.at("versus").is_null());
   const json::object o8 = bench_json("peak --model " + shell_quote(model()) +
                                           " --threads 1 --batch 2 --prompt-len 4 --steps 1 --kv-cache-dtype int8 --json " +
                                           shell_quote(js),
@@ -233,6 +234,33 @@ TEST_CASE("bench peak --json reports the FMA peak, the batched step and the barr
     CHECK(dot > 1e9);
     CHECK(num(q, "fraction_of_int8_peak") == Approx(num(q, "step_gflops_median") * 1e9 / 2 / dot).epsilon(1e-6));
   }
+}
+
+TEST_CASE("bench peak --versus-quantization times a second configuration in turns", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-peak-versus");
+  const std::string js = dir + "/peak.json";
+  auto run = [&](const std::string& flags) {
+    return bench_json("peak --model " + shell_quote(model()) +
+                          " --threads 2 --batch 3 --prompt-len 6 --steps 5 " + flags + " --json " + shell_quote(js),
+                      js);
+  };
+  const json::object o = run("--versus-quantization int4 --group-size 64");
+  INFO(json::serialize(o));
+  const json::object& v = obj(o, "versus");
+  CHECK(str(v, "quantization") == "int4-g64");  // the group size applies to the second model too
+  CHECK(integer(v, "pairs") == 5);
+  CHECK(num(v, "step_median_s") > 0);
+  CHECK(num(v, "self_step_median_s") > 0);
+  CHECK(num(v, "ratio_median") > 0);
+  CHECK_FALSE(o.at("quantized_linears").as_bool());  // the first configuration's, as stored
+  // The other way round: the first configuration quantized, the second as stored.
+  const json::object q = run("--quantization int8 --versus-quantization none");
+  CHECK(q.at("quantized_linears").as_bool());
+  CHECK(str(obj(q, "versus"), "quantization") == "none");
+  // An unknown configuration is refused before any model is loaded.
+  auto bad = bench("peak --model " + shell_quote(model()) + " --steps 1 --versus-quantization int3");
+  CHECK(bad.status != 0);
+  CHECK(bad.out.find("int3") != std::string::npos);
 }
 
 TEST_CASE("bench throughput --scheduling both --json --plot reports both modes and their ratio", "[cli][bench]") {
