@@ -163,8 +163,9 @@ void run_peak_bench(const PeakOpts& o) {
   bo.quantization = o.quantization;
   bo.fuse_linears = o.fuse_linears;
   bo.kv_dtype = o.kv_dtype;
-  // KV for every sequence of the batched run (the batch-1 run reuses the first blocks).
-  const int64_t blocks_per_seq = (o.prompt_len + o.steps + 1 + bo.block_size - 1) / bo.block_size;
+  // KV for every sequence of the batched run (the batch-1 run reuses the first blocks),
+  // whose longest, the --versus run, takes a warm-up step and `steps` more after the prompt.
+  const int64_t blocks_per_seq = (o.prompt_len + o.steps + 2 + bo.block_size - 1) / bo.block_size;
   bo.num_blocks = int64_t(o.batch) * blocks_per_seq;
   LoadedModel m = load_cpu_model(o.model, bo);
   auto& be = *m.backend;
@@ -177,7 +178,7 @@ void run_peak_bench(const PeakOpts& o) {
     vo.quantization = vq;
     versus = std::make_unique<LoadedModel>(load_cpu_model(o.model, vo));
   }
-  const BatchedSteps one = time_batched_steps(be, 1, o.prompt_len, 4);
+  const BatchedSteps one = time_batched_steps(be, 1, o.prompt_len, std::min(4, o.steps + 1));
   time_batched_steps(be, o.batch, o.prompt_len, 2);  // warm-up: scratch sized, pages touched
   // Peak probes on both sides of the timed steps, each at least a second of passes; the
   // best pass counts (a busy moment lowers a pass, nothing raises one).

@@ -257,6 +257,13 @@ TEST_CASE("bench peak --versus-quantization times a second configuration in turn
   const json::object q = run("--quantization int8 --versus-quantization none");
   CHECK(q.at("quantized_linears").as_bool());
   CHECK(str(obj(q, "versus"), "quantization") == "none");
+  // Prompt + steps + 1 filling whole KV blocks: the versus run's extra warm-up step must
+  // still find a block.
+  const json::object edge = bench_json("peak --model " + shell_quote(model()) +
+                                           " --threads 1 --batch 1 --prompt-len 14 --steps 1 --versus-quantization int8 "
+                                           "--json " + shell_quote(js),
+                                       js);
+  CHECK(integer(obj(edge, "versus"), "pairs") == 1);
   // An unknown configuration is refused before any model is loaded.
   auto bad = bench("peak --model " + shell_quote(model()) + " --steps 1 --versus-quantization int3");
   CHECK(bad.status != 0);
