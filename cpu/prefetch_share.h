@@ -7,7 +7,8 @@
 // tile pairs); measured in docs/benchmarks.md, session 19.
 //
 // It stores into its own members, so it is never mistaken for side-effect-free code (GCC
-// deletes calls to a function that only prefetches: cpu/cpu_backend.cpp).
+// deletes calls to a function that only prefetches, cpu/cpu_backend.cpp, and a loop that
+// only prefetches; tests/build_checks/prefetch_kept.sh checks the kernels that rely on it).
 #include <cstdint>
 
 namespace troupe::cpu {

@@ -159,10 +159,10 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
 
 // Each 4-token pass over a tile pair fetches its share of the next pair's weights
 // (cpu/prefetch_share.h). A pair's weights come from L1/L2 in every pass but the first,
-// which waited on DRAM; now the passes over the pair before fetch them. One thread, T = 32, weights cold: 0.75-0.95x
-// the time on the 110M shapes, 0.82-0.94x on K = 128, 0.94-1.01x on K = 16384
-// (`test_quant "quantized matmul benchmark"`; an L2 hint gained less; docs/benchmarks.md,
-// session 19). Pairs over kAheadMaxBytes (the grown target's down projection, 256-512 KiB)
+// which used to wait on DRAM; now the passes over the previous pair have fetched them.
+// One thread, T = 32, weights cold: 0.75-0.95x the time on the 110M shapes, 0.82-0.94x on
+// K = 128, 0.94-1.01x on K = 16384 (`test_quant "quantized matmul benchmark"`; an L2 hint
+// gained less; docs/benchmarks.md, session 19). Pairs over kAheadMaxBytes (the grown target's down projection, 256-512 KiB)
 // are left to the hardware prefetchers: fetching them gained nothing (0.94-1.01x above),
 // and the next pair beside the current one would fill this core's 1 MiB L2.
 constexpr int64_t kAheadMaxBytes = 64 << 10;
