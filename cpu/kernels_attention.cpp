@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "cpu/exp-inl.h"
 #include "cpu/kernels.h"
 #include "cpu/kv_convert-inl.h"
 #include "cpu/load_f32-inl.h"
@@ -307,7 +308,7 @@ HWY_INLINE void RowsStep(const float* const* q, const KT* const* krow,
       VF vsum = hn::Zero(d);
       for (int64_t j = 0; j < n; j += N) {
         const auto valid = hn::FirstN(d, static_cast<size_t>(n - j));
-        const VF e = hn::IfThenElseZero(valid, hn::Exp(d, hn::Sub(hn::Load(d, s[r] + j), vm)));
+        const VF e = hn::IfThenElseZero(valid, ExpF32(d, hn::Sub(hn::Load(d, s[r] + j), vm)));
         hn::Store(e, d, s[r] + j);
         vsum = hn::Add(vsum, e);
       }
@@ -341,7 +342,7 @@ HWY_INLINE void RowsStep(const float* const* q, const KT* const* krow,
       float bsum = 0;
       const VF vm = hn::Set(d, m_new);
       for (; j + N <= n; j += N) {
-        const VF e = hn::Exp(d, hn::Sub(hn::Load(d, sr + j), vm));
+        const VF e = ExpF32(d, hn::Sub(hn::Load(d, sr + j), vm));
         hn::Store(e, d, sr + j);
         bsum += hn::GetLane(hn::SumOfLanes(d, e));
       }

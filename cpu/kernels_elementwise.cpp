@@ -17,6 +17,7 @@
 #include "core/half.h"
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
+#include "cpu/exp-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace troupe::cpu::detail {
@@ -185,13 +186,21 @@ void SiluMul(float* out, const float* gate, const float* up, int64_t n) {
   int64_t i = 0;
   for (; i + N <= n; i += N) {
     const VF g = hn::LoadU(d, gate + i);
-    const VF e = hn::Exp(d, hn::Min(hn::Neg(g), lim));
+    const VF e = ExpF32(d, hn::Min(hn::Neg(g), lim));
     hn::StoreU(hn::Div(hn::Mul(g, hn::LoadU(d, up + i)), hn::Add(one, e)), d, out + i);
   }
   for (; i < n; ++i) {
     const float g = gate[i];
     out[i] = g * up[i] / (1.0f + std::exp(std::min(-g, 88.0f)));
   }
+}
+
+void ExpN(const float* x, float* y, int64_t n) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(ExpF32(d, hn::LoadU(d, x + i)), d, y + i);
+  for (; i < n; ++i) y[i] = std::exp(x[i]);
 }
 
 void AddInplace(float* y, const float* x, int64_t n) {
@@ -315,6 +324,7 @@ namespace detail {
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Rope);
 HWY_EXPORT(SiluMul);
+HWY_EXPORT(ExpN);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(Softmax);
 HWY_EXPORT(F16ToF32);
@@ -380,6 +390,9 @@ void silu_mul(float* gate, const float* up, int64_t n) {
 void silu_mul_to(float* out, const float* gate, const float* up, int64_t n) {
   HWY_DYNAMIC_DISPATCH(detail::SiluMul)(out, gate, up, n);
 }
+namespace detail {
+void exp_f32_n(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(ExpN)(x, y, n); }
+}  // namespace detail
 void add_inplace(float* y, const float* x, int64_t n) {
   HWY_DYNAMIC_DISPATCH(detail::AddInplace)(y, x, n);
 }

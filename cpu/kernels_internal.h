@@ -22,6 +22,10 @@ void gemv_rows_f16(const float* x, int64_t T, const uint16_t* W, int64_t in, int
 void f16_to_f32_n(const uint16_t* src, float* dst, int64_t n);
 void bf16_to_f32_n(const uint16_t* src, float* dst, int64_t n);
 
+// y[i] = e^x[i] as SiLU and the attention softmax compute it (cpu/exp-inl.h; the tail
+// past whole vectors uses std::exp), for x <= 88.7. For tests.
+void exp_f32_n(const float* x, float* y, int64_t n);
+
 // Sum of n floats read with wide loads (the bandwidth probe; the sum keeps it from being
 // optimised away).
 float read_sum(const float* p, int64_t n);

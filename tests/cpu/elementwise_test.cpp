@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "cpu/kernels.h"
+#include "cpu/kernels_internal.h"
 #include "cpu/reference.h"
 #include "test_data.h"
 
@@ -260,4 +261,39 @@ TEST_CASE("embedding_row rejects bad rows and dtypes", "[cpu][convert]") {
   CHECK_THROWS_AS(embedding_row(t, 0, out.data()), troupe::Error);
   TensorView q{"q", DType::Q8_0, {1, 48}, data.data(), 32};
   CHECK_THROWS_AS(to_f32(q, out.data()), troupe::Error);
+}
+
+// The vector exponential of SiLU and the attention softmax (cpu/exp-inl.h): AVX-512 rebuilds
+// Highway's Exp with vrndscaleps / vscalefps, other targets run hn::Exp itself. Every target
+// must stay within float rounding of e^x and agree with the others to the last bit but for
+// the rare x / ln 2 at a rounding half-way point (then within one ulp).
+TEST_CASE("exp_f32_n matches std::exp and agrees across targets", "[cpu][elementwise]") {
+  std::vector<float> x;
+  for (float v = -110.0f; v <= 88.7f; v += 0.0137f) x.push_back(v);
+  for (float v : {-INFINITY, -200.0f, -104.0f, -103.9f, -87.4f, -87.3f, -1e-30f, 0.0f, 1e-30f,
+                  0.34657359f, -0.34657359f, 88.0f, 88.7f})
+    x.push_back(v);
+  while (x.size() % 16 != 0) x.push_back(1.0f);  // whole vectors: no std::exp tail
+  std::vector<std::vector<float>> per_target;
+  test::for_each_target([&] {
+    std::vector<float> y(x.size(), NAN);
+    detail::exp_f32_n(x.data(), y.data(), int64_t(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) {
+      INFO("x " << x[i] << " got " << y[i]);
+      const double want = std::exp(double(x[i]));
+      if (want >= 1.2e-38)  // normal floats: within 2 ulp
+        REQUIRE(std::fabs(y[i] - want) <= 2.4e-7 * want);
+      else  // below the normal range: tiny, never negative or NaN
+        REQUIRE((y[i] >= 0.0f && y[i] <= 1.2e-38f));
+    }
+    per_target.push_back(std::move(y));
+  });
+  for (size_t t = 1; t < per_target.size(); ++t)
+    for (size_t i = 0; i < x.size(); ++i) {
+      int32_t a, b;
+      std::memcpy(&a, &per_target[0][i], 4);
+      std::memcpy(&b, &per_target[t][i], 4);
+      INFO("x " << x[i]);
+      REQUIRE(std::abs(a - b) <= 1);
+    }
 }
