@@ -11,11 +11,11 @@
 //
 // GEMV (T = 1) reads each weight byte once, ~1/8 (4-bit) or ~1/4 (8-bit) of F32's bytes;
 // the two interleaved accumulator chains per block keep vpdpbusd latency off the critical
-// path. GEMM (T > 1) runs two tiles x kTB tokens per pass (`tile_pair_tokens`): each
+// path. GEMM (T > 2) runs two tiles x 2-5 tokens per pass (`tile_pair_tokens`, see run()): each
 // broadcast activation word feeds both tiles' vpdpbusd, so a dot product costs 0.75 loads
 // instead of 1.25 (4-bit: 0.625 instead of 1.125), and a pair ran at 0.6-0.9 of the peak
 // where one tile at a time ran at 0.5-0.7 of it (docs/benchmarks.md, session 18).
-// Leftovers (an odd tile, T % kTB tokens) take the one-tile kernel. Both
+// An odd tile, and T <= 2, take the one-tile kernel. Both
 // kernels do the same integer sums and the same float operations in the same order, so a
 // token's result does not depend on which kernel (or batch position) computed it.
 //
@@ -271,6 +271,21 @@ inline void tail_tokens(const PackedW& W, const QAct& A, int64_t t, int64_t T, i
   }
 }
 
+// One pass of `tb` (2 to 5) tokens over a tile pair.
+template <QFormat F>
+__attribute__((always_inline)) inline void pair_pass(int64_t tb, const PackedW& W, const QAct& A,
+                                                     int64_t t0, int64_t tile, __mmask16 mask1,
+                                                     float* y, const float* bias,
+                                                     cpu::PrefetchShare ahead) {
+  switch (tb) {
+    case 2: return tile_pair_tokens<F, 2>(W, A, t0, tile, mask1, y, bias, ahead);
+    case 3: return tile_pair_tokens<F, 3>(W, A, t0, tile, mask1, y, bias, ahead);
+    case 4: return tile_pair_tokens<F, 4>(W, A, t0, tile, mask1, y, bias, ahead);
+    case 5: return tile_pair_tokens<F, 5>(W, A, t0, tile, mask1, y, bias, ahead);
+    default: break;
+  }
+}
+
 template <QFormat F>
 void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1, float* y,
          const float* bias) {
@@ -278,7 +293,17 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
     const int64_t left = W.rows - tile * kTileRows;
     return static_cast<__mmask16>(left >= kTileRows ? 0xffff : (1u << left) - 1);
   };
-  const int64_t Tp = T / kTB * kTB;  // tokens in whole passes of kTB
+  // Token passes over a tile pair: kTB tokens each, but a T % 4 == 1 (T >= 5) starts with
+  // one of 5 and a T % 4 of 2 or 3 ends with one of that many, so that every token takes
+  // the pair kernel. Before, the last T % 4 tokens took the one-tile kernel, tile by tile:
+  // a 1 + 4-row verification step ran a 4-token pass and then a 1-token pass per tile.
+  // Steps of 3, 5, 6, 7 and 9 rows now take 0.78-0.98x the time (docs/benchmarks.md,
+  // session 21). T <= 2 keeps the one-tile kernel: the streaming GEMV at T = 1, and at
+  // T = 2 a lone 2-token pair pass measured up to 8% slower than two one-tile passes.
+  // (A 5-token pass of Int4 needs 34 zmm; the compiler parks the row sums, touched once
+  // per group, on the stack.)
+  const int64_t first = T >= 5 && T % kTB == 1 ? 5 : T < kTB ? T : kTB;
+  const int64_t passes = T <= 2 ? 0 : 1 + (T - first + kTB - 1) / kTB;
   int64_t tile = tile0;
   const int64_t tile_bytes = W.nb * tile_block_bytes(F);
   for (; tile + 1 < tile1; tile += 2) {  // only the matrix's last tile can be partial
@@ -286,13 +311,18 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
     // Only a next pair of this thread's, and small enough to sit in L1/L2 beside this one.
     const char* next = reinterpret_cast<const char*>(W.w + (tile + 2) * tile_bytes);
     const bool fetch = tile + 3 < tile1 && 2 * tile_bytes <= kAheadMaxBytes;
-    const int64_t lines = fetch ? 2 * tile_bytes / 64 : 0, passes = Tp / kTB;
-    for (int64_t t = 0, c = 0; t < Tp; t += kTB, ++c)
-      tile_pair_tokens<F, kTB>(W, A, t, tile, mask1, y, bias,
-                               cpu::PrefetchShare::of(next, lines, c, passes));
-    tail_tokens<F>(W, A, Tp, T, tile, 0xffff, y, bias);
-    tail_tokens<F>(W, A, Tp, T, tile + 1, mask1, y, bias);
+    const int64_t lines = fetch ? 2 * tile_bytes / 64 : 0;
+    for (int64_t t = 0, c = 0; c < passes; ++c) {
+      const int64_t tb = c == 0 ? first : T - t < kTB ? T - t : kTB;
+      pair_pass<F>(tb, W, A, t, tile, mask1, y, bias, cpu::PrefetchShare::of(next, lines, c, passes));
+      t += tb;
+    }
+    if (T <= 2) {
+      tail_tokens<F>(W, A, 0, T, tile, 0xffff, y, bias);
+      tail_tokens<F>(W, A, 0, T, tile + 1, mask1, y, bias);
+    }
   }
+  const int64_t Tp = T / kTB * kTB;  // tokens in whole passes of kTB
   if (tile < tile1) {  // an odd tile out
     const __mmask16 mask = row_mask(tile);
     for (int64_t t = 0; t < Tp; t += kTB) tile_tokens<F, kTB>(W, A, t, tile, mask, y, bias);
