@@ -48,8 +48,10 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   // moment than the decode makes the ratio swing either way.
   cpu::ReadBandwidthProbe probe(be.pool());
   double best_prefill = 0, best_decode = 0, bw = 0;
+  int64_t decode_steps = 0;
   for (int i = 0; i < o.repeats; ++i) {
     SequenceResult r = run_sequence(be, *m.tokenizer, prompt, p);
+    decode_steps = r.decode_steps;
     best_prefill = std::max(best_prefill, double(prompt.size()) / r.prefill_s);
     best_decode = std::max(best_decode, double(r.decode_steps) / r.decode_s);
     bw = std::max(bw, probe.measure());
@@ -69,6 +71,13 @@ void run_decode_bench(const DecodeBenchOpts& o) {
       steps_long > steps_short ? double(b_long - b_short) / double(steps_long - steps_short) : 0.0;
   const double bytes = double(be.weight_bytes_per_token());
   const double roofline = bw / bytes;
+  // Besides the weights, a decode step reads the K and V of every cached position (all
+  // layers): at a long context as much as the weights or more, and not in the roofline
+  // above. Averaged over the timed run, whose steps see contexts prompt + 1 ... prompt + n.
+  const KvCacheShape kv = be.kv_shape();
+  const double mean_context = double(prompt.size()) + double(decode_steps + 1) / 2.0;
+  const double kv_bytes = double(kv.bytes_per_block) / double(kv.block_size) * mean_context;
+  const double roofline_kv = bw / (bytes + kv_bytes);
   std::printf("model            %s\n", o.model.c_str());
   std::printf("backend          %s\n", be.name().c_str());
   std::printf("weights/token    %.1f MB\n", bytes / 1e6);
@@ -78,6 +87,10 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   std::printf("decode           %.2f tokens/s (batch 1, best of %d x %d tokens)\n", best_decode, o.repeats, o.gen_tokens);
   std::printf("roofline         %.2f tokens/s\n", roofline);
   std::printf("decode/roofline  %.3f\n", best_decode / roofline);
+  std::printf("KV read/token    %.1f MB (%s cache, mean context %.0f of the decode run)\n", kv_bytes / 1e6,
+              std::string(kv_dtype_name(kv.dtype)).c_str(), mean_context);
+  std::printf("roofline w+KV    %.2f tokens/s (weights and KV cache read per token)\n", roofline_kv);
+  std::printf("decode/(w+KV)    %.3f\n", best_decode / roofline_kv);
   std::printf("pool barriers    %.1f per decoded token\n", barriers_per_token);
   VerifyCost vc;
   if (o.verify_rows > 0) {
@@ -101,6 +114,10 @@ void run_decode_bench(const DecodeBenchOpts& o) {
                             {"decode_tokens_per_s", best_decode},
                             {"roofline_tokens_per_s", roofline},
                             {"fraction_of_roofline", best_decode / roofline},
+                            {"kv_bytes_per_token", kv_bytes},
+                            {"mean_context", mean_context},
+                            {"roofline_with_kv_tokens_per_s", roofline_kv},
+                            {"fraction_of_roofline_with_kv", best_decode / roofline_kv},
                             {"barriers_per_token", barriers_per_token}};
     if (o.verify_rows > 0) {
       boost::json::array rows;

@@ -153,6 +153,19 @@ TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofli
   CHECK(roof == Approx(bw / bytes).epsilon(1e-6));
   CHECK(num(o, "fraction_of_roofline") == Approx(dec / roof).epsilon(1e-6));
   CHECK(num(o, "barriers_per_token") >= 0);
+  // The KV cache read per decoded token: the 7 decode steps after the prefill's token see
+  // contexts 17 ... 23 (16-token prompt), mean 20 positions of the default F16 cache: K and
+  // V of kv_dim values per layer, 2 bytes each (the model's shape from its config.json).
+  const json::object cfg = json::parse(test::read_file(model() + "/config.json")).as_object();
+  const double layers = num(cfg, "num_hidden_layers"), heads = num(cfg, "num_attention_heads");
+  const double kv_heads = cfg.contains("num_key_value_heads") ? num(cfg, "num_key_value_heads") : heads;
+  const double kv_dim = num(cfg, "hidden_size") / heads * kv_heads;
+  CHECK(num(o, "mean_context") == Approx(16 + (7 + 1) / 2.0));
+  CHECK(num(o, "kv_bytes_per_token") == Approx(layers * 2 * kv_dim * 2 * num(o, "mean_context")));
+  const double roof_kv = num(o, "roofline_with_kv_tokens_per_s");
+  CHECK(roof_kv == Approx(bw / (bytes + num(o, "kv_bytes_per_token"))).epsilon(1e-6));
+  CHECK(roof_kv < roof);
+  CHECK(num(o, "fraction_of_roofline_with_kv") == Approx(dec / roof_kv).epsilon(1e-6));
 }
 
 TEST_CASE("bench decode --verify-rows reports the 1 + k-row step cost against the decode step", "[cli][bench]") {
