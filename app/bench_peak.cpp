@@ -13,6 +13,8 @@
 //              multiply-adds per lane), where the CPU has AVX-512 VNNI. When the model's
 //              linears run quantized, the step's multiply-adds are also given as a fraction
 //              of it: the ceiling of int8 x int8/int4 arithmetic, ~4x the float one.
+//   paired     --steps more steps, each after a short probe of the peak(s): the median of
+//              the per-step fractions, which other load on the machine moves far less.
 //   versus     --versus-quantization Q: the same model with quantization Q, its steps taken
 //              in turns with the first configuration's; the median ratio of adjacent steps.
 // Also prints the pool barriers (parallel regions) per step at batch 1 and at --batch.
@@ -125,6 +127,34 @@ BatchedSteps time_batched_steps(cpu::CpuBackend& be, int batch, int prompt_len, 
   return r;
 }
 
+// Each step's rate against the peak measured just before it. The fraction above compares
+// the median step with the best probe pass of the run, and on a shared host other tenants
+// slow the steps for minutes at a time (the same core's other hardware thread, memory):
+// that fraction then says as much about them as about the kernels. A probe taken right
+// before each step sees the same neighbours, so the per-step ratio holds where the step
+// times drift. Reported beside the plain fraction, not instead of it.
+struct PairedFractions {
+  int steps = 0;
+  double of_fma_peak = 0;   // median over steps of (step FLOP/s) / (probe FLOP/s)
+  double of_int8_peak = 0;  // the same against the int8 dot probe (0: not measured)
+};
+
+PairedFractions time_steps_against_probes(cpu::CpuBackend& be, int batch, int prompt_len, int steps,
+                                          double flops, bool int8) {
+  BatchedDecode d(be, batch, prompt_len, steps);
+  std::vector<double> fma, dot;
+  for (int st = 0; st < steps; ++st) {
+    // measure_fma_peak(pool, 0): its minimum of 3 passes, ~15-30 ms, registers only (the
+    // step's weights and KV stay where they were).
+    const double peak = cpu::measure_fma_peak(be.pool(), 0.0);
+    const double dot_peak = int8 ? quant::measure_int8_dot_peak(be.pool(), 0.0) : 0.0;
+    const double rate = flops / d.step();
+    fma.push_back(rate / peak);
+    if (int8 && dot_peak > 0) dot.push_back(rate / 2 / dot_peak);
+  }
+  return {steps, median(fma), dot.empty() ? 0.0 : median(dot)};
+}
+
 // The same steps of two backends (the model in two configurations), taken in turns A B,
 // B A, A B, ... so that the machine's drift (other tenants, on a shared host) hits both
 // alike: step times swing by tens of percent from minute to minute here, while the ratio
@@ -195,6 +225,8 @@ void run_peak_bench(const PeakOpts& o) {
   const bool quantized_linears = be.quantized(be.layers().begin, kLinQ) != nullptr;
   const double flops = 2.0 * linear_params(be.config()) * o.batch;
   const double gflops = flops / st.median_s / 1e9, best_gflops = flops / st.best_s / 1e9;
+  const PairedFractions paired = time_steps_against_probes(be, o.batch, o.prompt_len, o.steps, flops,
+                                                           quantized_linears && dot_peak > 0);
 
   std::printf("model            %s\n", o.model.c_str());
   std::printf("backend          %s\n", be.name().c_str());
@@ -213,6 +245,9 @@ void run_peak_bench(const PeakOpts& o) {
       std::printf("of int8 peak     %.3f median, %.3f best (the step's multiply-adds over the dot-product peak)\n",
                   gflops * 1e9 / 2 / dot_peak, best_gflops * 1e9 / 2 / dot_peak);
   }
+  std::printf("paired           %.3f of the FMA peak", paired.of_fma_peak);
+  if (paired.of_int8_peak > 0) std::printf(", %.3f of the int8 peak", paired.of_int8_peak);
+  std::printf(" (medians over %d more steps, each against a probe run just before it)\n", paired.steps);
   if (versus)
     std::printf("versus           %s / %s, %d steps each in turns: %.2f / %.2f ms (medians), paired ratio %.3f (median)\n",
                 quant::describe(vq).c_str(), quant::describe(o.quantization).c_str(), vs.pairs,
@@ -242,6 +277,11 @@ void run_peak_bench(const PeakOpts& o) {
     obj["fraction_of_int8_peak"] = dot_peak > 0 && quantized_linears
                                        ? boost::json::value(gflops * 1e9 / 2 / dot_peak)
                                        : boost::json::value(nullptr);
+    obj["paired"] = boost::json::object{
+        {"steps", paired.steps},
+        {"fraction_of_peak_median", paired.of_fma_peak},
+        {"fraction_of_int8_peak_median",
+         paired.of_int8_peak > 0 ? boost::json::value(paired.of_int8_peak) : boost::json::value(nullptr)}};
     if (versus)
       obj["versus"] = boost::json::object{{"quantization", quant::describe(vq)},
                                           {"pairs", vs.pairs},

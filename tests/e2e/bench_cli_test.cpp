@@ -223,6 +223,12 @@ TEST_CASE("bench peak --json reports the FMA peak, the batched step and the barr
   CHECK(integer(o, "barriers_per_step_batch1") >= 0);
   CHECK(str(o, "kv_cache_dtype") == "f16");  // the commands' default KV cache
   CHECK(o.at("versus").is_null());
+  // --steps more steps, each against a probe of the peak run just before it.
+  const json::object& paired = obj(o, "paired");
+  CHECK(integer(paired, "steps") == 3);
+  CHECK(num(paired, "fraction_of_peak_median") > 0);
+  CHECK(num(paired, "fraction_of_peak_median") < 4);  // a float step cannot beat the FMA peak 4x
+  CHECK(paired.at("fraction_of_int8_peak_median").is_null());  // float linears
   const json::object o8 = bench_json("peak --model " + shell_quote(model()) +
                                           " --threads 1 --batch 2 --prompt-len 4 --steps 1 --kv-cache-dtype int8 --json " +
                                           shell_quote(js),
@@ -247,6 +253,13 @@ TEST_CASE("bench peak --json reports the FMA peak, the batched step and the barr
     CHECK(dot > 1e9);
     CHECK(num(q, "fraction_of_int8_peak") == Approx(num(q, "step_gflops_median") * 1e9 / 2 / dot).epsilon(1e-6));
   }
+  const json::object& qp = obj(q, "paired");
+  CHECK(integer(qp, "steps") == 2);
+  CHECK(num(qp, "fraction_of_peak_median") > 0);
+  if (q.at("int8_dot_peak_macs").is_null())
+    CHECK(qp.at("fraction_of_int8_peak_median").is_null());
+  else
+    CHECK(num(qp, "fraction_of_int8_peak_median") > 0);
 }
 
 TEST_CASE("bench peak --versus-quantization times a second configuration in turns", "[cli][bench]") {
