@@ -8,11 +8,10 @@
 // vector. This is ~13: the same two-part ln 2 reduction and the same polynomial (Highway's
 // ExpPoly), so the result is hn::Exp's bits but where x / ln 2 rounds differently at a
 // half-way point (then within an ulp of it; 3 of 854 million inputs swept).
-// Measured (docs/benchmarks.md, session 21): silu_mul_to 0.59-0.63x the time in
-// isolation (`test_cpu "[.silu-bench]"`), a decode plus a 1 + 4-row step at a 1000-token
-// context 0.986-0.989x
-// (the softmax's exponentials); in short-context and batched steps within noise, where
-// SiLU waits on its inputs more than on its arithmetic.
+// Measured (docs/benchmarks.md, session 21): silu_mul_to 0.59-0.63x the time in isolation
+// (`test_cpu "[.silu-bench]"`); a decode step plus a 1 + 4-row step at a 1000-token
+// context 0.986-0.989x (the softmax's exponentials); short-context and batched steps
+// within noise, where SiLU waits on its inputs more than on its arithmetic.
 // Other targets use hn::Exp.
 //
 // Valid for x <= 88.7 (e^x below FLT_MAX), -inf included (gives 0); NaN gives 0, as
