@@ -15,9 +15,9 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "cpu/exp-inl.h"
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
-#include "cpu/exp-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace troupe::cpu::detail {

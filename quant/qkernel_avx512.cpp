@@ -11,13 +11,13 @@
 //
 // GEMV (T = 1) reads each weight byte once, ~1/8 (4-bit) or ~1/4 (8-bit) of F32's bytes;
 // the two interleaved accumulator chains per block keep vpdpbusd latency off the critical
-// path. GEMM (T > 2) runs two tiles x 2-5 tokens per pass (`tile_pair_tokens`, see run()): each
-// broadcast activation word feeds both tiles' vpdpbusd, so a dot product costs 0.75 loads
-// instead of 1.25 (4-bit: 0.625 instead of 1.125), and a pair ran at 0.6-0.9 of the peak
-// where one tile at a time ran at 0.5-0.7 of it (docs/benchmarks.md, session 18).
-// An odd tile, and T <= 2, take the one-tile kernel. Both
-// kernels do the same integer sums and the same float operations in the same order, so a
-// token's result does not depend on which kernel (or batch position) computed it.
+// path. GEMM (T > 2) runs two tiles x 2-5 tokens per pass (`tile_pair_tokens`, see run()):
+// each broadcast activation word feeds both tiles' vpdpbusd, so a dot product costs 0.75
+// loads instead of 1.25 at 4 tokens (4-bit: 0.625 instead of 1.125), and a pair ran at
+// 0.6-0.9 of the peak where one tile at a time ran at 0.5-0.7 of it (docs/benchmarks.md,
+// session 18). An odd tile, and T <= 2, take the one-tile kernel. Both kernels do the same
+// integer sums and the same float operations in the same order, so a token's result does
+// not depend on which kernel (or batch position) computed it.
 //
 // Offsets: vpdpbusd multiplies unsigned by signed bytes. Weights are the unsigned side
 // (4-bit q, or 8-bit q + 128); the constant offset (128, or Q4_0's 8) is removed exactly by
@@ -298,10 +298,9 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
   // the pair kernel. Before, the last T % 4 tokens took the one-tile kernel, tile by tile:
   // a 1 + 4-row verification step ran a 4-token pass and then a 1-token pass per tile.
   // Steps of 3, 5, 6, 7 and 9 rows now take 0.78-0.98x the time (docs/benchmarks.md,
-  // session 21). T <= 2 keeps the one-tile kernel: the streaming GEMV at T = 1, and at
-  // T = 2 a lone 2-token pair pass measured up to 8% slower than two one-tile passes.
-  // (A 5-token pass of Int4 needs 34 zmm; the compiler parks the row sums, touched once
-  // per group, on the stack.)
+  // session 21). T <= 2 keeps the one-tile kernel: the streaming GEMV at T = 1; at T = 2 a
+  // lone 2-token pair pass measured 0.85-1.11x two one-tile passes, depending on the
+  // format and the run, so it stays as it was.
   const int64_t first = T >= 5 && T % kTB == 1 ? 5 : T < kTB ? T : kTB;
   const int64_t passes = T <= 2 ? 0 : 1 + (T - first + kTB - 1) / kTB;
   int64_t tile = tile0;
@@ -314,7 +313,8 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
     const int64_t lines = fetch ? 2 * tile_bytes / 64 : 0;
     for (int64_t t = 0, c = 0; c < passes; ++c) {
       const int64_t tb = c == 0 ? first : T - t < kTB ? T - t : kTB;
-      pair_pass<F>(tb, W, A, t, tile, mask1, y, bias, cpu::PrefetchShare::of(next, lines, c, passes));
+      pair_pass<F>(tb, W, A, t, tile, mask1, y, bias,
+                   cpu::PrefetchShare::of(next, lines, c, passes));
       t += tb;
     }
     if (T <= 2) {
