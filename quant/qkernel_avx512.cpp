@@ -11,11 +11,11 @@
 //
 // GEMV (T = 1) reads each weight byte once, ~1/8 (4-bit) or ~1/4 (8-bit) of F32's bytes;
 // the two interleaved accumulator chains per block keep vpdpbusd latency off the critical
-// path. GEMM (T > 2) runs two tiles x 2-5 tokens per pass (`tile_pair_tokens`, see run()):
+// path. GEMM (T > 1) runs two tiles x 2-5 tokens per pass (`tile_pair_tokens`, see run()):
 // each broadcast activation word feeds both tiles' vpdpbusd, so a dot product costs 0.75
 // loads instead of 1.25 at 4 tokens (4-bit: 0.625 instead of 1.125), and a pair ran at
 // 0.6-0.9 of the peak where one tile at a time ran at 0.5-0.7 of it (docs/benchmarks.md,
-// session 18). An odd tile, and T <= 2, take the one-tile kernel. Both kernels do the same
+// session 18). An odd tile, and T = 1, take the one-tile kernel. Both kernels do the same
 // integer sums and the same float operations in the same order, so a token's result does
 // not depend on which kernel (or batch position) computed it.
 //
@@ -171,7 +171,7 @@ constexpr int64_t kAheadMaxBytes = 64 << 10;
 // float steps, with the k-steps outermost so one activation broadcast serves both tiles.
 // Inlined into run(): called out of line, GCC 12 zeroed the spilled row sums with a
 // `rep stos` per call, which cost Int4 all of its gain on K = 128 (one group per pass).
-template <QFormat F, int TB>
+template <QFormat F, int TB, int NA = (TB <= 3 ? 2 : 1)>
 __attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, const QAct& A,
                                                             int64_t t0, int64_t tile,
                                                             __mmask16 mask1, float* y,
@@ -199,10 +199,16 @@ __attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, co
   // One block of 32 inputs for both tiles and the TB tokens, into acc.
   auto block = [&](int64_t b, __m512 (*acc)[TB]) __attribute__((always_inline)) {
     ahead.step(ahead_per_block);
-    __m512i a[NT][TB];
+    // NA chains of integer dots per (tile, token), taking the block's k-steps in turn and
+    // summed at its end (the same integer sum). One chain is 8 dependent vpdpbusd a
+    // block; 4 or 5 tokens give 8-10 chains, enough to hide the latency, 2 or 3 only 4-6.
+    __m512i a[NA][NT][TB];
     for (int t = 0; t < TB; ++t) {
       const __m512i init = kOffset ? _mm512_set1_epi32(xo[t][b]) : _mm512_setzero_si512();
-      for (int i = 0; i < NT; ++i) a[i][t] = init;
+      for (int i = 0; i < NT; ++i) {
+        a[0][i][t] = init;
+        if constexpr (NA == 2) a[1][i][t] = _mm512_setzero_si512();
+      }
     }
     const int8_t* xb[TB];
     for (int t = 0; t < TB; ++t) xb[t] = xq[t] + b * kBlock;
@@ -210,7 +216,8 @@ __attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, co
     auto step = [&](const __m512i* w, int k) __attribute__((always_inline)) {
       for (int t = 0; t < TB; ++t) {
         const __m512i x = bcast4(xb[t] + 4 * k);
-        for (int i = 0; i < NT; ++i) a[i][t] = _mm512_dpbusd_epi32(a[i][t], w[i], x);
+        for (int i = 0; i < NT; ++i)
+          a[k % NA][i][t] = _mm512_dpbusd_epi32(a[k % NA][i][t], w[i], x);
       }
     };
     for (int j = 0; j < (k4 ? 4 : 8); ++j) {
@@ -228,7 +235,9 @@ __attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, co
       __m512 ds;
       if constexpr (F == QFormat::Q8_0 || F == QFormat::Q4_0) ds = block_scales(W, tile + i, b);
       for (int t = 0; t < TB; ++t) {
-        const __m512 af = _mm512_cvtepi32_ps(a[i][t]), dx = _mm512_set1_ps(xd[t][b]);
+        __m512i sum = a[0][i][t];
+        if constexpr (NA == 2) sum = _mm512_add_epi32(sum, a[1][i][t]);
+        const __m512 af = _mm512_cvtepi32_ps(sum), dx = _mm512_set1_ps(xd[t][b]);
         if constexpr (F == QFormat::Int8 || F == QFormat::Int4)
           acc[i][t] = _mm512_fmadd_ps(af, dx, acc[i][t]);
         else
@@ -298,11 +307,11 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
   // the pair kernel. Before, the last T % 4 tokens took the one-tile kernel, tile by tile:
   // a 1 + 4-row verification step ran a 4-token pass and then a 1-token pass per tile.
   // Steps of 3, 5, 6, 7 and 9 rows now take 0.78-0.98x the time (docs/benchmarks.md,
-  // session 21). T <= 2 keeps the one-tile kernel: the streaming GEMV at T = 1; at T = 2 a
-  // lone 2-token pair pass measured 0.85-1.11x two one-tile passes, depending on the
-  // format and the run, so it stays as it was.
+  // session 21). T = 1 keeps the streaming one-tile GEMV. Passes of 2 or 3 tokens give
+  // each (tile, token) two chains of integer dots (see `block`): with one, a lone 2-token
+  // pass measured 0.85-1.11x two one-tile passes; with two, 0.83-0.94x (110M).
   const int64_t first = T >= 5 && T % kTB == 1 ? 5 : T < kTB ? T : kTB;
-  const int64_t passes = T <= 2 ? 0 : 1 + (T - first + kTB - 1) / kTB;
+  const int64_t passes = T == 1 ? 0 : 1 + (T - first + kTB - 1) / kTB;
   int64_t tile = tile0;
   const int64_t tile_bytes = W.nb * tile_block_bytes(F);
   for (; tile + 1 < tile1; tile += 2) {  // only the matrix's last tile can be partial
@@ -317,9 +326,9 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
                    cpu::PrefetchShare::of(next, lines, c, passes));
       t += tb;
     }
-    if (T <= 2) {
-      tail_tokens<F>(W, A, 0, T, tile, 0xffff, y, bias);
-      tail_tokens<F>(W, A, 0, T, tile + 1, mask1, y, bias);
+    if (T == 1) {
+      tile_tokens<F, 1>(W, A, 0, tile, 0xffff, y, bias);
+      tile_tokens<F, 1>(W, A, 0, tile + 1, mask1, y, bias);
     }
   }
   const int64_t Tp = T / kTB * kTB;  // tokens in whole passes of kTB

@@ -178,8 +178,8 @@ TEST_CASE("qmatmul over several token chunks equals one token at a time", "[quan
 }
 
 // Batch invariance across kernels: the AVX-512 GEMM runs pairs of tiles over passes of 2-5
-// tokens (3 = one pass of 3, 5 = 5, 6 = 4 + 2, 7 = 4 + 3, 9 = 5 + 4) and an odd tile one
-// tile at a time, while T = 1 runs the GEMV. A token's outputs must be the same bits
+// tokens (2 and 3 = one pass, with two dot chains per token; 5 = 5, 6 = 4 + 2, 7 = 4 + 3,
+// 9 = 5 + 4) and an odd tile one tile at a time, while T = 1 runs the GEMV. A token's outputs must be the same bits
 // whichever of them computed it: row counts with a partial second tile of a pair (17), a
 // pair and an odd partial tile (33), and whole tiles only (48), on 1 and 2 threads, with
 // bias.
@@ -191,7 +191,7 @@ TEST_CASE("qmatmul gives a token the same bits alone and in any batch", "[quant]
     set_qisa(isa);
     for (QFormat f : {QFormat::Int8, QFormat::Int4, QFormat::Q8_0, QFormat::Q4_0})
       for (int64_t out : {17, 33, 48})
-        for (int64_t T : {3, 5, 6, 7, 9})
+        for (int64_t T : {2, 3, 5, 6, 7, 9})
           for (cpu::ThreadPool* pool : {&p1, &p2}) {
             const Case c{f, out, in, 128};
             const auto w = test::random_weights(out, in, 7);
