@@ -87,9 +87,10 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   std::printf("decode           %.2f tokens/s (batch 1, best of %d x %d tokens)\n", best_decode, o.repeats, o.gen_tokens);
   std::printf("roofline         %.2f tokens/s\n", roofline);
   std::printf("decode/roofline  %.3f\n", best_decode / roofline);
-  std::printf("KV read/token    %.1f MB (%s cache, mean context %.0f of the decode run)\n", kv_bytes / 1e6,
-              std::string(kv_dtype_name(kv.dtype)).c_str(), mean_context);
-  std::printf("roofline w+KV    %.2f tokens/s (weights and KV cache read per token)\n", roofline_kv);
+  std::printf("KV read/token    %.1f MB (%s cache, mean context %.0f of the decode run)\n",
+              kv_bytes / 1e6, std::string(kv_dtype_name(kv.dtype)).c_str(), mean_context);
+  std::printf("roofline w+KV    %.2f tokens/s (weights and KV cache read per token)\n",
+              roofline_kv);
   std::printf("decode/(w+KV)    %.3f\n", best_decode / roofline_kv);
   std::printf("pool barriers    %.1f per decoded token\n", barriers_per_token);
   VerifyCost vc;

@@ -144,8 +144,8 @@ PairedFractions time_steps_against_probes(cpu::CpuBackend& be, int batch, int pr
   BatchedDecode d(be, batch, prompt_len, steps);
   std::vector<double> fma, dot;
   for (int st = 0; st < steps; ++st) {
-    // measure_fma_peak(pool, 0): its minimum of 3 passes, ~15-30 ms, registers only (the
-    // step's weights and KV stay where they were).
+    // measure_fma_peak(pool, 0) and the int8 probe: the best of at least 3 passes each,
+    // ~15-30 ms apiece, in registers only (the step's weights and KV stay where they were).
     const double peak = cpu::measure_fma_peak(be.pool(), 0.0);
     const double dot_peak = int8 ? quant::measure_int8_dot_peak(be.pool(), 0.0) : 0.0;
     const double rate = flops / d.step();
@@ -225,8 +225,8 @@ void run_peak_bench(const PeakOpts& o) {
   const bool quantized_linears = be.quantized(be.layers().begin, kLinQ) != nullptr;
   const double flops = 2.0 * linear_params(be.config()) * o.batch;
   const double gflops = flops / st.median_s / 1e9, best_gflops = flops / st.best_s / 1e9;
-  const PairedFractions paired = time_steps_against_probes(be, o.batch, o.prompt_len, o.steps, flops,
-                                                           quantized_linears && dot_peak > 0);
+  const PairedFractions paired = time_steps_against_probes(
+      be, o.batch, o.prompt_len, o.steps, flops, quantized_linears && dot_peak > 0);
 
   std::printf("model            %s\n", o.model.c_str());
   std::printf("backend          %s\n", be.name().c_str());
@@ -247,7 +247,8 @@ void run_peak_bench(const PeakOpts& o) {
   }
   std::printf("paired           %.3f of the FMA peak", paired.of_fma_peak);
   if (paired.of_int8_peak > 0) std::printf(", %.3f of the int8 peak", paired.of_int8_peak);
-  std::printf(" (medians over %d more steps, each against a probe run just before it)\n", paired.steps);
+  std::printf(" (medians over %d more steps, each against a probe run just before it)\n",
+              paired.steps);
   if (versus)
     std::printf("versus           %s / %s, %d steps each in turns: %.2f / %.2f ms (medians), paired ratio %.3f (median)\n",
                 quant::describe(vq).c_str(), quant::describe(o.quantization).c_str(), vs.pairs,
@@ -280,8 +281,9 @@ void run_peak_bench(const PeakOpts& o) {
     obj["paired"] = boost::json::object{
         {"steps", paired.steps},
         {"fraction_of_peak_median", paired.of_fma_peak},
-        {"fraction_of_int8_peak_median",
-         paired.of_int8_peak > 0 ? boost::json::value(paired.of_int8_peak) : boost::json::value(nullptr)}};
+        {"fraction_of_int8_peak_median", paired.of_int8_peak > 0
+                                             ? boost::json::value(paired.of_int8_peak)
+                                             : boost::json::value(nullptr)}};
     if (versus)
       obj["versus"] = boost::json::object{{"quantization", quant::describe(vq)},
                                           {"pairs", vs.pairs},

@@ -5,7 +5,7 @@
 // Why not hn::Exp itself: its polynomial is cheap, the work around it is not. It rounds
 // x / ln 2 through integers (and, or, FMA, two conversions) and rebuilds 2^n from exponent
 // bits in two halves (shifts, adds, two multiplies) plus a range select: ~24 operations a
-// vector. This is ~13: the same two-part ln 2 reduction and the same polynomial (Highway's
+// vector. This is ~15: the same two-part ln 2 reduction and the same polynomial (Highway's
 // ExpPoly), so the result is hn::Exp's bits but where x / ln 2 rounds differently at a
 // half-way point (then within an ulp of it; 3 of 854 million inputs swept).
 // Measured (docs/benchmarks.md, session 21): silu_mul_to 0.59-0.63x the time in isolation
@@ -45,6 +45,7 @@ HWY_INLINE hwy::HWY_NAMESPACE::Vec<D> ExpF32(D d, hwy::HWY_NAMESPACE::Vec<D> x) 
     // the polynomial sees |r| <= ln 2 / 2 to within a few ulp.
     V r = hn::MulAdd(n, hn::Set(d, -0.693145751953125f), x);
     r = hn::MulAdd(n, hn::Set(d, -1.428606765330187045e-6f), r);
+    // Highway's own polynomial (an internal of contrib/math, Debian's libhwy 1.0.3).
     const V p = hn::Add(hn::impl::ExpImpl<float>().ExpPoly(d, r), hn::Set(d, 1.0f));
     // p * 2^n in one instruction, overflow to inf and underflow to 0 included.
     return V{_mm512_scalef_ps(p.raw, n.raw)};

@@ -37,7 +37,9 @@ namespace {
 // Tokens per GEMM pass over a pair of tiles (Int4: 4 unpacked weight vectors + 2 tiles x
 // kTB x 3 accumulators, block, group and row = 28 of the 32 zmm). 3 and 5 tokens measured
 // within ~15% of 4 either way at T = 32; one tile at a time (8 weights + 3 * kTB
-// registers) read 6 and 8 tokens no faster than 4.
+// registers) read 6 and 8 tokens no faster than 4. run() still takes one 5-token pass
+// where T % 4 == 1: for Int4 that is 34 zmm and spills, which is why a 1 + 4-row Int4 step
+// gained least from it (0.97-0.98x, docs/benchmarks.md session 21).
 constexpr int kTB = 4;
 constexpr int64_t kPrefetch = 4096;  // bytes ahead in the weight stream (GEMV)
 
@@ -157,7 +159,7 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
   store_tile<F, TB>(W, tile, mask, yacc, t0, y, bias);
 }
 
-// Each 4-token pass over a tile pair fetches its share of the next pair's weights
+// Each pass (2-5 tokens) over a tile pair fetches its share of the next pair's weights
 // (cpu/prefetch_share.h). A pair's weights come from L1/L2 in every pass but the first,
 // which used to wait on DRAM; now the passes over the previous pair have fetched them.
 // One thread, T = 32, weights cold: 0.75-0.95x the time on the 110M shapes, 0.82-0.94x on
@@ -268,7 +270,7 @@ __attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, co
   store_tile<F, TB>(W, tile + 1, mask1, yacc[1], t0, y, bias);
 }
 
-// Tokens [t, T) of one tile, fewer than kTB.
+// Tokens [t, T) of one tile, fewer than kTB (the odd tile out of a thread's range).
 template <QFormat F>
 inline void tail_tokens(const PackedW& W, const QAct& A, int64_t t, int64_t T, int64_t tile,
                         __mmask16 mask, float* y, const float* bias) {

@@ -158,7 +158,8 @@ TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofli
   // V of kv_dim values per layer, 2 bytes each (the model's shape from its config.json).
   const json::object cfg = json::parse(test::read_file(model() + "/config.json")).as_object();
   const double layers = num(cfg, "num_hidden_layers"), heads = num(cfg, "num_attention_heads");
-  const double kv_heads = cfg.contains("num_key_value_heads") ? num(cfg, "num_key_value_heads") : heads;
+  const double kv_heads =
+      cfg.contains("num_key_value_heads") ? num(cfg, "num_key_value_heads") : heads;
   const double kv_dim = num(cfg, "hidden_size") / heads * kv_heads;
   CHECK(num(o, "mean_context") == Approx(16 + (7 + 1) / 2.0));
   CHECK(num(o, "kv_bytes_per_token") == Approx(layers * 2 * kv_dim * 2 * num(o, "mean_context")));

@@ -178,8 +178,9 @@ TEST_CASE("qmatmul over several token chunks equals one token at a time", "[quan
 }
 
 // Batch invariance across kernels: the AVX-512 GEMM runs pairs of tiles over passes of 2-5
-// tokens (2 and 3 = one pass, with two dot chains per token; 5 = 5, 6 = 4 + 2, 7 = 4 + 3,
-// 9 = 5 + 4) and an odd tile one tile at a time, while T = 1 runs the GEMV. A token's outputs must be the same bits
+// tokens (2, 3 and 4 = one pass, 2 and 3 with two dot chains per token; 5 = 5, 6 = 4 + 2,
+// 7 = 4 + 3, 9 = 5 + 4, 13 = 5 + 4 + 4) and an odd tile one tile at a time, while T = 1
+// runs the GEMV. A token's outputs must be the same bits
 // whichever of them computed it: row counts with a partial second tile of a pair (17), a
 // pair and an odd partial tile (33), and whole tiles only (48), on 1 and 2 threads, with
 // bias.
@@ -191,7 +192,7 @@ TEST_CASE("qmatmul gives a token the same bits alone and in any batch", "[quant]
     set_qisa(isa);
     for (QFormat f : {QFormat::Int8, QFormat::Int4, QFormat::Q8_0, QFormat::Q4_0})
       for (int64_t out : {17, 33, 48})
-        for (int64_t T : {2, 3, 5, 6, 7, 9})
+        for (int64_t T : {2, 3, 4, 5, 6, 7, 9, 13})
           for (cpu::ThreadPool* pool : {&p1, &p2}) {
             const Case c{f, out, in, 128};
             const auto w = test::random_weights(out, in, 7);
@@ -199,7 +200,8 @@ TEST_CASE("qmatmul gives a token the same bits alone and in any batch", "[quant]
             const QuantizedMatrix W = make(c, w, raw);
             const auto x = test::random_acts(T, in, 8);
             const std::vector<float> bias(static_cast<size_t>(out), 0.125f);
-            INFO(qisa_name(isa) << " " << qformat_name(f) << " out=" << out << " T=" << T << " threads=" << pool->size());
+            INFO(qisa_name(isa) << " " << qformat_name(f) << " out=" << out << " T=" << T
+                                << " threads=" << pool->size());
             CHECK(tokens_unlike_alone(*pool, W, x, T, bias.data()) == 0);
           }
   }
