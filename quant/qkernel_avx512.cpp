@@ -38,8 +38,9 @@ namespace {
 // kTB x 3 accumulators, block, group and row = 28 of the 32 zmm). 3 and 5 tokens measured
 // within ~15% of 4 either way at T = 32; one tile at a time (8 weights + 3 * kTB
 // registers) read 6 and 8 tokens no faster than 4. run() still takes one 5-token pass
-// where T % 4 == 1: for Int4 that is 34 zmm and spills, which is why a 1 + 4-row Int4 step
-// gained least from it (0.97-0.98x, docs/benchmarks.md session 21).
+// where T % 4 == 1: for Int4 that asks for 34 zmm, so some spill. (A 1 + 4-row step took
+// 0.88x the time with it for 110M INT4, 0.97-0.98x for the grown target's INT4, whose
+// step is bound by the unpacking and group work; docs/benchmarks.md, session 21.)
 constexpr int kTB = 4;
 constexpr int64_t kPrefetch = 4096;  // bytes ahead in the weight stream (GEMV)
 
@@ -164,9 +165,10 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
 // which used to wait on DRAM; now the passes over the previous pair have fetched them.
 // One thread, T = 32, weights cold: 0.75-0.95x the time on the 110M shapes, 0.82-0.94x on
 // K = 128, 0.94-1.01x on K = 16384 (`test_quant "quantized matmul benchmark"`; an L2 hint
-// gained less; docs/benchmarks.md, session 19). Pairs over kAheadMaxBytes (the grown target's down projection, 256-512 KiB)
-// are left to the hardware prefetchers: fetching them gained nothing (0.94-1.01x above),
-// and the next pair beside the current one would fill this core's 1 MiB L2.
+// gained less; docs/benchmarks.md, session 19). Pairs over kAheadMaxBytes (the grown
+// target's down projection, 256-512 KiB) are left to the hardware prefetchers: fetching
+// them gained nothing (0.94-1.01x above), and the next pair beside the current one would
+// fill this core's 1 MiB L2.
 constexpr int64_t kAheadMaxBytes = 64 << 10;
 
 // Rows of tiles `tile` and `tile` + 1 for tokens [t0, t0 + TB): tile_tokens's sums and
