@@ -729,6 +729,14 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     rmsnorm(s.x.data() + t * H, f32(L.ffn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
   observe(l, LinearInput::GateUp, s.xb.data(), T, H);
   const FusedLinear* fused_gate_up = fused_linear(l, FusedGroup::GateUp);
+  const quant::QuantizedMatrix* down = quantized(l, kLinDown);
+  if (down && fused_gate_up && !fused_gate_up->q.empty() && !observer_) {
+    // Both matmuls in one call: gate and up outputs stay in each thread's cache, and
+    // down's input is quantized from there (the same bits as below).
+    quant::qmatmul_glu(pool_, s.xb.data(), T, fused_gate_up->q, silu_mul_to, *down, s.xb.data());
+    add_inplace(s.x.data(), s.xb.data(), T * H);
+    return;
+  }
   if (fused_gate_up)  // one dispatch into rows [gate | up]
     linear_fused(*fused_gate_up, s.xb.data(), T, s.gate_up.data());
   else {
@@ -743,7 +751,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     silu_mul_to(out, gate + t * row_stride + i0, up + t * row_stride + i0, n);
   };
 
-  if (const quant::QuantizedMatrix* down = quantized(l, kLinDown); down && !observer_) {
+  if (down && !observer_) {
     // Made piece by piece as the quantized down projection quantizes it (the same values
     // as below, never written out whole).
     quant::qmatmul_pieces(pool_, down_input, T, *down, s.xb.data());

@@ -40,6 +40,19 @@ constexpr int64_t kRowPiece = 2048;
 void qmatmul_pieces(cpu::ThreadPool& pool, const RowPiece& x, int64_t T,
                     const QuantizedMatrix& W, float* y, const float* bias = nullptr);
 
+// A gated feed-forward block's two matmuls: y = down(glu(gate x, up x)) (+ bias), where
+// gate_up stacks the gate rows over the up rows ([2 I, in], one matrix as the backend fuses
+// them) and down is [out, I]. glu(out, gate, up, n) makes n inputs of down from n gate and
+// up outputs (SwiGLU: cpu::silu_mul_to). The same bits as qmatmul(gate_up) followed by glu
+// on every row and qmatmul(down), without writing gate_up's output out: each thread takes
+// units of <= 512 channels (gate and up rows of the same channels), runs both for a chunk of
+// tokens into a buffer that stays in its L2, and quantizes down's input from there. glu is
+// called on pieces starting at multiples of 128 within a row, possibly concurrently. y may
+// alias x (x is read before y is written).
+using GluFn = void (*)(float* out, const float* gate, const float* up, int64_t n);
+void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& gate_up,
+                 GluFn glu, const QuantizedMatrix& down, float* y, const float* bias = nullptr);
+
 // The int8 dot-product peak of this machine: int8 multiply-adds per second with every pool
 // thread running independent vpdpbusd chains in registers (cpu::best_pass_rate's passes),
 // the ceiling of the quantized kernels' arithmetic as measure_fma_peak is the float one.

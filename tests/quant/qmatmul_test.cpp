@@ -12,7 +12,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <thread>
 
+#include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
 #include "quant/qmatmul.h"
 #include "quant/reference.h"
@@ -247,6 +249,87 @@ TEST_CASE("qmatmul_pieces equals qmatmul on the rows its pieces make", "[quant]"
         CHECK(pieces == whole);
       }
   }
+}
+
+// qmatmul_glu (the feed-forward's gate/up and down matmuls in one call, gate and up outputs
+// never written out) gives the bits of the three steps it replaces: qmatmul of the stacked
+// gate/up matrix, silu_mul_to on each row, qmatmul of down. Units of 128 to 1280 channels
+// (1, 2 and 3 threads; one chunk of T <= 32 tokens, or chunks of 16-64 for T = 33 and 70),
+// a last unit of 16 channels (a partial block) or ending inside an Int4 group, and formats
+// mixed between the two matrices, on every kernel family.
+TEST_CASE("qmatmul_glu equals gate/up, silu_mul_to and down one after another", "[quant]") {
+  IsaGuard guard;
+  struct GluCase {
+    QFormat gu, dn;
+    int gu_group, dn_group;
+    int64_t hidden, I;
+  };
+  cpu::ThreadPool pool1(1), pool2(2), pool3(3);
+  for (QIsa isa : isas()) {
+    set_qisa(isa);
+    for (const GluCase& c : {GluCase{QFormat::Int4, QFormat::Int4, 128, 128, 128, 640},
+                             GluCase{QFormat::Int8, QFormat::Int8, 0, 0, 96, 144},
+                             GluCase{QFormat::Int4, QFormat::Int4, 32, 64, 256, 1040},
+                             GluCase{QFormat::Q8_0, QFormat::Q4_0, 32, 32, 256, 1024},
+                             GluCase{QFormat::Q4_0, QFormat::Int8, 32, 0, 128, 2560}}) {
+      std::vector<uint8_t> raw_g, raw_u, raw_d;
+      const QuantizedMatrix gate = make({c.gu, c.I, c.hidden, c.gu_group}, test::random_weights(c.I, c.hidden, 21), raw_g);
+      const QuantizedMatrix up = make({c.gu, c.I, c.hidden, c.gu_group}, test::random_weights(c.I, c.hidden, 22), raw_u);
+      const QuantizedMatrix down = make({c.dn, c.hidden, c.I, c.dn_group}, test::random_weights(c.hidden, c.I, 23), raw_d);
+      const QuantizedMatrix* parts[] = {&gate, &up};
+      const QuantizedMatrix gate_up = concat_rows(parts);
+      REQUIRE(!gate_up.empty());
+      const std::vector<float> bias(static_cast<size_t>(c.hidden), 0.25f);
+      for (cpu::ThreadPool* pool : {&pool1, &pool2, &pool3})
+        for (int64_t T : {1, 2, 5, 33, 70}) {
+          const auto x = test::random_acts(T, c.hidden, 24);
+          std::vector<float> gu(static_cast<size_t>(T * 2 * c.I)), act(static_cast<size_t>(T * c.I));
+          std::vector<float> expected(static_cast<size_t>(T * c.hidden)), fused(expected.size(), NAN);
+          qmatmul(*pool, x.data(), T, gate_up, gu.data());
+          for (int64_t t = 0; t < T; ++t)
+            cpu::silu_mul_to(act.data() + t * c.I, gu.data() + t * 2 * c.I, gu.data() + t * 2 * c.I + c.I, c.I);
+          qmatmul(*pool, act.data(), T, down, expected.data(), bias.data());
+          qmatmul_glu(*pool, x.data(), T, gate_up, cpu::silu_mul_to, down, fused.data(), bias.data());
+          INFO(qisa_name(isa) << " " << qformat_name(c.gu) << "/" << qformat_name(c.dn) << " I " << c.I
+                              << " T " << T << " threads " << pool->size());
+          CHECK(fused == expected);
+        }
+    }
+  }
+}
+
+// The activation scratch is per thread and shared by every matrix a thread multiplies: an
+// Int4 matmul must not pick up the integer start values a Q4_0 matmul of the same width
+// left there (the AVX2 kernel read them, so an Int4 matrix after a Q4_0 one came out wrong).
+TEST_CASE("an Int4 qmatmul gives the same bits after a Q4_0 qmatmul on the same thread", "[quant]") {
+  IsaGuard guard;
+  cpu::ThreadPool pool(1);
+  const int64_t out = 48, in = 256, T = 3;
+  std::vector<uint8_t> raw;
+  const QuantizedMatrix q4_0 = make({QFormat::Q4_0, out, in, 32}, {}, raw);
+  const QuantizedMatrix int4 = quantize_int4(test::random_weights(out, in, 5).data(), out, in, 128);
+  const auto x = test::random_acts(T, in, 6);
+  std::vector<float> before(size_t(T * out)), after(before.size()), other(before.size());
+  for (QIsa isa : isas()) {
+    set_qisa(isa);
+    std::thread([&] {  // a fresh thread: a fresh scratch
+      cpu::ThreadPool fresh(1);
+      qmatmul(fresh, x.data(), T, int4, before.data());
+    }).join();
+    qmatmul(pool, x.data(), T, q4_0, other.data());
+    qmatmul(pool, x.data(), T, int4, after.data());
+    INFO(qisa_name(isa));
+    CHECK(after == before);
+  }
+}
+
+TEST_CASE("qmatmul_glu rejects a gate/up matrix that does not match down", "[quant]") {
+  cpu::ThreadPool pool(1);
+  const QuantizedMatrix gate_up = quantize_int8(test::random_weights(96, 64, 1).data(), 96, 64);
+  const QuantizedMatrix down = quantize_int8(test::random_weights(64, 64, 2).data(), 64, 64);
+  std::vector<float> x(64, 0.5f), y(64);
+  REQUIRE_THROWS_WITH(qmatmul_glu(pool, x.data(), 1, gate_up, cpu::silu_mul_to, down, y.data()),
+                      Catch::Contains("gate_up has 96 rows for a down projection of 64 inputs"));
 }
 
 TEST_CASE("qmatmul kernel families agree and threads do not change results", "[quant]") {
