@@ -72,19 +72,48 @@ constexpr int64_t kMinParallelActs = int64_t(1) << 18;
 constexpr int64_t kActChunkBytes = int64_t(256) << 10;
 constexpr int64_t kMinTokenChunk = 32;
 
-// qmatmul_glu's units of work: channels (gate and up rows) a multiple of every Int4 group, so
-// a unit's blocks of the down projection's input are whole groups. Its gate and up outputs
-// for a chunk of tokens are held in kGluBufBytes (in L2). Steps of up to kGluOneChunk tokens
-// take one chunk, so the units may be as large as that buffer allows (a 1B GEMV in units of
-// 128 channels ran 1.09x the time of one call over the whole matrix). Longer ones stream a
-// unit's weights once per chunk: the unit stays within kGluUnitWeightBytes and kMaxGluUnit
-// so that those stay in L2 too (units of 512 on the 1B shape, 1 MiB of INT4, made a
-// 512-token prefill 0.75-0.9x as fast).
+// qmatmul_glu's units of work: a unit is a range of channels, the gate rows and the up rows
+// of the same channels, whose outputs for a chunk of tokens its thread keeps in a buffer
+// in L2 (kGluBufBytes) to quantize down's input from. Units are multiples of every Int4
+// group (kGluUnitAlign), so that a unit's blocks of down's input are whole groups. Steps
+// of up to kGluOneChunk tokens take one chunk, so their units may be as large as the buffer
+// allows (a 1B INT4 GEMV in units of 128 channels ran 1.09x the time of one call over the
+// whole matrix). Longer steps stream a unit's weights once per chunk, so its gate and up
+// weights stay within kGluUnitWeightBytes and kMaxGluUnit channels, in L2 too (units of 512
+// on the 1B shape, 1 MiB of INT4, made a 512-token prefill 0.75-0.9x as fast).
 constexpr int64_t kGluUnitAlign = 128;
 constexpr int64_t kGluBufBytes = int64_t(128) << 10;
 constexpr int64_t kGluOneChunk = 32;
 constexpr int64_t kMaxGluUnit = 512;
 constexpr int64_t kGluUnitWeightBytes = int64_t(256) << 10;
+
+struct GluPlan {
+  int64_t unit;    // channels per unit (the last may have fewer)
+  int64_t units;   // ceil(I / unit)
+  int64_t tokens;  // tokens per chunk
+};
+
+// I channels, T tokens; row_bytes: one gate or up row's packed weights. The pool deals out
+// whole units in equal counts, so there are a multiple of `threads` of them, as few as the
+// cap allows, and of nearly equal size (units of the cap and a remainder left one grown
+// target thread 9600 channels and the other 6784): at least two per thread where compute
+// bound (balance), one at T = 1, where each is two weight streams to ramp up on (grown
+// INT4 GEMV steps took 0.89-0.92x the time of the three-step path with one unit a thread,
+// 0.93-0.95x with two; 110M 1.00-1.02x and 1.01-1.03x; docs/benchmarks.md, session 22).
+GluPlan plan_glu(int64_t I, int64_t T, int threads, int64_t row_bytes) {
+  const bool one_chunk = T <= kGluOneChunk;
+  const int64_t cap = one_chunk ? kGluBufBytes / (2 * int64_t(sizeof(float)) * T)
+                                : std::min(kMaxGluUnit, kGluUnitWeightBytes / (2 * row_bytes));
+  const int64_t cap_aligns = std::max<int64_t>(1, cap / kGluUnitAlign);
+  const int64_t aligns = (I + kGluUnitAlign - 1) / kGluUnitAlign;
+  const int64_t per_thread =
+      std::max<int64_t>(T == 1 ? 1 : 2, (aligns + threads * cap_aligns - 1) / (threads * cap_aligns));
+  const int64_t unit = kGluUnitAlign * ((aligns + threads * per_thread - 1) / (threads * per_thread));
+  // A multiple of 16 tokens when chunked, as run_qmatmul's chunks.
+  const int64_t tokens =
+      one_chunk ? T : std::max<int64_t>(16, kGluBufBytes / (2 * unit * int64_t(sizeof(float))) / 16 * 16);
+  return {unit, (I + unit - 1) / unit, tokens};
+}
 
 }  // namespace
 
@@ -271,20 +300,8 @@ void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const Quantiz
   if (T <= 0 || down.rows() <= 0) return;
   const detail::PackedW G = gate_up.packed(), D = down.packed();
   const int64_t in = gate_up.cols();
-  // Two units per thread where the channels allow it (balance), each as large as the
-  // buffer (and for long steps L2) allows.
-  const int64_t per_thread = (I + 2 * pool.size() - 1) / (2 * pool.size());
-  const int64_t row_bytes = G.nb * tile_block_bytes(G.fmt) / kTileRows;  // one gate or up row
-  const bool one_chunk = T <= kGluOneChunk;
-  const int64_t cap = one_chunk ? kGluBufBytes / (2 * int64_t(sizeof(float)) * T)
-                                : std::min(kMaxGluUnit, kGluUnitWeightBytes / (2 * row_bytes));
-  const int64_t unit =
-      kGluUnitAlign * std::max<int64_t>(1, std::min((per_thread + kGluUnitAlign - 1) / kGluUnitAlign,
-                                                    cap / kGluUnitAlign));
-  const int64_t units = (I + unit - 1) / unit;
-  // Tokens per chunk: all of them, or a multiple of 16 as run_qmatmul's chunks.
-  const int64_t tc =
-      one_chunk ? T : std::max<int64_t>(16, kGluBufBytes / (2 * unit * int64_t(sizeof(float))) / 16 * 16);
+  const GluPlan plan = plan_glu(I, T, pool.size(), G.nb * tile_block_bytes(G.fmt) / kTileRows);
+  const int64_t unit = plan.unit, units = plan.units, tc = plan.tokens;
   run_qmatmul(pool, T, down, y, bias, [&](const Kernels& k, Scratch& s, int64_t stride) {
     thread_local Scratch gu_tls;  // gate_up's input; s (the caller's) is down's
     Scratch& g = gu_tls;

@@ -45,10 +45,11 @@ void qmatmul_pieces(cpu::ThreadPool& pool, const RowPiece& x, int64_t T,
 // them) and down is [out, I]. glu(out, gate, up, n) makes n inputs of down from n gate and
 // up outputs (SwiGLU: cpu::silu_mul_to). The same bits as qmatmul(gate_up) followed by glu
 // on every row and qmatmul(down), without writing gate_up's output out: each thread takes
-// units of <= 512 channels (gate and up rows of the same channels), runs both for a chunk of
-// tokens into a buffer that stays in its L2, and quantizes down's input from there. glu is
-// called on pieces starting at multiples of 128 within a row, possibly concurrently. y may
-// alias x (x is read before y is written).
+// units of channels (gate and up rows of the same channels, qmatmul.cpp's plan_glu), runs
+// both for a chunk of tokens into a buffer that stays in its L2, and quantizes down's input
+// from there. glu is called on pieces starting at multiples of 128 within a row, possibly
+// concurrently. y may alias x (x is read before y is written). For float weights the same
+// split measured no faster (docs/benchmarks.md, session 22), so they keep three steps.
 using GluFn = void (*)(float* out, const float* gate, const float* up, int64_t n);
 void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& gate_up,
                  GluFn glu, const QuantizedMatrix& down, float* y, const float* bias = nullptr);
