@@ -77,10 +77,11 @@ constexpr int64_t kMinTokenChunk = 32;
 // in L2 (kGluBufBytes) to quantize down's input from. Units are multiples of every Int4
 // group (kGluUnitAlign), so that a unit's blocks of down's input are whole groups. Steps
 // of up to kGluOneChunk tokens take one chunk, so their units may be as large as the buffer
-// allows (a 1B INT4 GEMV in units of 128 channels ran 1.09x the time of one call over the
-// whole matrix). Longer steps stream a unit's weights once per chunk, so its gate and up
-// weights stay within kGluUnitWeightBytes and kMaxGluUnit channels, in L2 too (units of 512
-// on the 1B shape, 1 MiB of INT4, made a 512-token prefill 0.75-0.9x as fast).
+// allows (a 1B INT4 GEMV in units of 128 channels took 1.085-1.087x the time of one call
+// over the whole matrix). Longer steps stream a unit's weights once per chunk, so its gate
+// and up weights stay within kGluUnitWeightBytes and kMaxGluUnit channels, in L2 too (units
+// of 512 on the 1B shape, 1 MiB of INT4, ran a 512-token prefill at 0.76x and 0.92x the
+// speed; docs/benchmarks.md, session 22).
 constexpr int64_t kGluUnitAlign = 128;
 constexpr int64_t kGluBufBytes = int64_t(128) << 10;
 constexpr int64_t kGluOneChunk = 32;

@@ -253,8 +253,8 @@ TEST_CASE("qmatmul_pieces equals qmatmul on the rows its pieces make", "[quant]"
 
 // qmatmul_glu (the feed-forward's gate/up and down matmuls in one call, gate and up outputs
 // never written out) gives the bits of the three steps it replaces: qmatmul of the stacked
-// gate/up matrix, silu_mul_to on each row, qmatmul of down. Units of 128 to 1280 channels
-// (1, 2 and 3 threads; one chunk of T <= 32 tokens, or chunks of 16-64 for T = 33 and 70),
+// gate/up matrix, silu_mul_to on each row, qmatmul of down. Units of 128 to 2560 channels
+// (1, 2 and 3 threads; one chunk of T <= 32 tokens, or chunks of 32-64 for T = 33 and 70),
 // a last unit of 16 channels (a partial block) or ending inside an Int4 group, and formats
 // mixed between the two matrices, on every kernel family.
 TEST_CASE("qmatmul_glu equals gate/up, silu_mul_to and down one after another", "[quant]") {
