@@ -192,12 +192,16 @@ void finish_blocks(const detail::PackedW& P, const Kernels& k, Scratch& s, int64
                    int64_t b1) {
   const float* d = s.d.data() + t * P.nb;
   const int32_t* sum = s.sum.data() + t * P.nb;
-  // Written for Int4 too: the AVX2 kernel adds the start value for every format, and the
-  // scratch holds whatever the thread's last matrix left (a Q4_0 matrix's -8 * sums made
-  // the next Int4 matmul on that thread wrong).
-  const int32_t offset = P.fmt == QFormat::Int4 ? 0 : P.fmt == QFormat::Q4_0 ? 8 : k.offset8;
-  for (int64_t b = b0; b < b1; ++b) s.off[t * P.nb + b] = -offset * sum[b];
-  if (P.fmt != QFormat::Int4) return;
+  int32_t* off = s.off.data() + t * P.nb;
+  if (P.fmt != QFormat::Int4) {
+    const int32_t offset = P.fmt == QFormat::Q4_0 ? 8 : k.offset8;
+    for (int64_t b = b0; b < b1; ++b) off[b] = -offset * sum[b];
+    return;
+  }
+  // Zeros for Int4: the AVX2 kernel adds the start value for every format, and the scratch
+  // holds whatever the thread's last matrix left (a Q4_0 matrix's -8 * sums made the next
+  // Int4 matmul on that thread wrong).
+  std::fill(off + b0, off + b1, 0);
   for (int64_t g = b0 / P.group_blocks; g < b1 / P.group_blocks; ++g) {  // z * s * this is Int4's zero-point term
     float gs = 0.0f;
     for (int64_t b = g * P.group_blocks; b < (g + 1) * P.group_blocks; ++b)
