@@ -652,8 +652,8 @@ void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
 }
 
 // silu_mul pieces of a multi-row step: a multiple of every vector width, so that each piece
-// but a row's last is whole vectors (the pieces qmatmul_pieces asks for).
-constexpr int64_t kSiluPiece = quant::kRowPiece;
+// but a row's last is whole vectors (8 KiB of output each).
+constexpr int64_t kSiluPiece = 2048;
 
 void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   const auto& c = w_.config;
@@ -729,11 +729,15 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     rmsnorm(s.x.data() + t * H, f32(L.ffn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
   observe(l, LinearInput::GateUp, s.xb.data(), T, H);
   const FusedLinear* fused_gate_up = fused_linear(l, FusedGroup::GateUp);
-  const quant::QuantizedMatrix* down = quantized(l, kLinDown);
-  if (down && fused_gate_up && !fused_gate_up->q.empty() && !observer_) {
-    // Both matmuls in one call: gate and up outputs stay in each thread's cache, and
-    // down's input is quantized from there (the same bits as below).
-    quant::qmatmul_glu(pool_, s.xb.data(), T, fused_gate_up->q, silu_mul_to, *down, s.xb.data());
+  const quant::QuantizedMatrix* qgate = quantized(l, kLinGate);
+  const quant::QuantizedMatrix* qup = quantized(l, kLinUp);
+  const quant::QuantizedMatrix* qdown = quantized(l, kLinDown);
+  if (qgate && qup && qdown && !observer_ && quant::qmatmul_glu_fits(*qgate, *qup, *qdown)) {
+    // The feed-forward in one call: gate and up outputs stay in each thread's cache, and
+    // down's input is quantized from there (the same bits as below; stacked or not, gate
+    // and up are separate matrices here, views of the stack when fused). The observer
+    // needs down's input written out.
+    quant::qmatmul_glu(pool_, s.xb.data(), T, *qgate, *qup, silu_mul_to, *qdown, s.xb.data());
     add_inplace(s.x.data(), s.xb.data(), T * H);
     return;
   }
@@ -743,21 +747,10 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     linear(l, kLinGate, s.xb.data(), T, s.gate.data());
     linear(l, kLinUp, s.xb.data(), T, s.up.data());
   }
-  // Token t's gate and up rows, and columns [i0, i0 + n) of down_proj's input made from them.
+  // Token t's gate and up rows.
   const int64_t row_stride = fused_gate_up ? 2 * I : I;
   float* gate = fused_gate_up ? s.gate_up.data() : s.gate.data();
   const float* up = fused_gate_up ? s.gate_up.data() + I : s.up.data();
-  const quant::RowPiece down_input = [&](int64_t t, int64_t i0, int64_t n, float* out) {
-    silu_mul_to(out, gate + t * row_stride + i0, up + t * row_stride + i0, n);
-  };
-
-  if (down && !observer_) {
-    // Made piece by piece as the quantized down projection quantizes it (the same values
-    // as below, never written out whole).
-    quant::qmatmul_pieces(pool_, down_input, T, *down, s.xb.data());
-    add_inplace(s.x.data(), s.xb.data(), T * H);
-    return;
-  }
 
   float* act = s.gate.data();  // silu(gate) * up, [T, I]: down_proj's input
   if (T == 1) {
@@ -773,7 +766,8 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     pool_.parallel_for(T * per_row, 1, [&](int, int64_t b, int64_t e) {
       for (int64_t j = b; j < e; ++j) {
         const int64_t t = j / per_row, c = j % per_row * kSiluPiece;
-        down_input(t, c, std::min(kSiluPiece, I - c), act + t * I + c);
+        silu_mul_to(act + t * I + c, gate + t * row_stride + c, up + t * row_stride + c,
+                    std::min(kSiluPiece, I - c));
       }
     });
   }

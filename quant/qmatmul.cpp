@@ -267,48 +267,29 @@ void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMa
   });
 }
 
-void qmatmul_pieces(cpu::ThreadPool& pool, const RowPiece& x, int64_t T,
-                    const QuantizedMatrix& W, float* y, const float* bias) {
-  const int64_t in = W.cols();
-  if (T <= 0 || W.rows() <= 0) return;
-  const detail::PackedW P = W.packed();
-  // Int4 groups (32, 64 or 128 inputs, qtensor.h) never straddle two pieces.
-  static_assert(kRowPiece % 128 == 0);
-  const int64_t pieces = (in + kRowPiece - 1) / kRowPiece;
-  run_qmatmul(pool, T, W, y, bias, [&](const Kernels& k, Scratch& s, int64_t stride) {
-    // A unit is one piece of one token; the last piece of a row also zero-fills the
-    // padding blocks past `in`, as qmatmul's quantization of the whole row does.
-    auto quantize = [&](int, int64_t u0, int64_t u1) {
-      alignas(64) float buf[kRowPiece];
-      for (int64_t u = u0; u < u1; ++u) {
-        const int64_t t = u / pieces, i0 = u % pieces * kRowPiece, n = std::min(kRowPiece, in - i0);
-        const int64_t b0 = i0 / kBlock, b1 = u % pieces == pieces - 1 ? P.nb : b0 + kRowPiece / kBlock;
-        x(t, i0, n, buf);
-        k.quantize(buf, n, b1 - b0, s.q.data() + t * stride + i0, s.d.data() + t * P.nb + b0,
-                   s.sum.data() + t * P.nb + b0);
-        finish_blocks(P, k, s, t, b0, b1);
-      }
-    };
-    if (T > 1)
-      pool.parallel_for(T * pieces, 1, quantize);
-    else
-      quantize(0, 0, pieces);
-  });
+bool qmatmul_glu_fits(const QuantizedMatrix& gate, const QuantizedMatrix& up,
+                      const QuantizedMatrix& down) {
+  const int64_t I = down.cols();
+  return gate.format() == up.format() && gate.group() == up.group() && gate.cols() == up.cols() &&
+         gate.rows() == I && up.rows() == I && I % kTileRows == 0;
 }
 
-void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& gate_up,
-                 GluFn glu, const QuantizedMatrix& down, float* y, const float* bias) {
+void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& gate,
+                 const QuantizedMatrix& up, GluFn glu, const QuantizedMatrix& down, float* y,
+                 const float* bias) {
   const int64_t I = down.cols();
-  if (gate_up.rows() != 2 * I || I % kTileRows != 0)
-    fail("qmatmul_glu: gate_up has {} rows for a down projection of {} inputs (needs twice as "
-         "many, the inputs a multiple of {})", gate_up.rows(), I, kTileRows);
+  if (!qmatmul_glu_fits(gate, up, down))
+    fail("qmatmul_glu: gate [{}, {}] and up [{}, {}] must be alike, with as many rows as down "
+         "has inputs ({}), a multiple of {}", gate.rows(), gate.cols(), up.rows(), up.cols(), I,
+         kTileRows);
   if (T <= 0 || down.rows() <= 0) return;
-  const detail::PackedW G = gate_up.packed(), D = down.packed();
-  const int64_t in = gate_up.cols();
+  // G and U share their activation blocks (the same format, group and width).
+  const detail::PackedW G = gate.packed(), U = up.packed(), D = down.packed();
+  const int64_t in = gate.cols();
   const GluPlan plan = plan_glu(I, T, pool.size(), G.nb * tile_block_bytes(G.fmt) / kTileRows);
   const int64_t unit = plan.unit, units = plan.units, tc = plan.tokens;
   run_qmatmul(pool, T, down, y, bias, [&](const Kernels& k, Scratch& s, int64_t stride) {
-    thread_local Scratch gu_tls;  // gate_up's input; s (the caller's) is down's
+    thread_local Scratch gu_tls;  // gate's and up's input; s (the caller's) is down's
     Scratch& g = gu_tls;
     const int64_t gstride = size_scratch(g, G, T);
     quantize_rows(pool, k, G, x, T, in, g, gstride);
@@ -319,8 +300,8 @@ void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const Quantiz
       row.resize(static_cast<size_t>(unit));
       for (int64_t u = u0; u < u1; ++u) {
         const int64_t c0 = u * unit, n = std::min(unit, I - c0), tiles = n / kTileRows;
-        const detail::PackedW gate = tile_rows(G, c0 / kTileRows, c0 / kTileRows + tiles);
-        const detail::PackedW up = tile_rows(G, (I + c0) / kTileRows, (I + c0) / kTileRows + tiles);
+        const detail::PackedW gate_unit = tile_rows(G, c0 / kTileRows, c0 / kTileRows + tiles);
+        const detail::PackedW up_unit = tile_rows(U, c0 / kTileRows, c0 / kTileRows + tiles);
         // The last unit also zero-fills the padding blocks past I, as qmatmul's
         // quantization of the whole row does.
         const int64_t b0 = c0 / kBlock, b1 = u == units - 1 ? D.nb : b0 + n / kBlock;
@@ -329,8 +310,8 @@ void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const Quantiz
           float* gy = buf.data();
           float* uy = buf.data() + tn * n;
           const detail::QAct A = act_view(g, G, gstride, t0);
-          k.tiles(gate, A, tn, 0, tiles, gy, nullptr);
-          k.tiles(up, A, tn, 0, tiles, uy, nullptr);
+          k.tiles(gate_unit, A, tn, 0, tiles, gy, nullptr);
+          k.tiles(up_unit, A, tn, 0, tiles, uy, nullptr);
           for (int64_t t = t0; t < t0 + tn; ++t) {
             glu(row.data(), gy + (t - t0) * n, uy + (t - t0) * n, n);
             k.quantize(row.data(), n, b1 - b0, s.q.data() + t * stride + c0,

@@ -11,7 +11,6 @@
 // order as Q8_0's own weight error (0.65%; 0.8-1.3% in total). Float activations would
 // cost 4x the instructions per weight and give up VNNI for prefill.
 #include <cstdint>
-#include <functional>
 #include <string_view>
 
 #include "cpu/thread_pool.h"
@@ -26,33 +25,24 @@ namespace troupe::quant {
 void qmatmul(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& W,
              float* y, const float* bias = nullptr);
 
-// Input columns [i0, i0 + n) of token t, written to out (n <= kRowPiece).
-using RowPiece = std::function<void(int64_t t, int64_t i0, int64_t n, float* out)>;
-// Pieces start at multiples of this within a row: a multiple of every SIMD width and of
-// every Int4 group, and small enough (8 KiB) to stay in L1 between making and quantizing.
-constexpr int64_t kRowPiece = 2048;
-
-// qmatmul on an input made piece by piece: each piece is quantized from a small buffer
-// right after x() makes it, so an input computed from other buffers (the down projection's
-// silu(gate) * up) is never written out whole and read back. The same results as qmatmul
-// on the rows the pieces make up. x is called once per piece, possibly concurrently, from
-// the pool's threads.
-void qmatmul_pieces(cpu::ThreadPool& pool, const RowPiece& x, int64_t T,
-                    const QuantizedMatrix& W, float* y, const float* bias = nullptr);
-
-// A gated feed-forward block's two matmuls: y = down(glu(gate x, up x)) (+ bias), where
-// gate_up stacks the gate rows over the up rows ([2 I, in], one matrix as the backend fuses
-// them) and down is [out, I]. glu(out, gate, up, n) makes n inputs of down from n gate and
-// up outputs (SwiGLU: cpu::silu_mul_to). The same bits as qmatmul(gate_up) followed by glu
-// on every row and qmatmul(down), without writing gate_up's output out: each thread takes
-// units of channels (gate and up rows of the same channels, qmatmul.cpp's plan_glu), runs
-// both for a chunk of tokens into a buffer that stays in its L2, and quantizes down's input
-// from there. glu is called on pieces starting at multiples of 128 within a row, possibly
-// concurrently. y may alias x (x is read before y is written). For float weights the same
-// split measured no faster (docs/benchmarks.md, session 22), so they keep three steps.
+// A gated feed-forward block's two matmuls: y = down(glu(gate x, up x)) (+ bias), with gate
+// and up [I, in] (the backend passes the two halves of its stacked gate/up matrix, or two
+// matrices when unstacked) and down [out, I]. glu(out, gate, up, n) makes n inputs of down
+// from n gate and up outputs (SwiGLU: cpu::silu_mul_to). The same bits as qmatmul(gate),
+// qmatmul(up), glu on every row and qmatmul(down), without writing gate and up outputs out:
+// each thread takes units of channels (qmatmul.cpp's plan_glu), runs both matrices' rows of
+// its unit for a chunk of tokens into a buffer that stays in its L2, and quantizes down's
+// input from there. glu is called on pieces starting at multiples of 128 within a row,
+// possibly concurrently. y may alias x (x is read before y is written). For float weights
+// the same split measured no faster (docs/benchmarks.md, session 22).
 using GluFn = void (*)(float* out, const float* gate, const float* up, int64_t n);
-void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& gate_up,
-                 GluFn glu, const QuantizedMatrix& down, float* y, const float* bias = nullptr);
+// Whether qmatmul_glu takes these matrices: gate and up alike (format, group, shape, I a
+// multiple of 16 rows so both split into whole tiles), down with I inputs.
+bool qmatmul_glu_fits(const QuantizedMatrix& gate, const QuantizedMatrix& up,
+                      const QuantizedMatrix& down);
+void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const QuantizedMatrix& gate,
+                 const QuantizedMatrix& up, GluFn glu, const QuantizedMatrix& down, float* y,
+                 const float* bias = nullptr);
 
 // The int8 dot-product peak of this machine: int8 multiply-adds per second with every pool
 // thread running independent vpdpbusd chains in registers (cpu::best_pass_rate's passes),

@@ -56,7 +56,7 @@ struct Run {
 };
 
 // With the observer on, the quantized feed-forward takes its separate steps (the observer
-// sees down's input written out); without it, one qmatmul_glu call.
+// sees down's input written out); without it, one qmatmul_glu call (stacked or not).
 Run run(cpu::CpuBackend& be, int64_t vocab, bool observe = true) {
   Run r;
   be.set_observer(observe ? &r.rec : nullptr);
@@ -103,16 +103,20 @@ void check_same(const std::string& path, cpu::CpuBackendOptions o, bool float_we
     }
   }
   CHECK(fused.weight_bytes_per_token() == unfused.weight_bytes_per_token());
-  const Run a = run(fused, vocab), b = run(unfused, vocab), c = run(fused, vocab, false);
+  const Run a = run(fused, vocab), b = run(unfused, vocab), c = run(fused, vocab, false),
+            d = run(unfused, vocab, false);
   REQUIRE(a.logits.size() == b.logits.size());
   REQUIRE(c.logits.size() == b.logits.size());
+  REQUIRE(d.logits.size() == b.logits.size());
   for (size_t i = 0; i < a.logits.size(); ++i) {
     INFO("step " << i);
     REQUIRE(a.logits[i] == b.logits[i]);  // bit for bit
     REQUIRE(c.logits[i] == b.logits[i]);
+    REQUIRE(d.logits[i] == b.logits[i]);
   }
   CHECK(a.hidden == b.hidden);
   CHECK(c.hidden == b.hidden);
+  CHECK(d.hidden == b.hidden);
   REQUIRE(a.rec.seen.size() == b.rec.seen.size());
   CHECK(a.rec.seen == b.rec.seen);
 }

@@ -209,54 +209,13 @@ TEST_CASE("qmatmul gives a token the same bits alone and in any batch", "[quant]
   }
 }
 
-// qmatmul_pieces (the quantized down projection's input made piece by piece from gate and
-// up) gives the bits qmatmul gives on the same rows written out whole: rows shorter than a
-// piece and of 1, 2 and 2.x pieces (the last piece with a partial block, and Int4 rows
-// whose last group pads whole blocks past the input), every format and Int4 group size,
-// one token and several, on every kernel family.
-TEST_CASE("qmatmul_pieces equals qmatmul on the rows its pieces make", "[quant]") {
-  IsaGuard guard;
-  cpu::ThreadPool pool1(1), pool2(2);
-  for (QIsa isa : isas()) {
-    set_qisa(isa);
-    for (const Case& c : {Case{QFormat::Int8, 21, kRowPiece, 0}, Case{QFormat::Int8, 7, 300, 0},
-                          Case{QFormat::Int4, 19, 2 * kRowPiece + 100, 128}, Case{QFormat::Int4, 9, 1100, 128},
-                          Case{QFormat::Int4, 11, kRowPiece + 32, 128}, Case{QFormat::Int4, 17, kRowPiece + 64, 32},
-                          Case{QFormat::Int4, 5, 2 * kRowPiece, 64}, Case{QFormat::Q8_0, 18, kRowPiece + 32, 32},
-                          Case{QFormat::Q4_0, 33, 2 * kRowPiece + 96, 32}})
-      for (int64_t T : {1, 2, 5, 33}) {
-        const auto w = test::random_weights(c.out, c.in, 11);
-        std::vector<uint8_t> raw;
-        const QuantizedMatrix W = make(c, w, raw);
-        // Two source buffers the rows are a function of (here their sum), row stride 2 * in.
-        const auto a = test::random_acts(T, 2 * c.in, 12);
-        std::vector<float> x(static_cast<size_t>(T * c.in));
-        for (int64_t t = 0; t < T; ++t)
-          for (int64_t i = 0; i < c.in; ++i)
-            x[size_t(t * c.in + i)] = a[size_t(t * 2 * c.in + i)] + a[size_t(t * 2 * c.in + c.in + i)];
-        std::vector<float> whole(static_cast<size_t>(T * c.out)), pieces(whole.size(), NAN);
-        const std::vector<float> bias(static_cast<size_t>(c.out), 0.5f);
-        cpu::ThreadPool& pool = T == 1 ? pool1 : pool2;
-        qmatmul(pool, x.data(), T, W, whole.data(), bias.data());
-        std::atomic<int64_t> made{0};
-        qmatmul_pieces(pool, [&](int64_t t, int64_t i0, int64_t n, float* out) {
-          for (int64_t i = 0; i < n; ++i)
-            out[i] = a[size_t(t * 2 * c.in + i0 + i)] + a[size_t(t * 2 * c.in + c.in + i0 + i)];
-          made += n;
-        }, T, W, pieces.data(), bias.data());
-        INFO(qisa_name(isa) << " " << qformat_name(c.fmt) << " in " << c.in << " T " << T);
-        CHECK(made == T * c.in);
-        CHECK(pieces == whole);
-      }
-  }
-}
-
 // qmatmul_glu (the feed-forward's gate/up and down matmuls in one call, gate and up outputs
 // never written out) gives the bits of the three steps it replaces: qmatmul of the stacked
 // gate/up matrix, silu_mul_to on each row, qmatmul of down. Units of 128 to 2560 channels
 // (1, 2 and 3 threads; one chunk of T <= 32 tokens, or chunks of 32-64 for T = 33 and 70),
-// a last unit of 16 channels (a partial block) or ending inside an Int4 group, and formats
-// mixed between the two matrices, on every kernel family.
+// a last unit of 16 channels (a partial block) or ending inside an Int4 group, formats
+// mixed between gate/up and down, gate and up as the stack's two halves and as two
+// matrices, on every kernel family.
 TEST_CASE("qmatmul_glu equals gate/up, silu_mul_to and down one after another", "[quant]") {
   IsaGuard guard;
   struct GluCase {
@@ -279,6 +238,8 @@ TEST_CASE("qmatmul_glu equals gate/up, silu_mul_to and down one after another", 
       const QuantizedMatrix* parts[] = {&gate, &up};
       const QuantizedMatrix gate_up = concat_rows(parts);
       REQUIRE(!gate_up.empty());
+      // As the backend runs them: the halves of the stack (views), and unstacked.
+      const QuantizedMatrix gate_view = gate_up.row_slice(0, c.I), up_view = gate_up.row_slice(c.I, 2 * c.I);
       const std::vector<float> bias(static_cast<size_t>(c.hidden), 0.25f);
       for (cpu::ThreadPool* pool : {&pool1, &pool2, &pool3})
         for (int64_t T : {1, 2, 5, 33, 70}) {
@@ -289,9 +250,13 @@ TEST_CASE("qmatmul_glu equals gate/up, silu_mul_to and down one after another", 
           for (int64_t t = 0; t < T; ++t)
             cpu::silu_mul_to(act.data() + t * c.I, gu.data() + t * 2 * c.I, gu.data() + t * 2 * c.I + c.I, c.I);
           qmatmul(*pool, act.data(), T, down, expected.data(), bias.data());
-          qmatmul_glu(*pool, x.data(), T, gate_up, cpu::silu_mul_to, down, fused.data(), bias.data());
           INFO(qisa_name(isa) << " " << qformat_name(c.gu) << "/" << qformat_name(c.dn) << " I " << c.I
                               << " T " << T << " threads " << pool->size());
+          REQUIRE(qmatmul_glu_fits(gate_view, up_view, down));
+          qmatmul_glu(*pool, x.data(), T, gate_view, up_view, cpu::silu_mul_to, down, fused.data(), bias.data());
+          CHECK(fused == expected);
+          std::fill(fused.begin(), fused.end(), NAN);
+          qmatmul_glu(*pool, x.data(), T, gate, up, cpu::silu_mul_to, down, fused.data(), bias.data());
           CHECK(fused == expected);
         }
     }
@@ -323,13 +288,20 @@ TEST_CASE("an Int4 qmatmul gives the same bits after a Q4_0 qmatmul on the same 
   }
 }
 
-TEST_CASE("qmatmul_glu rejects a gate/up matrix that does not match down", "[quant]") {
+TEST_CASE("qmatmul_glu rejects gate and up that do not match down or each other", "[quant]") {
   cpu::ThreadPool pool(1);
-  const QuantizedMatrix gate_up = quantize_int8(test::random_weights(96, 64, 1).data(), 96, 64);
+  const auto w = test::random_weights(48, 64, 1);
+  const QuantizedMatrix gate = quantize_int8(w.data(), 48, 64), up4 = quantize_int4(w.data(), 48, 64, 32);
   const QuantizedMatrix down = quantize_int8(test::random_weights(64, 64, 2).data(), 64, 64);
+  const QuantizedMatrix down48 = quantize_int8(test::random_weights(64, 48, 3).data(), 64, 48);
   std::vector<float> x(64, 0.5f), y(64);
-  REQUIRE_THROWS_WITH(qmatmul_glu(pool, x.data(), 1, gate_up, cpu::silu_mul_to, down, y.data()),
-                      Catch::Contains("gate_up has 96 rows for a down projection of 64 inputs"));
+  CHECK(!qmatmul_glu_fits(gate, gate, down));  // 48 rows for 64 inputs
+  CHECK(!qmatmul_glu_fits(gate, up4, down48));  // INT8 beside INT4
+  CHECK(qmatmul_glu_fits(gate, gate, down48));
+  REQUIRE_THROWS_WITH(qmatmul_glu(pool, x.data(), 1, gate, gate, cpu::silu_mul_to, down, y.data()),
+                      Catch::Contains("as many rows as down has inputs (64)"));
+  REQUIRE_THROWS_WITH(qmatmul_glu(pool, x.data(), 1, gate, up4, cpu::silu_mul_to, down48, y.data()),
+                      Catch::Contains("must be alike"));
 }
 
 TEST_CASE("qmatmul kernel families agree and threads do not change results", "[quant]") {
