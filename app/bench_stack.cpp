@@ -277,9 +277,27 @@ struct RungResult {
   json::object json;
 };
 
-// "helped"/"hurt"/"no clear change" for a cost ratio (5% either way is noise on a shared machine).
-std::string verdict(double ratio) {
-  if (!std::isfinite(ratio)) return "no verdict (a capacity was not found)";
+// An upper bound on stacked ÷ naive cost in regime g where naive has no capacity there but
+// stacked has one: naive's capacity is below the lowest rate it failed at, so the ratio is
+// below that rate ÷ stacked's capacity (costs are inversely proportional to capacity). NAN
+// where the plain ratio is defined, or no bound follows.
+double naive_ratio_bound(const RungResult& naive, const RungResult& stacked, size_t g) {
+  const Capacity& n = naive.capacity[g];
+  const Capacity& s = stacked.capacity[g];
+  if (n.rate > 0 || n.lowest_failed <= 0 || s.rate <= 0) return NAN;
+  return n.lowest_failed / s.rate;
+}
+
+// "helped"/"hurt"/"no clear change" for the cost ratio of a rung to its base in one regime
+// (5% either way is noise on a shared machine). Where only one of the two has a capacity,
+// that one is cheaper whatever the ratio.
+std::string verdict(double cost, double base_cost) {
+  const double ratio = cost / base_cost;
+  if (std::isfinite(cost) && !std::isfinite(base_cost))
+    return "helped (met the SLOs, where its base did at no probed rate)";
+  if (!std::isfinite(cost) && std::isfinite(base_cost))
+    return "hurt (met the SLOs at no probed rate, where its base did)";
+  if (!std::isfinite(ratio)) return "no verdict (neither met the SLOs at a probed rate)";
   if (ratio < 0.95) return fmt::format("helped (cost x{:.2f})", ratio);
   if (ratio > 1.05) return fmt::format("hurt (cost x{:.2f})", ratio);
   return fmt::format("no clear change (cost x{:.2f})", ratio);
@@ -297,7 +315,7 @@ std::string sentence(const RungResult& r, const RungResult* base, const std::vec
   s += "against " + base->rung->name + ",";
   for (size_t g = 0; g < regimes.size(); ++g)
     s += fmt::format("{} {} in the {} regime ({:.3g} -> {:.3g} req/s)", g ? " and" : "",
-                     verdict(r.cost[g] / base->cost[g]), regimes[g].name, base->capacity[g].rate,
+                     verdict(r.cost[g], base->cost[g]), regimes[g].name, base->capacity[g].rate,
                      r.capacity[g].rate);
   if (r.quality)
     s += fmt::format(", at KL {:.2g} nats/token and {:.1f}% top-1 agreement to the unquantized model",
@@ -489,12 +507,20 @@ void run_stack(StackOpts o) {
   }
   const RungResult* naive = find("naive");
   const RungResult* stacked = find("stacked");
-  json::object ratio;
+  json::object ratio, bound;
   std::printf("\nstacked cost / naive cost:");
   for (size_t g = 0; g < regimes.size(); ++g) {
     const double x = stacked->cost[g] / naive->cost[g];
     ratio[regimes[g].name] = num_or_null(x);
-    std::printf(" %s %.3f%s", regimes[g].name.c_str(), x, g + 1 < regimes.size() ? "," : "\n");
+    // Assumes, as the search does, that a rate above a failed one fails too.
+    const double below = naive_ratio_bound(*naive, *stacked, g);
+    bound[regimes[g].name] = num_or_null(below);
+    if (std::isfinite(below))
+      std::printf(" %s < %.3f (naive missed the SLOs at every probed rate, down to %.3g req/s)",
+                  regimes[g].name.c_str(), below, naive->capacity[g].lowest_failed);
+    else
+      std::printf(" %s %.3f", regimes[g].name.c_str(), x);
+    std::printf("%s", g + 1 < regimes.size() ? "," : "\n");
   }
 
   json::object js;
@@ -513,6 +539,7 @@ void run_stack(StackOpts o) {
   js["regimes"] = rj;
   js["rungs"] = rungs;
   js["stacked_over_naive_cost"] = ratio;
+  js["stacked_over_naive_cost_below"] = bound;
   if (!o.run.json_path.empty()) {
     std::ofstream f(o.run.json_path);
     f << json::serialize(js) << "\n";

@@ -716,18 +716,49 @@ TEST_CASE("bench stack --json --plot reports every rung of the ladder with cost,
   const std::vector<std::string> names{"naive", "+continuous", "+int8", "+int4", "+spec", "stacked"};
   REQUIRE(rungs.size() == names.size());
   for (size_t i = 0; i < names.size(); ++i) check_stack_rung(rungs[i].as_object(), names[i], o);
+  // Each summary's verdict per regime follows from the two costs (the base of every rung
+  // after +continuous is +continuous).
+  for (size_t i = 1; i < names.size(); ++i) {
+    const json::object& r = rungs[i].as_object();
+    const json::object& base = rungs[i == 1 ? 0 : 1].as_object();
+    const std::string summary = str(r, "summary");
+    INFO(summary);
+    for (const char* g : {"interactive", "batch"}) {
+      const auto cost = [&](const json::object& x) { return obj(obj(x, "regimes"), g).at("cost_per_1m_output_tokens"); };
+      const std::string in = std::string(" in the ") + g + " regime";
+      if (cost(r).is_number() && cost(base).is_number()) {
+        char x[32];
+        std::snprintf(x, sizeof x, "x%.2f)", cost(r).to_number<double>() / cost(base).to_number<double>());
+        CHECK(summary.find(x + in) != std::string::npos);
+      } else if (cost(r).is_number()) {
+        CHECK(summary.find("helped (met the SLOs, where its base did at no probed rate)" + in) != std::string::npos);
+      } else if (cost(base).is_number()) {
+        CHECK(summary.find("hurt (met the SLOs at no probed rate, where its base did)" + in) != std::string::npos);
+      } else {
+        CHECK(summary.find("no verdict (neither met the SLOs at a probed rate)" + in) != std::string::npos);
+      }
+    }
+  }
   // The stacked rung runs the last quantization rung's weights.
   CHECK(str(rungs[5].as_object(), "quantization") == str(rungs[3].as_object(), "quantization"));
   const json::object& ratio = obj(o, "stacked_over_naive_cost");
+  const json::object& below = obj(o, "stacked_over_naive_cost_below");
   for (const char* g : {"interactive", "batch"}) {
-    const auto cost = [&](size_t i) {
-      return obj(obj(rungs[i].as_object(), "regimes"), g).at("cost_per_1m_output_tokens");
-    };
+    const auto regime = [&](size_t i) -> const json::object& { return obj(obj(rungs[i].as_object(), "regimes"), g); };
+    const auto cost = [&](size_t i) { return regime(i).at("cost_per_1m_output_tokens"); };
     REQUIRE(ratio.contains(g));
+    REQUIRE(below.contains(g));
     if (cost(0).is_number() && cost(5).is_number())
       CHECK(ratio.at(g).to_number<double>() == Approx(cost(5).to_number<double>() / cost(0).to_number<double>()));
     else
       CHECK(ratio.at(g).is_null());
+    // The bound where naive has no capacity: the lowest rate it failed at over stacked's
+    // capacity.
+    if (cost(0).is_null() && cost(5).is_number())
+      CHECK(below.at(g).to_number<double>() ==
+            Approx(num(regime(0), "lowest_rate_probed") / num(regime(5), "capacity_requests_per_s")));
+    else
+      CHECK(below.at(g).is_null());
   }
   CHECK(is_png(png));
   CHECK(test::run_command("ls " + shell_quote(dir)).out == "stack.json\nstack.png\n");
