@@ -728,7 +728,6 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   for (int64_t t = 0; t < T; ++t)
     rmsnorm(s.x.data() + t * H, f32(L.ffn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
   observe(l, LinearInput::GateUp, s.xb.data(), T, H);
-  const FusedLinear* fused_gate_up = fused_linear(l, FusedGroup::GateUp);
   const quant::QuantizedMatrix* qgate = quantized(l, kLinGate);
   const quant::QuantizedMatrix* qup = quantized(l, kLinUp);
   const quant::QuantizedMatrix* qdown = quantized(l, kLinDown);
@@ -741,6 +740,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     add_inplace(s.x.data(), s.xb.data(), T * H);
     return;
   }
+  const FusedLinear* fused_gate_up = fused_linear(l, FusedGroup::GateUp);
   if (fused_gate_up)  // one dispatch into rows [gate | up]
     linear_fused(*fused_gate_up, s.xb.data(), T, s.gate_up.data());
   else {

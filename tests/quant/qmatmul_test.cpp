@@ -9,7 +9,6 @@
 //    activation rounding, half a step per input - plus the same float slack.
 #include <catch2/catch.hpp>
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <thread>
