@@ -334,6 +334,7 @@ void CpuBackend::prepare_weights(Checkpoint& ck) {
   if (fuse_linears_) fused_.resize(w_.layers.size());
   fuse_quantized();
   if (last_stage()) prepare_lm_head();
+  place_quantized_weights();
   pack_float_weights();
   for (int64_t l = layers_.begin; l < layers_.end && !fused_.empty(); ++l) set_fused_bias(l);
 }
@@ -358,6 +359,62 @@ void CpuBackend::fuse_quantized() {
         r0 += rows;
       }
       fused_[size_t(l)][size_t(g)].q = std::move(stack);
+    }
+  }
+}
+
+// Moves the quantized matrices into one buffer on huge pages, in the order a step reads
+// them (q/k/v, o, gate/up, down per layer, then the LM head), as pack_weights does for
+// float ones: each was built in its own heap allocation, on 4 KiB pages, and a decode step
+// streaming them then walks the page tables every 4 KiB (docs/benchmarks.md, session 24).
+// One matrix at a time, so the old copies are freed as the new ones are made (a stack's
+// members, views into it, are re-cut from the moved stack at once).
+void CpuBackend::place_quantized_weights() {
+  if (!huge_page_weights_ || !transparent_huge_pages_available()) return;
+  auto aligned = [](int64_t n) { return (n + 63) / 64 * 64; };
+  // The matrices that own their storage, in step order; a stack stands for its members.
+  std::vector<quant::QuantizedMatrix*> order;
+  std::vector<std::pair<int64_t, int>> stack_of;  // (layer, group) of order's stacks, else (-1, 0)
+  for (int64_t l = layers_.begin; l < layers_.end && !qlinear_.empty(); ++l) {
+    for (const auto& set : {std::vector<int>{kLinQ, kLinK, kLinV}, std::vector<int>{kLinO},
+                            std::vector<int>{kLinGate, kLinUp}, std::vector<int>{kLinDown}}) {
+      const int g = set[0] == kLinQ ? int(FusedGroup::Qkv) : set[0] == kLinGate ? int(FusedGroup::GateUp) : -1;
+      if (g >= 0 && !fused_.empty() && !fused_[size_t(l)][size_t(g)].q.empty()) {
+        order.push_back(&fused_[size_t(l)][size_t(g)].q);
+        stack_of.emplace_back(l, g);
+        continue;
+      }
+      for (int i : set)
+        if (!qlinear_[size_t(l)][size_t(i)].empty()) {
+          order.push_back(&qlinear_[size_t(l)][size_t(i)]);
+          stack_of.emplace_back(-1, 0);
+        }
+    }
+  }
+  if (!qlm_head_.empty()) {
+    order.push_back(&qlm_head_);
+    stack_of.emplace_back(-1, 0);
+  }
+  int64_t total = 0;
+  for (const quant::QuantizedMatrix* m : order) total += aligned(m->storage_bytes());
+  if (total == 0) return;
+  size_t size = 0;
+  uint8_t* base = alloc_on_huge_pages(static_cast<size_t>(total), size);
+  if (!base) return;  // keep them where they are
+  const std::shared_ptr<uint8_t[]> arena(base, [](uint8_t* p) { std::free(p); });
+  int64_t off = 0;
+  for (size_t k = 0; k < order.size(); ++k) {
+    quant::QuantizedMatrix& m = *order[k];
+    m = m.relocated(base + off, arena);
+    off += aligned(m.storage_bytes());
+    const auto [l, g] = stack_of[k];
+    if (l < 0) continue;
+    int64_t r0 = 0;
+    for (int i : fused_members(FusedGroup(g))) {
+      auto& member = qlinear_[size_t(l)][size_t(i)];
+      const int64_t rows = member.rows();
+      member = m.row_slice(r0, r0 + rows);
+      r0 += rows;
     }
   }
 }

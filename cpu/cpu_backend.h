@@ -42,7 +42,8 @@ struct CpuBackendOptions {
   // on, in the order a step reads them. Costs a copy of those weights at load (the file's
   // page cache becomes reclaimable). Skipped when the weights are more than half of RAM;
   // the kernels then read row-major views of the file (BF16 matrices, which only panels
-  // run as stored, are converted to F32 copies).
+  // run as stored, are converted to F32 copies). Quantized matrices (built one heap
+  // allocation each) are moved into one such buffer too, in step order.
   bool huge_page_weights = true;
   // Stack the rows of q/k/v and of gate/up at load so that each group runs as one matmul
   // (one pool barrier per group instead of 3 or 2; each output is computed exactly as
@@ -126,6 +127,7 @@ class CpuBackend final : public Backend {
   void plan_attention(const StepBatch& batch, Scratch& s);
   void prepare_weights(Checkpoint& ck);
   void prepare_lm_head();
+  void place_quantized_weights();
   void pack_float_weights();
   // y = x W^T (+ bias) for linear i of layer l, through qmatmul or the float matmul.
   void linear(int64_t l, int i, const float* x, int64_t T, float* y, const float* bias = nullptr);

@@ -136,7 +136,7 @@ std::string_view qformat_name(QFormat f) {
   return "?";
 }
 
-QuantizedMatrix QuantizedMatrix::allocate(QFormat fmt, int64_t rows, int64_t cols, int group) {
+QuantizedMatrix QuantizedMatrix::shaped(QFormat fmt, int64_t rows, int64_t cols, int group) {
   if (rows < 0 || cols < 0) fail("quantized matrix: bad shape [{}, {}]", rows, cols);
   if (fmt == QFormat::Int4 && group != 32 && group != 64 && group != 128)
     fail("int4: group size {} unsupported (32, 64 or 128)", group);
@@ -151,25 +151,34 @@ QuantizedMatrix QuantizedMatrix::allocate(QFormat fmt, int64_t rows, int64_t col
   const int64_t kp = round_up(cols, fmt == QFormat::Int4 ? group : kBlock);
   m.nb_ = kp / kBlock;
   m.ng_ = fmt == QFormat::Int4 ? kp / group : fmt == QFormat::Int8 ? 1 : m.nb_;
+  m.bytes_ = m.w_bytes() + m.d16_bytes() + m.s32_bytes() + m.z_bytes();
+  return m;
+}
 
-  const int64_t tile_slots = m.tiles_ * kTileRows;
-  const int64_t w_bytes = m.tiles_ * m.nb_ * tile_block_bytes(fmt);
-  const int64_t d16_bytes = fmt == QFormat::Int8 ? 0 : tile_slots * m.ng_ * 2;
-  const int64_t s32_bytes = fmt == QFormat::Int8 ? tile_slots * 4 : 0;
-  const int64_t z_bytes = fmt == QFormat::Int4 ? tile_slots * m.ng_ : 0;
-  m.bytes_ = w_bytes + d16_bytes + s32_bytes + z_bytes;
-  const int64_t o_d16 = round_up(w_bytes, 64), o_s32 = o_d16 + round_up(d16_bytes, 64);
-  const int64_t o_z = o_s32 + round_up(s32_bytes, 64);
-  const int64_t total = std::max<int64_t>(64, o_z + round_up(z_bytes, 64));
+// The arrays one after another, each 64-byte aligned.
+int64_t QuantizedMatrix::storage_bytes() const {
+  return std::max<int64_t>(64, round_up(w_bytes(), 64) + round_up(d16_bytes(), 64) +
+                                   round_up(s32_bytes(), 64) + round_up(z_bytes(), 64));
+}
+
+void QuantizedMatrix::point_into(uint8_t* p) {
+  const int64_t o_d16 = round_up(w_bytes(), 64), o_s32 = o_d16 + round_up(d16_bytes(), 64);
+  const int64_t o_z = o_s32 + round_up(s32_bytes(), 64);
+  w_ = p;
+  d16_ = d16_bytes() ? reinterpret_cast<uint16_t*>(p + o_d16) : nullptr;
+  s32_ = s32_bytes() ? reinterpret_cast<float*>(p + o_s32) : nullptr;
+  z_ = z_bytes() ? p + o_z : nullptr;
+}
+
+QuantizedMatrix QuantizedMatrix::allocate(QFormat fmt, int64_t rows, int64_t cols, int group) {
+  QuantizedMatrix m = shaped(fmt, rows, cols, group);
+  const int64_t total = m.storage_bytes();
   auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(total)));
   if (!p) fail("quantized matrix: out of memory ({} bytes)", total);
   m.buf_ = std::shared_ptr<uint8_t[]>(p, [](uint8_t* q) { std::free(q); });
   std::memset(p, 0, static_cast<size_t>(total));
-  if (!is_4bit(fmt)) std::memset(p, 0x80, static_cast<size_t>(w_bytes));  // q = 0
-  m.w_ = p;
-  m.d16_ = d16_bytes ? reinterpret_cast<uint16_t*>(p + o_d16) : nullptr;
-  m.s32_ = s32_bytes ? reinterpret_cast<float*>(p + o_s32) : nullptr;
-  m.z_ = z_bytes ? p + o_z : nullptr;
+  if (!is_4bit(fmt)) std::memset(p, 0x80, static_cast<size_t>(m.w_bytes()));  // q = 0
+  m.point_into(p);
   return m;
 }
 
@@ -186,13 +195,26 @@ int64_t QuantizedMatrix::z_bytes() const {
 
 // Array by array rather than the whole allocation: a row_slice() starts inside its
 // buffer's arrays.
-QuantizedMatrix QuantizedMatrix::clone() const {
-  QuantizedMatrix m = allocate(fmt_, rows_, cols_, group_);
-  if (empty()) return m;
+void QuantizedMatrix::copy_arrays_to(QuantizedMatrix& m) const {
   std::memcpy(m.w_, w_, static_cast<size_t>(w_bytes()));
   if (d16_) std::memcpy(m.d16_, d16_, static_cast<size_t>(d16_bytes()));
   if (s32_) std::memcpy(m.s32_, s32_, static_cast<size_t>(s32_bytes()));
   if (z_) std::memcpy(m.z_, z_, static_cast<size_t>(z_bytes()));
+}
+
+QuantizedMatrix QuantizedMatrix::clone() const {
+  QuantizedMatrix m = allocate(fmt_, rows_, cols_, group_);
+  if (!empty()) copy_arrays_to(m);
+  return m;
+}
+
+QuantizedMatrix QuantizedMatrix::relocated(uint8_t* dst, const std::shared_ptr<uint8_t[]>& owner) const {
+  if (reinterpret_cast<uintptr_t>(dst) % 64 != 0)
+    fail("quantized matrix: relocation target is not 64-byte aligned");
+  QuantizedMatrix m = shaped(fmt_, rows_, cols_, group_);
+  m.buf_ = std::shared_ptr<uint8_t[]>(owner, dst);  // shares the owner's allocation
+  m.point_into(dst);
+  if (!empty()) copy_arrays_to(m);
   return m;
 }
 

@@ -52,6 +52,12 @@ class QuantizedMatrix {
   bool empty() const { return rows_ == 0; }
   // A deep copy (copies otherwise share the immutable packed buffer).
   QuantizedMatrix clone() const;
+  // Bytes a copy of this matrix occupies (its arrays, each 64-byte aligned).
+  int64_t storage_bytes() const;
+  // A deep copy into storage_bytes() bytes at dst (64-byte aligned) of an allocation that
+  // `owner` keeps alive, e.g. one buffer on huge pages holding a model's matrices in the
+  // order a step reads them (cpu_backend.cpp).
+  QuantizedMatrix relocated(uint8_t* dst, const std::shared_ptr<uint8_t[]>& owner) const;
   // Rows [r0, r1) as a matrix that shares this one's packed buffer (no copy). Whole tiles
   // only: r0 % 16 == 0, and r1 % 16 == 0 or r1 == rows() (the padding of a partial last
   // tile must be this matrix's own).
@@ -84,6 +90,10 @@ class QuantizedMatrix {
   friend QuantizedMatrix from_awq(const int32_t*, const int32_t*, const uint16_t*, int64_t,
                                   int64_t, int, cpu::ThreadPool*);
   int64_t packed_cols() const { return nb_ * kBlock; }
+  // Format and sizes set, no storage yet; point_into() lays the arrays out at p.
+  static QuantizedMatrix shaped(QFormat fmt, int64_t rows, int64_t cols, int group);
+  void point_into(uint8_t* p);
+  void copy_arrays_to(QuantizedMatrix& m) const;
   // Byte sizes of the arrays for tiles_ tiles (w, d16, s32, z).
   int64_t w_bytes() const;
   int64_t d16_bytes() const;

@@ -216,3 +216,68 @@ TEST_CASE("weights in panels compute what the row-major views compute", "[e2e][f
     }
   }
 }
+
+namespace {
+
+bool transparent_huge_pages_on() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string s;
+  std::getline(f, s);
+  return f.good() && s.find("[never]") == std::string::npos;
+}
+
+}  // namespace
+
+// huge_page_weights also moves the quantized matrices (built one heap allocation each, on
+// 4 KiB pages) into one buffer on huge pages, in the order a step reads them: the same
+// bytes, so the same logits bit for bit as where they were built.
+TEST_CASE("quantized weights moved into one huge-page buffer compute the same bits", "[e2e][fuse]") {
+  struct Case {
+    std::string path;
+    quant::Method method;
+    bool fuse;
+    int64_t layer_begin, layer_end;
+  };
+  const std::string f32 = synth("tiny", "hf", "f32");
+  for (const Case& c : std::vector<Case>{{synth("tiny", "gguf", "q4_0"), quant::Method::None, true, 0, 0},
+                                         {synth("tiny", "gguf", "q8_0"), quant::Method::None, true, 0, 0},
+                                         {f32, quant::Method::Int8, true, 0, 0},
+                                         {f32, quant::Method::Int4, false, 0, 0},
+                                         {f32, quant::Method::Int4, true, 1, 2}}) {
+    INFO(c.path << " method " << int(c.method) << " fuse " << c.fuse << " layers " << c.layer_begin);
+    cpu::CpuBackendOptions o;
+    o.num_threads = 2;
+    o.num_blocks = 16;
+    o.quantization.method = c.method;
+    o.quantization.group_size = 32;
+    o.fuse_linears = c.fuse;
+    o.layer_begin = c.layer_begin;
+    o.layer_end = c.layer_end;
+    cpu::CpuBackendOptions built = o;
+    built.huge_page_weights = false;
+    cpu::CpuBackend moved(load_model(c.path), o), kept(load_model(c.path), built);
+    // Every matrix after the one before it in step order, the first on a huge page.
+    std::vector<const quant::QuantizedMatrix*> order;
+    for (int64_t l = moved.layers().begin; l < moved.layers().end; ++l)
+      for (int i : {kLinQ, kLinK, kLinV, kLinO, kLinGate, kLinUp, kLinDown}) {
+        const auto* m = moved.quantized(l, i);
+        REQUIRE(m != nullptr);
+        REQUIRE(kept.quantized(l, i) != nullptr);
+        order.push_back(m);
+      }
+    if (moved.quantized_lm_head()) order.push_back(moved.quantized_lm_head());
+    if (transparent_huge_pages_on()) {
+      CHECK(reinterpret_cast<uintptr_t>(order.front()->packed().w) % (uintptr_t(2) << 20) == 0);
+      for (size_t k = 1; k < order.size(); ++k) CHECK(order[k - 1]->packed().w < order[k]->packed().w);
+    }
+    CHECK(moved.weight_bytes_per_token() == kept.weight_bytes_per_token());
+    const int64_t vocab = moved.config().vocab_size;
+    const Run a = run(moved, vocab, false), b = run(kept, vocab, false);
+    REQUIRE(a.logits.size() == b.logits.size());
+    for (size_t i = 0; i < a.logits.size(); ++i) {
+      INFO("step " << i);
+      REQUIRE(a.logits[i] == b.logits[i]);
+    }
+    CHECK(a.hidden == b.hidden);
+  }
+}

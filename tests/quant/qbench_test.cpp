@@ -3,7 +3,10 @@
 //
 // "cold": the call cycles through enough copies of the matrix (>= 192 MiB) that every
 // call streams its weights from DRAM, as in a real decode step over a model much larger
-// than the L3. "hot": one copy, cache-resident when small (the compute ceiling).
+// than the L3; quantized copies on 4 KiB pages (each its own allocation, as a matrix is
+// built) and, in the "2M" columns, relocated into one buffer on transparent huge pages (as
+// the CPU backend places them). "hot": one copy, cache-resident when small (the compute
+// ceiling).
 // GB/s counts the bytes of the stored matrix (quants + scales); tok/s is calls per second
 // times T, i.e. the token rate if a model consisted of this one matrix.
 #include <catch2/catch.hpp>
@@ -14,6 +17,7 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <sys/mman.h>
 
 #include "core/half.h"
 #include "cpu/kernels.h"
@@ -55,20 +59,71 @@ double time_call(const std::function<void(int64_t)>& call, bool cpu_clock) {
   return best;
 }
 
+// Rounds of call a and of call b in turns (each ~1 ms of calls); the median of b's time
+// over a's in adjacent rounds, which holds where a shared machine moves both by tens of
+// percent within a second.
+double paired_ratio(const std::function<void(int64_t)>& a, const std::function<void(int64_t)>& b,
+                    bool cpu_clock) {
+  auto now = [cpu_clock] {
+    timespec ts;
+    clock_gettime(cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  };
+  auto round = [&](const std::function<void(int64_t)>& call, int64_t& i) {
+    int64_t n = 0;
+    const double t0 = now();
+    double el = 0;
+    do {
+      call(i++);
+      ++n;
+      el = now() - t0;
+    } while (el < 1e-3);
+    return el / static_cast<double>(n);
+  };
+  int64_t ia = 0, ib = 0;
+  a(ia++);
+  b(ib++);
+  std::vector<double> ratios;
+  for (int r = 0; r < 200; ++r) {
+    const double ta = round(a, ia), tb = round(b, ib);
+    ratios.push_back(tb / ta);
+  }
+  std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
+  return ratios[ratios.size() / 2];
+}
+
 struct Result {
   std::string name;
-  double bytes, cold, hot;
+  double bytes, cold, hot, huge_over_4k = 0;  // huge_over_4k: 0 where not measured
 };
+
+// n copies of m in one buffer on transparent huge pages (MADV_HUGEPAGE; best effort).
+std::vector<QuantizedMatrix> copies_on_huge_pages(const QuantizedMatrix& m, int64_t n) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t stride = static_cast<size_t>((m.storage_bytes() + 63) / 64 * 64);
+  const size_t total = (stride * static_cast<size_t>(n) + kHuge - 1) / kHuge * kHuge;
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHuge, total));
+  REQUIRE(p != nullptr);
+  madvise(p, total, MADV_HUGEPAGE);
+  const std::shared_ptr<uint8_t[]> arena(p, [](uint8_t* q) { std::free(q); });
+  std::vector<QuantizedMatrix> copies;
+  for (int64_t k = 0; k < n; ++k) copies.push_back(m.relocated(p + k * stride, arena));
+  return copies;
+}
 
 // macs: multiply-adds of one call, for the hot GMAC/s column (a batched step's compute rate).
 void print_table(const char* title, const std::vector<Result>& rs, int64_t T, double macs, int ref_row) {
-  std::printf("\n%s\n  %-10s %10s %11s %9s %10s %11s %9s %8s %8s\n", title, "format", "MiB",
-              "cold us", "GB/s", "tok/s", "hot us", "GB/s", "GMAC/s", "speedup");
-  for (const Result& r : rs)
-    std::printf("  %-10s %10.2f %11.1f %9.1f %10.0f %11.1f %9.1f %8.1f %7.2fx\n", r.name.c_str(),
+  std::printf("\n%s\n  %-10s %10s %11s %9s %10s %11s %9s %8s %8s %8s\n", title, "format",
+              "MiB", "cold us", "GB/s", "tok/s", "hot us", "GB/s", "GMAC/s", "speedup",
+              "2M / 4K");
+  for (const Result& r : rs) {
+    std::printf("  %-10s %10.2f %11.1f %9.1f %10.0f %11.1f %9.1f %8.1f %7.2fx", r.name.c_str(),
                 r.bytes / (1 << 20), r.cold * 1e6, r.bytes / r.cold / 1e9,
                 static_cast<double>(T) / r.cold, r.hot * 1e6, r.bytes / r.hot / 1e9,
                 macs / r.hot / 1e9, rs[ref_row].cold / r.cold);
+    if (r.huge_over_4k > 0) std::printf(" %8.3f", r.huge_over_4k);
+    std::printf("\n");
+  }
 }
 
 }  // namespace
@@ -122,6 +177,9 @@ TEST_CASE("quantized matmul benchmark", "[.bench]") {
         auto cold = [&](int64_t k) { qmatmul(pool, x.data(), T, copies[k % n], y.data()); };
         auto hot = [&](int64_t) { qmatmul(pool, x.data(), T, m, y.data()); };
         rs.push_back({name, static_cast<double>(m.nbytes()), time_call(cold, cpu_clock), time_call(hot, cpu_clock)});
+        const std::vector<QuantizedMatrix> huge = copies_on_huge_pages(m, n);
+        rs.back().huge_over_4k = paired_ratio(
+            cold, [&](int64_t k) { qmatmul(pool, x.data(), T, huge[k % n], y.data()); }, cpu_clock);
       }
       char title[160];
       std::snprintf(title, sizeof title, "%s %lld x %lld (out x in), T = %lld  [speedup: cold, vs %s]",

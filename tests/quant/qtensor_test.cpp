@@ -165,6 +165,40 @@ TEST_CASE("clone is a deep, equal copy", "[quant]") {
   }
 }
 
+TEST_CASE("relocated is a deep, equal copy in the owner's storage", "[quant]") {
+  const auto w = test::random_weights(40, 96, 4);
+  for (const QuantizedMatrix& a : {quantize_int4(w.data(), 40, 96, 32), quantize_int8(w.data(), 40, 96),
+                                   quantize(TensorView{"w", DType::F32, {40, 96}, w.data(), 40 * 96 * 4},
+                                            QFormat::Q4_0)}) {
+    INFO(qformat_name(a.format()));
+    // Two matrices back to back in one buffer: a whole one, then the slice of its last tiles.
+    const QuantizedMatrix slice = a.row_slice(16, 40);
+    const int64_t first = (a.storage_bytes() + 63) / 64 * 64;
+    std::shared_ptr<uint8_t[]> arena(
+        static_cast<uint8_t*>(std::aligned_alloc(64, size_t(first + slice.storage_bytes()))),
+        [](uint8_t* p) { std::free(p); });
+    QuantizedMatrix b = a.relocated(arena.get(), arena);
+    QuantizedMatrix c = slice.relocated(arena.get() + first, arena);
+    REQUIRE(b.nbytes() == a.nbytes());
+    REQUIRE(c.nbytes() == slice.nbytes());
+    CHECK(b.packed().w == arena.get());
+    CHECK(c.packed().w == arena.get() + first);
+    arena.reset();  // the copies keep the buffer alive
+    std::vector<float> ra(96), rb(96);
+    for (int64_t r = 0; r < 40; ++r) {
+      a.dequantize_row(r, ra.data());
+      b.dequantize_row(r, rb.data());
+      REQUIRE(ra == rb);
+      if (r < 16) continue;
+      c.dequantize_row(r - 16, rb.data());
+      REQUIRE(ra == rb);
+    }
+    uint8_t* odd = static_cast<uint8_t*>(std::aligned_alloc(64, size_t(a.storage_bytes() + 64)));
+    std::shared_ptr<uint8_t[]> owner(odd, [](uint8_t* p) { std::free(p); });
+    CHECK_THROWS_WITH(a.relocated(odd + 8, owner), Catch::Contains("64-byte aligned"));
+  }
+}
+
 namespace {
 
 // Decodes one AutoAWQ element straight from the packed int32 tensors.
