@@ -187,6 +187,14 @@ std::span<const int> fused_members(FusedGroup g) {
   return g == FusedGroup::Qkv ? std::span<const int>(kQkv) : std::span<const int>(kGateUp);
 }
 
+// A layer's linear layers in the order a step runs them, grouped by the input they share:
+// q/k/v, o, gate/up, down (the order the weight copies on huge pages are laid out in).
+const std::array<std::vector<int>, 4>& linears_in_step_order() {
+  static const std::array<std::vector<int>, 4> order{
+      std::vector<int>{kLinQ, kLinK, kLinV}, {kLinO}, {kLinGate, kLinUp}, {kLinDown}};
+  return order;
+}
+
 // A float matrix the backend runs without quantizing it (BF16 only as panels).
 bool is_float_matrix(const TensorView& v) {
   return !v.empty() && (v.dtype == DType::F32 || v.dtype == DType::F16 || v.dtype == DType::BF16);
@@ -376,8 +384,7 @@ void CpuBackend::place_quantized_weights() {
   std::vector<quant::QuantizedMatrix*> order;
   std::vector<std::pair<int64_t, int>> stack_of;  // (layer, group) of order's stacks, else (-1, 0)
   for (int64_t l = layers_.begin; l < layers_.end && !qlinear_.empty(); ++l) {
-    for (const auto& set : {std::vector<int>{kLinQ, kLinK, kLinV}, std::vector<int>{kLinO},
-                            std::vector<int>{kLinGate, kLinUp}, std::vector<int>{kLinDown}}) {
+    for (const std::vector<int>& set : linears_in_step_order()) {
       const int g = set[0] == kLinQ ? int(FusedGroup::Qkv) : set[0] == kLinGate ? int(FusedGroup::GateUp) : -1;
       if (g >= 0 && !fused_.empty() && !fused_[size_t(l)][size_t(g)].q.empty()) {
         order.push_back(&fused_[size_t(l)][size_t(g)].q);
@@ -495,8 +502,7 @@ void CpuBackend::pack_float_weights() {
     return !q && is_float_matrix(v) ? &v : nullptr;
   };
   for (size_t l = size_t(layers_.begin); l < size_t(layers_.end); ++l) {
-    for (const auto& set : {std::vector<int>{kLinQ, kLinK, kLinV}, std::vector<int>{kLinO},
-                            std::vector<int>{kLinGate, kLinUp}, std::vector<int>{kLinDown}}) {
+    for (const std::vector<int>& set : linears_in_step_order()) {
       std::vector<TensorView*> views;
       for (int i : set)
         if (TensorView* v = float_view(l, i)) views.push_back(v);
