@@ -359,15 +359,21 @@ void CpuBackend::fuse_quantized() {
       if (parts.size() != fused_members(FusedGroup(g)).size()) continue;
       quant::QuantizedMatrix stack = quant::concat_rows(parts);
       if (stack.empty()) continue;
-      int64_t r0 = 0;
-      for (int i : fused_members(FusedGroup(g))) {
-        auto& m = qlinear_[size_t(l)][size_t(i)];
-        const int64_t rows = m.rows();
-        m = stack.row_slice(r0, r0 + rows);
-        r0 += rows;
-      }
+      cut_members(l, FusedGroup(g), stack);
       fused_[size_t(l)][size_t(g)].q = std::move(stack);
     }
+  }
+}
+
+// The quantized members of group g of layer l become views of `stack` (their rows one after
+// another), so they share its storage.
+void CpuBackend::cut_members(int64_t l, FusedGroup g, const quant::QuantizedMatrix& stack) {
+  int64_t r0 = 0;
+  for (int i : fused_members(g)) {
+    auto& m = qlinear_[size_t(l)][size_t(i)];
+    const int64_t rows = m.rows();
+    m = stack.row_slice(r0, r0 + rows);
+    r0 += rows;
   }
 }
 
@@ -415,14 +421,7 @@ void CpuBackend::place_quantized_weights() {
     m = m.relocated(base + off, arena);
     off += aligned(m.storage_bytes());
     const auto [l, g] = stack_of[k];
-    if (l < 0) continue;
-    int64_t r0 = 0;
-    for (int i : fused_members(FusedGroup(g))) {
-      auto& member = qlinear_[size_t(l)][size_t(i)];
-      const int64_t rows = member.rows();
-      member = m.row_slice(r0, r0 + rows);
-      r0 += rows;
-    }
+    if (l >= 0) cut_members(l, FusedGroup(g), m);
   }
 }
 

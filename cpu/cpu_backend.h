@@ -117,6 +117,7 @@ class CpuBackend final : public Backend {
   };
   const FusedLinear* fused_linear(int64_t layer, FusedGroup g) const;
   void fuse_quantized();
+  void cut_members(int64_t layer, FusedGroup group, const quant::QuantizedMatrix& stack);
   void fuse_float(const std::vector<std::vector<TensorView*>>& groups,
                   const std::vector<TensorView>& stacks);
   void set_fused_bias(int64_t layer);

@@ -31,31 +31,36 @@ namespace {
 
 constexpr int64_t kColdBytes = int64_t(192) << 20;
 
+double now_s(bool cpu_clock) {
+  timespec ts;
+  clock_gettime(cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Seconds per call over one round of calls (at least 1 ms of them); i numbers the calls.
+double round_time(const std::function<void(int64_t)>& call, int64_t& i, bool cpu_clock) {
+  int64_t n = 0;
+  const double t0 = now_s(cpu_clock);
+  double el = 0;
+  do {
+    call(i++);
+    ++n;
+    el = now_s(cpu_clock) - t0;
+  } while (el < 1e-3);
+  return el / static_cast<double>(n);
+}
+
 // Seconds per call: the best of many short rounds (~1 ms). The machine may be shared: a
 // round that runs within one scheduler slice measures the kernel, longer ones also the
 // neighbours. With one thread the clock is the thread's CPU time, which preemption does
 // not advance (so calls longer than a slice are measured fairly too).
 double time_call(const std::function<void(int64_t)>& call, bool cpu_clock) {
-  auto now = [cpu_clock] {
-    timespec ts;
-    clock_gettime(cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-  };
   double best = 1e30;
   int64_t i = 0;
   call(i++);  // warm-up
-  const double start = now();
-  for (int round = 0; round < 400 && now() - start < 0.6; ++round) {
-    int64_t n = 0;
-    const double t0 = now();
-    double el = 0;
-    do {
-      call(i++);
-      ++n;
-      el = now() - t0;
-    } while (el < 1e-3);
-    best = std::min(best, el / static_cast<double>(n));
-  }
+  const double start = now_s(cpu_clock);
+  for (int round = 0; round < 400 && now_s(cpu_clock) - start < 0.6; ++round)
+    best = std::min(best, round_time(call, i, cpu_clock));
   return best;
 }
 
@@ -64,28 +69,12 @@ double time_call(const std::function<void(int64_t)>& call, bool cpu_clock) {
 // percent within a second.
 double paired_ratio(const std::function<void(int64_t)>& a, const std::function<void(int64_t)>& b,
                     bool cpu_clock) {
-  auto now = [cpu_clock] {
-    timespec ts;
-    clock_gettime(cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-  };
-  auto round = [&](const std::function<void(int64_t)>& call, int64_t& i) {
-    int64_t n = 0;
-    const double t0 = now();
-    double el = 0;
-    do {
-      call(i++);
-      ++n;
-      el = now() - t0;
-    } while (el < 1e-3);
-    return el / static_cast<double>(n);
-  };
   int64_t ia = 0, ib = 0;
-  a(ia++);
+  a(ia++);  // warm-up
   b(ib++);
   std::vector<double> ratios;
   for (int r = 0; r < 200; ++r) {
-    const double ta = round(a, ia), tb = round(b, ib);
+    const double ta = round_time(a, ia, cpu_clock), tb = round_time(b, ib, cpu_clock);
     ratios.push_back(tb / ta);
   }
   std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
