@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <vector>
 
+#include "app/bench_stats.h"
 #include "app/bench_verify.h"
 #include "app/commands.h"
 #include "app/loaded_model.h"
@@ -46,15 +48,20 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   // The bandwidth probe runs after every timed run, and the best of each is compared: on a
   // shared machine bandwidth drifts from second to second, and a probe taken at another
   // moment than the decode makes the ratio swing either way.
+  // Each run is also paired with the probe right after it: the median of those per-run
+  // fractions does not compare one moment's decode with another moment's bandwidth.
   cpu::ReadBandwidthProbe probe(be.pool());
   double best_prefill = 0, best_decode = 0, bw = 0;
   int64_t decode_steps = 0;
+  std::vector<double> run_decode, run_bw;
   for (int i = 0; i < o.repeats; ++i) {
     SequenceResult r = run_sequence(be, *m.tokenizer, prompt, p);
     decode_steps = r.decode_steps;
     best_prefill = std::max(best_prefill, double(prompt.size()) / r.prefill_s);
-    best_decode = std::max(best_decode, double(r.decode_steps) / r.decode_s);
-    bw = std::max(bw, probe.measure());
+    run_decode.push_back(double(r.decode_steps) / r.decode_s);
+    run_bw.push_back(probe.measure());
+    best_decode = std::max(best_decode, run_decode.back());
+    bw = std::max(bw, run_bw.back());
   }
   // Barriers per decoded token: the difference between a long and a short run cancels the
   // prefill's.
@@ -78,6 +85,9 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   const double mean_context = double(prompt.size()) + double(decode_steps + 1) / 2.0;
   const double kv_bytes = double(kv.bytes_per_block) / double(kv.block_size) * mean_context;
   const double roofline_kv = bw / (bytes + kv_bytes);
+  std::vector<double> run_fraction;
+  for (size_t i = 0; i < run_decode.size(); ++i) run_fraction.push_back(run_decode[i] * bytes / run_bw[i]);
+  const double paired_fraction = LatencyStats::of(run_fraction).p50;
   std::printf("model            %s\n", o.model.c_str());
   std::printf("backend          %s\n", be.name().c_str());
   std::printf("weights/token    %.1f MB\n", bytes / 1e6);
@@ -87,6 +97,8 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   std::printf("decode           %.2f tokens/s (batch 1, best of %d x %d tokens)\n", best_decode, o.repeats, o.gen_tokens);
   std::printf("roofline         %.2f tokens/s\n", roofline);
   std::printf("decode/roofline  %.3f\n", best_decode / roofline);
+  std::printf("paired           %.3f of the roofline (median of %d runs, each against the probe right after it)\n",
+              paired_fraction, o.repeats);
   std::printf("KV read/token    %.1f MB (%s cache, mean context %.0f of the decode run)\n",
               kv_bytes / 1e6, std::string(kv_dtype_name(kv.dtype)).c_str(), mean_context);
   std::printf("roofline w+KV    %.2f tokens/s (weights and KV cache read per token)\n",
@@ -115,6 +127,9 @@ void run_decode_bench(const DecodeBenchOpts& o) {
                             {"decode_tokens_per_s", best_decode},
                             {"roofline_tokens_per_s", roofline},
                             {"fraction_of_roofline", best_decode / roofline},
+                            {"fraction_of_roofline_paired_median", paired_fraction},
+                            {"run_decode_tokens_per_s", boost::json::value_from(run_decode)},
+                            {"run_read_bandwidth_bytes_per_s", boost::json::value_from(run_bw)},
                             {"kv_bytes_per_token", kv_bytes},
                             {"mean_context", mean_context},
                             {"roofline_with_kv_tokens_per_s", roofline_kv},

@@ -137,7 +137,7 @@ TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofli
   const std::string dir = test::temp_dir("bench-decode");
   const std::string js = dir + "/decode.json";
   const json::object o = bench_json("decode --model " + shell_quote(model()) +
-                                         " --threads 1 --prompt-len 16 --tokens 8 --repeats 1 --json " + shell_quote(js),
+                                         " --threads 1 --prompt-len 16 --tokens 8 --repeats 3 --json " + shell_quote(js),
                                      js);
   INFO(json::serialize(o));
   CHECK(str(o, "model") == model());
@@ -152,6 +152,23 @@ TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofli
   CHECK(dec > 0);
   CHECK(roof == Approx(bw / bytes).epsilon(1e-6));
   CHECK(num(o, "fraction_of_roofline") == Approx(dec / roof).epsilon(1e-6));
+  // Per run: its decode rate and the probe right after it. The best of each is what the
+  // roofline uses; the paired fraction is the median run's decode over its own probe.
+  const json::array& runs_dec = o.at("run_decode_tokens_per_s").as_array();
+  const json::array& runs_bw = o.at("run_read_bandwidth_bytes_per_s").as_array();
+  REQUIRE(runs_dec.size() == 3);
+  REQUIRE(runs_bw.size() == 3);
+  std::vector<double> fractions;
+  double best_dec = 0, best_bw = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    best_dec = std::max(best_dec, runs_dec[i].to_number<double>());
+    best_bw = std::max(best_bw, runs_bw[i].to_number<double>());
+    fractions.push_back(runs_dec[i].to_number<double>() * bytes / runs_bw[i].to_number<double>());
+  }
+  CHECK(best_dec == Approx(dec).epsilon(1e-12));
+  CHECK(best_bw == Approx(bw).epsilon(1e-12));
+  std::sort(fractions.begin(), fractions.end());
+  CHECK(num(o, "fraction_of_roofline_paired_median") == Approx(fractions[1]).epsilon(1e-9));
   CHECK(num(o, "barriers_per_token") >= 0);
   // The KV cache read per decoded token: the 7 decode steps after the prefill's token see
   // contexts 17 ... 23 (16-token prompt), mean 20 positions of the default F16 cache: K and
