@@ -254,15 +254,11 @@ TEST_CASE("a WebSocket client that stops reading is dropped once its queue passe
   CHECK(wait_until(std::chrono::seconds(10), [&] { return running(d) == 0; }));
 }
 
-// Every request here asks for one token, so every engine event both carries text and
-// finishes its request: the drop always happens while a request is being finished. The
-// session used to keep a reference into (and an iterator of) its in-flight map across that
-// send, which the drop clears: a use-after-free that crashed this suite now and then.
 // Writes one message; false when the write made no progress for `limit` (the socket is
 // then closed). A blocking write can wait forever: with this client's 4 KiB receive buffer
 // and 536-byte segments, Linux's loopback TCP once stalled both directions of such a
 // connection (each side's segments dropped, retransmissions backed off to 120 s; seen once
-// in CI, the daemon idle and under its cap with the output in its kernel send buffer).
+// in CI, the daemon idle and the reader not dropped, its output in the kernel's send buffer).
 bool write_within(boost::beast::websocket::stream<tcp::socket>& ws, const std::string& msg,
                   std::chrono::seconds limit, boost::system::error_code& ec) {
   asio::io_context& io = static_cast<asio::io_context&>(ws.get_executor().context());
@@ -280,6 +276,10 @@ bool write_within(boost::beast::websocket::stream<tcp::socket>& ws, const std::s
   return false;
 }
 
+// Every request here asks for one token, so every engine event both carries text and
+// finishes its request: the drop always happens while a request is being finished. The
+// session used to keep a reference into (and an iterator of) its in-flight map across that
+// send, which the drop clears: a use-after-free that crashed this suite now and then.
 TEST_CASE("a WebSocket reader dropped while a request finishes: no crash, the daemon serves on", "[net][slow]") {
   auto daemon = slow_daemon();
   Daemon& d = *daemon;
