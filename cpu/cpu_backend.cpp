@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <optional>
+#include <string>
 #include <span>
 
 #include "core/error.h"
@@ -188,10 +188,16 @@ std::span<const int> fused_members(FusedGroup g) {
 }
 
 // A layer's linear layers in the order a step runs them, grouped by the input they share:
-// q/k/v, o, gate/up, down (the order the weight copies on huge pages are laid out in).
-const std::array<std::vector<int>, 4>& linears_in_step_order() {
-  static const std::array<std::vector<int>, 4> order{
-      std::vector<int>{kLinQ, kLinK, kLinV}, {kLinO}, {kLinGate, kLinUp}, {kLinDown}};
+// q/k/v, o, gate/up, down (the order the weight copies on huge pages are laid out in), with
+// the FusedGroup a group of several forms.
+struct StepLinears {
+  std::vector<int> linears;
+  std::optional<FusedGroup> fused;
+};
+const std::array<StepLinears, 4>& linears_in_step_order() {
+  static const std::array<StepLinears, 4> order{
+      StepLinears{{kLinQ, kLinK, kLinV}, FusedGroup::Qkv}, StepLinears{{kLinO}, std::nullopt},
+      StepLinears{{kLinGate, kLinUp}, FusedGroup::GateUp}, StepLinears{{kLinDown}, std::nullopt}};
   return order;
 }
 
@@ -385,43 +391,37 @@ void CpuBackend::cut_members(int64_t l, FusedGroup g, const quant::QuantizedMatr
 // members, views into it, are re-cut from the moved stack at once).
 void CpuBackend::place_quantized_weights() {
   if (!huge_page_weights_ || !transparent_huge_pages_available()) return;
-  auto aligned = [](int64_t n) { return (n + 63) / 64 * 64; };
-  // The matrices that own their storage, in step order; a stack stands for its members.
-  std::vector<quant::QuantizedMatrix*> order;
-  std::vector<std::pair<int64_t, int>> stack_of;  // (layer, group) of order's stacks, else (-1, 0)
+  // The matrices that own their storage, in step order; a stack stands for its members,
+  // which are re-cut from it once it has moved.
+  struct Owner {
+    quant::QuantizedMatrix* m;
+    int64_t layer = -1;  // of a stack
+    FusedGroup group = FusedGroup::Qkv;
+  };
+  std::vector<Owner> order;
   for (int64_t l = layers_.begin; l < layers_.end && !qlinear_.empty(); ++l) {
-    for (const std::vector<int>& set : linears_in_step_order()) {
-      const int g = set[0] == kLinQ ? int(FusedGroup::Qkv) : set[0] == kLinGate ? int(FusedGroup::GateUp) : -1;
-      if (g >= 0 && !fused_.empty() && !fused_[size_t(l)][size_t(g)].q.empty()) {
-        order.push_back(&fused_[size_t(l)][size_t(g)].q);
-        stack_of.emplace_back(l, g);
+    for (const StepLinears& set : linears_in_step_order()) {
+      if (set.fused && !fused_.empty() && !fused_[size_t(l)][size_t(*set.fused)].q.empty()) {
+        order.push_back({&fused_[size_t(l)][size_t(*set.fused)].q, l, *set.fused});
         continue;
       }
-      for (int i : set)
-        if (!qlinear_[size_t(l)][size_t(i)].empty()) {
-          order.push_back(&qlinear_[size_t(l)][size_t(i)]);
-          stack_of.emplace_back(-1, 0);
-        }
+      for (int i : set.linears)
+        if (!qlinear_[size_t(l)][size_t(i)].empty()) order.push_back({&qlinear_[size_t(l)][size_t(i)]});
     }
   }
-  if (!qlm_head_.empty()) {
-    order.push_back(&qlm_head_);
-    stack_of.emplace_back(-1, 0);
-  }
-  int64_t total = 0;
-  for (const quant::QuantizedMatrix* m : order) total += aligned(m->storage_bytes());
+  if (!qlm_head_.empty()) order.push_back({&qlm_head_});
+  int64_t total = 0;  // storage_bytes() are whole 64-byte lines, so every copy stays aligned
+  for (const Owner& o : order) total += o.m->storage_bytes();
   if (total == 0) return;
   size_t size = 0;
   uint8_t* base = alloc_on_huge_pages(static_cast<size_t>(total), size);
   if (!base) return;  // keep them where they are
   const std::shared_ptr<uint8_t[]> arena(base, [](uint8_t* p) { std::free(p); });
   int64_t off = 0;
-  for (size_t k = 0; k < order.size(); ++k) {
-    quant::QuantizedMatrix& m = *order[k];
-    m = m.relocated(base + off, arena);
-    off += aligned(m.storage_bytes());
-    const auto [l, g] = stack_of[k];
-    if (l >= 0) cut_members(l, FusedGroup(g), m);
+  for (const Owner& o : order) {
+    *o.m = o.m->relocated(base + off, arena);
+    off += o.m->storage_bytes();
+    if (o.layer >= 0) cut_members(o.layer, o.group, *o.m);
   }
 }
 
@@ -501,11 +501,11 @@ void CpuBackend::pack_float_weights() {
     return !q && is_float_matrix(v) ? &v : nullptr;
   };
   for (size_t l = size_t(layers_.begin); l < size_t(layers_.end); ++l) {
-    for (const std::vector<int>& set : linears_in_step_order()) {
+    for (const StepLinears& set : linears_in_step_order()) {
       std::vector<TensorView*> views;
-      for (int i : set)
+      for (int i : set.linears)
         if (TensorView* v = float_view(l, i)) views.push_back(v);
-      const bool stack = fuse_linears_ && set.size() > 1 && views.size() == set.size() &&
+      const bool stack = fuse_linears_ && set.fused && views.size() == set.linears.size() &&
                          std::all_of(views.begin(), views.end(), [&](const TensorView* v) {
                            return v->dtype == views[0]->dtype && v->cols() == views[0]->cols();
                          });

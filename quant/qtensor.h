@@ -52,7 +52,7 @@ class QuantizedMatrix {
   bool empty() const { return rows_ == 0; }
   // A deep copy (copies otherwise share the immutable packed buffer).
   QuantizedMatrix clone() const;
-  // Bytes a copy of this matrix occupies (its arrays, each 64-byte aligned).
+  // Bytes a copy of this matrix occupies (its arrays, each 64-byte aligned): a multiple of 64.
   int64_t storage_bytes() const;
   // A deep copy into storage_bytes() bytes at dst (64-byte aligned) of an allocation that
   // `owner` keeps alive, e.g. one buffer on huge pages holding a model's matrices in the

@@ -89,7 +89,7 @@ struct Result {
 // n copies of m in one buffer on transparent huge pages (MADV_HUGEPAGE; best effort).
 std::vector<QuantizedMatrix> copies_on_huge_pages(const QuantizedMatrix& m, int64_t n) {
   constexpr size_t kHuge = size_t(2) << 20;
-  const size_t stride = static_cast<size_t>((m.storage_bytes() + 63) / 64 * 64);
+  const size_t stride = static_cast<size_t>(m.storage_bytes());  // a multiple of 64
   const size_t total = (stride * static_cast<size_t>(n) + kHuge - 1) / kHuge * kHuge;
   auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHuge, total));
   REQUIRE(p != nullptr);

@@ -173,7 +173,8 @@ TEST_CASE("relocated is a deep, equal copy in the owner's storage", "[quant]") {
     INFO(qformat_name(a.format()));
     // Two matrices back to back in one buffer: a whole one, then the slice of its last tiles.
     const QuantizedMatrix slice = a.row_slice(16, 40);
-    const int64_t first = (a.storage_bytes() + 63) / 64 * 64;
+    REQUIRE(a.storage_bytes() % 64 == 0);
+    const int64_t first = a.storage_bytes();
     std::shared_ptr<uint8_t[]> arena(
         static_cast<uint8_t*>(std::aligned_alloc(64, size_t(first + slice.storage_bytes()))),
         [](uint8_t* p) { std::free(p); });
