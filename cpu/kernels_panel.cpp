@@ -77,7 +77,7 @@ constexpr int kAheadPerStep = 2;
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
 // [v0, v0 + kVecs): starts from sums[g * ld + lane] (or zero when `first`) and leaves
 // the sums there. kStream: the weights come from DRAM once (a single pass), so fetch
-// them ahead, non-temporally. `ahead`: this pass's share of the next slice to fetch.
+// them ahead (into L2, prefetcht1). `ahead`: this pass's share of the next slice to fetch.
 template <int kG, bool kStream, typename WT>
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel,
                          int64_t i0, int64_t i1, int v0, bool first, float* HWY_RESTRICT sums,
@@ -89,14 +89,17 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
       acc[g][v] = first ? hn::Zero(d) : hn::LoadU(d, sums + g * ld + (v0 + v) * kN);
   // A panel's input step is kP * sizeof(WT) bytes (4 or 2 cache lines); fetch 8 KiB ahead
   // (2 KiB left the 1 + 4-row verification step 1.19-1.28x a decode step on 110M F16, 8 KiB
-  // 1.10-1.16x, two threads; 16 KiB and a T0 hint measured the same as 8 KiB).
+  // 1.10-1.16x, two threads; 16 KiB and a T0 hint measured the same as 8 KiB). The hint is
+  // T1, not NTA: on a host with a 480 MiB L3 (session 25) prefetchnta made a one-thread
+  // T = 1 pass 3-4x slower than T0, T1 or T2 and batch-1 F16/F32 decode ~3x slower, where
+  // sessions 16-24's host measured NTA and T0 the same; T1 was the fastest there by a little.
   constexpr int64_t kAheadBytes = 8192;
   constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
   for (int64_t i = i0; i < i1; ++i) {
     const WT* w = panel + i * kP + v0 * kN;
     if constexpr (kStream) {
       const char* pf = reinterpret_cast<const char*>(panel + i * kP) + kAheadBytes;
-      for (int64_t l = 0; l < kLinesPerStep; ++l) __builtin_prefetch(pf + l * 64, 0, 0);
+      for (int64_t l = 0; l < kLinesPerStep; ++l) __builtin_prefetch(pf + l * 64, 0, 2);
     }
     ahead.step(kAheadPerStep);
     VF xb[kG];
