@@ -32,11 +32,13 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/kernels_panel.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/aligned_allocator.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -71,7 +73,7 @@ constexpr int64_t kSlice = 128;
 // kAheadPerStep cache lines per input step. Before, only the first group's pass fetched,
 // 2 KiB ahead of itself, and waited on DRAM: one thread, T = 32, weights cold, 78-96 G
 // FMA/s per shape before and 95-107 with this (`test_cpu "[.panel-cpu-bench]"`; an L2 hint
-// measured in between; docs/benchmarks.md, session 19).
+// measured in between; docs/benchmarks.md, session 19; the hint is now L2's, session 25).
 constexpr int kAheadPerStep = 2;
 
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
@@ -130,6 +132,25 @@ HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, i
   }
 }
 
+// The 16-bit weights of a panel's inputs [i0, i1) widened to floats, once, in this thread's
+// buffer ([i - i0][kP], in L1), for the token groups that each pass over the slice; null
+// for float weights, which the groups read in place. Widening in every group's pass cost
+// a conversion (2 uops on the FMA ports with AVX-512) per 4 x g FMAs, which capped F16 at
+// T = 32 near 0.75 of the FMA peak; the widening is exact, so the sums keep their bits.
+template <typename WT>
+HWY_INLINE const float* WidenedSlice(const WT* HWY_RESTRICT panel, int64_t i0, int64_t i1) {
+  if constexpr (std::is_same_v<WT, float>) {
+    return nullptr;
+  } else {
+    const DF d;
+    thread_local const hwy::AlignedFreeUniquePtr<float[]> widened = hwy::AllocateAligned<float>(kSlice * kP);
+    float* HWY_RESTRICT out = widened.get();
+    const WT* HWY_RESTRICT from = panel + i0 * kP;
+    for (int64_t j = 0, n = (i1 - i0) * kP; j < n; j += kN) hn::Store(LoadAsF32(from + j), d, out + j);
+    return out;
+  }
+}
+
 // y[t * ldy + r] = sum_i x[t * in + i] * W[r, i] (+ bias[r]) for t < T and the rows of
 // panels [p0, p1) (rows past `out` are the padding and are not written).
 template <typename WT>
@@ -157,6 +178,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
       const int64_t groups = (T + kMaxG - 1) / kMaxG, base = T / groups, extra = T % groups;
       for (int64_t i0 = 0; i0 < in; i0 += kSlice) {
         const int64_t i1 = std::min(in, i0 + kSlice);
+        const float* slice = WidenedSlice(panel, i0, i1);
         // The next slice's bytes (the next panel's first, after the last) follow this one's;
         // after this thread's last panel there is none to fetch.
         const char* next = reinterpret_cast<const char*>(panel + i1 * kP);
@@ -170,7 +192,11 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
             const int64_t t = t0;
             t0 += g;
             const auto ahead = PrefetchShare::of(next, next_lines, call, calls);
-            DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, i0 == 0, dst + t * ld, ld, ahead);
+            if (slice)
+              DotPanelG<false>(g, x + t * in + i0, in, slice, 0, i1 - i0, v0, i0 == 0, dst + t * ld,
+                               ld, ahead);
+            else
+              DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, i0 == 0, dst + t * ld, ld, ahead);
           }
       }
     }
