@@ -169,6 +169,22 @@ TEST_CASE("bench decode --json reports prefill, decode, bandwidth and the roofli
   CHECK(best_bw == Approx(bw).epsilon(1e-12));
   std::sort(fractions.begin(), fractions.end());
   CHECK(num(o, "fraction_of_roofline_paired_median") == Approx(fractions[1]).epsilon(1e-9));
+  // The same for the probe of a buffer the weights' size (their cache level's ceiling).
+  const json::array& runs_sized = o.at("run_same_size_read_bandwidth_bytes_per_s").as_array();
+  REQUIRE(runs_sized.size() == 3);
+  std::vector<double> sized_fractions;
+  double best_sized = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    best_sized = std::max(best_sized, runs_sized[i].to_number<double>());
+    sized_fractions.push_back(runs_dec[i].to_number<double>() * bytes / runs_sized[i].to_number<double>());
+  }
+  const double sized_bw = num(o, "same_size_read_bandwidth_bytes_per_s");
+  CHECK(sized_bw == Approx(best_sized).epsilon(1e-12));
+  CHECK(sized_bw > 1e8);
+  CHECK(num(o, "same_size_roofline_tokens_per_s") == Approx(sized_bw / bytes).epsilon(1e-6));
+  CHECK(num(o, "fraction_of_same_size_roofline") == Approx(dec * bytes / sized_bw).epsilon(1e-6));
+  std::sort(sized_fractions.begin(), sized_fractions.end());
+  CHECK(num(o, "fraction_of_same_size_roofline_paired_median") == Approx(sized_fractions[1]).epsilon(1e-9));
   CHECK(num(o, "barriers_per_token") >= 0);
   // The KV cache read per decoded token: the 7 decode steps after the prefill's token see
   // contexts 17 ... 23 (16-token prompt), mean 20 positions of the default F16 cache: K and
