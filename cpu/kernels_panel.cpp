@@ -70,11 +70,16 @@ constexpr int kMaxG = 2;  // 8 + 2 + 1 of 16 ymm
 // leave L1 room for the x pieces and parked sums at T = 32, measured 0-9% slower).
 constexpr int64_t kSlice = 128;
 // While token groups work on one slice, they fetch the next slice (cpu/prefetch_share.h),
-// kAheadPerStep cache lines per input step. Before, only the first group's pass fetched,
-// 2 KiB ahead of itself, and waited on DRAM: one thread, T = 32, weights cold, 78-96 G
-// FMA/s per shape before and 95-107 with this (`test_cpu "[.panel-cpu-bench]"`; an L2 hint
-// measured in between; docs/benchmarks.md, session 19; the hint is now L2's, session 25).
-constexpr int kAheadPerStep = 2;
+// each pass its share, spread over the pass's input steps. Before, only the first group's
+// pass fetched, 2 KiB ahead of itself, and waited on DRAM: one thread, T = 32, weights cold,
+// 78-96 G FMA/s per shape before and 95-107 with this (`test_cpu "[.panel-cpu-bench]"`; an
+// L2 hint measured in between; docs/benchmarks.md, session 19). Until session 25 a pass
+// fetched 2 lines a step until its share was done, i.e. within the first third to two thirds
+// of its steps; at T = 32 those bursts stalled on a full fill queue (perf put 7% of the
+// kernel's samples on a prefetch), and spreading the share over every step (1 line a step
+// there) took the batch-32 F32 step from 0.42-0.43 to 0.51-0.53 of the FMA peak on session
+// 25's host, F16 from 0.47-0.48 to 0.52-0.54; prefill (T = 512: a few lines a pass) measured
+// the same.
 
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
 // [v0, v0 + kVecs): starts from sums[g * ld + lane] (or zero when `first`) and leaves
@@ -97,13 +102,16 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
   // sessions 16-24's host measured NTA and T0 the same; T1 was the fastest there by a little.
   constexpr int64_t kAheadBytes = 8192;
   constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
+  // This pass's share of the next slice, spread over its input steps: as few lines a step
+  // as cover it (see PanelRows).
+  const int64_t ahead_per_step = (ahead.left() + (i1 - i0) - 1) / std::max<int64_t>(1, i1 - i0);
   for (int64_t i = i0; i < i1; ++i) {
     const WT* w = panel + i * kP + v0 * kN;
     if constexpr (kStream) {
       const char* pf = reinterpret_cast<const char*>(panel + i * kP) + kAheadBytes;
       for (int64_t l = 0; l < kLinesPerStep; ++l) __builtin_prefetch(pf + l * 64, 0, 2);
     }
-    ahead.step(kAheadPerStep);
+    ahead.step(ahead_per_step);
     VF xb[kG];
     for (int g = 0; g < kG; ++g) xb[g] = hn::Set(d, x[g * ldx + i]);
     for (int v = 0; v < kVecs; ++v) {
