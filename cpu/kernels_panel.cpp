@@ -27,8 +27,9 @@
 // kMaxG = 6 tokens (the register budget: kMaxG x 4 accumulators) run in one pass over a
 // panel; more tokens, and every T with narrower vectors (AVX2: 8 vectors a panel, run 4 at
 // a time, 2 tokens), run the panel in input slices of kSlice, each slice
-// (32 KiB of F32 weights, in L1) reused by every token group before the next, the groups'
-// partial sums parked in a per-thread buffer between slices.
+// (32 KiB of F32 weights, in L1; 16-bit weights widened to F32 once, WidenedSlice) reused
+// by every token group before the next, the groups' partial sums parked in a per-thread
+// buffer between slices.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/kernels_panel.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -98,8 +99,9 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
   // (2 KiB left the 1 + 4-row verification step 1.19-1.28x a decode step on 110M F16, 8 KiB
   // 1.10-1.16x, two threads; 16 KiB and a T0 hint measured the same as 8 KiB). The hint is
   // T1, not NTA: on a host with a 480 MiB L3 (session 25) prefetchnta made a one-thread
-  // T = 1 pass 3-4x slower than T0, T1 or T2 and batch-1 F16/F32 decode ~3x slower, where
-  // sessions 16-24's host measured NTA and T0 the same; T1 was the fastest there by a little.
+  // T = 1 pass 3-4x slower than T0, T1 or T2 and batch-1 F16/F32 decode ~3x slower (T1 the
+  // fastest of the three, by a little), where sessions 16-24's host (Zen 5) measured NTA and
+  // T0 the same.
   constexpr int64_t kAheadBytes = 8192;
   constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
   // This pass's share of the next slice, spread over its input steps: as few lines a step
