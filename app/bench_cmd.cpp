@@ -95,13 +95,13 @@ void run_decode_bench(const DecodeBenchOpts& o) {
   const double mean_context = double(prompt.size()) + double(decode_steps + 1) / 2.0;
   const double kv_bytes = double(kv.bytes_per_block) / double(kv.block_size) * mean_context;
   const double roofline_kv = bw / (bytes + kv_bytes);
-  std::vector<double> run_fraction;
-  for (size_t i = 0; i < run_decode.size(); ++i) run_fraction.push_back(run_decode[i] * bytes / run_bw[i]);
-  const double paired_fraction = LatencyStats::of(run_fraction).p50;
-  std::vector<double> run_sized_fraction;
-  for (size_t i = 0; i < run_decode.size(); ++i)
-    run_sized_fraction.push_back(run_decode[i] * bytes / run_sized_bw[i]);
-  const double sized_paired_fraction = LatencyStats::of(run_sized_fraction).p50;
+  // The median over runs of a run's decode rate over the roofline of its own probe.
+  const auto paired_median = [&](const std::vector<double>& run_probe_bw) {
+    std::vector<double> fractions;
+    for (size_t i = 0; i < run_decode.size(); ++i) fractions.push_back(run_decode[i] * bytes / run_probe_bw[i]);
+    return LatencyStats::of(fractions).p50;
+  };
+  const double paired_fraction = paired_median(run_bw), sized_paired_fraction = paired_median(run_sized_bw);
   std::printf("model            %s\n", o.model.c_str());
   std::printf("backend          %s\n", be.name().c_str());
   std::printf("weights/token    %.1f MB\n", bytes / 1e6);
