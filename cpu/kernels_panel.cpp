@@ -104,9 +104,8 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
   // T0 the same.
   constexpr int64_t kAheadBytes = 8192;
   constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
-  // This pass's share of the next slice, spread over its input steps: as few lines a step
-  // as cover it (see PanelRows).
-  const int64_t ahead_per_step = (ahead.left() + (i1 - i0) - 1) / std::max<int64_t>(1, i1 - i0);
+  // This pass's share of the next slice, spread over its input steps (see PanelRows).
+  const int64_t ahead_per_step = ahead.per_step(i1 - i0);
   for (int64_t i = i0; i < i1; ++i) {
     const WT* w = panel + i * kP + v0 * kN;
     if constexpr (kStream) {

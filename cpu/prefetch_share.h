@@ -22,6 +22,10 @@ struct PrefetchShare {
     return {base, lines * pass / passes, lines * (pass + 1) / passes};
   }
   int64_t left() const { return end - line; }
+  // Lines per step() that fetch what is left over `steps` calls, evenly (as few a call as
+  // cover it): a pass's share spread over its steps, not fetched in a burst at its start,
+  // which stalls on a full fill queue (cpu/kernels_panel.cpp, session 25).
+  int64_t per_step(int64_t steps) const { return (left() + steps - 1) / (steps > 0 ? steps : 1); }
   // Fetches up to `count` more lines into L2 (prefetcht1). Into L1 (prefetcht0, until
   // session 25) the batch-32 F32 step of 110M ran 0.395-0.397 of the FMA peak on a host
   // with 16 GB/s of one-thread read bandwidth, 0.423-0.426 into L2, and 0.381-0.394 with

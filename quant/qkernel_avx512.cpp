@@ -198,7 +198,7 @@ __attribute__((always_inline)) inline void tile_pair_tokens(const PackedW& W, co
   const __m512i lo_mask = _mm512_set1_epi8(0x0f);
 
   // This pass's share of the next pair, spread over its blocks.
-  const int64_t ahead_per_block = (ahead.left() + W.nb - 1) / W.nb;
+  const int64_t ahead_per_block = ahead.per_step(W.nb);
 
   // One block of 32 inputs for both tiles and the TB tokens, into acc.
   auto block = [&](int64_t b, __m512 (*acc)[TB]) __attribute__((always_inline)) {
