@@ -83,18 +83,19 @@ constexpr int64_t kSlice = 128;
 // the same.
 
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
-// [v0, v0 + kVecs): starts from sums[g * ld + lane] (or zero when `first`) and leaves
-// the sums there. kStream: the weights come from DRAM once (a single pass), so fetch
-// them ahead (into L2, prefetcht1). `ahead`: this pass's share of the next slice to fetch.
+// [v0, v0 + kVecs): starts from from[g * ld_from + lane] (zero when `from` is null) and
+// stores the sums to to[g * ld_to + lane]. kStream: the weights come from DRAM once (a
+// single pass), so fetch them ahead (into L2, prefetcht1). `ahead`: this pass's share of
+// the next slice to fetch.
 template <int kG, bool kStream, typename WT>
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel,
-                         int64_t i0, int64_t i1, int v0, bool first, float* HWY_RESTRICT sums,
-                         int64_t ld, PrefetchShare ahead = {}) {
+                         int64_t i0, int64_t i1, int v0, const float* from, int64_t ld_from,
+                         float* to, int64_t ld_to, PrefetchShare ahead = {}) {
   const DF d;
   VF acc[kG][kVecs];
   for (int g = 0; g < kG; ++g)
     for (int v = 0; v < kVecs; ++v)
-      acc[g][v] = first ? hn::Zero(d) : hn::LoadU(d, sums + g * ld + (v0 + v) * kN);
+      acc[g][v] = from ? hn::LoadU(d, from + g * ld_from + (v0 + v) * kN) : hn::Zero(d);
   // A panel's input step is kP * sizeof(WT) bytes (4 or 2 cache lines); fetch 8 KiB ahead
   // (2 KiB left the 1 + 4-row verification step 1.19-1.28x a decode step on 110M F16, 8 KiB
   // 1.10-1.16x, two threads; 16 KiB and a T0 hint measured the same as 8 KiB). The hint is
@@ -121,21 +122,27 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
     }
   }
   for (int g = 0; g < kG; ++g)
-    for (int v = 0; v < kVecs; ++v) hn::StoreU(acc[g][v], d, sums + g * ld + (v0 + v) * kN);
+    for (int v = 0; v < kVecs; ++v) hn::StoreU(acc[g][v], d, to + g * ld_to + (v0 + v) * kN);
 }
 
 template <bool kStream, typename WT>
 HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, int64_t i0,
-                          int64_t i1, int v0, bool first, float* sums, int64_t ld,
-                          PrefetchShare ahead = {}) {
+                          int64_t i1, int v0, const float* from, int64_t ld_from, float* to,
+                          int64_t ld_to, PrefetchShare ahead = {}) {
   switch (g) {
-    case 1: return DotPanel<1, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
-    case 2: return DotPanel<2, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
+    case 1:
+      return DotPanel<1, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 2:
+      return DotPanel<2, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
 #if HWY_TARGET <= HWY_AVX3
-    case 3: return DotPanel<3, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
-    case 4: return DotPanel<4, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
-    case 5: return DotPanel<5, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
-    case 6: return DotPanel<6, kStream>(x, ldx, panel, i0, i1, v0, first, sums, ld, ahead);
+    case 3:
+      return DotPanel<3, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 4:
+      return DotPanel<4, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 5:
+      return DotPanel<5, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 6:
+      return DotPanel<6, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
 #endif
     default: HWY_ASSERT(false);
   }
@@ -172,14 +179,17 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
   for (int64_t p = p0; p < p1; ++p) {
     const WT* panel = W + p * kP * in;
     const int64_t r0 = p * kP, rows = std::min(kP, out - r0);
-    // A whole panel's single pass stores its sums straight into y. Sums that go back and
-    // forth between slices stay in this thread's buffer: a y row's lines may be shared
-    // with the thread of the next panel.
-    const bool direct = one_pass && rows == kP;
-    float* dst = direct ? y + r0 : sums;
-    const int64_t ld = direct ? ldy : kP;
+    // A whole panel's sums go straight into y, from its single pass or from its last
+    // slice's passes, each y line written once (until session 26 the sliced passes' sums
+    // were copied out of the buffer: 3.5% of the batch-32 step's samples; without the copy
+    // the step measured 0-2% faster and 512-token prefill 1-6%, docs/benchmarks.md). Sums
+    // that go back and forth between slices stay in this thread's buffer: accumulated in y,
+    // a y row's lines may be shared with the thread of the next panel. A partial panel's
+    // sums (its padding rows too) go to the buffer, and its rows are copied out.
+    const bool whole = rows == kP;
     if (one_pass) {
-      DotPanelG<true>(static_cast<int>(T), x, in, panel, 0, in, 0, true, dst, ld);
+      DotPanelG<true>(static_cast<int>(T), x, in, panel, 0, in, 0, nullptr, 0,
+                      whole ? y + r0 : sums, whole ? ldy : kP);
     } else {
       // As few token groups as the registers allow, their sizes at most 1 apart (8 = 4 + 4,
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g
@@ -201,17 +211,21 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
             const int64_t t = t0;
             t0 += g;
             const auto ahead = PrefetchShare::of(next, next_lines, call, calls);
-            if (slice)
-              DotPanelG<false>(g, x + t * in + i0, in, slice, 0, i1 - i0, v0, i0 == 0, dst + t * ld,
-                               ld, ahead);
+            const float* from = i0 == 0 ? nullptr : sums + t * kP;
+            const bool to_y = whole && i1 == in;
+            float* to = to_y ? y + t * ldy + r0 : sums + t * kP;
+            const int64_t ld_to = to_y ? ldy : kP;
+            if (slice)  // the widened slice's inputs count from 0, the panel's from i0
+              DotPanelG<false>(g, x + t * in + i0, in, slice, 0, i1 - i0, v0, from, kP, to, ld_to,
+                               ahead);
             else
-              DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, i0 == 0, dst + t * ld, ld, ahead);
+              DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, from, kP, to, ld_to, ahead);
           }
       }
     }
     for (int64_t t = 0; t < T; ++t) {
       float* yr = y + t * ldy + r0;
-      if (!direct) std::memcpy(yr, sums + t * kP, static_cast<size_t>(rows) * 4);
+      if (!whole) std::memcpy(yr, sums + t * kP, static_cast<size_t>(rows) * 4);
       if (bias)
         for (int64_t r = 0; r < rows; ++r) yr[r] += bias[r0 + r];
     }
