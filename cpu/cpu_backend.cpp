@@ -161,6 +161,16 @@ constexpr int64_t kAttentionTileRows = 64;
 constexpr int64_t kKvPrefetchMaxRows = 8;  // query rows per tile; longer tiles reuse blocks
 constexpr int64_t kKvPrefetchBytes = int64_t(512) << 10;
 
+// Whether that first head's fetch pays, by host (docs/benchmarks.md, session 26). On the AMD
+// Zen 5 host of sessions 13-24, dropping it measured 0.98-1.05x the batch-32 step time (INT8
+// up to 1.05x, F32 up to 1.02x). On an Intel host (AVX-512, 2 MiB L2, 480 MiB L3) the step
+// ran 3-10% faster without it (F32, F16, Q8_0 and INT8, contexts 32-512, in one binary): the
+// rows were in L3, and the burst's prefetches waited for fill buffers. Not measured elsewhere.
+bool kv_rows_fetch_pays() {
+  static const bool amd = __builtin_cpu_is("amd");
+  return amd;
+}
+
 // Fetches the cached K and V rows (all heads) of positions [0, n_ctx) into L2, up to
 // kKvPrefetchBytes in all. A paged block's rows are contiguous, so a block is one range.
 // noipa: to GCC 12's interprocedural analysis a function that only prefetches has no side
@@ -775,7 +785,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     for (int64_t b = begin; b < end; ++b)
       for (const AttentionItem& it : s.attention_bins[size_t(b)]) {
         const auto& sq = batch.seqs[size_t(it.seq)];
-        if (it.fetch_rows)
+        if (it.fetch_rows && kv_rows_fetch_pays())
           prefetch_cached_rows(kc, vc, sq.block_table.data(), bs, row_bytes, s.pos[it.t0 + it.n - 1] + 1);
         PagedKv kv{kc, vc, sq.block_table.data(), bs, NKV, HD, kvt, ks, vs};
         attention_causal_tile(s.q.data() + it.t0 * QD, QD, it.kv_head, c.num_heads, kv,
