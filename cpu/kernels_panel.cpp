@@ -125,24 +125,50 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
     for (int v = 0; v < kVecs; ++v) hn::StoreU(acc[g][v], d, to + g * ld_to + (v0 + v) * kN);
 }
 
-template <bool kStream, typename WT>
+// A batched pass (weights from the slice in L1) of a group of g tokens.
+template <typename WT>
 HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, int64_t i0,
                           int64_t i1, int v0, const float* from, int64_t ld_from, float* to,
-                          int64_t ld_to, PrefetchShare ahead = {}) {
+                          int64_t ld_to, PrefetchShare ahead) {
   switch (g) {
-    case 1:
-      return DotPanel<1, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
-    case 2:
-      return DotPanel<2, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 1: return DotPanel<1, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 2: return DotPanel<2, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
 #if HWY_TARGET <= HWY_AVX3
-    case 3:
-      return DotPanel<3, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
-    case 4:
-      return DotPanel<4, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
-    case 5:
-      return DotPanel<5, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
-    case 6:
-      return DotPanel<6, kStream>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 3: return DotPanel<3, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 4: return DotPanel<4, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 5: return DotPanel<5, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 6: return DotPanel<6, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+#endif
+    default: HWY_ASSERT(false);
+  }
+}
+
+// The single pass of 2-6 tokens (the 1 + k-row verification step) as a function of its own,
+// on a 256-byte boundary. Inlined into PanelRows, its speed depended on the binary: builds
+// whose loop was the same instructions measured T(1 + 4)/T(1) on 110M F16 anywhere from
+// 1.14 to 1.29, each build the same in every run (docs/benchmarks.md, session 26). Out of
+// line it measured 1.135-1.146 in two builds with the code before it shifted, against
+// 1.215-1.218 inline in the same runs (110M F32: 1.03-1.04 against 1.09). One token's pass
+// and the batched passes stay inline: all of them out of line, batch-32 steps and prefill
+// measured 5-8% slower.
+template <int kG, typename WT>
+HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
+    const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel, int64_t in, float* to,
+    int64_t ld_to) {
+  DotPanel<kG, true>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
+}
+
+template <typename WT>
+HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel, int64_t in,
+                            float* to, int64_t ld_to) {
+  switch (g) {
+    case 1: return DotPanel<1, true>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
+    case 2: return SinglePass<2>(x, ldx, panel, in, to, ld_to);
+#if HWY_TARGET <= HWY_AVX3
+    case 3: return SinglePass<3>(x, ldx, panel, in, to, ld_to);
+    case 4: return SinglePass<4>(x, ldx, panel, in, to, ld_to);
+    case 5: return SinglePass<5>(x, ldx, panel, in, to, ld_to);
+    case 6: return SinglePass<6>(x, ldx, panel, in, to, ld_to);
 #endif
     default: HWY_ASSERT(false);
   }
@@ -188,8 +214,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
     // sums (its padding rows too) go to the buffer, and its rows are copied out.
     const bool whole = rows == kP;
     if (one_pass) {
-      DotPanelG<true>(static_cast<int>(T), x, in, panel, 0, in, 0, nullptr, 0,
-                      whole ? y + r0 : sums, whole ? ldy : kP);
+      SinglePassG(static_cast<int>(T), x, in, panel, in, whole ? y + r0 : sums, whole ? ldy : kP);
     } else {
       // As few token groups as the registers allow, their sizes at most 1 apart (8 = 4 + 4,
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g
@@ -216,10 +241,10 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
             float* to = to_y ? y + t * ldy + r0 : sums + t * kP;
             const int64_t ld_to = to_y ? ldy : kP;
             if (slice)  // the widened slice's inputs count from 0, the panel's from i0
-              DotPanelG<false>(g, x + t * in + i0, in, slice, 0, i1 - i0, v0, from, kP, to, ld_to,
+              DotPanelG(g, x + t * in + i0, in, slice, 0, i1 - i0, v0, from, kP, to, ld_to,
                                ahead);
             else
-              DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, from, kP, to, ld_to, ahead);
+              DotPanelG(g, x + t * in, in, panel, i0, i1, v0, from, kP, to, ld_to, ahead);
           }
       }
     }
