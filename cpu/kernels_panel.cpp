@@ -158,6 +158,7 @@ HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
   DotPanel<kG, true>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
 }
 
+// The single pass of g tokens: one token's inline, 2-6 in SinglePass.
 template <typename WT>
 HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel, int64_t in,
                             float* to, int64_t ld_to) {
@@ -241,8 +242,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
             float* to = to_y ? y + t * ldy + r0 : sums + t * kP;
             const int64_t ld_to = to_y ? ldy : kP;
             if (slice)  // the widened slice's inputs count from 0, the panel's from i0
-              DotPanelG(g, x + t * in + i0, in, slice, 0, i1 - i0, v0, from, kP, to, ld_to,
-                               ahead);
+              DotPanelG(g, x + t * in + i0, in, slice, 0, i1 - i0, v0, from, kP, to, ld_to, ahead);
             else
               DotPanelG(g, x + t * in, in, panel, i0, i1, v0, from, kP, to, ld_to, ahead);
           }
