@@ -98,7 +98,8 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
       acc[g][v] = from ? hn::LoadU(d, from + g * ld_from + (v0 + v) * kN) : hn::Zero(d);
   // A panel's input step is kP * sizeof(WT) bytes (4 or 2 cache lines); fetch 8 KiB ahead
   // (2 KiB left the 1 + 4-row verification step 1.19-1.28x a decode step on 110M F16, 8 KiB
-  // 1.10-1.16x, two threads; 16 KiB and a T0 hint measured the same as 8 KiB). The hint is
+  // 1.10-1.16x, two threads; 16 KiB and a T0 hint measured the same as 8 KiB; in one binary,
+  // session 26, 4-24 KiB all measured 1.11-1.14x on 110M F16). The hint is
   // T1, not NTA: on a host with a 480 MiB L3 (session 25) prefetchnta made a one-thread
   // T = 1 pass 3-4x slower than T0, T1 or T2 and batch-1 F16/F32 decode ~3x slower (T1 the
   // fastest of the three, by a little), where sessions 16-24's host (Zen 5) measured NTA and
@@ -150,7 +151,7 @@ HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, i
 // line it measured 1.135-1.146 in two builds with the code before it shifted, against
 // 1.215-1.218 inline in the same runs (110M F32: 1.03-1.04 against 1.09). One token's pass
 // and the batched passes stay inline: all of them out of line, batch-32 steps and prefill
-// measured 5-8% slower.
+// measured 5-10% slower.
 template <int kG, typename WT>
 HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
     const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel, int64_t in, float* to,
@@ -231,6 +232,8 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
         const int64_t next_lines = last ? 0 : kSlice * kP * int64_t(sizeof(WT)) / 64;
         const int64_t calls = groups * (kPanelVecs / kVecs);
         int64_t call = 0;
+        const bool to_y = whole && i1 == in;  // the last slice's passes store into y
+        const int64_t ld_to = to_y ? ldy : kP;
         for (int v0 = 0; v0 < kPanelVecs; v0 += kVecs)
           for (int64_t j = 0, t0 = 0; j < groups; ++j, ++call) {
             const int g = static_cast<int>(base + (j < extra ? 1 : 0));
@@ -238,9 +241,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
             t0 += g;
             const auto ahead = PrefetchShare::of(next, next_lines, call, calls);
             const float* from = i0 == 0 ? nullptr : sums + t * kP;
-            const bool to_y = whole && i1 == in;
             float* to = to_y ? y + t * ldy + r0 : sums + t * kP;
-            const int64_t ld_to = to_y ? ldy : kP;
             if (slice)  // the widened slice's inputs count from 0, the panel's from i0
               DotPanelG(g, x + t * in + i0, in, slice, 0, i1 - i0, v0, from, kP, to, ld_to, ahead);
             else
