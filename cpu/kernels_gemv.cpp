@@ -32,6 +32,7 @@
 
 #include "cpu/kernels_internal.h"
 #include "cpu/load_f32-inl.h"
+#include "cpu/prefetch_share.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace troupe::cpu::detail {
@@ -321,7 +322,8 @@ bool TargetIsAvx512() {
 #endif
 }
 
-// Eight independent accumulators so the loop is limited by loads, not FMA latency.
+// The read probe's two loops (ReadBandwidthProbe keeps the faster). ReadSum: eight
+// independent float sums, so the loop is limited by loads, not add latency.
 float ReadSum(const float* HWY_RESTRICT p, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -344,6 +346,39 @@ float ReadSum(const float* HWY_RESTRICT p, int64_t n) {
   return s;
 }
 
+// ReadHalvesSum: the same bytes read as the batch-1 F16 matmul reads its weights, 16-bit
+// halves widened to floats, each line fetched into L2 8 KiB ahead right after its first
+// load (cpu/prefetch_share.h). On session 27's host a tight loop of loads (ReadSum) read
+// 31-32 GB/s and this one 36-37; the decode steps stream at the faster rate, so a probe of
+// the first loop alone put F16 decode at 1.12-1.19 "of the roofline" (docs/benchmarks.md,
+// "Session 27"). n counts halves; their values do not matter (the sum is only kept alive).
+float ReadHalvesSum(const uint16_t* HWY_RESTRICT p16, int64_t n) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto* p = reinterpret_cast<const hwy::float16_t*>(p16);
+  constexpr int64_t kAhead = 8192 / 2;  // halves
+  const int64_t per_line = 64 / 2;
+  VF a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    VF w0 = LoadAsF32(p + i);
+    if ((i % per_line) == 0) prefetch_after<2>(w0.raw, p + i + kAhead);
+    a0 = hn::Add(a0, w0);
+    VF w1 = LoadAsF32(p + i + N);
+    if (((i + N) % per_line) == 0) prefetch_after<2>(w1.raw, p + i + N + kAhead);
+    a1 = hn::Add(a1, w1);
+    VF w2 = LoadAsF32(p + i + 2 * N);
+    if (((i + 2 * N) % per_line) == 0) prefetch_after<2>(w2.raw, p + i + 2 * N + kAhead);
+    a2 = hn::Add(a2, w2);
+    VF w3 = LoadAsF32(p + i + 3 * N);
+    if (((i + 3 * N) % per_line) == 0) prefetch_after<2>(w3.raw, p + i + 3 * N + kAhead);
+    a3 = hn::Add(a3, w3);
+  }
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n; ++i) s += f16_to_f32(p16[i]);
+  return s;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace troupe::cpu::detail
 HWY_AFTER_NAMESPACE();
@@ -354,6 +389,7 @@ namespace troupe::cpu::detail {
 HWY_EXPORT(GemvRowsF32);
 HWY_EXPORT(GemvRowsF16);
 HWY_EXPORT(ReadSum);
+HWY_EXPORT(ReadHalvesSum);
 HWY_EXPORT(TargetIsAvx512);
 
 void gemv_rows_f32(const float* x, int64_t T, const float* W, int64_t in, int64_t r0,
@@ -365,6 +401,9 @@ void gemv_rows_f16(const float* x, int64_t T, const uint16_t* W, int64_t in, int
   HWY_DYNAMIC_DISPATCH(GemvRowsF16)(x, T, W, in, r0, r1, y, ldy);
 }
 float read_sum(const float* p, int64_t n) { return HWY_DYNAMIC_DISPATCH(ReadSum)(p, n); }
+float read_halves_sum(const uint16_t* p, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(ReadHalvesSum)(p, n);
+}
 bool dispatch_is_avx512() { return HWY_DYNAMIC_DISPATCH(TargetIsAvx512)(); }
 
 }  // namespace troupe::cpu::detail
@@ -392,10 +431,14 @@ double ReadBandwidthProbe::measure(int passes) {
   const int64_t grain = 4096;
   std::vector<float> sums(static_cast<size_t>(pool_.size()));
   double best = 0;
-  for (int pass = 0; pass < passes; ++pass) {
+  // Each pass reads the buffer with both loops (kernels above); the fastest read counts.
+  for (int pass = 0; pass < 2 * passes; ++pass) {
     const auto t0 = std::chrono::steady_clock::now();
     pool_.parallel_for(n_, grain, [&](int th, int64_t b, int64_t e) {
-      sums[th] += detail::read_sum(buf_ + b, e - b);
+      if (pass % 2 == 0)
+        sums[th] += detail::read_sum(buf_ + b, e - b);
+      else
+        sums[th] += detail::read_halves_sum(reinterpret_cast<const uint16_t*>(buf_ + b), 2 * (e - b));
     });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, double(n_) * 4 / s);

@@ -29,6 +29,8 @@ void exp_f32_n(const float* x, float* y, int64_t n);
 // Sum of n floats read with wide loads (the bandwidth probe; the sum keeps it from being
 // optimised away).
 float read_sum(const float* p, int64_t n);
+// n 16-bit halves read as floats, each line fetched ahead (the probe's second loop).
+float read_halves_sum(const uint16_t* p, int64_t n);
 
 // Whether HWY_DYNAMIC_DISPATCH currently picks an AVX-512 target (follows
 // hwy::SetSupportedTargetsForTest). A table lookup: unlike hwy::SupportedTargets(), which

@@ -82,6 +82,18 @@ constexpr int64_t kSlice = 128;
 // 25's host, F16 from 0.47-0.48 to 0.52-0.54; prefill (T = 512: a few lines a pass) measured
 // the same.
 
+// No-ops a one-pass F32 step issues after each weight vector's multiply-adds, to slow the
+// loop down: on session 27's host a loop that does little per cache line streams memory
+// slower. One token's F32 step is a load, a fetch and an FMA per line; with 4 no-ops a line
+// batch-1 F32 decode of 110M ran 10-14% faster (in one binary, 72.5-76.7 against 66.6-67.0
+// tok/s; 2 no-ops 72.5), and a standalone loop of loads read 31 GB/s bare, 36-39 with 2-8
+// no-ops a line (16: 23) and 36-37 with its sums kept in memory (docs/benchmarks.md,
+// "Session 27"). Fetching further ahead (16-64 KiB) did not help the bare loop; without PMU
+// counters I could not see why. 16-bit weights need none (two conversions a line; 2 or 4
+// no-ops measured the same or slower), nor do 4 or more tokens (4+ FMAs a line).
+template <int kG, typename WT>
+constexpr int kPaceNops = std::is_same_v<WT, float> ? (kG == 1 ? 4 : kG == 2 ? 2 : kG == 3 ? 1 : 0) : 0;
+
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
 // [v0, v0 + kVecs): starts from from[g * ld_from + lane] (zero when `from` is null) and
 // stores the sums to to[g * ld_to + lane]. kStream: the weights come from DRAM once (a
@@ -104,22 +116,29 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
   // T = 1 pass 3-4x slower than T0, T1 or T2 and batch-1 F16/F32 decode ~3x slower (T1 the
   // fastest of the three, by a little), where sessions 16-24's host (Zen 5) measured NTA and
   // T0 the same.
+  // Each line is fetched right after one of the step's weight loads (line l after vector
+  // l * kVecs / kLinesPerStep's: F32 one a vector, 16-bit weights after vectors 0 and 2),
+  // not all of them at the top of the step, where GCC puts __builtin_prefetch calls: in one
+  // binary (session 27), batch-1 decode of 110M ran 5-16% faster (F16 153-182 against
+  // 136-158 tok/s, F32 70-78 against 66-69) and the 1 + 4-row step 4-10% faster.
   constexpr int64_t kAheadBytes = 8192;
   constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
   // This pass's share of the next slice, spread over its input steps (see PanelRows).
   const int64_t ahead_per_step = ahead.per_step(i1 - i0);
   for (int64_t i = i0; i < i1; ++i) {
     const WT* w = panel + i * kP + v0 * kN;
-    if constexpr (kStream) {
-      const char* pf = reinterpret_cast<const char*>(panel + i * kP) + kAheadBytes;
-      for (int64_t l = 0; l < kLinesPerStep; ++l) __builtin_prefetch(pf + l * 64, 0, 2);
-    }
+    const char* pf = reinterpret_cast<const char*>(panel + i * kP) + kAheadBytes;
     ahead.step(ahead_per_step);
     VF xb[kG];
     for (int g = 0; g < kG; ++g) xb[g] = hn::Set(d, x[g * ldx + i]);
     for (int v = 0; v < kVecs; ++v) {
-      const VF wv = LoadAsF32(w + v * kN);
+      VF wv = LoadAsF32(w + v * kN);
+      if constexpr (kStream)
+        for (int64_t l = 0; l < kLinesPerStep; ++l)
+          if (v == l * kVecs / kLinesPerStep) prefetch_after<2>(wv.raw, pf + l * 64);
       for (int g = 0; g < kG; ++g) acc[g][v] = hn::MulAdd(wv, xb[g], acc[g][v]);
+      if constexpr (kStream)
+        for (int n = 0; n < kPaceNops<kG, WT>; ++n) asm volatile("nop");
     }
   }
   for (int g = 0; g < kG; ++g)

@@ -42,7 +42,15 @@ namespace {
 // 0.88x the time with it for 110M INT4, 0.97-0.98x for the grown target's INT4, whose
 // step is bound by the unpacking and group work; docs/benchmarks.md, session 21.)
 constexpr int kTB = 4;
-constexpr int64_t kPrefetch = 4096;  // bytes ahead in the weight stream (GEMV)
+// GEMV: each weight line is fetched kPrefetch bytes ahead, right after the load of the line
+// it replaces (`block` in tile_tokens). The hardware prefetcher alone left the 4-bit formats
+// ~15% short of the bandwidth the 8-bit ones reach (less time between loads). Until session
+// 27 a block's lines were fetched together at its top (GCC's placement of _mm_prefetch),
+// 4 KiB ahead, into L1; in one binary on session 27's host (Intel, 480 MiB L3), one fetch
+// after each load, 8 KiB ahead, decoded 110M Q8_0 13-18% faster (into L2; into L1 the same
+// as before) and INT8 25-30%; Q4_0 ran 0-10% faster into L1 and the same into L2, INT4 the
+// same either way (docs/benchmarks.md, "Session 27").
+constexpr int64_t kPrefetch = 8192;
 
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
@@ -102,22 +110,26 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
 
   // One block of 32 inputs for the TB tokens, into acc (Int4: the group's accumulators).
   auto block = [&](int64_t b, const uint8_t* wb, __m512* acc) __attribute__((always_inline)) {
-    // GEMV: the hardware prefetcher alone leaves the 4-bit formats ~15% short of the
-    // bandwidth the 8-bit ones reach (less time between loads); 4 KiB ahead closes it.
-    if constexpr (TB == 1)
-      for (int j = 0; j < BB / 64; ++j)
-        _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetch + 64 * j), _MM_HINT_T0);
+    // GEMV: line j of the block kPrefetch ahead, after this block's line j (see kPrefetch):
+    // the 4-bit formats into L1, the 8-bit ones into L2.
+    const auto fetch_ahead = [&](__m512i& loaded, int j) __attribute__((always_inline)) {
+      if constexpr (TB == 1) cpu::prefetch_after<k4 ? 1 : 2>(loaded, wb + kPrefetch + 64 * j);
+    };
     __m512i w[8];
     if constexpr (k4) {
       // Low nibbles pair with inputs 8j..8j+3; high nibbles stay in place (x16) and pair
       // with 8j+4..8j+7 in a second accumulator that is shifted back once per block.
       for (int j = 0; j < 4; ++j) {
-        const __m512i v = _mm512_load_si512(wb + 64 * j);
+        __m512i v = _mm512_load_si512(wb + 64 * j);
+        fetch_ahead(v, j);
         w[2 * j] = _mm512_and_si512(v, lo_mask);
         w[2 * j + 1] = _mm512_and_si512(v, hi_mask);
       }
     } else {
-      for (int k = 0; k < 8; ++k) w[k] = _mm512_load_si512(wb + 64 * k);
+      for (int k = 0; k < 8; ++k) {
+        w[k] = _mm512_load_si512(wb + 64 * k);
+        fetch_ahead(w[k], k);
+      }
     }
     __m512 ds;
     if constexpr (F == QFormat::Q8_0 || F == QFormat::Q4_0) ds = block_scales(W, tile, b);
