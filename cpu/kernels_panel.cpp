@@ -92,7 +92,8 @@ constexpr int64_t kSlice = 128;
 // counters I could not see why. 16-bit weights need none (two conversions a line; 2 or 4
 // no-ops measured the same or slower), nor do 4 or more tokens (4+ FMAs a line).
 template <int kG, typename WT>
-constexpr int kPaceNops = std::is_same_v<WT, float> ? (kG == 1 ? 4 : kG == 2 ? 2 : kG == 3 ? 1 : 0) : 0;
+constexpr int kPaceNops =
+    std::is_same_v<WT, float> ? (kG == 1 ? 4 : kG == 2 ? 2 : kG == 3 ? 1 : 0) : 0;
 
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
 // [v0, v0 + kVecs): starts from from[g * ld_from + lane] (zero when `from` is null) and
@@ -119,7 +120,7 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
   // Each line is fetched right after one of the step's weight loads (line l after vector
   // l * kVecs / kLinesPerStep's: F32 one a vector, 16-bit weights after vectors 0 and 2),
   // not all of them at the top of the step, where GCC puts __builtin_prefetch calls: in one
-  // binary (session 27), batch-1 decode of 110M ran 5-16% faster (F16 153-182 against
+  // binary (session 27), batch-1 decode of 110M ran 4-17% faster (F16 153-182 against
   // 136-158 tok/s, F32 70-78 against 66-69) and the 1 + 4-row step 4-10% faster.
   constexpr int64_t kAheadBytes = 8192;
   constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;

@@ -47,9 +47,11 @@ constexpr int kTB = 4;
 // ~15% short of the bandwidth the 8-bit ones reach (less time between loads). Until session
 // 27 a block's lines were fetched together at its top (GCC's placement of _mm_prefetch),
 // 4 KiB ahead, into L1; in one binary on session 27's host (Intel, 480 MiB L3), one fetch
-// after each load, 8 KiB ahead, decoded 110M Q8_0 13-18% faster (into L2; into L1 the same
-// as before) and INT8 25-30%; Q4_0 ran 0-10% faster into L1 and the same into L2, INT4 the
-// same either way (docs/benchmarks.md, "Session 27").
+// after each load, 8 KiB ahead, decoded 110M Q8_0 14-19% faster (into L2; into L1 the same
+// as before) and INT8 25-30%; Q4_0 ran 0-12% faster into L1 and the same into L2, INT4 the
+// same either way. (The switch inside the kernel slowed every variant; as built, against the
+// previous tree, Q8_0 ran 3-10% faster, INT8 5-10%, Q4_0 and INT4 within 2%: docs/benchmarks.md,
+// "Session 27".)
 constexpr int64_t kPrefetch = 8192;
 
 inline __m512i bcast4(const int8_t* p) {
