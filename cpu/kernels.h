@@ -121,8 +121,9 @@ class ReadBandwidthProbe {
   ~ReadBandwidthProbe();
   ReadBandwidthProbe(const ReadBandwidthProbe&) = delete;
   ReadBandwidthProbe& operator=(const ReadBandwidthProbe&) = delete;
-  // Best of `passes` whole passes over the buffer with every pool thread reading its
-  // slice, in bytes/s.
+  // Best of `passes` whole passes over the buffer with each of two loops (float adds, and
+  // halves widened with a fetch after each line: cpu/kernels_gemv.cpp), every pool thread
+  // reading its slice, in bytes/s.
   double measure(int passes = 5);
 
  private:

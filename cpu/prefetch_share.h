@@ -19,7 +19,7 @@ namespace troupe::cpu {
 // the top of a loop body. Here the asm claims to update `loaded` (it does not touch it), so
 // the load must come before the fetch and every use after it: a step's fetches stay spread
 // between its loads. On session 27's host (Intel, 480 MiB L3) one-pass matmuls that fetched
-// a step's lines one after another streamed 5-30% slower than the same loops with one fetch
+// a step's lines one after another streamed 4-30% slower than the same loops with one fetch
 // after each load (cpu/kernels_panel.cpp, quant/qkernel_avx512.cpp; docs/benchmarks.md,
 // "Session 27"). Being volatile, the fetch is also never deleted as side-effect-free code
 // (see PrefetchShare).
