@@ -275,20 +275,22 @@ TEST_CASE("matmul: rejects unsupported weight dtypes", "[cpu][matmul]") {
 }
 
 // The probe's two loops read every element: their sums equal a plain sum (small integers,
-// exact in floats), tails past whole vectors included.
+// exact in floats), tails past whole vectors included, on every compiled SIMD target.
 TEST_CASE("read probe loops sum every element", "[cpu][bandwidth]") {
-  for (const int64_t n : {int64_t(0), int64_t(5), int64_t(1000), int64_t(4096 + 37)}) {
-    std::vector<float> f(static_cast<size_t>(n));
-    std::vector<uint16_t> h(static_cast<size_t>(n));
-    double want = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      f[i] = static_cast<float>(i % 7);
-      h[i] = f32_to_f16(f[i]);
-      want += f[i];
+  test::for_each_target([&] {
+    for (const int64_t n : {int64_t(0), int64_t(5), int64_t(1000), int64_t(4096 + 37)}) {
+      std::vector<float> f(static_cast<size_t>(n));
+      std::vector<uint16_t> h(static_cast<size_t>(n));
+      double want = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        f[i] = static_cast<float>(i % 7);
+        h[i] = f32_to_f16(f[i]);
+        want += f[i];
+      }
+      CHECK(detail::read_sum(f.data(), n) == Approx(want));
+      CHECK(detail::read_halves_sum(h.data(), n) == Approx(want));
     }
-    CHECK(detail::read_sum(f.data(), n) == Approx(want));
-    CHECK(detail::read_halves_sum(h.data(), n) == Approx(want));
-  }
+  });
 }
 
 TEST_CASE("measure_read_bandwidth returns a plausible rate", "[cpu][bandwidth]") {
