@@ -83,14 +83,11 @@ constexpr int64_t kSlice = 128;
 // the same.
 
 // No-ops a one-pass F32 step issues after each weight vector's multiply-adds, to slow the
-// loop down: on session 27's host a loop that does little per cache line streams memory
-// slower. One token's F32 step is a load, a fetch and an FMA per line; with 4 no-ops a line
-// batch-1 F32 decode of 110M ran 10-14% faster (in one binary, 72.5-76.7 against 66.6-67.0
-// tok/s; 2 no-ops 72.5), and a standalone loop of loads read 31 GB/s bare, 36-39 with 2-8
-// no-ops a line (16: 23) and 36-37 with its sums kept in memory (docs/benchmarks.md,
-// "Session 27"). Fetching further ahead (16-64 KiB) did not help the bare loop; without PMU
-// counters I could not see why. 16-bit weights need none (two conversions a line; 2 or 4
-// no-ops measured the same or slower), nor do 4 or more tokens (4+ FMAs a line).
+// loop down (pace_with_nops, cpu/prefetch_share.h). One token's F32 step is a load, a fetch
+// and an FMA per line; with 4 no-ops a line batch-1 F32 decode of 110M ran 10-14% faster (in
+// one binary, 72.5-76.7 against 66.6-67.0 tok/s; 2 no-ops 72.5; llama-1b, more no-ops than
+// these: the same or slower). 16-bit weights need none (two conversions a line; 1-4 no-ops
+// measured the same or slower on 110M and llama-1b), nor do 4 or more tokens (4+ FMAs a line).
 template <int kG, typename WT>
 constexpr int kPaceNops =
     std::is_same_v<WT, float> ? (kG == 1 ? 4 : kG == 2 ? 2 : kG == 3 ? 1 : 0) : 0;
@@ -136,10 +133,9 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
       VF wv = LoadAsF32(w + v * kN);
       if constexpr (kStream)
         for (int64_t l = 0; l < kLinesPerStep; ++l)
-          if (v == l * kVecs / kLinesPerStep) prefetch_after<2>(wv.raw, pf + l * 64);
+          if (v == l * kVecs / kLinesPerStep) prefetch_l2_after(wv.raw, pf + l * 64);
       for (int g = 0; g < kG; ++g) acc[g][v] = hn::MulAdd(wv, xb[g], acc[g][v]);
-      if constexpr (kStream)
-        for (int n = 0; n < kPaceNops<kG, WT>; ++n) asm volatile("nop");
+      if constexpr (kStream) pace_with_nops<kPaceNops<kG, WT>>();
     }
   }
   for (int g = 0; g < kG; ++g)

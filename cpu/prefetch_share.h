@@ -13,28 +13,33 @@
 
 namespace troupe::cpu {
 
-// Fetches p's cache line into L1 (kInto = 1, prefetcht0) or L2 (kInto = 2, prefetcht1)
-// between the load of `loaded` (a vector register) and its uses. GCC schedules
-// __builtin_prefetch calls, and asm volatile ones that only take an address, together at
-// the top of a loop body. Here the asm claims to update `loaded` (it does not touch it), so
-// the load must come before the fetch and every use after it: a step's fetches stay spread
-// between its loads. On session 27's host (Intel, 480 MiB L3) one-pass matmuls that fetched
-// a step's lines one after another streamed 4-30% slower than the same loops with one fetch
-// after each load (cpu/kernels_panel.cpp, quant/qkernel_avx512.cpp; docs/benchmarks.md,
-// "Session 27"). Being volatile, the fetch is also never deleted as side-effect-free code
-// (see PrefetchShare).
-template <int kInto, typename V>
-inline void prefetch_after(V& loaded, const void* p) {
-  static_assert(kInto == 1 || kInto == 2, "into L1 or L2");
+// Fetches p's cache line into L2 (prefetcht1) between the load of `loaded` (a vector
+// register) and its uses. GCC schedules __builtin_prefetch calls, and asm volatile ones that
+// only take an address, together at the top of a loop body. Here the asm claims to update
+// `loaded` (it does not touch it), so the load must come before the fetch and every use
+// after it: a step's fetches stay spread between its loads. On session 27's host (Intel,
+// 480 MiB L3) one-pass matmuls that fetched a step's lines one after another streamed 4-30%
+// slower than the same loops with one fetch after each load (cpu/kernels_panel.cpp,
+// quant/qkernel_avx512.cpp; docs/benchmarks.md, "Session 27"). Being volatile, the fetch is
+// also never deleted as side-effect-free code (see PrefetchShare).
+template <typename V>
+inline void prefetch_l2_after(V& loaded, const void* p) {
 #if defined(__x86_64__) || defined(__i386__)
-  if constexpr (kInto == 1)
-    asm volatile("prefetcht0 %a1" : "+v"(loaded) : "p"(p));
-  else
-    asm volatile("prefetcht1 %a1" : "+v"(loaded) : "p"(p));
+  asm volatile("prefetcht1 %a1" : "+v"(loaded) : "p"(p));
 #else
   (void)loaded;
-  __builtin_prefetch(p, 0, kInto == 1 ? 3 : 2);
+  __builtin_prefetch(p, 0, 2);
 #endif
+}
+
+// kCount no-ops, to slow a streaming loop down. On session 27's host a loop that does little
+// per cache line reads memory slower: two threads over 1 GiB, a load and an add a line read
+// 29-32 GB/s however far ahead it fetched, the same with 2-8 no-ops a line 36-39 GB/s (16: 23),
+// with its sums kept in memory 35-37 (docs/benchmarks.md, "Session 27"). Without PMU counters
+// I could not see why. The kernels that use this say how many they issue and what it measured.
+template <int kCount>
+inline void pace_with_nops() {
+  for (int n = 0; n < kCount; ++n) asm volatile("nop");
 }
 
 struct PrefetchShare {

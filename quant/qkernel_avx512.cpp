@@ -42,17 +42,19 @@ namespace {
 // 0.88x the time with it for 110M INT4, 0.97-0.98x for the grown target's INT4, whose
 // step is bound by the unpacking and group work; docs/benchmarks.md, session 21.)
 constexpr int kTB = 4;
-// GEMV: each weight line is fetched kPrefetch bytes ahead, right after the load of the line
-// it replaces (`block` in tile_tokens). The hardware prefetcher alone left the 4-bit formats
-// ~15% short of the bandwidth the 8-bit ones reach (less time between loads). Until session
-// 27 a block's lines were fetched together at its top (GCC's placement of _mm_prefetch),
-// 4 KiB ahead, into L1; in one binary on session 27's host (Intel, 480 MiB L3), one fetch
-// after each load, 8 KiB ahead, decoded 110M Q8_0 14-19% faster (into L2; into L1 the same
-// as before) and INT8 25-30%; Q4_0 ran 0-12% faster into L1 and the same into L2, INT4 the
-// same either way. (The switch inside the kernel slowed every variant; as built, against the
-// previous tree, Q8_0 ran 3-10% faster, INT8 5-10%, Q4_0 and INT4 within 2%: docs/benchmarks.md,
-// "Session 27".)
+// GEMV: each weight line is fetched into L2 kPrefetch bytes ahead, right after the load of
+// the line it replaces (`block` in tile_tokens), and followed by kGemvPaceNops no-ops
+// (pace_with_nops, cpu/prefetch_share.h). The hardware prefetcher alone left the 4-bit
+// formats ~15% short of the bandwidth the 8-bit ones reach (less time between loads). Until
+// session 27 a block's lines were fetched together at its top (GCC's placement of
+// _mm_prefetch), 4 KiB ahead, into L1. On session 27's host (Intel, 480 MiB L3), in one
+// binary, batch-1 decode with the fetches spread: llama-1b (weights from DRAM) Q8_0 +7%,
+// INT8 +8%, INT4 +5%, Q4_0 the same; 110M (weights in L3) Q8_0 +14-19%, INT8 +25-30%, the
+// 4-bit formats the same (into L1 instead, 1B Q4_0 ran 13% slower than before). Then with
+// 4 no-ops a line, llama-1b: Q4_0 +14-16%, Q8_0 +10-13%, INT8 +10-16%, INT4 +11-14%; 2 or 6
+// no-ops gained less or the same (docs/benchmarks.md, "Session 27").
 constexpr int64_t kPrefetch = 8192;
+constexpr int kGemvPaceNops = 4;
 
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
@@ -112,10 +114,12 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
 
   // One block of 32 inputs for the TB tokens, into acc (Int4: the group's accumulators).
   auto block = [&](int64_t b, const uint8_t* wb, __m512* acc) __attribute__((always_inline)) {
-    // GEMV: line j of the block kPrefetch ahead, after this block's line j (see kPrefetch):
-    // the 4-bit formats into L1, the 8-bit ones into L2.
+    // GEMV: line j of the block kPrefetch ahead, after this block's line j (see kPrefetch).
     const auto fetch_ahead = [&](__m512i& loaded, int j) __attribute__((always_inline)) {
-      if constexpr (TB == 1) cpu::prefetch_after<k4 ? 1 : 2>(loaded, wb + kPrefetch + 64 * j);
+      if constexpr (TB == 1) {
+        cpu::prefetch_l2_after(loaded, wb + kPrefetch + 64 * j);
+        cpu::pace_with_nops<kGemvPaceNops>();
+      }
     };
     __m512i w[8];
     if constexpr (k4) {
