@@ -1,8 +1,11 @@
 #pragma once
-// Software pipelining of weight fetches for kernels that pass over one block of weights
-// several times (once per token group): while they work on this block, the passes fetch
-// the next block's cache lines, each pass an equal share. Without it the first pass over
-// each block waits on DRAM while the others run from L1/L2. Used by the float panel matmul
+// How the CPU kernels fetch weights ahead: prefetch_l2_after and pace_with_nops for the
+// one-pass (streaming) matmuls, and PrefetchShare.
+//
+// PrefetchShare: software pipelining of weight fetches for kernels that pass over one block
+// of weights several times (once per token group): while they work on this block, the passes
+// fetch the next block's cache lines, each pass an equal share. Without it the first pass
+// over each block waits on DRAM while the others run from L1/L2. Used by the float panel matmul
 // (cpu/kernels_panel.cpp, input slices) and the quantized GEMM (quant/qkernel_avx512.cpp,
 // tile pairs); measured in docs/benchmarks.md, session 19.
 //
@@ -33,10 +36,11 @@ inline void prefetch_l2_after(V& loaded, const void* p) {
 }
 
 // kCount no-ops, to slow a streaming loop down. On session 27's host a loop that does little
-// per cache line reads memory slower: two threads over 1 GiB, a load and an add a line read
-// 29-32 GB/s however far ahead it fetched, the same with 2-8 no-ops a line 36-39 GB/s (16: 23),
-// with its sums kept in memory 35-37 (docs/benchmarks.md, "Session 27"). Without PMU counters
-// I could not see why. The kernels that use this say how many they issue and what it measured.
+// per cache line reads memory slower: two threads over 1 GiB, a load and an add (or a load,
+// a fetch and an FMA) a line read 29-32 GB/s however far ahead it fetched; the load, fetch
+// and FMA with 2-8 no-ops a line 36-39 GB/s (16: 23); the load and add with the sums kept in
+// memory 35-37 (docs/benchmarks.md, "Session 27"). Without PMU counters I could not see why.
+// The kernels that use this say how many they issue and what it measured.
 template <int kCount>
 inline void pace_with_nops() {
   for (int n = 0; n < kCount; ++n) asm volatile("nop");
