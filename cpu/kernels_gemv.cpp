@@ -349,9 +349,10 @@ float ReadSum(const float* HWY_RESTRICT p, int64_t n) {
 // ReadHalvesSum: the same bytes read as the batch-1 F16 matmul reads its weights, 16-bit
 // halves widened to floats, each line fetched into L2 8 KiB ahead right after its first
 // load (cpu/prefetch_share.h). On session 27's host a tight loop of loads (ReadSum) read
-// 31-32 GB/s and this one 36-37; the decode steps stream at the faster rate, so a probe of
-// the first loop alone put F16 decode at 1.12-1.19 "of the roofline" (docs/benchmarks.md,
-// "Session 27"). n counts halves; their values do not matter (the sum is only kept alive).
+// 31-32 GB/s and this one 36-37 (`test_cpu "[.read-loops-bench]"` has both shapes); the
+// decode steps stream at the faster rate, so a probe of the first loop alone put F16 decode
+// at 1.12-1.19 "of the roofline" (docs/benchmarks.md, "Session 27"). n counts halves; their
+// values do not matter (the sum is only kept alive).
 float ReadHalvesSum(const uint16_t* HWY_RESTRICT p16, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -438,7 +439,8 @@ double ReadBandwidthProbe::measure(int passes) {
       if (pass % 2 == 0)
         sums[th] += detail::read_sum(buf_ + b, e - b);
       else
-        sums[th] += detail::read_halves_sum(reinterpret_cast<const uint16_t*>(buf_ + b), 2 * (e - b));
+        sums[th] +=
+            detail::read_halves_sum(reinterpret_cast<const uint16_t*>(buf_ + b), 2 * (e - b));
     });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, double(n_) * 4 / s);

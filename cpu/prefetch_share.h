@@ -37,10 +37,10 @@ inline void prefetch_l2_after(V& loaded, const void* p) {
 
 // kCount no-ops, to slow a streaming loop down. On session 27's host a loop that does little
 // per cache line reads memory slower: two threads over 1 GiB, a load and an add (or a load,
-// a fetch and an FMA) a line read 29-32 GB/s however far ahead it fetched; the load, fetch
-// and FMA with 2-8 no-ops a line 36-39 GB/s (16: 23); the load and add with the sums kept in
-// memory 35-37 (docs/benchmarks.md, "Session 27"). Without PMU counters I could not see why.
-// The kernels that use this say how many they issue and what it measured.
+// a fetch and an FMA) a line read 31-32 GB/s however far ahead it fetched, the load, fetch and
+// FMA with 2-16 no-ops a line 36-37 GB/s (`test_cpu "[.read-loops-bench]"`; docs/benchmarks.md,
+// "Session 27"). Without PMU counters I could not see why. The kernels that use this say how
+// many they issue and what it measured.
 template <int kCount>
 inline void pace_with_nops() {
   for (int n = 0; n < kCount; ++n) asm volatile("nop");
