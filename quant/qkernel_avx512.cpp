@@ -114,7 +114,8 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
 
   // One block of 32 inputs for the TB tokens, into acc (Int4: the group's accumulators).
   auto block = [&](int64_t b, const uint8_t* wb, __m512* acc) __attribute__((always_inline)) {
-    // GEMV: line j of the block kPrefetch ahead, after this block's line j (see kPrefetch).
+    // GEMV: line j of the block kPrefetch ahead, after this block's line j, then the
+    // no-ops that pace the loop (see kPrefetch).
     const auto fetch_ahead = [&](__m512i& loaded, int j) __attribute__((always_inline)) {
       if constexpr (TB == 1) {
         cpu::prefetch_l2_after(loaded, wb + kPrefetch + 64 * j);
