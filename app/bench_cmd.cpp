@@ -2,7 +2,9 @@
 //   decode: batch-1 prefill and decode tokens/s next to the memory-bandwidth roofline
 //           (weight bytes streamed per token / measured read bandwidth), and the pool
 //           barriers (parallel regions) per decoded token; with --verify-rows K also the
-//           cost of a 1 + k-row verification step against a decode step (bench_verify.h).
+//           cost of a 1 + k-row verification step against a decode step (bench_verify.h);
+//           with --compare-host-tuning N, decode under each host tuning table in turns
+//           (bench_tuning.h).
 //   peak:   FMA peak vs a batched decode step (bench_peak.cpp).
 #include <boost/json.hpp>
 
@@ -12,12 +14,14 @@
 #include <vector>
 
 #include "app/bench_stats.h"
+#include "app/bench_tuning.h"
 #include "app/bench_verify.h"
 #include "app/commands.h"
 #include "app/loaded_model.h"
 #include "app/sequence_loop.h"
 #include "config/bench_config.h"
 #include "config/flags.h"
+#include "cpu/host_tuning.h"
 #include "cpu/kernels.h"
 
 namespace troupe::app {
@@ -133,6 +137,14 @@ void run_decode_bench(const DecodeBenchOpts& o) {
       std::printf("  1+%d rows       %.3f ms (%.3f)  T(1+%d)/T(1) = %.3f (%.3f)\n", v.k, v.step_ms_median,
                   v.step_ms_best, v.k, v.ratio_median, v.ratio_best);
   }
+  std::vector<TuningCompared> tunings;
+  if (o.tuning_rounds > 0) {
+    tunings = compare_host_tunings(be, *m.tokenizer, prompt, p, o.tuning_rounds);
+    std::printf("host tuning      %s in use; decode under each table, %d paired rounds (median tok/s, of %s's):\n",
+                cpu::host_tuning().name, o.tuning_rounds, tunings.front().name.c_str());
+    for (const TuningCompared& t : tunings)
+      std::printf("  %-14s %.2f tokens/s  %.3f\n", t.name.c_str(), t.tokens_per_s_median, t.ratio_median);
+  }
   if (!o.json_path.empty()) {
     boost::json::object obj{{"model", o.model},
                             {"threads", be.pool().size()},
@@ -157,7 +169,16 @@ void run_decode_bench(const DecodeBenchOpts& o) {
                             {"mean_context", mean_context},
                             {"roofline_with_kv_tokens_per_s", roofline_kv},
                             {"fraction_of_roofline_with_kv", best_decode / roofline_kv},
-                            {"barriers_per_token", barriers_per_token}};
+                            {"barriers_per_token", barriers_per_token},
+                            {"host_tuning", cpu::host_tuning().name}};
+    if (!tunings.empty()) {
+      boost::json::array arr;
+      for (const TuningCompared& t : tunings)
+        arr.push_back(boost::json::object{{"name", t.name},
+                                          {"tokens_per_s_median", t.tokens_per_s_median},
+                                          {"ratio_median", t.ratio_median}});
+      obj["host_tuning_compared"] = std::move(arr);
+    }
     if (o.verify_rows > 0) {
       boost::json::array rows;
       for (const VerifyRowCost& v : vc.rows)
@@ -196,6 +217,10 @@ void register_bench(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(0, 64));
   f->option("--verify-rounds", o->verify_rounds, "Paired rounds of the --verify-rows steps (medians are reported)")
       ->capture_default_str()->check(CLI::Range(1, 100000));
+  f->option("--compare-host-tuning", o->tuning_rounds,
+            "Also decode under each host tuning table (how streaming kernels fetch ahead; "
+            "TROUPE_HOST_TUNING picks one), in turns, for this many paired rounds (0 = off)")
+      ->capture_default_str()->check(CLI::Range(0, 1000));
   f->option("--json", o->json_path, "Also write the results to this JSON file");
   add_quantization_flags(*f, o->quantization);
   add_kv_dtype_flag(*f, "--kv-cache-dtype", o->kv_dtype);

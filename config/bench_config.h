@@ -20,6 +20,7 @@ struct DecodeBenchOpts {
   int repeats = 3;
   int verify_rows = 0;     // --verify-rows K: also time 1 + k-row steps, k = 1..K (bench_verify.h)
   int verify_rounds = 40;  // paired rounds of those steps
+  int tuning_rounds = 0;   // --compare-host-tuning N: decode under each host tuning table
   bool fuse_linears = true;
   quant::Options quantization;
   KvDtype kv_dtype = KvDtype::F32;

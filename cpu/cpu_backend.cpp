@@ -15,6 +15,7 @@
 #include <span>
 
 #include "core/error.h"
+#include "cpu/host_tuning.h"
 #include "cpu/kernels.h"
 #include "quant/qmatmul.h"
 #include "quant/stored.h"
@@ -161,15 +162,8 @@ constexpr int64_t kAttentionTileRows = 64;
 constexpr int64_t kKvPrefetchMaxRows = 8;  // query rows per tile; longer tiles reuse blocks
 constexpr int64_t kKvPrefetchBytes = int64_t(512) << 10;
 
-// Whether that first head's fetch pays, by host (docs/benchmarks.md, session 26). On the AMD
-// Zen 5 host of sessions 13-24, dropping it measured 0.98-1.05x the batch-32 step time (INT8
-// up to 1.05x, F32 up to 1.02x). On an Intel host (AVX-512, 2 MiB L2, 480 MiB L3) the step
-// ran 3-10% faster without it (F32, F16, Q8_0 and INT8, contexts 32-512, in one binary): the
-// rows were in L3, and the burst's prefetches waited for fill buffers. Not measured elsewhere.
-bool kv_rows_fetch_pays() {
-  static const bool amd = __builtin_cpu_is("amd");
-  return amd;
-}
+// Whether that first head's fetch pays depends on the host: HostTuning::kv_rows_fetch
+// (cpu/host_tuning.h).
 
 // Fetches the cached K and V rows (all heads) of positions [0, n_ctx) into L2, up to
 // kKvPrefetchBytes in all. A paged block's rows are contiguous, so a block is one range.
@@ -535,7 +529,8 @@ void CpuBackend::pack_float_weights() {
 }
 
 std::string CpuBackend::name() const {
-  // e.g. "cpu (2 threads, awq int4 g64, avx512-vnni)", "cpu (2 threads, Q4_0, lm_head Q4_0, ...)"
+  // e.g. "cpu (2 threads, awq int4 g64, avx512-vnni, amd tuning)",
+  // "cpu (2 threads, Q4_0, lm_head Q4_0, ...)"
   auto fmt_of = [](const quant::QuantizedMatrix& m) {
     std::string f(quant::qformat_name(m.format()));
     return m.format() == quant::QFormat::Int4 ? f + " g" + std::to_string(m.group()) : f;
@@ -551,7 +546,9 @@ std::string CpuBackend::name() const {
   const std::string kv = kv_shape_.dtype == KvDtype::F32
                              ? std::string()
                              : fmt::format(", kv {}", kv_dtype_name(kv_shape_.dtype));
-  return fmt::format("cpu ({} threads{}{}{})", pool_.size(), q, kv, stage);
+  // The host tuning (cpu/host_tuning.h) says which fetch variants the timings ran with.
+  return fmt::format("cpu ({} threads{}{}{}, {} tuning)", pool_.size(), q, kv, stage,
+                     host_tuning().name);
 }
 
 int64_t CpuBackend::weight_bytes_per_token() const {
@@ -785,7 +782,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     for (int64_t b = begin; b < end; ++b)
       for (const AttentionItem& it : s.attention_bins[size_t(b)]) {
         const auto& sq = batch.seqs[size_t(it.seq)];
-        if (it.fetch_rows && kv_rows_fetch_pays())
+        if (it.fetch_rows && host_tuning().kv_rows_fetch)
           prefetch_cached_rows(kc, vc, sq.block_table.data(), bs, row_bytes, s.pos[it.t0 + it.n - 1] + 1);
         PagedKv kv{kc, vc, sq.block_table.data(), bs, NKV, HD, kvt, ks, vs};
         attention_causal_tile(s.q.data() + it.t0 * QD, QD, it.kv_head, c.num_heads, kv,

@@ -1,6 +1,6 @@
 #pragma once
-// How the CPU kernels fetch weights ahead: prefetch_l2_after and pace_with_nops for the
-// one-pass (streaming) matmuls, and PrefetchShare.
+// How the CPU kernels fetch weights ahead: prefetch_l2_after, prefetch_l1_after and
+// pace_with_nops for the one-pass (streaming) matmuls, and PrefetchShare.
 //
 // PrefetchShare: software pipelining of weight fetches for kernels that pass over one block
 // of weights several times (once per token group): while they work on this block, the passes
@@ -32,6 +32,17 @@ inline void prefetch_l2_after(V& loaded, const void* p) {
 #else
   (void)loaded;
   __builtin_prefetch(p, 0, 2);
+#endif
+}
+
+// The same into L1 (prefetcht0).
+template <typename V>
+inline void prefetch_l1_after(V& loaded, const void* p) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm volatile("prefetcht0 %a1" : "+v"(loaded) : "p"(p));
+#else
+  (void)loaded;
+  __builtin_prefetch(p, 0, 3);
 #endif
 }
 

@@ -9,6 +9,8 @@
 // namespace except the entry points declared here.
 #include <cstdint>
 
+#include "cpu/host_tuning.h"
+
 namespace troupe::quant {
 
 // Storage formats of a QuantizedMatrix (see qtensor.h for the math and the layout).
@@ -62,18 +64,19 @@ struct QAct {
 using QuantizeActFn = void (*)(const float* x, int64_t n, int64_t nb, int8_t* q, float* d,
                                int32_t* sum);
 // y[t * rows + r] = sum_i x[t][i] * W[r][i] (+ bias[r]) for t < T and the rows of tiles
-// [tile0, tile1).
+// [tile0, tile1). `fetch`: how the AVX-512 GEMV (T = 1) fetches ahead (cpu/host_tuning.h);
+// the other kernels leave their fetching to the hardware and ignore it.
 using TilesFn = void (*)(const PackedW& W, const QAct& A, int64_t T, int64_t tile0,
-                         int64_t tile1, float* y, const float* bias);
+                         int64_t tile1, float* y, const float* bias, cpu::GemvFetch fetch);
 
 void quantize_act_scalar(const float* x, int64_t n, int64_t nb, int8_t* q, float* d,
                          int32_t* sum);
 void tiles_scalar(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1,
-                  float* y, const float* bias);
+                  float* y, const float* bias, cpu::GemvFetch fetch);
 void quantize_act_avx2(const float* x, int64_t n, int64_t nb, int8_t* q, float* d,
                        int32_t* sum);
 void tiles_avx2(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1,
-                float* y, const float* bias);
+                float* y, const float* bias, cpu::GemvFetch fetch);
 void quantize_act_avx512(const float* x, int64_t n, int64_t nb, int8_t* q, float* d,
                          int32_t* sum);
 // The int8 dot-product peak probe's loop: kDotChains independent vpdpbusd chains in
@@ -82,7 +85,7 @@ void quantize_act_avx512(const float* x, int64_t n, int64_t nb, int8_t* q, float
 constexpr int kDotChains = 16;
 int64_t dot_chains_avx512(int64_t iters, int32_t* out);
 void tiles_avx512(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1,
-                  float* y, const float* bias);
+                  float* y, const float* bias, cpu::GemvFetch fetch);
 
 }  // namespace detail
 }  // namespace troupe::quant

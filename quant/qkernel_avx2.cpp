@@ -150,7 +150,7 @@ void quantize_act_avx2(const float* x, int64_t n, int64_t nb, int8_t* q, float* 
 }
 
 void tiles_avx2(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1,
-                float* y, const float* bias) {
+                float* y, const float* bias, cpu::GemvFetch) {
   switch (W.fmt) {
     case QFormat::Int8: run<QFormat::Int8>(W, A, T, tile0, tile1, y, bias); break;
     case QFormat::Int4: run<QFormat::Int4>(W, A, T, tile0, tile1, y, bias); break;

@@ -42,18 +42,23 @@ namespace {
 // 0.88x the time with it for 110M INT4, 0.97-0.98x for the grown target's INT4, whose
 // step is bound by the unpacking and group work; docs/benchmarks.md, session 21.)
 constexpr int kTB = 4;
-// GEMV: each weight line is fetched into L2 kPrefetch bytes ahead, right after the load of
-// the line it replaces (`block` in tile_tokens), and followed by kGemvPaceNops no-ops
-// (pace_with_nops, cpu/prefetch_share.h). The hardware prefetcher alone left the 4-bit
-// formats ~15% short of the bandwidth the 8-bit ones reach (less time between loads). Until
-// session 27 a block's lines were fetched together at its top (GCC's placement of
-// _mm_prefetch), 4 KiB ahead, into L1. On session 27's host (Intel, 480 MiB L3), in one
-// binary, batch-1 decode with the fetches spread: llama-1b (weights from DRAM) Q8_0 +7%,
-// INT8 +8%, INT4 +5%, Q4_0 the same; 110M (weights in L3) Q8_0 +14-19%, INT8 +25-30%, the
-// 4-bit formats the same (into L1 instead, 1B Q4_0 ran 13% slower than before). Then with
-// 4 no-ops a line, llama-1b: Q4_0 +14-16%, Q8_0 +10-13%, INT8 +10-16%, INT4 +11-14%; 2 or 6
-// no-ops gained less or the same (docs/benchmarks.md, "Session 27").
-constexpr int64_t kPrefetch = 8192;
+// GEMV: each weight line is fetched ahead right after the load of the line it replaces
+// (`block` in tile_tokens), as the host's tuning says (cpu/host_tuning.h): into L1 4 KiB
+// ahead (AMD), or into L2 8 KiB ahead followed by 4 no-ops (pace_with_nops,
+// cpu/prefetch_share.h; Intel). The hardware prefetcher alone left the 4-bit formats ~15%
+// short of the bandwidth the 8-bit ones reach (less time between loads). Until session 27 a
+// block's lines were fetched together at its top (GCC's placement of _mm_prefetch), 4 KiB
+// ahead, into L1. On session 27's host (Intel, 480 MiB L3), in one binary, batch-1 decode
+// with the fetches spread: llama-1b (weights from DRAM) Q8_0 +7%, INT8 +8%, INT4 +5%, Q4_0
+// the same; 110M (weights in L3) Q8_0 +14-19%, INT8 +25-30%, the 4-bit formats the same
+// (into L1 instead, 1B Q4_0 ran 13% slower than before). Then with 4 no-ops a line,
+// llama-1b: Q4_0 +14-16%, Q8_0 +10-13%, INT8 +10-16%, INT4 +11-14%; 2 or 6 no-ops gained
+// less or the same. On the Zen 5 host (session 28) that paced L2 fetch was the slowest
+// variant: 110M Q4_0, Q8_0, INT8 and INT4 8-15% below the L1 fetch 4 KiB ahead, which
+// measured the same as the fetch at the block's top and as L1 8 KiB ahead
+// (docs/benchmarks.md, "Session 27" and "Session 28").
+template <cpu::GemvFetch kFetch>
+constexpr int64_t kGemvAhead = kFetch == cpu::GemvFetch::kL1Near ? 4096 : 8192;
 constexpr int kGemvPaceNops = 4;
 
 inline __m512i bcast4(const int8_t* p) {
@@ -93,7 +98,7 @@ inline void store_tile(const PackedW& W, int64_t tile, __mmask16 mask, const __m
 }
 
 // Rows of one tile for tokens [t0, t0 + TB).
-template <QFormat F, int TB>
+template <QFormat F, int TB, cpu::GemvFetch kFetch = cpu::GemvFetch::kL1Near>
 inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t tile,
                         __mmask16 mask, float* y, const float* bias) {
   constexpr bool k4 = is_4bit(F);
@@ -114,12 +119,16 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
 
   // One block of 32 inputs for the TB tokens, into acc (Int4: the group's accumulators).
   auto block = [&](int64_t b, const uint8_t* wb, __m512* acc) __attribute__((always_inline)) {
-    // GEMV: line j of the block kPrefetch ahead, after this block's line j, then the
-    // no-ops that pace the loop (see kPrefetch).
+    // GEMV: line j of the block kGemvAhead ahead, after this block's line j (see kGemvAhead).
     const auto fetch_ahead = [&](__m512i& loaded, int j) __attribute__((always_inline)) {
       if constexpr (TB == 1) {
-        cpu::prefetch_l2_after(loaded, wb + kPrefetch + 64 * j);
-        cpu::pace_with_nops<kGemvPaceNops>();
+        const uint8_t* ahead = wb + kGemvAhead<kFetch> + 64 * j;
+        if constexpr (kFetch == cpu::GemvFetch::kL1Near) {
+          cpu::prefetch_l1_after(loaded, ahead);
+        } else {
+          cpu::prefetch_l2_after(loaded, ahead);
+          cpu::pace_with_nops<kGemvPaceNops>();
+        }
       }
     };
     __m512i w[8];
@@ -318,27 +327,37 @@ __attribute__((always_inline)) inline void pair_pass(int64_t tb, const PackedW& 
   }
 }
 
+inline __mmask16 row_mask(const PackedW& W, int64_t tile) {
+  const int64_t left = W.rows - tile * kTileRows;
+  return static_cast<__mmask16>(left >= kTileRows ? 0xffff : (1u << left) - 1);
+}
+
+// T = 1: the streaming one-tile GEMV, tile by tile.
+template <QFormat F, cpu::GemvFetch kFetch>
+void gemv(const PackedW& W, const QAct& A, int64_t tile0, int64_t tile1, float* y,
+          const float* bias) {
+  for (int64_t tile = tile0; tile < tile1; ++tile)
+    tile_tokens<F, 1, kFetch>(W, A, 0, tile, row_mask(W, tile), y, bias);
+}
+
+// T >= 2.
 template <QFormat F>
 void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1, float* y,
          const float* bias) {
-  auto row_mask = [&](int64_t tile) {
-    const int64_t left = W.rows - tile * kTileRows;
-    return static_cast<__mmask16>(left >= kTileRows ? 0xffff : (1u << left) - 1);
-  };
   // Token passes over a tile pair: kTB tokens each, but a T % 4 == 1 (T >= 5) starts with
   // one of 5 and a T % 4 of 2 or 3 ends with one of that many, so that every token takes
   // the pair kernel. Before, the last T % 4 tokens took the one-tile kernel, tile by tile:
   // a 1 + 4-row verification step ran a 4-token pass and then a 1-token pass per tile.
   // Steps of 3, 5, 6, 7 and 9 rows now take 0.78-0.98x the time (docs/benchmarks.md,
-  // session 21). T = 1 keeps the streaming one-tile GEMV. Passes of 2 or 3 tokens give
+  // session 21). T = 1 takes the streaming one-tile GEMV (gemv). Passes of 2 or 3 tokens give
   // each (tile, token) two chains of integer dots (see `block`): with one, a lone 2-token
   // pass measured 0.85-1.11x two one-tile passes; with two, 0.83-0.94x (110M).
   const int64_t first = T >= 5 && T % kTB == 1 ? 5 : T < kTB ? T : kTB;
-  const int64_t passes = T == 1 ? 0 : 1 + (T - first + kTB - 1) / kTB;
+  const int64_t passes = 1 + (T - first + kTB - 1) / kTB;
   int64_t tile = tile0;
   const int64_t tile_bytes = W.nb * tile_block_bytes(F);
   for (; tile + 1 < tile1; tile += 2) {  // only the matrix's last tile can be partial
-    const __mmask16 mask1 = row_mask(tile + 1);
+    const __mmask16 mask1 = row_mask(W, tile + 1);
     // Only a next pair of this thread's, and small enough to sit in L1/L2 beside this one.
     const char* next = reinterpret_cast<const char*>(W.w + (tile + 2) * tile_bytes);
     const bool fetch = tile + 3 < tile1 && 2 * tile_bytes <= kAheadMaxBytes;
@@ -349,14 +368,10 @@ void run(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile
                    cpu::PrefetchShare::of(next, lines, c, passes));
       t += tb;
     }
-    if (T == 1) {
-      tile_tokens<F, 1>(W, A, 0, tile, 0xffff, y, bias);
-      tile_tokens<F, 1>(W, A, 0, tile + 1, mask1, y, bias);
-    }
   }
   const int64_t Tp = T / kTB * kTB;  // tokens in whole passes of kTB
   if (tile < tile1) {  // an odd tile out
-    const __mmask16 mask = row_mask(tile);
+    const __mmask16 mask = row_mask(W, tile);
     for (int64_t t = 0; t < Tp; t += kTB) tile_tokens<F, kTB>(W, A, t, tile, mask, y, bias);
     tail_tokens<F>(W, A, Tp, T, tile, mask, y, bias);
   }
@@ -406,8 +421,30 @@ int64_t dot_chains_avx512(int64_t iters, int32_t* out) {
   return iters * kDotChains * 64;
 }
 
+namespace {
+
+template <cpu::GemvFetch kFetch>
+void gemv_format(const PackedW& W, const QAct& A, int64_t tile0, int64_t tile1, float* y,
+                 const float* bias) {
+  switch (W.fmt) {
+    case QFormat::Int8: return gemv<QFormat::Int8, kFetch>(W, A, tile0, tile1, y, bias);
+    case QFormat::Int4: return gemv<QFormat::Int4, kFetch>(W, A, tile0, tile1, y, bias);
+    case QFormat::Q8_0: return gemv<QFormat::Q8_0, kFetch>(W, A, tile0, tile1, y, bias);
+    case QFormat::Q4_0: return gemv<QFormat::Q4_0, kFetch>(W, A, tile0, tile1, y, bias);
+  }
+}
+
+}  // namespace
+
 void tiles_avx512(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1,
-                  float* y, const float* bias) {
+                  float* y, const float* bias, cpu::GemvFetch fetch) {
+  // The fetch is a template argument: chosen per line inside the loop, it slowed every
+  // variant (session 27).
+  if (T == 1) {
+    if (fetch == cpu::GemvFetch::kL2Paced)
+      return gemv_format<cpu::GemvFetch::kL2Paced>(W, A, tile0, tile1, y, bias);
+    return gemv_format<cpu::GemvFetch::kL1Near>(W, A, tile0, tile1, y, bias);
+  }
   switch (W.fmt) {
     case QFormat::Int8: run<QFormat::Int8>(W, A, T, tile0, tile1, y, bias); break;
     case QFormat::Int4: run<QFormat::Int4>(W, A, T, tile0, tile1, y, bias); break;

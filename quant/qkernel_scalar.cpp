@@ -55,7 +55,7 @@ void quantize_act_scalar(const float* x, int64_t n, int64_t nb, int8_t* q, float
 }
 
 void tiles_scalar(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int64_t tile1,
-                  float* y, const float* bias) {
+                  float* y, const float* bias, cpu::GemvFetch) {
   const bool four = is_4bit(W.fmt);
   const int64_t bb = tile_block_bytes(W.fmt);
   for (int64_t tile = tile0; tile < tile1; ++tile) {

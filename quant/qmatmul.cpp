@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "cpu/host_tuning.h"
 #include "cpu/kernels.h"
 #include "quant/qkernel.h"
 
@@ -168,6 +169,7 @@ void run_qmatmul(cpu::ThreadPool& pool, int64_t T, const QuantizedMatrix& W, flo
   const int64_t out = W.rows();
   const detail::PackedW P = W.packed();
   const Kernels k = kernels_for(current_qisa());
+  const cpu::GemvFetch fetch = cpu::host_tuning().gemv_fetch;
 
   // A reference, not the thread_local itself: the pool's workers must see the caller's.
   thread_local Scratch tls;
@@ -181,7 +183,8 @@ void run_qmatmul(cpu::ThreadPool& pool, int64_t T, const QuantizedMatrix& W, flo
   const int64_t chunk = std::max<int64_t>(kMinTokenChunk, kActChunkBytes / stride / 16 * 16);
   pool.parallel_for(P.tiles, grain, [&](int, int64_t t0, int64_t t1) {
     for (int64_t c0 = 0; c0 < T; c0 += chunk)
-      k.tiles(P, act_view(s, P, stride, c0), std::min(chunk, T - c0), t0, t1, y + c0 * out, bias);
+      k.tiles(P, act_view(s, P, stride, c0), std::min(chunk, T - c0), t0, t1, y + c0 * out, bias,
+              fetch);
   });
 }
 
@@ -288,6 +291,7 @@ void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const Quantiz
   const int64_t in = gate.cols();
   const GluPlan plan = plan_glu(I, T, pool.size(), G.nb * tile_block_bytes(G.fmt) / kTileRows);
   const int64_t unit = plan.unit, units = plan.units, tc = plan.tokens;
+  const cpu::GemvFetch fetch = cpu::host_tuning().gemv_fetch;
   run_qmatmul(pool, T, down, y, bias, [&](const Kernels& k, Scratch& s, int64_t stride) {
     thread_local Scratch gu_tls;  // gate's and up's input; s (the caller's) is down's
     Scratch& g = gu_tls;
@@ -310,8 +314,8 @@ void qmatmul_glu(cpu::ThreadPool& pool, const float* x, int64_t T, const Quantiz
           float* gy = buf.data();
           float* uy = buf.data() + tn * n;
           const detail::QAct A = act_view(g, G, gstride, t0);
-          k.tiles(gate_unit, A, tn, 0, tiles, gy, nullptr);
-          k.tiles(up_unit, A, tn, 0, tiles, uy, nullptr);
+          k.tiles(gate_unit, A, tn, 0, tiles, gy, nullptr, fetch);
+          k.tiles(up_unit, A, tn, 0, tiles, uy, nullptr, fetch);
           for (int64_t t = t0; t < t0 + tn; ++t) {
             glu(row.data(), gy + (t - t0) * n, uy + (t - t0) * n, n);
             k.quantize(row.data(), n, b1 - b0, s.q.data() + t * stride + c0,

@@ -226,6 +226,39 @@ TEST_CASE("bench decode --verify-rows reports the 1 + k-row step cost against th
   }
 }
 
+// The host tuning tables (cpu/host_tuning.h): TROUPE_HOST_TUNING picks one, the backend's
+// name and the JSON say which ran, and --compare-host-tuning decodes under each in turns
+// (INT8 weights: the quantized GEMV is what the tables tune).
+TEST_CASE("bench decode --compare-host-tuning decodes under each table; TROUPE_HOST_TUNING picks one", "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-decode-tuning");
+  const std::string js = dir + "/decode.json";
+  const std::string args = "decode --model " + shell_quote(model()) +
+                           " --threads 2 --prompt-len 8 --tokens 4 --repeats 1 --quantization int8";
+  auto r = test::run_command("TROUPE_HOST_TUNING=intel " + shell_quote(test::troupe_bin()) + " bench " + args +
+                             " --compare-host-tuning 3 --json " + shell_quote(js));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  const json::object o = read_json(js);
+  INFO(json::serialize(o));
+  CHECK(str(o, "host_tuning") == "intel");
+  CHECK(str(o, "backend").find("intel tuning") != std::string::npos);
+  const json::array& tables = arr(o, "host_tuning_compared");
+  REQUIRE(tables.size() == 2);
+  CHECK(str(tables[0].as_object(), "name") == "amd");
+  CHECK(str(tables[1].as_object(), "name") == "intel");
+  CHECK(num(tables[0].as_object(), "ratio_median") == 1.0);
+  for (const json::value& t : tables) {
+    CHECK(num(t.as_object(), "tokens_per_s_median") > 0);
+    CHECK(num(t.as_object(), "ratio_median") > 0);
+  }
+  CHECK(r.out.find("host tuning      intel in use") != std::string::npos);
+
+  auto bad = test::run_command("TROUPE_HOST_TUNING=zen5 " + shell_quote(test::troupe_bin()) + " bench " + args);
+  INFO(bad.out);
+  CHECK(bad.status != 0);
+  CHECK(bad.out.find("TROUPE_HOST_TUNING='zen5': expected amd or intel") != std::string::npos);
+}
+
 TEST_CASE("bench decode --verify-rows needs room for the context and the drafts", "[cli][bench]") {
   // TinyStories-656K has 512 positions: a 510-token context leaves no room for 1 + 3 rows.
   auto r = bench("decode --model " + shell_quote(model()) +

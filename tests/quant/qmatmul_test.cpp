@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "cpu/host_tuning.h"
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
 #include "quant/qmatmul.h"
@@ -206,6 +207,33 @@ TEST_CASE("qmatmul gives a token the same bits alone and in any batch", "[quant]
             CHECK(tokens_unlike_alone(*pool, W, x, T, bias.data()) == 0);
           }
   }
+}
+
+// The host tuning tables (cpu/host_tuning.h) change how the AVX-512 GEMV fetches ahead,
+// into L1 or paced into L2, and nothing else: under each, a token's GEMV outputs are the
+// bits the batched kernel (which neither table touches) gives it.
+TEST_CASE("the GEMV computes the same bits under every host tuning table", "[quant]") {
+  IsaGuard guard;
+  const cpu::HostTuning saved = cpu::host_tuning();
+  cpu::ThreadPool p1(1), p2(2);
+  const int64_t in = 512;  // 8 KiB ahead of a tile's first line lies past Q4_0's 4 KiB tile
+  for (QIsa isa : isas()) {
+    set_qisa(isa);
+    for (const cpu::HostTuning& tuning : {cpu::amd_host_tuning(), cpu::intel_host_tuning()}) {
+      cpu::set_host_tuning(tuning);
+      for (QFormat f : {QFormat::Int8, QFormat::Int4, QFormat::Q8_0, QFormat::Q4_0})
+        for (int64_t out : {17, 48})
+          for (cpu::ThreadPool* pool : {&p1, &p2}) {
+            std::vector<uint8_t> raw;
+            const QuantizedMatrix W = make({f, out, in, 128}, test::random_weights(out, in, 9), raw);
+            const auto x = test::random_acts(5, in, 10);
+            INFO(qisa_name(isa) << " " << tuning.name << " " << qformat_name(f) << " out=" << out
+                                << " threads=" << pool->size());
+            CHECK(tokens_unlike_alone(*pool, W, x, 5, nullptr) == 0);
+          }
+    }
+  }
+  cpu::set_host_tuning(saved);
 }
 
 // qmatmul_glu (the feed-forward's gate/up and down matmuls in one call, gate and up outputs

@@ -1,0 +1,49 @@
+#pragma once
+// Kernel choices that measured differently on the hosts we have had, in one place: which
+// one a process uses is decided once, from the CPU's vendor, and `troupe bench` prints it.
+// TROUPE_HOST_TUNING=amd|intel picks one instead (for a host that measures differently,
+// and for the tests, which check that every choice computes the same bits).
+//
+// Only the fetches and pacing of streaming loops differ, never the arithmetic: a choice
+// changes how fast a kernel reads its weights, not what it computes.
+//
+// No STL here: quant/qkernel.h includes this into the ISA kernel files (see there).
+#include <cstdint>
+
+namespace troupe::cpu {
+
+// How the quantized GEMV (batch-1 decode, quant/qkernel_avx512.cpp) fetches the weight
+// line kGemvFetchAhead bytes past each line it loads, right after that load.
+enum class GemvFetch : uint8_t {
+  kL1Near,   // into L1 (prefetcht0), 4 KiB ahead
+  kL2Paced,  // into L2 (prefetcht1), 8 KiB ahead, then 4 no-ops (cpu::pace_with_nops)
+};
+
+struct HostTuning {
+  const char* name;  // "amd" or "intel"
+  GemvFetch gemv_fetch;
+  // Whether a decode attention tile's first KV head fetches the tile's cached rows, all
+  // heads, into L2 (cpu/cpu_backend.cpp, kv_rows_fetch).
+  bool kv_rows_fetch;
+};
+
+// The tables, as measured (docs/benchmarks.md, sessions 26-28):
+// - AMD (the Zen 5 host of sessions 13-24 and 28): the GEMV into L1 4 KiB ahead; the paced
+//   L2 fetch decoded 110M Q4_0, Q8_0, INT8 and INT4 8-15% slower and llama-1b Q4_0 5-16%
+//   slower (session 28, in one binary). The KV burst: dropping it measured 0.98-1.05x the
+//   batch-32 step time (session 26).
+// - Intel (sessions 25-27: AVX-512, 2 MiB L2, 480 MiB L3): the paced L2 fetch decoded
+//   llama-1b Q4_0 14-16%, Q8_0 10-13%, INT8 10-16% and INT4 11-14% faster than before it,
+//   and fetching into L1 cost 1B Q4_0 13% (session 27). The KV burst cost the batch-32 step
+//   3-10%: the rows were in L3 and its fetches waited for fill buffers (session 26).
+// Any other CPU gets the Intel table (the AVX-512 code paths are the only ones tuned).
+HostTuning amd_host_tuning();
+HostTuning intel_host_tuning();
+
+// This process's tuning: TROUPE_HOST_TUNING if set (fails on another value), else by the
+// CPU's vendor. Read on every kernel call; cheap.
+const HostTuning& host_tuning();
+// For tests and benchmarks: use `t` from now on. Not thread-safe against running kernels.
+void set_host_tuning(const HostTuning& t);
+
+}  // namespace troupe::cpu
