@@ -705,8 +705,9 @@ void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
   // sequences' decode or verification steps), a short tile's heads are dealt in one run of
   // adjacent heads per thread: a thread then reads one contiguous piece of each cached row
   // (its heads' K or V), not every other head's 64-256 bytes, and the hardware prefetchers
-  // follow it. Dealt head by head, alternately, batch-1 decode of 110M Q4_0 at context ~930
-  // ran 10-14% slower, F16 8-9%, 1B Q4_0 at 2000 4-8% (session 28, docs/benchmarks.md).
+  // follow it. Dealt head by head, alternately, batch-1 decode at context ~930 ran 7-16%
+  // slower on 110M Q4_0 and 8-10% on F16, and 4-8% on 1B Q4_0 at 2000 (session 28,
+  // docs/benchmarks.md).
   // Longer tiles, whose heads may each cost as much as all the short ones, are dealt head
   // by head.
   const auto is_short = [](const AttentionItem& it) { return it.n <= kKvPrefetchMaxRows; };

@@ -13,7 +13,7 @@
 namespace troupe::cpu {
 
 // How the quantized GEMV (batch-1 decode, quant/qkernel_avx512.cpp) fetches the weight
-// line kGemvFetchAhead bytes past each line it loads, right after that load.
+// line a few KiB past each line it loads (kGemvAhead there), right after that load.
 enum class GemvFetch : uint8_t {
   kL1Near,   // into L1 (prefetcht0), 4 KiB ahead
   kL2Paced,  // into L2 (prefetcht1), 8 KiB ahead, then 4 no-ops (cpu::pace_with_nops)
@@ -28,10 +28,12 @@ struct HostTuning {
 };
 
 // The tables, as measured (docs/benchmarks.md, sessions 26-28):
-// - AMD (the Zen 5 host of sessions 13-24 and 28): the GEMV into L1 4 KiB ahead; the paced
-//   L2 fetch decoded 110M Q4_0, Q8_0, INT8 and INT4 8-15% slower and llama-1b Q4_0 5-16%
-//   slower (session 28, in one binary). The KV burst: dropping it measured 0.98-1.05x the
-//   batch-32 step time (session 26).
+// - AMD (the Zen 5 host of sessions 13-24 and 28): the GEMV into L1 4 KiB ahead. In an
+//   experiment binary the paced L2 fetch decoded 110M Q8_0, INT8 and INT4 10-15% slower,
+//   Q4_0 6-24% and llama-1b Q4_0 5-16% slower; as built (the GEMV its own function),
+//   `bench decode --compare-host-tuning` put the Intel table at 0.95-0.99 of this one for
+//   the 4-bit formats, the same for the 8-bit ones (session 28). The KV burst: dropping it
+//   measured 0.98-1.05x the batch-32 step time (session 26).
 // - Intel (sessions 25-27: AVX-512, 2 MiB L2, 480 MiB L3): the paced L2 fetch decoded
 //   llama-1b Q4_0 14-16%, Q8_0 10-13%, INT8 10-16% and INT4 11-14% faster than before it,
 //   and fetching into L1 cost 1B Q4_0 13% (session 27). The KV burst cost the batch-32 step

@@ -53,10 +53,12 @@ constexpr int kTB = 4;
 // the same; 110M (weights in L3) Q8_0 +14-19%, INT8 +25-30%, the 4-bit formats the same
 // (into L1 instead, 1B Q4_0 ran 13% slower than before). Then with 4 no-ops a line,
 // llama-1b: Q4_0 +14-16%, Q8_0 +10-13%, INT8 +10-16%, INT4 +11-14%; 2 or 6 no-ops gained
-// less or the same. On the Zen 5 host (session 28) that paced L2 fetch was the slowest
-// variant: 110M Q4_0, Q8_0, INT8 and INT4 8-15% below the L1 fetch 4 KiB ahead, which
-// measured the same as the fetch at the block's top and as L1 8 KiB ahead
-// (docs/benchmarks.md, "Session 27" and "Session 28").
+// less or the same. On the Zen 5 host (session 28), in an experiment binary, that paced L2
+// fetch was the slowest variant (110M Q8_0, INT8 and INT4 10-15% below the L1 fetch 4 KiB
+// ahead, Q4_0 6-24%), and the L1 fetch measured the same as the fetch at the block's top
+// and as L1 8 KiB ahead; with the GEMV as its own function (gemv), the Intel table runs
+// the 4-bit formats at 0.95-0.99 of the AMD one there (docs/benchmarks.md, "Session 27"
+// and "Session 28").
 template <cpu::GemvFetch kFetch>
 constexpr int64_t kGemvAhead = kFetch == cpu::GemvFetch::kL1Near ? 4096 : 8192;
 constexpr int kGemvPaceNops = 4;
@@ -97,7 +99,9 @@ inline void store_tile(const PackedW& W, int64_t tile, __mmask16 mask, const __m
   }
 }
 
-// Rows of one tile for tokens [t0, t0 + TB).
+// Rows of one tile for tokens [t0, t0 + TB). kFetch: the GEMV's fetch (TB = 1; gemv passes
+// the host's; the one-token tail of a T >= 2 call's odd tile, a single tile, takes the
+// default).
 template <QFormat F, int TB, cpu::GemvFetch kFetch = cpu::GemvFetch::kL1Near>
 inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t tile,
                         __mmask16 mask, float* y, const float* bias) {
