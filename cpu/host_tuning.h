@@ -25,6 +25,9 @@ struct HostTuning {
   // Whether a decode attention tile's first KV head fetches the tile's cached rows, all
   // heads, into L2 (cpu/cpu_backend.cpp, kv_rows_fetch).
   bool kv_rows_fetch;
+  // Whether one-pass F32 steps of 1-3 tokens issue no-ops after each weight vector
+  // (kPaceNops, cpu/kernels_panel.cpp).
+  bool float_pace;
 };
 
 // The tables, as measured (docs/benchmarks.md, sessions 26-28):
@@ -38,6 +41,8 @@ struct HostTuning {
 //   llama-1b Q4_0 14-16%, Q8_0 10-13%, INT8 10-16% and INT4 11-14% faster than before it,
 //   and fetching into L1 cost 1B Q4_0 13% (session 27). The KV burst cost the batch-32 step
 //   3-10%: the rows were in L3 and its fetches waited for fill buffers (session 26).
+// - The F32 one-pass no-ops (float_pace): Intel, where 4 a line made 110M F32 decode 10-14%
+//   faster (session 27); not AMD, where they cost 2-3% (in one process, session 28).
 // Any other CPU gets the Intel table (the AVX-512 code paths are the only ones tuned).
 HostTuning amd_host_tuning();
 HostTuning intel_host_tuning();

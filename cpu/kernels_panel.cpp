@@ -45,6 +45,7 @@
 #include "core/error.h"
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
+#include "cpu/host_tuning.h"
 #include "cpu/load_f32-inl.h"
 #include "cpu/prefetch_share.h"
 
@@ -83,11 +84,14 @@ constexpr int64_t kSlice = 128;
 // the same.
 
 // No-ops a one-pass F32 step issues after each weight vector's multiply-adds, to slow the
-// loop down (pace_with_nops, cpu/prefetch_share.h). One token's F32 step is a load, a fetch
-// and an FMA per line; with 4 no-ops a line batch-1 F32 decode of 110M ran 10-14% faster (in
-// one binary, 72.5-76.7 against 66.6-67.0 tok/s; 2 no-ops 72.5; llama-1b, more no-ops than
-// these: the same or slower). 16-bit weights need none (two conversions a line; 1-4 no-ops
-// measured the same or slower on 110M and llama-1b), nor do 4 or more tokens (4+ FMAs a line).
+// loop down (pace_with_nops, cpu/prefetch_share.h), where the host tuning says so
+// (HostTuning::float_pace, cpu/host_tuning.h: Intel). One token's F32 step is a load, a
+// fetch and an FMA per line; on session 27's Intel guest, with 4 no-ops a line batch-1 F32
+// decode of 110M ran 10-14% faster (in one binary, 72.5-76.7 against 66.6-67.0 tok/s; 2
+// no-ops 72.5; llama-1b, more no-ops than these: the same or slower). On the Zen 5 host
+// (session 28) they cost: in one process, decode with them ran at 0.967-0.976 of without.
+// 16-bit weights need none (two conversions a line; 1-4 no-ops measured the same or slower
+// on 110M and llama-1b), nor do 4 or more tokens (4+ FMAs a line).
 template <int kG, typename WT>
 constexpr int kPaceNops =
     std::is_same_v<WT, float> ? (kG == 1 ? 4 : kG == 2 ? 2 : kG == 3 ? 1 : 0) : 0;
@@ -97,7 +101,7 @@ constexpr int kPaceNops =
 // stores the sums to to[g * ld_to + lane]. kStream: the weights come from DRAM once (a
 // single pass), so fetch them ahead (into L2, prefetcht1). `ahead`: this pass's share of
 // the next slice to fetch.
-template <int kG, bool kStream, typename WT>
+template <int kG, bool kStream, typename WT, int kNops = kPaceNops<kG, WT>>
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel,
                          int64_t i0, int64_t i1, int v0, const float* from, int64_t ld_from,
                          float* to, int64_t ld_to, PrefetchShare ahead = {}) {
@@ -135,7 +139,7 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
         for (int64_t l = 0; l < kLinesPerStep; ++l)
           if (v == l * kVecs / kLinesPerStep) prefetch_l2_after(wv.raw, pf + l * 64);
       for (int g = 0; g < kG; ++g) acc[g][v] = hn::MulAdd(wv, xb[g], acc[g][v]);
-      if constexpr (kStream) pace_with_nops<kPaceNops<kG, WT>>();
+      if constexpr (kStream) pace_with_nops<kNops>();
     }
   }
   for (int g = 0; g < kG; ++g)
@@ -168,17 +172,25 @@ HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, i
 // 1.215-1.218 inline in the same runs (110M F32: 1.03-1.04 against 1.09). One token's pass
 // and the batched passes stay inline: all of them out of line, batch-32 steps and prefill
 // measured 5-10% slower.
-template <int kG, typename WT>
+template <int kG, typename WT, int kNops = kPaceNops<kG, WT>>
 HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
     const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel, int64_t in, float* to,
     int64_t ld_to) {
-  DotPanel<kG, true>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
+  DotPanel<kG, true, WT, kNops>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
 }
 
-// The single pass of g tokens: one token's inline, 2-6 in SinglePass.
+// The single pass of g tokens: one token's inline, 2-6 in SinglePass. `pace`: F32 passes of
+// 1-3 tokens issue kPaceNops no-ops (else none).
 template <typename WT>
 HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel, int64_t in,
-                            float* to, int64_t ld_to) {
+                            float* to, int64_t ld_to, bool pace) {
+  if (!pace && std::is_same_v<WT, float> && g <= 3) {
+    switch (g) {
+      case 1: return DotPanel<1, true, WT, 0>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
+      case 2: return SinglePass<2, WT, 0>(x, ldx, panel, in, to, ld_to);
+      default: return SinglePass<3, WT, 0>(x, ldx, panel, in, to, ld_to);
+    }
+  }
   switch (g) {
     case 1: return DotPanel<1, true>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
     case 2: return SinglePass<2>(x, ldx, panel, in, to, ld_to);
@@ -218,6 +230,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
                int64_t p1, float* y, int64_t ldy, const float* bias) {
   thread_local std::vector<float> sums_buf;  // [T][kP]: a partial panel's sums
   const bool one_pass = T <= kMaxG && kVecs == kPanelVecs;
+  const bool pace = host_tuning().float_pace;
   if (static_cast<int64_t>(sums_buf.size()) < T * kP) sums_buf.resize(static_cast<size_t>(T * kP));
   float* sums = sums_buf.data();
   for (int64_t p = p0; p < p1; ++p) {
@@ -232,7 +245,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
     // sums (its padding rows too) go to the buffer, and its rows are copied out.
     const bool whole = rows == kP;
     if (one_pass) {
-      SinglePassG(static_cast<int>(T), x, in, panel, in, whole ? y + r0 : sums, whole ? ldy : kP);
+      SinglePassG(static_cast<int>(T), x, in, panel, in, whole ? y + r0 : sums, whole ? ldy : kP, pace);
     } else {
       // As few token groups as the registers allow, their sizes at most 1 apart (8 = 4 + 4,
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "cpu/host_tuning.h"
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
 #include "cpu/reference.h"
@@ -154,19 +155,26 @@ TEST_CASE("matmul: weights in panels", "[cpu][matmul][panels]") {
 // (T up to the token group), in token groups over input slices (more tokens), or on
 // another thread: so any token's outputs are the same bits at every T, the decode step's,
 // a verification run's and a prefill chunk's alike. Shapes end in a partial panel and,
-// for in = 300 and 2100, in a partial input slice.
+// for in = 300 and 2100, in a partial input slice. Under each host tuning table
+// (cpu/host_tuning.h), whose F32 one-pass steps of 1-3 tokens differ in their no-ops only.
 TEST_CASE("matmul: rows in panels are bit-identical whatever T", "[cpu][matmul][panels]") {
-  test::for_each_target([&] {
-    ThreadPool pool(2);
-    uint32_t seed = 600;
-    for (DType dt : {DType::F32, DType::F16, DType::BF16})
-      for (auto [out, in] : {std::pair<int64_t, int64_t>{100, 300}, {64, 128}, {200, 2100}}) {
-        for (bool with_bias : {false, true})
-          check_rows_whatever_t(panel_matmul, pool, dt, out, in, seed, 1,
-                                {2, 3, 5, 6, 7, 12, 13, 32, 33, 64, 100}, with_bias);
-        seed += 2;
-      }
-  });
+  const HostTuning saved = host_tuning();
+  for (const HostTuning& tuning : {amd_host_tuning(), intel_host_tuning()}) {
+    set_host_tuning(tuning);
+    INFO(tuning.name << " tuning");
+    test::for_each_target([&] {
+      ThreadPool pool(2);
+      uint32_t seed = 600;
+      for (DType dt : {DType::F32, DType::F16, DType::BF16})
+        for (auto [out, in] : {std::pair<int64_t, int64_t>{100, 300}, {64, 128}, {200, 2100}}) {
+          for (bool with_bias : {false, true})
+            check_rows_whatever_t(panel_matmul, pool, dt, out, in, seed, 1,
+                                  {2, 3, 5, 6, 7, 12, 13, 32, 33, 64, 100}, with_bias);
+          seed += 2;
+        }
+    });
+  }
+  set_host_tuning(saved);
 }
 
 TEST_CASE("matmul: pack_panels stacks matrices and rejects other layouts", "[cpu][matmul][panels]") {
