@@ -218,7 +218,7 @@ void register_bench(CLI::App& app) {
   f->option("--verify-rounds", o->verify_rounds, "Paired rounds of the --verify-rows steps (medians are reported)")
       ->capture_default_str()->check(CLI::Range(1, 100000));
   f->option("--compare-host-tuning", o->tuning_rounds,
-            "Also decode under each host tuning table (how streaming kernels fetch ahead; "
+            "Also decode under each host tuning table (how streaming kernels fetch ahead and pace; "
             "TROUPE_HOST_TUNING picks one), in turns, for this many paired rounds (0 = off)")
       ->capture_default_str()->check(CLI::Range(0, 1000));
   f->option("--json", o->json_path, "Also write the results to this JSON file");

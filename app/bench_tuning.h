@@ -1,10 +1,10 @@
 #pragma once
 // `troupe bench decode --compare-host-tuning N`: batch-1 decode under each host tuning table
 // (cpu/host_tuning.h) in one process, in turns, so a user on a new host can see which table
-// suits it. The tables differ only in how streaming kernels fetch ahead, never in the bits
-// they compute. This host's memory moved between ~45 and ~80 GB/s from one minute to the
-// next (session 28), which separate processes minutes apart cannot tell from a kernel
-// change; rounds of one run per table, paired, can.
+// suits it. The tables differ only in how streaming kernels fetch ahead and pace themselves,
+// never in the bits they compute. The Zen 5 host's memory moved between ~45 and ~80 GB/s
+// from process to process (session 28), which separate processes cannot tell from a kernel
+// change; rounds of one run per table, paired, in one process, can.
 #include <string>
 #include <vector>
 
