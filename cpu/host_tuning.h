@@ -23,7 +23,7 @@ struct HostTuning {
   const char* name;  // "amd" or "intel"
   GemvFetch gemv_fetch;
   // Whether a decode attention tile's first KV head fetches the tile's cached rows, all
-  // heads, into L2 (cpu/cpu_backend.cpp, kv_rows_fetch).
+  // heads, into L2 (cpu/cpu_backend.cpp, prefetch_cached_rows).
   bool kv_rows_fetch;
   // Whether one-pass F32 steps of 1-3 tokens issue no-ops after each weight vector
   // (kPaceNops, cpu/kernels_panel.cpp).
