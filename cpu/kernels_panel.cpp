@@ -27,7 +27,7 @@
 // kMaxG = 6 tokens (the register budget: kMaxG x 4 accumulators) run in one pass over a
 // panel; more tokens, and every T with narrower vectors (AVX2: 8 vectors a panel, run 4 at
 // a time, 2 tokens), run the panel in input slices of kSlice, each slice
-// (32 KiB of F32 weights, in L1; 16-bit weights widened to F32 once, WidenedSlice) reused
+// (32 KiB of F32 weights, in L1; 16-bit weights widened to F32 once, WidenBuffer) reused
 // by every token group before the next, the groups' partial sums parked in a per-thread
 // buffer between slices.
 #undef HWY_TARGET_INCLUDE
@@ -100,11 +100,13 @@ constexpr int kPaceNops =
 // [v0, v0 + kVecs): starts from from[g * ld_from + lane] (zero when `from` is null) and
 // stores the sums to to[g * ld_to + lane]. kStream: the weights come from DRAM once (a
 // single pass), so fetch them ahead (into L2, prefetcht1). `ahead`: this pass's share of
-// the next slice to fetch.
-template <int kG, bool kStream, typename WT, int kNops = kPaceNops<kG, WT>>
+// the next slice to fetch. kWiden: also store each weight vector, widened to floats, to
+// widen_to[(i - i0) * kP + lane] (WidenBuffer).
+template <int kG, bool kStream, typename WT, int kNops = kPaceNops<kG, WT>, bool kWiden = false>
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel,
                          int64_t i0, int64_t i1, int v0, const float* from, int64_t ld_from,
-                         float* to, int64_t ld_to, PrefetchShare ahead = {}) {
+                         float* to, int64_t ld_to, PrefetchShare ahead = {},
+                         float* HWY_RESTRICT widen_to = nullptr) {
   const DF d;
   VF acc[kG][kVecs];
   for (int g = 0; g < kG; ++g)
@@ -135,6 +137,7 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
     for (int g = 0; g < kG; ++g) xb[g] = hn::Set(d, x[g * ldx + i]);
     for (int v = 0; v < kVecs; ++v) {
       VF wv = LoadAsF32(w + v * kN);
+      if constexpr (kWiden) hn::Store(wv, d, widen_to + (i - i0) * kP + (v0 + v) * kN);
       if constexpr (kStream)
         for (int64_t l = 0; l < kLinesPerStep; ++l)
           if (v == l * kVecs / kLinesPerStep) prefetch_l2_after(wv.raw, pf + l * 64);
@@ -146,19 +149,20 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
     for (int v = 0; v < kVecs; ++v) hn::StoreU(acc[g][v], d, to + g * ld_to + (v0 + v) * kN);
 }
 
-// A batched pass (weights from the slice in L1) of a group of g tokens.
-template <typename WT>
+// A batched pass (weights from the slice in L1) of a group of g tokens; kWiden: the pass
+// that widens a 16-bit slice into widen_to (see WidenBuffer).
+template <bool kWiden, typename WT>
 HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, int64_t i0,
                           int64_t i1, int v0, const float* from, int64_t ld_from, float* to,
-                          int64_t ld_to, PrefetchShare ahead) {
+                          int64_t ld_to, PrefetchShare ahead, float* widen_to = nullptr) {
   switch (g) {
-    case 1: return DotPanel<1, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
-    case 2: return DotPanel<2, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 1: return DotPanel<1, false, WT, 0, kWiden>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead, widen_to);
+    case 2: return DotPanel<2, false, WT, 0, kWiden>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead, widen_to);
 #if HWY_TARGET <= HWY_AVX3
-    case 3: return DotPanel<3, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
-    case 4: return DotPanel<4, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
-    case 5: return DotPanel<5, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
-    case 6: return DotPanel<6, false>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead);
+    case 3: return DotPanel<3, false, WT, 0, kWiden>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead, widen_to);
+    case 4: return DotPanel<4, false, WT, 0, kWiden>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead, widen_to);
+    case 5: return DotPanel<5, false, WT, 0, kWiden>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead, widen_to);
+    case 6: return DotPanel<6, false, WT, 0, kWiden>(x, ldx, panel, i0, i1, v0, from, ld_from, to, ld_to, ahead, widen_to);
 #endif
     default: HWY_ASSERT(false);
   }
@@ -204,23 +208,18 @@ HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel,
   }
 }
 
-// The 16-bit weights of a panel's inputs [i0, i1) widened to floats, once, in this thread's
-// buffer ([i - i0][kP], in L1), for the token groups that each pass over the slice; null
-// for float weights, which the groups read in place. Widening in every group's pass cost
-// a conversion (2 uops on the FMA ports with AVX-512) per 4 x g FMAs, which capped F16 at
-// T = 32 near 0.75 of the FMA peak; the widening is exact, so the sums keep their bits.
-template <typename WT>
-HWY_INLINE const float* WidenedSlice(const WT* HWY_RESTRICT panel, int64_t i0, int64_t i1) {
-  if constexpr (std::is_same_v<WT, float>) {
-    return nullptr;
-  } else {
-    const DF d;
-    thread_local const hwy::AlignedFreeUniquePtr<float[]> widened = hwy::AllocateAligned<float>(kSlice * kP);
-    float* HWY_RESTRICT out = widened.get();
-    const WT* HWY_RESTRICT from = panel + i0 * kP;
-    for (int64_t j = 0, n = (i1 - i0) * kP; j < n; j += kN) hn::Store(LoadAsF32(from + j), d, out + j);
-    return out;
-  }
+// This thread's buffer for one input slice of 16-bit weights widened to floats
+// ([i - i0][kP], in L1): the first token group's pass over the slice widens each weight
+// vector as it uses it and stores it here, and the other groups read it, so each weight is
+// converted once. Converting in every group's pass cost a conversion (2 uops on the FMA
+// ports with AVX-512) per 4 x g FMAs, which capped F16 at T = 32 near 0.75 of the FMA peak.
+// Until session 28 a loop of its own widened the slice before the first pass; in one
+// binary on the Zen 5 host the batch-32 F16 step ran 1-8% faster with the widening in the
+// first pass (docs/benchmarks.md, session 28). The widening is exact, so the sums keep
+// their bits.
+HWY_INLINE float* WidenBuffer() {
+  thread_local const hwy::AlignedFreeUniquePtr<float[]> buffer = hwy::AllocateAligned<float>(kSlice * kP);
+  return buffer.get();
 }
 
 // y[t * ldy + r] = sum_i x[t * in + i] * W[r, i] (+ bias[r]) for t < T and the rows of
@@ -253,7 +252,9 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
       const int64_t groups = (T + kMaxG - 1) / kMaxG, base = T / groups, extra = T % groups;
       for (int64_t i0 = 0; i0 < in; i0 += kSlice) {
         const int64_t i1 = std::min(in, i0 + kSlice);
-        const float* slice = WidenedSlice(panel, i0, i1);
+        // 16-bit weights: the first group's passes widen the slice (see WidenBuffer).
+        constexpr bool kWidened = !std::is_same_v<WT, float>;
+        float* widened = kWidened ? WidenBuffer() : nullptr;
         // The next slice's bytes (the next panel's first, after the last) follow this one's;
         // after this thread's last panel there is none to fetch.
         const char* next = reinterpret_cast<const char*>(panel + i1 * kP);
@@ -271,10 +272,13 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
             const auto ahead = PrefetchShare::of(next, next_lines, call, calls);
             const float* from = i0 == 0 ? nullptr : sums + t * kP;
             float* to = to_y ? y + t * ldy + r0 : sums + t * kP;
-            if (slice)  // the widened slice's inputs count from 0, the panel's from i0
-              DotPanelG(g, x + t * in + i0, in, slice, 0, i1 - i0, v0, from, kP, to, ld_to, ahead);
+            if (kWidened && j == 0)
+              DotPanelG<true>(g, x + t * in, in, panel, i0, i1, v0, from, kP, to, ld_to, ahead, widened);
+            else if (kWidened)  // the widened slice's inputs count from 0, the panel's from i0
+              DotPanelG<false>(g, x + t * in + i0, in, static_cast<const float*>(widened), 0, i1 - i0, v0,
+                               from, kP, to, ld_to, ahead);
             else
-              DotPanelG(g, x + t * in, in, panel, i0, i1, v0, from, kP, to, ld_to, ahead);
+              DotPanelG<false>(g, x + t * in, in, panel, i0, i1, v0, from, kP, to, ld_to, ahead);
           }
       }
     }
