@@ -213,10 +213,10 @@ HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel,
 // vector as it uses it and stores it here, and the other groups read it, so each weight is
 // converted once. Converting in every group's pass cost a conversion (2 uops on the FMA
 // ports with AVX-512) per 4 x g FMAs, which capped F16 at T = 32 near 0.75 of the FMA peak.
-// Until session 28 a loop of its own widened the slice before the first pass; in one
-// binary on the Zen 5 host the batch-32 F16 step ran 1-8% faster with the widening in the
-// first pass (docs/benchmarks.md, session 28). The widening is exact, so the sums keep
-// their bits.
+// Until session 28 a loop of its own widened the slice before the first pass; on the Zen 5
+// host, widening in the first pass made the batch-32 F16 step 2-4% faster (builds in turns;
+// in one binary, faster in 5 of 6 paired runs), with prefill the same (docs/benchmarks.md,
+// session 28). The widening is exact, so the sums keep their bits.
 HWY_INLINE float* WidenBuffer() {
   thread_local const hwy::AlignedFreeUniquePtr<float[]> buffer = hwy::AllocateAligned<float>(kSlice * kP);
   return buffer.get();
