@@ -363,16 +363,16 @@ float ReadHalvesSum(const uint16_t* HWY_RESTRICT p16, int64_t n) {
   int64_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
     VF w0 = LoadAsF32(p + i);
-    if ((i % per_line) == 0) prefetch_l2_after(w0.raw, p + i + kAhead);
+    if ((i % per_line) == 0) prefetch_after<2>(w0.raw, p + i + kAhead);
     a0 = hn::Add(a0, w0);
     VF w1 = LoadAsF32(p + i + N);
-    if (((i + N) % per_line) == 0) prefetch_l2_after(w1.raw, p + i + N + kAhead);
+    if (((i + N) % per_line) == 0) prefetch_after<2>(w1.raw, p + i + N + kAhead);
     a1 = hn::Add(a1, w1);
     VF w2 = LoadAsF32(p + i + 2 * N);
-    if (((i + 2 * N) % per_line) == 0) prefetch_l2_after(w2.raw, p + i + 2 * N + kAhead);
+    if (((i + 2 * N) % per_line) == 0) prefetch_after<2>(w2.raw, p + i + 2 * N + kAhead);
     a2 = hn::Add(a2, w2);
     VF w3 = LoadAsF32(p + i + 3 * N);
-    if (((i + 3 * N) % per_line) == 0) prefetch_l2_after(w3.raw, p + i + 3 * N + kAhead);
+    if (((i + 3 * N) % per_line) == 0) prefetch_after<2>(w3.raw, p + i + 3 * N + kAhead);
     a3 = hn::Add(a3, w3);
   }
   float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));

@@ -140,7 +140,7 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
       if constexpr (kWiden) hn::Store(wv, d, widen_to + (i - i0) * kP + (v0 + v) * kN);
       if constexpr (kStream)
         for (int64_t l = 0; l < kLinesPerStep; ++l)
-          if (v == l * kVecs / kLinesPerStep) prefetch_l2_after(wv.raw, pf + l * 64);
+          if (v == l * kVecs / kLinesPerStep) prefetch_after<2>(wv.raw, pf + l * 64);
       for (int g = 0; g < kG; ++g) acc[g][v] = hn::MulAdd(wv, xb[g], acc[g][v]);
       if constexpr (kStream) pace_with_nops<kNops>();
     }
@@ -183,26 +183,21 @@ HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
   DotPanel<kG, true, WT, kNops>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
 }
 
-// The single pass of g tokens: one token's inline, 2-6 in SinglePass. `pace`: F32 passes of
-// 1-3 tokens issue kPaceNops no-ops (else none).
-template <typename WT>
+// The single pass of g tokens: one token's inline, 2-6 in SinglePass. kPace: F32 passes
+// of 1-3 tokens issue kPaceNops no-ops (HostTuning::float_pace; else none).
+template <int kG, typename WT, bool kPace>
+constexpr int kSingleNops = kPace ? kPaceNops<kG, WT> : 0;
+template <bool kPace, typename WT>
 HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel, int64_t in,
-                            float* to, int64_t ld_to, bool pace) {
-  if (!pace && std::is_same_v<WT, float> && g <= 3) {
-    switch (g) {
-      case 1: return DotPanel<1, true, WT, 0>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
-      case 2: return SinglePass<2, WT, 0>(x, ldx, panel, in, to, ld_to);
-      default: return SinglePass<3, WT, 0>(x, ldx, panel, in, to, ld_to);
-    }
-  }
+                            float* to, int64_t ld_to) {
   switch (g) {
-    case 1: return DotPanel<1, true>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
-    case 2: return SinglePass<2>(x, ldx, panel, in, to, ld_to);
+    case 1: return DotPanel<1, true, WT, kSingleNops<1, WT, kPace>>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
+    case 2: return SinglePass<2, WT, kSingleNops<2, WT, kPace>>(x, ldx, panel, in, to, ld_to);
 #if HWY_TARGET <= HWY_AVX3
-    case 3: return SinglePass<3>(x, ldx, panel, in, to, ld_to);
-    case 4: return SinglePass<4>(x, ldx, panel, in, to, ld_to);
-    case 5: return SinglePass<5>(x, ldx, panel, in, to, ld_to);
-    case 6: return SinglePass<6>(x, ldx, panel, in, to, ld_to);
+    case 3: return SinglePass<3, WT, kSingleNops<3, WT, kPace>>(x, ldx, panel, in, to, ld_to);
+    case 4: return SinglePass<4, WT, kSingleNops<4, WT, kPace>>(x, ldx, panel, in, to, ld_to);
+    case 5: return SinglePass<5, WT, kSingleNops<5, WT, kPace>>(x, ldx, panel, in, to, ld_to);
+    case 6: return SinglePass<6, WT, kSingleNops<6, WT, kPace>>(x, ldx, panel, in, to, ld_to);
 #endif
     default: HWY_ASSERT(false);
   }
@@ -244,7 +239,13 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
     // sums (its padding rows too) go to the buffer, and its rows are copied out.
     const bool whole = rows == kP;
     if (one_pass) {
-      SinglePassG(static_cast<int>(T), x, in, panel, in, whole ? y + r0 : sums, whole ? ldy : kP, pace);
+      float* to = whole ? y + r0 : sums;
+      const int64_t ld_to = whole ? ldy : kP;
+      // Only F32 has no-ops to drop; 16-bit weights take one set of passes either way.
+      if (std::is_same_v<WT, float> && pace)
+        SinglePassG<true>(static_cast<int>(T), x, in, panel, in, to, ld_to);
+      else
+        SinglePassG<false>(static_cast<int>(T), x, in, panel, in, to, ld_to);
     } else {
       // As few token groups as the registers allow, their sizes at most 1 apart (8 = 4 + 4,
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g

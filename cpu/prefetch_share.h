@@ -1,6 +1,6 @@
 #pragma once
-// How the CPU kernels fetch weights ahead: prefetch_l2_after, prefetch_l1_after and
-// pace_with_nops for the one-pass (streaming) matmuls, and PrefetchShare.
+// How the CPU kernels fetch weights ahead: prefetch_after and pace_with_nops for the
+// one-pass (streaming) matmuls, and PrefetchShare.
 //
 // PrefetchShare: software pipelining of weight fetches for kernels that pass over one block
 // of weights several times (once per token group): while they work on this block, the passes
@@ -16,8 +16,8 @@
 
 namespace troupe::cpu {
 
-// Fetches p's cache line into L2 (prefetcht1) between the load of `loaded` (a vector
-// register) and its uses. GCC schedules __builtin_prefetch calls, and asm volatile ones that
+// Fetches p's cache line into L1 (kLevel 1, prefetcht0) or L2 (kLevel 2, prefetcht1)
+// between the load of `loaded` (a vector register) and its uses. GCC schedules __builtin_prefetch calls, and asm volatile ones that
 // only take an address, together at the top of a loop body. Here the asm claims to update
 // `loaded` (it does not touch it), so the load must come before the fetch and every use
 // after it: a step's fetches stay spread between its loads. On session 27's host (Intel,
@@ -25,24 +25,17 @@ namespace troupe::cpu {
 // slower than the same loops with one fetch after each load (cpu/kernels_panel.cpp,
 // quant/qkernel_avx512.cpp; docs/benchmarks.md, "Session 27"). Being volatile, the fetch is
 // also never deleted as side-effect-free code (see PrefetchShare).
-template <typename V>
-inline void prefetch_l2_after(V& loaded, const void* p) {
+template <int kLevel, typename V>
+inline void prefetch_after(V& loaded, const void* p) {
+  static_assert(kLevel == 1 || kLevel == 2, "into L1 or L2");
 #if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetcht1 %a1" : "+v"(loaded) : "p"(p));
+  if constexpr (kLevel == 1)
+    asm volatile("prefetcht0 %a1" : "+v"(loaded) : "p"(p));
+  else
+    asm volatile("prefetcht1 %a1" : "+v"(loaded) : "p"(p));
 #else
   (void)loaded;
-  __builtin_prefetch(p, 0, 2);
-#endif
-}
-
-// The same into L1 (prefetcht0).
-template <typename V>
-inline void prefetch_l1_after(V& loaded, const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetcht0 %a1" : "+v"(loaded) : "p"(p));
-#else
-  (void)loaded;
-  __builtin_prefetch(p, 0, 3);
+  __builtin_prefetch(p, 0, kLevel == 1 ? 3 : 2);
 #endif
 }
 

@@ -127,12 +127,8 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
     const auto fetch_ahead = [&](__m512i& loaded, int j) __attribute__((always_inline)) {
       if constexpr (TB == 1) {
         const uint8_t* ahead = wb + kGemvAhead<kFetch> + 64 * j;
-        if constexpr (kFetch == cpu::GemvFetch::kL1Near) {
-          cpu::prefetch_l1_after(loaded, ahead);
-        } else {
-          cpu::prefetch_l2_after(loaded, ahead);
-          cpu::pace_with_nops<kGemvPaceNops>();
-        }
+        cpu::prefetch_after<kFetch == cpu::GemvFetch::kL1Near ? 1 : 2>(loaded, ahead);
+        if constexpr (kFetch == cpu::GemvFetch::kL2Paced) cpu::pace_with_nops<kGemvPaceNops>();
       }
     };
     __m512i w[8];

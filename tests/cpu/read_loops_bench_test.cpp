@@ -1,6 +1,6 @@
 // A benchmark, hidden from normal runs: `test_cpu "[.read-loops-bench]"`. How fast the pool's
 // threads read a 1 GiB buffer (huge pages) in loops of different shapes: the measurements
-// behind prefetch_l2_after and pace_with_nops (cpu/prefetch_share.h) and the read probe's two
+// behind prefetch_after and pace_with_nops (cpu/prefetch_share.h) and the read probe's two
 // loops (docs/benchmarks.md, session 27). AVX-512 hosts only (skipped elsewhere); it prints and
 // does not assert. TROUPE_BENCH_THREADS sets the pool size (default: all hardware threads).
 //
@@ -30,7 +30,7 @@ namespace {
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 
-// prefetcht1 of p after `v` is loaded and before its uses (as cpu::prefetch_l2_after).
+// prefetcht1 of p after `v` is loaded and before its uses (as cpu::prefetch_after<2>).
 #define TROUPE_FETCH_AFTER(v, p) asm volatile("prefetcht1 %a1" : "+v"(v) : "p"(p))
 
 template <int kNops>
