@@ -1,11 +1,27 @@
-// Whole-vocabulary loops, shaped for GCC's auto-vectoriser: 8 independent lanes per
+// Whole-vocabulary loops. Most are shaped for GCC's auto-vectoriser: 8 independent lanes per
 // reduction (a single accumulator is a serial dependency chain), branch-free bodies, and
-// work in L1-sized blocks. Sums are kept in double so that the totals used to normalise
-// and the running sums used to draw agree far below float resolution.
+// work in L1-sized blocks; scan_max uses vector extensions (below). Sums are kept in double
+// so that the totals used to normalise and the running sums used to draw agree far below
+// float resolution.
 #include "sampling/kernels.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
+
+// Each exported loop is built three times, for x86-64-v4 (AVX-512), v3 (AVX2) and the
+// baseline, and the loader picks the one this CPU runs (GCC function multiversioning).
+// Built for the baseline alone, the loops ran 2-4 lanes wide: greedy sampling of a 32k
+// vocabulary took ~42 us a token, ~4% of a batch-1 decode step of a 110M Q4_0 model on
+// the Zen 5 host; with the clones ~10 us (docs/benchmarks.md, session 29). The file is
+// built with -ffp-contract=off, so no clone fuses a multiply and an add: every clone does
+// the same float operations in the same order, and sampling gives the same bits (and a
+// seeded request the same tokens) on any x86-64 CPU.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TROUPE_VOCAB_LOOP __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TROUPE_VOCAB_LOOP
+#endif
 
 namespace troupe::sampling_detail {
 
@@ -33,28 +49,34 @@ void exp_block(const float* x, float* out, size_t n, float max, float inv_t) {
 
 }  // namespace
 
+TROUPE_VOCAB_LOOP
 MaxScan scan_max(std::span<const float> x) {
-  // Two loops on purpose: GCC vectorises each alone, but not a float max and an int flag
-  // reduction in the same loop (that falls back to scalar code, 4x slower).
+  // Vector extensions, not the auto-vectoriser: GCC left a max over a lane array as scalar
+  // maxss instructions (5.9 us for 32k logits against 1.0 us), and cannot put a float max
+  // and an int flag reduction in one loop. The max is exact, so the lane count is free.
+  using VF = float __attribute__((vector_size(64)));
+  using VI = int32_t __attribute__((vector_size(64)));
+  constexpr size_t kW = sizeof(VF) / sizeof(float);
   const float* p = x.data();
   const size_t n = x.size();
-  float lane_max[kLanes];
-  for (float& m : lane_max) m = -kInf;
+  VF m = VF{} - kInf;
+  VI bad = VI{};
   size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j)
-      lane_max[j] = p[i + j] > lane_max[j] ? p[i + j] : lane_max[j];  // NaN never wins
+  for (; i + kW <= n; i += kW) {
+    VF v;
+    std::memcpy(&v, p + i, sizeof v);
+    m = v > m ? v : m;  // NaN never wins
+    bad |= ~(v < kInf);  // NaN or +inf
   }
   MaxScan r{-kInf, false};
-  for (; i < n; ++i) r.max = p[i] > r.max ? p[i] : r.max;
-  for (float m : lane_max) r.max = m > r.max ? m : r.max;
-
-  int lane_bad[kLanes] = {};
-  for (i = 0; i + kLanes <= n; i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j) lane_bad[j] |= !(p[i + j] < kInf);  // NaN or +inf
+  for (; i < n; ++i) {
+    r.max = p[i] > r.max ? p[i] : r.max;
+    r.invalid |= !(p[i] < kInf);
   }
-  for (; i < n; ++i) r.invalid |= !(p[i] < kInf);
-  for (int b : lane_bad) r.invalid |= b != 0;
+  for (size_t j = 0; j < kW; ++j) {
+    r.max = m[j] > r.max ? m[j] : r.max;
+    r.invalid |= bad[j] != 0;
+  }
   return r;
 }
 
@@ -63,6 +85,7 @@ int32_t first_index_of(std::span<const float> x, float v) {
   return it == x.end() ? -1 : static_cast<int32_t>(it - x.begin());
 }
 
+TROUPE_VOCAB_LOOP
 double sum_exp(std::span<const float> x, float max) {
   float buf[kBlock];
   double total = 0.0;
@@ -74,6 +97,7 @@ double sum_exp(std::span<const float> x, float max) {
   return total;
 }
 
+TROUPE_VOCAB_LOOP
 double exp_weights(std::span<const float> x, float max, float inv_t, std::span<float> w,
                    std::vector<double>& block_totals, double* raw_sum) {
   float raw[kBlock];
@@ -93,6 +117,7 @@ double exp_weights(std::span<const float> x, float max, float inv_t, std::span<f
   return total;
 }
 
+TROUPE_VOCAB_LOOP
 double drop_below(std::span<float> w, float floor, std::vector<double>& block_totals) {
   double total = 0.0;
   for (size_t b = 0, k = 0; b < w.size(); b += kBlock, ++k) {

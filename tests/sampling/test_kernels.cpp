@@ -86,3 +86,65 @@ TEST_CASE("greedy argmax and ties across blocks", "[sampling][kernels]") {
   x[4999] = 2.5f;  // the last element, in a partial block
   CHECK(find_peak_lse(x).id == 4999);
 }
+
+// The loops are built for AVX-512, AVX2 and the baseline and run the one this CPU takes
+// (sampling/kernels.cpp); each must give the bits of a plain loop built for the baseline,
+// which this file is: the exponential per element, and sums in the documented order (8
+// double lanes over a block, then the tail, then the lanes; blocks in order).
+namespace {
+double plain_block_sum(const float* w, size_t n) {
+  double lane[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (size_t j = 0; j < 8; ++j) lane[j] += w[i + j];
+  double s = 0.0;
+  for (; i < n; ++i) s += w[i];
+  for (double v : lane) s += v;
+  return s;
+}
+}  // namespace
+
+TEST_CASE("the vocabulary loops give the bits of plain loops on this CPU", "[sampling][kernels]") {
+  for (size_t n : {5u, 16u, 17u, 1000u, 1024u, 32000u, 151936u}) {
+    auto x = troupe::test::random_logits(n, static_cast<uint32_t>(n) + 7);
+    for (size_t i = 0; i < n; i += 97) x[i] = -std::numeric_limits<float>::infinity();
+    if (n > 20) x[n - 3] = -90.0f, x[n - 4] = -87.0f;  // around the underflow cut
+    float max = -INFINITY;
+    for (float v : x) max = v > max ? v : max;
+    INFO("n = " << n);
+    CHECK(scan_max(x).max == max);
+    for (float inv_t : {1.0f, 1.0f / 0.7f, 4.0f}) {
+      std::vector<float> plain(n);
+      std::vector<double> plain_blocks;
+      double plain_total = 0.0;
+      for (size_t b = 0; b < n; b += kBlock) {
+        const size_t m = std::min(kBlock, n - b);
+        for (size_t i = b; i < b + m; ++i) plain[i] = exp_nonpositive((x[i] - max) * inv_t);
+        plain_blocks.push_back(plain_block_sum(plain.data() + b, m));
+        plain_total += plain_blocks.back();
+      }
+      std::vector<float> w(n);
+      std::vector<double> blocks;
+      double raw = 0.0;
+      const double total = exp_weights(x, max, inv_t, w, blocks, &raw);
+      CHECK(w == plain);
+      CHECK(blocks == plain_blocks);
+      CHECK(total == plain_total);
+      if (inv_t == 1.0f) {
+        CHECK(raw == plain_total);
+        CHECK(sum_exp(x, max) == plain_total);  // (find_peak_lse is built from these two)
+      }
+      // drop_below: the same zeros and block sums.
+      const float floor = 0.01f;
+      for (float& v : plain) v = v < floor ? 0.0f : v;
+      double kept = 0.0;
+      for (size_t b = 0, k = 0; b < n; b += kBlock, ++k) {
+        plain_blocks[k] = plain_block_sum(plain.data() + b, std::min(kBlock, n - b));
+        kept += plain_blocks[k];
+      }
+      CHECK(drop_below(w, floor, blocks) == kept);
+      CHECK(w == plain);
+      CHECK(blocks == plain_blocks);
+    }
+  }
+}
