@@ -154,6 +154,21 @@ float checked_max(std::span<const float> x) {
   return s.max;
 }
 
+int32_t find_peak(std::span<const float> x) {
+  float max = -kInf;
+  size_t max_block = 0;
+  for (size_t b = 0; b < x.size(); b += kBlock) {
+    const MaxScan m = scan_max(x.subspan(b, std::min(kBlock, x.size() - b)));
+    if (m.invalid) reject_logits(x);
+    if (m.max > max) {
+      max = m.max;
+      max_block = b;
+    }
+  }
+  if (!(max > -kInf)) reject_logits(x);
+  return static_cast<int32_t>(max_block) + first_index_of(x.subspan(max_block), max);
+}
+
 PeakLse find_peak_lse(std::span<const float> x) {
   // Blockwise online log-sum-exp: when a block raises the max, the running sum is rescaled.
   // Each block is scanned twice while it sits in L1, so memory is read once.

@@ -23,6 +23,10 @@ inline bool effectively_greedy(const SamplingParams& p) {
 // Returns the largest logit.
 float checked_max(std::span<const float> x);
 
+// The argmax (lowest id among ties), validated like checked_max: a greedy step whose
+// request asked for no logprobs.
+int32_t find_peak(std::span<const float> x);
+
 // One pass over memory: the argmax (lowest id among ties) and log(sum(exp(x))). This is all
 // a greedy step needs. Validates like checked_max.
 struct PeakLse {

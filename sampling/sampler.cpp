@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <utility>
 
@@ -230,6 +231,12 @@ SampleResult Sampler::sample(std::span<const float> logits) {
 
   SampleResult r;
   double lse;
+  if (sd::effectively_greedy(params_) && !params_.return_logprobs && params_.logprobs == 0) {
+    // Nobody reads the logprob: the argmax alone, without the normaliser's exponentials.
+    r.token = sd::find_peak(x);
+    r.logprob = std::numeric_limits<float>::quiet_NaN();
+    return r;
+  }
   if (sd::effectively_greedy(params_)) {
     const sd::PeakLse peak = sd::find_peak_lse(x);  // one pass, no probabilities materialised
     r.token = peak.id;

@@ -74,7 +74,9 @@ struct TokenLogprobs {
 struct SampleResult {
   int32_t token = -1;
   float logprob = 0.0f;                 // of the chosen token under the raw (penalised,
-                                        // temperature-1) log-softmax, as OpenAI reports it
+                                        // temperature-1) log-softmax, as OpenAI reports it;
+                                        // NaN from a greedy step of a request that asked
+                                        // for no logprobs (not computed)
   std::vector<TokenLogprob> top;        // top-n (if params.logprobs > 0), from raw log-softmax
 };
 

@@ -15,6 +15,7 @@ using troupe::test::random_logits;
 TEST_CASE("logit_bias shifts the logits it names, and the reported logprobs with them", "[sampling][bias]") {
   SamplingParams p = params_with(0.0f);
   p.logit_bias = {{1, 2.0f}, {3, -100.0f}};
+  p.return_logprobs = true;
   Sampler s(p, {});
   const std::vector<float> x = {1.0f, 0.5f, 0.0f, 5.0f};
   std::vector<float> y = x;

@@ -52,6 +52,7 @@ TEST_CASE("constrained greedy picks what the masked full row picks", "[sampling]
     SamplingParams p = test::params_with(0.0f);
     p.max_tokens = 64;
     p.constraint = {"regex", pattern};
+    p.return_logprobs = true;
     Sampler s(p, {}, vocab);
     // A few extra logits past the tokenizer (padded rows) must stay unpickable.
     const size_t rows = size_t(vocab->vocab_size()) + 5;

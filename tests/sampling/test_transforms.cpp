@@ -29,10 +29,25 @@ int32_t argmax(const std::vector<float>& x) {
 }  // namespace
 
 TEST_CASE("greedy picks the argmax, lowest id on ties", "[sampling]") {
-  Sampler s(params_with(0.0f), {});
+  SamplingParams with_logprobs = params_with(0.0f);
+  with_logprobs.return_logprobs = true;
+  Sampler s(with_logprobs, {});
   const std::vector<float> x = {1.0f, 5.0f, 3.0f, 5.0f, -2.0f};
   const SampleResult r = s.sample(x);
   CHECK(r.token == 1);
+  // Without logprobs asked for, the same token and no logprob (the normaliser is skipped),
+  // also where the tie and the max sit in a later block of the vocabulary.
+  Sampler plain(params_with(0.0f), {});
+  const SampleResult q = plain.sample(x);
+  CHECK(q.token == 1);
+  CHECK(std::isnan(q.logprob));
+  for (uint32_t seed = 0; seed < 10; ++seed) {
+    auto y = random_logits(5000, seed);
+    y[4000] = y[4700] = 40.0f;
+    if (seed % 2) y[1500] = 40.0f;
+    CHECK(plain.sample(y).token == argmax(y));
+    CHECK(plain.sample(y).token == s.sample(y).token);
+  }
   double z = 0;
   for (float v : x) z += std::exp(v);
   CHECK(r.logprob == Approx(5.0 - std::log(z)).margin(1e-6));
@@ -205,6 +220,7 @@ TEST_CASE("repetition then presence/frequency, and sample() applies them",
   SamplingParams params = params_with(0.0f);
   params.repetition_penalty = 2.0f;
   params.presence_penalty = 1.0f;
+  params.return_logprobs = true;
   Sampler s(params, std::vector<int32_t>{0});
   // Token 0 is in the prompt: 3 / 2 = 1.5 < 2.5, so greedy now prefers token 1.
   const std::vector<float> x = {3.0f, 2.5f};
