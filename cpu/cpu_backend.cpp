@@ -166,7 +166,8 @@ constexpr int64_t kKvPrefetchBytes = int64_t(512) << 10;
 // (cpu/host_tuning.h).
 
 // Fetches the cached K and V rows (all heads) of positions [0, n_ctx) into L2, up to
-// kKvPrefetchBytes in all. A paged block's rows are contiguous, so a block is one range.
+// kKvPrefetchBytes in all. A paged block's rows are contiguous, so a block is one range;
+// the last block is fetched whole (its heads' runs are each block_size rows long).
 // noipa: to GCC 12's interprocedural analysis a function that only prefetches has no side
 // effects, so it deleted every call to it. From e5903b7, which moved these prefetches out
 // of the attention loop into this function, until session 19 the build held none of them.
@@ -176,7 +177,7 @@ constexpr int64_t kKvPrefetchBytes = int64_t(512) << 10;
   n_ctx = std::min(n_ctx, kKvPrefetchBytes / (2 * row_bytes));
   for (int64_t p0 = 0, b = 0; p0 < n_ctx; p0 += block_size, ++b) {
     const int64_t off = int64_t(block_table[b]) * block_size * row_bytes;
-    const int64_t bytes = std::min(block_size, n_ctx - p0) * row_bytes;
+    const int64_t bytes = block_size * row_bytes;
     for (int64_t o = 0; o < bytes; o += 64) {
       __builtin_prefetch(kc + off + o, 0, 2);
       __builtin_prefetch(vc + off + o, 0, 2);
@@ -703,11 +704,12 @@ void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
   // order. Short tiles (decode, verification) are dealt as one unit where there are enough
   // of them to balance the pool (see kKvPrefetchBytes). Where there are not (a few
   // sequences' decode or verification steps), a short tile's heads are dealt in one run of
-  // adjacent heads per thread: a thread then reads one contiguous piece of each cached row
-  // (its heads' K or V), not every other head's 64-256 bytes, and the hardware prefetchers
-  // follow it. Dealt head by head, alternately, batch-1 decode at context ~930 ran 7-16%
-  // slower on 110M Q4_0 and 8-10% on F16, and 4-8% on 1B Q4_0 at 2000 (session 28,
-  // docs/benchmarks.md).
+  // adjacent heads per thread: a thread then reads one contiguous piece of each cached block
+  // (its heads' runs of rows, kv_head_row), not every other head's. Measured in session 28
+  // (docs/benchmarks.md), when a block held token rows of all heads and alternate heads
+  // meant every other 64-256-byte piece of each row: dealt head by head, alternately,
+  // batch-1 decode at context ~930 ran 7-16% slower on 110M Q4_0 and 8-10% on F16, and
+  // 4-8% on 1B Q4_0 at 2000.
   // Longer tiles, whose heads may each cost as much as all the short ones, are dealt head
   // by head.
   const auto is_short = [](const AttentionItem& it) { return it.n <= kKvPrefetchMaxRows; };
@@ -766,6 +768,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   const int64_t bs = kv_shape_.block_size;
   const KvDtype kvt = kv_shape_.dtype;
   const int64_t row_bytes = KVD * kv_dtype_elem_bytes(kvt);  // one token of one layer
+  const int64_t head_bytes = HD * kv_dtype_elem_bytes(kvt);
   uint8_t* kc = static_cast<uint8_t*>(kv_layer_data(k_cache_, l));
   uint8_t* vc = static_cast<uint8_t*>(kv_layer_data(v_cache_, l));
   float* ks = kv_layer_scales(k_cache_, l);
@@ -783,9 +786,12 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     rope(q, c.num_heads, HD, s.pos[t], c.rope_theta, c.rope_style);
     rope(k, c.num_kv_heads, HD, s.pos[t], c.rope_theta, c.rope_style);
     const auto& sq = batch.seqs[s.seq_of[t]];
-    const int64_t slot = int64_t(sq.block_table[s.pos[t] / bs]) * bs + s.pos[t] % bs;
-    kv_store_row(kvt, k, NKV, HD, kc + slot * row_bytes, ks ? ks + slot * NKV : nullptr);
-    kv_store_row(kvt, s.v.data() + t * KVD, NKV, HD, vc + slot * row_bytes, vs ? vs + slot * NKV : nullptr);
+    const float* v = s.v.data() + t * KVD;
+    for (int64_t h = 0; h < NKV; ++h) {  // each head's row into its run of the block
+      const int64_t r = kv_head_row(sq.block_table[s.pos[t] / bs], s.pos[t] % bs, h, bs, NKV);
+      kv_store_row(kvt, k + h * HD, 1, HD, kc + r * head_bytes, ks ? ks + r : nullptr);
+      kv_store_row(kvt, v + h * HD, 1, HD, vc + r * head_bytes, vs ? vs + r : nullptr);
+    }
   }
 
   // Causal attention: token t of a sequence sees positions [0, pos[t]] of that sequence.

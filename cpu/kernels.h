@@ -56,13 +56,22 @@ void embedding_row(const TensorView& table, int64_t row, float* out);
 void to_f32(const TensorView& t, float* out);
 
 // Paged attention for one query token of one sequence over its first n_ctx cached
-// positions. The cache of one layer is [num_blocks][block_size][n_kv_heads][head_dim]
-// elements of `dtype` for K and for V; position p lives in block block_table[p /
+// positions. The cache of one layer is [num_blocks][n_kv_heads][block_size][head_dim]
+// elements of `dtype` for K and for V: within a block, each KV head's rows are one run
+// (kv_head_row), so a head's walk over the positions reads whole runs in order rather than
+// a head_dim piece of every token's row. Position p lives in block block_table[p /
 // block_size], slot p % block_size. Head h reads KV head h / (n_heads / n_kv_heads) (GQA).
-// With dtype Int8, k_scale / v_scale are [num_blocks][block_size][n_kv_heads] floats (one
-// per token row of a KV head, core/kv_dtype.h). The kernels convert K and V to float as
-// they load them (kv_load_row's values exactly); the math is float whatever the dtype.
+// With dtype Int8, k_scale / v_scale hold one float per head row, at the same index
+// (core/kv_dtype.h). The kernels convert K and V to float as they load them (kv_load_row's
+// values exactly); the math is float whatever the dtype.
 // q: [n_heads * head_dim]; out: [n_heads * head_dim]; scratch: >= n_ctx floats.
+// The index of the head_dim-element row of KV head `head` at `slot` of pool block `block`:
+// its elements start at row * head_dim, its Int8 scale is scales[row].
+inline int64_t kv_head_row(int64_t block, int64_t slot, int64_t head, int64_t block_size,
+                           int64_t n_kv_heads) {
+  return (block * n_kv_heads + head) * block_size + slot;
+}
+
 struct PagedKv {
   const void* k = nullptr;
   const void* v = nullptr;

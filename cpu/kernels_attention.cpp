@@ -48,15 +48,14 @@ using VF = hn::Vec<DF>;
 constexpr int64_t kBlock = 32;
 constexpr int64_t kDotBlock = 16;  // positions per transposing reduction (DotBlock16)
 
-// Walks positions 0, 1, ... of one KV head, yielding the index of each position's row in
-// the layer's [num_blocks][block_size][n_kv_heads] grid of head rows (the same for K, V and
-// the Int8 scales).
+// Walks positions 0, 1, ... of one KV head, yielding the index of each position's row
+// (kv_head_row: the same for K, V and the Int8 scales).
 class PositionCursor {
  public:
   PositionCursor(const PagedKv& kv, int64_t kv_head)
       : table_(kv.block_table), bs_(kv.block_size), heads_(kv.n_kv_heads), head_(kv_head) {}
   int64_t next() {
-    const int64_t r = (int64_t(table_[block_]) * bs_ + slot_) * heads_ + head_;
+    const int64_t r = kv_head_row(table_[block_], slot_, head_, bs_, heads_);
     if (++slot_ == bs_) {
       slot_ = 0;
       ++block_;
@@ -412,9 +411,8 @@ void WalkBlocks(const Tile& t, int64_t kv_head, const PagedKv& kv) {
   const int64_t n_ctx = t.first_pos + t.n_pos;  // context of the tile's last row
   const KT* krow[kBlock];
   const KT* vrow[kBlock];
-  // Rows of one KV head are head_dim-element pieces n_kv_heads * head_dim elements apart,
-  // too sparse for the hardware prefetchers to follow: fetch the next block's K and V rows
-  // while this block is computed.
+  // Fetch the next block's K and V rows while this block is computed (a block's rows of one
+  // head are one run, but the runs of consecutive blocks lie anywhere in the pool).
   const int64_t row_bytes = hd * kv_dtype_elem_bytes(kv.dtype);
   const char* kbase = static_cast<const char*>(kv.k);
   const char* vbase = static_cast<const char*>(kv.v);

@@ -119,7 +119,7 @@ void embedding_row(const TensorView& table, int64_t row, float* out) {
 static double kv_element(const PagedKv& kv, const void* base, const float* scales, int64_t p,
                          int64_t kvh, int64_t d) {
   const int64_t block = kv.block_table[p / kv.block_size];
-  const int64_t row = (block * kv.block_size + p % kv.block_size) * kv.n_kv_heads + kvh;
+  const int64_t row = kv_head_row(block, p % kv.block_size, kvh, kv.block_size, kv.n_kv_heads);
   const int64_t i = row * kv.head_dim + d;
   switch (kv.dtype) {
     case KvDtype::F32: return static_cast<const float*>(base)[i];
