@@ -786,12 +786,10 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     rope(q, c.num_heads, HD, s.pos[t], c.rope_theta, c.rope_style);
     rope(k, c.num_kv_heads, HD, s.pos[t], c.rope_theta, c.rope_style);
     const auto& sq = batch.seqs[s.seq_of[t]];
-    const float* v = s.v.data() + t * KVD;
-    for (int64_t h = 0; h < NKV; ++h) {  // each head's row into its run of the block
-      const int64_t r = kv_head_row(sq.block_table[s.pos[t] / bs], s.pos[t] % bs, h, bs, NKV);
-      kv_store_row(kvt, k + h * HD, 1, HD, kc + r * head_bytes, ks ? ks + r : nullptr);
-      kv_store_row(kvt, v + h * HD, 1, HD, vc + r * head_bytes, vs ? vs + r : nullptr);
-    }
+    // Each head's row into its run of the block: head h is h * bs rows after head 0.
+    const int64_t r = kv_head_row(sq.block_table[s.pos[t] / bs], s.pos[t] % bs, 0, bs, NKV);
+    kv_store_row(kvt, k, NKV, HD, kc + r * head_bytes, ks ? ks + r : nullptr, bs);
+    kv_store_row(kvt, s.v.data() + t * KVD, NKV, HD, vc + r * head_bytes, vs ? vs + r : nullptr, bs);
   }
 
   // Causal attention: token t of a sequence sees positions [0, pos[t]] of that sequence.

@@ -55,6 +55,13 @@ void embedding_row(const TensorView& table, int64_t row, float* out);
 // Converts a whole tensor to F32 (used at load for dtypes the backend has no kernel for).
 void to_f32(const TensorView& t, float* out);
 
+// The index of the head_dim-element row of KV head `head` at `slot` of pool block `block`:
+// its elements start at row * head_dim, its Int8 scale is scales[row].
+inline int64_t kv_head_row(int64_t block, int64_t slot, int64_t head, int64_t block_size,
+                           int64_t n_kv_heads) {
+  return (block * n_kv_heads + head) * block_size + slot;
+}
+
 // Paged attention for one query token of one sequence over its first n_ctx cached
 // positions. The cache of one layer is [num_blocks][n_kv_heads][block_size][head_dim]
 // elements of `dtype` for K and for V: within a block, each KV head's rows are one run
@@ -65,13 +72,6 @@ void to_f32(const TensorView& t, float* out);
 // (core/kv_dtype.h). The kernels convert K and V to float as they load them (kv_load_row's
 // values exactly); the math is float whatever the dtype.
 // q: [n_heads * head_dim]; out: [n_heads * head_dim]; scratch: >= n_ctx floats.
-// The index of the head_dim-element row of KV head `head` at `slot` of pool block `block`:
-// its elements start at row * head_dim, its Int8 scale is scales[row].
-inline int64_t kv_head_row(int64_t block, int64_t slot, int64_t head, int64_t block_size,
-                           int64_t n_kv_heads) {
-  return (block * n_kv_heads + head) * block_size + slot;
-}
-
 struct PagedKv {
   const void* k = nullptr;
   const void* v = nullptr;
@@ -86,9 +86,12 @@ struct PagedKv {
 
 // Writes one token's K or V row ([n_heads][head_dim] floats) into the cache as `dtype`:
 // dst gets n_heads * head_dim elements; with Int8 also scales[h] for each head (absmax /
-// 127, 0 for an all-zero head). F16 / BF16 round to nearest even.
+// 127, 0 for an all-zero head). F16 / BF16 round to nearest even. With head_stride > 1,
+// head h goes head_stride rows further on (dst + h * head_stride * head_dim elements,
+// scales[h * head_stride]): a token's heads into their runs of a cache block, whose
+// head_stride is the block size (kv_head_row).
 void kv_store_row(KvDtype dtype, const float* src, int64_t n_heads, int64_t head_dim,
-                  void* dst, float* scales);
+                  void* dst, float* scales, int64_t head_stride = 1);
 // The float values a stored row reads back as (what the attention kernels compute with):
 // n_heads * head_dim floats from src (and scales for Int8).
 void kv_load_row(KvDtype dtype, const void* src, const float* scales, int64_t n_heads,

@@ -14,7 +14,14 @@ namespace troupe::cpu::detail {
 namespace HWY_NAMESPACE {
 
 void KvStoreRow(KvDtype dtype, const float* src, int64_t n_heads, int64_t hd, void* dst,
-                float* scales) {
+                float* scales, int64_t head_stride) {
+  if (head_stride != 1) {  // each head a row of its own
+    const int64_t step = head_stride * hd * kv_dtype_elem_bytes(dtype);
+    for (int64_t h = 0; h < n_heads; ++h)
+      KvStoreRow(dtype, src + h * hd, 1, hd, static_cast<char*>(dst) + h * step,
+                 scales ? scales + h * head_stride : nullptr, 1);
+    return;
+  }
   const int64_t n = n_heads * hd;
   switch (dtype) {
     case KvDtype::F32: std::copy_n(src, n, static_cast<float*>(dst)); return;
@@ -47,8 +54,8 @@ HWY_EXPORT(KvLoadRow);
 }  // namespace detail
 
 void kv_store_row(KvDtype dtype, const float* src, int64_t n_heads, int64_t head_dim, void* dst,
-                  float* scales) {
-  HWY_DYNAMIC_DISPATCH(detail::KvStoreRow)(dtype, src, n_heads, head_dim, dst, scales);
+                  float* scales, int64_t head_stride) {
+  HWY_DYNAMIC_DISPATCH(detail::KvStoreRow)(dtype, src, n_heads, head_dim, dst, scales, head_stride);
 }
 
 void kv_load_row(KvDtype dtype, const void* src, const float* scales, int64_t n_heads,

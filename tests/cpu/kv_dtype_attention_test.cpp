@@ -2,6 +2,7 @@
 // by kv_store_row / kv_load_row, and the attention kernels (decode group, causal tile) over
 // such a cache equal the F32 kernels over the dequantized cache bit for bit, and the scalar
 // reference (which decodes each element itself) within the F32 tolerance.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 
@@ -35,6 +36,19 @@ TEST_CASE("KV rows stored as f16, bf16 and int8 read back as their scalar conver
         INFO(kv_dtype_name(dt) << " hd " << hd);
         kv_store_row(dt, x.data(), n_kv, hd, bytes.data(), scales.data());
         kv_load_row(dt, bytes.data(), scales.data(), n_kv, hd, back.data());
+        {  // With a head stride (a token into a cache block's runs): the same bytes per head.
+          const int64_t stride = 5, eb = kv_dtype_elem_bytes(dt);
+          std::vector<uint8_t> strided(size_t(n_kv * stride * hd * eb), 0xAB);
+          std::vector<float> sscales(size_t(n_kv * stride), -1.0f);
+          kv_store_row(dt, x.data(), n_kv, hd, strided.data(), sscales.data(), stride);
+          for (int64_t h = 0; h < n_kv; ++h) {
+            REQUIRE(std::equal(bytes.begin() + h * hd * eb, bytes.begin() + (h + 1) * hd * eb,
+                               strided.begin() + h * stride * hd * eb));
+            REQUIRE(strided[size_t((h * stride + 1) * hd * eb)] == 0xAB);  // the rows between untouched
+            if (dt == KvDtype::Int8) REQUIRE(sscales[size_t(h * stride)] == scales[size_t(h)]);
+            if (dt == KvDtype::Int8) REQUIRE(sscales[size_t(h * stride + 1)] == -1.0f);
+          }
+        }
         for (int64_t h = 0; h < n_kv; ++h) {
           float amax = 0;
           for (int64_t d = 0; d < hd; ++d) amax = std::max(amax, std::fabs(x[h * hd + d]));
