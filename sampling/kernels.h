@@ -3,7 +3,7 @@
 // the per-token cost of sampling: a 152k vocabulary means ~150k exponentials per token per
 // request, so they are written for the auto-vectoriser (fixed-width lanes, no branches,
 // an inline exp) and kernels.cpp is built with -fno-trapping-math so that GCC may turn
-// the selects into SIMD blends.
+// the selects into SIMD blends, with -ffp-contract=off, and once per ISA (kernels.cpp).
 #include <bit>
 #include <cstddef>
 #include <cstdint>
