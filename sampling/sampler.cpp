@@ -165,9 +165,11 @@ bool Sampler::sample_greedy_in_mask(std::span<const float> logits, SampleResult&
       }))
     return false;
   if (best < 0) return false;  // every allowed logit -inf: let the full path report it
+  r.token = best;
+  r.logprob = std::numeric_limits<float>::quiet_NaN();
+  if (!wants_logprob()) return true;
   double s = 0.0;
   for_each_allowed(logits, n, [&](size_t, float v) { s += std::exp(static_cast<double>(v) - max); });
-  r.token = best;
   r.logprob = static_cast<float>(-std::log(s));  // x[best] - (max + log s), with x[best] == max
   return true;
 }
@@ -191,9 +193,12 @@ bool Sampler::sample_in_mask(std::span<const float> logits, SampleResult& r) con
   // so ties and the draw's order are too. Only the sums are grouped differently: a draw
   // within rounding of a boundary may pick the neighbour.
   const std::span<const float> x = s.logits;
-  const double lse = max + std::log(sd::build_distribution(x, params_, max, s.dist, true));
+  const double raw = sd::build_distribution(x, params_, max, s.dist, wants_logprob());
   const int32_t k = sd::draw(s.dist, uniform(step_, 0));
   r.token = s.ids[size_t(k)];
+  r.logprob = std::numeric_limits<float>::quiet_NaN();
+  if (!wants_logprob()) return true;
+  const double lse = max + std::log(raw);
   r.logprob = static_cast<float>(x[size_t(k)] - lse);
   if (params_.logprobs > 0) {
     sd::top_ids(x, static_cast<size_t>(params_.logprobs), s.top);
@@ -230,9 +235,12 @@ SampleResult Sampler::sample(std::span<const float> logits) {
   }
 
   SampleResult r;
+  // Where nobody reads the logprob, the raw normaliser (a pass of exponentials over the
+  // vocabulary) is skipped: greedy takes the argmax alone, sampling builds the truncated
+  // distribution only (timings: test_sampling "[.bench]", docs/benchmarks.md session 29).
+  const bool logprob = wants_logprob();
   double lse;
-  if (sd::effectively_greedy(params_) && !params_.return_logprobs && params_.logprobs == 0) {
-    // Nobody reads the logprob: the argmax alone, without the normaliser's exponentials.
+  if (sd::effectively_greedy(params_) && !logprob) {
     r.token = sd::find_peak(x);
     r.logprob = std::numeric_limits<float>::quiet_NaN();
     return r;
@@ -243,9 +251,13 @@ SampleResult Sampler::sample(std::span<const float> logits) {
     lse = peak.lse;
   } else {
     const float max = sd::checked_max(x);
-    const double raw = sd::build_distribution(x, params_, max, s.dist, true);
-    lse = max + std::log(raw);
+    const double raw = sd::build_distribution(x, params_, max, s.dist, logprob);
     r.token = sd::draw(s.dist, uniform(step_, 0));
+    if (!logprob) {
+      r.logprob = std::numeric_limits<float>::quiet_NaN();
+      return r;
+    }
+    lse = max + std::log(raw);
   }
   // Reported logprobs are the raw (penalised, temperature-1) log-softmax, as OpenAI reports.
   r.logprob = static_cast<float>(x[static_cast<size_t>(r.token)] - lse);

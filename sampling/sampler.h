@@ -75,8 +75,8 @@ struct SampleResult {
   int32_t token = -1;
   float logprob = 0.0f;                 // of the chosen token under the raw (penalised,
                                         // temperature-1) log-softmax, as OpenAI reports it;
-                                        // NaN from a greedy step of a request that asked
-                                        // for no logprobs (not computed)
+                                        // NaN for a request that asked for no logprobs
+                                        // (not computed)
   std::vector<TokenLogprob> top;        // top-n (if params.logprobs > 0), from raw log-softmax
 };
 
@@ -116,6 +116,9 @@ class Sampler {
   double uniform(int64_t step, uint64_t stream = 0) const;  // in [0, 1)
 
  private:
+  // Whether the request reads the chosen token's logprob (return_logprobs or top-n): else
+  // sample() skips the normaliser and reports NaN.
+  bool wants_logprob() const { return params_.return_logprobs || params_.logprobs > 0; }
   // Greedy over a small allowed set: the peak and log-sum-exp over the mask's set bits
   // only, without copying or masking the whole row. False when it does not apply (other
   // transforms, logprobs, a large allowed set, or values the full path must reject).

@@ -104,6 +104,7 @@ TEST_CASE("constrained sampling over a small allowed set draws what the masked f
         SamplingParams p = test::params_with(c.temperature, c.top_k, c.top_p, c.min_p, seed);
         p.max_tokens = 64;
         p.logprobs = c.logprobs;
+        p.return_logprobs = true;  // the logprobs are compared too
         p.constraint = {"regex", pattern};
         SamplingParams q = p;
         q.logit_bias = {{never, 0.5f}};

@@ -287,3 +287,29 @@ TEST_CASE("top logprobs over a large vocabulary", "[sampling][logprobs]") {
     CHECK(r.top[i].logprob == Approx(x[order[i]] - std::log(z)).margin(1e-4));
   }
 }
+
+TEST_CASE("without logprobs asked for, sampling draws the same tokens and reports no logprob",
+          "[sampling][logprobs]") {
+  struct Case {
+    float temperature;
+    int32_t top_k;
+    float top_p, min_p;
+  };
+  for (const Case c : {Case{0.0f, 0, 1.0f, 0.0f}, Case{0.8f, 0, 1.0f, 0.0f}, Case{1.0f, 0, 1.0f, 0.0f},
+                       Case{1.3f, 0, 0.9f, 0.0f}, Case{0.7f, 40, 1.0f, 0.0f}, Case{0.9f, 0, 1.0f, 0.05f}}) {
+    INFO("T=" << c.temperature << " top_k=" << c.top_k << " top_p=" << c.top_p << " min_p=" << c.min_p);
+    SamplingParams plain = params_with(c.temperature, c.top_k, c.top_p, c.min_p, 11);
+    SamplingParams asked = plain;
+    asked.return_logprobs = true;
+    Sampler a(plain, {}), b(asked, {});
+    for (uint32_t step = 0; step < 40; ++step) {
+      const auto x = random_logits(3000, step + 5);
+      const SampleResult ra = a.sample(x), rb = b.sample(x);
+      REQUIRE(ra.token == rb.token);
+      CHECK(std::isnan(ra.logprob));
+      CHECK(std::isfinite(rb.logprob));
+      a.accept(ra.token);
+      b.accept(rb.token);
+    }
+  }
+}
