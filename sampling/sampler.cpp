@@ -47,10 +47,14 @@ void check_token_id(int32_t id, const char* what) {
   if (id < 0 || id > kMaxTokenId) fail("sampler: {} token id {} is out of range", what, id);
 }
 
-void mark_seen(std::vector<uint8_t>& seen, int32_t id) {
+// Marks id in `seen` and, the first time, appends it to `ids` (each id once, so the
+// penalty visits the seen ids alone rather than the whole vocabulary).
+void mark_seen(std::vector<uint8_t>& seen, std::vector<int32_t>& ids, int32_t id) {
   // Grown lazily to the largest id seen: the vocabulary size is only known from the logits.
   if (static_cast<size_t>(id) >= seen.size()) seen.resize(static_cast<size_t>(id) + 1, 0);
+  if (seen[static_cast<size_t>(id)]) return;
   seen[static_cast<size_t>(id)] = 1;
+  ids.push_back(id);
 }
 
 }  // namespace
@@ -74,7 +78,7 @@ Sampler::Sampler(SamplingParams params, std::span<const int32_t> prompt_ids,
     // Only the repetition penalty looks at the prompt; skip the bitmap otherwise.
     for (int32_t id : prompt_ids) {
       check_token_id(id, "prompt");
-      mark_seen(seen_, id);
+      mark_seen(seen_, seen_ids_, id);
     }
   }
 }
@@ -91,9 +95,9 @@ void Sampler::apply_penalties(std::span<float> logits) const {
   const float rep = params_.repetition_penalty;
   if (rep != 1.0f) {
     // HF/vLLM: shrink the logit toward "less likely" whatever its sign.
-    const size_t n = std::min(seen_.size(), vocab);
-    for (size_t i = 0; i < n; ++i) {
-      if (seen_[i]) logits[i] = logits[i] > 0.0f ? logits[i] / rep : logits[i] * rep;
+    for (int32_t id : seen_ids_) {
+      const size_t i = static_cast<size_t>(id);
+      if (i < vocab) logits[i] = logits[i] > 0.0f ? logits[i] / rep : logits[i] * rep;
     }
   }
   const float presence = params_.presence_penalty;
@@ -273,7 +277,7 @@ SampleResult Sampler::sample(std::span<const float> logits) {
 void Sampler::accept(int32_t token) {
   check_token_id(token, "accepted");
   ++generated_counts_[token];
-  if (params_.repetition_penalty != 1.0f) mark_seen(seen_, token);
+  if (params_.repetition_penalty != 1.0f) mark_seen(seen_, seen_ids_, token);
   // End tokens carry no text; a token the grammar rejects (only a caller forcing one in)
   // leaves the state where it was rather than poisoning it.
   if (matcher_) matcher_->accept(masker_->table().token_bytes(token));

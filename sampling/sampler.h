@@ -140,6 +140,7 @@ class Sampler {
   int32_t step_ = 0;
   std::unordered_map<int32_t, int32_t> generated_counts_;
   std::vector<uint8_t> seen_;           // prompt or generated (repetition penalty)
+  std::vector<int32_t> seen_ids_;       // the ids set in seen_, each once
   // Structured output: the shared compiled grammar + mask cache, this sequence's state, and
   // the mask for the current step (computed once per step, however often it is applied).
   std::shared_ptr<const grammar::TokenMasker> masker_;
