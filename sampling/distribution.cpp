@@ -154,45 +154,39 @@ float checked_max(std::span<const float> x) {
   return s.max;
 }
 
-int32_t find_peak(std::span<const float> x) {
-  float max = -kInf;
-  size_t max_block = 0;
-  for (size_t b = 0; b < x.size(); b += kBlock) {
-    const MaxScan m = scan_max(x.subspan(b, std::min(kBlock, x.size() - b)));
-    if (m.invalid) reject_logits(x);
-    if (m.max > max) {
-      max = m.max;
-      max_block = b;
-    }
-  }
-  if (!(max > -kInf)) reject_logits(x);
-  return static_cast<int32_t>(max_block) + first_index_of(x.subspan(max_block), max);
-}
+namespace {
 
-PeakLse find_peak_lse(std::span<const float> x) {
-  // Blockwise online log-sum-exp: when a block raises the max, the running sum is rescaled.
-  // Each block is scanned twice while it sits in L1, so memory is read once.
+// One pass over memory: the argmax (lowest id among ties) and, with kLse, log(sum(exp(x)))
+// as a blockwise online log-sum-exp (when a block raises the max, the running sum is
+// rescaled; each block is scanned twice while it sits in L1). Validates like checked_max.
+template <bool kLse>
+PeakLse peak_scan(std::span<const float> x) {
   float max = -kInf;
   size_t max_block = 0;
   double s = 0.0;
-  bool invalid = false;
   for (size_t b = 0; b < x.size(); b += kBlock) {
     const std::span<const float> block = x.subspan(b, std::min(kBlock, x.size() - b));
     const MaxScan m = scan_max(block);
-    invalid |= m.invalid;
-    if (invalid) break;
+    if (m.invalid) reject_logits(x);
     if (m.max > max) {
-      s = max > -kInf ? s * std::exp(static_cast<double>(max) - m.max) : 0.0;
+      if constexpr (kLse) s = max > -kInf ? s * std::exp(static_cast<double>(max) - m.max) : 0.0;
       max = m.max;
       max_block = b;
     }
-    if (max > -kInf) s += sum_exp(block, max);
+    if constexpr (kLse)
+      if (max > -kInf) s += sum_exp(block, max);
   }
-  if (invalid || !(max > -kInf)) reject_logits(x);
+  if (!(max > -kInf)) reject_logits(x);
   // The first block that reached the final max holds its lowest id.
-  const int32_t id = first_index_of(x.subspan(max_block), max);
-  return {max, static_cast<int32_t>(max_block) + id, max + std::log(s)};
+  const int32_t id = static_cast<int32_t>(max_block) + first_index_of(x.subspan(max_block), max);
+  return {max, id, kLse ? max + std::log(s) : std::numeric_limits<double>::quiet_NaN()};
 }
+
+}  // namespace
+
+int32_t find_peak(std::span<const float> x) { return peak_scan<false>(x).id; }
+
+PeakLse find_peak_lse(std::span<const float> x) { return peak_scan<true>(x); }
 
 void top_ids(std::span<const float> x, size_t n, std::vector<int32_t>& out) {
   out.clear();

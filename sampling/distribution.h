@@ -23,12 +23,12 @@ inline bool effectively_greedy(const SamplingParams& p) {
 // Returns the largest logit.
 float checked_max(std::span<const float> x);
 
-// The argmax (lowest id among ties), validated like checked_max: a greedy step whose
-// request asked for no logprobs.
+// The argmax (lowest id among ties), validated like checked_max: what a greedy step needs
+// when nobody reads its logprob (find_peak_lse without the sum).
 int32_t find_peak(std::span<const float> x);
 
-// One pass over memory: the argmax (lowest id among ties) and log(sum(exp(x))). This is all
-// a greedy step needs. Validates like checked_max.
+// One pass over memory: the argmax (lowest id among ties) and log(sum(exp(x))): a greedy
+// step that reports its logprob. Validates like checked_max.
 struct PeakLse {
   float max;
   int32_t id;

@@ -214,9 +214,8 @@ bool Sampler::sample_in_mask(std::span<const float> logits, SampleResult& r) con
 
 void Sampler::probabilities(std::span<const float> logits, std::vector<float>& probs) const {
   if (sd::effectively_greedy(params_)) {
-    const sd::PeakLse peak = sd::find_peak_lse(logits);
     probs.assign(logits.size(), 0.0f);
-    probs[static_cast<size_t>(peak.id)] = 1.0f;
+    probs[static_cast<size_t>(sd::find_peak(logits))] = 1.0f;
     return;
   }
   Scratch& s = scratch();
