@@ -89,12 +89,14 @@ uint8_t* alloc_on_huge_pages(size_t bytes, size_t& size) {
 // 10-30% of the bandwidth on this class of machine (the 2M/4K rows of the GEMV benchmark).
 // The pool packs the buffer (first touch places pages near the threads that read them). A
 // group of several matrices (q/k/v, gate/up) is packed as one stacked matrix, its members'
-// rows one after another, and returned as such in `stacks` (one entry per group,
+// rows one after another (a group marked in `paired`, gate and up: their panels alternating,
+// pack_panels_paired), and returned as such in `stacks` (one entry per group,
 // empty for single matrices, which are repointed in place); the members of a stack keep
 // their row-major views into the file. Groups start on 4 KiB boundaries. Returns the bytes
 // copied (0: nothing was, the views are unchanged).
 int64_t pack_weights(ModelWeights& w, const std::vector<std::vector<TensorView*>>& groups,
-                     ThreadPool& pool, std::vector<TensorView>& stacks) {
+                     const std::vector<bool>& paired, ThreadPool& pool,
+                     std::vector<TensorView>& stacks) {
   constexpr int64_t kAlign = 4096;
   auto group_rows = [](const std::vector<TensorView*>& g) {
     int64_t n = 0;
@@ -121,8 +123,9 @@ int64_t pack_weights(ModelWeights& w, const std::vector<std::vector<TensorView*>
     const auto& g = groups[gi];
     TensorView packed = *g[0];
     int64_t row0 = 0, nbytes = 0;
+    if (paired[gi]) pack_panels_paired(pool, *g[0], *g[1], base + off);
     for (TensorView* v : g) {
-      pack_panels(pool, *v, row0, base + off);
+      if (!paired[gi]) pack_panels(pool, *v, row0, base + off);
       row0 += v->rows();
       nbytes += v->nbytes;
     }
@@ -432,7 +435,7 @@ void CpuBackend::place_quantized_weights() {
 
 // After pack_weights: each stacked group's matrix becomes its layer's FusedLinear.
 void CpuBackend::fuse_float(const std::vector<std::vector<TensorView*>>& groups,
-                            const std::vector<TensorView>& stacks) {
+                            const std::vector<bool>& paired, const std::vector<TensorView>& stacks) {
   for (int64_t l = layers_.begin; l < layers_.end && !fused_.empty(); ++l) {
     auto& L = w_.layers[size_t(l)];
     for (int g = 0; g < kNumFusedGroups; ++g) {
@@ -443,6 +446,7 @@ void CpuBackend::fuse_float(const std::vector<std::vector<TensorView*>>& groups,
         TensorView stack = stacks[gi];
         stack.name = fmt::format("layer {} {}", l, g == int(FusedGroup::Qkv) ? "qkv" : "gate_up");
         fused_[size_t(l)][size_t(g)].w = std::move(stack);
+        fused_[size_t(l)][size_t(g)].glu_pairs = paired[gi];
       }
     }
   }
@@ -500,6 +504,7 @@ void CpuBackend::pack_float_weights() {
   // In the order a step reads them: q/k/v, o, gate/up, down. Members of a FusedGroup that
   // all run in float with one dtype go back to back, to be run as one stacked matrix.
   std::vector<std::vector<TensorView*>> groups;
+  std::vector<bool> paired;  // gate/up whose panels alternate (matmul_glu_pairs)
   auto float_view = [&](size_t l, int i) -> TensorView* {
     const bool q = !qlinear_.empty() && !qlinear_[l][static_cast<size_t>(i)].empty();
     TensorView& v = linear_view(w_.layers[l], i);
@@ -514,16 +519,25 @@ void CpuBackend::pack_float_weights() {
                          std::all_of(views.begin(), views.end(), [&](const TensorView* v) {
                            return v->dtype == views[0]->dtype && v->cols() == views[0]->cols();
                          });
-      if (stack)
+      if (stack) {
         groups.push_back(views);
-      else
-        for (TensorView* v : views) groups.push_back({v});
+        paired.push_back(set.fused == FusedGroup::GateUp && views[0]->rows() % kPanelRows == 0 &&
+                         views[0]->rows() == views[1]->rows());
+      } else {
+        for (TensorView* v : views) {
+          groups.push_back({v});
+          paired.push_back(false);
+        }
+      }
     }
   }
   // (A tied embedding table keeps its row-major view: a token's row is read from there.)
-  if (last_stage() && qlm_head_.empty() && !w_.lm_head.empty()) groups.push_back({&w_.lm_head});
+  if (last_stage() && qlm_head_.empty() && !w_.lm_head.empty()) {
+    groups.push_back({&w_.lm_head});
+    paired.push_back(false);
+  }
   std::vector<TensorView> stacks;
-  if (pack_weights(w_, groups, pool_, stacks) > 0) return fuse_float(groups, stacks);
+  if (pack_weights(w_, groups, paired, pool_, stacks) > 0) return fuse_float(groups, paired, stacks);
   // No copy: BF16 matrices, which only panels run as stored, become F32 row-major copies.
   for (const auto& g : groups)
     for (TensorView* v : g) converted_matrix_ = make_f32(w_, *v, true) || converted_matrix_;
@@ -826,6 +840,15 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     return;
   }
   const FusedLinear* fused_gate_up = fused_linear(l, FusedGroup::GateUp);
+  float* act = s.gate.data();  // silu(gate) * up, [T, I]: down_proj's input
+  if (fused_gate_up && fused_gate_up->glu_pairs) {
+    // Float gate/up in panel pairs: SiLU in the thread that summed each pair (one dispatch).
+    matmul_glu_pairs(pool_, s.xb.data(), T, fused_gate_up->w, act);
+    observe(l, LinearInput::Down, act, T, I);
+    linear(l, kLinDown, act, T, s.xb.data());
+    add_inplace(s.x.data(), s.xb.data(), T * H);
+    return;
+  }
   if (fused_gate_up)  // one dispatch into rows [gate | up]
     linear_fused(*fused_gate_up, s.xb.data(), T, s.gate_up.data());
   else {
@@ -837,7 +860,6 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   float* gate = fused_gate_up ? s.gate_up.data() : s.gate.data();
   const float* up = fused_gate_up ? s.gate_up.data() + I : s.up.data();
 
-  float* act = s.gate.data();  // silu(gate) * up, [T, I]: down_proj's input
   if (T == 1) {
     act = gate;  // in place: s.gate, or the front of s.gate_up
     silu_mul(act, up, I);

@@ -113,12 +113,14 @@ class CpuBackend final : public Backend {
     TensorView w;
     quant::QuantizedMatrix q;
     std::vector<float> bias;
+    // Float gate/up packed by pack_panels_paired: run by matmul_glu_pairs, not linear_fused.
+    bool glu_pairs = false;
     bool empty() const { return w.empty() && q.empty(); }
   };
   const FusedLinear* fused_linear(int64_t layer, FusedGroup g) const;
   void fuse_quantized();
   void cut_members(int64_t layer, FusedGroup group, const quant::QuantizedMatrix& stack);
-  void fuse_float(const std::vector<std::vector<TensorView*>>& groups,
+  void fuse_float(const std::vector<std::vector<TensorView*>>& groups, const std::vector<bool>& paired,
                   const std::vector<TensorView>& stacks);
   void set_fused_bias(int64_t layer);
   // y = x W^T (+ bias) for a whole group: [T, rows of the stack].

@@ -18,9 +18,36 @@ namespace troupe::cpu {
 // tiled Highway GEMM; F16 rows converted tile by tile, never a full float copy).
 // y may not alias x. `bias` (length out, F32) is added if non-null.
 // W in MatrixLayout::Panels (what the CPU backend runs; F32, F16 or BF16) takes one kernel
-// for every T (kernels_panel.cpp), whose outputs are the same bits whatever T is.
+// for every T (kernels_panel.cpp), whose outputs are the same bits whatever T is and
+// whatever the pool's size. A narrow panel matrix (panel_input_parts > 1) is summed in
+// parts of its inputs, added in order.
 void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
             const float* bias = nullptr);
+
+// How many parts of its inputs a panel matrix of `out` rows and `in` inputs is summed in:
+// 1, or for fewer than kInputSplitBelowPanels panels (too few to spread over a pool) and at
+// least 2 x kInputPartMin inputs, min(kInputPartsMax, in / kInputPartMin) when that divides
+// `in`. Each part is one FMA chain over its inputs, as a whole row is otherwise; the parts'
+// sums are then added in order. A function of the shape alone, so every T and every pool
+// size gives the same bits. Why: the grown speculative target's down_proj (128 rows, 16384
+// inputs) is 2 panels, so a pool of any size ran it on at most 2 threads, each reading every
+// input column; in parts, the pool's halves read the columns their own matmul_glu_pairs
+// wrote (docs/benchmarks.md, session 30).
+constexpr int64_t kInputSplitBelowPanels = 4;
+constexpr int64_t kInputPartMin = 2048;
+constexpr int64_t kInputPartsMax = 8;
+int64_t panel_input_parts(int64_t out, int64_t in);
+
+// The SwiGLU feed-forward's first half: act[t * I + i] = silu(gate[t, i]) * up[t, i] for
+// t < T, i < I, with W the 2I-row panel matrix of gate and up made by pack_panels_paired
+// (its panels alternate: gate's j-th, then up's j-th). The pool splits the panel pairs, and
+// each thread applies SiLU to a pair's sums in its own buffer, so the sums never pass
+// between threads and each column of act is written by the thread that summed it. Where the
+// two threads of a pool sit far apart (the host's fast-memory placement, session 30: a cache
+// line's round trip 360-410 ns against 90-110), the separate silu_mul_to pass over a
+// [gate | up] stack cost 5x its arithmetic in a 1 + 4-row step. The same bits as matmul of
+// gate and of up, then silu_mul_to.
+void matmul_glu_pairs(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* act);
 
 // Bytes of a [rows, cols] F32, F16 or BF16 matrix in MatrixLayout::Panels (padding included).
 int64_t panel_bytes(DType dtype, int64_t rows, int64_t cols);
@@ -31,6 +58,10 @@ void unpack_panels(const TensorView& src, void* dst);
 // does not cover are left as they are: zero them first (the padding of the last panel
 // must read as zeros, and stacked matrices are packed one member at a time).
 void pack_panels(ThreadPool& pool, const TensorView& src, int64_t row0, void* dst);
+// Writes the row-major matrices a and b (the same shape and dtype, whole panels of rows) as
+// one panel matrix of 2 x a.rows() rows whose panels alternate: a's panel j is panel 2j, b's
+// panel 2j + 1 (matmul_glu_pairs' layout).
+void pack_panels_paired(ThreadPool& pool, const TensorView& a, const TensorView& b, void* dst);
 
 // out[i] = x[i] / rms(x) * w[i];  w is F32. out may alias x.
 void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps);

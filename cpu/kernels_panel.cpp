@@ -17,7 +17,9 @@
 //    token groups, input slices or threads: an (t, r) sum is the same sequence of FMAs
 //    wherever it runs. Decode, verification, batched decode and prefill rows of one token
 //    therefore agree exactly (batch invariance), which the row-major kernels give only
-//    within the GEMV (T <= 24 F32 / 48 F16) and within the GEMM separately.
+//    within the GEMV (T <= 24 F32 / 48 F16) and within the GEMM separately. (A matrix of
+//    fewer than 4 panels and many inputs is summed in fixed parts of its inputs, added in
+//    order: panel_input_parts, cpu/kernels.h; still one sequence per shape.)
 // Why not OpenBLAS: Debian's 0.3.21 has no kernel for AMD Zen 4/5 (kernels_gemm_hwy.cpp),
 // takes no F16 weights, and its GEMV and GEMM round differently from each other, which
 // would give up the exactness across T above.
@@ -30,6 +32,8 @@
 // (32 KiB of F32 weights, in L1; 16-bit weights widened to F32 once, WidenBuffer) reused
 // by every token group before the next, the groups' partial sums parked in a per-thread
 // buffer between slices.
+// The SwiGLU's gate and up run as panel pairs (matmul_glu_pairs): a thread sums gate's and
+// up's panel j for the same 64 columns, then applies SiLU to them in its own buffers.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/kernels_panel.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -178,9 +182,9 @@ HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, i
 // measured 5-10% slower.
 template <int kG, typename WT, int kNops = kPaceNops<kG, WT>>
 HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
-    const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel, int64_t in, float* to,
-    int64_t ld_to) {
-  DotPanel<kG, true, WT, kNops>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
+    const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel, int64_t i0, int64_t i1,
+    float* to, int64_t ld_to) {
+  DotPanel<kG, true, WT, kNops>(x, ldx, panel, i0, i1, 0, nullptr, 0, to, ld_to);
 }
 
 // The single pass of g tokens: one token's inline, 2-6 in SinglePass. kPace: F32 passes
@@ -188,16 +192,16 @@ HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
 template <int kG, typename WT, bool kPace>
 constexpr int kSingleNops = kPace ? kPaceNops<kG, WT> : 0;
 template <bool kPace, typename WT>
-HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel, int64_t in,
-                            float* to, int64_t ld_to) {
+HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel, int64_t i0,
+                            int64_t i1, float* to, int64_t ld_to) {
   switch (g) {
-    case 1: return DotPanel<1, true, WT, kSingleNops<1, WT, kPace>>(x, ldx, panel, 0, in, 0, nullptr, 0, to, ld_to);
-    case 2: return SinglePass<2, WT, kSingleNops<2, WT, kPace>>(x, ldx, panel, in, to, ld_to);
+    case 1: return DotPanel<1, true, WT, kSingleNops<1, WT, kPace>>(x, ldx, panel, i0, i1, 0, nullptr, 0, to, ld_to);
+    case 2: return SinglePass<2, WT, kSingleNops<2, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
 #if HWY_TARGET <= HWY_AVX3
-    case 3: return SinglePass<3, WT, kSingleNops<3, WT, kPace>>(x, ldx, panel, in, to, ld_to);
-    case 4: return SinglePass<4, WT, kSingleNops<4, WT, kPace>>(x, ldx, panel, in, to, ld_to);
-    case 5: return SinglePass<5, WT, kSingleNops<5, WT, kPace>>(x, ldx, panel, in, to, ld_to);
-    case 6: return SinglePass<6, WT, kSingleNops<6, WT, kPace>>(x, ldx, panel, in, to, ld_to);
+    case 3: return SinglePass<3, WT, kSingleNops<3, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
+    case 4: return SinglePass<4, WT, kSingleNops<4, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
+    case 5: return SinglePass<5, WT, kSingleNops<5, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
+    case 6: return SinglePass<6, WT, kSingleNops<6, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
 #endif
     default: HWY_ASSERT(false);
   }
@@ -217,11 +221,13 @@ HWY_INLINE float* WidenBuffer() {
   return buffer.get();
 }
 
-// y[t * ldy + r] = sum_i x[t * in + i] * W[r, i] (+ bias[r]) for t < T and the rows of
-// panels [p0, p1) (rows past `out` are the padding and are not written).
+// y[t * ldy + r] = sum_{i in [k0, k1)} x[t * in + i] * W[r, i] (+ bias[r]) for t < T and
+// the rows of panels [p0, p1) (rows past `out` are the padding and are not written).
+// more_after: this thread goes on to panel p1 next (so its last slice fetches p1's first).
 template <typename WT>
 void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, int64_t p0,
-               int64_t p1, float* y, int64_t ldy, const float* bias) {
+               int64_t p1, int64_t k0, int64_t k1, float* y, int64_t ldy, const float* bias,
+               bool more_after = false) {
   thread_local std::vector<float> sums_buf;  // [T][kP]: a partial panel's sums
   const bool one_pass = T <= kMaxG && kVecs == kPanelVecs;
   const bool pace = host_tuning().float_pace;
@@ -243,27 +249,27 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
       const int64_t ld_to = whole ? ldy : kP;
       // Only F32 has no-ops to drop; 16-bit weights take one set of passes either way.
       if (std::is_same_v<WT, float> && pace)
-        SinglePassG<true>(static_cast<int>(T), x, in, panel, in, to, ld_to);
+        SinglePassG<true>(static_cast<int>(T), x, in, panel, k0, k1, to, ld_to);
       else
-        SinglePassG<false>(static_cast<int>(T), x, in, panel, in, to, ld_to);
+        SinglePassG<false>(static_cast<int>(T), x, in, panel, k0, k1, to, ld_to);
     } else {
       // As few token groups as the registers allow, their sizes at most 1 apart (8 = 4 + 4,
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g
       // FMAs per weight load).
       const int64_t groups = (T + kMaxG - 1) / kMaxG, base = T / groups, extra = T % groups;
-      for (int64_t i0 = 0; i0 < in; i0 += kSlice) {
-        const int64_t i1 = std::min(in, i0 + kSlice);
+      for (int64_t i0 = k0; i0 < k1; i0 += kSlice) {
+        const int64_t i1 = std::min(k1, i0 + kSlice);
         // 16-bit weights: the first group's passes widen the slice (see WidenBuffer).
         constexpr bool kWidened = !std::is_same_v<WT, float>;
         float* widened = kWidened ? WidenBuffer() : nullptr;
         // The next slice's bytes (the next panel's first, after the last) follow this one's;
-        // after this thread's last panel there is none to fetch.
+        // after this thread's last panel, or a part of the inputs, there is none to fetch.
         const char* next = reinterpret_cast<const char*>(panel + i1 * kP);
-        const bool last = i1 == in && p + 1 == p1;
+        const bool last = i1 == k1 && ((p + 1 == p1 && !more_after) || k0 != 0 || k1 != in);
         const int64_t next_lines = last ? 0 : kSlice * kP * int64_t(sizeof(WT)) / 64;
         const int64_t calls = groups * (kPanelVecs / kVecs);
         int64_t call = 0;
-        const bool to_y = whole && i1 == in;  // the last slice's passes store into y
+        const bool to_y = whole && i1 == k1;  // the last slice's passes store into y
         const int64_t ld_to = to_y ? ldy : kP;
         for (int v0 = 0; v0 < kPanelVecs; v0 += kVecs)
           for (int64_t j = 0, t0 = 0; j < groups; ++j, ++call) {
@@ -271,7 +277,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
             const int64_t t = t0;
             t0 += g;
             const auto ahead = PrefetchShare::of(next, next_lines, call, calls);
-            const float* from = i0 == 0 ? nullptr : sums + t * kP;
+            const float* from = i0 == k0 ? nullptr : sums + t * kP;
             float* to = to_y ? y + t * ldy + r0 : sums + t * kP;
             if (kWidened && j == 0)
               DotPanelG<true>(g, x + t * in, in, panel, i0, i1, v0, from, kP, to, ld_to, ahead, widened);
@@ -292,17 +298,47 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
   }
 }
 
-void PanelRowsF32(const float* x, int64_t T, const float* W, int64_t in, int64_t out,
-                  int64_t p0, int64_t p1, float* y, int64_t ldy, const float* bias) {
-  PanelRows(x, T, W, in, out, p0, p1, y, ldy, bias);
+// Panels [p0, p1) over inputs [k0, k1), any of the three dtypes (W: the panels' bytes).
+void PanelRowsAny(DType dtype, const float* x, int64_t T, const void* W, int64_t in, int64_t out,
+                  int64_t p0, int64_t p1, int64_t k0, int64_t k1, float* y, int64_t ldy,
+                  const float* bias) {
+  if (dtype == DType::F16)
+    PanelRows(x, T, static_cast<const hwy::float16_t*>(W), in, out, p0, p1, k0, k1, y, ldy, bias);
+  else if (dtype == DType::BF16)
+    PanelRows(x, T, static_cast<const hwy::bfloat16_t*>(W), in, out, p0, p1, k0, k1, y, ldy, bias);
+  else
+    PanelRows(x, T, static_cast<const float*>(W), in, out, p0, p1, k0, k1, y, ldy, bias);
 }
-void PanelRowsF16(const float* x, int64_t T, const uint16_t* W, int64_t in, int64_t out,
-                  int64_t p0, int64_t p1, float* y, int64_t ldy, const float* bias) {
-  PanelRows(x, T, reinterpret_cast<const hwy::float16_t*>(W), in, out, p0, p1, y, ldy, bias);
+
+// act[t * I + i] = silu(gate) * up for the columns of panel pairs [q0, q1) of a paired
+// gate/up matrix (pack_panels_paired): each pair's gate and up sums go to this thread's
+// buffers ([T][64] each, in L1/L2 for decode and verification), SiLU runs over them in one
+// call, and the rows are copied to act.
+template <typename WT>
+void GluPairs(const float* x, int64_t T, const WT* W, int64_t in, int64_t I, int64_t q0,
+              int64_t q1, float* act) {
+  thread_local std::vector<float> sums;  // gate's [T][64], then up's
+  if (static_cast<int64_t>(sums.size()) < 2 * T * kP) sums.resize(static_cast<size_t>(2 * T * kP));
+  float* gate = sums.data();
+  float* up = gate + T * kP;
+  for (int64_t q = q0; q < q1; ++q) {
+    const WT* pair = W + q * 2 * kP * in;
+    // The pairs of [q0, q1) lie back to back, so each panel's last slice fetches the next.
+    PanelRows(x, T, pair, in, kP, 0, 1, 0, in, gate, kP, nullptr, true);
+    PanelRows(x, T, pair + kP * in, in, kP, 0, 1, 0, in, up, kP, nullptr, q + 1 < q1);
+    silu_mul_to(gate, gate, up, T * kP);
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(act + t * I + q * kP, gate + t * kP, static_cast<size_t>(kP) * sizeof(float));
+  }
 }
-void PanelRowsBF16(const float* x, int64_t T, const uint16_t* W, int64_t in, int64_t out,
-                   int64_t p0, int64_t p1, float* y, int64_t ldy, const float* bias) {
-  PanelRows(x, T, reinterpret_cast<const hwy::bfloat16_t*>(W), in, out, p0, p1, y, ldy, bias);
+void GluPairsAny(DType dtype, const float* x, int64_t T, const void* W, int64_t in, int64_t I,
+                 int64_t q0, int64_t q1, float* act) {
+  if (dtype == DType::F16)
+    GluPairs(x, T, static_cast<const hwy::float16_t*>(W), in, I, q0, q1, act);
+  else if (dtype == DType::BF16)
+    GluPairs(x, T, static_cast<const hwy::bfloat16_t*>(W), in, I, q0, q1, act);
+  else
+    GluPairs(x, T, static_cast<const float*>(W), in, I, q0, q1, act);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -313,62 +349,136 @@ HWY_AFTER_NAMESPACE();
 namespace troupe::cpu {
 namespace detail {
 
-HWY_EXPORT(PanelRowsF32);
-HWY_EXPORT(PanelRowsF16);
-HWY_EXPORT(PanelRowsBF16);
+HWY_EXPORT(PanelRowsAny);
+HWY_EXPORT(GluPairsAny);
+
+namespace {
+
+void check_panel_dtype(const TensorView& W) {
+  if (W.dtype != DType::F32 && W.dtype != DType::F16 && W.dtype != DType::BF16)
+    fail("matmul: weight '{}' has dtype {}; panels hold F32, F16 or BF16", W.name, dtype_name(W.dtype));
+}
+
+// Below this many weights one thread finishes before the others would be awake.
+constexpr int64_t kMinParallelWeights = int64_t(1) << 15;
+
+}  // namespace
 
 void matmul_panels(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* y,
                    const float* bias) {
+  check_panel_dtype(W);
   const int64_t out = W.rows(), in = W.cols();
-  if (W.dtype != DType::F32 && W.dtype != DType::F16 && W.dtype != DType::BF16)
-    fail("matmul: weight '{}' has dtype {}; panels hold F32, F16 or BF16", W.name, dtype_name(W.dtype));
   const int64_t panels = (out + kPanelRows - 1) / kPanelRows;
-  // Below this many weights one thread finishes before the others would be awake.
-  constexpr int64_t kMinParallelWeights = int64_t(1) << 15;
   const int64_t grain = out * in < kMinParallelWeights ? panels : 1;
-  pool.parallel_for(panels, grain, [&](int, int64_t p0, int64_t p1) {
-    if (W.dtype == DType::F16)
-      HWY_DYNAMIC_DISPATCH(PanelRowsF16)(x, T, static_cast<const uint16_t*>(W.data), in, out, p0,
-                                         p1, y, out, bias);
-    else if (W.dtype == DType::BF16)
-      HWY_DYNAMIC_DISPATCH(PanelRowsBF16)(x, T, static_cast<const uint16_t*>(W.data), in, out,
-                                          p0, p1, y, out, bias);
-    else
-      HWY_DYNAMIC_DISPATCH(PanelRowsF32)(x, T, static_cast<const float*>(W.data), in, out, p0,
-                                         p1, y, out, bias);
+  const int64_t parts = panel_input_parts(out, in);
+  if (parts == 1) {
+    pool.parallel_for(panels, grain, [&](int, int64_t p0, int64_t p1) {
+      HWY_DYNAMIC_DISPATCH(PanelRowsAny)(W.dtype, x, T, W.data, in, out, p0, p1, 0, in, y, out, bias);
+    });
+    return;
+  }
+  // A narrow matrix (the grown target's down_proj: 128 rows, 16384 inputs) in parts of its
+  // inputs: items part-major, so with the pool split in halves each thread reads the input
+  // columns [part range) that the same thread's matmul_glu_pairs wrote (see kernels.h).
+  thread_local std::vector<float> partial;  // [part][T][out], this (the calling) thread's
+  if (static_cast<int64_t>(partial.size()) < parts * T * out) partial.resize(static_cast<size_t>(parts * T * out));
+  float* part_sums = partial.data();
+  const int64_t chunk = in / parts;
+  pool.parallel_for(parts * panels, 1, [&](int, int64_t b, int64_t e) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t part = item / panels, p = item % panels;
+      HWY_DYNAMIC_DISPATCH(PanelRowsAny)(W.dtype, x, T, W.data, in, out, p, p + 1, part * chunk,
+                                         (part + 1) * chunk, part_sums + part * T * out, out, nullptr);
+    }
+  });
+  // The parts' sums in order, then the bias: the same bits for every T and thread count.
+  const int64_t n = T * out;
+  std::copy_n(part_sums, n, y);
+  for (int64_t part = 1; part < parts; ++part) add_inplace(y, part_sums + part * n, n);
+  if (bias)
+    for (int64_t t = 0; t < T; ++t) add_inplace(y + t * out, bias, out);
+}
+
+void matmul_glu_pairs(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* act) {
+  check_panel_dtype(W);
+  const int64_t rows = W.rows(), in = W.cols(), I = rows / 2;
+  if (W.layout != MatrixLayout::Panels || rows % (2 * kPanelRows) != 0)
+    fail("matmul_glu_pairs: '{}' ({} rows) is not gate/up panel pairs", W.name, rows);
+  if (T <= 0) return;
+  const int64_t pairs = I / kPanelRows;
+  const int64_t grain = rows * in < kMinParallelWeights ? pairs : 1;
+  pool.parallel_for(pairs, grain, [&](int, int64_t q0, int64_t q1) {
+    HWY_DYNAMIC_DISPATCH(GluPairsAny)(W.dtype, x, T, W.data, in, I, q0, q1, act);
   });
 }
 
 }  // namespace detail
+
+int64_t panel_input_parts(int64_t out, int64_t in) {
+  const int64_t panels = (out + kPanelRows - 1) / kPanelRows;
+  if (panels >= kInputSplitBelowPanels || in < 2 * kInputPartMin) return 1;
+  const int64_t parts = std::min(kInputPartsMax, in / kInputPartMin);
+  return in % parts == 0 ? parts : 1;
+}
+
+void matmul_glu_pairs(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* act) {
+  detail::matmul_glu_pairs(pool, x, T, W, act);
+}
 
 int64_t panel_bytes(DType dtype, int64_t rows, int64_t cols) {
   const int64_t panels = (rows + kPanelRows - 1) / kPanelRows;
   return panels * kPanelRows * cols * dtype_row_bytes(dtype, 1);
 }
 
-void pack_panels(ThreadPool& pool, const TensorView& src, int64_t row0, void* dst) {
-  if (src.layout != MatrixLayout::RowMajor ||
-      (src.dtype != DType::F32 && src.dtype != DType::F16 && src.dtype != DType::BF16))
-    fail("pack_panels: '{}' must be a row-major F32, F16 or BF16 matrix", src.name);
+namespace {
+
+// Panel q of dst: the rows of the row-major `src` (rows [row0, row0 + src.rows()) of dst) that
+// fall in it.
+void pack_panel(const TensorView& src, int64_t row0, uint8_t* dst, int64_t q) {
   const int64_t rows = src.rows(), in = src.cols();
   const int64_t es = dtype_row_bytes(src.dtype, 1);
   const auto* s = static_cast<const uint8_t*>(src.data);
-  auto* d = static_cast<uint8_t*>(dst);
+  const int64_t lo = std::max(row0, q * kPanelRows), hi = std::min(row0 + rows, (q + 1) * kPanelRows);
+  for (int64_t r = lo; r < hi; ++r) {
+    const uint8_t* from = s + (r - row0) * in * es;
+    uint8_t* to = dst + (q * kPanelRows * in + r % kPanelRows) * es;
+    if (es == 4)
+      for (int64_t i = 0; i < in; ++i) std::memcpy(to + i * kPanelRows * 4, from + i * 4, 4);
+    else
+      for (int64_t i = 0; i < in; ++i) std::memcpy(to + i * kPanelRows * 2, from + i * 2, 2);
+  }
+}
+
+void check_packable(const TensorView& src, const char* what) {
+  if (src.layout != MatrixLayout::RowMajor ||
+      (src.dtype != DType::F32 && src.dtype != DType::F16 && src.dtype != DType::BF16))
+    fail("{}: '{}' must be a row-major F32, F16 or BF16 matrix", what, src.name);
+}
+
+}  // namespace
+
+void pack_panels(ThreadPool& pool, const TensorView& src, int64_t row0, void* dst) {
+  check_packable(src, "pack_panels");
   // Rows in whole destination panels per task, so that no two threads write one line.
   const int64_t first_panel = row0 / kPanelRows;
-  const int64_t last_panel = (row0 + rows - 1) / kPanelRows;
+  const int64_t last_panel = (row0 + src.rows() - 1) / kPanelRows;
   pool.parallel_for(last_panel - first_panel + 1, 1, [&](int, int64_t q0, int64_t q1) {
-    for (int64_t q = first_panel + q0; q < first_panel + q1; ++q) {
-      const int64_t lo = std::max(row0, q * kPanelRows), hi = std::min(row0 + rows, (q + 1) * kPanelRows);
-      for (int64_t r = lo; r < hi; ++r) {
-        const uint8_t* from = s + (r - row0) * in * es;
-        uint8_t* to = d + (q * kPanelRows * in + r % kPanelRows) * es;
-        if (es == 4)
-          for (int64_t i = 0; i < in; ++i) std::memcpy(to + i * kPanelRows * 4, from + i * 4, 4);
-        else
-          for (int64_t i = 0; i < in; ++i) std::memcpy(to + i * kPanelRows * 2, from + i * 2, 2);
-      }
-    }
+    for (int64_t q = first_panel + q0; q < first_panel + q1; ++q)
+      pack_panel(src, row0, static_cast<uint8_t*>(dst), q);
+  });
+}
+
+void pack_panels_paired(ThreadPool& pool, const TensorView& a, const TensorView& b, void* dst) {
+  check_packable(a, "pack_panels_paired");
+  check_packable(b, "pack_panels_paired");
+  if (a.dtype != b.dtype || a.rows() != b.rows() || a.cols() != b.cols() || a.rows() % kPanelRows != 0)
+    fail("pack_panels_paired: '{}' and '{}' must be the same shape and dtype, in whole panels", a.name,
+         b.name);
+  // Panel q = 2j + m holds rows [64j, 64j + 64) of member m (a, then b): as rows of dst,
+  // the member starts at row 64 (j + m).
+  pool.parallel_for(2 * (a.rows() / kPanelRows), 1, [&](int, int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q)
+      pack_panel(q % 2 == 0 ? a : b, (q / 2 + q % 2) * kPanelRows, static_cast<uint8_t*>(dst), q);
   });
 }
 

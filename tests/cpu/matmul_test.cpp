@@ -177,6 +177,84 @@ TEST_CASE("matmul: rows in panels are bit-identical whatever T", "[cpu][matmul][
   set_host_tuning(saved);
 }
 
+// A matrix of fewer than kInputSplitBelowPanels panels and enough inputs is summed in parts
+// of its inputs (panel_input_parts): still within the reference's rounding, and still the
+// same bits at every T and every pool size.
+TEST_CASE("matmul: narrow panel matrices are summed in parts of their inputs", "[cpu][matmul][panels]") {
+  CHECK(panel_input_parts(128, 16384) == 8);  // the grown target's down_proj
+  CHECK(panel_input_parts(128, 4096) == 2);
+  CHECK(panel_input_parts(64, 6144) == 3);
+  CHECK(panel_input_parts(128, 4100) == 2);   // parts of 2050
+  CHECK(panel_input_parts(128, 4095) == 1);   // fewer than 2 x kInputPartMin inputs
+  CHECK(panel_input_parts(128, 6145) == 1);   // 3 parts would not divide it
+  CHECK(panel_input_parts(256, 16384) == 1);  // 4 panels: split by rows
+  CHECK(panel_input_parts(768, 2048) == 1);   // the 110M shape's down_proj
+  test::for_each_target([&] {
+    uint32_t seed = 900;
+    ThreadPool pool(2);
+    for (DType dt : {DType::F32, DType::F16, DType::BF16})
+      for (auto [out, in] : {std::pair<int64_t, int64_t>{128, 16384}, {100, 4100}, {64, 6144}})
+        for (int64_t T : {1, 5, 7})  // one pass; token groups over input slices
+          check_matmul(panel_matmul, pool, dt, out, in, T, T != 5, seed++);
+    for (DType dt : {DType::F32, DType::F16})
+      check_rows_whatever_t(panel_matmul, pool, dt, 128, 16384, seed++, 1, {2, 5, 7, 32}, true);
+    // Pool sizes 1-3: the same bits.
+    const auto W = random_matrix(DType::F32, 128, 16384, seed);
+    const auto x = random_floats(5 * 16384, seed + 1);
+    std::vector<float> want(5 * 128), got(5 * 128);
+    ThreadPool one(1);
+    panel_matmul(one, x.data(), 5, W.view, want.data(), nullptr);
+    for (int threads : {2, 3}) {
+      ThreadPool p(threads);
+      panel_matmul(p, x.data(), 5, W.view, got.data(), nullptr);
+      CHECK(std::memcmp(got.data(), want.data(), want.size() * 4) == 0);
+    }
+  });
+}
+
+// matmul_glu_pairs on gate and up packed by pack_panels_paired: the bits of the two
+// matmuls in panels and then silu_mul_to, for every T, dtype and pool size.
+TEST_CASE("matmul_glu_pairs: the bits of gate and up in panels then silu_mul_to", "[cpu][matmul][panels]") {
+  test::for_each_target([&] {
+    uint32_t seed = 950;
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      for (DType dt : {DType::F32, DType::F16, DType::BF16})
+        for (auto [I, in] : {std::pair<int64_t, int64_t>{64, 100}, {192, 128}, {1024, 300}}) {
+          INFO(dtype_name(dt) << " I " << I << " in " << in << " threads " << threads);
+          const auto G = random_matrix(dt, I, in, seed), U = random_matrix(dt, I, in, seed + 1);
+          std::vector<uint8_t> paired(static_cast<size_t>(panel_bytes(dt, 2 * I, in)), 0xff);
+          pack_panels_paired(pool, G.view, U.view, paired.data());
+          TensorView P = G.view;
+          P.shape = {2 * I, in};
+          P.data = paired.data();
+          P.layout = MatrixLayout::Panels;
+          for (int64_t T : {1, 5, 7, 32, 70}) {
+            INFO("T " << T);
+            const auto x = random_floats(T * in, seed + 2 + uint32_t(T));
+            std::vector<float> g(T * I), u(T * I), want(T * I), got(T * I, NAN);
+            panel_matmul(pool, x.data(), T, G.view, g.data(), nullptr);
+            panel_matmul(pool, x.data(), T, U.view, u.data(), nullptr);
+            for (int64_t t = 0; t < T; ++t) silu_mul_to(want.data() + t * I, g.data() + t * I, u.data() + t * I, I);
+            matmul_glu_pairs(pool, x.data(), T, P, got.data());
+            CHECK(std::memcmp(got.data(), want.data(), want.size() * 4) == 0);
+          }
+          seed += 100;
+        }
+    }
+  });
+  ThreadPool pool(2);
+  const auto A = random_matrix(DType::F32, 64, 32, 1), B = random_matrix(DType::F32, 128, 32, 2);
+  const auto C = random_matrix(DType::F16, 64, 32, 3), D = random_matrix(DType::F32, 40, 32, 4);
+  std::vector<uint8_t> buf(static_cast<size_t>(panel_bytes(DType::F32, 256, 32)));
+  CHECK_THROWS_AS(pack_panels_paired(pool, A.view, B.view, buf.data()), troupe::Error);  // shapes
+  CHECK_THROWS_AS(pack_panels_paired(pool, A.view, C.view, buf.data()), troupe::Error);  // dtypes
+  CHECK_THROWS_AS(pack_panels_paired(pool, D.view, D.view, buf.data()), troupe::Error);  // a part panel
+  TensorView rows = A.view;  // row-major, not pairs of panels
+  std::vector<float> x(32), act(32);
+  CHECK_THROWS_AS(matmul_glu_pairs(pool, x.data(), 1, rows, act.data()), troupe::Error);
+}
+
 TEST_CASE("matmul: pack_panels stacks matrices and rejects other layouts", "[cpu][matmul][panels]") {
   ThreadPool pool(2);
   // Two members of 40 and 50 rows packed as rows [0, 40) and [40, 90) of one stack run as
