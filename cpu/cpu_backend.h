@@ -102,6 +102,11 @@ class CpuBackend final : public Backend {
   const quant::QuantizedMatrix* quantized_lm_head() const;
   // Whether `group` of `layer` runs as one stacked matmul.
   bool fused(int64_t layer, FusedGroup group) const { return fused_linear(layer, group) != nullptr; }
+  // Whether the layer's float gate/up run as panel pairs (matmul_glu_pairs).
+  bool glu_pairs(int64_t layer) const {
+    const FusedLinear* f = fused_linear(layer, FusedGroup::GateUp);
+    return f && f->glu_pairs;
+  }
   // Null to stop observing. Not to be changed while a step runs.
   void set_observer(ActivationObserver* obs) { observer_ = obs; }
 

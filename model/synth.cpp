@@ -46,13 +46,17 @@ constexpr Shape kShapes[] = {
     // drops them computes something else (tests/e2e/qwen_reference_test.cpp).
     {"qwen2-tiny", 64, 2, 4, 2, 128, 512, 1000000.0, 1e-6, false, "stories260k/tok512.model", Arch::Qwen2, 24},
     {"qwen3-tiny", 64, 2, 4, 2, 128, 512, 50000.0, 1e-6, false, "stories260k/tok512.model", Arch::Qwen3, 24},
+    // The grown speculative target's kind of shape (few rows, a wide feed-forward): its
+    // down_proj (64 rows, 4096 inputs) is summed in parts of its inputs (cpu/kernels.h,
+    // panel_input_parts).
+    {"narrow-tiny", 64, 2, 4, 2, 4096, 512, 10000.0, 1e-5, false, "stories260k/tok512.model"},
 };
 
 const Shape& find_shape(const std::string& name) {
   for (const auto& s : kShapes) {
     if (name == s.name) return s;
   }
-  fail("synth: unknown shape '{}' (tiny, llama-110m, llama-1b, llama3-8b, qwen2-tiny, qwen3-tiny)", name);
+  fail("synth: unknown shape '{}' (tiny, llama-110m, llama-1b, llama3-8b, qwen2-tiny, qwen3-tiny, narrow-tiny)", name);
 }
 
 // ---- tokenizer source -----------------------------------------------------------------

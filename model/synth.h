@@ -18,7 +18,8 @@ struct SynthOptions {
   // tiny (64 dim, 2 layers, 4 heads, 2 kv, ffn 128), llama-110m (stories110M),
   // llama-1b (Llama-3.2-1B, tied), llama3-8b (Llama-3-8B); qwen2-tiny / qwen3-tiny (HF only:
   // 64 dim, 2 layers, 4 heads of 24, 2 kv, ffn 128, untied; Qwen2 with random q/k/v biases,
-  // Qwen3 with random per-head q/k norm weights).
+  // Qwen3 with random per-head q/k norm weights); narrow-tiny (tiny with ffn 4096: the grown
+  // speculative target's kind of shape).
   std::string shape = "tiny";
   // hf: a directory (created). gguf: a path ending in .gguf, or a directory that gets
   // model.gguf.

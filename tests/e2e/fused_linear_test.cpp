@@ -1,8 +1,9 @@
 // CpuBackendOptions::fuse_linears: q/k/v and gate/up stacked into one matmul each must
 // compute exactly what the separate matmuls compute (every output row keeps its own
-// reduction), for float weights (stacked in the panel copy) and quantized ones (stacked
-// packed matrices), with Qwen2's q/k/v biases, on pipeline stages, and with the
-// calibration observer seeing the same inputs.
+// reduction), for float weights (stacked in the panel copy; gate/up as panel pairs with
+// SiLU applied in matmul_glu_pairs) and quantized ones (stacked packed matrices), with
+// Qwen2's q/k/v biases, on pipeline stages, and with the calibration observer seeing the
+// same inputs.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -87,6 +88,7 @@ void check_same(const std::string& path, cpu::CpuBackendOptions o, bool float_we
     INFO("layer " << l << " (" << fused.name() << ")");
     CHECK(fused.fused(l, cpu::FusedGroup::Qkv));
     CHECK(fused.fused(l, cpu::FusedGroup::GateUp));
+    CHECK(fused.glu_pairs(l) == float_weights);  // every shape here has whole panels of I
     CHECK(!unfused.fused(l, cpu::FusedGroup::Qkv));
   }
   if (!float_weights) {  // the per-linear matrices are views of the stack, same contents
@@ -137,7 +139,7 @@ std::string synth(const std::string& shape, const std::string& format, const std
 TEST_CASE("fused q/k/v and gate/up: float weights are exact", "[e2e][fuse]") {
   for (const auto& [shape, format, dtype] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"tiny", "hf", "f32"}, {"tiny", "gguf", "f16"}, {"qwen2-tiny", "hf", "f32"},
-           {"qwen3-tiny", "hf", "f16"}}) {
+           {"qwen3-tiny", "hf", "f16"}, {"narrow-tiny", "hf", "f32"}, {"narrow-tiny", "gguf", "bf16"}}) {
     INFO(shape << " " << format << " " << dtype);
     check_same(synth(shape, format, dtype), {}, true);
   }

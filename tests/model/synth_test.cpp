@@ -262,7 +262,8 @@ TEST_CASE("synth rejects bad options", "[model][synth]") {
   write_file(base + "/file", "x");
   CHECK_THAT(error_of([&] { synth(base + "/file/sub", "hf", "f32"); }), Catch::Contains(base + "/file"));
   CHECK(synth_shape_names() ==
-        std::vector<std::string>{"tiny", "llama-110m", "llama-1b", "llama3-8b", "qwen2-tiny", "qwen3-tiny"});
+        std::vector<std::string>{"tiny", "llama-110m", "llama-1b", "llama3-8b", "qwen2-tiny", "qwen3-tiny",
+                                 "narrow-tiny"});
   const ModelConfig c = synth_shape_config("llama3-8b", 128256);
   CHECK(c.hidden_size == 4096);
   CHECK(c.intermediate_size == 14336);
