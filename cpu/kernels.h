@@ -44,9 +44,9 @@ int64_t panel_input_parts(int64_t out, int64_t in);
 // each thread applies SiLU to a pair's sums in its own buffer, so the sums never pass
 // between threads and each column of act is written by the thread that summed it. Where the
 // two threads of a pool sit far apart (the host's fast-memory placement, session 30: a cache
-// line's round trip 360-410 ns against 90-110), the separate silu_mul_to pass over a
-// [gate | up] stack cost 5x its arithmetic in a 1 + 4-row step. The same bits as matmul of
-// gate and of up, then silu_mul_to.
+// line's round trip 360-420 ns against 80-130), the separate silu_mul_to pass over a
+// [gate | up] stack took 63k cycles a layer in a 1 + 4-row step of the grown target, 26k
+// with the threads close. The same bits as matmul of gate and of up, then silu_mul_to.
 void matmul_glu_pairs(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* act);
 
 // Bytes of a [rows, cols] F32, F16 or BF16 matrix in MatrixLayout::Panels (padding included).

@@ -384,7 +384,7 @@ void matmul_panels(ThreadPool& pool, const float* x, int64_t T, const TensorView
   if (static_cast<int64_t>(partial.size()) < parts * T * out) partial.resize(static_cast<size_t>(parts * T * out));
   float* part_sums = partial.data();
   const int64_t chunk = in / parts;
-  pool.parallel_for(parts * panels, 1, [&](int, int64_t b, int64_t e) {
+  pool.parallel_for(parts * panels, grain == 1 ? 1 : parts * panels, [&](int, int64_t b, int64_t e) {
     for (int64_t item = b; item < e; ++item) {
       const int64_t part = item / panels, p = item % panels;
       HWY_DYNAMIC_DISPATCH(PanelRowsAny)(W.dtype, x, T, W.data, in, out, p, p + 1, part * chunk,
