@@ -123,9 +123,14 @@ int64_t pack_weights(ModelWeights& w, const std::vector<std::vector<TensorView*>
     const auto& g = groups[gi];
     TensorView packed = *g[0];
     int64_t row0 = 0, nbytes = 0;
-    if (paired[gi]) pack_panels_paired(pool, *g[0], *g[1], base + off);
-    for (TensorView* v : g) {
-      if (!paired[gi]) pack_panels(pool, *v, row0, base + off);
+    if (paired[gi])
+      pack_panels_paired(pool, *g[0], *g[1], base + off);
+    else
+      for (int64_t r = 0; const TensorView* v : g) {
+        pack_panels(pool, *v, r, base + off);
+        r += v->rows();
+      }
+    for (const TensorView* v : g) {
       row0 += v->rows();
       nbytes += v->nbytes;
     }
@@ -515,9 +520,12 @@ void CpuBackend::pack_float_weights() {
       std::vector<TensorView*> views;
       for (int i : set.linears)
         if (TensorView* v = float_view(l, i)) views.push_back(v);
+      // A member that runs alone in parts of its inputs (panel_input_parts) would round
+      // differently inside a stack, which is summed whole: such groups stay apart.
       const bool stack = fuse_linears_ && set.fused && views.size() == set.linears.size() &&
                          std::all_of(views.begin(), views.end(), [&](const TensorView* v) {
-                           return v->dtype == views[0]->dtype && v->cols() == views[0]->cols();
+                           return v->dtype == views[0]->dtype && v->cols() == views[0]->cols() &&
+                                  panel_input_parts(v->rows(), v->cols()) == 1;
                          });
       if (stack) {
         groups.push_back(views);

@@ -29,10 +29,12 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, fl
 // least 2 x kInputPartMin inputs, min(kInputPartsMax, in / kInputPartMin) when that divides
 // `in`. Each part is one FMA chain over its inputs, as a whole row is otherwise; the parts'
 // sums are then added in order. A function of the shape alone, so every T and every pool
-// size gives the same bits. Why: the grown speculative target's down_proj (128 rows, 16384
+// size gives the same bits (but not the bits of a stack it is a member of: the CPU backend
+// stacks no such matrix). Why: the grown speculative target's down_proj (128 rows, 16384
 // inputs) is 2 panels, so a pool of any size ran it on at most 2 threads, each reading every
-// input column; in parts, the pool's halves read the columns their own matmul_glu_pairs
-// wrote (docs/benchmarks.md, session 30).
+// input column; in parts, the pool's halves usually read the columns their own
+// matmul_glu_pairs wrote (the pool hands chunks to whichever thread claims them first, so
+// this is likely, not certain; docs/benchmarks.md, session 30).
 constexpr int64_t kInputSplitBelowPanels = 4;
 constexpr int64_t kInputPartMin = 2048;
 constexpr int64_t kInputPartsMax = 8;
@@ -46,7 +48,8 @@ int64_t panel_input_parts(int64_t out, int64_t in);
 // two threads of a pool sit far apart (the host's fast-memory placement, session 30: a cache
 // line's round trip 360-420 ns against 80-130), the separate silu_mul_to pass over a
 // [gate | up] stack took 63k cycles a layer in a 1 + 4-row step of the grown target, 26k
-// with the threads close. The same bits as matmul of gate and of up, then silu_mul_to.
+// with the threads close. The same bits as matmul of gate and of up, then silu_mul_to; so
+// gate and up must each be summed whole (panel_input_parts(I, in) == 1; else this fails).
 void matmul_glu_pairs(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, float* act);
 
 // Bytes of a [rows, cols] F32, F16 or BF16 matrix in MatrixLayout::Panels (padding included).

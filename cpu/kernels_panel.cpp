@@ -378,8 +378,8 @@ void matmul_panels(ThreadPool& pool, const float* x, int64_t T, const TensorView
     return;
   }
   // A narrow matrix (the grown target's down_proj: 128 rows, 16384 inputs) in parts of its
-  // inputs: items part-major, so with the pool split in halves each thread reads the input
-  // columns [part range) that the same thread's matmul_glu_pairs wrote (see kernels.h).
+  // inputs: items part-major, so with the pool split in halves each thread usually reads the
+  // input columns that the same thread's matmul_glu_pairs wrote (see kernels.h).
   thread_local std::vector<float> partial;  // [part][T][out], this (the calling) thread's
   if (static_cast<int64_t>(partial.size()) < parts * T * out) partial.resize(static_cast<size_t>(parts * T * out));
   float* part_sums = partial.data();
@@ -404,6 +404,8 @@ void matmul_glu_pairs(ThreadPool& pool, const float* x, int64_t T, const TensorV
   const int64_t rows = W.rows(), in = W.cols(), I = rows / 2;
   if (W.layout != MatrixLayout::Panels || rows % (2 * kPanelRows) != 0)
     fail("matmul_glu_pairs: '{}' ({} rows) is not gate/up panel pairs", W.name, rows);
+  if (panel_input_parts(I, in) != 1)
+    fail("matmul_glu_pairs: '{}': gate and up of {} rows and {} inputs are summed in parts alone", W.name, I, in);
   if (T <= 0) return;
   const int64_t pairs = I / kPanelRows;
   const int64_t grain = rows * in < kMinParallelWeights ? pairs : 1;

@@ -50,13 +50,15 @@ constexpr Shape kShapes[] = {
     // down_proj (64 rows, 4096 inputs) is summed in parts of its inputs (cpu/kernels.h,
     // panel_input_parts).
     {"narrow-tiny", 64, 2, 4, 2, 4096, 512, 10000.0, 1e-5, false, "stories260k/tok512.model"},
+    // The same with an ffn of 4128 (not whole panels of 64): gate/up stacked but not paired.
+    {"narrow-odd-tiny", 64, 2, 4, 2, 4128, 512, 10000.0, 1e-5, false, "stories260k/tok512.model"},
 };
 
 const Shape& find_shape(const std::string& name) {
   for (const auto& s : kShapes) {
     if (name == s.name) return s;
   }
-  fail("synth: unknown shape '{}' (tiny, llama-110m, llama-1b, llama3-8b, qwen2-tiny, qwen3-tiny, narrow-tiny)", name);
+  fail("synth: unknown shape '{}' (tiny, llama-110m, llama-1b, llama3-8b, qwen2-tiny, qwen3-tiny, narrow-tiny, narrow-odd-tiny)", name);
 }
 
 // ---- tokenizer source -----------------------------------------------------------------

@@ -19,7 +19,7 @@ struct SynthOptions {
   // llama-1b (Llama-3.2-1B, tied), llama3-8b (Llama-3-8B); qwen2-tiny / qwen3-tiny (HF only:
   // 64 dim, 2 layers, 4 heads of 24, 2 kv, ffn 128, untied; Qwen2 with random q/k/v biases,
   // Qwen3 with random per-head q/k norm weights); narrow-tiny (tiny with ffn 4096: the grown
-  // speculative target's kind of shape).
+  // speculative target's kind of shape), narrow-odd-tiny (ffn 4128, not whole panels).
   std::string shape = "tiny";
   // hf: a directory (created). gguf: a path ending in .gguf, or a directory that gets
   // model.gguf.

@@ -198,17 +198,21 @@ TEST_CASE("matmul: narrow panel matrices are summed in parts of their inputs", "
           check_matmul(panel_matmul, pool, dt, out, in, T, T != 5, seed++);
     for (DType dt : {DType::F32, DType::F16})
       check_rows_whatever_t(panel_matmul, pool, dt, 128, 16384, seed++, 1, {2, 5, 7, 32}, true);
-    // Pool sizes 1-3: the same bits.
-    const auto W = random_matrix(DType::F32, 128, 16384, seed);
-    const auto x = random_floats(5 * 16384, seed + 1);
-    std::vector<float> want(5 * 128), got(5 * 128);
-    ThreadPool one(1);
-    panel_matmul(one, x.data(), 5, W.view, want.data(), nullptr);
-    for (int threads : {2, 3}) {
-      ThreadPool p(threads);
-      panel_matmul(p, x.data(), 5, W.view, got.data(), nullptr);
-      CHECK(std::memcmp(got.data(), want.data(), want.size() * 4) == 0);
-    }
+    // Pool sizes 1-3: the same bits, in one pass (T = 5) and in token groups (T = 32).
+    ThreadPool one(1), two(2), three(3);
+    for (DType dt : {DType::F32, DType::F16})
+      for (int64_t T : {5, 32}) {
+        INFO(dtype_name(dt) << " T " << T);
+        const auto W = random_matrix(dt, 128, 16384, seed);
+        const auto x = random_floats(T * 16384, seed + 1);
+        std::vector<float> want(size_t(T * 128)), got(want.size());
+        panel_matmul(one, x.data(), T, W.view, want.data(), nullptr);
+        for (ThreadPool* p : {&two, &three}) {
+          panel_matmul(*p, x.data(), T, W.view, got.data(), nullptr);
+          CHECK(std::memcmp(got.data(), want.data(), want.size() * 4) == 0);
+        }
+        seed += 2;
+      }
   });
 }
 
@@ -253,6 +257,18 @@ TEST_CASE("matmul_glu_pairs: the bits of gate and up in panels then silu_mul_to"
   TensorView rows = A.view;  // row-major, not pairs of panels
   std::vector<float> x(32), act(32);
   CHECK_THROWS_AS(matmul_glu_pairs(pool, x.data(), 1, rows, act.data()), troupe::Error);
+  // Gate and up that alone would be summed in parts of their inputs (64 rows, 4096 inputs):
+  // the pairs sum them whole, which would not be matmul's bits, so they are refused.
+  const auto G = random_matrix(DType::F32, 64, 4096, 5), U = random_matrix(DType::F32, 64, 4096, 6);
+  REQUIRE(panel_input_parts(64, 4096) > 1);
+  std::vector<uint8_t> narrow(static_cast<size_t>(panel_bytes(DType::F32, 128, 4096)));
+  pack_panels_paired(pool, G.view, U.view, narrow.data());
+  TensorView N = G.view;
+  N.shape = {128, 4096};
+  N.data = narrow.data();
+  N.layout = MatrixLayout::Panels;
+  std::vector<float> xn(4096, 0.5f), actn(64);
+  CHECK_THROWS_AS(matmul_glu_pairs(pool, xn.data(), 1, N, actn.data()), troupe::Error);
 }
 
 TEST_CASE("matmul: pack_panels stacks matrices and rejects other layouts", "[cpu][matmul][panels]") {

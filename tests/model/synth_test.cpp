@@ -263,7 +263,7 @@ TEST_CASE("synth rejects bad options", "[model][synth]") {
   CHECK_THAT(error_of([&] { synth(base + "/file/sub", "hf", "f32"); }), Catch::Contains(base + "/file"));
   CHECK(synth_shape_names() ==
         std::vector<std::string>{"tiny", "llama-110m", "llama-1b", "llama3-8b", "qwen2-tiny", "qwen3-tiny",
-                                 "narrow-tiny"});
+                                 "narrow-tiny", "narrow-odd-tiny"});
   const ModelConfig c = synth_shape_config("llama3-8b", 128256);
   CHECK(c.hidden_size == 4096);
   CHECK(c.intermediate_size == 14336);
