@@ -123,14 +123,9 @@ int64_t pack_weights(ModelWeights& w, const std::vector<std::vector<TensorView*>
     const auto& g = groups[gi];
     TensorView packed = *g[0];
     int64_t row0 = 0, nbytes = 0;
-    if (paired[gi])
-      pack_panels_paired(pool, *g[0], *g[1], base + off);
-    else
-      for (int64_t r = 0; const TensorView* v : g) {
-        pack_panels(pool, *v, r, base + off);
-        r += v->rows();
-      }
-    for (const TensorView* v : g) {
+    if (paired[gi]) pack_panels_paired(pool, *g[0], *g[1], base + off);  // all members at once
+    for (TensorView* v : g) {
+      if (!paired[gi]) pack_panels(pool, *v, row0, base + off);
       row0 += v->rows();
       nbytes += v->nbytes;
     }
@@ -233,8 +228,12 @@ struct AttentionItem {
 // Activations of one step, grown to the largest step seen (steps reuse them).
 struct CpuBackend::Scratch {
   int64_t cap_tokens = 0;
-  std::vector<float> x, xb, q, k, v, att, gate, up;
-  std::vector<float> qkv, gate_up;  // outputs of the stacked matmuls: [T][q|k|v], [T][gate|up]
+  std::vector<float> x, xb, q, k, v, att, gate;
+  std::vector<float> qkv;  // output of the stacked q/k/v matmul: [T][q|k|v]
+  // up's output, and the [T][gate|up] output of a stack that is not panel pairs: only some
+  // feed-forward paths use them, so they are grown where used (ffn_buffer), not in reserve
+  // (at a 512-token chunk of the grown target they would hold 96 MiB that nothing reads).
+  std::vector<float> up, gate_up;
   std::vector<int32_t> pos;        // absolute position of each token in the step
   std::vector<int32_t> seq_of;     // index into batch.seqs of each token
   // Attention work of the step, one list per pool thread (the same for every layer).
@@ -250,9 +249,12 @@ struct CpuBackend::Scratch {
     v.resize(T * c.kv_dim());
     att.resize(T * c.q_dim());
     gate.resize(T * c.intermediate_size);
-    up.resize(T * c.intermediate_size);
     qkv.resize(T * (c.q_dim() + 2 * c.kv_dim()));
-    gate_up.resize(T * 2 * c.intermediate_size);
+  }
+  // `buf` with room for n floats (grown, never shrunk).
+  static float* ffn_buffer(std::vector<float>& buf, int64_t n) {
+    if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
+    return buf.data();
   }
 };
 
@@ -857,16 +859,16 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     add_inplace(s.x.data(), s.xb.data(), T * H);
     return;
   }
-  if (fused_gate_up)  // one dispatch into rows [gate | up]
-    linear_fused(*fused_gate_up, s.xb.data(), T, s.gate_up.data());
-  else {
-    linear(l, kLinGate, s.xb.data(), T, s.gate.data());
-    linear(l, kLinUp, s.xb.data(), T, s.up.data());
-  }
   // Token t's gate and up rows.
   const int64_t row_stride = fused_gate_up ? 2 * I : I;
-  float* gate = fused_gate_up ? s.gate_up.data() : s.gate.data();
-  const float* up = fused_gate_up ? s.gate_up.data() + I : s.up.data();
+  float* gate = fused_gate_up ? Scratch::ffn_buffer(s.gate_up, T * 2 * I) : s.gate.data();
+  float* up = fused_gate_up ? gate + I : Scratch::ffn_buffer(s.up, T * I);
+  if (fused_gate_up)  // one dispatch into rows [gate | up]
+    linear_fused(*fused_gate_up, s.xb.data(), T, gate);
+  else {
+    linear(l, kLinGate, s.xb.data(), T, gate);
+    linear(l, kLinUp, s.xb.data(), T, up);
+  }
 
   if (T == 1) {
     act = gate;  // in place: s.gate, or the front of s.gate_up

@@ -17,8 +17,9 @@
 namespace troupe::cpu {
 
 // Fetches p's cache line into L1 (kLevel 1, prefetcht0) or L2 (kLevel 2, prefetcht1)
-// between the load of `loaded` (a vector register) and its uses. GCC schedules __builtin_prefetch calls, and asm volatile ones that
-// only take an address, together at the top of a loop body. Here the asm claims to update
+// between the load of `loaded` (a vector register) and its uses. GCC schedules
+// __builtin_prefetch calls, and asm volatile ones that only take an address, together at
+// the top of a loop body. Here the asm claims to update
 // `loaded` (it does not touch it), so the load must come before the fetch and every use
 // after it: a step's fetches stay spread between its loads. On session 27's host (Intel,
 // 480 MiB L3) one-pass matmuls that fetched a step's lines one after another streamed 4-30%
