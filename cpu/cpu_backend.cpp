@@ -238,6 +238,10 @@ struct CpuBackend::Scratch {
   std::vector<int32_t> seq_of;     // index into batch.seqs of each token
   // Attention work of the step, one list per pool thread (the same for every layer).
   std::vector<std::vector<AttentionItem>> attention_bins;
+  // Every sequence of the step is one short tile (decode, verification): each (sequence,
+  // KV head) is one item, so the thread that attends a head can rope and cache that
+  // head's rows itself (forward_layer).
+  bool attention_owns_rows = false;
 
   void reserve(const ModelConfig& c, int64_t T) {
     if (T <= cap_tokens) return;
@@ -707,9 +711,11 @@ void CpuBackend::plan_attention(const StepBatch& batch, Scratch& s) {
   const int64_t tile = std::max<int64_t>(1, kAttentionTileRows / G);
   std::vector<AttentionItem> items;
   int64_t t0 = 0;
+  s.attention_owns_rows = true;
   for (size_t i = 0; i < batch.seqs.size(); ++i) {
     const auto& sq = batch.seqs[i];
     const int64_t n_tok = int64_t(sq.tokens.size());
+    if (n_tok > std::min(tile, kKvPrefetchMaxRows)) s.attention_owns_rows = false;
     for (int64_t j = 0; j < n_tok; j += tile) {
       const int64_t n = std::min(tile, n_tok - j);
       const int64_t cost = n * (int64_t(sq.start_pos) + j + (n + 1) / 2);
@@ -774,19 +780,18 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   for (int64_t t = 0; t < T; ++t)
     rmsnorm(s.x.data() + t * H, f32(L.attn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
   observe(l, LinearInput::Qkv, s.xb.data(), T, H);
+  // Token t's q row is q + t * q_stride, its k and v rows k / v + t * kv_stride.
+  float *q = s.q.data(), *k = s.k.data(), *v = s.v.data();
+  int64_t q_stride = QD, kv_stride = KVD;
   if (const FusedLinear* f = fused_linear(l, FusedGroup::Qkv)) {
-    // One dispatch; the rows [q | k | v] of each token are then split into q, k and v.
+    // One dispatch; q, k and v are then read in place from each token's row [q | k | v].
     linear_fused(*f, s.xb.data(), T, s.qkv.data());
-    for (int64_t t = 0; t < T; ++t) {
-      const float* row = s.qkv.data() + t * (QD + 2 * KVD);
-      std::copy_n(row, QD, s.q.data() + t * QD);
-      std::copy_n(row + QD, KVD, s.k.data() + t * KVD);
-      std::copy_n(row + QD + KVD, KVD, s.v.data() + t * KVD);
-    }
+    q = s.qkv.data(), k = q + QD, v = k + KVD;
+    q_stride = kv_stride = QD + 2 * KVD;
   } else {
-    linear(l, kLinQ, s.xb.data(), T, s.q.data(), L.bq.empty() ? nullptr : f32(L.bq));
-    linear(l, kLinK, s.xb.data(), T, s.k.data(), L.bk.empty() ? nullptr : f32(L.bk));
-    linear(l, kLinV, s.xb.data(), T, s.v.data(), L.bv.empty() ? nullptr : f32(L.bv));
+    linear(l, kLinQ, s.xb.data(), T, q, L.bq.empty() ? nullptr : f32(L.bq));
+    linear(l, kLinK, s.xb.data(), T, k, L.bk.empty() ? nullptr : f32(L.bk));
+    linear(l, kLinV, s.xb.data(), T, v, L.bv.empty() ? nullptr : f32(L.bv));
   }
 
   const int64_t bs = kv_shape_.block_size;
@@ -797,37 +802,62 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   uint8_t* vc = static_cast<uint8_t*>(kv_layer_data(v_cache_, l));
   float* ks = kv_layer_scales(k_cache_, l);
   float* vs = kv_layer_scales(v_cache_, l);
-  const int64_t NKV = c.num_kv_heads;
-  for (int64_t t = 0; t < T; ++t) {
-    float* q = s.q.data() + t * QD;
-    float* k = s.k.data() + t * KVD;
+  const int64_t NKV = c.num_kv_heads, G = c.num_heads / NKV;
+  // KV heads [h0, h1) of token t (and their G query heads each): the Qwen3 per-head norms,
+  // RoPE, then k and v into the cache. Every head's values are the same whichever heads a
+  // call takes (all three work head by head).
+  const auto prepare_heads = [&](int64_t t, int64_t h0, int64_t h1) {
+    float* qt = q + t * q_stride + h0 * G * HD;
+    float* kt = k + t * kv_stride + h0 * HD;
     if (c.qk_norm) {  // Qwen3: per-head RMSNorm before RoPE
-      for (int64_t h = 0; h < c.num_heads; ++h)
-        rmsnorm(q + h * HD, f32(L.q_norm), q + h * HD, HD, c.rms_norm_eps);
-      for (int64_t h = 0; h < c.num_kv_heads; ++h)
-        rmsnorm(k + h * HD, f32(L.k_norm), k + h * HD, HD, c.rms_norm_eps);
+      for (int64_t h = 0; h < (h1 - h0) * G; ++h)
+        rmsnorm(qt + h * HD, f32(L.q_norm), qt + h * HD, HD, c.rms_norm_eps);
+      for (int64_t h = 0; h < h1 - h0; ++h)
+        rmsnorm(kt + h * HD, f32(L.k_norm), kt + h * HD, HD, c.rms_norm_eps);
     }
-    rope(q, c.num_heads, HD, s.pos[t], c.rope_theta, c.rope_style);
-    rope(k, c.num_kv_heads, HD, s.pos[t], c.rope_theta, c.rope_style);
+    rope(qt, (h1 - h0) * G, HD, s.pos[t], c.rope_theta, c.rope_style);
+    rope(kt, h1 - h0, HD, s.pos[t], c.rope_theta, c.rope_style);
     const auto& sq = batch.seqs[s.seq_of[t]];
     // Each head's row into its run of the block: head h is h * bs rows after head 0.
-    const int64_t r = kv_head_row(sq.block_table[s.pos[t] / bs], s.pos[t] % bs, 0, bs, NKV);
-    kv_store_row(kvt, k, NKV, HD, kc + r * head_bytes, ks ? ks + r : nullptr, bs);
-    kv_store_row(kvt, s.v.data() + t * KVD, NKV, HD, vc + r * head_bytes, vs ? vs + r : nullptr, bs);
-  }
+    const int64_t r = kv_head_row(sq.block_table[s.pos[t] / bs], s.pos[t] % bs, h0, bs, NKV);
+    kv_store_row(kvt, kt, h1 - h0, HD, kc + r * head_bytes, ks ? ks + r : nullptr, bs);
+    kv_store_row(kvt, v + t * kv_stride + h0 * HD, h1 - h0, HD, vc + r * head_bytes,
+                 vs ? vs + r : nullptr, bs);
+  };
+  // With attention_owns_rows, the attending thread prepares its heads' rows (below): the
+  // q, k and v values it reads then stay in its own core's cache, and a batch's rows are
+  // prepared in parallel. Otherwise this thread prepares all rows first: a prompt chunk
+  // longer than one tile has later tiles that read its earlier tiles' rows, and a
+  // longer tile's heads are dealt one by one, so each would rebuild the RoPE table of
+  // every row (GetRopeTable keeps one position's).
+  if (!s.attention_owns_rows)
+    for (int64_t t = 0; t < T; ++t) prepare_heads(t, 0, NKV);
 
   // Causal attention: token t of a sequence sees positions [0, pos[t]] of that sequence.
   const float scale = 1.0f / std::sqrt(float(HD));
   pool_.parallel_for(int64_t(s.attention_bins.size()), 1, [&](int, int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b)
-      for (const AttentionItem& it : s.attention_bins[size_t(b)]) {
+    for (int64_t b = begin; b < end; ++b) {
+      const std::vector<AttentionItem>& bin = s.attention_bins[size_t(b)];
+      // The bin's runs of adjacent heads of one tile, each prepared row by row (one RoPE
+      // table per row: GetRopeTable keeps the last position's).
+      for (size_t i = 0; s.attention_owns_rows && i < bin.size();) {
+        size_t j = i + 1;
+        while (j < bin.size() && bin[j].seq == bin[i].seq && bin[j].t0 == bin[i].t0 &&
+               bin[j].kv_head == bin[j - 1].kv_head + 1)
+          ++j;
+        for (int64_t t = bin[i].t0; t < bin[i].t0 + bin[i].n; ++t)
+          prepare_heads(t, bin[i].kv_head, bin[j - 1].kv_head + 1);
+        i = j;
+      }
+      for (const AttentionItem& it : bin) {
         const auto& sq = batch.seqs[size_t(it.seq)];
         if (it.fetch_rows && host_tuning().kv_rows_fetch)
           prefetch_cached_rows(kc, vc, sq.block_table.data(), bs, row_bytes, s.pos[it.t0 + it.n - 1] + 1);
         PagedKv kv{kc, vc, sq.block_table.data(), bs, NKV, HD, kvt, ks, vs};
-        attention_causal_tile(s.q.data() + it.t0 * QD, QD, it.kv_head, c.num_heads, kv,
+        attention_causal_tile(q + it.t0 * q_stride, q_stride, it.kv_head, c.num_heads, kv,
                               s.pos[it.t0], it.n, scale, s.att.data() + it.t0 * QD, QD);
       }
+    }
   });
   observe(l, LinearInput::O, s.att.data(), T, QD);
   linear(l, kLinO, s.att.data(), T, s.xb.data());
