@@ -1,14 +1,18 @@
 // Who prepares a step's K/V rows (the Qwen3 per-head norms, RoPE, the store into the
 // cache): where every sequence of the step is one short attention tile (decode,
 // verification, prompt chunks of up to 8 rows), the thread that attends a head does its
-// rows itself; a longer prompt chunk has the calling thread do all rows first. Either way every value must be the same: a prompt prefilled as one long
-// chunk and as short chunks, on 2 threads and on 1, gives the same logits bit for bit, and
-// so do the decode and 1 + 4-row steps after it, for each KV-cache dtype.
+// rows itself; a longer prompt chunk has the calling thread do all rows first. Either way
+// every value must be the same: a prompt prefilled as one long chunk and as short chunks,
+// on 2 threads and on 1, gives the same logits bit for bit, and so do the decode and
+// 1 + 4-row steps after it, for each KV-cache dtype.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "cpu/cpu_backend.h"
 #include "model/synth.h"
