@@ -228,12 +228,13 @@ struct AttentionItem {
 // Activations of one step, grown to the largest step seen (steps reuse them).
 struct CpuBackend::Scratch {
   int64_t cap_tokens = 0;
-  std::vector<float> x, xb, q, k, v, att, gate;
+  std::vector<float> x, xb, att, gate;
   std::vector<float> qkv;  // output of the stacked q/k/v matmul: [T][q|k|v]
-  // up's output, and the [T][gate|up] output of a stack that is not panel pairs: only some
-  // feed-forward paths use them, so they are grown where used (ffn_buffer), not in reserve
-  // (at a 512-token chunk of the grown target they would hold 96 MiB that nothing reads).
-  std::vector<float> up, gate_up;
+  // Outputs that only some paths write, so they are grown where used (`grown`), not in
+  // reserve: q, k and v of unstacked q/k/v; up's output, and the [T][gate|up] output of a
+  // stack that is not panel pairs (at a 512-token chunk of the grown target, up and
+  // [gate | up] alone would hold 96 MiB that nothing reads).
+  std::vector<float> q, k, v, up, gate_up;
   std::vector<int32_t> pos;        // absolute position of each token in the step
   std::vector<int32_t> seq_of;     // index into batch.seqs of each token
   // Attention work of the step, one list per pool thread (the same for every layer).
@@ -248,15 +249,12 @@ struct CpuBackend::Scratch {
     cap_tokens = T;
     x.resize(T * c.hidden_size);
     xb.resize(T * std::max(c.hidden_size, c.q_dim()));
-    q.resize(T * c.q_dim());
-    k.resize(T * c.kv_dim());
-    v.resize(T * c.kv_dim());
     att.resize(T * c.q_dim());
     gate.resize(T * c.intermediate_size);
     qkv.resize(T * (c.q_dim() + 2 * c.kv_dim()));
   }
   // `buf` with room for n floats (grown, never shrunk).
-  static float* ffn_buffer(std::vector<float>& buf, int64_t n) {
+  static float* grown(std::vector<float>& buf, int64_t n) {
     if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
     return buf.data();
   }
@@ -781,7 +779,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     rmsnorm(s.x.data() + t * H, f32(L.attn_norm), s.xb.data() + t * H, H, c.rms_norm_eps);
   observe(l, LinearInput::Qkv, s.xb.data(), T, H);
   // Token t's q row is q + t * q_stride, its k and v rows k / v + t * kv_stride.
-  float *q = s.q.data(), *k = s.k.data(), *v = s.v.data();
+  float *q, *k, *v;
   int64_t q_stride = QD, kv_stride = KVD;
   if (const FusedLinear* f = fused_linear(l, FusedGroup::Qkv)) {
     // One dispatch; q, k and v are then read in place from each token's row [q | k | v].
@@ -789,6 +787,7 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
     q = s.qkv.data(), k = q + QD, v = k + KVD;
     q_stride = kv_stride = QD + 2 * KVD;
   } else {
+    q = Scratch::grown(s.q, T * QD), k = Scratch::grown(s.k, T * KVD), v = Scratch::grown(s.v, T * KVD);
     linear(l, kLinQ, s.xb.data(), T, q, L.bq.empty() ? nullptr : f32(L.bq));
     linear(l, kLinK, s.xb.data(), T, k, L.bk.empty() ? nullptr : f32(L.bk));
     linear(l, kLinV, s.xb.data(), T, v, L.bv.empty() ? nullptr : f32(L.bv));
@@ -891,8 +890,8 @@ void CpuBackend::forward_layer(int64_t l, const StepBatch& batch, Scratch& s) {
   }
   // Token t's gate and up rows.
   const int64_t row_stride = fused_gate_up ? 2 * I : I;
-  float* gate = fused_gate_up ? Scratch::ffn_buffer(s.gate_up, T * 2 * I) : s.gate.data();
-  float* up = fused_gate_up ? gate + I : Scratch::ffn_buffer(s.up, T * I);
+  float* gate = fused_gate_up ? Scratch::grown(s.gate_up, T * 2 * I) : s.gate.data();
+  float* up = fused_gate_up ? gate + I : Scratch::grown(s.up, T * I);
   if (fused_gate_up)  // one dispatch into rows [gate | up]
     linear_fused(*fused_gate_up, s.xb.data(), T, gate);
   else {
