@@ -129,11 +129,20 @@ TEST_CASE("bench: pool dispatch", "[.bench][.pool-bench]") {
       }
     });
   });
+  // The same with one 10 us chunk a thread, claimed as decode's matmuls claim theirs.
+  const auto busy_for = per_call(n / 10, [&] {
+    pool.parallel_for(pool.size(), 1, [&](int, int64_t, int64_t) {
+      const auto t0 = Clock::now();
+      while (Clock::now() - t0 < work) {
+      }
+    });
+  });
   std::printf("pool(%d threads), median / mean per call: parallel_for empty %.2f / %.2f us; "
-              "run_on_all empty %.2f / %.2f us; run_on_all with 10 us per thread: overhead "
-              "%.2f / %.2f us\n",
+              "run_on_all empty %.2f / %.2f us; with 10 us per thread, overhead: run_on_all "
+              "%.2f / %.2f us, parallel_for %.2f / %.2f us\n",
               pool.size(), empty.first * 1e6, empty.second * 1e6, roa.first * 1e6,
-              roa.second * 1e6, busy.first * 1e6 - 10, busy.second * 1e6 - 10);
+              roa.second * 1e6, busy.first * 1e6 - 10, busy.second * 1e6 - 10,
+              busy_for.first * 1e6 - 10, busy_for.second * 1e6 - 10);
 }
 
 // `copies` copies of one random matrix laid out back to back in one arena, on 2 MiB

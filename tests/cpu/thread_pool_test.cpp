@@ -113,3 +113,46 @@ TEST_CASE("ThreadPool: barriers counts the regions that wake the workers", "[cpu
   one.run_on_all([](int) {});
   CHECK(one.barriers() == 0);
 }
+
+// The slow paths of both sides: a caller that waits longer than it spins (a chunk of ~1 ms)
+// blocks and must be woken by the worker that finishes it, and workers idle for longer
+// than they spin block and must be woken by the next region, in every order, many times.
+TEST_CASE("ThreadPool: a blocked caller and blocked workers are always woken", "[cpu][pool]") {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int rep = 0; rep < 60; ++rep) {
+      std::atomic<int> ran{0};
+      const int slow = 1 + rep % (threads - 1);  // the chunk that sleeps
+      pool.parallel_for(threads, 1, [&](int, int64_t b, int64_t) {
+        if (b == slow) std::this_thread::sleep_for(std::chrono::microseconds(300 + 50 * (rep % 7)));
+        ran++;
+      });
+      REQUIRE(ran == threads);
+      std::atomic<int> all{0};
+      pool.run_on_all([&](int i) {
+        if (i == threads - 1 && rep % 2) std::this_thread::sleep_for(std::chrono::microseconds(400));
+        all++;
+      });
+      REQUIRE(all == threads);
+      if (rep % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));  // workers block
+    }
+  }
+}
+
+// A chunk whose worker is asleep (idle longer than it spins) is claimed by the caller a few
+// microseconds after its own, not waited for: waking a blocked thread takes longer than
+// that, so in some of these regions the caller must have run chunk 1 itself.
+TEST_CASE("ThreadPool: the caller runs a chunk its sleeping worker has not claimed", "[cpu][pool]") {
+  ThreadPool pool(2);
+  const auto caller = std::this_thread::get_id();
+  int by_caller = 0;
+  for (int rep = 0; rep < 20; ++rep) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the worker blocks
+    std::thread::id ran_by;
+    pool.parallel_for(2, 1, [&](int, int64_t b, int64_t) {
+      if (b == 1) ran_by = std::this_thread::get_id();
+    });
+    by_caller += ran_by == caller;
+  }
+  CHECK(by_caller > 0);
+}
