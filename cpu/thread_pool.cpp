@@ -23,9 +23,10 @@
 // and by the one that would wake it, which sees that it did (sleepers_, caller_blocked_).
 // Until session 32 every region locked the mutex and notified, every thread claimed from
 // and counted down on the job word's line, and the last chunk's finisher took the mutex: a
-// region with 10 us of work a thread cost 1.11-1.26 us over those 10 us at the far placement
-// (parallel_for; run_on_all 0.88-1.00), 0.30-0.38 at the near one; docs/benchmarks.md,
-// session 32, has what it costs now (`test_cpu "[.pool-bench]"`).
+// region with 10 us of work a thread cost 1.08-1.26 us over those 10 us at the far placement
+// (parallel_for; run_on_all 0.85-1.03) and 0.27-0.38 at the near one, now 0.63-0.69 and
+// 0.17-0.22 (`test_cpu "[.pool-bench]"`; batch-1 decode of 110M Q4_0 at the fast level
+// +4%, docs/benchmarks.md, session 32).
 #include "cpu/thread_pool.h"
 
 #include <algorithm>

@@ -114,9 +114,10 @@ TEST_CASE("ThreadPool: barriers counts the regions that wake the workers", "[cpu
   CHECK(one.barriers() == 0);
 }
 
-// The slow paths of both sides: a caller that waits longer than it spins (a chunk of ~1 ms)
-// blocks and must be woken by the worker that finishes it, and workers idle for longer
-// than they spin block and must be woken by the next region, in every order, many times.
+// The slow paths of both sides: a caller that waits longer than it spins (~100 us; here a
+// chunk or a run_on_all call that sleeps 300-650 us) blocks and must be woken by the worker
+// that finishes, and workers idle for longer than they spin block and must be woken by the
+// next region, in every order, many times.
 TEST_CASE("ThreadPool: a blocked caller and blocked workers are always woken", "[cpu][pool]") {
   for (int threads : {2, 3}) {
     ThreadPool pool(threads);
