@@ -33,8 +33,8 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const TensorView& W, fl
 // stacks no such matrix). Why: the grown speculative target's down_proj (128 rows, 16384
 // inputs) is 2 panels, so a pool of any size ran it on at most 2 threads, each reading every
 // input column; in parts, the pool's halves usually read the columns their own
-// matmul_glu_pairs wrote (the pool hands chunks to whichever thread claims them first, so
-// this is likely, not certain; docs/benchmarks.md, session 30).
+// matmul_glu_pairs wrote (chunk c is pool thread c's unless its worker is late and the
+// caller runs it, cpu/thread_pool.h; docs/benchmarks.md, session 30).
 constexpr int64_t kInputSplitBelowPanels = 4;
 constexpr int64_t kInputPartMin = 2048;
 constexpr int64_t kInputPartsMax = 8;

@@ -60,9 +60,9 @@ constexpr auto kPureSpinFor = std::chrono::microseconds(5);
 // much). The caller does not look sooner because looking moves the worker's claim line.
 constexpr auto kClaimAfter = std::chrono::microseconds(3);
 
-// Spins until pred() holds or the spin budget is used up; returns pred().
+// Spins until pred() holds or `budget` is used up; returns pred().
 template <typename Pred>
-bool spin_until(Pred pred) {
+bool spin_until(Pred pred, std::chrono::microseconds budget = kSpinFor) {
   if (pred()) return true;
   const auto start = std::chrono::steady_clock::now();
   for (;;) {
@@ -72,7 +72,7 @@ bool spin_until(Pred pred) {
       if (pred()) return true;
     }
     const auto spun = std::chrono::steady_clock::now() - start;
-    if (spun >= kSpinFor) return pred();
+    if (spun >= budget) return pred();
     if (spun >= kPureSpinFor) std::this_thread::yield();
   }
 }
@@ -157,13 +157,7 @@ void ThreadPool::wait_for_workers(uint64_t runs) {
 void ThreadPool::finish_chunks(uint64_t generation, int chunks) {
   // First the workers' own time to claim: most regions end here, with no look at a claim.
   const uint64_t all = done_seen_ + uint64_t(chunks - 1);
-  auto all_done = [&] { return done_.load(std::memory_order_acquire) >= all; };
-  if (!all_done()) {
-    const auto start = std::chrono::steady_clock::now();
-    while (!all_done() && std::chrono::steady_clock::now() - start < kClaimAfter)
-      for (int i = 0; i < 16 && !all_done(); ++i) TROUPE_CPU_RELAX();
-  }
-  if (all_done()) {
+  if (spin_until([&] { return done_.load(std::memory_order_acquire) >= all; }, kClaimAfter)) {
     done_seen_ = all;
     return;
   }
