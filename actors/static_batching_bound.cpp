@@ -54,4 +54,11 @@ double static_bound_empirical(std::span<const int> output_lens, int64_t batch) {
   return mean > 0 ? e_max / mean : 1.0;
 }
 
+double static_estimate_with_prefill(double bound, double prefill_ms, double decode_ms) {
+  if (!(bound >= 1) || !(prefill_ms >= 0) || !(decode_ms >= 0))
+    fail("static batching bound: bad bound {} or times {} / {} ms", bound, prefill_ms, decode_ms);
+  const double total = prefill_ms + decode_ms;
+  return total > 0 ? total / (prefill_ms + decode_ms / bound) : 1.0;
+}
+
 }  // namespace troupe

@@ -9,7 +9,7 @@
 // tokens. The throughput ratio is therefore at most
 //     E[max of a batch's outputs] / E[mean output]
 // (less in practice: prefill, partly filled last batches, steps that do cost more with
-// more sequences).
+// more sequences). static_estimate_with_prefill below counts the prompts.
 #include <cstdint>
 #include <span>
 
@@ -28,5 +28,18 @@ double static_bound_uniform(int lo, int hi, int64_t batch);
 // Its expectation for `batch` outputs drawn with replacement from the given lengths (their
 // empirical distribution; for workloads from a dataset).
 double static_bound_empirical(std::span<const int> output_lens, int64_t batch);
+
+// The ratio once the prompts are counted, which both modes compute alike. Static batching's
+// run splits into the forward time of its prefill steps, P (they carry no decodes), and of
+// its decode steps, D. Continuous batching computes the same prompts and, with every step
+// full and steps the same cost, needs D / bound of decode time:
+//     (P + D) / (P + D / bound).
+// An estimate, not a bound: continuous batching also puts decode rows into its prefill
+// steps, where on a CPU whose batched steps are compute-bound a row costs what a prompt
+// token costs, about half its cost in a decode step (~2% of issue 19's run). The prompts
+// weigh far more: issue 19's workload (prompts of 32-256 tokens, outputs of 16-256) on the
+// 110M model spends about as long in prefill as in continuous batching's decode steps, which
+// takes the 2.05x bound of its output lengths to ~1.64-1.71x (docs/benchmarks.md, session 33).
+double static_estimate_with_prefill(double bound, double prefill_ms, double decode_ms);
 
 }  // namespace troupe

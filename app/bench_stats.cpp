@@ -125,6 +125,8 @@ boost::json::object to_json(const BenchResult& r) {
     o["preemptions"] = r.preemptions;
     o["forward_ms_per_step"] = r.forward_ms_per_step;
     o["actor_overhead_ms_per_step"] = r.actor_overhead_ms_per_step;
+    o["forward_ms"] = r.forward_ms;
+    o["prefill_forward_ms"] = r.prefill_forward_ms;
   }
   if (r.goodput_requests_per_s >= 0) o["goodput_requests_per_s"] = r.goodput_requests_per_s;
   return o;

@@ -33,6 +33,8 @@ struct BenchResult {
   LatencyStats ttft, tpot, itl, e2e;  // milliseconds
   int64_t steps = 0, preemptions = 0;
   double actor_overhead_ms_per_step = 0, forward_ms_per_step = 0;
+  // Forward time of all steps, and of those that computed prompt tokens (SchedulerStats).
+  double forward_ms = 0, prefill_forward_ms = 0;
   double goodput_requests_per_s = -1;  // set when an SLO is given
 };
 

@@ -153,7 +153,9 @@ BenchResult summarize_run(Engine& engine, const std::vector<RequestTrace>& trace
                           (st.sample_ms_total - before.sample_ms_total) -
                           (st.spec.draft_ms_total - before.spec.draft_ms_total);
   r.actor_overhead_ms_per_step = steps ? overhead / double(steps) : 0;
-  r.forward_ms_per_step = steps ? (st.forward_ms_total - before.forward_ms_total) / double(steps) : 0;
+  r.forward_ms = st.forward_ms_total - before.forward_ms_total;
+  r.forward_ms_per_step = steps ? r.forward_ms / double(steps) : 0;
+  r.prefill_forward_ms = st.prefill_forward_ms_total - before.prefill_forward_ms_total;
   return r;
 }
 

@@ -1,6 +1,7 @@
 // The static-vs-continuous batching bound printed by `bench throughput --scheduling both`:
 // the sampled form against hand-computed batches, the uniform expectation against a
-// brute-force enumeration and the issue's figure, the empirical form against both.
+// brute-force enumeration and the issue's figure, the empirical form against both; the
+// ratio estimated with the prompts counted against hand-computed times.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -49,6 +50,20 @@ TEST_CASE("static_bound_uniform: closed form", "[static-bound]") {
   // The workload of issue 19 (--output-len 16:256 --max-num-seqs 16; the issue's ~1.78 is
   // the continuous approximation 256 - 241/17 over 136).
   CHECK(static_bound_uniform(16, 256, 16) == Approx(1.7817).epsilon(1e-4));
+}
+
+TEST_CASE("static_estimate_with_prefill: the prompts both modes compute", "[static-bound]") {
+  // 1 s of prefill and 4 s of decode steps under static batching; with a bound of 2,
+  // continuous batching needs the same 1 s and 2 s: 5 / 3.
+  CHECK(static_estimate_with_prefill(2.0, 1000, 4000) == Approx(5.0 / 3.0));
+  CHECK(static_estimate_with_prefill(1.7817, 0, 4000) == Approx(1.7817));  // no prompts: the bound
+  CHECK(static_estimate_with_prefill(2.0, 1000, 0) == Approx(1.0));        // nothing but prompts
+  CHECK(static_estimate_with_prefill(2.0, 0, 0) == 1.0);
+  // Issue 19's workload as session 33 measured it: the static run's 1.90 s of prefill and
+  // 7.96 s of decode steps against its sampled bound of 2.051.
+  CHECK(static_estimate_with_prefill(2.051, 1898, 7958) == Approx(1.705).epsilon(1e-3));
+  CHECK_THROWS(static_estimate_with_prefill(0.5, 1, 1));
+  CHECK_THROWS(static_estimate_with_prefill(2.0, -1, 1));
 }
 
 TEST_CASE("static_bound_empirical: the lengths' own distribution", "[static-bound]") {

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -362,10 +363,12 @@ TEST_CASE("bench peak --versus-quantization times a second configuration in turn
 TEST_CASE("bench throughput --scheduling both --json --plot reports both modes and their ratio", "[cli][bench]") {
   const std::string dir = test::temp_dir("bench-throughput");
   const std::string js = dir + "/tp.json", png = dir + "/tp.png";
-  // Fixed lengths so the token counts are known: 4 requests x 6 output tokens.
+  // Fixed lengths so the token counts are known: 4 requests x 6 output tokens; three rounds
+  // of the two runs, of which the median round is reported.
   const json::object o = bench_json("throughput --model " + shell_quote(model()) +
                                          " --num-prompts 4 --input-len 12 --output-len 6 --max-num-seqs 2 "
-                                         "--scheduling both --json " + shell_quote(js) + " --plot " + shell_quote(png),
+                                         "--scheduling both --compare-rounds 3 --json " + shell_quote(js) +
+                                         " --plot " + shell_quote(png),
                                      js);
   INFO(json::serialize(o));
   check_result(obj(o, "continuous"), 4, 24, true);
@@ -381,6 +384,19 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
   CHECK(num(o, "static_bound_sampled") == Approx(1.0));
   CHECK(num(o, "static_bound_expected") == Approx(1.0));
   CHECK(num(o, "fraction_of_bound") == Approx(ratio));
+  // Counting the prompts: the static run's prefill steps took part of its forward time, and
+  // a bound of 1 stays 1.
+  const json::object& st = obj(o, "static");
+  CHECK(num(st, "prefill_forward_ms") > 0);
+  CHECK(num(st, "prefill_forward_ms") < num(st, "forward_ms"));
+  CHECK(num(o, "static_estimate_with_prefill") == Approx(1.0));
+  CHECK(num(o, "fraction_of_estimate_with_prefill") == Approx(ratio));
+  CHECK(integer(o, "rounds") == 3);
+  std::vector<double> rounds;
+  for (const auto& v : o.at("round_ratios").as_array()) rounds.push_back(v.to_number<double>());
+  REQUIRE(rounds.size() == 3);
+  std::sort(rounds.begin(), rounds.end());
+  CHECK(ratio == Approx(rounds[1]).epsilon(1e-9));  // the reported round is the median one
   CHECK(str(o, "model") == model());
   CHECK(integer(o, "num_prompts") == 4);
   CHECK(str(o, "input_len") == "12");
