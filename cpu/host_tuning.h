@@ -15,7 +15,7 @@ namespace troupe::cpu {
 // How the quantized GEMV (batch-1 decode, quant/qkernel_avx512.cpp) fetches the weight
 // line a few KiB past each line it loads (kGemvAhead there), right after that load.
 enum class GemvFetch : uint8_t {
-  kL1Near,   // into L1 (prefetcht0), 4 KiB ahead
+  kL1Near,   // into L1 (prefetcht0), 8 KiB ahead (4 KiB until session 33)
   kL2Paced,  // into L2 (prefetcht1), 8 KiB ahead, then 4 no-ops (cpu::pace_with_nops)
 };
 
@@ -30,8 +30,10 @@ struct HostTuning {
   bool float_pace;
 };
 
-// The tables, as measured (docs/benchmarks.md, sessions 26-28):
-// - AMD (the Zen 5 host of sessions 13-24 and 28): the GEMV into L1 4 KiB ahead. In an
+// The tables, as measured (docs/benchmarks.md, sessions 26-28 and 33):
+// - AMD (the Zen 5 host of sessions 13-24 and 28-33): the GEMV into L1 8 KiB ahead (4 KiB
+//   until session 33, which measured 8 KiB 4-12% faster at the host's fast memory level and
+//   the same or faster at its slow one: quant/qkernel_avx512.cpp, kGemvAhead). In an
 //   experiment binary the paced L2 fetch decoded 110M Q8_0, INT8 and INT4 10-15% slower,
 //   Q4_0 6-24% and llama-1b Q4_0 5-16% slower; as built (the GEMV its own function),
 //   `bench decode --compare-host-tuning` put the Intel table at 0.95-0.99 of this one for

@@ -43,8 +43,8 @@ namespace {
 // step is bound by the unpacking and group work; docs/benchmarks.md, session 21.)
 constexpr int kTB = 4;
 // GEMV: each weight line is fetched ahead right after the load of the line it replaces
-// (`block` in tile_tokens), as the host's tuning says (cpu/host_tuning.h): into L1 4 KiB
-// ahead (AMD), or into L2 8 KiB ahead followed by 4 no-ops (pace_with_nops,
+// (`block` in tile_tokens), as the host's tuning says (cpu/host_tuning.h): into L1 8 KiB
+// ahead (AMD; see below), or into L2 8 KiB ahead followed by 4 no-ops (pace_with_nops,
 // cpu/prefetch_share.h; Intel). The hardware prefetcher alone left the 4-bit formats ~15%
 // short of the bandwidth the 8-bit ones reach (less time between loads). Until session 27 a
 // block's lines were fetched together at its top (GCC's placement of _mm_prefetch), 4 KiB
@@ -59,8 +59,17 @@ constexpr int kTB = 4;
 // and as L1 8 KiB ahead; with the GEMV as its own function (gemv), the Intel table runs
 // the 4-bit formats at 0.95-0.99 of the AMD one there (docs/benchmarks.md, "Session 27"
 // and "Session 28").
-template <cpu::GemvFetch kFetch>
-constexpr int64_t kGemvAhead = kFetch == cpu::GemvFetch::kL1Near ? 4096 : 8192;
+// The L1 fetch went from 4 to 8 KiB ahead in session 33, so both fetches now look 8 KiB
+// ahead. Session 28 had measured the two distances the same, but at the Zen 5 host's slow
+// memory level; at its fast one (the far placement of session 30: ~80 GB/s, a cache line
+// ~0.2 us between the cores) 4 KiB was too short. Batch-1 decode of 110M, in turns with
+// the 4 KiB build, fast level: Q4_0 1167 against 1044 tok/s (0.857 of the roofline against
+// 0.776), Q8_0 664 against 635, INT8 711 against 681, INT4 1064 against 1008 (medians of 4
+// runs each); slow level: the same or faster, and llama-1b Q4_0 0.918 of the roofline
+// against 0.907. 12 KiB was faster still at the fast level (110M Q4_0 0.93-0.96) but cost
+// llama-1b Q4_0 7% at the slow one (3-4 runs each); a second fetch into L2 12 or 20 KiB
+// ahead cost both levels (docs/benchmarks.md, session 33).
+constexpr int64_t kGemvAhead = 8192;
 constexpr int kGemvPaceNops = 4;
 
 inline __m512i bcast4(const int8_t* p) {
@@ -126,7 +135,7 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
     // GEMV: line j of the block kGemvAhead ahead, after this block's line j (see kGemvAhead).
     const auto fetch_ahead = [&](__m512i& loaded, int j) __attribute__((always_inline)) {
       if constexpr (TB == 1) {
-        const uint8_t* ahead = wb + kGemvAhead<kFetch> + 64 * j;
+        const uint8_t* ahead = wb + kGemvAhead + 64 * j;
         cpu::prefetch_after<kFetch == cpu::GemvFetch::kL1Near ? 1 : 2>(loaded, ahead);
         if constexpr (kFetch == cpu::GemvFetch::kL2Paced) cpu::pace_with_nops<kGemvPaceNops>();
       }
