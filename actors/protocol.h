@@ -558,7 +558,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SchedulerStats& x) {
   return f(caf::meta::type_name("SchedulerStats"), x.running, x.waiting, x.steps, x.prompt_tokens_computed,
            x.generated_tokens, x.preemptions, x.finished, x.cancelled, x.failed, x.kv, x.step_wall_ms_total,
-           x.forward_ms_total, x.sample_ms_total, x.prefill_steps, x.prefill_forward_ms_total, x.spec, x.slo);
+           x.forward_ms_total, x.sample_ms_total, x.prefill_forward_ms_total, x.spec, x.slo);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SchedulerLinks& x) {

@@ -173,7 +173,7 @@ caf::result<SchedulerStats> merged_stats(RouterSelf self) {
     acc->kv.cow_copies += s.kv.cow_copies;
     acc->step_wall_ms_total += s.step_wall_ms_total, acc->forward_ms_total += s.forward_ms_total;
     acc->sample_ms_total += s.sample_ms_total;
-    acc->prefill_steps += s.prefill_steps, acc->prefill_forward_ms_total += s.prefill_forward_ms_total;
+    acc->prefill_forward_ms_total += s.prefill_forward_ms_total;
     acc->slo += s.slo;
   };
   for (auto& r : st.replicas) {

@@ -615,10 +615,7 @@ void SchedulerCore::complete(const StepPlan& plan, const StepResult& result, Clo
     if (outcome && !s.aborted() && !s.finished) emit_tokens(s, *outcome);
   }
   observation_.num_tokens = step_tokens;
-  if (prefill > 0) {
-    stats_.prefill_steps++;
-    stats_.prefill_forward_ms_total += result.forward_ms;
-  }
+  if (prefill > 0) stats_.prefill_forward_ms_total += result.forward_ms;
   stats_.slo.record_step(step_tokens);
   observation_.num_prefill_tokens = prefill;
   observation_.num_outputs = outputs;

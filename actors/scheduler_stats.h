@@ -46,11 +46,10 @@ struct SchedulerStats {
   // Per-step time split: wall (plan sent -> result back) vs the backend's forward pass and
   // the executor's sampling; the rest is the actors' own overhead.
   double step_wall_ms_total = 0, forward_ms_total = 0, sample_ms_total = 0;
-  // The steps that computed prompt tokens (with whatever decodes rode along) and their
-  // forward time: with static batching, whose prefill steps carry no decodes, the prompt
-  // cost a run paid (bench throughput's estimate with the prompts counted,
+  // Forward time of the steps that computed prompt tokens (with whatever decodes rode
+  // along): with static batching, whose prefill steps carry no decodes, the prompt cost a
+  // run paid (bench throughput's estimate with the prompts counted,
   // actors/static_batching_bound.h).
-  int64_t prefill_steps = 0;
   double prefill_forward_ms_total = 0;
   // Speculative decoding (vLLM's spec_decode_* counters; all zero without speculation).
   spec::SpecMetrics spec;

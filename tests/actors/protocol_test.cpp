@@ -70,7 +70,7 @@ SchedulerStats scheduler_stats() {
   s.preemptions = 6, s.finished = 7, s.cancelled = 8, s.failed = 9;
   s.kv = BlockManagerStats{10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
   s.step_wall_ms_total = 1.25, s.forward_ms_total = 2.5, s.sample_ms_total = 3.75;
-  s.prefill_steps = 28, s.prefill_forward_ms_total = 6.5;
+  s.prefill_forward_ms_total = 6.5;
   s.spec = spec::SpecMetrics(3);
   s.spec.num_drafts = 21, s.spec.num_draft_tokens = 22, s.spec.num_accepted_tokens = 23;
   s.spec.num_emitted_tokens = 24, s.spec.num_rejections = 25;
