@@ -28,6 +28,10 @@ struct HostTuning {
   // Whether one-pass F32 steps of 1-3 tokens issue no-ops after each weight vector
   // (kPaceNops, cpu/kernels_panel.cpp).
   bool float_pace;
+  // Whether one-pass F32 steps of 2-6 tokens (the 1 + k-row verification step, small
+  // batches) fetch their weights ahead into L1 (prefetcht0) instead of L2 (prefetcht1;
+  // DotPanel, cpu/kernels_panel.cpp).
+  bool float_rows_l1;
 };
 
 // The tables, as measured (docs/benchmarks.md, sessions 26-28 and 33):
@@ -45,6 +49,10 @@ struct HostTuning {
 //   3-10%: the rows were in L3 and its fetches waited for fill buffers (session 26).
 // - The F32 one-pass no-ops (float_pace): Intel, where 4 a line made 110M F32 decode 10-14%
 //   faster (session 27); not AMD, where they cost 2-3% (in one process, session 28).
+// - The F32 one-pass fetch of 2-6 tokens into L1 (float_rows_l1): AMD, where at the fast
+//   memory level it took T(1 + 4)/T(1) from 1.079 to 1.061 on 110M F32 and from 1.091 to
+//   1.050 on the grown target at noise 1.0 (F32), the same or lower at the slow level
+//   (session 34). Not measured on Intel, which keeps the L2 fetch it had.
 // Any other CPU gets the Intel table (the AVX-512 code paths are the only ones tuned).
 HostTuning amd_host_tuning();
 HostTuning intel_host_tuning();

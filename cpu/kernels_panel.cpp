@@ -103,10 +103,12 @@ constexpr int kPaceNops =
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
 // [v0, v0 + kVecs): starts from from[g * ld_from + lane] (zero when `from` is null) and
 // stores the sums to to[g * ld_to + lane]. kStream: the weights come from DRAM once (a
-// single pass), so fetch them ahead (into L2, prefetcht1). `ahead`: this pass's share of
-// the next slice to fetch. kWiden: also store each weight vector, widened to floats, to
-// widen_to[(i - i0) * kP + lane] (WidenBuffer).
-template <int kG, bool kStream, typename WT, int kNops = kPaceNops<kG, WT>, bool kWiden = false>
+// single pass), so fetch them ahead, into cache level kFetchLevel (2: L2, prefetcht1; 1:
+// L1, prefetcht0). `ahead`: this pass's share of the next slice to fetch. kWiden: also
+// store each weight vector, widened to floats, to widen_to[(i - i0) * kP + lane]
+// (WidenBuffer).
+template <int kG, bool kStream, typename WT, int kNops = kPaceNops<kG, WT>, bool kWiden = false,
+          int kFetchLevel = 2>
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel,
                          int64_t i0, int64_t i1, int v0, const float* from, int64_t ld_from,
                          float* to, int64_t ld_to, PrefetchShare ahead = {},
@@ -120,7 +122,7 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
   // (2 KiB left the 1 + 4-row verification step 1.19-1.28x a decode step on 110M F16, 8 KiB
   // 1.10-1.16x, two threads; 16 KiB and a T0 hint measured the same as 8 KiB; in one binary,
   // session 26, 4-24 KiB all measured 1.11-1.14x on 110M F16). The hint is
-  // T1, not NTA: on a host with a 480 MiB L3 (session 25) prefetchnta made a one-thread
+  // T1 (but see kSingleFetch: F32 passes of 2-6 tokens on AMD take T0), not NTA: on a host with a 480 MiB L3 (session 25) prefetchnta made a one-thread
   // T = 1 pass 3-4x slower than T0, T1 or T2 and batch-1 F16/F32 decode ~3x slower (T1 the
   // fastest of the three, by a little), where sessions 16-24's host (Zen 5) measured NTA and
   // T0 the same.
@@ -144,7 +146,7 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
       if constexpr (kWiden) hn::Store(wv, d, widen_to + (i - i0) * kP + (v0 + v) * kN);
       if constexpr (kStream)
         for (int64_t l = 0; l < kLinesPerStep; ++l)
-          if (v == l * kVecs / kLinesPerStep) prefetch_after<2>(wv.raw, pf + l * 64);
+          if (v == l * kVecs / kLinesPerStep) prefetch_after<kFetchLevel>(wv.raw, pf + l * 64);
       for (int g = 0; g < kG; ++g) acc[g][v] = hn::MulAdd(wv, xb[g], acc[g][v]);
       if constexpr (kStream) pace_with_nops<kNops>();
     }
@@ -180,31 +182,46 @@ HWY_INLINE void DotPanelG(int g, const float* x, int64_t ldx, const WT* panel, i
 // 1.215-1.218 inline in the same runs (110M F32: 1.03-1.04 against 1.09). One token's pass
 // and the batched passes stay inline: all of them out of line, batch-32 steps and prefill
 // measured 5-10% slower.
-template <int kG, typename WT, int kNops = kPaceNops<kG, WT>>
+template <int kG, typename WT, int kNops = kPaceNops<kG, WT>, int kFetchLevel = 2>
 HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
     const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel, int64_t i0, int64_t i1,
     float* to, int64_t ld_to) {
-  DotPanel<kG, true, WT, kNops>(x, ldx, panel, i0, i1, 0, nullptr, 0, to, ld_to);
+  DotPanel<kG, true, WT, kNops, false, kFetchLevel>(x, ldx, panel, i0, i1, 0, nullptr, 0, to, ld_to);
 }
 
 // The single pass of g tokens: one token's inline, 2-6 in SinglePass. kPace: F32 passes
 // of 1-3 tokens issue kPaceNops no-ops (HostTuning::float_pace; else none).
 template <int kG, typename WT, bool kPace>
 constexpr int kSingleNops = kPace ? kPaceNops<kG, WT> : 0;
-template <bool kPace, typename WT>
+// kRowsL1: F32 passes of 2-6 tokens fetch into L1 (HostTuning::float_rows_l1; else L2).
+// On the Zen 5 host at its fast memory level (~80 GB/s) the 1 + 4-row step with the L2
+// fetch took 1.079x a decode step on 110M F32 and 1.091x on the grown target (F32), with
+// the L1 fetch 1.061x and 1.050x (medians of 6-7 runs each, builds in turns; the slow
+// level the same or lower). The draft-model benchmark read 92.6-94.6% of theory against
+// 88.5-90.4%. Measured and dropped there: the L1 fetch 6, 10 or 12 KiB ahead (no better
+// than 8); a second fetch into L2 8 KiB further (1.07-1.19x); fetching every other line,
+// or none, for the L1 streamer to follow (1.15-1.26x); the L1 fetch for 16-bit weights
+// too (grown target F16 at the slow level 1.059 against 1.041x). docs/benchmarks.md,
+// session 34.
+template <int kG, typename WT, bool kRowsL1>
+constexpr int kSingleFetch = kRowsL1 && kG >= 2 && std::is_same_v<WT, float> ? 1 : 2;
+template <bool kPace, bool kRowsL1, typename WT>
 HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel, int64_t i0,
                             int64_t i1, float* to, int64_t ld_to) {
+#define TROUPE_SINGLE_PASS(G) \
+  SinglePass<G, WT, kSingleNops<G, WT, kPace>, kSingleFetch<G, WT, kRowsL1>>(x, ldx, panel, i0, i1, to, ld_to)
   switch (g) {
     case 1: return DotPanel<1, true, WT, kSingleNops<1, WT, kPace>>(x, ldx, panel, i0, i1, 0, nullptr, 0, to, ld_to);
-    case 2: return SinglePass<2, WT, kSingleNops<2, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
+    case 2: return TROUPE_SINGLE_PASS(2);
 #if HWY_TARGET <= HWY_AVX3
-    case 3: return SinglePass<3, WT, kSingleNops<3, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
-    case 4: return SinglePass<4, WT, kSingleNops<4, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
-    case 5: return SinglePass<5, WT, kSingleNops<5, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
-    case 6: return SinglePass<6, WT, kSingleNops<6, WT, kPace>>(x, ldx, panel, i0, i1, to, ld_to);
+    case 3: return TROUPE_SINGLE_PASS(3);
+    case 4: return TROUPE_SINGLE_PASS(4);
+    case 5: return TROUPE_SINGLE_PASS(5);
+    case 6: return TROUPE_SINGLE_PASS(6);
 #endif
     default: HWY_ASSERT(false);
   }
+#undef TROUPE_SINGLE_PASS
 }
 
 // This thread's buffer for one input slice of 16-bit weights widened to floats
@@ -230,7 +247,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
                bool more_after = false) {
   thread_local std::vector<float> sums_buf;  // [T][kP]: a partial panel's sums
   const bool one_pass = T <= kMaxG && kVecs == kPanelVecs;
-  const bool pace = host_tuning().float_pace;
+  const HostTuning& tuning = host_tuning();
   if (static_cast<int64_t>(sums_buf.size()) < T * kP) sums_buf.resize(static_cast<size_t>(T * kP));
   float* sums = sums_buf.data();
   for (int64_t p = p0; p < p1; ++p) {
@@ -247,11 +264,17 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
     if (one_pass) {
       float* to = whole ? y + r0 : sums;
       const int64_t ld_to = whole ? ldy : kP;
-      // Only F32 has no-ops to drop; 16-bit weights take one set of passes either way.
-      if (std::is_same_v<WT, float> && pace)
-        SinglePassG<true>(static_cast<int>(T), x, in, panel, k0, k1, to, ld_to);
+      // Only F32 passes differ by host (no-ops, where multi-token passes fetch to); 16-bit
+      // weights take one set of passes either way.
+      const int g = static_cast<int>(T);
+      if (!std::is_same_v<WT, float>)
+        SinglePassG<false, false>(g, x, in, panel, k0, k1, to, ld_to);
+      else if (tuning.float_pace)
+        tuning.float_rows_l1 ? SinglePassG<true, true>(g, x, in, panel, k0, k1, to, ld_to)
+                             : SinglePassG<true, false>(g, x, in, panel, k0, k1, to, ld_to);
       else
-        SinglePassG<false>(static_cast<int>(T), x, in, panel, k0, k1, to, ld_to);
+        tuning.float_rows_l1 ? SinglePassG<false, true>(g, x, in, panel, k0, k1, to, ld_to)
+                             : SinglePassG<false, false>(g, x, in, panel, k0, k1, to, ld_to);
     } else {
       // As few token groups as the registers allow, their sizes at most 1 apart (8 = 4 + 4,
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g

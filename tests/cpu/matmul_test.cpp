@@ -156,7 +156,8 @@ TEST_CASE("matmul: weights in panels", "[cpu][matmul][panels]") {
 // another thread: so any token's outputs are the same bits at every T, the decode step's,
 // a verification run's and a prefill chunk's alike. Shapes end in a partial panel and,
 // for in = 300 and 2100, in a partial input slice. Under each host tuning table
-// (cpu/host_tuning.h), whose F32 one-pass steps of 1-3 tokens differ in their no-ops only.
+// (cpu/host_tuning.h), whose F32 one-pass steps differ only in their no-ops (1-3 tokens)
+// and in the cache level they fetch into (2-6 tokens).
 TEST_CASE("matmul: rows in panels are bit-identical whatever T", "[cpu][matmul][panels]") {
   const HostTuning saved = host_tuning();
   for (const HostTuning& tuning : {amd_host_tuning(), intel_host_tuning()}) {
