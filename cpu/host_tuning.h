@@ -50,8 +50,8 @@ struct HostTuning {
 // - The F32 one-pass no-ops (float_pace): Intel, where 4 a line made 110M F32 decode 10-14%
 //   faster (session 27); not AMD, where they cost 2-3% (in one process, session 28).
 // - The F32 one-pass fetch of 2-6 tokens into L1 (float_rows_l1): AMD, where at the fast
-//   memory level it took T(1 + 4)/T(1) from 1.079 to 1.061 on 110M F32 and from 1.091 to
-//   1.050 on the grown target at noise 1.0 (F32), the same or lower at the slow level
+//   memory level it took T(1 + 4)/T(1) from 1.071 to 1.050 on 110M F32 and from 1.088 to
+//   1.048 on the grown target at noise 1.0 (F32), and lowered it at the slow level too
 //   (session 34). Not measured on Intel, which keeps the L2 fetch it had.
 // Any other CPU gets the Intel table (the AVX-512 code paths are the only ones tuned).
 HostTuning amd_host_tuning();

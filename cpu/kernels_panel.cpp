@@ -195,10 +195,10 @@ template <int kG, typename WT, bool kPace>
 constexpr int kSingleNops = kPace ? kPaceNops<kG, WT> : 0;
 // kRowsL1: F32 passes of 2-6 tokens fetch into L1 (HostTuning::float_rows_l1; else L2).
 // On the Zen 5 host at its fast memory level (~80 GB/s) the 1 + 4-row step with the L2
-// fetch took 1.079x a decode step on 110M F32 and 1.091x on the grown target (F32), with
-// the L1 fetch 1.061x and 1.050x (medians of 6-7 runs each, builds in turns; the slow
-// level the same or lower). The draft-model benchmark read 92.6-94.6% of theory against
-// 88.5-90.4%. Measured and dropped there: the L1 fetch 6, 10 or 12 KiB ahead (no better
+// fetch took 1.071x a decode step on 110M F32 and 1.088x on the grown target (F32), with
+// the L1 fetch 1.050x and 1.048x (medians of 10-16 runs, builds in turns; at the slow
+// level 1.026 against 1.019x and 1.018x). The draft-model benchmark read 92.6-94.6% of
+// theory against 88.5-90.4%. Measured and dropped there: the L1 fetch 6, 10 or 12 KiB ahead (no better
 // than 8); a second fetch into L2 8 KiB further (1.07-1.19x); fetching every other line,
 // or none, for the L1 streamer to follow (1.15-1.26x); the L1 fetch for 16-bit weights
 // too (grown target F16 at the slow level 1.059 against 1.041x). docs/benchmarks.md,
