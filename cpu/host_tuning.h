@@ -34,7 +34,7 @@ struct HostTuning {
   bool float_rows_l1;
 };
 
-// The tables, as measured (docs/benchmarks.md, sessions 26-28 and 33):
+// The tables, as measured (docs/benchmarks.md, sessions 26-28, 33 and 34):
 // - AMD (the Zen 5 host of sessions 13-24 and 28-33): the GEMV into L1 8 KiB ahead (4 KiB
 //   until session 33, which measured 8 KiB 4-12% faster at the host's fast memory level and
 //   the same or faster at its slow one: quant/qkernel_avx512.cpp, kGemvAhead). In an

@@ -121,11 +121,11 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
   // A panel's input step is kP * sizeof(WT) bytes (4 or 2 cache lines); fetch 8 KiB ahead
   // (2 KiB left the 1 + 4-row verification step 1.19-1.28x a decode step on 110M F16, 8 KiB
   // 1.10-1.16x, two threads; 16 KiB and a T0 hint measured the same as 8 KiB; in one binary,
-  // session 26, 4-24 KiB all measured 1.11-1.14x on 110M F16). The hint is
-  // T1 (but see kSingleFetch: F32 passes of 2-6 tokens on AMD take T0), not NTA: on a host with a 480 MiB L3 (session 25) prefetchnta made a one-thread
-  // T = 1 pass 3-4x slower than T0, T1 or T2 and batch-1 F16/F32 decode ~3x slower (T1 the
-  // fastest of the three, by a little), where sessions 16-24's host (Zen 5) measured NTA and
-  // T0 the same.
+  // session 26, 4-24 KiB all measured 1.11-1.14x on 110M F16). The hint is T1 (but F32
+  // passes of 2-6 tokens on AMD take T0: kSingleFetch), not NTA: on a host with a 480 MiB L3
+  // (session 25) prefetchnta made a one-thread T = 1 pass 3-4x slower than T0, T1 or T2
+  // and batch-1 F16/F32 decode ~3x slower (T1 the fastest of the three, by a little), where
+  // sessions 16-24's host (Zen 5) measured NTA and T0 the same.
   // Each line is fetched right after one of the step's weight loads (line l after vector
   // l * kVecs / kLinesPerStep's: F32 one a vector, 16-bit weights after vectors 0 and 2),
   // not all of them at the top of the step, where GCC puts __builtin_prefetch calls: in one
@@ -198,11 +198,11 @@ constexpr int kSingleNops = kPace ? kPaceNops<kG, WT> : 0;
 // fetch took 1.071x a decode step on 110M F32 and 1.088x on the grown target (F32), with
 // the L1 fetch 1.050x and 1.048x (medians of 10-16 runs, builds in turns; at the slow
 // level 1.026 against 1.019x and 1.018x). The draft-model benchmark read 92.6-94.6% of
-// theory against 88.5-90.4%. Measured and dropped there: the L1 fetch 6, 10 or 12 KiB ahead (no better
-// than 8); a second fetch into L2 8 KiB further (1.07-1.19x); fetching every other line,
-// or none, for the L1 streamer to follow (1.15-1.26x); the L1 fetch for 16-bit weights
-// too (grown target F16 at the slow level 1.059 against 1.041x). docs/benchmarks.md,
-// session 34.
+// theory against 88.5-90.4%. Measured and dropped there: the L1 fetch 6, 10 or 12 KiB
+// ahead (no better than 8); a second fetch into L2 8 KiB further (1.07-1.19x); fetching
+// every other line, or none, for the L1 streamer to follow (1.15-1.26x); the L1 fetch for
+// 16-bit weights too (grown target F16 at the slow level 1.059 against 1.041x).
+// docs/benchmarks.md, session 34.
 template <int kG, typename WT, bool kRowsL1>
 constexpr int kSingleFetch = kRowsL1 && kG >= 2 && std::is_same_v<WT, float> ? 1 : 2;
 template <bool kPace, bool kRowsL1, typename WT>
