@@ -267,14 +267,15 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
       // Only F32 passes differ by host (no-ops, where multi-token passes fetch to); 16-bit
       // weights take one set of passes either way.
       const int g = static_cast<int>(T);
-      if (!std::is_same_v<WT, float>)
+      if constexpr (!std::is_same_v<WT, float>) {
         SinglePassG<false, false>(g, x, in, panel, k0, k1, to, ld_to);
-      else if (tuning.float_pace)
+      } else if (tuning.float_pace) {
         tuning.float_rows_l1 ? SinglePassG<true, true>(g, x, in, panel, k0, k1, to, ld_to)
                              : SinglePassG<true, false>(g, x, in, panel, k0, k1, to, ld_to);
-      else
+      } else {
         tuning.float_rows_l1 ? SinglePassG<false, true>(g, x, in, panel, k0, k1, to, ld_to)
                              : SinglePassG<false, false>(g, x, in, panel, k0, k1, to, ld_to);
+      }
     } else {
       // As few token groups as the registers allow, their sizes at most 1 apart (8 = 4 + 4,
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g
