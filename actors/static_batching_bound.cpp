@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
+#include <queue>
+#include <random>
 
 #include "core/error.h"
 
@@ -52,6 +55,50 @@ double static_bound_empirical(std::span<const int> output_lens, int64_t batch) {
   }
   const double mean = sum / n;
   return mean > 0 ? e_max / mean : 1.0;
+}
+
+namespace {
+
+// Steps of static batching (arrival-order batches, each as long as its longest output) and
+// of continuous batching's first-come-first-served schedule (its makespan).
+std::pair<int64_t, int64_t> static_and_fcfs_steps(std::span<const int> output_lens, int64_t batch) {
+  int64_t static_steps = 0;
+  for (size_t b = 0; b < output_lens.size(); b += size_t(batch)) {
+    const auto end = output_lens.begin() + std::min(output_lens.size(), b + size_t(batch));
+    static_steps += *std::max_element(output_lens.begin() + b, end);
+  }
+  // The steps at which each slot comes free; a request starts on the earliest.
+  std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> free_at;
+  for (int64_t s = 0; s < batch; ++s) free_at.push(0);
+  int64_t makespan = 0;
+  for (int o : output_lens) {
+    const int64_t end = free_at.top() + o;
+    free_at.pop();
+    free_at.push(end);
+    makespan = std::max(makespan, end);
+  }
+  return {static_steps, makespan};
+}
+
+}  // namespace
+
+double static_bound_fcfs(std::span<const int> output_lens, int64_t batch) {
+  if (batch < 1) fail("static batching bound: batch size {} must be positive", batch);
+  const auto [static_steps, makespan] = static_and_fcfs_steps(output_lens, batch);
+  return makespan > 0 ? double(static_steps) / double(makespan) : 1.0;
+}
+
+double static_bound_fcfs_expected(std::span<const int> pool, size_t num_requests, int64_t batch, int draws) {
+  if (pool.empty() || num_requests == 0) return 1.0;
+  if (batch < 1 || draws < 1) fail("static batching bound: batch {} and draws {} must be positive", batch, draws);
+  std::mt19937_64 rng(19);  // the same draws on every standard library, unlike its distributions
+  std::vector<int> outs(num_requests);
+  double sum = 0;
+  for (int d = 0; d < draws; ++d) {
+    for (int& o : outs) o = pool[rng() % pool.size()];
+    sum += static_bound_fcfs(outs, batch);
+  }
+  return sum / draws;
 }
 
 double static_estimate_with_prefill(double bound, double prefill_ms, double decode_ms) {

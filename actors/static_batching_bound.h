@@ -9,9 +9,14 @@
 // tokens. The throughput ratio is therefore at most
 //     E[max of a batch's outputs] / E[mean output]
 // (less in practice: prefill, partly filled last batches, steps that do cost more with
-// more sequences). static_estimate_with_prefill below counts the prompts.
+// more sequences). That keeps continuous batching's batch full, as an endless stream of
+// requests would; a finite workload admitted first come, first served ends in a drain,
+// which static_bound_fcfs counts: issue 19's 32 requests in 16 slots expect ~1.24x where
+// the endless stream gives 1.78x (docs/benchmarks.md, session 35).
+// static_estimate_with_prefill below counts the prompts.
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace troupe {
 
@@ -28,6 +33,19 @@ double static_bound_uniform(int lo, int hi, int64_t batch);
 // Its expectation for `batch` outputs drawn with replacement from the given lengths (their
 // empirical distribution; for workloads from a dataset).
 double static_bound_empirical(std::span<const int> output_lens, int64_t batch);
+
+// The same cost model (every step the same cost) for a finite workload that continuous
+// batching admits first come, first served: `batch` slots, and each request in arrival
+// order takes the first slot to come free and holds it for its output's steps. Static
+// batching's steps (the sum over batches of their longest output) over that schedule's
+// makespan. The forms above take the batch to stay full, as in an endless stream; a finite
+// workload ends in a drain (after the last admission slots empty and none refill), which
+// this one counts. 1 for an empty workload.
+double static_bound_fcfs(std::span<const int> output_lens, int64_t batch);
+
+// Its mean over `draws` workloads of the same size as `output_lens`, each drawn with
+// replacement from `pool` (a fixed seed, so the figure is the same every run).
+double static_bound_fcfs_expected(std::span<const int> pool, size_t num_requests, int64_t batch, int draws);
 
 // The ratio once the prompts are counted, which both modes compute alike. Static batching's
 // run splits into the forward time of its prefill steps, P (they carry no decodes), and of

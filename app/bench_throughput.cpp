@@ -38,37 +38,81 @@ struct RunResult {
   std::vector<int> output_lens;  // the workload's, in arrival order
   spec::SpecMetrics spec;
   std::string speculation;
+  std::vector<StepObservation> steps;  // every step of the run, in order
 };
+
+// An observer stage that keeps every step's observation (the scheduler sends one a step).
+struct StepLog {
+  std::mutex mu;
+  std::vector<StepObservation> steps;
+};
+struct StepRecorderState {
+  static inline const char* name = "bench_step_recorder";
+};
+observer_actor::behavior_type step_recorder(observer_actor::stateful_pointer<StepRecorderState>,
+                                            std::shared_ptr<StepLog> log) {
+  return {[log](StepObservation& s) {
+    std::lock_guard lk(log->mu);
+    log->steps.push_back(std::move(s));
+  }};
+}
 
 RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, bool speculate) {
   EngineConfig cfg = o.engine;
   cfg.scheduler.scheduling = mode;
   if (!speculate) cfg.speculative = SpeculativeConfig{};
-  Engine engine(cfg);
+  auto log = std::make_shared<StepLog>();
+  EngineHooks hooks;
+  hooks.customize = [log](PipelineBuilder& b, caf::actor_system& sys) { b.observer(sys.spawn(step_recorder, log)); };
+  Engine engine(cfg, hooks);
   const Workload w = make_workload(o, engine.tokenizer(), engine.tokenizer().vocab_size());
   const SchedulerStats before = engine.stats();
   BenchClock::time_point t0;
   const auto traces = run_workload(engine, o, w, o.request_rate, label, t0);
-  return {summarize_run(engine, traces, t0, before, label), w.output_lens, engine.stats().spec,
-          engine.speculation()};
+  RunResult r{summarize_run(engine, traces, t0, before, label), w.output_lens, engine.stats().spec,
+              engine.speculation(), {}};
+  engine.stop();  // the recorder has every step once the pipeline has stopped
+  std::lock_guard lk(log->mu);
+  r.steps = std::move(log->steps);
+  return r;
+}
+
+// --steps-csv: one row per step of every run (run label, round, then the observation).
+void write_steps_csv(const std::string& path, const std::vector<RunResult>& runs, const std::vector<int>& rounds) {
+  std::ofstream f(path);
+  if (!f) fail("--steps-csv {}: cannot open for writing", path);
+  f << "run,round,step,seqs,tokens,prefill_tokens,outputs,generated,draft_tokens,accepted,waiting,running,"
+       "wall_ms,forward_ms,sample_ms\n";
+  for (size_t i = 0; i < runs.size(); ++i)
+    for (const StepObservation& s : runs[i].steps)
+      f << runs[i].bench.label << ',' << rounds[i] << ',' << s.step_id << ',' << s.num_seqs << ',' << s.num_tokens
+        << ',' << s.num_prefill_tokens << ',' << s.num_outputs << ',' << s.num_generated << ','
+        << s.num_draft_tokens << ',' << s.num_accepted << ',' << s.waiting << ',' << s.running << ','
+        << s.wall_ms << ',' << s.forward_ms << ',' << s.sample_ms << '\n';
 }
 
 // The continuous/static bound for the workload (actors/static_batching_bound.h): on its
 // sampled output lengths, and in expectation (uniform --output-len range, or the lengths'
 // empirical distribution for a dataset or fixed lengths).
 struct Bound {
-  double sampled = 1, expected = 1;
+  double sampled = 1, expected = 1;            // an endless stream: the batch stays full
+  double fcfs_sampled = 1, fcfs_expected = 1;  // these requests, first come first served
 };
 Bound static_bound(const ThroughputOpts& o, const std::vector<int>& outs) {
   const int64_t batch = std::max<int64_t>(1, o.engine.scheduler.max_num_seqs);
   Bound b;
   b.sampled = static_bound_sampled(outs, batch);
+  b.fcfs_sampled = static_bound_fcfs(outs, batch);
+  std::vector<int> pool = outs;  // what the lengths are drawn from
   if (o.dataset.empty()) {
     const auto [lo, hi] = parse_range(o.output_len, "--output-len");
     b.expected = static_bound_uniform(lo, hi, batch);
+    pool.clear();
+    for (int v = lo; v <= hi; ++v) pool.push_back(v);
   } else {
     b.expected = static_bound_empirical(outs, batch);
   }
+  b.fcfs_expected = static_bound_fcfs_expected(pool, outs.size(), batch, 2000);
   return b;
 }
 
@@ -264,10 +308,11 @@ void compare_constrained(ThroughputOpts o) {
 void run_throughput(const ThroughputOpts& o) {
   const bool speculate = o.engine.speculative.enabled();
   if (!o.json_schema.empty()) {
-    if (o.compare || o.scheduling != "continuous" || !o.plot_path.empty() || o.request_rate > 0)
+    if (o.compare || o.scheduling != "continuous" || !o.plot_path.empty() || !o.steps_csv.empty() ||
+        o.request_rate > 0)
       fail("--json-schema runs its own comparison (unconstrained vs constrained waves of --max-num-seqs "
            "requests, continuous batching); it does not combine with --compare-no-spec, --scheduling, "
-           "--plot or --request-rate");
+           "--plot, --steps-csv or --request-rate");
     return compare_constrained(o);
   }
   if (o.compare) {
@@ -276,6 +321,7 @@ void run_throughput(const ThroughputOpts& o) {
       fail("--compare-no-spec needs speculation: --speculative-model or --speculative-method, "
            "with --num-speculative-tokens > 0");
     if (!o.plot_path.empty()) fail("--plot plots the scheduling runs; --compare-no-spec has none (use --json)");
+    if (!o.steps_csv.empty()) fail("--steps-csv records the scheduling runs; --compare-no-spec has none (use --json)");
     return compare_speculation(o);
   }
   // With --scheduling both, --compare-rounds rounds of the two runs (each in a fresh engine),
@@ -295,6 +341,14 @@ void run_throughput(const ThroughputOpts& o) {
       continuous_runs.push_back(
           run_once(o, Scheduling::Continuous, speculate ? "speculative" : "continuous", speculate));
     if (!static_first) run_static();
+  }
+  if (!o.steps_csv.empty()) {
+    std::vector<RunResult> all;
+    std::vector<int> run_rounds;
+    for (int r = 0; r < rounds; ++r)
+      for (auto* runs : {&continuous_runs, &static_runs})
+        if (size_t(r) < runs->size()) all.push_back((*runs)[r]), run_rounds.push_back(r);
+    write_steps_csv(o.steps_csv, all, run_rounds);
   }
   std::vector<double> round_ratios;
   for (int r = 0; both && r < rounds; ++r)
@@ -336,15 +390,23 @@ void run_throughput(const ThroughputOpts& o) {
     std::printf("bound on compute-bound steps, E[max of a batch's outputs] / E[mean output]: %.3fx for this "
                 "workload's lengths (%.3fx expected); measured ratio reaches %.2f of it (%.2f of the expectation)\n",
                 b.sampled, b.expected, ratio / b.sampled, ratio / b.expected);
-    // The bound above leaves out the prompts, which both modes compute: the ratio it gives
-    // with static batching's own split of prefill and decode time, an estimate
-    // (actors/static_batching_bound.h).
+    // That bound keeps continuous batching's batch full, as in an endless stream; these
+    // requests end in a drain (actors/static_batching_bound.h).
+    std::printf("the same for these %zu requests admitted first come, first served (steps of the same cost; counts "
+                "continuous batching's drain after its last admission): %.3fx (%.3fx expected); measured ratio "
+                "reaches %.2f of it (%.2f of the expectation)\n",
+                output_lens.size(), b.fcfs_sampled, b.fcfs_expected, ratio / b.fcfs_sampled, ratio / b.fcfs_expected);
+    // Both leave out the prompts, which both modes compute: the ratio they give with static
+    // batching's own split of prefill and decode time, an estimate.
     const BenchResult& st = results[1];
     const double prefill_ms = st.prefill_forward_ms, decode_ms = std::max(0.0, st.forward_ms - prefill_ms);
     const double with_prefill = static_estimate_with_prefill(b.sampled, prefill_ms, decode_ms);
+    const double with_prefill_fcfs = static_estimate_with_prefill(b.fcfs_sampled, prefill_ms, decode_ms);
     std::printf("with the prompts, which both modes compute (static: %.2f s of prefill steps, %.2f s of decode "
-                "steps): about %.3fx (an estimate, not a bound); measured ratio reaches %.2f of it\n",
-                prefill_ms / 1e3, decode_ms / 1e3, with_prefill, ratio / with_prefill);
+                "steps): about %.3fx from the first and %.3fx from the second (estimates, not bounds); measured "
+                "ratio reaches %.2f and %.2f of them\n",
+                prefill_ms / 1e3, decode_ms / 1e3, with_prefill, with_prefill_fcfs, ratio / with_prefill,
+                ratio / with_prefill_fcfs);
     std::printf("p95 TTFT continuous %.1f ms vs static %.1f ms\n", results[0].ttft.p95, results[1].ttft.p95);
     js["continuous"] = to_json(results[0]);
     js["static"] = to_json(results[1]);
@@ -355,6 +417,10 @@ void run_throughput(const ThroughputOpts& o) {
     js["fraction_of_expected_bound"] = ratio / b.expected;
     js["static_estimate_with_prefill"] = with_prefill;
     js["fraction_of_estimate_with_prefill"] = ratio / with_prefill;
+    js["static_bound_fcfs_sampled"] = b.fcfs_sampled;
+    js["static_bound_fcfs_expected"] = b.fcfs_expected;
+    js["fraction_of_fcfs_bound"] = ratio / b.fcfs_sampled;
+    js["static_estimate_fcfs_with_prefill"] = with_prefill_fcfs;
     js["rounds"] = rounds;
     js["round_ratios"] = boost::json::value_from(round_ratios);
   } else {
@@ -382,6 +448,8 @@ void register_bench_throughput(CLI::App& bench) {
       ->capture_default_str();
   f->option("--json", o->json_path, "Write results as JSON");
   f->option("--plot", o->plot_path, "Write a PNG plot (gnuplot)");
+  f->option("--steps-csv", o->steps_csv,
+            "Write every step of every run to this CSV file (sequences, tokens, prefill tokens, forward ms, ...)");
   add_scheduler_flags(*f, o->engine.scheduler);
   add_speculative_flags(*f, o->engine.speculative);
   f->flag("--compare-no-spec", o->compare,

@@ -28,7 +28,7 @@ struct DecodeBenchOpts {
 
 // `troupe bench throughput`
 struct ThroughputOpts {
-  std::string model, dataset, json_path, plot_path, input_len = "128", output_len = "128";
+  std::string model, dataset, json_path, plot_path, steps_csv, input_len = "128", output_len = "128";
   std::string scheduling = "continuous";
   int num_prompts = 64;
   double request_rate = 0;  // 0 = all at once

@@ -72,3 +72,32 @@ TEST_CASE("static_bound_empirical: the lengths' own distribution", "[static-boun
   CHECK(static_bound_empirical(all, 3) == Approx(static_bound_uniform(2, 7, 3)).epsilon(1e-12));
   CHECK(static_bound_empirical(std::vector<int>{9, 9, 9}, 8) == Approx(1.0));
 }
+
+TEST_CASE("static_bound_fcfs: a finite workload admitted first come, first served", "[static-bound]") {
+  // Two slots. {4, 1, 1, 4}: static batching runs {4, 1} then {1, 4}, 8 steps. First come,
+  // first served: 4 on [0, 4), 1 on [0, 1), 1 on [1, 2), 4 on [2, 6): 6 steps.
+  CHECK(static_bound_fcfs(std::vector<int>{4, 1, 1, 4}, 2) == Approx(8.0 / 6.0));
+  // {1, 3, 2, 2}: static 3 + 2 = 5; 1 on [0, 1), 3 on [0, 3), 2 on [1, 3), 2 on [3, 5): the
+  // last request's drain leaves continuous batching no faster (the endless-stream bound
+  // says 1.25).
+  CHECK(static_bound_fcfs(std::vector<int>{1, 3, 2, 2}, 2) == Approx(1.0));
+  CHECK(static_bound_sampled(std::vector<int>{1, 3, 2, 2}, 2) == Approx(1.25));
+  CHECK(static_bound_fcfs(std::vector<int>{4, 1, 1, 4}, 1) == Approx(1.0));  // one slot: the same schedule
+  CHECK(static_bound_fcfs(std::vector<int>{4, 1, 1, 4}, 8) == Approx(1.0));  // one batch: both take its longest
+  CHECK(static_bound_fcfs(std::vector<int>{}, 4) == 1.0);
+  CHECK_THROWS(static_bound_fcfs(std::vector<int>{1}, 0));
+}
+
+TEST_CASE("static_bound_fcfs_expected: short workloads drain, long ones approach the stream", "[static-bound]") {
+  std::vector<int> pool;  // issue 19's output lengths, 16-256
+  for (int v = 16; v <= 256; ++v) pool.push_back(v);
+  // Its 32 requests in 16 slots: ~1.23 (an independent simulation in Python, 2 x 2000
+  // draws: 1.233 and 1.235), against the endless stream's 1.78.
+  CHECK(static_bound_fcfs_expected(pool, 32, 16, 2000) == Approx(1.234).epsilon(0.01));
+  // 1024 requests: the drain is a small part of the run (Python: 1.758).
+  const double long_run = static_bound_fcfs_expected(pool, 1024, 16, 200);
+  CHECK(long_run == Approx(1.758).epsilon(0.01));
+  CHECK(long_run < static_bound_uniform(16, 256, 16));
+  CHECK(static_bound_fcfs_expected(std::vector<int>{5}, 5, 2, 10) == Approx(1.0));  // equal lengths
+  CHECK(static_bound_fcfs_expected(pool, 32, 16, 2000) == static_bound_fcfs_expected(pool, 32, 16, 2000));
+}

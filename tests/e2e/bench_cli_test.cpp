@@ -15,7 +15,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -362,13 +364,13 @@ TEST_CASE("bench peak --versus-quantization times a second configuration in turn
 
 TEST_CASE("bench throughput --scheduling both --json --plot reports both modes and their ratio", "[cli][bench]") {
   const std::string dir = test::temp_dir("bench-throughput");
-  const std::string js = dir + "/tp.json", png = dir + "/tp.png";
+  const std::string js = dir + "/tp.json", png = dir + "/tp.png", csv = dir + "/steps.csv";
   // Fixed lengths so the token counts are known: 4 requests x 6 output tokens; three rounds
   // of the two runs, of which the median round is reported.
   const json::object o = bench_json("throughput --model " + shell_quote(model()) +
                                          " --num-prompts 4 --input-len 12 --output-len 6 --max-num-seqs 2 "
                                          "--scheduling both --compare-rounds 3 --json " + shell_quote(js) +
-                                         " --plot " + shell_quote(png),
+                                         " --plot " + shell_quote(png) + " --steps-csv " + shell_quote(csv),
                                      js);
   INFO(json::serialize(o));
   check_result(obj(o, "continuous"), 4, 24, true);
@@ -391,7 +393,38 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
   CHECK(num(st, "prefill_forward_ms") < num(st, "forward_ms"));
   CHECK(num(o, "static_estimate_with_prefill") == Approx(1.0));
   CHECK(num(o, "fraction_of_estimate_with_prefill") == Approx(ratio));
+  CHECK(num(o, "static_bound_fcfs_sampled") == Approx(1.0));
+  CHECK(num(o, "static_bound_fcfs_expected") == Approx(1.0));
+  CHECK(num(o, "fraction_of_fcfs_bound") == Approx(ratio));
+  CHECK(num(o, "static_estimate_fcfs_with_prefill") == Approx(1.0));
   CHECK(integer(o, "rounds") == 3);
+  // --steps-csv: every step of the six runs; each run computed the 48 prompt tokens and
+  // generated the 24 output tokens, never more than 2 sequences a step.
+  {
+    std::ifstream in(csv);
+    std::string line;
+    REQUIRE(std::getline(in, line));
+    CHECK(line.rfind("run,round,step,seqs,tokens,prefill_tokens,outputs,generated,", 0) == 0);
+    std::map<std::string, std::pair<int64_t, int64_t>> per_run;  // "label/round" -> prompt, generated
+    while (std::getline(in, line)) {
+      std::vector<std::string> f;
+      std::stringstream ss(line);
+      for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+      REQUIRE(f.size() == 15);
+      CHECK((f[0] == "continuous" || f[0] == "static"));
+      CHECK(std::stoll(f[3]) <= 2);
+      CHECK(std::stod(f[13]) > 0);  // forward_ms
+      auto& [prompt, generated] = per_run[f[0] + "/" + f[1]];
+      prompt += std::stoll(f[5]);
+      generated += std::stoll(f[7]);
+    }
+    CHECK(per_run.size() == 6);
+    for (const auto& [run, totals] : per_run) {
+      INFO(run);
+      CHECK(totals.first == 48);
+      CHECK(totals.second == 24);
+    }
+  }
   std::vector<double> rounds;
   for (const auto& v : o.at("round_ratios").as_array()) rounds.push_back(v.to_number<double>());
   REQUIRE(rounds.size() == 3);
@@ -407,7 +440,7 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
   CHECK(!o.contains("spec_decode"));
   CHECK(is_png(png));
   // The plot's scratch files are cleaned up.
-  CHECK(test::run_command("ls " + shell_quote(dir)).out == "tp.json\ntp.png\n");
+  CHECK(test::run_command("ls " + shell_quote(dir)).out == "steps.csv\ntp.json\ntp.png\n");
 }
 
 TEST_CASE("bench throughput with one scheduling reports that mode only", "[cli][bench]") {
@@ -525,6 +558,13 @@ TEST_CASE("bench throughput --compare-no-spec refuses what it cannot do instead 
     CHECK(r.status == 1);
     CHECK(r.out.find("error:") != std::string::npos);
     CHECK(r.out.find("--plot") != std::string::npos);
+  }
+  {
+    auto r = bench(base + "--speculative-method ngram --num-speculative-tokens 2 --compare-no-spec --steps-csv " +
+                   shell_quote(dir + "/s.csv"));
+    INFO(r.out);
+    CHECK(r.status == 1);
+    CHECK(r.out.find("--steps-csv") != std::string::npos);
   }
   {
     // No speculation configured (K = 0): nothing to compare against.
