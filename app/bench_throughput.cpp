@@ -116,6 +116,34 @@ Bound static_bound(const ThroughputOpts& o, const std::vector<int>& outs) {
   return b;
 }
 
+// Continuous batching's drain: its steps after the last one that computed prompt tokens,
+// when slots empty and none refill. `full_step_ms`: the median forward time of its decode
+// steps with every slot taken, what the drain's tokens would have cost in full steps.
+struct Drain {
+  int64_t steps = 0, tokens = 0;
+  double forward_ms = 0, full_step_ms = 0;
+};
+Drain drain_of(const std::vector<StepObservation>& steps, int64_t batch) {
+  Drain d;
+  size_t first = 0;
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (steps[i].num_prefill_tokens > 0) first = i + 1;
+  std::vector<double> full;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const StepObservation& s = steps[i];
+    if (s.num_prefill_tokens == 0 && s.num_seqs == batch) full.push_back(s.forward_ms);
+    if (i < first) continue;
+    ++d.steps;
+    d.tokens += s.num_generated;
+    d.forward_ms += s.forward_ms;
+  }
+  if (!full.empty()) {
+    std::nth_element(full.begin(), full.begin() + full.size() / 2, full.end());
+    d.full_step_ms = full[full.size() / 2];
+  }
+  return d;
+}
+
 // Speculation against the same workload without it, in ONE engine: the workload is cut
 // into waves of max_num_seqs requests, and every wave runs once without speculation (its
 // requests set num_speculative_tokens = 0) and once with it, back to back, in alternating
@@ -407,6 +435,16 @@ void run_throughput(const ThroughputOpts& o) {
                 "ratio reaches %.2f and %.2f of them\n",
                 prefill_ms / 1e3, decode_ms / 1e3, with_prefill, with_prefill_fcfs, ratio / with_prefill,
                 ratio / with_prefill_fcfs);
+    const int64_t batch = std::max<int64_t>(1, o.engine.scheduler.max_num_seqs);
+    const Drain drain = drain_of(continuous_runs[shown].steps, batch);
+    std::printf("continuous batching's drain (its steps after the last that computed prompt tokens): %lld of %lld "
+                "steps, %.2f of %.2f s of forward time, for %lld tokens",
+                (long long)drain.steps, (long long)results[0].steps, drain.forward_ms / 1e3,
+                results[0].forward_ms / 1e3, (long long)drain.tokens);
+    if (drain.full_step_ms > 0)
+      std::printf("; steps of %lld sequences (median %.2f ms) would take %.2f s for them", (long long)batch,
+                  drain.full_step_ms, double(drain.tokens) / double(batch) * drain.full_step_ms / 1e3);
+    std::printf("\n");
     std::printf("p95 TTFT continuous %.1f ms vs static %.1f ms\n", results[0].ttft.p95, results[1].ttft.p95);
     js["continuous"] = to_json(results[0]);
     js["static"] = to_json(results[1]);
@@ -421,6 +459,10 @@ void run_throughput(const ThroughputOpts& o) {
     js["static_bound_fcfs_expected"] = b.fcfs_expected;
     js["fraction_of_fcfs_bound"] = ratio / b.fcfs_sampled;
     js["static_estimate_fcfs_with_prefill"] = with_prefill_fcfs;
+    js["drain_steps"] = drain.steps;
+    js["drain_tokens"] = drain.tokens;
+    js["drain_forward_ms"] = drain.forward_ms;
+    js["full_step_forward_ms"] = drain.full_step_ms;
     js["rounds"] = rounds;
     js["round_ratios"] = boost::json::value_from(round_ratios);
   } else {

@@ -406,6 +406,11 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
     REQUIRE(std::getline(in, line));
     CHECK(line.rfind("run,round,step,seqs,tokens,prefill_tokens,outputs,generated,", 0) == 0);
     std::map<std::string, std::pair<int64_t, int64_t>> per_run;  // "label/round" -> prompt, generated
+    // The reported round's continuous steps: (prefill tokens, generated) each, for its drain.
+    size_t shown = 0;
+    for (size_t r = 0; r < o.at("round_ratios").as_array().size(); ++r)
+      if (o.at("round_ratios").as_array()[r].to_number<double>() == ratio) shown = r;
+    std::vector<std::pair<int64_t, int64_t>> shown_steps;
     while (std::getline(in, line)) {
       std::vector<std::string> f;
       std::stringstream ss(line);
@@ -417,6 +422,8 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
       auto& [prompt, generated] = per_run[f[0] + "/" + f[1]];
       prompt += std::stoll(f[5]);
       generated += std::stoll(f[7]);
+      if (f[0] == "continuous" && f[1] == std::to_string(shown))
+        shown_steps.emplace_back(std::stoll(f[5]), std::stoll(f[7]));
     }
     CHECK(per_run.size() == 6);
     for (const auto& [run, totals] : per_run) {
@@ -424,6 +431,20 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
       CHECK(totals.first == 48);
       CHECK(totals.second == 24);
     }
+    // The drain: the steps after the last that computed prompt tokens, in which the last
+    // request admitted generates its other 5 tokens at least.
+    size_t first = 0;
+    for (size_t i = 0; i < shown_steps.size(); ++i)
+      if (shown_steps[i].first > 0) first = i + 1;
+    int64_t drain_tokens = 0;
+    for (size_t i = first; i < shown_steps.size(); ++i) drain_tokens += shown_steps[i].second;
+    CHECK(integer(o, "drain_steps") == int64_t(shown_steps.size() - first));
+    CHECK(integer(o, "drain_tokens") == drain_tokens);
+    CHECK(integer(o, "drain_steps") >= 5);
+    CHECK(integer(o, "drain_tokens") >= 5);
+    CHECK(num(o, "drain_forward_ms") > 0);
+    CHECK(num(o, "drain_forward_ms") < num(obj(o, "continuous"), "forward_ms"));
+    CHECK(num(o, "full_step_forward_ms") > 0);
   }
   std::vector<double> rounds;
   for (const auto& v : o.at("round_ratios").as_array()) rounds.push_back(v.to_number<double>());
