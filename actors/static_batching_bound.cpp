@@ -6,6 +6,7 @@
 #include <map>
 #include <queue>
 #include <random>
+#include <vector>
 
 #include "core/error.h"
 

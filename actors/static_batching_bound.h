@@ -16,7 +16,6 @@
 // static_estimate_with_prefill below counts the prompts.
 #include <cstdint>
 #include <span>
-#include <vector>
 
 namespace troupe {
 

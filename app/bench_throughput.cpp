@@ -78,14 +78,15 @@ RunResult run_once(const ThroughputOpts& o, Scheduling mode, const char* label, 
 }
 
 // --steps-csv: one row per step of every run (run label, round, then the observation).
-void write_steps_csv(const std::string& path, const std::vector<RunResult>& runs, const std::vector<int>& rounds) {
+void write_steps_csv(const std::string& path, const std::vector<const RunResult*>& runs,
+                     const std::vector<int>& rounds) {
   std::ofstream f(path);
   if (!f) fail("--steps-csv {}: cannot open for writing", path);
   f << "run,round,step,seqs,tokens,prefill_tokens,outputs,generated,draft_tokens,accepted,waiting,running,"
        "wall_ms,forward_ms,sample_ms\n";
   for (size_t i = 0; i < runs.size(); ++i)
-    for (const StepObservation& s : runs[i].steps)
-      f << runs[i].bench.label << ',' << rounds[i] << ',' << s.step_id << ',' << s.num_seqs << ',' << s.num_tokens
+    for (const StepObservation& s : runs[i]->steps)
+      f << runs[i]->bench.label << ',' << rounds[i] << ',' << s.step_id << ',' << s.num_seqs << ',' << s.num_tokens
         << ',' << s.num_prefill_tokens << ',' << s.num_outputs << ',' << s.num_generated << ','
         << s.num_draft_tokens << ',' << s.num_accepted << ',' << s.waiting << ',' << s.running << ','
         << s.wall_ms << ',' << s.forward_ms << ',' << s.sample_ms << '\n';
@@ -371,11 +372,11 @@ void run_throughput(const ThroughputOpts& o) {
     if (!static_first) run_static();
   }
   if (!o.steps_csv.empty()) {
-    std::vector<RunResult> all;
+    std::vector<const RunResult*> all;
     std::vector<int> run_rounds;
     for (int r = 0; r < rounds; ++r)
-      for (auto* runs : {&continuous_runs, &static_runs})
-        if (size_t(r) < runs->size()) all.push_back((*runs)[r]), run_rounds.push_back(r);
+      for (const auto* runs : {&continuous_runs, &static_runs})
+        if (size_t(r) < runs->size()) all.push_back(&(*runs)[size_t(r)]), run_rounds.push_back(r);
     write_steps_csv(o.steps_csv, all, run_rounds);
   }
   std::vector<double> round_ratios;
