@@ -27,8 +27,10 @@
 //
 // Work split: with AVX-512 (a panel's 64 rows are 4 vectors, all kept in registers) up to
 // kMaxG = 6 tokens (the register budget: kMaxG x 4 accumulators) run in one pass over a
-// panel; more tokens, and every T with narrower vectors (AVX2: 8 vectors a panel, run 4 at
-// a time, 2 tokens), run the panel in input slices of kSlice, each slice
+// panel, and up to kMaxSpillG (10 F32, 9 16-bit) in one pass whose sums past the 6th token
+// live in an L1 buffer (SpillPass); more tokens, and every T with narrower vectors (AVX2:
+// 8 vectors a panel, run 4 at a time, 2 tokens), run the panel in input slices of kSlice,
+// each slice
 // (32 KiB of F32 weights, in L1; 16-bit weights widened to F32 once, WidenBuffer) reused
 // by every token group before the next, the groups' partial sums parked in a per-thread
 // buffer between slices.
@@ -189,7 +191,73 @@ HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
   DotPanel<kG, true, WT, kNops, false, kFetchLevel>(x, ldx, panel, i0, i1, 0, nullptr, 0, to, ld_to);
 }
 
-// The single pass of g tokens: one token's inline, 2-6 in SinglePass. kPace: F32 passes
+// The single pass of kMaxG + 1 to kMaxSpillG tokens over a whole AVX-512 panel: the first
+// kMaxG tokens' sums in registers, the others' in an L1 buffer (loaded, multiplied-added and
+// stored back at every input step), so the panel is still read once, as one sequential
+// stream. In input slices instead (PanelRows), which fetch the next slice while the token
+// groups run on this one, a matmul of 7-10 tokens took 1.1-1.25x one of 6 tokens on the
+// 110M shapes (`test_cpu "[.panel-bench]"`, two threads, slow memory level); in one pass,
+// 7-10 F32 tokens and 7-9 F16 ones took what 6 take. More tokens, and F16 at 10, measured
+// slower than in slices: the buffer's loads and stores and the conversions (16-bit weights)
+// cap the loop (docs/benchmarks.md, session 35). The sums are the same FMAs in the same order as in every other pass (the
+// buffer holds them exactly).
+template <typename WT>
+constexpr int kMaxSpillG = std::is_same_v<WT, float> ? 10 : 9;
+template <int kG, typename WT, int kFetchLevel>
+HWY_NOINLINE __attribute__((aligned(256))) void SpillPass(
+    const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel, int64_t i0, int64_t i1,
+    float* to, int64_t ld_to) {
+  static_assert(kVecs == kPanelVecs && kVecs == 4 && kG > kMaxG,
+                "a whole AVX-512 panel, more tokens than registers hold");
+  constexpr int kR = kMaxG, kM = kG - kMaxG;  // tokens with sums in registers, in memory
+  const DF d;
+  HWY_ALIGN float mem[kM * kVecs * kN];
+  VF acc[kR][kVecs];
+#pragma GCC unroll 16
+  for (int g = 0; g < kR; ++g)
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) acc[g][v] = hn::Zero(d);
+  for (int k = 0; k < kM * kVecs; ++k) hn::Store(hn::Zero(d), d, mem + k * kN);
+  constexpr int64_t kAheadBytes = 8192;  // as DotPanel's
+  constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
+  for (int64_t i = i0; i < i1; ++i) {
+    const WT* w = panel + i * kP;
+    const char* pf = reinterpret_cast<const char*>(w) + kAheadBytes;
+    VF wv[kVecs];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) {
+      wv[v] = LoadAsF32(w + v * kN);
+#pragma GCC unroll 4
+      for (int64_t l = 0; l < kLinesPerStep; ++l)
+        if (v == l * kVecs / kLinesPerStep) prefetch_after<kFetchLevel>(wv[v].raw, pf + l * 64);
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < kR; ++g) {
+      const VF xb = hn::Set(d, x[g * ldx + i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) acc[g][v] = hn::MulAdd(wv[v], xb, acc[g][v]);
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < kM; ++g) {
+      const VF xb = hn::Set(d, x[(kR + g) * ldx + i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) {
+        float* m = mem + (g * kVecs + v) * kN;
+        hn::Store(hn::MulAdd(wv[v], xb, hn::Load(d, m)), d, m);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int g = 0; g < kR; ++g)
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) hn::StoreU(acc[g][v], d, to + g * ld_to + v * kN);
+  for (int g = 0; g < kM; ++g)
+    for (int v = 0; v < kVecs; ++v)
+      hn::StoreU(hn::Load(d, mem + (g * kVecs + v) * kN), d, to + (kR + g) * ld_to + v * kN);
+}
+
+// The single pass of g tokens: one token's inline, 2-6 in SinglePass, 7-10 (F32) or 7-9
+// (16-bit weights) in SpillPass. kPace: F32 passes
 // of 1-3 tokens issue kPaceNops no-ops (HostTuning::float_pace; else none).
 template <int kG, typename WT, bool kPace>
 constexpr int kSingleNops = kPace ? kPaceNops<kG, WT> : 0;
@@ -218,6 +286,13 @@ HWY_INLINE void SinglePassG(int g, const float* x, int64_t ldx, const WT* panel,
     case 4: return TROUPE_SINGLE_PASS(4);
     case 5: return TROUPE_SINGLE_PASS(5);
     case 6: return TROUPE_SINGLE_PASS(6);
+    case 7: return SpillPass<7, WT, kSingleFetch<7, WT, kRowsL1>>(x, ldx, panel, i0, i1, to, ld_to);
+    case 8: return SpillPass<8, WT, kSingleFetch<8, WT, kRowsL1>>(x, ldx, panel, i0, i1, to, ld_to);
+    case 9: return SpillPass<9, WT, kSingleFetch<9, WT, kRowsL1>>(x, ldx, panel, i0, i1, to, ld_to);
+    case 10:
+      if constexpr (kMaxSpillG<WT> >= 10)
+        return SpillPass<10, WT, kSingleFetch<10, WT, kRowsL1>>(x, ldx, panel, i0, i1, to, ld_to);
+      [[fallthrough]];
 #endif
     default: HWY_ASSERT(false);
   }
@@ -246,7 +321,11 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
                int64_t p1, int64_t k0, int64_t k1, float* y, int64_t ldy, const float* bias,
                bool more_after = false) {
   thread_local std::vector<float> sums_buf;  // [T][kP]: a partial panel's sums
+#if HWY_TARGET <= HWY_AVX3
+  const bool one_pass = T <= kMaxSpillG<WT> && kVecs == kPanelVecs;
+#else
   const bool one_pass = T <= kMaxG && kVecs == kPanelVecs;
+#endif
   const HostTuning& tuning = host_tuning();
   if (static_cast<int64_t>(sums_buf.size()) < T * kP) sums_buf.resize(static_cast<size_t>(T * kP));
   float* sums = sums_buf.data();

@@ -146,7 +146,7 @@ TEST_CASE("matmul: weights in panels", "[cpu][matmul][panels]") {
     for (DType dt : {DType::F32, DType::F16, DType::BF16})
       for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {64, 100}, {130, 257},
                              {300, 512}, {37, 9000}})
-        for (int64_t T : {1, 2, 3, 5, 6, 7, 8, 13, 32, 33, 70})
+        for (int64_t T : {1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 32, 33, 70})
           check_matmul(panel_matmul, pool, dt, out, in, T, T % 2 == 1, seed++);
   });
 }
@@ -170,7 +170,7 @@ TEST_CASE("matmul: rows in panels are bit-identical whatever T", "[cpu][matmul][
         for (auto [out, in] : {std::pair<int64_t, int64_t>{100, 300}, {64, 128}, {200, 2100}}) {
           for (bool with_bias : {false, true})
             check_rows_whatever_t(panel_matmul, pool, dt, out, in, seed, 1,
-                                  {2, 3, 5, 6, 7, 12, 13, 32, 33, 64, 100}, with_bias);
+                                  {2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 32, 33, 64, 100}, with_bias);
           seed += 2;
         }
     });
@@ -234,7 +234,7 @@ TEST_CASE("matmul_glu_pairs: the bits of gate and up in panels then silu_mul_to"
           P.shape = {2 * I, in};
           P.data = paired.data();
           P.layout = MatrixLayout::Panels;
-          for (int64_t T : {1, 5, 7, 32, 70}) {
+          for (int64_t T : {1, 5, 7, 9, 10, 32, 70}) {
             INFO("T " << T);
             const auto x = random_floats(T * in, seed + 2 + uint32_t(T));
             std::vector<float> g(T * I), u(T * I), want(T * I), got(T * I, NAN);
