@@ -487,7 +487,7 @@ void fill_with_panels(ThreadPool& pool, const TensorView& src, MatrixArena& dst)
 TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
   ForceTarget force_target;
   ThreadPool pool(bench_threads());
-  const int64_t ts[] = {1, 2, 3, 4, 5, 8, 16, 32, 128, 512};
+  const int64_t ts[] = {1, 2, 4, 6, 7, 8, 9, 10, 12, 16, 32, 128, 512};
   for (const NamedShape& v : kPanelShapes) {
     const int64_t bytes = dtype_row_bytes(v.dt, v.s.in) * v.s.out;
     REQUIRE(panel_bytes(v.dt, v.s.out, v.s.in) == bytes);  // these shapes need no padding
