@@ -7,7 +7,7 @@
 
 namespace troupe::cpu {
 
-HostTuning amd_host_tuning() { return {"amd", GemvFetch::kL1Near, true, false, true}; }
+HostTuning amd_host_tuning() { return {"amd", GemvFetch::kL1, true, false, true}; }
 HostTuning intel_host_tuning() { return {"intel", GemvFetch::kL2Paced, false, true, false}; }
 
 namespace {

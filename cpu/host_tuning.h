@@ -15,7 +15,7 @@ namespace troupe::cpu {
 // How the quantized GEMV (batch-1 decode, quant/qkernel_avx512.cpp) fetches the weight
 // line a few KiB past each line it loads (kGemvAhead there), right after that load.
 enum class GemvFetch : uint8_t {
-  kL1Near,   // into L1 (prefetcht0), 8 KiB ahead (4 KiB until session 33)
+  kL1,       // into L1 (prefetcht0), 8 KiB ahead (4 KiB until session 33)
   kL2Paced,  // into L2 (prefetcht1), 8 KiB ahead, then 4 no-ops (cpu::pace_with_nops)
 };
 
@@ -28,9 +28,9 @@ struct HostTuning {
   // Whether one-pass F32 steps of 1-3 tokens issue no-ops after each weight vector
   // (kPaceNops, cpu/kernels_panel.cpp).
   bool float_pace;
-  // Whether one-pass F32 steps of 2-6 tokens (the 1 + k-row verification step, small
+  // Whether one-pass F32 steps of 2-10 tokens (the 1 + k-row verification step, small
   // batches) fetch their weights ahead into L1 (prefetcht0) instead of L2 (prefetcht1;
-  // DotPanel, cpu/kernels_panel.cpp).
+  // kSingleFetch, cpu/kernels_panel.cpp).
   bool float_rows_l1;
 };
 

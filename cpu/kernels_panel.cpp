@@ -102,6 +102,12 @@ template <int kG, typename WT>
 constexpr int kPaceNops =
     std::is_same_v<WT, float> ? (kG == 1 ? 4 : kG == 2 ? 2 : kG == 3 ? 1 : 0) : 0;
 
+// One-pass steps (DotPanel, SpillPass) fetch the weights kPanelAheadBytes ahead, a line
+// after each of the loads named there. A panel's input step is kLinesPerStep<WT> cache
+// lines (4 of F32, 2 of 16-bit weights).
+constexpr int64_t kPanelAheadBytes = 8192;
+template <typename WT>
+constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
 // acc[g][v] over inputs [i0, i1) for kG tokens (x rows ldx apart) and panel vectors
 // [v0, v0 + kVecs): starts from from[g * ld_from + lane] (zero when `from` is null) and
 // stores the sums to to[g * ld_to + lane]. kStream: the weights come from DRAM once (a
@@ -133,13 +139,11 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
   // not all of them at the top of the step, where GCC puts __builtin_prefetch calls: in one
   // binary (session 27), batch-1 decode of 110M ran 4-17% faster (F16 153-182 against
   // 136-158 tok/s, F32 70-78 against 66-69) and the 1 + 4-row step 4-10% faster.
-  constexpr int64_t kAheadBytes = 8192;
-  constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
   // This pass's share of the next slice, spread over its input steps (see PanelRows).
   const int64_t ahead_per_step = ahead.per_step(i1 - i0);
   for (int64_t i = i0; i < i1; ++i) {
     const WT* w = panel + i * kP + v0 * kN;
-    const char* pf = reinterpret_cast<const char*>(panel + i * kP) + kAheadBytes;
+    const char* pf = reinterpret_cast<const char*>(panel + i * kP) + kPanelAheadBytes;
     ahead.step(ahead_per_step);
     VF xb[kG];
     for (int g = 0; g < kG; ++g) xb[g] = hn::Set(d, x[g * ldx + i]);
@@ -147,8 +151,8 @@ HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY
       VF wv = LoadAsF32(w + v * kN);
       if constexpr (kWiden) hn::Store(wv, d, widen_to + (i - i0) * kP + (v0 + v) * kN);
       if constexpr (kStream)
-        for (int64_t l = 0; l < kLinesPerStep; ++l)
-          if (v == l * kVecs / kLinesPerStep) prefetch_after<kFetchLevel>(wv.raw, pf + l * 64);
+        for (int64_t l = 0; l < kLinesPerStep<WT>; ++l)
+          if (v == l * kVecs / kLinesPerStep<WT>) prefetch_after<kFetchLevel>(wv.raw, pf + l * 64);
       for (int g = 0; g < kG; ++g) acc[g][v] = hn::MulAdd(wv, xb[g], acc[g][v]);
       if constexpr (kStream) pace_with_nops<kNops>();
     }
@@ -199,10 +203,13 @@ HWY_NOINLINE __attribute__((aligned(256))) void SinglePass(
 // 110M shapes (`test_cpu "[.panel-bench]"`, two threads, slow memory level); in one pass,
 // 7-10 F32 tokens and 7-9 F16 ones took what 6 take. More tokens, and F16 at 10, measured
 // slower than in slices: the buffer's loads and stores and the conversions (16-bit weights)
-// cap the loop (docs/benchmarks.md, session 35). The sums are the same FMAs in the same order as in every other pass (the
-// buffer holds them exactly).
+// cap the loop (docs/benchmarks.md, session 35). The sums are the same FMAs in the same
+// order as in every other pass (the buffer holds them exactly).
 template <typename WT>
 constexpr int kMaxSpillG = std::is_same_v<WT, float> ? 10 : 9;
+// The most tokens a single pass takes (AVX-512: SpillPass's; else the registers').
+template <typename WT>
+constexpr int kMaxOnePassG = HWY_TARGET <= HWY_AVX3 ? kMaxSpillG<WT> : kMaxG;
 template <int kG, typename WT, int kFetchLevel>
 HWY_NOINLINE __attribute__((aligned(256))) void SpillPass(
     const float* HWY_RESTRICT x, int64_t ldx, const WT* HWY_RESTRICT panel, int64_t i0, int64_t i1,
@@ -218,18 +225,16 @@ HWY_NOINLINE __attribute__((aligned(256))) void SpillPass(
 #pragma GCC unroll 4
     for (int v = 0; v < kVecs; ++v) acc[g][v] = hn::Zero(d);
   for (int k = 0; k < kM * kVecs; ++k) hn::Store(hn::Zero(d), d, mem + k * kN);
-  constexpr int64_t kAheadBytes = 8192;  // as DotPanel's
-  constexpr int64_t kLinesPerStep = kP * int64_t(sizeof(WT)) / 64;
   for (int64_t i = i0; i < i1; ++i) {
     const WT* w = panel + i * kP;
-    const char* pf = reinterpret_cast<const char*>(w) + kAheadBytes;
+    const char* pf = reinterpret_cast<const char*>(w) + kPanelAheadBytes;
     VF wv[kVecs];
 #pragma GCC unroll 4
     for (int v = 0; v < kVecs; ++v) {
       wv[v] = LoadAsF32(w + v * kN);
 #pragma GCC unroll 4
-      for (int64_t l = 0; l < kLinesPerStep; ++l)
-        if (v == l * kVecs / kLinesPerStep) prefetch_after<kFetchLevel>(wv[v].raw, pf + l * 64);
+      for (int64_t l = 0; l < kLinesPerStep<WT>; ++l)  // as DotPanel's
+        if (v == l * kVecs / kLinesPerStep<WT>) prefetch_after<kFetchLevel>(wv[v].raw, pf + l * 64);
     }
 #pragma GCC unroll 16
     for (int g = 0; g < kR; ++g) {
@@ -261,7 +266,8 @@ HWY_NOINLINE __attribute__((aligned(256))) void SpillPass(
 // of 1-3 tokens issue kPaceNops no-ops (HostTuning::float_pace; else none).
 template <int kG, typename WT, bool kPace>
 constexpr int kSingleNops = kPace ? kPaceNops<kG, WT> : 0;
-// kRowsL1: F32 passes of 2-6 tokens fetch into L1 (HostTuning::float_rows_l1; else L2).
+// kRowsL1: F32 passes of 2-10 tokens fetch into L1 (HostTuning::float_rows_l1; else L2;
+// measured at 2-6 tokens, below, and the passes of 7-10 with it, session 35).
 // On the Zen 5 host at its fast memory level (~80 GB/s) the 1 + 4-row step with the L2
 // fetch took 1.071x a decode step on 110M F32 and 1.088x on the grown target (F32), with
 // the L1 fetch 1.050x and 1.048x (medians of 10-16 runs, builds in turns; at the slow
@@ -321,11 +327,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
                int64_t p1, int64_t k0, int64_t k1, float* y, int64_t ldy, const float* bias,
                bool more_after = false) {
   thread_local std::vector<float> sums_buf;  // [T][kP]: a partial panel's sums
-#if HWY_TARGET <= HWY_AVX3
-  const bool one_pass = T <= kMaxSpillG<WT> && kVecs == kPanelVecs;
-#else
-  const bool one_pass = T <= kMaxG && kVecs == kPanelVecs;
-#endif
+  const bool one_pass = T <= kMaxOnePassG<WT> && kVecs == kPanelVecs;
   const HostTuning& tuning = host_tuning();
   if (static_cast<int64_t>(sums_buf.size()) < T * kP) sums_buf.resize(static_cast<size_t>(T * kP));
   float* sums = sums_buf.data();

@@ -111,7 +111,7 @@ inline void store_tile(const PackedW& W, int64_t tile, __mmask16 mask, const __m
 // Rows of one tile for tokens [t0, t0 + TB). kFetch: the GEMV's fetch (TB = 1; gemv passes
 // the host's; the one-token tail of a T >= 2 call's odd tile, a single tile, takes the
 // default).
-template <QFormat F, int TB, cpu::GemvFetch kFetch = cpu::GemvFetch::kL1Near>
+template <QFormat F, int TB, cpu::GemvFetch kFetch = cpu::GemvFetch::kL1>
 inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t tile,
                         __mmask16 mask, float* y, const float* bias) {
   constexpr bool k4 = is_4bit(F);
@@ -136,7 +136,7 @@ inline void tile_tokens(const PackedW& W, const QAct& A, int64_t t0, int64_t til
     const auto fetch_ahead = [&](__m512i& loaded, int j) __attribute__((always_inline)) {
       if constexpr (TB == 1) {
         const uint8_t* ahead = wb + kGemvAhead + 64 * j;
-        cpu::prefetch_after<kFetch == cpu::GemvFetch::kL1Near ? 1 : 2>(loaded, ahead);
+        cpu::prefetch_after<kFetch == cpu::GemvFetch::kL1 ? 1 : 2>(loaded, ahead);
         if constexpr (kFetch == cpu::GemvFetch::kL2Paced) cpu::pace_with_nops<kGemvPaceNops>();
       }
     };
@@ -452,7 +452,7 @@ void tiles_avx512(const PackedW& W, const QAct& A, int64_t T, int64_t tile0, int
   if (T == 1) {
     if (fetch == cpu::GemvFetch::kL2Paced)
       return gemv_format<cpu::GemvFetch::kL2Paced>(W, A, tile0, tile1, y, bias);
-    return gemv_format<cpu::GemvFetch::kL1Near>(W, A, tile0, tile1, y, bias);
+    return gemv_format<cpu::GemvFetch::kL1>(W, A, tile0, tile1, y, bias);
   }
   switch (W.fmt) {
     case QFormat::Int8: run<QFormat::Int8>(W, A, T, tile0, tile1, y, bias); break;
