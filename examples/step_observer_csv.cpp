@@ -71,7 +71,9 @@ int main(int argc, char** argv) {
     troupe::GenerateRequest req;
     req.prompt = "Once upon a time";
     req.params.temperature = 0;
-    req.params.max_tokens = 16 + 4 * i;
+    // Long enough that the first request is still running when the last is submitted,
+    // even on a loaded machine, so the batch fills to max_num_seqs.
+    req.params.max_tokens = 48 + 4 * i;
     req.params.ignore_eos = true;
     engine.submit(req, [&](const troupe::TokenEvent& ev) {
       if (!ev.finished) return;
