@@ -60,6 +60,7 @@ struct Engine::Impl {
 };
 
 Engine::Engine(EngineConfig cfg, EngineHooks hooks) : cfg_(std::move(cfg)), impl_(std::make_unique<Impl>()) {
+  check_scheduler_config(cfg_.scheduler);  // before the model loads
   configure_actor_system(impl_->caf_cfg);
   if (cfg_.cluster.enabled()) configure_remoting(impl_->caf_cfg, cfg_.cluster.tls);
   impl_->system = std::make_unique<caf::actor_system>(impl_->caf_cfg);

@@ -1,7 +1,7 @@
 #pragma once
 // Scheduler stage (vLLM-v1 style token-step scheduling). Each iteration it builds one step
 // from a token budget: running sequences first (decodes, then unfinished prefill chunks),
-// then waiting ones by priority (FCFS among equals) with what budget remains. When KV
+// then waiting ones by priority (FCFS among equals, or --schedule-policy lof) with what budget remains. When KV
 // blocks run out it preempts the lowest-priority running sequence (recompute: free its
 // blocks, requeue it at the front). It streams every new token to the output stage and
 // retires finished sequences at once, so a new request joins the very next step.
@@ -29,6 +29,10 @@ struct SpecSchedule {
   // when given, the step-time model is fitted to them instead of target_calibration.
   std::vector<TimedStep> step_timings;
 };
+
+// Fails (troupe::Error) on settings the scheduler cannot run; the engine calls it before
+// loading the model, spawn_scheduler's SchedulerCore again.
+void check_scheduler_config(const SchedulerConfig& cfg);
 
 // Spawns the scheduler stage. It does nothing until the builder sends it SchedulerLinks
 // (where to send plans, updates, queue depths and observations).

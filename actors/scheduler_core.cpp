@@ -15,14 +15,29 @@ namespace {
 
 constexpr double kNoTarget = std::numeric_limits<double>::infinity();
 
+}  // namespace
+
+void check_scheduler_config(const SchedulerConfig& cfg) {
+  if (cfg.max_num_seqs < 1) fail("max-num-seqs must be at least 1");
+  if (cfg.max_num_batched_tokens < 1) fail("max-num-batched-tokens must be at least 1");
+  if (cfg.schedule_policy == SchedulePolicy::LongestOutputFirst && cfg.scheduling == Scheduling::Static)
+    fail("--schedule-policy lof orders continuous batching's queue; static batching (the baseline) forms its "
+         "batches in arrival order");
+}
+
 // Priority order: lower `priority` first, then the earlier TTFT deadline (with one target
-// for all, that is arrival order), then earlier arrival. A preempted sequence keeps its
-// deadline and arrival, so it goes back ahead of newer requests of the same priority.
-bool runs_before(const SequencePtr& a, const SequencePtr& b) {
+// for all, that is arrival order), then (SchedulePolicy::LongestOutputFirst) the most
+// max_tokens, then earlier arrival. A preempted sequence keeps its deadline, max_tokens
+// and arrival, so it goes back ahead of newer requests that it ran before.
+bool SchedulerCore::RunOrder::operator()(const SequencePtr& a, const SequencePtr& b) const {
   if (a->priority != b->priority) return a->priority < b->priority;
   if (a->deadline != b->deadline) return a->deadline < b->deadline;
+  if (longest_output_first && a->params.max_tokens != b->params.max_tokens)
+    return a->params.max_tokens > b->params.max_tokens;
   return a->arrival_order < b->arrival_order;
 }
+
+namespace {
 
 // The step time a TPOT target allows. A request's time per token is the step's time plus
 // the gap between steps (planning, the output stage), and the model's prediction errs both
@@ -61,8 +76,8 @@ SchedulerCore::SchedulerCore(SchedulerConfig cfg, KvCacheShape kv, SpecSchedule 
       // Bounded so a burst of outliers cannot shut admission (at most 4x) or open it wide
       // (at least 0.5x).
       ttft_ratio_(cfg.slo_admission_quantile, 0.05, 0.5, 4.0, 1.0) {
-  if (cfg_.max_num_seqs < 1) fail("max-num-seqs must be at least 1");
-  if (cfg_.max_num_batched_tokens < 1) fail("max-num-batched-tokens must be at least 1");
+  check_scheduler_config(cfg_);
+  runs_before_.longest_output_first = cfg_.schedule_policy == SchedulePolicy::LongestOutputFirst;
   if (spec.step_timings.empty())
     step_time_.seed(spec.target_calibration);
   else
@@ -116,7 +131,7 @@ void SchedulerCore::add(EnqueueSeq e, Clock::time_point now) {
     }
     seq->priority++;  // queued behind the requests that can still meet it
   }
-  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, runs_before), std::move(seq));
+  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, runs_before_), std::move(seq));
 }
 
 bool SchedulerCore::decoding(const Sequence& s) { return int64_t(s.tokens.size()) - s.num_computed == 1; }
@@ -198,7 +213,7 @@ double SchedulerCore::estimated_ttft(const Sequence& s) const {
   }
   const SequencePtr& self = by_id_.at(s.id);
   for (const auto& w : waiting_)
-    if (runs_before(w, self))
+    if (runs_before_(w, self))
       queue.push_back({0, int64_t(w->tokens.size()), int64_t(std::ceil(expected_output(*w))), target_or_none(w->slo_tpot_ms), false});
   queue.push_back({0, int64_t(s.tokens.size()), 0, target_or_none(s.slo_tpot_ms), false});
   int64_t slots = cfg_.max_num_seqs - int64_t(running_.size());
@@ -368,7 +383,7 @@ void SchedulerCore::preempt(SequencePtr victim) {
   victim->num_computed = 0;  // recompute: prompt + generated so far become its new prompt
   victim->usage.preemptions++;
   stats_.preemptions++;
-  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), victim, runs_before), victim);
+  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), victim, runs_before_), victim);
 }
 
 // Grows `s` by n tokens, preempting from the back of running_ (lowest priority) until the
@@ -389,7 +404,7 @@ std::optional<StepPlan> SchedulerCore::plan_continuous(Clock::time_point now) {
   int64_t budget = cfg_.max_num_batched_tokens;
   const size_t max_seqs = size_t(max_seqs_this_step());
   bool preempted = false;
-  std::stable_sort(running_.begin(), running_.end(), runs_before);
+  std::stable_sort(running_.begin(), running_.end(), runs_before_);
   // With TPOT targets, the sequences decoding now are what they protect: the step may take
   // the tightest of their allowances (target plus banked time), and prefill chunks (and
   // newcomers) get only the time the step-time model says is left after the decodes.

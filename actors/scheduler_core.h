@@ -97,6 +97,12 @@ class SchedulerCore {
   Sequence* find(int64_t id);
 
   SchedulerConfig cfg_;
+  // The order of the waiting queue (and of running_, whose back is preempted first).
+  struct RunOrder {
+    bool longest_output_first = false;
+    bool operator()(const SequencePtr& a, const SequencePtr& b) const;
+  };
+  RunOrder runs_before_;
   BlockManager blocks_;
   std::deque<SequencePtr> waiting_;
   std::vector<SequencePtr> running_;

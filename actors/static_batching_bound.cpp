@@ -61,8 +61,9 @@ double static_bound_empirical(std::span<const int> output_lens, int64_t batch) {
 namespace {
 
 // Steps of static batching (arrival-order batches, each as long as its longest output) and
-// of continuous batching's first-come-first-served schedule (its makespan).
-std::pair<int64_t, int64_t> static_and_fcfs_steps(std::span<const int> output_lens, int64_t batch) {
+// of continuous batching's schedule in the policy's order (its makespan).
+std::pair<int64_t, int64_t> static_and_continuous_steps(std::span<const int> output_lens, int64_t batch,
+                                                        SchedulePolicy policy) {
   int64_t static_steps = 0;
   for (size_t b = 0; b < output_lens.size(); b += size_t(batch)) {
     const auto end = output_lens.begin() + std::min(output_lens.size(), b + size_t(batch));
@@ -71,8 +72,10 @@ std::pair<int64_t, int64_t> static_and_fcfs_steps(std::span<const int> output_le
   // The steps at which each slot comes free; a request starts on the earliest.
   std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> free_at;
   for (int64_t s = 0; s < batch; ++s) free_at.push(0);
+  std::vector<int> order(output_lens.begin(), output_lens.end());
+  if (policy == SchedulePolicy::LongestOutputFirst) std::stable_sort(order.begin(), order.end(), std::greater<>());
   int64_t makespan = 0;
-  for (int o : output_lens) {
+  for (int o : order) {
     const int64_t end = free_at.top() + o;
     free_at.pop();
     free_at.push(end);
@@ -83,13 +86,14 @@ std::pair<int64_t, int64_t> static_and_fcfs_steps(std::span<const int> output_le
 
 }  // namespace
 
-double static_bound_fcfs(std::span<const int> output_lens, int64_t batch) {
+double static_bound_finite(std::span<const int> output_lens, int64_t batch, SchedulePolicy policy) {
   if (batch < 1) fail("static batching bound: batch size {} must be positive", batch);
-  const auto [static_steps, makespan] = static_and_fcfs_steps(output_lens, batch);
+  const auto [static_steps, makespan] = static_and_continuous_steps(output_lens, batch, policy);
   return makespan > 0 ? double(static_steps) / double(makespan) : 1.0;
 }
 
-double static_bound_fcfs_expected(std::span<const int> pool, size_t num_requests, int64_t batch, int draws) {
+double static_bound_finite_expected(std::span<const int> pool, size_t num_requests, int64_t batch, int draws,
+                                    SchedulePolicy policy) {
   if (pool.empty() || num_requests == 0) return 1.0;
   if (batch < 1 || draws < 1) fail("static batching bound: batch {} and draws {} must be positive", batch, draws);
   std::mt19937_64 rng(19);  // the same draws on every standard library, unlike its distributions
@@ -97,7 +101,7 @@ double static_bound_fcfs_expected(std::span<const int> pool, size_t num_requests
   double sum = 0;
   for (int d = 0; d < draws; ++d) {
     for (int& o : outs) o = pool[rng() % pool.size()];
-    sum += static_bound_fcfs(outs, batch);
+    sum += static_bound_finite(outs, batch, policy);
   }
   return sum / draws;
 }

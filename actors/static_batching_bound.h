@@ -11,11 +11,14 @@
 // (less in practice: prefill, partly filled last batches, steps that do cost more with
 // more sequences). That keeps continuous batching's batch full, as an endless stream of
 // requests would; a finite workload admitted first come, first served ends in a drain,
-// which static_bound_fcfs counts: issue 19's 32 requests in 16 slots expect ~1.24x where
-// the endless stream gives 1.78x (docs/benchmarks.md, session 35).
+// which static_bound_finite counts: issue 19's 32 requests in 16 slots expect ~1.24x where
+// the endless stream gives 1.78x (docs/benchmarks.md, session 35), and ~1.66x admitted
+// longest output first (--schedule-policy lof, which keeps the batch full longer).
 // static_estimate_with_prefill below counts the prompts.
 #include <cstdint>
 #include <span>
+
+#include "config/scheduler_config.h"
 
 namespace troupe {
 
@@ -34,17 +37,19 @@ double static_bound_uniform(int lo, int hi, int64_t batch);
 double static_bound_empirical(std::span<const int> output_lens, int64_t batch);
 
 // The same cost model (every step the same cost) for a finite workload that continuous
-// batching admits first come, first served: `batch` slots, and each request in arrival
-// order takes the first slot to come free and holds it for its output's steps. Static
-// batching's steps (the sum over batches of their longest output) over that schedule's
-// makespan. The forms above take the batch to stay full, as in an endless stream; a finite
-// workload ends in a drain (after the last admission slots empty and none refill), which
-// this one counts. 1 for an empty workload.
-double static_bound_fcfs(std::span<const int> output_lens, int64_t batch);
+// batching admits in the order `policy` gives (arrival; or the longest output first):
+// `batch` slots, and each request in that order takes the first slot to come free and
+// holds it for its output's steps. Static batching's steps (the sum over batches, in
+// arrival order, of their longest output) over that schedule's makespan. The forms above
+// take the batch to stay full, as in an endless stream; a finite workload ends in a drain
+// (after the last admission slots empty and none refill), which this one counts. 1 for an
+// empty workload.
+double static_bound_finite(std::span<const int> output_lens, int64_t batch, SchedulePolicy policy);
 
 // Its mean over `draws` workloads of the same size as `output_lens`, each drawn with
 // replacement from `pool` (a fixed seed, so the figure is the same every run).
-double static_bound_fcfs_expected(std::span<const int> pool, size_t num_requests, int64_t batch, int draws);
+double static_bound_finite_expected(std::span<const int> pool, size_t num_requests, int64_t batch, int draws,
+                                    SchedulePolicy policy);
 
 // The ratio once the prompts are counted, which both modes compute alike. Static batching's
 // run splits into the forward time of its prefill steps, P (they carry no decodes), and of

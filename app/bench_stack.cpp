@@ -198,6 +198,8 @@ class RungRunner {
     cfg.model = r.model;
     cfg.quantization = r.quant;
     cfg.scheduler.scheduling = r.scheduling;
+    // The static rung is the arrival-order baseline (--schedule-policy lof: the others').
+    if (r.scheduling == Scheduling::Static) cfg.scheduler.schedule_policy = SchedulePolicy::Fcfs;
     // Every probe replays the same prompts: a prefix cache would serve later probes from
     // the earlier ones' KV and make them look faster than a first visit.
     cfg.scheduler.enable_prefix_caching = false;

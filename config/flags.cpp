@@ -189,6 +189,16 @@ void add_scheduler_flags(FlagSet& f, SchedulerConfig& cfg) {
   f.option("--max-num-batched-tokens", cfg.max_num_batched_tokens, "Token budget per engine step")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 24));
+  f.remember(f.cmd()->add_option_function<std::string>(
+                    "--schedule-policy",
+                    [&cfg](const std::string& v) {
+                      cfg.schedule_policy = v == "lof" ? SchedulePolicy::LongestOutputFirst : SchedulePolicy::Fcfs;
+                    },
+                    "Waiting-queue order within a priority: fcfs (arrival) or lof (most max_tokens first; "
+                    "continuous batching)")
+                 ->check(CLI::IsMember({"fcfs", "lof"}))
+                 ->default_str("fcfs"),
+             [&cfg] { return boost::json::value(cfg.schedule_policy == SchedulePolicy::LongestOutputFirst ? "lof" : "fcfs"); });
   f.option("--batch-wait-ms", cfg.batch_wait_ms, "Static batching: wait this long to fill a batch")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 30));

@@ -24,9 +24,10 @@
 namespace troupe {
 
 // Bumped whenever a message of protocol.h or this file changes shape.
-constexpr int32_t kClusterProtocolVersion = 6;  // 2: steps in flight, SLOs; 3: prompt logprobs; 4: per-request SLOs;
+constexpr int32_t kClusterProtocolVersion = 7;  // 2: steps in flight, SLOs; 3: prompt logprobs; 4: per-request SLOs;
                                                  // 5: per-request SLO outcome in SeqUpdate;
-                                                 // 6: KV-cache dtype in HostStage
+                                                 // 6: KV-cache dtype in HostStage;
+                                                 // 7: schedule policy in SchedulerConfig
 
 // What a model is, compared across processes: a hash of its configuration and of every
 // tensor's name, shape and dtype, a readable summary for errors, and the quantization it
@@ -80,7 +81,7 @@ typename Inspector::result_type inspect(Inspector& f, ModelIdentity& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SchedulerConfig& x) {
-  return f(caf::meta::type_name("SchedulerConfig"), x.scheduling, x.max_num_seqs, x.max_num_batched_tokens,
+  return f(caf::meta::type_name("SchedulerConfig"), x.scheduling, x.schedule_policy, x.max_num_seqs, x.max_num_batched_tokens,
            x.max_model_len, x.enable_prefix_caching, x.batch_wait_ms, x.max_steps_in_flight,
            x.slo_ttft_ms, x.slo_tpot_ms, x.slo_reject, x.slo_admission_quantile, x.slo_min_ttft_ms,
            x.slo_min_tpot_ms);

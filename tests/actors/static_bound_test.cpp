@@ -73,31 +73,56 @@ TEST_CASE("static_bound_empirical: the lengths' own distribution", "[static-boun
   CHECK(static_bound_empirical(std::vector<int>{9, 9, 9}, 8) == Approx(1.0));
 }
 
-TEST_CASE("static_bound_fcfs: a finite workload admitted first come, first served", "[static-bound]") {
+TEST_CASE("static_bound_finite: a finite workload admitted first come, first served", "[static-bound]") {
+  const auto fcfs = [](std::vector<int> outs, int64_t batch) {
+    return static_bound_finite(outs, batch, SchedulePolicy::Fcfs);
+  };
   // Two slots. {4, 1, 1, 4}: static batching runs {4, 1} then {1, 4}, 8 steps. First come,
   // first served: 4 on [0, 4), 1 on [0, 1), 1 on [1, 2), 4 on [2, 6): 6 steps.
-  CHECK(static_bound_fcfs(std::vector<int>{4, 1, 1, 4}, 2) == Approx(8.0 / 6.0));
+  CHECK(fcfs({4, 1, 1, 4}, 2) == Approx(8.0 / 6.0));
   // {1, 3, 2, 2}: static 3 + 2 = 5; 1 on [0, 1), 3 on [0, 3), 2 on [1, 3), 2 on [3, 5): the
   // last request's drain leaves continuous batching no faster (the endless-stream bound
   // says 1.25).
-  CHECK(static_bound_fcfs(std::vector<int>{1, 3, 2, 2}, 2) == Approx(1.0));
+  CHECK(fcfs({1, 3, 2, 2}, 2) == Approx(1.0));
   CHECK(static_bound_sampled(std::vector<int>{1, 3, 2, 2}, 2) == Approx(1.25));
-  CHECK(static_bound_fcfs(std::vector<int>{4, 1, 1, 4}, 1) == Approx(1.0));  // one slot: the same schedule
-  CHECK(static_bound_fcfs(std::vector<int>{4, 1, 1, 4}, 8) == Approx(1.0));  // one batch: both take its longest
-  CHECK(static_bound_fcfs(std::vector<int>{}, 4) == 1.0);
-  CHECK_THROWS(static_bound_fcfs(std::vector<int>{1}, 0));
+  CHECK(fcfs({4, 1, 1, 4}, 1) == Approx(1.0));  // one slot: the same schedule
+  CHECK(fcfs({4, 1, 1, 4}, 8) == Approx(1.0));  // one batch: both take its longest
+  CHECK(fcfs({}, 4) == 1.0);
+  CHECK_THROWS(fcfs({1}, 0));
 }
 
-TEST_CASE("static_bound_fcfs_expected: short workloads drain, long ones approach the stream", "[static-bound]") {
+TEST_CASE("static_bound_finite: admitted longest output first", "[static-bound]") {
+  const auto lof = [](std::vector<int> outs, int64_t batch) {
+    return static_bound_finite(outs, batch, SchedulePolicy::LongestOutputFirst);
+  };
+  // Static batching keeps arrival order. {4, 1, 1, 4} in two slots: static 8 steps; the
+  // two 4s on [0, 4), the 1s on [4, 5): 5 steps.
+  CHECK(lof({4, 1, 1, 4}, 2) == Approx(8.0 / 5.0));
+  // {1, 3, 2, 2}: static 5; 3 on [0, 3), 2 on [0, 2), 2 on [2, 4), 1 on [3, 4): 4 steps,
+  // where first come, first served took 5.
+  CHECK(lof({1, 3, 2, 2}, 2) == Approx(5.0 / 4.0));
+  // {4, 1, 1, 4, 2, 3}: static 4 + 4 + 3 = 11; 4, 4 on [0, 4), 3 on [4, 7), 2 on [4, 6),
+  // 1 on [6, 7), 1 on [7, 8): 8 steps.
+  CHECK(lof({4, 1, 1, 4, 2, 3}, 2) == Approx(11.0 / 8.0));
+  CHECK(lof({}, 4) == 1.0);
+}
+
+TEST_CASE("static_bound_finite_expected: short workloads drain, long ones approach the stream", "[static-bound]") {
   std::vector<int> pool;  // issue 19's output lengths, 16-256
   for (int v = 16; v <= 256; ++v) pool.push_back(v);
+  const auto expected = [&](size_t n, int draws, SchedulePolicy p) {
+    return static_bound_finite_expected(pool, n, 16, draws, p);
+  };
   // Its 32 requests in 16 slots: ~1.23 (an independent simulation in Python, 2 x 2000
-  // draws: 1.233 and 1.235), against the endless stream's 1.78.
-  CHECK(static_bound_fcfs_expected(pool, 32, 16, 2000) == Approx(1.234).epsilon(0.01));
+  // draws: 1.233 and 1.235; 20000 draws: 1.234), against the endless stream's 1.78.
+  CHECK(expected(32, 2000, SchedulePolicy::Fcfs) == Approx(1.234).epsilon(0.01));
+  // Longest output first: the long requests start at once and the short ones fill the
+  // slots they leave (Python, 20000 draws: 1.661).
+  CHECK(expected(32, 2000, SchedulePolicy::LongestOutputFirst) == Approx(1.661).epsilon(0.01));
   // 1024 requests: the drain is a small part of the run (Python: 1.758).
-  const double long_run = static_bound_fcfs_expected(pool, 1024, 16, 200);
+  const double long_run = expected(1024, 200, SchedulePolicy::Fcfs);
   CHECK(long_run == Approx(1.758).epsilon(0.01));
   CHECK(long_run < static_bound_uniform(16, 256, 16));
-  CHECK(static_bound_fcfs_expected(std::vector<int>{5}, 5, 2, 10) == Approx(1.0));  // equal lengths
-  CHECK(static_bound_fcfs_expected(pool, 32, 16, 2000) == static_bound_fcfs_expected(pool, 32, 16, 2000));
+  CHECK(static_bound_finite_expected(std::vector<int>{5}, 5, 2, 10, SchedulePolicy::Fcfs) == Approx(1.0));  // equal lengths
+  CHECK(expected(32, 2000, SchedulePolicy::Fcfs) == expected(32, 2000, SchedulePolicy::Fcfs));
 }

@@ -52,7 +52,7 @@ std::string to_yaml(const json::object& o) {
 
 const char* kNonDefaults =
     "--model m.gguf --threads 3 --block-size 32 --kv-cache-memory 1048576 --kv-cache-dtype int8 --max-model-len 256 --max-waiting 9 "
-    "--quantization int4 --group-size 64 --lm-head float --max-num-seqs 7 --max-num-batched-tokens 333 "
+    "--quantization int4 --group-size 64 --lm-head float --max-num-seqs 7 --max-num-batched-tokens 333 --schedule-policy lof "
     "--batch-wait-ms 5 --slo-ttft-ms 500 --slo-tpot-ms 40 --slo-min-ttft-ms 200 --slo-min-tpot-ms 20 --slo-admission queue --slo-admission-quantile 0.75 --no-enable-prefix-caching --scheduling static --speculative-model self:int8 "
     "--num-speculative-tokens 3 --speculative-method draft --ngram-min 1 --ngram-max 5 --no-adaptive-speculation "
     "--speculative-min-gain 1.5 --speculative-draft-threads 2 --host 0.0.0.0 --port 1234 --max-body-bytes 4096 "
@@ -78,6 +78,8 @@ TEST_CASE("print-config covers every registered flag and binds the structs") {
   CHECK_FALSE(v.contains("print-config"));
   CHECK(c.o.engine.scheduler.max_num_seqs == 7);
   CHECK(c.o.engine.scheduler.scheduling == Scheduling::Static);
+  CHECK(c.o.engine.scheduler.schedule_policy == SchedulePolicy::LongestOutputFirst);
+  CHECK(v.at("schedule-policy") == "lof");
   CHECK_FALSE(c.o.engine.speculative.adaptive);
   CHECK(c.o.engine.quantization.method == quant::Method::Int4);
   CHECK(c.o.engine.kv.dtype == KvDtype::Int8);

@@ -475,6 +475,31 @@ TEST_CASE("bench throughput --scheduling both --json --plot reports both modes a
   CHECK(test::run_command("ls " + shell_quote(dir)).out == "steps.csv\ntp.json\ntp.png\n");
 }
 
+TEST_CASE("bench throughput --schedule-policy lof: continuous batching longest first, static in arrival order",
+          "[cli][bench]") {
+  const std::string dir = test::temp_dir("bench-throughput-lof");
+  const std::string js = dir + "/tp.json";
+  const json::object o = bench_json("throughput --model " + shell_quote(model()) +
+                                         " --num-prompts 6 --input-len 8 --output-len 2:14 --max-num-seqs 2 "
+                                         "--scheduling both --schedule-policy lof --json " + shell_quote(js),
+                                     js);
+  INFO(json::serialize(o));
+  CHECK(str(o, "schedule_policy") == "lof");
+  const int64_t out_tokens = integer(obj(o, "continuous"), "output_tokens");  // the same workload in both
+  check_result(obj(o, "continuous"), 6, out_tokens, true);
+  check_result(obj(o, "static"), 6, out_tokens, true);
+  CHECK(out_tokens >= 12);
+  const double ratio = num(o, "throughput_ratio");
+  CHECK(num(o, "static_bound_lof_sampled") >= 1.0);
+  CHECK(num(o, "static_bound_lof_expected") > 1.0);  // lengths 2-14 in 2 slots
+  CHECK(num(o, "fraction_of_lof_bound") == Approx(ratio / num(o, "static_bound_lof_sampled")));
+  // Static batching is the arrival-order baseline: the policy is refused for it alone.
+  auto bad = bench("throughput --model " + shell_quote(model()) +
+                   " --num-prompts 2 --output-len 3 --scheduling static --schedule-policy lof");
+  CHECK(bad.status != 0);
+  CHECK(bad.out.find("static batching keeps arrival order") != std::string::npos);
+}
+
 TEST_CASE("bench throughput with one scheduling reports that mode only", "[cli][bench]") {
   const std::string dir = test::temp_dir("bench-throughput-one");
   for (const std::string mode : {"continuous", "static"}) {
@@ -487,7 +512,7 @@ TEST_CASE("bench throughput with one scheduling reports that mode only", "[cli][
     const json::object o = read_json(js);
     INFO(json::serialize(o));
     check_result(obj(o, mode.c_str()), 3, 15, true);
-    CHECK(o.size() == 8);  // the mode and the workload, nothing of the other mode
+    CHECK(o.size() == 9);  // the mode and the workload, nothing of the other mode
     CHECK(!o.contains("throughput_ratio"));
     CHECK(num(o, "request_rate") == 200);
     CHECK(integer(o, "num_prompts") == 3);
