@@ -23,6 +23,11 @@ void check_scheduler_config(const SchedulerConfig& cfg) {
   if (cfg.schedule_policy == SchedulePolicy::LongestOutputFirst && cfg.scheduling == Scheduling::Static)
     fail("--schedule-policy lof orders continuous batching's queue; static batching (the baseline) forms its "
          "batches in arrival order");
+  // Deadlines come before max_tokens in RunOrder, and a server-wide TTFT target gives every
+  // request a deadline of its own: lof would order nothing.
+  if (cfg.schedule_policy == SchedulePolicy::LongestOutputFirst && cfg.slo_ttft_ms > 0)
+    fail("--schedule-policy lof does not combine with --slo-ttft-ms: with a TTFT target the queue runs earliest "
+         "deadline first");
 }
 
 // Priority order: lower `priority` first, then the earlier TTFT deadline (with one target

@@ -15,7 +15,8 @@ enum class Scheduling { Continuous, Static };
 //   instead of draining: issue 19's 32 requests in 16 slots allow ~1.66x over static
 //   batching against ~1.24x first come, first served (docs/benchmarks.md, session 36).
 //   Short requests wait longer for their first token; continuous batching only (static
-//   batching is the arrival-order baseline).
+//   batching is the arrival-order baseline), and not with a server-wide TTFT target
+//   (deadlines come first, and each request has its own).
 enum class SchedulePolicy : uint8_t { Fcfs, LongestOutputFirst };
 
 struct SchedulerConfig {

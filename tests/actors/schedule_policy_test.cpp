@@ -83,7 +83,7 @@ TEST_CASE("schedule policy: the steps the bound's model counts, in either order"
   }
 }
 
-TEST_CASE("schedule policy: static batching keeps arrival order and refuses lof", "[actors][schedule-policy]") {
+TEST_CASE("schedule policy: lof is refused with static batching and with a server-wide TTFT target", "[actors][schedule-policy]") {
   SchedulerConfig cfg = policy_config(SchedulePolicy::LongestOutputFirst, 2);
   cfg.scheduling = Scheduling::Static;
   CHECK_THROWS_WITH(SchedulerCore(cfg, KvCacheShape{64, 4, 0}), Catch::Contains("static batching"));
@@ -92,4 +92,11 @@ TEST_CASE("schedule policy: static batching keeps arrival order and refuses lof"
   ec.model = "/nonexistent/model.gguf";
   ec.scheduler = cfg;
   CHECK_THROWS_WITH(Engine(ec), Catch::Contains("--schedule-policy lof"));
+  // Nor with a server-wide TTFT target: every request's own deadline comes first.
+  SchedulerConfig slo = policy_config(SchedulePolicy::LongestOutputFirst, 2);
+  slo.slo_ttft_ms = 500;
+  CHECK_THROWS_WITH(SchedulerCore(slo, KvCacheShape{64, 4, 0}), Catch::Contains("--slo-ttft-ms"));
+  slo.slo_ttft_ms = 0;
+  slo.slo_min_ttft_ms = 200;  // requests may set their own; those without go by max_tokens
+  CHECK_NOTHROW(SchedulerCore(slo, KvCacheShape{64, 4, 0}));
 }
