@@ -179,6 +179,7 @@ TEST_CASE("the cluster handshake round-trips too", "[actors][protocol][cluster]"
   replica.replica = true;
   replica.scheduler.max_num_seqs = 3;
   replica.scheduler.scheduling = Scheduling::Static;
+  replica.scheduler.schedule_policy = SchedulePolicy::LongestOutputFirst;
   replica.output = out;
   check_roundtrip(sys, replica);
   caf::anon_send_exit(out, caf::exit_reason::user_shutdown);
