@@ -1,10 +1,10 @@
 // --schedule-policy (config/scheduler_config.h), driven by hand (no actors, no model): lof
 // starts the requests with the most max_tokens first, within a priority; the schedule it
-// gives takes the steps static_bound_finite counts for it; static batching refuses it.
+// gives takes the steps static_bound_finite counts for it; static batching, and a
+// server-wide TTFT target, refuse it.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <map>
 
 #include "actors/engine.h"
 #include "actors/scheduler_by_hand.h"
