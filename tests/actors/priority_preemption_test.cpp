@@ -55,6 +55,38 @@ TEST_CASE("priority: with one running slot, queued requests start lowest priorit
   for (int64_t id : ids) CHECK(col.get(id).final_event.finish_reason == FinishReason::Length);
 }
 
+// --schedule-policy lof through the whole pipeline: behind a blocker holding the only slot,
+// the queued requests start with the most max_tokens first, arrival order among equals
+// (tests/actors/schedule_policy_test.cpp drives the same order by hand).
+TEST_CASE("schedule policy lof: queued requests start longest output first", "[actors][schedule-policy]") {
+  EngineConfig cfg;
+  cfg.model = test::model_path("tinystories-656k");
+  cfg.scheduler.max_num_seqs = 1;
+  cfg.scheduler.schedule_policy = SchedulePolicy::LongestOutputFirst;
+  Engine engine(cfg);
+  auto prompt = engine.tokenizer().encode("Once upon a time", true);
+  std::mutex mu;
+  std::vector<int64_t> started;
+  Collector col;
+  auto sink = [&, inner = col.sink()](const TokenEvent& ev) {
+    {
+      std::lock_guard lk(mu);
+      if (std::find(started.begin(), started.end(), ev.request_id) == started.end()) started.push_back(ev.request_id);
+    }
+    inner(ev);
+  };
+  const int64_t blocker = engine.submit(greedy_request(prompt, 480), sink);
+  col.wait_tokens(blocker, 1);
+  const std::vector<int32_t> max_tokens = {3, 9, 5, 9, 1, 6};
+  std::vector<int64_t> ids;
+  for (int32_t n : max_tokens) ids.push_back(engine.submit(greedy_request(prompt, n), sink));
+  col.wait_done(1 + max_tokens.size());
+  REQUIRE(col.get(blocker).ids.size() == 480);  // they really queued behind it
+  std::lock_guard lk(mu);
+  CHECK(started == std::vector<int64_t>{blocker, ids[1], ids[3], ids[5], ids[2], ids[0], ids[4]});
+  for (size_t i = 0; i < ids.size(); ++i) CHECK(col.get(ids[i]).ids.size() == size_t(max_tokens[i]));
+}
+
 TEST_CASE("a seeded sampled request gives the same tokens when it is preempted", "[actors][preemption][seed]") {
   EngineConfig cfg;
   cfg.model = test::model_path("tinystories-656k");
