@@ -1,5 +1,6 @@
 // Scheduling claims of actors/request.h and the scheduler: `priority` orders the queue (lower
-// first, FCFS among equals), and a seeded sampled request reproduces across preemption.
+// first, FCFS among equals, or the most max_tokens first under --schedule-policy lof), and a
+// seeded sampled request reproduces across preemption.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
