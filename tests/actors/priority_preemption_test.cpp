@@ -14,78 +14,84 @@ using namespace troupe;
 using troupe::test::Collector;
 using troupe::test::greedy_request;
 
-TEST_CASE("priority: with one running slot, queued requests start lowest priority first, FCFS among equals",
-          "[actors][priority]") {
-  EngineConfig cfg;
-  cfg.model = test::model_path("tinystories-656k");
-  cfg.scheduler.max_num_seqs = 1;
-  Engine engine(cfg);
-  auto prompt = engine.tokenizer().encode("Once upon a time", true);
+namespace {
 
-  // Order in which requests produce their first token (one slot: the order they ran in).
+// One slot on TinyStories-656K, held by a long blocker request while `queued` (submitted
+// once the blocker streams) wait behind it: the order in which requests produce their
+// first token is the order they ran in.
+struct OneSlot {
+  Collector col;
   std::mutex mu;
   std::vector<int64_t> started;
-  Collector col;
-  auto sink = [&, inner = col.sink()](const TokenEvent& ev) {
-    {
-      std::lock_guard lk(mu);
-      if (std::find(started.begin(), started.end(), ev.request_id) == started.end()) started.push_back(ev.request_id);
-    }
-    inner(ev);
-  };
-  // A long first request holds the only slot while the rest queue up behind it.
-  const int64_t blocker = engine.submit(greedy_request(prompt, 480), sink);
-  col.wait_tokens(blocker, 1);
-  const std::vector<int32_t> priorities = {3, 1, 2, 1, 0, 3, 2, -1, 1};
-  std::vector<int64_t> ids;
-  for (int32_t p : priorities) {
-    GenerateRequest r = greedy_request(prompt, 4);
-    r.priority = p;
-    ids.push_back(engine.submit(r, sink));
-  }
-  col.wait_done(1 + priorities.size());
-  REQUIRE(col.get(blocker).ids.size() == 480);  // they really queued behind it
+  int64_t blocker = 0;
+  Engine engine;  // last: stopped before what its sinks write to goes
 
+  explicit OneSlot(SchedulePolicy policy) : engine(config(policy)) {}
+  static EngineConfig config(SchedulePolicy policy) {
+    EngineConfig cfg;
+    cfg.model = test::model_path("tinystories-656k");
+    cfg.scheduler.max_num_seqs = 1;
+    cfg.scheduler.schedule_policy = policy;
+    return cfg;
+  }
+  GenerateRequest request(int max_tokens) {
+    return greedy_request(engine.tokenizer().encode("Once upon a time", true), max_tokens);
+  }
+  // Returns the queued requests' ids, once every request has finished.
+  std::vector<int64_t> run(const std::vector<GenerateRequest>& queued) {
+    auto sink = [this, inner = col.sink()](const TokenEvent& ev) {
+      {
+        std::lock_guard lk(mu);
+        if (std::find(started.begin(), started.end(), ev.request_id) == started.end()) started.push_back(ev.request_id);
+      }
+      inner(ev);
+    };
+    blocker = engine.submit(request(480), sink);
+    col.wait_tokens(blocker, 1);
+    std::vector<int64_t> ids;
+    for (const auto& r : queued) ids.push_back(engine.submit(r, sink));
+    col.wait_done(1 + queued.size());
+    REQUIRE(col.get(blocker).ids.size() == 480);  // they really queued behind it
+    return ids;
+  }
+  std::vector<int64_t> start_order() {
+    std::lock_guard lk(mu);
+    return started;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("priority: with one running slot, queued requests start lowest priority first, FCFS among equals",
+          "[actors][priority]") {
+  OneSlot s(SchedulePolicy::Fcfs);
+  const std::vector<int32_t> priorities = {3, 1, 2, 1, 0, 3, 2, -1, 1};
+  std::vector<GenerateRequest> queued;
+  for (int32_t p : priorities) {
+    queued.push_back(s.request(4));
+    queued.back().priority = p;
+  }
+  const std::vector<int64_t> ids = s.run(queued);
   std::vector<size_t> order(priorities.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return priorities[a] < priorities[b]; });
-  std::vector<int64_t> want{blocker};
+  std::vector<int64_t> want{s.blocker};
   for (size_t i : order) want.push_back(ids[i]);
-  std::lock_guard lk(mu);
-  CHECK(started == want);
-  for (int64_t id : ids) CHECK(col.get(id).final_event.finish_reason == FinishReason::Length);
+  CHECK(s.start_order() == want);
+  for (int64_t id : ids) CHECK(s.col.get(id).final_event.finish_reason == FinishReason::Length);
 }
 
-// --schedule-policy lof through the whole pipeline: behind a blocker holding the only slot,
-// the queued requests start with the most max_tokens first, arrival order among equals
-// (tests/actors/schedule_policy_test.cpp drives the same order by hand).
+// --schedule-policy lof through the whole pipeline: the queued requests start with the most
+// max_tokens first, arrival order among equals (tests/actors/schedule_policy_test.cpp drives
+// the same order by hand).
 TEST_CASE("schedule policy lof: queued requests start longest output first", "[actors][schedule-policy]") {
-  EngineConfig cfg;
-  cfg.model = test::model_path("tinystories-656k");
-  cfg.scheduler.max_num_seqs = 1;
-  cfg.scheduler.schedule_policy = SchedulePolicy::LongestOutputFirst;
-  Engine engine(cfg);
-  auto prompt = engine.tokenizer().encode("Once upon a time", true);
-  std::mutex mu;
-  std::vector<int64_t> started;
-  Collector col;
-  auto sink = [&, inner = col.sink()](const TokenEvent& ev) {
-    {
-      std::lock_guard lk(mu);
-      if (std::find(started.begin(), started.end(), ev.request_id) == started.end()) started.push_back(ev.request_id);
-    }
-    inner(ev);
-  };
-  const int64_t blocker = engine.submit(greedy_request(prompt, 480), sink);
-  col.wait_tokens(blocker, 1);
-  const std::vector<int32_t> max_tokens = {3, 9, 5, 9, 1, 6};
-  std::vector<int64_t> ids;
-  for (int32_t n : max_tokens) ids.push_back(engine.submit(greedy_request(prompt, n), sink));
-  col.wait_done(1 + max_tokens.size());
-  REQUIRE(col.get(blocker).ids.size() == 480);  // they really queued behind it
-  std::lock_guard lk(mu);
-  CHECK(started == std::vector<int64_t>{blocker, ids[1], ids[3], ids[5], ids[2], ids[0], ids[4]});
-  for (size_t i = 0; i < ids.size(); ++i) CHECK(col.get(ids[i]).ids.size() == size_t(max_tokens[i]));
+  OneSlot s(SchedulePolicy::LongestOutputFirst);
+  const std::vector<int> max_tokens = {3, 9, 5, 9, 1, 6};
+  std::vector<GenerateRequest> queued;
+  for (int n : max_tokens) queued.push_back(s.request(n));
+  const std::vector<int64_t> ids = s.run(queued);
+  CHECK(s.start_order() == std::vector<int64_t>{s.blocker, ids[1], ids[3], ids[5], ids[2], ids[0], ids[4]});
+  for (size_t i = 0; i < ids.size(); ++i) CHECK(s.col.get(ids[i]).ids.size() == size_t(max_tokens[i]));
 }
 
 TEST_CASE("a seeded sampled request gives the same tokens when it is preempted", "[actors][preemption][seed]") {
