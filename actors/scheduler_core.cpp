@@ -21,8 +21,8 @@ void check_scheduler_config(const SchedulerConfig& cfg) {
   if (cfg.max_num_seqs < 1) fail("max-num-seqs must be at least 1");
   if (cfg.max_num_batched_tokens < 1) fail("max-num-batched-tokens must be at least 1");
   if (cfg.schedule_policy == SchedulePolicy::LongestOutputFirst && cfg.scheduling == Scheduling::Static)
-    fail("--schedule-policy lof orders continuous batching's queue; static batching (the baseline) forms its "
-         "batches in arrival order");
+    fail("--schedule-policy lof orders continuous batching's queue; static batching keeps arrival order (it is "
+         "the baseline)");
   // Deadlines come before max_tokens in RunOrder, and a server-wide TTFT target gives every
   // request a deadline of its own: lof would order nothing.
   if (cfg.schedule_policy == SchedulePolicy::LongestOutputFirst && cfg.slo_ttft_ms > 0)

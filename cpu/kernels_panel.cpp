@@ -30,10 +30,9 @@
 // panel, and up to kMaxSpillG (10 F32, 9 16-bit) in one pass whose sums past the 6th token
 // live in an L1 buffer (SpillPass); more tokens, and every T with narrower vectors (AVX2:
 // 8 vectors a panel, run 4 at a time, 2 tokens), run the panel in input slices of kSlice,
-// each slice
-// (32 KiB of F32 weights, in L1; 16-bit weights widened to F32 once, WidenBuffer) reused
-// by every token group before the next, the groups' partial sums parked in a per-thread
-// buffer between slices.
+// each slice (32 KiB of F32 weights, in L1; 16-bit weights widened to F32 once,
+// WidenBuffer) reused by every token group before the next, the groups' partial sums
+// parked in a per-thread buffer between slices.
 // The SwiGLU's gate and up run as panel pairs (matmul_glu_pairs): a thread sums gate's and
 // up's panel j for the same 64 columns, then applies SiLU to them in its own buffers.
 #undef HWY_TARGET_INCLUDE
@@ -262,8 +261,8 @@ HWY_NOINLINE __attribute__((aligned(256))) void SpillPass(
 }
 
 // The single pass of g tokens: one token's inline, 2-6 in SinglePass, 7-10 (F32) or 7-9
-// (16-bit weights) in SpillPass. kPace: F32 passes
-// of 1-3 tokens issue kPaceNops no-ops (HostTuning::float_pace; else none).
+// (16-bit weights) in SpillPass. kPace: F32 passes of 1-3 tokens issue kPaceNops no-ops
+// (HostTuning::float_pace; else none).
 template <int kG, typename WT, bool kPace>
 constexpr int kSingleNops = kPace ? kPaceNops<kG, WT> : 0;
 // kRowsL1: F32 passes of 2-10 tokens fetch into L1 (HostTuning::float_rows_l1; else L2;
