@@ -7,8 +7,8 @@
 
 namespace troupe::cpu {
 
-HostTuning amd_host_tuning() { return {"amd", GemvFetch::kL1, true, false, true}; }
-HostTuning intel_host_tuning() { return {"intel", GemvFetch::kL2Paced, false, true, false}; }
+HostTuning amd_host_tuning() { return {"amd", GemvFetch::kL1, true, false, true, true}; }
+HostTuning intel_host_tuning() { return {"intel", GemvFetch::kL2Paced, false, true, false, false}; }
 
 namespace {
 

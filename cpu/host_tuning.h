@@ -32,9 +32,14 @@ struct HostTuning {
   // batches) fetch their weights ahead into L1 (prefetcht0) instead of L2 (prefetcht1;
   // kSingleFetch, cpu/kernels_panel.cpp).
   bool float_rows_l1;
+  // Whether F32 matmuls of more tokens than one pass takes (11 or more: token groups over
+  // input slices) fetch each next slice into L1 (prefetcht0) instead of L2 (prefetcht1;
+  // cpu/prefetch_share.h), with half-size slices at 11-16 tokens so that a slice and the
+  // next fit L1 together (kSmallSlice, cpu/kernels_panel.cpp).
+  bool float_slices_l1;
 };
 
-// The tables, as measured (docs/benchmarks.md, sessions 26-28, 33 and 34):
+// The tables, as measured (docs/benchmarks.md, sessions 26-28, 33, 34 and 37):
 // - AMD (the Zen 5 host of sessions 13-24 and 28-33): the GEMV into L1 8 KiB ahead (4 KiB
 //   until session 33, which measured 8 KiB 4-12% faster at the host's fast memory level and
 //   the same or faster at its slow one: quant/qkernel_avx512.cpp, kGemvAhead). In an
@@ -53,6 +58,12 @@ struct HostTuning {
 //   memory level it took T(1 + 4)/T(1) from 1.071 to 1.050 on 110M F32 and from 1.088 to
 //   1.048 on the grown target at noise 1.0 (F32), and lowered it at the slow level too
 //   (session 34). Not measured on Intel, which keeps the L2 fetch it had.
+// - The F32 slices' fetch into L1 (float_slices_l1): AMD, where in one process on the same
+//   cold weights F32 matmuls of 12 tokens ran in 0.82-0.93x the time, of 16 tokens
+//   0.84-0.96x, of 24-128 tokens 0.94-1.03x (`test_cpu "[.share-bench]"`), and the batch-32
+//   F32 step of 110M at 0.75-0.78 of the FMA peak against 0.70-0.73 (session 37). Intel's
+//   session 25 measured the batch-32 F32 step slower into L1 (0.395 of the FMA peak against
+//   0.423), so it keeps L2.
 // Any other CPU gets the Intel table (the AVX-512 code paths are the only ones tuned).
 HostTuning amd_host_tuning();
 HostTuning intel_host_tuning();

@@ -30,9 +30,9 @@
 // panel, and up to kMaxSpillG (10 F32, 9 16-bit) in one pass whose sums past the 6th token
 // live in an L1 buffer (SpillPass); more tokens, and every T with narrower vectors (AVX2:
 // 8 vectors a panel, run 4 at a time, 2 tokens), run the panel in input slices of kSlice,
-// each slice (32 KiB of F32 weights, in L1; 16-bit weights widened to F32 once,
-// WidenBuffer) reused by every token group before the next, the groups' partial sums
-// parked in a per-thread buffer between slices.
+// each slice (32 KiB of F32 weights, in L1, or 16 KiB at 11-16 tokens: kSmallSlice; 16-bit
+// weights widened to F32 once, WidenBuffer) reused by every token group before the next,
+// the groups' partial sums parked in a per-thread buffer between slices.
 // The SwiGLU's gate and up run as panel pairs (matmul_glu_pairs): a thread sums gate's and
 // up's panel j for the same 64 columns, then applies SiLU to them in its own buffers.
 #undef HWY_TARGET_INCLUDE
@@ -76,6 +76,18 @@ constexpr int kMaxG = 2;  // 8 + 2 + 1 of 16 ymm
 // Inputs per slice when tokens run in groups (32 KiB of F32 weights; 16 KiB slices, which
 // leave L1 room for the x pieces and parked sums at T = 32, measured 0-9% slower).
 constexpr int64_t kSlice = 128;
+// F32 steps of up to kSmallSliceMaxT tokens (2-3 groups; fewer run in one pass) that fetch
+// the next slice into L1 (HostTuning::float_slices_l1) run slices of kSmallSlice inputs,
+// 16 KiB, so that this slice and the next fit L1 (48 KiB on Zen 5) together. In one process,
+// on the same cold weights (`test_cpu "[.share-bench]"`, two threads, five runs), 12 tokens
+// ran in 0.82-0.93x the time of 32 KiB slices fetched into L2 and 16 tokens in 0.84-0.96x
+// (the 16-bit rows, the same code either way, read 0.98-1.03x: the noise); in
+// an experiment build, 32 KiB slices into L1 ran 12 and 16 tokens in 0.95-1.0x, and 24 or 32
+// tokens in 16 KiB slices were no faster than in 32 KiB ones (their groups park and reload
+// their sums twice as often). 16-bit weights keep the L2 fetch: into L1 (with the widened
+// slice beside it) the 110M shapes measured 0.87-1.04x, most of them 1.00-1.03x (session 37).
+constexpr int64_t kSmallSlice = 64;
+constexpr int64_t kSmallSliceMaxT = 16;
 // While token groups work on one slice, they fetch the next slice (cpu/prefetch_share.h),
 // each pass its share, spread over the pass's input steps. Before, only the first group's
 // pass fetched, 2 KiB ahead of itself, and waited on DRAM: one thread, T = 32, weights cold,
@@ -361,8 +373,10 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g
       // FMAs per weight load).
       const int64_t groups = (T + kMaxG - 1) / kMaxG, base = T / groups, extra = T % groups;
-      for (int64_t i0 = k0; i0 < k1; i0 += kSlice) {
-        const int64_t i1 = std::min(k1, i0 + kSlice);
+      const bool share_l1 = std::is_same_v<WT, float> && tuning.float_slices_l1;
+      const int64_t slice = share_l1 && T <= kSmallSliceMaxT ? kSmallSlice : kSlice;
+      for (int64_t i0 = k0; i0 < k1; i0 += slice) {
+        const int64_t i1 = std::min(k1, i0 + slice);
         // 16-bit weights: the first group's passes widen the slice (see WidenBuffer).
         constexpr bool kWidened = !std::is_same_v<WT, float>;
         float* widened = kWidened ? WidenBuffer() : nullptr;
@@ -370,7 +384,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
         // after this thread's last panel, or a part of the inputs, there is none to fetch.
         const char* next = reinterpret_cast<const char*>(panel + i1 * kP);
         const bool last = i1 == k1 && ((p + 1 == p1 && !more_after) || k0 != 0 || k1 != in);
-        const int64_t next_lines = last ? 0 : kSlice * kP * int64_t(sizeof(WT)) / 64;
+        const int64_t next_lines = last ? 0 : slice * kP * int64_t(sizeof(WT)) / 64;
         const int64_t calls = groups * (kPanelVecs / kVecs);
         int64_t call = 0;
         const bool to_y = whole && i1 == k1;  // the last slice's passes store into y
@@ -380,7 +394,7 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
             const int g = static_cast<int>(base + (j < extra ? 1 : 0));
             const int64_t t = t0;
             t0 += g;
-            const auto ahead = PrefetchShare::of(next, next_lines, call, calls);
+            const auto ahead = PrefetchShare::of(next, next_lines, call, calls, share_l1);
             const float* from = i0 == k0 ? nullptr : sums + t * kP;
             float* to = to_y ? y + t * ldy + r0 : sums + t * kP;
             if (kWidened && j == 0)

@@ -54,22 +54,28 @@ inline void pace_with_nops() {
 struct PrefetchShare {
   const char* base = nullptr;
   int64_t line = 0, end = 0;  // cache lines [line, end) from base still to fetch
+  bool l1 = false;            // into L1 (prefetcht0), else L2 (prefetcht1)
 
   // Share `pass` of `passes` of the `lines` cache lines from base.
-  static PrefetchShare of(const char* base, int64_t lines, int64_t pass, int64_t passes) {
-    return {base, lines * pass / passes, lines * (pass + 1) / passes};
+  static PrefetchShare of(const char* base, int64_t lines, int64_t pass, int64_t passes, bool l1 = false) {
+    return {base, lines * pass / passes, lines * (pass + 1) / passes, l1};
   }
   int64_t left() const { return end - line; }
   // Lines per step() that fetch what is left over `steps` calls, evenly (as few a call as
   // cover it): a pass's share spread over its steps, not fetched in a burst at its start,
   // which stalls on a full fill queue (cpu/kernels_panel.cpp, session 25).
   int64_t per_step(int64_t steps) const { return (left() + steps - 1) / (steps > 0 ? steps : 1); }
-  // Fetches up to `count` more lines into L2 (prefetcht1). Into L1 (prefetcht0, until
-  // session 25) the batch-32 F32 step of 110M ran 0.395-0.397 of the FMA peak on a host
-  // with 16 GB/s of one-thread read bandwidth, 0.423-0.426 into L2, and 0.381-0.394 with
-  // none (`bench peak`); the quantized GEMM measured the same either way.
+  // Fetches up to `count` more lines. Into L1 until session 25; then into L2, where on a host
+  // with 16 GB/s of one-thread read bandwidth the batch-32 F32 step of 110M ran 0.423-0.426
+  // of the FMA peak against 0.395-0.397 into L1 and 0.381-0.394 with none (`bench peak`; the
+  // quantized GEMM measured the same either way). On the Zen 5 host the F32 panels' slices
+  // measured faster into L1 (HostTuning::float_slices_l1) and the quantized GEMM's 4-bit
+  // pairs the same (session 37); `l1` says which.
   inline void step(int64_t count) {
-    for (int64_t l = 0; l < count && line < end; ++l, ++line) __builtin_prefetch(base + line * 64, 0, 2);
+    if (l1)
+      for (int64_t l = 0; l < count && line < end; ++l, ++line) __builtin_prefetch(base + line * 64, 0, 3);
+    else
+      for (int64_t l = 0; l < count && line < end; ++l, ++line) __builtin_prefetch(base + line * 64, 0, 2);
   }
 };
 

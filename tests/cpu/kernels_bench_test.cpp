@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/host_tuning.h"
 #include "cpu/kernels.h"
 #include "cpu/kernels_internal.h"
 #include "test_data.h"
@@ -548,6 +549,42 @@ TEST_CASE("bench: panels on one thread, cold and hot", "[.bench][.panel-cpu-benc
     }
     std::printf("\n");
   }
+}
+
+// The next slice fetched into L1 (HostTuning::float_slices_l1, with 16 KiB slices for F32 steps of
+// 11-16 tokens) against into L2, in turns on the same cold weights in one process (the Zen 5
+// host's memory speed differs from one allocation to the next by up to 1.7x, so separate
+// runs compare poorly): two threads, best of 9 turns each, time and G multiply-adds/s.
+TEST_CASE("bench: next slice into L1 or L2", "[.bench][.share-bench]") {
+  const HostTuning saved = host_tuning();
+  HostTuning l1 = saved, l2 = saved;
+  l1.float_slices_l1 = true;
+  l2.float_slices_l1 = false;
+  ThreadPool pool(bench_threads() ? bench_threads() : 2);
+  for (const NamedShape& v : kPanelShapes) {
+    const int64_t bytes = panel_bytes(v.dt, v.s.out, v.s.in);
+    const int copies = int(std::max<int64_t>(2, (int64_t(1024) << 20) / bytes));
+    MatrixArena A(v.dt, v.s, copies, true);
+    fill_with_panels(pool, A.views[0], A);
+    const auto x = test::random_floats(128 * v.s.in, 9);
+    std::vector<float> y(128 * v.s.out);
+    print_shape(v);
+    for (int64_t T : {12, 16, 24, 32, 128}) {
+      double best[2] = {1e30, 1e30};  // L2, L1
+      for (int r = 0; r < 18; ++r) {
+        const int k = (r + r / 2) % 2;  // L2 L1, L1 L2, ...
+        set_host_tuning(k ? l1 : l2);
+        best[k] = std::min(best[k], best_time(1, 1, [&](int) {
+                             for (int i = 0; i < copies; ++i) matmul(pool, x.data(), T, A.views[i], y.data());
+                           }) / copies);
+      }
+      const double macs = double(T) * double(v.s.out) * double(v.s.in);
+      std::printf(" | T=%ld L2 %.0f us %.0f G, L1 %.0f us %.0f G, L1/L2 %.2f", long(T), best[0] * 1e6,
+                  macs / best[0] / 1e9, best[1] * 1e6, macs / best[1] / 1e9, best[1] / best[0]);
+    }
+    std::printf("\n");
+  }
+  set_host_tuning(saved);
 }
 
 // silu_mul_to as a batched quantized step runs it: 2048-value pieces of each token's

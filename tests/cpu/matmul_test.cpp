@@ -157,8 +157,9 @@ TEST_CASE("matmul: weights in panels", "[cpu][matmul][panels]") {
 // another thread: so any token's outputs are the same bits at every T, the decode step's,
 // a verification run's and a prefill chunk's alike. Shapes end in a partial panel and,
 // for in = 300 and 2100, in a partial input slice. Under each host tuning table
-// (cpu/host_tuning.h), whose F32 one-pass steps differ only in their no-ops (1-3 tokens)
-// and in the cache level they fetch into (2-6 tokens).
+// (cpu/host_tuning.h), whose F32 steps differ only in their no-ops (1-3 tokens), in the
+// cache level they fetch into (2-10 tokens in one pass; in slices, the next slice) and in
+// the slices' size (11-16 tokens: 64 inputs with AMD's table, 128 with Intel's).
 TEST_CASE("matmul: rows in panels are bit-identical whatever T", "[cpu][matmul][panels]") {
   const HostTuning saved = host_tuning();
   for (const HostTuning& tuning : {amd_host_tuning(), intel_host_tuning()}) {
@@ -171,7 +172,7 @@ TEST_CASE("matmul: rows in panels are bit-identical whatever T", "[cpu][matmul][
         for (auto [out, in] : {std::pair<int64_t, int64_t>{100, 300}, {64, 128}, {200, 2100}}) {
           for (bool with_bias : {false, true})
             check_rows_whatever_t(panel_matmul, pool, dt, out, in, seed, 1,
-                                  {2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 32, 33, 64, 100}, with_bias);
+                                  {2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 32, 33, 64, 100}, with_bias);
           seed += 2;
         }
     });
