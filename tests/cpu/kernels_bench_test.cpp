@@ -516,31 +516,43 @@ TEST_CASE("bench: weights in panels vs row-major", "[.bench][.panel-bench]") {
   }
 }
 
+// A shape's weights in panels, copied through 1 GiB (more than any L3: 128 MiB until session
+// 25, which a host with a 480 MiB L3 kept in cache) so that a pass over the copies reads them
+// from DRAM, with inputs and outputs for up to 128 tokens.
+struct ColdPanels {
+  int copies;
+  MatrixArena arena;
+  std::vector<float> x, y;
+  ColdPanels(ThreadPool& pool, const NamedShape& v)
+      : copies(int(std::max<int64_t>(2, (int64_t(1024) << 20) / panel_bytes(v.dt, v.s.out, v.s.in)))),
+        arena(v.dt, v.s, copies, true),
+        x(test::random_floats(128 * v.s.in, 9)),
+        y(static_cast<size_t>(128 * v.s.out)) {
+    fill_with_panels(pool, arena.views[0], arena);
+  }
+  // T tokens over copy `i` (its weights cold when the copies are taken in turn).
+  void matmul_copy(ThreadPool& pool, int64_t T, int i) { matmul(pool, x.data(), T, arena.views[i], y.data()); }
+};
+
 // The panel kernel alone on one thread, in thread CPU time (a neighbour's preemption does
 // not count; its memory traffic does): per shape and T, G multiply-adds/s with the weights
-// cold (copies cycled through 1 GiB, more than any L3: 128 MiB until session 25, which a
-// host with a 480 MiB L3 kept in cache) and hot (one copy, in L2/L3), best of 7 passes.
+// cold (ColdPanels, the copies in turn) and hot (one copy, in L2/L3), best of 7 passes.
 // Cold / hot is how much of the step the weight fetch from DRAM still costs.
 TEST_CASE("bench: panels on one thread, cold and hot", "[.bench][.panel-cpu-bench]") {
   ForceTarget force_target;
   ThreadPool pool(1);
   for (const NamedShape& v : kPanelShapes) {
-    const int64_t bytes = panel_bytes(v.dt, v.s.out, v.s.in);
-    const int copies = int(std::max<int64_t>(2, (int64_t(1024) << 20) / bytes));
-    MatrixArena A(v.dt, v.s, copies, true);
-    fill_with_panels(pool, A.views[0], A);
-    const auto x = test::random_floats(128 * v.s.in, 9);
-    std::vector<float> y(128 * v.s.out);
+    ColdPanels P(pool, v);
     print_shape(v);
     for (int64_t T : {1, 5, 32, 128}) {
-      const int calls = copies;
+      const int calls = P.copies;
       double cold = 1e30, hot = 1e30;
       for (int r = 0; r < 7; ++r) {
         cold = std::min(cold, thread_cpu_time([&](int) {
-                          for (int i = 0; i < calls; ++i) matmul(pool, x.data(), T, A.views[i], y.data());
+                          for (int i = 0; i < calls; ++i) P.matmul_copy(pool, T, i);
                         }) / calls);
         hot = std::min(hot, thread_cpu_time([&](int) {
-                         for (int i = 0; i < calls; ++i) matmul(pool, x.data(), T, A.views[0], y.data());
+                         for (int i = 0; i < calls; ++i) P.matmul_copy(pool, T, 0);
                        }) / calls);
       }
       const double macs = double(T) * double(v.s.out) * double(v.s.in);
@@ -551,8 +563,8 @@ TEST_CASE("bench: panels on one thread, cold and hot", "[.bench][.panel-cpu-benc
   }
 }
 
-// The next slice fetched into L1 (HostTuning::float_slices_l1, with 16 KiB slices for F32 steps of
-// 11-16 tokens) against into L2, in turns on the same cold weights in one process (the Zen 5
+// The next slice fetched into L1 (HostTuning::float_slices_l1, with 16 KiB slices for F32
+// steps of 11-16 tokens) against into L2, in turns on the same cold weights in one process (the Zen 5
 // host's memory speed differs from one allocation to the next by up to 1.7x, so separate
 // runs compare poorly): two threads, best of 9 turns each, time and G multiply-adds/s.
 TEST_CASE("bench: next slice into L1 or L2", "[.bench][.share-bench]") {
@@ -562,12 +574,7 @@ TEST_CASE("bench: next slice into L1 or L2", "[.bench][.share-bench]") {
   l2.float_slices_l1 = false;
   ThreadPool pool(bench_threads() ? bench_threads() : 2);
   for (const NamedShape& v : kPanelShapes) {
-    const int64_t bytes = panel_bytes(v.dt, v.s.out, v.s.in);
-    const int copies = int(std::max<int64_t>(2, (int64_t(1024) << 20) / bytes));
-    MatrixArena A(v.dt, v.s, copies, true);
-    fill_with_panels(pool, A.views[0], A);
-    const auto x = test::random_floats(128 * v.s.in, 9);
-    std::vector<float> y(128 * v.s.out);
+    ColdPanels P(pool, v);
     print_shape(v);
     for (int64_t T : {12, 16, 24, 32, 128}) {
       double best[2] = {1e30, 1e30};  // L2, L1
@@ -575,8 +582,8 @@ TEST_CASE("bench: next slice into L1 or L2", "[.bench][.share-bench]") {
         const int k = (r + r / 2) % 2;  // L2 L1, L1 L2, ...
         set_host_tuning(k ? l1 : l2);
         best[k] = std::min(best[k], best_time(1, 1, [&](int) {
-                             for (int i = 0; i < copies; ++i) matmul(pool, x.data(), T, A.views[i], y.data());
-                           }) / copies);
+                             for (int i = 0; i < P.copies; ++i) P.matmul_copy(pool, T, i);
+                           }) / P.copies);
       }
       const double macs = double(T) * double(v.s.out) * double(v.s.in);
       std::printf(" | T=%ld L2 %.0f us %.0f G, L1 %.0f us %.0f G, L1/L2 %.2f", long(T), best[0] * 1e6,
