@@ -32,8 +32,8 @@ struct HostTuning {
   // batches) fetch their weights ahead into L1 (prefetcht0) instead of L2 (prefetcht1;
   // kSingleFetch, cpu/kernels_panel.cpp).
   bool float_rows_l1;
-  // Whether F32 matmuls of more tokens than one pass takes (11 or more: token groups over
-  // input slices) fetch each next slice into L1 (prefetcht0) instead of L2 (prefetcht1;
+  // Whether AVX-512 F32 matmuls of more tokens than one pass takes (11 or more: token groups
+  // over input slices) fetch each next slice into L1 (prefetcht0) instead of L2 (prefetcht1;
   // cpu/prefetch_share.h), with half-size slices at 11-16 tokens so that a slice and the
   // next fit L1 together (kSmallSlice, cpu/kernels_panel.cpp).
   bool float_slices_l1;

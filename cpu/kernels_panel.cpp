@@ -76,16 +76,17 @@ constexpr int kMaxG = 2;  // 8 + 2 + 1 of 16 ymm
 // Inputs per slice when tokens run in groups (32 KiB of F32 weights; 16 KiB slices, which
 // leave L1 room for the x pieces and parked sums at T = 32, measured 0-9% slower).
 constexpr int64_t kSlice = 128;
-// F32 steps of up to kSmallSliceMaxT tokens (2-3 groups; fewer run in one pass) that fetch
-// the next slice into L1 (HostTuning::float_slices_l1) run slices of kSmallSlice inputs,
-// 16 KiB, so that this slice and the next fit L1 (48 KiB on Zen 5) together. In one process,
-// on the same cold weights (`test_cpu "[.share-bench]"`, two threads, five runs), 12 tokens
-// ran in 0.82-0.93x the time of 32 KiB slices fetched into L2 and 16 tokens in 0.84-0.96x
-// (the 16-bit rows, the same code either way, read 0.98-1.03x: the noise); in
-// an experiment build, 32 KiB slices into L1 ran 12 and 16 tokens in 0.95-1.0x, and 24 or 32
-// tokens in 16 KiB slices were no faster than in 32 KiB ones (their groups park and reload
-// their sums twice as often). 16-bit weights keep the L2 fetch: into L1 (with the widened
-// slice beside it) the 110M shapes measured 0.87-1.04x, most of them 1.00-1.03x (session 37).
+// AVX-512 F32 steps of up to kSmallSliceMaxT tokens (2-3 groups; fewer run in one pass)
+// fetch the next slice into L1 where the host tuning says so (HostTuning::float_slices_l1),
+// and run slices of kSmallSlice inputs, 16 KiB, so that this slice and the next fit L1 (48
+// KiB on Zen 5) together. In one process, on the same cold weights (`test_cpu
+// "[.share-bench]"`, two threads, five runs), 12 tokens ran in 0.82-0.93x the time of 32 KiB
+// slices fetched into L2 and 16 tokens in 0.84-0.96x (the 16-bit rows, the same code either
+// way, read 0.98-1.03x: the noise). In an experiment build, 32 KiB slices into L1 ran 12 and
+// 16 tokens in 0.95-1.0x, and 24 or 32 tokens in 16 KiB slices were no faster than in 32 KiB
+// ones (their groups park and reload their sums twice as often). 16-bit weights keep the L2
+// fetch: into L1 (with the widened slice beside it) the 110M shapes measured 0.87-1.04x, most
+// of them 1.00-1.03x (session 37). AVX2 (measured on no host) keeps the L2 fetch too.
 constexpr int64_t kSmallSlice = 64;
 constexpr int64_t kSmallSliceMaxT = 16;
 // While token groups work on one slice, they fetch the next slice (cpu/prefetch_share.h),
@@ -373,7 +374,8 @@ void PanelRows(const float* x, int64_t T, const WT* W, int64_t in, int64_t out, 
       // 32 = 6 + 6 + 5 + 5 + 5 + 5, never a group of 2 after full ones: a group of g does g
       // FMAs per weight load).
       const int64_t groups = (T + kMaxG - 1) / kMaxG, base = T / groups, extra = T % groups;
-      const bool share_l1 = std::is_same_v<WT, float> && tuning.float_slices_l1;
+      const bool share_l1 =  // (see kSmallSlice)
+          std::is_same_v<WT, float> && kVecs == kPanelVecs && tuning.float_slices_l1;
       const int64_t slice = share_l1 && T <= kSmallSliceMaxT ? kSmallSlice : kSlice;
       for (int64_t i0 = k0; i0 < k1; i0 += slice) {
         const int64_t i1 = std::min(k1, i0 + slice);

@@ -564,9 +564,10 @@ TEST_CASE("bench: panels on one thread, cold and hot", "[.bench][.panel-cpu-benc
 }
 
 // The next slice fetched into L1 (HostTuning::float_slices_l1, with 16 KiB slices for F32
-// steps of 11-16 tokens) against into L2, in turns on the same cold weights in one process (the Zen 5
-// host's memory speed differs from one allocation to the next by up to 1.7x, so separate
-// runs compare poorly): two threads, best of 9 turns each, time and G multiply-adds/s.
+// steps of 11-16 tokens) against into L2, in turns on the same cold weights in one process
+// (the Zen 5 host's memory speed differs from one allocation to the next by up to 1.7x, so
+// separate runs compare poorly): two threads, best of 9 turns each, time and G
+// multiply-adds/s. The 16-bit shapes run the same code either way: their ratio is the noise.
 TEST_CASE("bench: next slice into L1 or L2", "[.bench][.share-bench]") {
   const HostTuning saved = host_tuning();
   HostTuning l1 = saved, l2 = saved;

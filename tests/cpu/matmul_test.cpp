@@ -159,7 +159,7 @@ TEST_CASE("matmul: weights in panels", "[cpu][matmul][panels]") {
 // for in = 300 and 2100, in a partial input slice. Under each host tuning table
 // (cpu/host_tuning.h), whose F32 steps differ only in their no-ops (1-3 tokens), in the
 // cache level they fetch into (2-10 tokens in one pass; in slices, the next slice) and in
-// the slices' size (11-16 tokens: 64 inputs with AMD's table, 128 with Intel's).
+// the slices' size (AVX-512, 11-16 tokens: 64 inputs with AMD's table, 128 with Intel's).
 TEST_CASE("matmul: rows in panels are bit-identical whatever T", "[cpu][matmul][panels]") {
   const HostTuning saved = host_tuning();
   for (const HostTuning& tuning : {amd_host_tuning(), intel_host_tuning()}) {
