@@ -3,8 +3,9 @@
 // from a token budget: running sequences first (decodes, then unfinished prefill chunks),
 // then waiting ones by priority (FCFS among equals, or most max_tokens first with
 // --schedule-policy lof) with what budget remains. When KV blocks run out it preempts the
-// lowest-priority running sequence (recompute: free its blocks, requeue it at the front). It streams every new token to the output stage and
-// retires finished sequences at once, so a new request joins the very next step.
+// lowest-priority running sequence (recompute: free its blocks, requeue it at the front).
+// It streams every new token to the output stage and retires finished sequences at once,
+// so a new request joins the very next step.
 // New tokens and final states go to the output stage as one StepUpdates per step.
 #include <caf/all.hpp>
 

@@ -29,7 +29,7 @@ void add_workload_json(const ThroughputOpts& o, boost::json::object& js) {
   js["output_len"] = o.output_len;
   js["request_rate"] = o.request_rate > 0 ? boost::json::value(o.request_rate) : boost::json::value("inf");
   js["max_num_seqs"] = o.engine.scheduler.max_num_seqs;
-  js["schedule_policy"] = o.engine.scheduler.schedule_policy == SchedulePolicy::LongestOutputFirst ? "lof" : "fcfs";
+  js["schedule_policy"] = schedule_policy_name(o.engine.scheduler.schedule_policy);
   js["max_num_batched_tokens"] = o.engine.scheduler.max_num_batched_tokens;
 }
 

@@ -198,7 +198,7 @@ void add_scheduler_flags(FlagSet& f, SchedulerConfig& cfg) {
                     "continuous batching)")
                  ->check(CLI::IsMember({"fcfs", "lof"}))
                  ->default_str("fcfs"),
-             [&cfg] { return boost::json::value(cfg.schedule_policy == SchedulePolicy::LongestOutputFirst ? "lof" : "fcfs"); });
+             [&cfg] { return boost::json::value(schedule_policy_name(cfg.schedule_policy)); });
   f.option("--batch-wait-ms", cfg.batch_wait_ms, "Static batching: wait this long to fill a batch")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 30));

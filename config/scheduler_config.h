@@ -18,6 +18,10 @@ enum class Scheduling { Continuous, Static };
 //   batching is the arrival-order baseline), and not with a server-wide TTFT target
 //   (deadlines come first, and each request has its own).
 enum class SchedulePolicy : uint8_t { Fcfs, LongestOutputFirst };
+// Its name in flags, config files and bench JSON.
+inline const char* schedule_policy_name(SchedulePolicy p) {
+  return p == SchedulePolicy::LongestOutputFirst ? "lof" : "fcfs";
+}
 
 struct SchedulerConfig {
   Scheduling scheduling = Scheduling::Continuous;

@@ -81,8 +81,8 @@ typename Inspector::result_type inspect(Inspector& f, ModelIdentity& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, SchedulerConfig& x) {
-  return f(caf::meta::type_name("SchedulerConfig"), x.scheduling, x.schedule_policy, x.max_num_seqs, x.max_num_batched_tokens,
-           x.max_model_len, x.enable_prefix_caching, x.batch_wait_ms, x.max_steps_in_flight,
+  return f(caf::meta::type_name("SchedulerConfig"), x.scheduling, x.schedule_policy, x.max_num_seqs,
+           x.max_num_batched_tokens, x.max_model_len, x.enable_prefix_caching, x.batch_wait_ms, x.max_steps_in_flight,
            x.slo_ttft_ms, x.slo_tpot_ms, x.slo_reject, x.slo_admission_quantile, x.slo_min_ttft_ms,
            x.slo_min_tpot_ms);
 }
