@@ -595,6 +595,39 @@ TEST_CASE("bench: next slice into L1 or L2", "[.bench][.share-bench]") {
   set_host_tuning(saved);
 }
 
+// How far a second thread speeds up the F32 panel matmul, in turns in one process: one and
+// two threads, weights hot (one copy, in L2/L3) and cold (ColdPanels' copies in turn), wall
+// time, best of 5 turns each, G multiply-adds/s. On the Zen 5 guest two threads ran 1.9-2.0x
+// one thread's rate in most runs of session 38 and 1.4-1.6x in others, hot and cold alike,
+// minutes apart (one thread's rate the same in both); the batched steps, prefill and the
+// continuous/static ratio moved with it. This bench tells the two states apart before a
+// comparison is read.
+TEST_CASE("bench: one thread against two on the panel matmul", "[.bench][.scaling-bench]") {
+  ThreadPool p1(1), p2(2);
+  for (const NamedShape& v : kPanelShapes) {
+    if (v.dt != DType::F32) continue;
+    ColdPanels P(p1, v);
+    print_shape(v);
+    for (int64_t T : {32, 128}) {
+      double best[4] = {1e30, 1e30, 1e30, 1e30};  // hot 1t, hot 2t, cold 1t, cold 2t
+      for (int r = 0; r < 5; ++r)
+        for (int k = 0; k < 4; ++k) {
+          ThreadPool& pool = k % 2 ? p2 : p1;
+          const bool cold = k >= 2;
+          const int calls = cold ? P.copies : 8;
+          best[k] = std::min(best[k], best_time(1, calls, [&](int i) {
+                               P.matmul_copy(pool, T, cold ? i : 0);
+                             }));
+        }
+      const double macs = double(T) * double(v.s.out) * double(v.s.in);
+      std::printf(" | T=%ld hot %.0f / %.0f G (%.2fx), cold %.0f / %.0f G (%.2fx)", long(T),
+                  macs / best[0] / 1e9, macs / best[1] / 1e9, best[0] / best[1],
+                  macs / best[2] / 1e9, macs / best[3] / 1e9, best[2] / best[3]);
+    }
+    std::printf("\n");
+  }
+}
+
 // silu_mul_to as a batched quantized step runs it: 2048-value pieces of each token's
 // [gate | up] row into an L1 buffer, over 32 tokens of the grown target's 16384-wide
 // intermediate. Thread CPU time, best of 20 passes; ns per value.
