@@ -333,14 +333,21 @@ TEST_CASE("speculation switches itself off when drafts fail", "[spec][engine][ad
   }
   EngineConfig cfg = base_config(model);
   const auto reference = run_alone(cfg, greedy);
+  // min_k0: the share of decode steps that must plan no drafts. The n-gram requests are
+  // unseeded, so measured step times steer their plan: alone, 429-455 of 472 steps planned
+  // none; beside a kernel test under `ctest -j2`, 400 of 472 once (session 38, where 0.85
+  // failed). A controller that kept the slots open would plan them in nearly every step,
+  // which 2/3 still catches. The costly draft model's probes wait for credit: 472 of 472.
   struct Off {
     std::string name;
     SpeculativeConfig spec;
     const std::vector<GenerateRequest>* reqs;
+    double min_k0;
   };
-  for (const auto& c : {Off{"n-gram drafts (free) on unpredictable sampled text", ngram(4, true), &hot},
+  for (const auto& c : {Off{"n-gram drafts (free) on unpredictable sampled text", ngram(4, true), &hot, 2.0 / 3},
                         Off{"a useless draft model as costly as the target",
-                            draft(test::perturbed_copy(model, 4.0, 2, "spec-draft-garbage"), 4, true), &greedy}}) {
+                            draft(test::perturbed_copy(model, 4.0, 2, "spec-draft-garbage"), 4, true), &greedy,
+                            0.85}}) {
     INFO(c.name);
     cfg.speculative = c.spec;
     SchedulerStats st;
@@ -358,7 +365,7 @@ TEST_CASE("speculation switches itself off when drafts fail", "[spec][engine][ad
     // drafter. A costly draft model must be switched off outright (k = 0); so must free
     // n-gram lookups that rarely match or whose matches fail: the controller learns how
     // often the proposer comes up with anything (proposal_rate), not only acceptance.
-    CHECK(double(st.spec.k_histogram[0]) >= 0.85 * double(decode_steps));
+    CHECK(double(st.spec.k_histogram[0]) >= c.min_k0 * double(decode_steps));
     CHECK(st.spec.num_draft_tokens <= decode_steps / 4);
   }
 }
